@@ -1,0 +1,52 @@
+//! `stepops`: the command line. Each subcommand lives in its own module and hands its parsed
+//! arguments to a library crate; nothing here holds domain logic.
+
+use clap::{Parser, Subcommand};
+
+mod logging;
+
+/// Operational tasks on AWS Step Functions: migrations between stacks, deploys and admin tasks,
+/// runnable on a laptop through stepops' local engine.
+#[derive(Parser)]
+#[command(name = "stepops", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the error names stepops reports (what state machines Retry and Catch on).
+    Errors,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime");
+    let result: anyhow::Result<()> = runtime.block_on(async move {
+        match cli.command {
+            Command::Errors => {
+                for name in stepops_error::ErrorName::ALL {
+                    let retry = if name.is_retryable() {
+                        "retry"
+                    } else {
+                        "catch"
+                    };
+                    println!("{:<26} {retry}", name.as_str());
+                }
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
