@@ -1,16 +1,900 @@
-//! Intrinsic functions (`States.*`).
+//! Intrinsic functions (`States.*`) in JSONPath mode.
+//!
+//! An expression is `States.Name(arg, …)`; arguments are string literals in single quotes
+//! (escapes `\'`, `\{`, `\}`, `\\`), numbers, `true`/`false`/`null`, paths (`$…`, `$$…`,
+//! `$var…`) or nested intrinsic calls.
 
-use crate::{DataError, Scope, Value};
+use base64::Engine as _;
+use md5::Digest as _;
+use rand::{Rng as _, SeedableRng as _};
 
-/// Parses and evaluates one intrinsic call, e.g. `States.Format('{} {}', $.a, $$.b)`.
-pub fn evaluate(expression: &str, scope: &Scope) -> Result<Value, DataError> {
-    let _ = scope;
-    Err(DataError::intrinsic(format!(
-        "not implemented yet: {expression}"
-    )))
+use crate::path::JsonPath;
+use crate::{DataError, Map, Scope, Value, to_json};
+
+/// Maximum length (characters) of the string arguments of Base64Encode/Decode and Hash.
+pub const MAX_STRING_ARGUMENT: usize = 10_000;
+/// Maximum number of items States.ArrayRange produces.
+pub const MAX_RANGE_ITEMS: usize = 1_000;
+
+/// One argument of a call.
+#[derive(Debug, Clone, PartialEq)]
+enum Arg {
+    /// A string literal: the unescaped value and the raw text between the quotes (Format needs
+    /// the raw text to tell `\{` from `{`).
+    Str {
+        value: String,
+        raw: String,
+    },
+    Literal(Value),
+    Path(JsonPath),
+    Call(Call),
 }
+
+/// A parsed call.
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    name: String,
+    args: Vec<Arg>,
+}
+
+const FUNCTIONS: &[&str] = &[
+    "States.Format",
+    "States.StringToJson",
+    "States.JsonToString",
+    "States.Array",
+    "States.ArrayPartition",
+    "States.ArrayContains",
+    "States.ArrayRange",
+    "States.ArrayGetItem",
+    "States.ArrayLength",
+    "States.ArrayUnique",
+    "States.Base64Encode",
+    "States.Base64Decode",
+    "States.Hash",
+    "States.JsonMerge",
+    "States.MathRandom",
+    "States.MathAdd",
+    "States.StringSplit",
+    "States.UUID",
+];
 
 /// Whether the text is an intrinsic function call (`States.Name(…)`).
 pub fn is_intrinsic(expression: &str) -> bool {
-    expression.trim_start().starts_with("States.")
+    let t = expression.trim();
+    t.starts_with("States.") && t.ends_with(')') && t.contains('(')
+}
+
+/// Parses and evaluates one intrinsic call, e.g. `States.Format('{} {}', $.a, $$.b)`.
+pub fn evaluate(expression: &str, scope: &Scope) -> Result<Value, DataError> {
+    evaluate_for_field(expression, None, scope)
+}
+
+/// Validates an intrinsic call's syntax (function names, argument syntax, paths).
+pub fn validate(expression: &str) -> Result<(), String> {
+    parse(expression).map(|_| ())
+}
+
+/// Evaluates for a template field (`field` is e.g. `"value.$"`, used in error causes).
+pub(crate) fn evaluate_for_field(
+    expression: &str,
+    field: Option<&str>,
+    scope: &Scope,
+) -> Result<Value, DataError> {
+    let call = parse(expression).map_err(|e| {
+        DataError::intrinsic(format!(
+            "The value of the field '{}' has an invalid format: {e}",
+            field.unwrap_or("(intrinsic)")
+        ))
+    })?;
+    let ctx = EvalCtx { field, scope };
+    ctx.call(&call)
+}
+
+fn parse(expression: &str) -> Result<Call, String> {
+    let mut p = Parser {
+        c: expression.chars().collect(),
+        i: 0,
+    };
+    p.ws();
+    let call = p.call()?;
+    p.ws();
+    if p.i != p.c.len() {
+        return Err(format!(
+            "unexpected text after the call at position {}: '{}'",
+            p.i,
+            p.c[p.i..].iter().collect::<String>()
+        ));
+    }
+    Ok(call)
+}
+
+struct Parser {
+    c: Vec<char>,
+    i: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<char> {
+        self.c.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while self.peek().is_some_and(char::is_whitespace) {
+            self.i += 1;
+        }
+    }
+
+    fn call(&mut self) -> Result<Call, String> {
+        let start = self.i;
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+        {
+            self.i += 1;
+        }
+        let name: String = self.c[start..self.i].iter().collect();
+        if !FUNCTIONS.contains(&name.as_str()) {
+            return Err(format!("unknown intrinsic function '{name}'"));
+        }
+        self.ws();
+        if self.peek() != Some('(') {
+            return Err(format!("expected '(' after '{name}'"));
+        }
+        self.i += 1;
+        let mut args = Vec::new();
+        self.ws();
+        if self.peek() == Some(')') {
+            self.i += 1;
+            return Ok(Call { name, args });
+        }
+        loop {
+            self.ws();
+            args.push(self.arg()?);
+            self.ws();
+            match self.peek() {
+                Some(',') => self.i += 1,
+                Some(')') => {
+                    self.i += 1;
+                    return Ok(Call { name, args });
+                }
+                Some(c) => return Err(format!("unexpected '{c}' in the arguments of {name}")),
+                None => return Err(format!("missing ')' in the call of {name}")),
+            }
+        }
+    }
+
+    fn arg(&mut self) -> Result<Arg, String> {
+        match self.peek() {
+            Some('\'') => {
+                self.i += 1;
+                let mut value = String::new();
+                let mut raw = String::new();
+                loop {
+                    match self.peek() {
+                        None => return Err("unterminated string literal".to_owned()),
+                        Some('\\') => {
+                            let next = self
+                                .c
+                                .get(self.i + 1)
+                                .copied()
+                                .ok_or("unterminated string literal")?;
+                            raw.push('\\');
+                            raw.push(next);
+                            // `\'`, `\\`, `\{`, `\}` escape; other backslashes are kept.
+                            match next {
+                                '\'' | '\\' | '{' | '}' => value.push(next),
+                                _ => {
+                                    value.push('\\');
+                                    value.push(next);
+                                }
+                            }
+                            self.i += 2;
+                        }
+                        Some('\'') => {
+                            self.i += 1;
+                            return Ok(Arg::Str { value, raw });
+                        }
+                        Some(c) => {
+                            value.push(c);
+                            raw.push(c);
+                            self.i += 1;
+                        }
+                    }
+                }
+            }
+            Some('$') => {
+                // A path runs to the next top-level ',' or ')' (brackets and quotes nest).
+                let start = self.i;
+                let mut depth = 0i32;
+                let mut quote: Option<char> = None;
+                while let Some(c) = self.peek() {
+                    if let Some(q) = quote {
+                        if c == '\\' {
+                            self.i += 1;
+                        } else if c == q {
+                            quote = None;
+                        }
+                    } else {
+                        match c {
+                            '\'' | '"' => quote = Some(c),
+                            '[' | '(' => depth += 1,
+                            ']' => depth -= 1,
+                            ')' if depth == 0 => break,
+                            ')' => depth -= 1,
+                            ',' if depth == 0 => break,
+                            _ => {}
+                        }
+                    }
+                    self.i += 1;
+                }
+                let text: String = self.c[start..self.i].iter().collect();
+                let text = text.trim_end();
+                JsonPath::parse(text)
+                    .map(Arg::Path)
+                    .map_err(|e| e.to_string())
+            }
+            Some('S') => Ok(Arg::Call(self.call()?)),
+            Some(_) => {
+                let start = self.i;
+                while self
+                    .peek()
+                    .is_some_and(|c| !matches!(c, ',' | ')') && !c.is_whitespace())
+                {
+                    self.i += 1;
+                }
+                let text: String = self.c[start..self.i].iter().collect();
+                match text.as_str() {
+                    "true" => Ok(Arg::Literal(Value::Bool(true))),
+                    "false" => Ok(Arg::Literal(Value::Bool(false))),
+                    "null" => Ok(Arg::Literal(Value::Null)),
+                    _ => serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .filter(Value::is_number)
+                        .map(Arg::Literal)
+                        .ok_or_else(|| format!("invalid argument '{text}'")),
+                }
+            }
+            None => Err("missing argument".to_owned()),
+        }
+    }
+}
+
+struct EvalCtx<'s, 'a> {
+    field: Option<&'s str>,
+    scope: &'s Scope<'a>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+impl EvalCtx<'_, '_> {
+    fn arg(&self, a: &Arg) -> Result<Value, DataError> {
+        match a {
+            Arg::Str { value, .. } => Ok(Value::String(value.clone())),
+            Arg::Literal(v) => Ok(v.clone()),
+            Arg::Call(c) => self.call(c),
+            Arg::Path(p) => p.read(self.scope).ok_or_else(|| {
+                let source = match p.root() {
+                    crate::path::Root::Variable(_) => {
+                        return DataError::runtime(format!(
+                            "The JSONPath '{}' specified for the field '{}' could not be found in the variables",
+                            p.as_str(),
+                            self.field.unwrap_or("(intrinsic)")
+                        ));
+                    }
+                    crate::path::Root::Context => self.scope.context,
+                    crate::path::Root::Input => self.scope.input,
+                };
+                DataError::runtime(format!(
+                    "The JSONPath '{}' specified for the field '{}' could not be found in the input '{}'",
+                    p.as_str(),
+                    self.field.unwrap_or("(intrinsic)"),
+                    to_json(source)
+                ))
+            }),
+        }
+    }
+
+    fn fail(&self, call: &Call, msg: impl std::fmt::Display) -> DataError {
+        DataError::intrinsic(format!(
+            "Invalid arguments in the intrinsic function call {}{}: {msg}",
+            call.name,
+            self.field
+                .map(|f| format!(" for the field '{f}'"))
+                .unwrap_or_default()
+        ))
+    }
+
+    fn arity(&self, call: &Call, min: usize, max: usize) -> Result<Vec<Value>, DataError> {
+        let n = call.args.len();
+        if n < min || n > max {
+            let expected = if min == max {
+                format!("{min}")
+            } else if max == usize::MAX {
+                format!("at least {min}")
+            } else {
+                format!("{min} to {max}")
+            };
+            return Err(self.fail(
+                call,
+                format!("the function takes {expected} argument(s), {n} given"),
+            ));
+        }
+        call.args.iter().map(|a| self.arg(a)).collect()
+    }
+
+    fn string<'v>(&self, call: &Call, v: &'v Value, what: &str) -> Result<&'v str, DataError> {
+        v.as_str().ok_or_else(|| {
+            self.fail(
+                call,
+                format!(
+                    "{what} must be a string, got {} ({})",
+                    type_name(v),
+                    to_json(v)
+                ),
+            )
+        })
+    }
+
+    fn array<'v>(
+        &self,
+        call: &Call,
+        v: &'v Value,
+        what: &str,
+    ) -> Result<&'v Vec<Value>, DataError> {
+        v.as_array().ok_or_else(|| {
+            self.fail(
+                call,
+                format!(
+                    "{what} must be an array, got {} ({})",
+                    type_name(v),
+                    to_json(v)
+                ),
+            )
+        })
+    }
+
+    /// An integer argument; AWS rounds a number with a fraction half up (Java `Math.round`).
+    fn int(&self, call: &Call, v: &Value, what: &str) -> Result<i64, DataError> {
+        let Value::Number(n) = v else {
+            return Err(self.fail(
+                call,
+                format!(
+                    "{what} must be a number, got {} ({})",
+                    type_name(v),
+                    to_json(v)
+                ),
+            ));
+        };
+        if let Some(i) = n.as_i64() {
+            return Ok(i);
+        }
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if !f.is_finite() || f.abs() > 9.0e15 {
+            return Err(self.fail(call, format!("{what} is out of range: {n}")));
+        }
+        Ok((f + 0.5).floor() as i64)
+    }
+
+    fn call(&self, call: &Call) -> Result<Value, DataError> {
+        match call.name.as_str() {
+            "States.Format" => self.format(call),
+            "States.StringToJson" => {
+                let a = self.arity(call, 1, 1)?;
+                let s = self.string(call, &a[0], "the argument")?;
+                if s.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                serde_json::from_str(s).map_err(|e| {
+                    self.fail(call, format!("the string is not valid JSON ({e}): {s}"))
+                })
+            }
+            "States.JsonToString" => {
+                let a = self.arity(call, 1, 1)?;
+                Ok(Value::String(to_json(&a[0])))
+            }
+            "States.Array" => Ok(Value::Array(self.arity(call, 0, usize::MAX)?)),
+            "States.ArrayPartition" => {
+                let a = self.arity(call, 2, 2)?;
+                let arr = self.array(call, &a[0], "the first argument")?;
+                let size = self.int(call, &a[1], "the chunk size")?;
+                if size <= 0 {
+                    return Err(self.fail(
+                        call,
+                        format!("the chunk size must be greater than 0, got {size}"),
+                    ));
+                }
+                Ok(Value::Array(
+                    arr.chunks(size as usize)
+                        .map(|c| Value::Array(c.to_vec()))
+                        .collect(),
+                ))
+            }
+            "States.ArrayContains" => {
+                let a = self.arity(call, 2, 2)?;
+                let arr = self.array(call, &a[0], "the first argument")?;
+                Ok(Value::Bool(
+                    arr.iter().any(|x| crate::path::json_eq(x, &a[1])),
+                ))
+            }
+            "States.ArrayRange" => {
+                let a = self.arity(call, 3, 3)?;
+                let start = self.int(call, &a[0], "the start")?;
+                let end = self.int(call, &a[1], "the end")?;
+                let step = self.int(call, &a[2], "the step")?;
+                if step == 0 {
+                    return Err(self.fail(call, "the step must not be 0"));
+                }
+                let count = if (step > 0 && start > end) || (step < 0 && start < end) {
+                    0
+                } else {
+                    ((end - start) / step) as usize + 1
+                };
+                if count > MAX_RANGE_ITEMS {
+                    return Err(self.fail(
+                        call,
+                        format!(
+                            "the range has {count} items, more than the maximum of {MAX_RANGE_ITEMS}"
+                        ),
+                    ));
+                }
+                Ok(Value::Array(
+                    (0..count as i64)
+                        .map(|k| Value::from(start + k * step))
+                        .collect(),
+                ))
+            }
+            "States.ArrayGetItem" => {
+                let a = self.arity(call, 2, 2)?;
+                let arr = self.array(call, &a[0], "the first argument")?;
+                let idx = self.int(call, &a[1], "the index")?;
+                if idx < 0 || idx as usize >= arr.len() {
+                    return Err(self.fail(
+                        call,
+                        format!(
+                            "the index {idx} is out of bounds for an array of {} item(s)",
+                            arr.len()
+                        ),
+                    ));
+                }
+                Ok(arr[idx as usize].clone())
+            }
+            "States.ArrayLength" => {
+                let a = self.arity(call, 1, 1)?;
+                Ok(Value::from(self.array(call, &a[0], "the argument")?.len()))
+            }
+            "States.ArrayUnique" => {
+                let a = self.arity(call, 1, 1)?;
+                let arr = self.array(call, &a[0], "the argument")?;
+                let mut out: Vec<Value> = Vec::new();
+                for x in arr {
+                    if !out.iter().any(|y| crate::path::json_eq(x, y)) {
+                        out.push(x.clone());
+                    }
+                }
+                Ok(Value::Array(out))
+            }
+            "States.Base64Encode" => {
+                let a = self.arity(call, 1, 1)?;
+                let s = self.string(call, &a[0], "the argument")?;
+                self.limit(call, s)?;
+                Ok(Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
+                ))
+            }
+            "States.Base64Decode" => {
+                let a = self.arity(call, 1, 1)?;
+                let s = self.string(call, &a[0], "the argument")?;
+                self.limit(call, s)?;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(s.as_bytes())
+                    .map_err(|e| {
+                        self.fail(call, format!("the argument is not valid base64: {e}"))
+                    })?;
+                String::from_utf8(bytes)
+                    .map(Value::String)
+                    .map_err(|_| self.fail(call, "the decoded data is not UTF-8 text"))
+            }
+            "States.Hash" => {
+                let a = self.arity(call, 2, 2)?;
+                let data = match &a[0] {
+                    Value::String(s) => s.clone(),
+                    other => to_json(other),
+                };
+                self.limit(call, &data)?;
+                let alg = self.string(call, &a[1], "the algorithm")?;
+                let bytes = data.as_bytes();
+                let hex = match alg {
+                    "MD5" => hex(&md5::Md5::digest(bytes)),
+                    "SHA-1" => hex(&sha1::Sha1::digest(bytes)),
+                    "SHA-256" => hex(&sha2::Sha256::digest(bytes)),
+                    "SHA-384" => hex(&sha2::Sha384::digest(bytes)),
+                    "SHA-512" => hex(&sha2::Sha512::digest(bytes)),
+                    other => {
+                        return Err(self.fail(
+                            call,
+                            format!(
+                                "the hash algorithm '{other}' is not supported; use MD5, SHA-1, SHA-256, SHA-384 or SHA-512"
+                            ),
+                        ));
+                    }
+                };
+                Ok(Value::String(hex))
+            }
+            "States.JsonMerge" => {
+                let a = self.arity(call, 3, 3)?;
+                let (Value::Object(x), Value::Object(y)) = (&a[0], &a[1]) else {
+                    return Err(self.fail(call, "the first two arguments must be JSON objects"));
+                };
+                match &a[2] {
+                    Value::Bool(false) => {}
+                    Value::Bool(true) => {
+                        return Err(self.fail(
+                            call,
+                            "deep merging is not supported: the third argument must be false",
+                        ));
+                    }
+                    other => {
+                        return Err(self.fail(
+                            call,
+                            format!(
+                                "the third argument must be the boolean false, got {}",
+                                to_json(other)
+                            ),
+                        ));
+                    }
+                }
+                let mut m: Map<String, Value> = x.clone();
+                for (k, v) in y {
+                    m.insert(k.clone(), v.clone());
+                }
+                Ok(Value::Object(m))
+            }
+            "States.MathRandom" => {
+                let a = self.arity(call, 2, 3)?;
+                let start = self.int(call, &a[0], "the start")?;
+                let end = self.int(call, &a[1], "the end")?;
+                if start >= end {
+                    return Err(self.fail(
+                        call,
+                        format!("the start ({start}) must be less than the end ({end})"),
+                    ));
+                }
+                let n = if let Some(seed) = a.get(2) {
+                    let seed = self.int(call, seed, "the seed")?;
+                    rand::rngs::StdRng::seed_from_u64(seed as u64).random_range(start..end)
+                } else {
+                    rand::rng().random_range(start..end)
+                };
+                Ok(Value::from(n))
+            }
+            "States.MathAdd" => {
+                let a = self.arity(call, 2, 2)?;
+                let x = self.int(call, &a[0], "the first argument")?;
+                let y = self.int(call, &a[1], "the second argument")?;
+                let range = i32::MIN as i64..=i32::MAX as i64;
+                if !range.contains(&x) || !range.contains(&y) {
+                    return Err(self.fail(
+                        call,
+                        "the arguments must be within the 32-bit integer range",
+                    ));
+                }
+                Ok(Value::from(x + y))
+            }
+            "States.StringSplit" => {
+                let a = self.arity(call, 2, 2)?;
+                let s = self.string(call, &a[0], "the first argument")?;
+                let d = self.string(call, &a[1], "the delimiter")?;
+                let delims: Vec<char> = d.chars().collect();
+                let parts: Vec<Value> = if delims.is_empty() {
+                    vec![Value::String(s.to_owned())]
+                } else {
+                    s.split(|c: char| delims.contains(&c))
+                        .filter(|p| !p.is_empty())
+                        .map(|p| Value::String(p.to_owned()))
+                        .collect()
+                };
+                Ok(Value::Array(parts))
+            }
+            "States.UUID" => {
+                self.arity(call, 0, 0)?;
+                Ok(Value::String(uuid::Uuid::new_v4().to_string()))
+            }
+            other => Err(self.fail(call, format!("unknown function {other}"))),
+        }
+    }
+
+    fn limit(&self, call: &Call, s: &str) -> Result<(), DataError> {
+        let n = s.chars().count();
+        if n > MAX_STRING_ARGUMENT {
+            return Err(self.fail(
+                call,
+                format!(
+                    "the input string has {n} characters, more than the maximum of {MAX_STRING_ARGUMENT}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn format(&self, call: &Call) -> Result<Value, DataError> {
+        if call.args.is_empty() {
+            return Err(self.fail(call, "the function takes at least 1 argument(s), 0 given"));
+        }
+        // The template: a literal keeps its escapes (`\{` is a literal brace); a path or call
+        // value has none.
+        let (template_raw, escaped) = match &call.args[0] {
+            Arg::Str { raw, .. } => (raw.clone(), true),
+            other => match self.arg(other)? {
+                Value::String(s) => (s, false),
+                v => {
+                    return Err(self.fail(
+                        call,
+                        format!("the format string must be a string, got {}", type_name(&v)),
+                    ));
+                }
+            },
+        };
+        let values: Vec<Value> = call.args[1..]
+            .iter()
+            .map(|a| self.arg(a))
+            .collect::<Result<_, _>>()?;
+        let chars: Vec<char> = template_raw.chars().collect();
+        let mut out = String::new();
+        let mut used = 0usize;
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if escaped && c == '\\' && i + 1 < chars.len() {
+                let n = chars[i + 1];
+                match n {
+                    '\'' | '\\' | '{' | '}' => out.push(n),
+                    _ => {
+                        out.push('\\');
+                        out.push(n);
+                    }
+                }
+                i += 2;
+                continue;
+            }
+            if c == '{' && chars.get(i + 1) == Some(&'}') {
+                let Some(v) = values.get(used) else {
+                    return Err(self.fail(
+                        call,
+                        format!(
+                            "the format string has more placeholders than the {} argument(s) given",
+                            values.len()
+                        ),
+                    ));
+                };
+                out.push_str(&java_string(v));
+                used += 1;
+                i += 2;
+                continue;
+            }
+            out.push(c);
+            i += 1;
+        }
+        if used != values.len() {
+            return Err(self.fail(
+                call,
+                format!(
+                    "the format string has {used} placeholder(s) but {} argument(s) were given",
+                    values.len()
+                ),
+            ));
+        }
+        Ok(Value::String(out))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How AWS (Java) renders a value in `States.Format`: strings raw, objects as `{k=v, …}`,
+/// arrays as `[a, b]`.
+fn java_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(java_string).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!("{k}={}", java_string(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => to_json(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn eval(expr: &str, input: Value) -> Result<Value, DataError> {
+        let vars: Map<String, Value> = serde_json::from_value(json!({"v": "var"})).unwrap();
+        let ctx = json!({"Execution": {"Input": {"x": 1}}});
+        evaluate(expr, &Scope::new(&input, &ctx, &vars))
+    }
+
+    #[test]
+    fn format_and_escapes() {
+        assert_eq!(
+            eval(
+                "States.Format('a {} b {}', $.x, $$.Execution.Input.x)",
+                json!({"x": "X"})
+            )
+            .unwrap(),
+            json!("a X b 1")
+        );
+        assert_eq!(
+            eval(r"States.Format('\{\} it\'s {} \\', $v)", json!({})).unwrap(),
+            json!(r"{} it's var \")
+        );
+        assert_eq!(
+            eval(
+                "States.Format('{}', $.o)",
+                json!({"o": {"a": 1, "b": [1, 2]}})
+            )
+            .unwrap(),
+            json!("{a=1, b=[1, 2]}")
+        );
+        assert_eq!(
+            eval("States.Format('{}', null)", json!({})).unwrap(),
+            json!("null")
+        );
+        let e = eval("States.Format('{} {}', 1)", json!({})).unwrap_err();
+        assert_eq!(e.error, "States.IntrinsicFailure");
+        assert!(eval("States.Format('{}', 1, 2)", json!({})).is_err());
+    }
+
+    #[test]
+    fn json_functions() {
+        assert_eq!(
+            eval("States.StringToJson($.s)", json!({"s": "{\"a\": [1]}"})).unwrap(),
+            json!({"a": [1]})
+        );
+        assert_eq!(
+            eval("States.StringToJson($.s)", json!({"s": " "})).unwrap(),
+            Value::Null
+        );
+        assert_eq!(
+            eval("States.JsonToString($.o)", json!({"o": {"a": [1, "x"]}})).unwrap(),
+            json!("{\"a\":[1,\"x\"]}")
+        );
+        assert_eq!(
+            eval(
+                "States.JsonMerge($.a, $.b, false)",
+                json!({"a": {"x": {"p": 1}, "y": 1}, "b": {"x": {"q": 2}}})
+            )
+            .unwrap(),
+            json!({"x": {"q": 2}, "y": 1})
+        );
+        assert!(eval("States.JsonMerge($.a, $.a, true)", json!({"a": {}})).is_err());
+        assert_eq!(
+            eval(
+                "States.JsonMerge(States.StringToJson('{\"a\": 1}'), $.b, false)",
+                json!({"b": {"c": 2}})
+            )
+            .unwrap(),
+            json!({"a": 1, "c": 2})
+        );
+    }
+
+    #[test]
+    fn array_functions() {
+        assert_eq!(
+            eval("States.Array(1, 'a', true, null, $.x)", json!({"x": [1]})).unwrap(),
+            json!([1, "a", true, null, [1]])
+        );
+        assert_eq!(eval("States.Array()", json!({})).unwrap(), json!([]));
+        assert_eq!(
+            eval("States.ArrayPartition($.a, 2)", json!({"a": [1, 2, 3]})).unwrap(),
+            json!([[1, 2], [3]])
+        );
+        assert!(eval("States.ArrayPartition($.a, 0)", json!({"a": [1]})).is_err());
+        assert_eq!(
+            eval("States.ArrayContains($.a, 2.0)", json!({"a": [1, 2]})).unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            eval("States.ArrayRange(1, 9, 2)", json!({})).unwrap(),
+            json!([1, 3, 5, 7, 9])
+        );
+        assert_eq!(
+            eval("States.ArrayRange(5, 1, -2)", json!({})).unwrap(),
+            json!([5, 3, 1])
+        );
+        assert!(eval("States.ArrayRange(0, 1000, 1)", json!({})).is_err());
+        assert_eq!(
+            eval("States.ArrayRange(0, 999, 1)", json!({}))
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            1000
+        );
+        assert_eq!(
+            eval("States.ArrayGetItem($.a, 1)", json!({"a": [1, 2]})).unwrap(),
+            json!(2)
+        );
+        assert!(eval("States.ArrayGetItem($.a, 2)", json!({"a": [1, 2]})).is_err());
+        assert_eq!(
+            eval("States.ArrayLength($.a)", json!({"a": [1, 2]})).unwrap(),
+            json!(2)
+        );
+        assert_eq!(
+            eval(
+                "States.ArrayUnique($.a)",
+                json!({"a": [1, 1.0, "1", {"a": 1}, {"a": 1}]})
+            )
+            .unwrap(),
+            json!([1, "1", {"a": 1}])
+        );
+    }
+
+    #[test]
+    fn encoding_hash_math_string() {
+        assert_eq!(
+            eval("States.Base64Encode('Data to encode')", json!({})).unwrap(),
+            json!("RGF0YSB0byBlbmNvZGU=")
+        );
+        assert_eq!(
+            eval("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')", json!({})).unwrap(),
+            json!("Data to encode")
+        );
+        assert!(eval("States.Base64Encode($.s)", json!({"s": "a".repeat(10_001)})).is_err());
+        assert_eq!(
+            eval("States.Hash('input data', 'MD5')", json!({})).unwrap(),
+            json!("812f45842bc6d66ee14572ce20db8e86")
+        );
+        assert!(eval("States.Hash('x', 'SHA-3')", json!({})).is_err());
+        assert_eq!(
+            eval("States.MathAdd(1.5, -1.5)", json!({})).unwrap(),
+            json!(1)
+        );
+        assert_eq!(
+            eval("States.MathAdd($.a, 3)", json!({"a": -9})).unwrap(),
+            json!(-6)
+        );
+        let r = eval("States.MathRandom(1, 10, 7)", json!({})).unwrap();
+        assert_eq!(r, eval("States.MathRandom(1, 10, 7)", json!({})).unwrap());
+        assert!((1..10).contains(&r.as_i64().unwrap()));
+        assert_eq!(
+            eval("States.StringSplit('a,b,,c', ',')", json!({})).unwrap(),
+            json!(["a", "b", "c"])
+        );
+        let u = eval("States.UUID()", json!({})).unwrap();
+        assert_eq!(
+            uuid::Uuid::parse_str(u.as_str().unwrap())
+                .unwrap()
+                .get_version_num(),
+            4
+        );
+    }
+
+    #[test]
+    fn syntax_and_missing_paths() {
+        assert!(is_intrinsic("States.UUID()"));
+        assert!(!is_intrinsic("$.a"));
+        assert!(validate("States.Nope()").is_err());
+        assert!(validate("States.Format('x'").is_err());
+        assert!(validate("States.Format('x') extra").is_err());
+        let e = eval("States.Format('{}', $.missing)", json!({})).unwrap_err();
+        assert_eq!(e.error, "States.Runtime");
+    }
 }

@@ -283,11 +283,7 @@ fn apply(seg: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
                     }
                 }
             }
-            Value::Object(_) => {
-                if expr.test(v, scope) {
-                    out.push(v.clone());
-                }
-            }
+            Value::Object(_) if expr.test(v, scope) => out.push(v.clone()),
             _ => {}
         },
         Segment::Deep(inner) => deep(inner, v, scope, out),
