@@ -160,6 +160,19 @@ impl JsonPath {
         }
     }
 
+    /// Reads the path as `InputPath`, `OutputPath` or `ItemsPath` do: a path that matches
+    /// nothing is the `States.Runtime` error AWS reports, e.g.
+    /// `Invalid path '$.x' : No results for path: $['x']`.
+    pub fn select(&self, scope: &Scope) -> Result<Value, DataError> {
+        self.read(scope).ok_or_else(|| {
+            DataError::runtime(format!(
+                "Invalid path '{}' : No results for path: {}",
+                self.text,
+                self.normalized()
+            ))
+        })
+    }
+
     /// AWS's (Jayway's) rendering used in causes, e.g. `$['NoSuchInputPath']`.
     pub fn normalized(&self) -> String {
         let mut out = match &self.root {
@@ -324,6 +337,10 @@ fn deep(inner: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
 
 /// `ResultPath` semantics: writes `value` into `target` at a Reference Path, creating objects
 /// on the way; `$` replaces the whole target.
+///
+/// Fails with `States.ResultPathMatchFailure` when a step of the path meets a value that is not
+/// an object (or, for `[n]`, not an array long enough), and with `States.Runtime` when the path
+/// is not a Reference Path on `$`.
 pub fn write(target: Value, path: &JsonPath, value: Value) -> Result<Value, DataError> {
     if path.root != Root::Input {
         return Err(DataError::runtime(format!(
@@ -344,12 +361,13 @@ pub fn write(target: Value, path: &JsonPath, value: Value) -> Result<Value, Data
     let original = target.clone();
     let mut slot = &mut target;
     for (k, seg) in path.segments.iter().enumerate() {
-        let fail = || {
-            DataError::runtime(format!(
+        let fail = || DataError {
+            error: "States.ResultPathMatchFailure".to_owned(),
+            cause: format!(
                 "Unable to apply ResultPath '{}' to input '{}'",
                 path.text,
                 to_json(&original)
-            ))
+            ),
         };
         match seg {
             Segment::Names(n) => {
@@ -1160,6 +1178,23 @@ mod tests {
     }
 
     #[test]
+    fn select_reports_aws_cause() {
+        let input = json!({"int-literal": 0});
+        let vars = Map::new();
+        let scope = Scope::new(&input, &Value::Null, &vars);
+        let e = JsonPath::parse("$.NoSuchInputPath")
+            .unwrap()
+            .select(&scope)
+            .unwrap_err();
+        assert_eq!(e.error, "States.Runtime");
+        assert_eq!(
+            e.cause,
+            "Invalid path '$.NoSuchInputPath' : No results for path: $['NoSuchInputPath']"
+        );
+        assert_eq!(JsonPath::parse("$").unwrap().select(&scope).unwrap(), input);
+    }
+
+    #[test]
     fn normalized_and_reference() {
         let p = JsonPath::parse("$.NoSuchInputPath").unwrap();
         assert_eq!(p.normalized(), "$['NoSuchInputPath']");
@@ -1189,7 +1224,11 @@ mod tests {
             json!({"a": [0, 9]})
         );
         let e = write(json!({"a": 1}), &p("$.a.b"), json!(2)).unwrap_err();
-        assert_eq!(e.error, "States.Runtime");
+        assert_eq!(e.error, "States.ResultPathMatchFailure");
+        assert_eq!(
+            e.cause,
+            "Unable to apply ResultPath '$.a.b' to input '{\"a\":1}'"
+        );
         assert!(write(json!("str"), &p("$.a"), json!(2)).is_err());
         assert!(write(json!({}), &p("$.a[*]"), json!(2)).is_err());
     }

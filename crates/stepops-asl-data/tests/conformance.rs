@@ -114,12 +114,7 @@ fn select(state: &Value, field: &str, value: &Value, scope: &Scope) -> Result<Va
         Some(Value::Null) => Ok(json!({})),
         Some(Value::String(p)) => {
             let path = JsonPath::parse(p).map_err(|e| DataError::runtime(e.to_string()))?;
-            path.read(&scope.with_input(value)).ok_or_else(|| {
-                DataError::runtime(format!(
-                    "Invalid path '{p}' : No results for path: {}",
-                    path.normalized()
-                ))
-            })
+            path.select(&scope.with_input(value))
         }
         Some(other) => panic!("{field} must be a string or null, got {other}"),
     }
