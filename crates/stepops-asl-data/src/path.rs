@@ -304,34 +304,14 @@ fn apply(seg: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
     }
 }
 
+/// `..`: applies `inner` at `v` and at every descendant, in Jayway's order (a node's own
+/// matches first, then each child's subtree in document order).
 fn deep(inner: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
-    match inner {
-        Segment::Wildcard => {
-            // Every descendant, pre-order.
-            match v {
-                Value::Array(a) => {
-                    for x in a {
-                        out.push(x.clone());
-                        deep(inner, x, scope, out);
-                    }
-                }
-                Value::Object(o) => {
-                    for x in o.values() {
-                        out.push(x.clone());
-                        deep(inner, x, scope, out);
-                    }
-                }
-                _ => {}
-            }
-        }
-        _ => {
-            apply(inner, v, scope, out);
-            match v {
-                Value::Array(a) => a.iter().for_each(|x| deep(inner, x, scope, out)),
-                Value::Object(o) => o.values().for_each(|x| deep(inner, x, scope, out)),
-                _ => {}
-            }
-        }
+    apply(inner, v, scope, out);
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| deep(inner, x, scope, out)),
+        Value::Object(o) => o.values().for_each(|x| deep(inner, x, scope, out)),
+        _ => {}
     }
 }
 
@@ -1090,6 +1070,14 @@ mod tests {
             Some(json!([{"w": 3}, {"v": 4}]))
         );
         assert_eq!(read("$..v", doc.clone()), Some(json!([1, 2, 4])));
+        assert_eq!(
+            read("$..*", json!({"a": {"b": 1}, "c": [2]})),
+            Some(json!([{"b": 1}, [2], 1, 2]))
+        );
+        assert_eq!(
+            read("$..[0]", json!({"a": [[1], 2]})),
+            Some(json!([[1], 1]))
+        );
         assert_eq!(read("$.items[0,3].v", doc.clone()), Some(json!([1, 4])));
         assert_eq!(
             read("$.items[?(@.v > 1)].v", doc.clone()),

@@ -71,7 +71,12 @@ pub fn validate(template: &Value) -> Result<(), String> {
     match template {
         Value::Object(m) => {
             for (key, value) in m {
-                if key.ends_with(".$") {
+                if let Some(name) = key.strip_suffix(".$") {
+                    if m.contains_key(name) {
+                        return Err(format!(
+                            "The fields '{name}' and '{key}' would both produce the field '{name}'"
+                        ));
+                    }
                     validate_dynamic(key, value)?;
                 } else {
                     validate(value)?;
@@ -148,5 +153,6 @@ mod tests {
         assert!(validate(&json!({"a.$": "nope"})).is_err());
         assert!(validate(&json!({"a": [{"b.$": "States.Bad()"}]})).is_err());
         assert!(validate(&json!({"a": "not a path, fine"})).is_ok());
+        assert!(validate(&json!({"a": 1, "a.$": "$.a"})).is_err());
     }
 }
