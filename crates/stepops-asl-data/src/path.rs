@@ -448,7 +448,8 @@ impl Expr {
             },
             Expr::Cmp(l, op, r) => {
                 let Some(lv) = l.eval(current, scope) else {
-                    return false;
+                    // Jayway: a missing value equals nothing, so only `!=` holds.
+                    return *op == CmpOp::Ne;
                 };
                 let rv = r.eval(current, scope);
                 compare(&lv, *op, rv.as_ref(), r)
@@ -687,13 +688,13 @@ impl<'a> Parser<'a> {
     fn dot_name(&mut self, in_filter: bool) -> String {
         let start = self.pos;
         while let Some(c) = self.peek() {
+            // Jayway: blanks need bracket notation (`['a b']`); they end a name in filters.
             let stop = c == '.'
                 || c == '['
                 || c == ']'
                 || c == '('
-                || (in_filter
-                    && (c.is_whitespace()
-                        || matches!(c, ')' | '=' | '!' | '<' | '>' | '&' | '|' | ',' | ']')));
+                || c.is_whitespace()
+                || (in_filter && matches!(c, ')' | '=' | '!' | '<' | '>' | '&' | '|' | ','));
             if stop {
                 break;
             }
@@ -1101,7 +1102,22 @@ mod tests {
         );
         assert_eq!(read("$.nothing[*]", doc.clone()), Some(json!([])));
         assert_eq!(read("$[*]", json!({})), Some(json!([])));
-        assert_eq!(read("$.items.length()", doc), Some(json!(4)));
+        assert_eq!(read("$.items.length()", doc.clone()), Some(json!(4)));
+        assert_eq!(
+            read("$.items[?(@.v != 2)]", doc),
+            Some(json!([{"v": 1}, {"w": 3}, {"v": 4}]))
+        );
+        assert_eq!(
+            read("$.a[?(@ > 1)]", json!({"a": [1, 2, 3]})),
+            Some(json!([2, 3]))
+        );
+        assert_eq!(
+            read(
+                "$.a[?(@.n == $.want)].n",
+                json!({"want": "x", "a": [{"n": "x"}, {"n": "y"}]})
+            ),
+            Some(json!(["x"]))
+        );
     }
 
     #[test]
@@ -1152,6 +1168,8 @@ mod tests {
     #[test]
     fn syntax_errors() {
         for bad in [
+            "$.a b",
+            "$.a ",
             "",
             "a.b",
             "$.",
