@@ -575,6 +575,31 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_as_aws_accepts_them() {
+        for ok in [
+            "2016-03-05T21:29:29.243167252Z",
+            "2016-03-14T01:59:00Z",
+            "2023-12-13T07:09:46.000000Z",
+            "2023-12-13T07:10:01.00Z",
+            "2012-10-09T19:00:55+01:00",
+        ] {
+            assert!(parse_timestamp(ok).is_some(), "{ok} should parse");
+        }
+        for bad in [
+            "2016-13-05T21:29:29Z",
+            "05-12-2016T21:29:29Z",
+            "2016-12-05T25:29:29Z",
+            "2016-12-05 21:29:29Z",
+            "2016-12-05T21:29:29",
+            "2023-12-13T07:10:32.000000",
+            "2023-02-24",
+            "2016-12-05t21:29:29z",
+        ] {
+            assert!(parse_timestamp(bad).is_none(), "{bad} should not parse");
+        }
+    }
+
+    #[test]
     fn string_matches_wildcards() {
         assert!(string_matches("log-1.txt", "log-*.txt"));
         assert!(string_matches("log-.txt", "log-*.txt"));

@@ -8,6 +8,7 @@
 //! A *definite* path (no wildcard, deep scan, slice, filter, union) yields one value or nothing;
 //! an *indefinite* one always yields an array of its matches (possibly empty).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use crate::{DataError, Map, Scope, Value, to_json};
@@ -127,36 +128,46 @@ impl JsonPath {
     }
 
     fn read_from(&self, start: &Value, scope: &Scope) -> Option<Value> {
-        let mut current: Vec<Value> = vec![start.clone()];
+        // Matches are borrowed from the document; only values built on the way (multi-property
+        // objects, lengths) are owned. Results are cloned once, at the end.
+        let mut current: Vec<Cow<'_, Value>> = vec![Cow::Borrowed(start)];
         let mut definite = true;
         for seg in &self.segments {
             if let Segment::Length = seg {
-                let v = if definite {
-                    current.first()?.clone()
+                let len = if definite {
+                    match current.first()?.as_ref() {
+                        Value::Array(a) => a.len(),
+                        Value::Object(o) => o.len(),
+                        Value::String(s) => s.chars().count(),
+                        _ => return None,
+                    }
                 } else {
-                    Value::Array(std::mem::take(&mut current))
+                    current.len()
                 };
-                let len = match &v {
-                    Value::Array(a) => a.len(),
-                    Value::Object(o) => o.len(),
-                    Value::String(s) => s.chars().count(),
-                    _ => return None,
-                };
-                current = vec![Value::from(len)];
+                current = vec![Cow::Owned(Value::from(len))];
                 definite = true;
                 continue;
             }
             definite &= seg.is_definite();
             let mut next = Vec::new();
-            for v in &current {
-                apply(seg, v, scope, &mut next);
+            for v in current {
+                match v {
+                    Cow::Borrowed(r) => apply(seg, r, scope, &mut next),
+                    Cow::Owned(o) => {
+                        let mut tmp = Vec::new();
+                        apply(seg, &o, scope, &mut tmp);
+                        next.extend(tmp.into_iter().map(|c| Cow::Owned(c.into_owned())));
+                    }
+                }
             }
             current = next;
         }
         if definite {
-            current.into_iter().next()
+            current.into_iter().next().map(Cow::into_owned)
         } else {
-            Some(Value::Array(current))
+            Some(Value::Array(
+                current.into_iter().map(Cow::into_owned).collect(),
+            ))
         }
     }
 
@@ -234,13 +245,13 @@ fn norm_index(i: i64, len: usize) -> Option<usize> {
     (0..len).contains(&j).then_some(j as usize)
 }
 
-fn apply(seg: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
+fn apply<'a>(seg: &Segment, v: &'a Value, scope: &Scope, out: &mut Vec<Cow<'a, Value>>) {
     match seg {
         Segment::Names(names) => {
             if let Value::Object(o) = v {
                 if names.len() == 1 {
                     if let Some(x) = o.get(&names[0]) {
-                        out.push(x.clone());
+                        out.push(Cow::Borrowed(x));
                     }
                 } else {
                     // Jayway merges a multi-property selection into one object.
@@ -250,7 +261,7 @@ fn apply(seg: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
                             m.insert(n.clone(), x.clone());
                         }
                     }
-                    out.push(Value::Object(m));
+                    out.push(Cow::Owned(Value::Object(m)));
                 }
             }
         }
@@ -258,14 +269,14 @@ fn apply(seg: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
             if let Value::Array(a) = v {
                 for i in idx {
                     if let Some(j) = norm_index(*i, a.len()) {
-                        out.push(a[j].clone());
+                        out.push(Cow::Borrowed(&a[j]));
                     }
                 }
             }
         }
         Segment::Wildcard => match v {
-            Value::Array(a) => out.extend(a.iter().cloned()),
-            Value::Object(o) => out.extend(o.values().cloned()),
+            Value::Array(a) => out.extend(a.iter().map(Cow::Borrowed)),
+            Value::Object(o) => out.extend(o.values().map(Cow::Borrowed)),
             _ => {}
         },
         Segment::Slice(start, end, step) => {
@@ -283,7 +294,7 @@ fn apply(seg: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
                 let e = end.map(clamp).unwrap_or(len);
                 let mut i = s;
                 while i < e {
-                    out.push(a[i as usize].clone());
+                    out.push(Cow::Borrowed(&a[i as usize]));
                     i += step;
                 }
             }
@@ -292,11 +303,11 @@ fn apply(seg: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
             Value::Array(a) => {
                 for item in a {
                     if expr.test(item, scope) {
-                        out.push(item.clone());
+                        out.push(Cow::Borrowed(item));
                     }
                 }
             }
-            Value::Object(_) if expr.test(v, scope) => out.push(v.clone()),
+            Value::Object(_) if expr.test(v, scope) => out.push(Cow::Borrowed(v)),
             _ => {}
         },
         Segment::Deep(inner) => deep(inner, v, scope, out),
@@ -306,7 +317,7 @@ fn apply(seg: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
 
 /// `..`: applies `inner` at `v` and at every descendant, in Jayway's order (a node's own
 /// matches first, then each child's subtree in document order).
-fn deep(inner: &Segment, v: &Value, scope: &Scope, out: &mut Vec<Value>) {
+fn deep<'a>(inner: &Segment, v: &'a Value, scope: &Scope, out: &mut Vec<Cow<'a, Value>>) {
     apply(inner, v, scope, out);
     match v {
         Value::Array(a) => a.iter().for_each(|x| deep(inner, x, scope, out)),
