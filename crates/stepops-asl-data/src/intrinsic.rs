@@ -74,15 +74,16 @@ pub fn validate(expression: &str) -> Result<(), String> {
     parse(expression).map(|_| ())
 }
 
-/// Evaluates for a template field (`field` is e.g. `"value.$"`, used in error causes).
-pub(crate) fn evaluate_for_field(
+/// Evaluates for a field (`field` is e.g. `"value.$"` or `"CausePath"`), named in error causes
+/// as AWS names it: "The JSONPath '$.x' specified for the field 'CausePath' could not be found…".
+pub fn evaluate_for_field(
     expression: &str,
     field: Option<&str>,
     scope: &Scope,
 ) -> Result<Value, DataError> {
     let call = parse(expression).map_err(|e| {
         DataError::intrinsic(format!(
-            "The value of the field '{}' has an invalid format: {e}",
+            "The value of the field '{}' is not a valid intrinsic function call: {e}",
             field.unwrap_or("(intrinsic)")
         ))
     })?;
@@ -281,24 +282,13 @@ impl EvalCtx<'_, '_> {
             Arg::Str { value, .. } => Ok(Value::String(value.clone())),
             Arg::Literal(v) => Ok(v.clone()),
             Arg::Call(c) => self.call(c),
-            Arg::Path(p) => p.read(self.scope).ok_or_else(|| {
-                let source = match p.root() {
-                    crate::path::Root::Variable(_) => {
-                        return DataError::runtime(format!(
-                            "The JSONPath '{}' specified for the field '{}' could not be found in the variables",
-                            p.as_str(),
-                            self.field.unwrap_or("(intrinsic)")
-                        ));
-                    }
-                    crate::path::Root::Context => self.scope.context,
-                    crate::path::Root::Input => self.scope.input,
-                };
-                DataError::runtime(format!(
-                    "The JSONPath '{}' specified for the field '{}' could not be found in the input '{}'",
+            Arg::Path(p) => p.read(self.scope).ok_or_else(|| match self.field {
+                Some(f) => crate::template::path_not_found(p, f, self.scope),
+                None => DataError::runtime(format!(
+                    "The JSONPath '{}' in the intrinsic function call could not be found in the input '{}'",
                     p.as_str(),
-                    self.field.unwrap_or("(intrinsic)"),
-                    to_json(source)
-                ))
+                    to_json(self.scope.input)
+                )),
             }),
         }
     }
@@ -896,5 +886,17 @@ mod tests {
         assert!(validate("States.Format('x') extra").is_err());
         let e = eval("States.Format('{}', $.missing)", json!({})).unwrap_err();
         assert_eq!(e.error, "States.Runtime");
+        let input = json!({"a": 1});
+        let vars = Map::new();
+        let e = evaluate_for_field(
+            "States.Format('{}', $.missing)",
+            Some("CausePath"),
+            &Scope::new(&input, &Value::Null, &vars),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.cause,
+            "The JSONPath '$.missing' specified for the field 'CausePath' could not be found in the input '{\"a\":1}'"
+        );
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 use stepops_asl_data::choice::Rule;
 use stepops_asl_data::path::{self, JsonPath};
-use stepops_asl_data::{DataError, Scope, assign, intrinsic, template};
+use stepops_asl_data::{DataError, Scope, assign, template};
 
 /// Features the driver runs; cases needing anything else belong to the interpreter's suite.
 const DRIVER_FEATURES: &[&str] = &["Pass", "Choice", "Fail", "Succeed", "Intrinsic", "Assign"];
@@ -207,13 +207,8 @@ fn run_state(
                 let Some(Value::String(expr)) = state.get(dynamic) else {
                     return Ok(None);
                 };
-                let v = if intrinsic::is_intrinsic(expr) {
-                    intrinsic::evaluate(expr, &scope)?
-                } else {
-                    let p = JsonPath::parse(expr).map_err(|e| DataError::runtime(e.to_string()))?;
-                    p.read(&scope)
-                        .ok_or_else(|| template::path_not_found(&p, dynamic, &scope))?
-                };
+                // ErrorPath/CausePath: a path or an intrinsic call, named in causes.
+                let v = template::evaluate_dynamic(dynamic, &Value::String(expr.clone()), &scope)?;
                 Ok(Some(match v {
                     Value::String(s) => s,
                     other => other.to_string(),
