@@ -423,12 +423,12 @@ impl EvalCtx<'_, '_> {
                 if step == 0 {
                     return Err(self.fail(call, "the step must not be 0"));
                 }
-                let count = if (step > 0 && start > end) || (step < 0 && start < end) {
+                let count: i128 = if (step > 0 && start > end) || (step < 0 && start < end) {
                     0
                 } else {
-                    ((end - start) / step) as usize + 1
+                    (end as i128 - start as i128) / step as i128 + 1
                 };
-                if count > MAX_RANGE_ITEMS {
+                if count > MAX_RANGE_ITEMS as i128 {
                     return Err(self.fail(
                         call,
                         format!(
@@ -437,6 +437,7 @@ impl EvalCtx<'_, '_> {
                     ));
                 }
                 Ok(Value::Array(
+                    // count <= 1000, so every item lies between start and end: no overflow.
                     (0..count as i64)
                         .map(|k| Value::from(start + k * step))
                         .collect(),

@@ -295,7 +295,7 @@ fn apply<'a>(seg: &Segment, v: &'a Value, scope: &Scope, out: &mut Vec<Cow<'a, V
                 let mut i = s;
                 while i < e {
                     out.push(Cow::Borrowed(&a[i as usize]));
-                    i += step;
+                    i = i.saturating_add(step);
                 }
             }
         }
@@ -1078,6 +1078,10 @@ mod tests {
         );
         assert_eq!(read("$.items[::2].v", doc.clone()), Some(json!([1])));
         assert_eq!(
+            read("$.items[::9223372036854775807]", doc.clone()),
+            Some(json!([{"v": 1}]))
+        );
+        assert_eq!(
             read("$.items[-2:]", doc.clone()),
             Some(json!([{"w": 3}, {"v": 4}]))
         );
@@ -1174,6 +1178,70 @@ mod tests {
         let doc = json!({"Test\\\"\"Name\"": 1, "it's": 2});
         assert_eq!(read("$['Test\\\"\"Name\"']", doc.clone()), Some(json!(1)));
         assert_eq!(read("$['it\\'s']", doc), Some(json!(2)));
+    }
+
+    #[test]
+    fn random_paths_never_panic() {
+        const PIECES: &[&str] = &[
+            "$",
+            "$$",
+            "$v",
+            ".",
+            "..",
+            "a",
+            "b",
+            "[",
+            "]",
+            "*",
+            "?",
+            "(",
+            ")",
+            "@",
+            "'",
+            "\"",
+            "\\",
+            ",",
+            ":",
+            "-1",
+            "0",
+            "2",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "==",
+            "!=",
+            "<",
+            ">=",
+            "=~",
+            "/x/i",
+            "&&",
+            "||",
+            "!",
+            " ",
+            "length()",
+            "in",
+            "true",
+        ];
+        let doc = json!({"a": [1, {"b": [2, 3]}, "s"], "b": {"a": null}});
+        let vars: Map<String, Value> = serde_json::from_value(json!({"v": [1, 2]})).unwrap();
+        let scope = Scope::new(&doc, &doc, &vars);
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let mut text = String::from(["$", "$$", "$v"][(seed % 3) as usize]);
+            for _ in 0..(seed % 7) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(PIECES[(seed % PIECES.len() as u64) as usize]);
+            }
+            if let Ok(p) = JsonPath::parse(&text) {
+                parsed += 1;
+                let _ = p.read(&scope);
+                let _ = p.normalized();
+                let _ = write(doc.clone(), &p, json!(1));
+            }
+        }
+        assert!(parsed > 500, "only {parsed} random paths parsed");
     }
 
     #[test]
