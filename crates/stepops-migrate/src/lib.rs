@@ -1,0 +1,283 @@
+//! The stepops migration engine: make a destination stack's tables equal to a source stack's,
+//! in idempotent chunks, so that a long migration survives any crash.
+//!
+//! The three steps a state machine runs, each callable on its own from serialisable inputs
+//! (one activity each, possibly on different machines):
+//! - [`plan`]: compare both sides (min/max/count and salted whole-row bin checksums computed by
+//!   the databases) and cut the differences into [`Chunk`]s (a JSON-lines manifest);
+//! - [`copy_chunk`]: in one destination transaction, delete the chunk's key range and insert the
+//!   source's rows of that range (streamed, memory bounded);
+//! - [`verify`]: re-plan; converged when nothing differs, `Stepops.NotConverged` past the round
+//!   limit.
+//!
+//! [`migrate`] runs the whole loop in one process (the CLI's `stepops migrate`).
+//! Stacks: PostgreSQL (`postgres://…`) and SQLite (`sqlite:PATH`); both sides use one engine.
+
+mod config;
+mod discover;
+mod error;
+mod model;
+pub mod plan;
+pub mod postgres;
+mod run;
+pub mod sqlite;
+mod stack;
+mod target;
+
+pub use config::{Config, TableConfig};
+pub use discover::resolve;
+pub use error::{MigrateError, Result};
+pub use model::{
+    Bin, Chunk, Column, CopyReport, ForeignKey, KeyStats, Plan, Summary, TablePlan, TableSchema,
+    TableSpec, VerifyReport,
+};
+pub use run::{MigrateOptions, NoProgress, Progress};
+pub use stack::{Stack, quote_ident};
+pub use target::{Target, redact_url};
+
+use postgres::PgStack;
+use serde::{Deserialize, Serialize};
+use sqlite::SqliteStack;
+use std::time::Instant;
+
+/// Default rows per chunk.
+pub const DEFAULT_CHUNK_ROWS: u64 = 50_000;
+/// Default round limit.
+pub const DEFAULT_MAX_ROUNDS: u32 = 5;
+
+/// Options of [`plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanOptions {
+    /// Target rows per chunk.
+    pub chunk_rows: u64,
+    /// Round number, carried into the plan.
+    pub round: u32,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            round: 1,
+        }
+    }
+}
+
+/// Both stacks, of one engine.
+#[allow(clippy::large_enum_variant)] // one value per migration
+enum Stacks {
+    Pg(PgStack, PgStack),
+    Sqlite(SqliteStack, SqliteStack),
+}
+
+/// Runs `$body` with `$s` and `$d` bound to the source and destination stacks.
+macro_rules! with_stacks {
+    ($self:expr, |$s:ident, $d:ident| $body:expr) => {
+        match &$self.stacks {
+            Stacks::Pg($s, $d) => $body,
+            Stacks::Sqlite($s, $d) => $body,
+        }
+    };
+}
+
+/// An opened migration: both stacks connected, tables discovered and checked. Nothing is
+/// written by [`Migration::open`], [`Migration::plan`] or [`Migration::verify`].
+pub struct Migration {
+    stacks: Stacks,
+    tables: Vec<TableSpec>,
+}
+
+impl Migration {
+    /// Connects to both stacks, discovers and checks the tables and the access rights
+    /// (reading the source, writing the destination) without writing anything.
+    ///
+    /// Errors: `Stepops.InvalidInput` (bad URL, engines differ, bad config),
+    /// `Stepops.Transient` (unreachable), `Stepops.Unauthorized`, `Stepops.NotFound`
+    /// (database or file missing), `Stepops.SchemaMismatch`.
+    pub async fn open(source: &str, dest: &str, config: &Config) -> Result<Migration> {
+        let (s, d) = (Target::parse(source)?, Target::parse(dest)?);
+        let stacks = match (&s, &d) {
+            (Target::Postgres(a), Target::Postgres(b)) => {
+                Stacks::Pg(PgStack::new(a, true)?, PgStack::new(b, false)?)
+            }
+            (Target::Sqlite(a), Target::Sqlite(b)) => {
+                if std::path::absolute(a).ok() == std::path::absolute(b).ok() {
+                    return Err(MigrateError::InvalidInput(format!(
+                        "source and destination are the same file ({})",
+                        s.redacted()
+                    )));
+                }
+                Stacks::Sqlite(SqliteStack::new(a), SqliteStack::new(b))
+            }
+            _ => {
+                return Err(MigrateError::InvalidInput(format!(
+                    "source ({}) is {} but destination ({}) is {}: both sides of a migration must use the same engine",
+                    s.redacted(),
+                    s.engine(),
+                    d.redacted(),
+                    d.engine()
+                )));
+            }
+        };
+        let mut m = Migration {
+            stacks,
+            tables: Vec::new(),
+        };
+        m.tables = with_stacks!(m, |s, d| {
+            let (a, b) = futures::try_join!(s.schema(), d.schema())?;
+            let tables = resolve(&a, &b, config, is_integer_of(s))?;
+            futures::try_join!(
+                s.check_access(&tables, false),
+                d.check_access(&tables, true)
+            )?;
+            tables
+        });
+        Ok(m)
+    }
+
+    /// The tables to migrate, parents first.
+    pub fn tables(&self) -> &[TableSpec] {
+        &self.tables
+    }
+
+    /// Compares both sides and cuts the differences into chunks (writes nothing).
+    pub async fn plan(&self, options: &PlanOptions) -> Result<Plan> {
+        let salt = new_salt();
+        let mut tables = Vec::new();
+        let mut chunks = Vec::new();
+        for table in &self.tables {
+            let (tp, mut cs) = with_stacks!(self, |s, d| {
+                plan::plan_table(s, d, table, &salt, options.chunk_rows).await?
+            });
+            tracing::debug!(table = %table.name, chunks = cs.len(), rows = tp.estimated_rows, "planned");
+            tables.push(tp);
+            chunks.append(&mut cs);
+        }
+        Ok(Plan {
+            round: options.round,
+            tables,
+            chunks,
+        })
+    }
+
+    /// Copies one chunk: one destination transaction (delete the range, insert the source's
+    /// rows). Idempotent: repeating it, also after a crash, is always safe.
+    pub async fn copy_chunk(&self, chunk: &Chunk) -> Result<CopyReport> {
+        let table = self
+            .tables
+            .iter()
+            .find(|t| t.name == chunk.table)
+            .ok_or_else(|| {
+                MigrateError::InvalidInput(format!(
+                    "chunk names table {:?}, which is not part of this migration",
+                    chunk.table
+                ))
+            })?;
+        if chunk.min > chunk.max {
+            return Err(MigrateError::InvalidInput(format!(
+                "chunk of {} has min {} > max {}",
+                chunk.table, chunk.min, chunk.max
+            )));
+        }
+        let started = Instant::now();
+        let (deleted, inserted) = with_stacks!(self, |s, d| d
+            .copy_range(s, table, chunk.min, chunk.max)
+            .await?);
+        Ok(CopyReport {
+            table: chunk.table.clone(),
+            min: chunk.min,
+            max: chunk.max,
+            rows_deleted: deleted,
+            rows_inserted: inserted,
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Re-plans and reports whether both sides are equal; fails `Stepops.NotConverged` when
+    /// they still differ and `round >= max_rounds`.
+    pub async fn verify(&self, round: u32, max_rounds: u32) -> Result<VerifyReport> {
+        let plan = self
+            .plan(&PlanOptions {
+                chunk_rows: DEFAULT_CHUNK_ROWS,
+                round,
+            })
+            .await?;
+        let differing = plan.differing_tables();
+        if !differing.is_empty() && round >= max_rounds {
+            return Err(MigrateError::NotConverged {
+                rounds: round,
+                tables: differing,
+            });
+        }
+        Ok(VerifyReport {
+            converged: differing.is_empty(),
+            round,
+            differing_tables: differing,
+        })
+    }
+}
+
+fn is_integer_of<S: Stack>(_: &S) -> fn(&str) -> bool {
+    S::is_integer_type
+}
+
+/// A fresh random salt (hex): a new one per plan, so no stale checksum can ever match.
+pub fn new_salt() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Step `plan`: opens both stacks and plans (writes nothing).
+pub async fn plan(
+    source: &str,
+    dest: &str,
+    config: &Config,
+    options: &PlanOptions,
+) -> Result<Plan> {
+    Migration::open(source, dest, config)
+        .await?
+        .plan(options)
+        .await
+}
+
+/// Step `copy`: opens both stacks and copies one chunk.
+pub async fn copy_chunk(
+    source: &str,
+    dest: &str,
+    config: &Config,
+    chunk: &Chunk,
+) -> Result<CopyReport> {
+    Migration::open(source, dest, config)
+        .await?
+        .copy_chunk(chunk)
+        .await
+}
+
+/// Step `verify`: opens both stacks and verifies (see [`Migration::verify`]).
+pub async fn verify(
+    source: &str,
+    dest: &str,
+    config: &Config,
+    round: u32,
+    max_rounds: u32,
+) -> Result<VerifyReport> {
+    Migration::open(source, dest, config)
+        .await?
+        .verify(round, max_rounds)
+        .await
+}
+
+/// The whole loop in one process: plan → copy (`jobs` chunks at a time) → re-plan, until equal
+/// or `Stepops.NotConverged` after `max_rounds` rounds of copying.
+pub async fn migrate(
+    source: &str,
+    dest: &str,
+    config: &Config,
+    options: &MigrateOptions,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    Migration::open(source, dest, config)
+        .await?
+        .run(options, progress)
+        .await
+}

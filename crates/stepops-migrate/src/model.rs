@@ -1,0 +1,214 @@
+//! The data the steps exchange. Everything here is serde-serialisable (camelCase JSON) so each
+//! step can run in another process, on another machine, from its JSON input alone.
+
+use serde::{Deserialize, Serialize};
+
+/// A column as the database describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// The column's type as the engine spells it (`bigint`, `numeric(10,2)`, `INTEGER`, …).
+    pub sql_type: String,
+}
+
+/// A foreign key of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// Referencing columns.
+    pub columns: Vec<String>,
+    /// Referenced table.
+    pub ref_table: String,
+}
+
+/// A table as discovered in one stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSchema {
+    /// Table name.
+    pub name: String,
+    /// Columns in table order.
+    pub columns: Vec<Column>,
+    /// Primary key columns, in key order (empty: none).
+    pub primary_key: Vec<String>,
+    /// Foreign keys.
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+/// A table selected for migration: a *type* in the design's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableSpec {
+    /// Table name.
+    pub name: String,
+    /// The integer column whose ranges make chunks.
+    pub range_key: String,
+    /// Whether the range key is unique (the primary key) or a parent id shared by many rows.
+    pub key_is_unique: bool,
+    /// All column names, sorted (the order rows are hashed and copied in).
+    pub columns: Vec<String>,
+    /// Tables this one references (selected ones only, itself excluded).
+    pub parents: Vec<String>,
+}
+
+/// `min`, `max` and `count` of a range key on one side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStats {
+    /// Smallest key (`None`: empty table).
+    pub min: Option<i64>,
+    /// Largest key.
+    pub max: Option<i64>,
+    /// Row count.
+    pub count: u64,
+}
+
+/// One checksum bin: the rows whose `(key - base) / width` is `bin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bin {
+    /// Bin number.
+    pub bin: i64,
+    /// Rows in the bin.
+    pub count: u64,
+    /// Smallest key in the bin.
+    pub min: i64,
+    /// Largest key in the bin.
+    pub max: i64,
+    /// Salted checksum over the whole rows (engine-specific text form).
+    pub checksum: String,
+}
+
+/// A unit of copying: make the destination's rows of `table` with range key in `[min, max]`
+/// equal to the source's. One line of the JSON-lines manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chunk {
+    /// Table name.
+    pub table: String,
+    /// First key (inclusive).
+    pub min: i64,
+    /// Last key (inclusive).
+    pub max: i64,
+    /// Rows expected (the larger side's count at planning time).
+    pub estimated_rows: u64,
+}
+
+/// What the plan found for one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TablePlan {
+    /// Table name.
+    pub table: String,
+    /// Range key column.
+    pub range_key: String,
+    /// Source statistics.
+    pub source: KeyStats,
+    /// Destination statistics.
+    pub dest: KeyStats,
+    /// Chunks planned for this table.
+    pub chunks: usize,
+    /// Rows those chunks are expected to move.
+    pub estimated_rows: u64,
+}
+
+/// The plan of one round: chunks in dependency order (parents first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Round number (1 for the first).
+    pub round: u32,
+    /// Per-table findings, in dependency order.
+    pub tables: Vec<TablePlan>,
+    /// Chunks to copy.
+    pub chunks: Vec<Chunk>,
+}
+
+impl Plan {
+    /// Whether source and destination were found equal.
+    pub fn in_sync(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Sum of the chunks' estimated rows.
+    pub fn estimated_rows(&self) -> u64 {
+        self.chunks.iter().map(|c| c.estimated_rows).sum()
+    }
+
+    /// Tables with at least one chunk.
+    pub fn differing_tables(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|t| t.chunks > 0)
+            .map(|t| t.table.clone())
+            .collect()
+    }
+
+    /// The JSON-lines manifest: one chunk per line.
+    pub fn to_manifest(&self) -> String {
+        let mut out = String::new();
+        for c in &self.chunks {
+            out.push_str(&serde_json::to_string(c).expect("a chunk serialises"));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Parses a JSON-lines manifest back into chunks.
+    pub fn chunks_from_manifest(text: &str) -> crate::Result<Vec<Chunk>> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| {
+                    crate::MigrateError::InvalidInput(format!("manifest line {}: {e}", i + 1))
+                })
+            })
+            .collect()
+    }
+}
+
+/// What copying one chunk did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyReport {
+    /// Table name.
+    pub table: String,
+    /// First key.
+    pub min: i64,
+    /// Last key.
+    pub max: i64,
+    /// Destination rows deleted.
+    pub rows_deleted: u64,
+    /// Source rows inserted.
+    pub rows_inserted: u64,
+    /// Wall-clock time.
+    pub duration_ms: u64,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    /// Whether source and destination are equal.
+    pub converged: bool,
+    /// The round that was verified.
+    pub round: u32,
+    /// Tables still different.
+    pub differing_tables: Vec<String>,
+}
+
+/// The summary of a whole migration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Tables migrated.
+    pub tables: usize,
+    /// Rounds of plan → copy done.
+    pub rounds: u32,
+    /// Chunks copied.
+    pub chunks: usize,
+    /// Rows inserted into the destination.
+    pub rows_copied: u64,
+    /// Rows deleted from the destination.
+    pub rows_deleted: u64,
+    /// Wall-clock seconds.
+    pub duration_seconds: f64,
+}

@@ -1,0 +1,472 @@
+//! PostgreSQL stacks (`postgres://…`): the production case.
+//!
+//! Checksums: `sum` of the first 64 bits of `md5(salt || ROW(cols…)::text)` per bin, computed by
+//! the server; sessions pin `TimeZone`, `DateStyle`, `IntervalStyle`, `extra_float_digits` and
+//! `bytea_output` so both sides print rows identically. Copy: the source's
+//! `COPY (SELECT … WHERE key BETWEEN lo AND hi) TO STDOUT (FORMAT binary)` bytes are streamed,
+//! undecoded, into the destination's `COPY … FROM STDIN (FORMAT binary)` inside one transaction
+//! that first deletes the range with `session_replication_role = replica` (foreign-key and user
+//! triggers off for that transaction only). Memory stays at a few COPY buffers whatever the range.
+
+use crate::error::{MigrateError, Result};
+use crate::model::{Bin, Column, ForeignKey, KeyStats, TableSchema, TableSpec};
+use crate::stack::{Stack, column_list, quote_ident};
+use crate::target::redact_url;
+use futures::{SinkExt, StreamExt};
+use std::sync::Mutex;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+
+/// Settings every session starts with, so both sides render values identically.
+const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
+     SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'; \
+     SET statement_timeout = 0; SET lock_timeout = '60s'";
+
+/// A PostgreSQL database as one side of a migration, with a small pool of idle sessions.
+pub struct PgStack {
+    url: String,
+    config: tokio_postgres::Config,
+    read_only: bool,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl std::fmt::Debug for PgStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStack")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+/// A pooled session: returned to the pool by [`PgStack::give`] after success, dropped (and so
+/// closed, rolling back anything open) otherwise.
+struct Session(Client);
+
+impl PgStack {
+    /// A stack on `url`; `read_only` sessions refuse writes (`default_transaction_read_only`),
+    /// which is how sources are opened.
+    pub fn new(url: &str, read_only: bool) -> Result<Self> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            MigrateError::InvalidInput(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
+        })?;
+        Ok(PgStack {
+            url: url.to_owned(),
+            config,
+            read_only,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    async fn take(&self) -> Result<Session> {
+        loop {
+            let c = self.idle.lock().expect("pool lock").pop();
+            match c {
+                Some(c) if !c.is_closed() => return Ok(Session(c)),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let (client, conn) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.connect_err(e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        client
+            .batch_execute(SESSION_SETUP)
+            .await
+            .map_err(|e| self.err(e))?;
+        if self.read_only {
+            client
+                .batch_execute("SET default_transaction_read_only = on")
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(Session(client))
+    }
+
+    fn give(&self, s: Session) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.len() < 16 {
+            idle.push(s.0);
+        }
+    }
+
+    fn connect_err(&self, e: tokio_postgres::Error) -> MigrateError {
+        match e.code() {
+            Some(_) => self.err(e),
+            None => MigrateError::Unreachable {
+                target: self.describe(),
+                reason: error_text(&e),
+            },
+        }
+    }
+
+    fn err(&self, e: tokio_postgres::Error) -> MigrateError {
+        let target = self.describe();
+        let reason = error_text(&e);
+        let Some(code) = e.code() else {
+            return MigrateError::Transient { target, reason };
+        };
+        let class = &code.code()[..2];
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            || *code == SqlState::INSUFFICIENT_PRIVILEGE
+        {
+            MigrateError::Unauthorized { target, reason }
+        } else if *code == SqlState::INVALID_CATALOG_NAME {
+            MigrateError::NotFound { target, reason }
+        } else if *code == SqlState::UNDEFINED_TABLE || *code == SqlState::UNDEFINED_COLUMN {
+            MigrateError::SchemaMismatch(format!("{target}: {reason}"))
+        } else if class == "08"
+            || class == "40"
+            || class == "53"
+            || class == "57"
+            || *code == SqlState::LOCK_NOT_AVAILABLE
+        {
+            MigrateError::Transient { target, reason }
+        } else {
+            MigrateError::Internal(format!("{target}: {reason}"))
+        }
+    }
+
+    async fn query_with<T>(
+        &self,
+        sql: &str,
+        f: impl Fn(&tokio_postgres::Row) -> std::result::Result<T, tokio_postgres::Error>,
+    ) -> Result<Vec<T>> {
+        let s = self.take().await?;
+        let rows = s.0.query(sql, &[]).await.map_err(|e| self.err(e))?;
+        let out = rows
+            .iter()
+            .map(&f)
+            .collect::<std::result::Result<Vec<T>, _>>()
+            .map_err(|e| self.err(e))?;
+        self.give(s);
+        Ok(out)
+    }
+}
+
+/// The driver's message with the server's detail and hint, never the connection string.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = db.message().to_owned();
+        if let Some(d) = db.detail() {
+            s.push_str(&format!(" ({d})"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!(" hint: {h}"));
+        }
+        return redact_url(&s);
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        s.push_str(&format!(": {x}"));
+        src = x.source();
+    }
+    redact_url(&s)
+}
+
+fn t(table: &TableSpec) -> String {
+    quote_ident(&table.name)
+}
+
+fn k(table: &TableSpec) -> String {
+    quote_ident(&table.range_key)
+}
+
+/// Privileges the destination role needs, for messages and docs.
+pub const DEST_PRIVILEGES: &str = "the destination role needs SELECT, INSERT and DELETE on every migrated table and the right to set session_replication_role: be a superuser, or on PostgreSQL 15+ run `GRANT SET ON PARAMETER session_replication_role TO <role>` as a superuser";
+
+impl Stack for PgStack {
+    fn describe(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    fn is_integer_type(sql_type: &str) -> bool {
+        matches!(sql_type, "smallint" | "integer" | "bigint")
+    }
+
+    async fn schema(&self) -> Result<Vec<TableSchema>> {
+        let cols = self
+            .query_with(
+                "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                   AND NOT c.relispartition
+                   AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+                 ORDER BY c.relname, a.attnum",
+                |r| {
+                    Ok((
+                        r.try_get::<_, String>(0)?,
+                        r.try_get::<_, String>(1)?,
+                        r.try_get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .await?;
+        let pks = self
+            .query_with(
+                "SELECT c.relname::text, array_agg(a.attname::text ORDER BY k.ord)
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                 WHERE i.indisprimary AND n.nspname = current_schema()
+                 GROUP BY c.relname",
+                |r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, Vec<String>>(1)?)),
+            )
+            .await?;
+        let fks = self
+            .query_with(
+                "SELECT c.relname::text, r.relname::text, array_agg(a.attname::text ORDER BY k.ord)
+                 FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
+                 JOIN pg_class r ON r.oid = co.confrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 CROSS JOIN LATERAL unnest(co.conkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                 WHERE co.contype = 'f' AND n.nspname = current_schema()
+                 GROUP BY co.oid, c.relname, r.relname",
+                |r| {
+                    Ok((
+                        r.try_get::<_, String>(0)?,
+                        r.try_get::<_, String>(1)?,
+                        r.try_get::<_, Vec<String>>(2)?,
+                    ))
+                },
+            )
+            .await?;
+        let mut out: Vec<TableSchema> = Vec::new();
+        for (table, col, ty) in cols {
+            if out.last().is_none_or(|t| t.name != table) {
+                out.push(TableSchema {
+                    name: table.clone(),
+                    columns: Vec::new(),
+                    primary_key: Vec::new(),
+                    foreign_keys: Vec::new(),
+                });
+            }
+            out.last_mut().expect("pushed").columns.push(Column {
+                name: col,
+                sql_type: ty,
+            });
+        }
+        for t in &mut out {
+            if let Some((_, pk)) = pks.iter().find(|(n, _)| *n == t.name) {
+                t.primary_key = pk.clone();
+            }
+            t.foreign_keys = fks
+                .iter()
+                .filter(|(n, _, _)| *n == t.name)
+                .map(|(_, r, c)| ForeignKey {
+                    columns: c.clone(),
+                    ref_table: r.clone(),
+                })
+                .collect();
+        }
+        Ok(out)
+    }
+
+    async fn check_access(&self, tables: &[TableSpec], as_dest: bool) -> Result<()> {
+        let s = self.take().await?;
+        let privs: &[&str] = if as_dest {
+            &["SELECT", "INSERT", "DELETE"]
+        } else {
+            &["SELECT"]
+        };
+        let mut missing = Vec::new();
+        for table in tables {
+            for p in privs {
+                let ok: bool = s
+                    .0
+                    .query_one(
+                        "SELECT has_table_privilege(quote_ident(current_schema()) || '.' || quote_ident($1), $2)",
+                        &[&table.name, p],
+                    )
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .get(0);
+                if !ok {
+                    missing.push(format!("{p} on {}", table.name));
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Err(MigrateError::Unauthorized {
+                target: self.describe(),
+                reason: format!(
+                    "the role lacks {}{}",
+                    missing.join(", "),
+                    if as_dest {
+                        format!("; {DEST_PRIVILEGES}")
+                    } else {
+                        String::new()
+                    }
+                ),
+            });
+        }
+        if as_dest {
+            let probe =
+                s.0.batch_execute("BEGIN; SET LOCAL session_replication_role = replica; ROLLBACK")
+                    .await;
+            if let Err(e) = probe {
+                let _ = s.0.batch_execute("ROLLBACK").await;
+                let err = self.err(e);
+                return Err(match err {
+                    MigrateError::Unauthorized { target, reason } => MigrateError::Unauthorized {
+                        target,
+                        reason: format!("{reason}; {DEST_PRIVILEGES}"),
+                    },
+                    other => other,
+                });
+            }
+            let ro: String =
+                s.0.query_one("SHOW transaction_read_only", &[])
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .get(0);
+            if ro == "on" {
+                return Err(MigrateError::Unauthorized {
+                    target: self.describe(),
+                    reason: "the destination is read-only (a standby, or default_transaction_read_only is on)".into(),
+                });
+            }
+        }
+        self.give(s);
+        Ok(())
+    }
+
+    async fn stats(&self, table: &TableSpec) -> Result<KeyStats> {
+        let sql = format!(
+            "SELECT min({k})::bigint, max({k})::bigint, count(*) FROM {t}",
+            k = k(table),
+            t = t(table)
+        );
+        let rows = self
+            .query_with(&sql, |r| {
+                Ok(KeyStats {
+                    min: r.try_get(0)?,
+                    max: r.try_get(1)?,
+                    count: r.try_get::<_, i64>(2)? as u64,
+                })
+            })
+            .await?;
+        Ok(rows.into_iter().next().unwrap_or_default())
+    }
+
+    async fn count_range(&self, table: &TableSpec, lo: i64, hi: i64) -> Result<u64> {
+        let sql = format!(
+            "SELECT count(*) FROM {t} WHERE {k} BETWEEN {lo} AND {hi}",
+            k = k(table),
+            t = t(table)
+        );
+        let rows = self.query_with(&sql, |r| r.try_get::<_, i64>(0)).await?;
+        Ok(rows.first().copied().unwrap_or(0) as u64)
+    }
+
+    async fn boundaries(
+        &self,
+        table: &TableSpec,
+        lo: i64,
+        hi: i64,
+        every: u64,
+    ) -> Result<Vec<i64>> {
+        let sql = format!(
+            "SELECT key FROM (SELECT {k}::bigint AS key, row_number() OVER (ORDER BY {k}) AS rn FROM {t} WHERE {k} BETWEEN {lo} AND {hi}) s WHERE rn % {every} = 0 ORDER BY rn",
+            k = k(table),
+            t = t(table),
+            every = every.max(1)
+        );
+        self.query_with(&sql, |r| r.try_get::<_, i64>(0)).await
+    }
+
+    async fn bins(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        lo: i64,
+        hi: i64,
+        width: i64,
+    ) -> Result<Vec<Bin>> {
+        // The salt is hex (see crate::new_salt); quote it anyway.
+        let salt = salt.replace('\'', "''");
+        let sql = format!(
+            "SELECT ({k}::bigint - ({lo})::bigint) / {width} AS b, count(*), min({k})::bigint, max({k})::bigint,
+                    sum(('x' || left(md5('{salt}' || ROW({cols})::text), 16))::bit(64)::bigint)::text
+             FROM {t} WHERE {k} BETWEEN {lo} AND {hi} GROUP BY 1 ORDER BY 1",
+            k = k(table),
+            t = t(table),
+            cols = column_list(table)
+        );
+        self.query_with(&sql, |r| {
+            Ok(Bin {
+                bin: r.try_get(0)?,
+                count: r.try_get::<_, i64>(1)? as u64,
+                min: r.try_get(2)?,
+                max: r.try_get(3)?,
+                checksum: r.try_get(4)?,
+            })
+        })
+        .await
+    }
+
+    async fn copy_range(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(u64, u64)> {
+        let cols = column_list(table);
+        let mut dst = self.take().await?;
+        let src = source.take().await?;
+        let tx = dst.0.transaction().await.map_err(|e| self.err(e))?;
+        tx.batch_execute("SET LOCAL session_replication_role = replica")
+            .await
+            .map_err(|e| self.err(e))?;
+        let deleted = tx
+            .execute(
+                &format!(
+                    "DELETE FROM {t} WHERE {k} BETWEEN {lo} AND {hi}",
+                    k = k(table),
+                    t = t(table)
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let sink = tx
+            .copy_in::<_, bytes::Bytes>(&format!(
+                "COPY {t} ({cols}) FROM STDIN (FORMAT binary)",
+                t = t(table)
+            ))
+            .await
+            .map_err(|e| self.err(e))?;
+        let stream = src
+            .0
+            .copy_out(&format!(
+                "COPY (SELECT {cols} FROM {t} WHERE {k} BETWEEN {lo} AND {hi}) TO STDOUT (FORMAT binary)",
+                k = k(table),
+                t = t(table)
+            ))
+            .await
+            .map_err(|e| source.err(e))?;
+        let mut sink = std::pin::pin!(sink);
+        let mut stream = std::pin::pin!(stream);
+        while let Some(buf) = stream.next().await {
+            let buf = buf.map_err(|e| source.err(e))?;
+            sink.feed(buf).await.map_err(|e| self.err(e))?;
+        }
+        let inserted = sink.as_mut().finish().await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        source.give(src);
+        self.give(dst);
+        Ok((deleted, inserted))
+    }
+}

@@ -1,0 +1,364 @@
+//! SQLite stacks (`sqlite:PATH`): the embedded default, one file per stack.
+//!
+//! Checksums: a deterministic aggregate `stepops_rowsum(salt, col…)` registered on each
+//! connection sums (mod 2^64) a salted SipHash of every row's typed values, so the whole row
+//! is compared inside SQLite. Copy: the destination connection attaches the source file
+//! read-only and runs `DELETE` + `INSERT … SELECT` in one `IMMEDIATE` transaction with
+//! foreign-key enforcement off for that connection: rows never pass through Rust.
+
+use crate::error::{MigrateError, Result};
+use crate::model::{Bin, Column, ForeignKey, KeyStats, TableSchema, TableSpec};
+use crate::stack::{Stack, column_list, quote_ident};
+use rusqlite::functions::{Aggregate, Context, FunctionFlags};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use std::hash::{DefaultHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A SQLite database file as one side of a migration.
+#[derive(Debug, Clone)]
+pub struct SqliteStack {
+    path: PathBuf,
+}
+
+impl SqliteStack {
+    /// A stack on an existing file (checked when first used).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteStack { path: path.into() }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open(&self, write: bool) -> Result<Connection> {
+        if !self.path.exists() {
+            return Err(MigrateError::NotFound {
+                target: self.describe(),
+                reason: "the SQLite file does not exist (create the schema first, for example with `stepops sample`)".into(),
+            });
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        flags |= if write {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        };
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(|e| self.err(e))?;
+        conn.create_aggregate_function(
+            "stepops_rowsum",
+            -1,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            RowSum,
+        )
+        .map_err(|e| self.err(e))?;
+        // Make sure it is a database at all (a text file opens fine until the first read).
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| self.err(e))?;
+        Ok(conn)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> MigrateError {
+        use rusqlite::ErrorCode as C;
+        let reason = e.to_string();
+        match e.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => MigrateError::Transient {
+                target: self.describe(),
+                reason,
+            },
+            Some(C::PermissionDenied | C::ReadOnly | C::CannotOpen) => MigrateError::Unauthorized {
+                target: self.describe(),
+                reason: format!("{reason} (check the file's permissions)"),
+            },
+            Some(C::NotADatabase) => MigrateError::InvalidInput(format!(
+                "{} is not a SQLite database: {reason}",
+                self.describe()
+            )),
+            _ => MigrateError::Internal(format!("{}: {reason}", self.describe())),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut Connection, &SqliteStack) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = me.open(write)?;
+            f(&mut conn, &me).map_err(|e| me.err(e))
+        })
+        .await?
+    }
+}
+
+/// `stepops_rowsum(salt, v1, v2, …)`: the wrapping sum of a SipHash of each row's values.
+struct RowSum;
+
+impl Aggregate<u64, i64> for RowSum {
+    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<u64> {
+        Ok(0)
+    }
+
+    fn step(&self, ctx: &mut Context<'_>, acc: &mut u64) -> rusqlite::Result<()> {
+        let mut h = DefaultHasher::new();
+        for i in 0..ctx.len() {
+            match ctx.get_raw(i) {
+                ValueRef::Null => h.write_u8(0),
+                ValueRef::Integer(v) => {
+                    h.write_u8(1);
+                    h.write_i64(v);
+                }
+                ValueRef::Real(v) => {
+                    h.write_u8(2);
+                    h.write_u64(v.to_bits());
+                }
+                ValueRef::Text(b) => {
+                    h.write_u8(3);
+                    h.write_usize(b.len());
+                    h.write(b);
+                }
+                ValueRef::Blob(b) => {
+                    h.write_u8(4);
+                    h.write_usize(b.len());
+                    h.write(b);
+                }
+            }
+        }
+        *acc = acc.wrapping_add(h.finish());
+        Ok(())
+    }
+
+    fn finalize(&self, _: &mut Context<'_>, acc: Option<u64>) -> rusqlite::Result<i64> {
+        Ok(acc.unwrap_or(0) as i64)
+    }
+}
+
+fn t(table: &TableSpec) -> String {
+    quote_ident(&table.name)
+}
+
+fn k(table: &TableSpec) -> String {
+    quote_ident(&table.range_key)
+}
+
+/// A `file:` URI for ATTACH, read-only.
+fn ro_uri(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut s = String::from("file:");
+    for ch in abs.to_string_lossy().chars() {
+        match ch {
+            '%' => s.push_str("%25"),
+            '?' => s.push_str("%3f"),
+            '#' => s.push_str("%23"),
+            c => s.push(c),
+        }
+    }
+    s.push_str("?mode=ro");
+    s
+}
+
+impl Stack for SqliteStack {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+
+    fn is_integer_type(sql_type: &str) -> bool {
+        sql_type.to_ascii_uppercase().contains("INT")
+    }
+
+    async fn schema(&self) -> Result<Vec<TableSchema>> {
+        self.blocking(false, |conn, _| {
+            let names: Vec<String> = conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::new();
+            for name in names {
+                let mut columns = Vec::new();
+                let mut pk: Vec<(i64, String)> = Vec::new();
+                let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote_ident(&name)))?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    let col: String = r.get(1)?;
+                    let ty: String = r.get(2)?;
+                    let pk_pos: i64 = r.get(5)?;
+                    if pk_pos > 0 {
+                        pk.push((pk_pos, col.clone()));
+                    }
+                    columns.push(Column {
+                        name: col,
+                        sql_type: ty.trim().to_ascii_uppercase(),
+                    });
+                }
+                pk.sort();
+                let mut fks: Vec<(i64, ForeignKey)> = Vec::new();
+                let mut stmt =
+                    conn.prepare(&format!("PRAGMA foreign_key_list({})", quote_ident(&name)))?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    let id: i64 = r.get(0)?;
+                    let ref_table: String = r.get(2)?;
+                    let from: String = r.get(3)?;
+                    match fks.iter_mut().find(|(i, _)| *i == id) {
+                        Some((_, fk)) => fk.columns.push(from),
+                        None => fks.push((
+                            id,
+                            ForeignKey {
+                                columns: vec![from],
+                                ref_table,
+                            },
+                        )),
+                    }
+                }
+                out.push(TableSchema {
+                    name,
+                    columns,
+                    primary_key: pk.into_iter().map(|(_, c)| c).collect(),
+                    foreign_keys: fks.into_iter().map(|(_, f)| f).collect(),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn check_access(&self, _tables: &[TableSpec], as_dest: bool) -> Result<()> {
+        if as_dest {
+            let meta = std::fs::metadata(&self.path).map_err(|e| MigrateError::NotFound {
+                target: self.describe(),
+                reason: e.to_string(),
+            })?;
+            if meta.permissions().readonly() {
+                return Err(MigrateError::Unauthorized {
+                    target: self.describe(),
+                    reason: "the destination file is read-only".into(),
+                });
+            }
+        }
+        self.blocking(as_dest, |_, _| Ok(())).await
+    }
+
+    async fn stats(&self, table: &TableSpec) -> Result<KeyStats> {
+        let sql = format!(
+            "SELECT min({k}), max({k}), count(*) FROM {t}",
+            k = k(table),
+            t = t(table)
+        );
+        self.blocking(false, move |conn, _| {
+            conn.query_row(&sql, [], |r| {
+                Ok(KeyStats {
+                    min: r.get(0)?,
+                    max: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn count_range(&self, table: &TableSpec, lo: i64, hi: i64) -> Result<u64> {
+        let sql = format!(
+            "SELECT count(*) FROM {t} WHERE {k} BETWEEN ?1 AND ?2",
+            k = k(table),
+            t = t(table)
+        );
+        self.blocking(false, move |conn, _| {
+            conn.query_row(&sql, [lo, hi], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn boundaries(
+        &self,
+        table: &TableSpec,
+        lo: i64,
+        hi: i64,
+        every: u64,
+    ) -> Result<Vec<i64>> {
+        let sql = format!(
+            "SELECT key FROM (SELECT {k} AS key, row_number() OVER (ORDER BY {k}) AS rn FROM {t} WHERE {k} BETWEEN ?1 AND ?2) WHERE rn % ?3 = 0 ORDER BY rn",
+            k = k(table),
+            t = t(table)
+        );
+        let every = every.max(1) as i64;
+        self.blocking(false, move |conn, _| {
+            conn.prepare(&sql)?
+                .query_map([lo, hi, every], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn bins(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        lo: i64,
+        hi: i64,
+        width: i64,
+    ) -> Result<Vec<Bin>> {
+        let sql = format!(
+            "SELECT ({k} - ?1) / ?3 AS b, count(*), min({k}), max({k}), stepops_rowsum(?4, {cols}) FROM {t} WHERE {k} BETWEEN ?1 AND ?2 GROUP BY b ORDER BY b",
+            k = k(table),
+            t = t(table),
+            cols = column_list(table)
+        );
+        let salt = salt.to_owned();
+        self.blocking(false, move |conn, _| {
+            conn.prepare(&sql)?
+                .query_map(rusqlite::params![lo, hi, width, salt], |r| {
+                    Ok(Bin {
+                        bin: r.get(0)?,
+                        count: r.get::<_, i64>(1)? as u64,
+                        min: r.get(2)?,
+                        max: r.get(3)?,
+                        checksum: r.get::<_, i64>(4)?.to_string(),
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn copy_range(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(u64, u64)> {
+        if !source.path.exists() {
+            source.open(false)?;
+        }
+        let uri = ro_uri(&source.path);
+        let cols = column_list(table);
+        let delete = format!(
+            "DELETE FROM main.{t} WHERE {k} BETWEEN ?1 AND ?2",
+            k = k(table),
+            t = t(table)
+        );
+        let insert = format!(
+            "INSERT INTO main.{t} ({cols}) SELECT {cols} FROM stepops_src.{t} WHERE {k} BETWEEN ?1 AND ?2",
+            k = k(table),
+            t = t(table)
+        );
+        self.blocking(true, move |conn, _| {
+            conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+            conn.execute("ATTACH DATABASE ?1 AS stepops_src", [&uri])?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let deleted = tx.execute(&delete, [lo, hi])?;
+            let inserted = tx.execute(&insert, [lo, hi])?;
+            tx.commit()?;
+            Ok((deleted as u64, inserted as u64))
+        })
+        .await
+    }
+}

@@ -1,0 +1,73 @@
+//! The database boundary: what the planner and the copier need from one side of a migration.
+
+use crate::error::Result;
+use crate::model::{Bin, KeyStats, TableSchema, TableSpec};
+
+/// One side of a migration (a *stack*). Implementations: [`crate::postgres::PgStack`] and
+/// [`crate::sqlite::SqliteStack`]. Keys are compared as `i64`; every range is inclusive.
+#[allow(async_fn_in_trait)]
+pub trait Stack: Send + Sync {
+    /// The stack's URL without its password, for messages.
+    fn describe(&self) -> String;
+
+    /// Whether a column type, as this engine spells it, is an integer type.
+    fn is_integer_type(sql_type: &str) -> bool
+    where
+        Self: Sized;
+
+    /// Every table of the stack with columns, primary key and foreign keys.
+    async fn schema(&self) -> Result<Vec<TableSchema>>;
+
+    /// Checks, without writing anything, that this stack can be read (`as_dest == false`) or
+    /// written as a destination (`as_dest == true`) for these tables.
+    async fn check_access(&self, tables: &[TableSpec], as_dest: bool) -> Result<()>;
+
+    /// `min`, `max`, `count` of the table's range key.
+    async fn stats(&self, table: &TableSpec) -> Result<KeyStats>;
+
+    /// Rows with range key in `[lo, hi]`.
+    async fn count_range(&self, table: &TableSpec, lo: i64, hi: i64) -> Result<u64>;
+
+    /// The range keys of the rows numbered `every`, `2 * every`, … (in key order) among the
+    /// rows with key in `[lo, hi]`: where to cut that range into chunks of `every` rows.
+    async fn boundaries(&self, table: &TableSpec, lo: i64, hi: i64, every: u64)
+    -> Result<Vec<i64>>;
+
+    /// Bin checksums over the whole rows with key in `[lo, hi]`, grouped by
+    /// `(key - lo) / width`, salted with `salt`, ordered by bin. `hi - lo` fits an `i64`.
+    async fn bins(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        lo: i64,
+        hi: i64,
+        width: i64,
+    ) -> Result<Vec<Bin>>;
+
+    /// In one transaction on this (destination) stack: delete the rows with range key in
+    /// `[lo, hi]` and insert `source`'s rows of that range. Returns `(deleted, inserted)`.
+    async fn copy_range(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(u64, u64)>
+    where
+        Self: Sized;
+}
+
+/// Quotes an SQL identifier (`"name"`, inner quotes doubled); both engines use this form.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The table's columns, quoted and comma-separated, in [`TableSpec::columns`] order.
+pub fn column_list(table: &TableSpec) -> String {
+    table
+        .columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,448 @@
+//! The engine over real SQLite files.
+
+mod common;
+
+use common::{Dialect, assert_same, fill, mutate, schema, sqlite_dump};
+use std::path::{Path, PathBuf};
+use stepops_error::{ErrorName, Named};
+use stepops_migrate::{
+    Chunk, Config, MigrateOptions, Migration, NoProgress, Plan, PlanOptions, copy_chunk, migrate,
+    plan, verify,
+};
+
+fn url(p: &Path) -> String {
+    format!("sqlite:{}", p.display())
+}
+
+fn create(path: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+fn exec(path: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+fn opts(chunk_rows: u64, jobs: usize) -> MigrateOptions {
+    MigrateOptions {
+        chunk_rows,
+        jobs,
+        ..MigrateOptions::default()
+    }
+}
+
+fn pair(dir: &Path, rows: usize, seed: u64, dest_copy: bool) -> (PathBuf, PathBuf) {
+    let src = dir.join("src.db");
+    let dst = dir.join("dst.db");
+    create(&src, schema(Dialect::Sqlite));
+    exec(&src, &fill(Dialect::Sqlite, seed, rows));
+    if dest_copy {
+        std::fs::copy(&src, &dst).unwrap();
+    } else {
+        create(&dst, schema(Dialect::Sqlite));
+    }
+    (src, dst)
+}
+
+fn file_bytes(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_randomised_divergence_converges_and_second_run_copies_nothing() {
+    for seed in 1..=4u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let dest_copy = seed % 2 == 0;
+        let (src, dst) = pair(dir.path(), 2000, seed, dest_copy);
+        exec(&src, &mutate(Dialect::Sqlite, seed * 100, 300, 400));
+        exec(&dst, &mutate(Dialect::Sqlite, seed * 100 + 1, 300, 400));
+        let chunk_rows = [7, 50, 333, 50_000][seed as usize - 1];
+        let summary = migrate(
+            &url(&src),
+            &url(&dst),
+            &Config::default(),
+            &opts(chunk_rows, 1 + seed as usize % 3),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert!(
+            summary.chunks > 0,
+            "seed {seed}: diverged stacks need chunks"
+        );
+        assert_same(&sqlite_dump(&src), &sqlite_dump(&dst));
+
+        let again = migrate(
+            &url(&src),
+            &url(&dst),
+            &Config::default(),
+            &opts(chunk_rows, 2),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(again.chunks, 0, "seed {seed}: a second run copies nothing");
+        assert_eq!(again.rows_copied, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_update_of_a_non_key_column_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = pair(dir.path(), 3000, 7, true);
+    exec(
+        &src,
+        "UPDATE entities SET name = name || 'x' WHERE id = 333",
+    );
+    let p = plan(
+        &url(&src),
+        &url(&dst),
+        &Config::default(),
+        &PlanOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.differing_tables(), ["entities"]);
+    assert_eq!(p.chunks.len(), 1);
+    let c = &p.chunks[0];
+    assert!(c.min <= 333 && 333 <= c.max);
+    assert!(
+        c.estimated_rows <= 200,
+        "fine bins keep a one-row change small: {c:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_steps_run_on_their_own_from_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = pair(dir.path(), 1500, 11, false);
+    let (s, d) = (url(&src), url(&dst));
+    let cfg = Config::default();
+    let p = plan(
+        &s,
+        &d,
+        &cfg,
+        &PlanOptions {
+            chunk_rows: 40,
+            round: 1,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(p.chunks.len() > 10);
+    let manifest = p.to_manifest();
+    assert_eq!(manifest.lines().count(), p.chunks.len());
+    let chunks = Plan::chunks_from_manifest(&manifest).unwrap();
+    assert_eq!(chunks, p.chunks);
+    // Parents first: every table's chunks come after its parents'.
+    let order: Vec<&str> = chunks.iter().map(|c| c.table.as_str()).collect();
+    let first = |t: &str| order.iter().position(|x| *x == t).unwrap();
+    assert!(first("users") < first("projects") && first("projects") < first("entities"));
+    assert!(first("entities") < first("acl"));
+    // Chunks of the sparse table stay near the target.
+    for c in chunks.iter().filter(|c| c.table == "events") {
+        assert!(c.estimated_rows <= 80, "{c:?}");
+    }
+    let not_yet = verify(&s, &d, &cfg, 1, 3).await.unwrap();
+    assert!(!not_yet.converged);
+    // Copy twice each (idempotence), via JSON, each on a fresh connection.
+    for line in manifest.lines() {
+        let chunk: Chunk = serde_json::from_str(line).unwrap();
+        let a = copy_chunk(&s, &d, &cfg, &chunk).await.unwrap();
+        let b = copy_chunk(&s, &d, &cfg, &chunk).await.unwrap();
+        assert_eq!(a.rows_inserted, b.rows_inserted);
+        assert_eq!(b.rows_deleted, b.rows_inserted);
+    }
+    let done = verify(&s, &d, &cfg, 1, 3).await.unwrap();
+    assert!(done.converged, "{done:?}");
+    assert_same(&sqlite_dump(&src), &sqlite_dump(&dst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_not_converged_names_the_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = pair(dir.path(), 500, 3, true);
+    exec(&dst, "DELETE FROM events");
+    let err = verify(&url(&src), &url(&dst), &Config::default(), 2, 2)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::NotConverged);
+    assert!(err.to_string().contains("events"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_values_round_trip_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("s.db");
+    let dst = dir.path().join("d.db");
+    let ddl = "CREATE TABLE v (id INTEGER PRIMARY KEY, t TEXT, b BLOB, r REAL, n NUMERIC, i INTEGER, any_col);";
+    create(&src, ddl);
+    create(&dst, ddl);
+    exec(
+        &src,
+        "INSERT INTO v VALUES
+         (-9223372036854775808, NULL, NULL, NULL, NULL, NULL, NULL),
+         (0, '', X'', 0.0, 0, 0, ''),
+         (1, 'Zoë 日本語 🦀 e\u{301} مرحبا '' \" \\ ' || char(10) || char(0) || 'after-nul', X'00FF10', 9e999, '12345678901234567890.123456789', 9223372036854775807, X'01'),
+         (2, 'x', X'DEADBEEF', -9e999, 1.5, -1, 3.25),
+         (3, 'y', NULL, -0.0, 'not a number', NULL, 7),
+         (9223372036854775807, 'max', NULL, 5e-324, NULL, NULL, NULL);",
+    );
+    let cfg = Config::default();
+    let summary = migrate(&url(&src), &url(&dst), &cfg, &opts(2, 2), &NoProgress)
+        .await
+        .unwrap();
+    assert!(summary.rows_copied >= 6);
+    let dump = |p: &Path| {
+        let c = rusqlite::Connection::open(p).unwrap();
+        let mut s = c
+            .prepare("SELECT id, t, b, r, n, i, any_col, typeof(n), typeof(any_col), hex(t) FROM v ORDER BY id")
+            .unwrap();
+        s.query_map([], |r| {
+            Ok((0..10)
+                .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
+                .collect::<Vec<_>>())
+        })
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+    };
+    assert_eq!(dump(&src), dump(&dst));
+    assert_eq!(dump(&dst).len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_bad_inputs_give_named_errors_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = pair(dir.path(), 200, 5, false);
+    let before = file_bytes(&dst);
+    let cfg = Config::default();
+    let o = opts(100, 2);
+    let run = |s: String, d: String, c: Config| {
+        let o = o.clone();
+        async move { migrate(&s, &d, &c, &o, &NoProgress).await.unwrap_err() }
+    };
+
+    let missing = dir.path().join("nope.db");
+    let e = run(url(&missing), url(&dst), cfg.clone()).await;
+    assert_eq!(e.error_name(), ErrorName::NotFound, "{e}");
+
+    let e = run(
+        url(&src),
+        "postgres://u:hunter2@127.0.0.1:1/x".into(),
+        cfg.clone(),
+    )
+    .await;
+    assert_eq!(e.error_name(), ErrorName::InvalidInput, "{e}");
+    assert!(e.to_string().contains("same engine"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+
+    let e = run("mysql://x".into(), url(&dst), cfg.clone()).await;
+    assert_eq!(e.error_name(), ErrorName::InvalidInput, "{e}");
+
+    let e = run(url(&src), url(&src), cfg.clone()).await;
+    assert_eq!(e.error_name(), ErrorName::InvalidInput, "{e}");
+
+    // A table missing on the destination.
+    exec(
+        &src,
+        "CREATE TABLE extra (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO extra VALUES (1, 'a');",
+    );
+    let e = run(url(&src), url(&dst), cfg.clone()).await;
+    assert_eq!(e.error_name(), ErrorName::SchemaMismatch, "{e}");
+    assert!(e.to_string().contains("extra is missing"), "{e}");
+    exec(&src, "DROP TABLE extra");
+
+    // Different column types.
+    exec(&src, "CREATE TABLE typed (id INTEGER PRIMARY KEY, v TEXT)");
+    exec(&dst, "CREATE TABLE typed (id INTEGER PRIMARY KEY, v BLOB)");
+    let e = run(url(&src), url(&dst), cfg.clone()).await;
+    assert_eq!(e.error_name(), ErrorName::SchemaMismatch, "{e}");
+    assert!(
+        e.to_string().contains("v is TEXT on the source but BLOB"),
+        "{e}"
+    );
+    exec(&src, "DROP TABLE typed");
+    exec(&dst, "DROP TABLE typed");
+
+    // A non-integer key, then the same excluded by config.
+    exec(&src, "CREATE TABLE tags (name TEXT PRIMARY KEY)");
+    exec(&dst, "CREATE TABLE tags (name TEXT PRIMARY KEY)");
+    let before_tags = file_bytes(&dst);
+    let e = run(url(&src), url(&dst), cfg.clone()).await;
+    assert_eq!(e.error_name(), ErrorName::SchemaMismatch, "{e}");
+    assert!(
+        e.to_string().contains("tags has no usable range key"),
+        "{e}"
+    );
+    assert_eq!(file_bytes(&dst), before_tags, "nothing written");
+    let excl = Config::from_yaml("exclude: [tags]").unwrap();
+    let e = run(
+        url(&src),
+        url(&dst),
+        Config::from_yaml("include: [ghost]").unwrap(),
+    )
+    .await;
+    assert_eq!(e.error_name(), ErrorName::InvalidInput, "{e}");
+    exec(&src, "DROP TABLE tags");
+    exec(&dst, "DROP TABLE tags");
+    assert_ne!(
+        file_bytes(&dst),
+        before,
+        "(the test itself changed the file)"
+    );
+    let before = file_bytes(&dst);
+
+    // Not a database at all.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(
+        &junk,
+        "this is not a database, just some text long enough to be a header",
+    )
+    .unwrap();
+    let e = run(url(&src), url(&junk), cfg.clone()).await;
+    assert_eq!(e.error_name(), ErrorName::InvalidInput, "{e}");
+    assert_eq!(file_bytes(&dst), before);
+
+    // And with all of that fixed, it works.
+    migrate(&url(&src), &url(&dst), &excl, &o, &NoProgress)
+        .await
+        .unwrap();
+    assert_same(&sqlite_dump(&src), &sqlite_dump(&dst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_config_range_key_and_include() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = pair(dir.path(), 500, 9, false);
+    let cfg = Config::from_yaml(
+        "include: [users, entities, acl]\ntables:\n  acl:\n    range_key: principal_id\n",
+    )
+    .unwrap();
+    let m = Migration::open(&url(&src), &url(&dst), &cfg).await.unwrap();
+    let names: Vec<_> = m
+        .tables()
+        .iter()
+        .map(|t| (t.name.as_str(), t.range_key.as_str()))
+        .collect();
+    // users and entities are unrelated once projects is left out: ties go by name.
+    assert_eq!(
+        names,
+        [("entities", "id"), ("acl", "principal_id"), ("users", "id")]
+    );
+    m.run(&opts(30, 2), &NoProgress).await.unwrap();
+    let count = |p: &Path, t: &str| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&dst, "acl"), count(&src, "acl"));
+    assert_eq!(count(&dst, "projects"), 0, "not included");
+}
+
+/// Crash safety: a child process (this test binary, re-executed) copies one large chunk and is
+/// killed with SIGKILL mid-transaction; the destination is either untouched or complete, never
+/// partial, and a re-run converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_kill_mid_chunk_then_rerun_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    let dst = dir.path().join("dst.db");
+    let ddl = "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT, w BLOB);";
+    create(&src, ddl);
+    create(&dst, ddl);
+    exec(
+        &src,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000)
+         INSERT INTO big SELECT i, 'row ' || i || ' ' || hex(randomblob(20)), randomblob(64) FROM n;",
+    );
+    exec(
+        &dst,
+        "INSERT INTO big VALUES (5, 'old', NULL), (999999, 'gone', NULL)",
+    );
+    let before = sqlite_dump_big(&dst);
+    let mut killed_mid_transaction = false;
+    for delay_ms in [150u64, 60, 300, 30, 500, 10] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "crash_child", "--nocapture"])
+            .env("STEPOPS_CRASH_SRC", url(&src))
+            .env("STEPOPS_CRASH_DST", url(&dst))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+                "child ended early"
+            );
+            if line.contains("COPYING") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let hot_journal = dir.path().join("dst.db-journal").exists();
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        let after = sqlite_dump_big(&dst);
+        assert!(
+            after == before || after == sqlite_dump_big(&src),
+            "destination must be either untouched or complete, got {} rows",
+            after.len()
+        );
+        if hot_journal && !status.success() && after == before {
+            killed_mid_transaction = true;
+            break;
+        }
+    }
+    assert!(
+        killed_mid_transaction,
+        "never managed to kill the child mid-transaction"
+    );
+    let s = migrate(
+        &url(&src),
+        &url(&dst),
+        &Config::default(),
+        &opts(1_000_000, 1),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.chunks, 1);
+    assert_eq!(sqlite_dump_big(&dst), sqlite_dump_big(&src));
+}
+
+fn sqlite_dump_big(p: &Path) -> Vec<(i64, String, Option<Vec<u8>>)> {
+    let c = rusqlite::Connection::open(p).unwrap();
+    let mut s = c.prepare("SELECT id, v, w FROM big ORDER BY id").unwrap();
+    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The child half of [`sqlite_kill_mid_chunk_then_rerun_converges`] (run only by it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper process for sqlite_kill_mid_chunk_then_rerun_converges"]
+async fn crash_child() {
+    let src = std::env::var("STEPOPS_CRASH_SRC").expect("run by the crash test only");
+    let dst = std::env::var("STEPOPS_CRASH_DST").unwrap();
+    let m = Migration::open(&src, &dst, &Config::default())
+        .await
+        .unwrap();
+    let p = m
+        .plan(&PlanOptions {
+            chunk_rows: 1_000_000,
+            round: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(p.chunks.len(), 1);
+    println!("COPYING");
+    m.copy_chunk(&p.chunks[0]).await.unwrap();
+    println!("DONE");
+}
