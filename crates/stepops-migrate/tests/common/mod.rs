@@ -32,7 +32,7 @@ pub fn schema(d: Dialect) -> &'static str {
              CREATE TABLE projects (id integer PRIMARY KEY, owner_id bigint REFERENCES users(id) ON DELETE CASCADE, title text, budget numeric(24,6), nums integer[]);
              CREATE TABLE entities (id bigint PRIMARY KEY, project_id integer REFERENCES projects(id) ON DELETE CASCADE, parent_id bigint REFERENCES entities(id) ON DELETE CASCADE, name text, body bytea);
              CREATE TABLE acl (entity_id bigint NOT NULL REFERENCES entities(id) ON DELETE CASCADE, principal_id bigint NOT NULL, access text NOT NULL, PRIMARY KEY (entity_id, principal_id, access));
-             CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, kind text, payload jsonb, ratio real);"
+             CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, kind text, payload jsonb, ratio double precision);"
         }
     }
 }

@@ -1,0 +1,466 @@
+//! The engine over real PostgreSQL servers (started by `stepops-testkit`, one per test).
+
+mod common;
+
+use common::{Dialect, TABLES, fill, mutate, schema};
+use std::time::{Duration, Instant};
+use stepops_error::{ErrorName, Named};
+use stepops_migrate::{Chunk, Config, MigrateOptions, Migration, NoProgress, migrate};
+use stepops_testkit::PgServer;
+use tokio_postgres::{Client, NoTls};
+
+fn server() -> PgServer {
+    PgServer::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL for the tests: {e}"))
+}
+
+async fn client(url: &str) -> Client {
+    let (c, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+async fn exec(url: &str, sql: &str) {
+    client(url).await.batch_execute(sql).await.unwrap();
+}
+
+/// Every row of the fixture tables as text, ordered: an independent full comparison.
+async fn dump(url: &str, tables: &[&str]) -> Vec<(String, Vec<String>)> {
+    let c = client(url).await;
+    c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 3")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for t in tables {
+        let rows = c
+            .query(
+                &format!("SELECT zz_row::text FROM {t} zz_row ORDER BY 1"),
+                &[],
+            )
+            .await
+            .unwrap();
+        out.push((t.to_string(), rows.iter().map(|r| r.get(0)).collect()));
+    }
+    out
+}
+
+fn opts(chunk_rows: u64, jobs: usize) -> MigrateOptions {
+    MigrateOptions {
+        chunk_rows,
+        jobs,
+        ..MigrateOptions::default()
+    }
+}
+
+async fn pair(pg: &PgServer, rows: usize, seed: u64, dest_copy: bool) -> (String, String) {
+    let src = pg.create_database("src").unwrap();
+    let dst = pg.create_database("dst").unwrap();
+    exec(&src, schema(Dialect::Pg)).await;
+    exec(&dst, schema(Dialect::Pg)).await;
+    let data = fill(Dialect::Pg, seed, rows);
+    exec(&src, &data).await;
+    if dest_copy {
+        exec(&dst, &data).await;
+    }
+    (src, dst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_randomised_divergence_converges_and_second_run_copies_nothing() {
+    let pg = server();
+    let (src, dst) = pair(&pg, 3000, 21, true).await;
+    for (round, chunk_rows) in [(1u64, 60u64), (2, 50_000), (3, 9)] {
+        exec(&src, &mutate(Dialect::Pg, round * 10, 250, 600)).await;
+        exec(&dst, &mutate(Dialect::Pg, round * 10 + 1, 250, 600)).await;
+        assert_ne!(dump(&src, &TABLES).await, dump(&dst, &TABLES).await);
+        let s = migrate(
+            &src,
+            &dst,
+            &Config::default(),
+            &opts(chunk_rows, 3),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert!(s.chunks > 0);
+        common::assert_same(&dump(&src, &TABLES).await, &dump(&dst, &TABLES).await);
+        let again = migrate(
+            &src,
+            &dst,
+            &Config::default(),
+            &opts(chunk_rows, 2),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+        assert_eq!(again.chunks, 0, "a second run copies nothing");
+    }
+    // Foreign keys still hold on the destination (they were not enforced while copying).
+    let c = client(&dst).await;
+    let orphans: i64 = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM acl a WHERE NOT EXISTS (SELECT 1 FROM entities e WHERE e.id = a.entity_id))
+                  + (SELECT count(*) FROM entities e WHERE e.parent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM entities p WHERE p.id = e.parent_id))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_empty_destination_and_emptied_source() {
+    let pg = server();
+    let (src, dst) = pair(&pg, 2000, 5, false).await;
+    let s = migrate(&src, &dst, &Config::default(), &opts(100, 4), &NoProgress)
+        .await
+        .unwrap();
+    assert!(s.rows_copied >= 1500, "{s:?}");
+    assert_eq!(s.rows_deleted, 0);
+    common::assert_same(&dump(&src, &TABLES).await, &dump(&dst, &TABLES).await);
+    exec(&src, "TRUNCATE users, projects, entities, acl, events").await;
+    let s = migrate(&src, &dst, &Config::default(), &opts(100, 4), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(s.rows_copied, 0);
+    assert!(s.rows_deleted >= 1500);
+    common::assert_same(&dump(&src, &TABLES).await, &dump(&dst, &TABLES).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_values_round_trip_exactly() {
+    let pg = server();
+    let src = pg.create_database("src").unwrap();
+    let dst = pg.create_database("dst").unwrap();
+    let ddl = "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+        CREATE TABLE v (id bigint PRIMARY KEY, t text, b bytea, f8 double precision, f4 real,
+        n numeric, ts timestamptz, tsz timestamp, d date, j jsonb, js json, u uuid, ia integer[],
+        ta text[], m2 integer[][], ok boolean, iv interval, m mood, c char(3), x xml, inet_col inet,
+        r int4range);";
+    exec(&src, ddl).await;
+    exec(&dst, ddl).await;
+    exec(
+        &src,
+        r#"INSERT INTO v VALUES
+        (-9223372036854775808, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+        (0, '', '', 0, 0, 0, 'epoch', 'epoch', 'epoch', '{}', '{}', '00000000-0000-0000-0000-000000000000', '{}', '{}', '{}', false, '0', 'sad', '', '', '::1', 'empty'),
+        (1, E'Zoë 日本語 🦀 e\u0301 مرحبا '' " \\ \n\t\u00a0\ufeff', '\x00ff10deadbeef', 'NaN', 'Infinity', 'NaN',
+         'infinity', '-infinity', '-infinity', '{"a": [1, 2.50, {"b": "ü\u00e9x"}], "n": null, "big": 123456789012345678901234567890}',
+         '{"dup": 1, "dup": 2,   "sp": " ", "nul": "\u0000"}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{1,NULL,-3}', '{"a,b","NULL",NULL,"ü"}', '{{1,2},{3,NULL}}', true,
+         '1 year 2 mons -3 days 04:05:06.789', 'happy', 'ab', '<a x="1">t</a>', '10.1.2.3/8', '[1,5)'),
+        (2, 'x', '\x', '-Infinity', '-Infinity', '-123456789012345678901234567890.000000000000000000001',
+         '1999-12-31 23:59:59.999999+13:45', '2000-01-01 00:00:00.000001', '4713-01-01 BC', '[1e400]', '[]', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '{2147483647,-2147483648}', '{}', '{}', NULL,
+         '-178000000 years', 'ok', 'abc', '<b/>', '2001:db8::1', '(,)'),
+        (3, 'y', NULL, '-0', '1.17549435e-38', '1e-1000', '2026-11-22 04:00:00+00', NULL, NULL, 'null', 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+        (4, 'z', NULL, 2.2250738585072014e-308, 3.4028235e38, 5e-324, NULL, NULL, NULL, '"str"', '"str"', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+        (9223372036854775807, 'max', NULL, 4.9406564584124654e-324, -0.0, 'Infinity', NULL, NULL, NULL, '1.0', '1.0', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"#,
+    )
+    .await;
+    let s = migrate(&src, &dst, &Config::default(), &opts(2, 2), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(s.rows_copied, 7);
+    assert_eq!(dump(&src, &["v"]).await, dump(&dst, &["v"]).await);
+    // Binary equality too: the bytes each value is stored as.
+    let q = "SELECT string_agg(md5(coalesce(float8send(f8)::text, '') || coalesce(float4send(f4)::text, '') || coalesce(numeric_send(n)::text, '') || coalesce(b::text, '') || coalesce(jsonb_send(j)::text, '')), ',' ORDER BY id) FROM v";
+    let a: String = client(&src).await.query_one(q, &[]).await.unwrap().get(0);
+    let b: String = client(&dst).await.query_one(q, &[]).await.unwrap().get(0);
+    assert_eq!(a, b);
+    let again = migrate(&src, &dst, &Config::default(), &opts(2, 2), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(again.chunks, 0, "equal values checksum equally");
+}
+
+/// Crash safety: a copy interrupted mid-chunk (its task aborted, or its server session
+/// terminated) leaves the destination untouched; a re-run converges without loss or duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_interrupted_copy_leaves_destination_untouched_and_rerun_converges() {
+    let pg = server();
+    let src = pg.create_database("src").unwrap();
+    let dst = pg.create_database("dst").unwrap();
+    let ddl = "CREATE TABLE big (id bigint PRIMARY KEY, v text, w bytea);
+               CREATE TABLE kid (big_id bigint REFERENCES big(id), n int, PRIMARY KEY (big_id, n));";
+    exec(&src, ddl).await;
+    exec(&dst, ddl).await;
+    exec(
+        &src,
+        "INSERT INTO big SELECT i, 'row ' || i || repeat('x', 100), sha256(i::text::bytea) FROM generate_series(1, 400000) i;
+         INSERT INTO kid SELECT i, 1 FROM generate_series(1, 400000, 7) i;",
+    )
+    .await;
+    exec(&dst, "INSERT INTO big VALUES (5, 'old', NULL), (999999, 'gone', NULL); INSERT INTO kid VALUES (5, 9)").await;
+    let tables = ["big", "kid"];
+    let before = dump(&dst, &tables).await;
+    let m = Migration::open(&src, &dst, &Config::default())
+        .await
+        .unwrap();
+    let chunk = Chunk {
+        table: "big".into(),
+        min: 1,
+        max: 1_000_000,
+        estimated_rows: 400_000,
+    };
+
+    // 1. The task is dropped mid-copy (as when a runner dies): its connection goes away.
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_millis(150), m.copy_chunk(&chunk)).await;
+    assert!(
+        r.is_err(),
+        "the copy must still be running after 150 ms to test this"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        dump(&dst, &tables).await,
+        before,
+        "an aborted chunk changes nothing"
+    );
+
+    // 2. The destination session is killed by the server while copying.
+    let killer = client(&dst).await;
+    let copy = tokio::spawn({
+        let src = src.clone();
+        let dst = dst.clone();
+        let chunk = chunk.clone();
+        async move { stepops_migrate::copy_chunk(&src, &dst, &Config::default(), &chunk).await }
+    });
+    let mut killed = false;
+    while !copy.is_finished() && started.elapsed() < Duration::from_secs(60) {
+        let n: i64 = killer
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'dst' AND query LIKE 'COPY%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            killed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(killed, "never caught the copy running");
+    let err = copy.await.unwrap().unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::Transient, "{err}");
+    assert_eq!(
+        dump(&dst, &tables).await,
+        before,
+        "a killed chunk changes nothing"
+    );
+
+    // 3. A re-run converges: nothing lost, nothing duplicated.
+    let s = migrate(
+        &src,
+        &dst,
+        &Config::default(),
+        &opts(50_000, 2),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert!(s.rows_copied >= 400_000);
+    common::assert_same(&dump(&src, &tables).await, &dump(&dst, &tables).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_bad_inputs_give_named_errors_and_write_nothing() {
+    let pg = PgServer::start_with_password_auth().unwrap();
+    let (src, dst) = pair(&pg, 300, 2, false).await;
+    let before = dump(&dst, &TABLES).await;
+    let o = opts(100, 2);
+    let run = |s: String, d: String, c: Config| {
+        let o = o.clone();
+        async move { migrate(&s, &d, &c, &o, &NoProgress).await.unwrap_err() }
+    };
+    let password = pg.superuser_password().unwrap().to_owned();
+    let check = |e: &stepops_migrate::MigrateError, name: ErrorName, needle: &str| {
+        let text = e.to_string();
+        assert_eq!(e.error_name(), name, "{text}");
+        assert!(text.contains(needle), "{text} should mention {needle}");
+        assert!(!text.contains(&password), "password leaked: {text}");
+        assert!(!text.contains("s3cret-wrong"), "password leaked: {text}");
+    };
+
+    // Unreachable: nothing listens on port 1.
+    let e = run(
+        src.clone(),
+        "postgres://postgres:s3cret-wrong@127.0.0.1:1/dst".into(),
+        Config::default(),
+    )
+    .await;
+    check(&e, ErrorName::Transient, "cannot reach");
+    // Wrong password.
+    let e = run(
+        src.clone(),
+        pg.url_for("postgres", "s3cret-wrong", "dst"),
+        Config::default(),
+    )
+    .await;
+    check(&e, ErrorName::Unauthorized, "password");
+    // Missing database.
+    let e = run(src.clone(), pg.database_url("nope"), Config::default()).await;
+    check(&e, ErrorName::NotFound, "nope");
+    // Mixed engines.
+    let e = run(
+        src.clone(),
+        "sqlite:/tmp/whatever.db".into(),
+        Config::default(),
+    )
+    .await;
+    check(&e, ErrorName::InvalidInput, "same engine");
+
+    // Missing table, different type, non-integer key: one message naming all three.
+    exec(&src, "CREATE TABLE extra (id int PRIMARY KEY); CREATE TABLE typed (id int PRIMARY KEY, v text); CREATE TABLE tags (name text PRIMARY KEY);").await;
+    exec(&dst, "CREATE TABLE typed (id int PRIMARY KEY, v varchar(10)); CREATE TABLE tags (name text PRIMARY KEY);").await;
+    let before_all = dump(&dst, &TABLES).await;
+    let e = run(src.clone(), dst.clone(), Config::default()).await;
+    check(
+        &e,
+        ErrorName::SchemaMismatch,
+        "extra is missing on the destination",
+    );
+    check(
+        &e,
+        ErrorName::SchemaMismatch,
+        "v is text on the source but character varying(10)",
+    );
+    check(
+        &e,
+        ErrorName::SchemaMismatch,
+        "tags has no usable range key: its primary key name is text",
+    );
+    exec(&src, "DROP TABLE extra, typed, tags").await;
+    exec(&dst, "DROP TABLE typed, tags").await;
+
+    // A role without the right to disable triggers on the destination.
+    pg.create_role("plain", "plainpw").unwrap();
+    pg.psql(
+        "dst",
+        "GRANT SELECT, INSERT, DELETE ON ALL TABLES IN SCHEMA public TO plain",
+    )
+    .unwrap();
+    let e = run(
+        src.clone(),
+        pg.url_for("plain", "plainpw", "dst"),
+        Config::default(),
+    )
+    .await;
+    check(&e, ErrorName::Unauthorized, "session_replication_role");
+    assert!(!e.to_string().contains("plainpw"), "{e}");
+    // Granting exactly what docs/migration.md says makes it work.
+    pg.psql(
+        "postgres",
+        "GRANT SET ON PARAMETER session_replication_role TO plain",
+    )
+    .unwrap();
+    pg.psql("dst", "REVOKE DELETE ON acl FROM plain").unwrap();
+    let e = run(
+        src.clone(),
+        pg.url_for("plain", "plainpw", "dst"),
+        Config::default(),
+    )
+    .await;
+    check(&e, ErrorName::Unauthorized, "DELETE on acl");
+
+    assert_eq!(dump(&dst, &TABLES).await, before, "nothing was written");
+    assert_eq!(before_all, before);
+    pg.psql("dst", "GRANT DELETE ON acl TO plain").unwrap();
+    let s = migrate(
+        &src,
+        &pg.url_for("plain", "plainpw", "dst"),
+        &Config::default(),
+        &o,
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert!(s.rows_copied > 0);
+    common::assert_same(&dump(&src, &TABLES).await, &dump(&dst, &TABLES).await);
+}
+
+/// Figures, not a timed test: copies about 1M rows with stepops and with
+/// `pg_dump --data-only | psql` on the same server, and prints both.
+/// Run: `cargo nextest run -p stepops-migrate --release --run-ignored only pg_copy_1m`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: prints figures"]
+async fn pg_copy_1m_rows_vs_pg_dump() {
+    let pg = PgServer::start_with(stepops_testkit::PgOptions {
+        settings: vec![
+            ("shared_buffers".into(), "256MB".into()),
+            ("max_wal_size".into(), "4GB".into()),
+            ("synchronous_commit".into(), "off".into()),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let src = pg.create_database("src").unwrap();
+    let ddl = "CREATE TABLE entities (id bigint PRIMARY KEY, parent_id bigint REFERENCES entities(id), name text, body bytea, created timestamptz, meta jsonb);
+               CREATE TABLE acl (entity_id bigint REFERENCES entities(id), principal_id bigint, access text, PRIMARY KEY (entity_id, principal_id, access));
+               CREATE TABLE events (id bigint PRIMARY KEY, at timestamptz, kind text, ratio double precision);";
+    exec(&src, ddl).await;
+    exec(
+        &src,
+        "INSERT INTO entities SELECT i, CASE WHEN i > 1 THEN i / 2 END, 'entity ' || i, sha256(i::text::bytea), now() - i * interval '1 second', jsonb_build_object('i', i, 'tag', 'x' || (i % 100)) FROM generate_series(1, 500000) i;
+         INSERT INTO acl SELECT i, p, 'read' FROM generate_series(1, 500000, 2) i, generate_series(1, 2) p;
+         INSERT INTO events SELECT i * 1000003 + (i % 7), now(), 'kind' || (i % 10), i / 3.0 FROM generate_series(1, 250000) i;
+         VACUUM ANALYZE;",
+    )
+    .await;
+    let total: i64 = client(&src)
+        .await
+        .query_one("SELECT (SELECT count(*) FROM entities) + (SELECT count(*) FROM acl) + (SELECT count(*) FROM events)", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    let d1 = pg.create_database("dst_stepops").unwrap();
+    exec(&d1, ddl).await;
+    let t = Instant::now();
+    let s = migrate(&src, &d1, &Config::default(), &opts(50_000, 4), &NoProgress)
+        .await
+        .unwrap();
+    let stepops_s = t.elapsed().as_secs_f64();
+    assert_eq!(s.rows_copied as i64, total);
+
+    let d2 = pg.create_database("dst_pgdump").unwrap();
+    exec(&d2, ddl).await;
+    let bin = pg.bindir().to_path_buf();
+    let t = Instant::now();
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; '{}/pg_dump' --data-only --disable-triggers -h 127.0.0.1 -p {p} -U postgres src | '{}/psql' -q -X -h 127.0.0.1 -p {p} -U postgres -d dst_pgdump >/dev/null",
+            bin.display(),
+            bin.display(),
+            p = pg.port()
+        ))
+        .status()
+        .unwrap();
+    let pgdump_s = t.elapsed().as_secs_f64();
+    assert!(status.success());
+
+    let t = Instant::now();
+    let again = migrate(&src, &d1, &Config::default(), &opts(50_000, 4), &NoProgress)
+        .await
+        .unwrap();
+    let nodiff_s = t.elapsed().as_secs_f64();
+    assert_eq!(again.chunks, 0);
+
+    exec(&src, "UPDATE entities SET name = name || '!' WHERE id % 1000 = 0; DELETE FROM events WHERE id % 10007 = 3; INSERT INTO events SELECT -i, now(), 'new', 0 FROM generate_series(1, 1000) i;").await;
+    let t = Instant::now();
+    let inc = migrate(&src, &d1, &Config::default(), &opts(50_000, 4), &NoProgress)
+        .await
+        .unwrap();
+    let inc_s = t.elapsed().as_secs_f64();
+    common::assert_same(
+        &dump(&src, &["events"]).await,
+        &dump(&d1, &["events"]).await,
+    );
+    println!(
+        "BENCH rows={total} stepops_full={stepops_s:.2}s pg_dump|psql={pgdump_s:.2}s ratio={:.2} no_diff_pass={nodiff_s:.2}s incremental(0.1% upd)={inc_s:.2}s chunks={} rows_copied={}",
+        stepops_s / pgdump_s,
+        inc.chunks,
+        inc.rows_copied
+    );
+}
