@@ -1,0 +1,430 @@
+//! The runner's configuration: one YAML file plus `STEPOPS_*` environment overrides.
+//!
+//! Every top-level key can be overridden by `STEPOPS_<KEY>` (upper case), whose value is parsed
+//! as YAML: `STEPOPS_CONCURRENCY=4`, `STEPOPS_ACTIVITIES='[arn1, arn2]'`. `STEPOPS_LOG` (log
+//! level) and `STEPOPS_CONFIG` (the file's path) are not keys. Unknown keys, in the file or the
+//! environment, are refused; every error names the key and where its value came from.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_norway::Value as Yaml;
+use stepops_error::{ErrorName, Named};
+
+/// Environment variables that start with `STEPOPS_` but are not configuration keys.
+pub const NOT_KEYS: [&str; 2] = ["STEPOPS_LOG", "STEPOPS_CONFIG"];
+
+/// The runner's settings, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerConfig {
+    /// `activities`: the activity ARNs to poll (at least one).
+    pub activities: Vec<String>,
+    /// `concurrency`: how many tasks run at once (1..=256, default 4).
+    pub concurrency: usize,
+    /// `heartbeat_seconds`: interval between `SendTaskHeartbeat`s (default 20; keep it well
+    /// under the states' `HeartbeatSeconds`).
+    pub heartbeat_interval: Duration,
+    /// `drain_timeout_seconds`: on SIGTERM, how long running tasks may finish (default 120)
+    /// before they are handed back as `Stepops.Transient`.
+    pub drain_timeout: Duration,
+    /// `poll_read_timeout_seconds`: HTTP read timeout of the SDK client (default 70, at least
+    /// 65: the service holds a poll for 60 s).
+    pub poll_read_timeout: Duration,
+    /// `endpoint`: a Step Functions endpoint URL (the local engine); AWS when unset.
+    pub endpoint: Option<String>,
+    /// `region`: AWS region; the SDK's default chain when unset.
+    pub region: Option<String>,
+    /// `worker_name`: the name sent with each poll (default: the host name).
+    pub worker_name: String,
+    /// `environment`: when set, tasks whose `args.environment` differs are refused with
+    /// `Stepops.WrongEnvironment`.
+    pub environment: Option<String>,
+    /// `object_store_root`: the folder standing in for S3 (`<root>/<bucket>/<key>`); S3 when
+    /// unset.
+    pub object_store_root: Option<PathBuf>,
+    /// `secret_cache_seconds`: how long resolved secrets are kept (default 900).
+    pub secret_cache: Duration,
+}
+
+/// A configuration error; its message names the key and its origin.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not YAML or not a mapping.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// The file or variable.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key is unknown, of the wrong type, out of range, or missing.
+    #[error("configuration key `{key}` ({origin}): {message}")]
+    Key {
+        /// The key.
+        key: String,
+        /// `file PATH`, `environment STEPOPS_X`, `default` or `command line`.
+        origin: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+impl Named for ConfigError {
+    fn error_name(&self) -> ErrorName {
+        ErrorName::InvalidInput
+    }
+}
+
+const KEYS: [&str; 11] = [
+    "activities",
+    "concurrency",
+    "heartbeat_seconds",
+    "drain_timeout_seconds",
+    "poll_read_timeout_seconds",
+    "endpoint",
+    "region",
+    "worker_name",
+    "environment",
+    "object_store_root",
+    "secret_cache_seconds",
+];
+
+/// Values gathered from the file and the environment, each with its origin.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    entries: Vec<(String, Yaml, String)>,
+}
+
+impl RawConfig {
+    /// Reads the YAML file at `path`.
+    pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, &format!("file {}", path.display()))
+    }
+
+    /// Parses YAML text; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        let value: Yaml = serde_norway::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            message: format!("not valid YAML: {e}"),
+        })?;
+        let mut raw = RawConfig::default();
+        match value {
+            Yaml::Null => {}
+            Yaml::Mapping(map) => {
+                for (k, v) in map {
+                    let Yaml::String(key) = k else {
+                        return Err(ConfigError::Syntax {
+                            origin: origin.to_owned(),
+                            message: format!("keys must be strings, found {k:?}"),
+                        });
+                    };
+                    raw.set(key, v, origin)?;
+                }
+            }
+            _ => {
+                return Err(ConfigError::Syntax {
+                    origin: origin.to_owned(),
+                    message: "expected a mapping of keys to values".into(),
+                });
+            }
+        }
+        Ok(raw)
+    }
+
+    /// Applies `STEPOPS_*` overrides from `vars` (normally `std::env::vars()`).
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        let mut vars: Vec<_> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("STEPOPS_") && !NOT_KEYS.contains(&k.as_str()))
+            .collect();
+        vars.sort();
+        for (name, text) in vars {
+            let key = name["STEPOPS_".len()..].to_ascii_lowercase();
+            let origin = format!("environment {name}");
+            let value: Yaml = if text.trim().is_empty() {
+                Yaml::Null
+            } else {
+                serde_norway::from_str(&text).map_err(|e| ConfigError::Key {
+                    key: key.clone(),
+                    origin: origin.clone(),
+                    message: format!("the value is not valid YAML: {e}"),
+                })?
+            };
+            self.set(key, value, &origin)?;
+        }
+        Ok(())
+    }
+
+    /// Sets one key (a later value replaces an earlier one).
+    pub fn set(&mut self, key: String, value: Yaml, origin: &str) -> Result<(), ConfigError> {
+        if !KEYS.contains(&key.as_str()) {
+            return Err(ConfigError::Key {
+                key,
+                origin: origin.to_owned(),
+                message: format!("unknown key; known keys: {}", KEYS.join(", ")),
+            });
+        }
+        self.entries.retain(|(k, _, _)| *k != key);
+        self.entries.push((key, value, origin.to_owned()));
+        Ok(())
+    }
+
+    fn take<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        expected: &str,
+    ) -> Result<Option<(T, String)>, ConfigError> {
+        let Some((_, value, origin)) = self.entries.iter().find(|(k, _, _)| k == key) else {
+            return Ok(None);
+        };
+        if value.is_null() {
+            return Ok(None);
+        }
+        let parsed = serde_norway::from_value::<T>(value.clone()).map_err(|e| ConfigError::Key {
+            key: key.to_owned(),
+            origin: origin.clone(),
+            message: format!("expected {expected}: {e}"),
+        })?;
+        Ok(Some((parsed, origin.clone())))
+    }
+
+    /// Validates everything and applies defaults.
+    pub fn build(&self) -> Result<RunnerConfig, ConfigError> {
+        let key_err = |key: &str, origin: &str, message: String| ConfigError::Key {
+            key: key.to_owned(),
+            origin: origin.to_owned(),
+            message,
+        };
+        let seconds = |key: &str, default: u64, min: u64, max: u64| {
+            let (v, origin) = self
+                .take::<u64>(key, "a whole number of seconds")?
+                .unwrap_or((default, "default".into()));
+            if v < min || v > max {
+                return Err(key_err(
+                    key,
+                    &origin,
+                    format!("{v} is out of range: expected {min} to {max} seconds"),
+                ));
+            }
+            Ok(Duration::from_secs(v))
+        };
+
+        let (activities, origin) = self
+            .take::<Vec<String>>("activities", "a list of activity ARNs")?
+            .ok_or_else(|| {
+                key_err(
+                    "activities",
+                    "missing",
+                    "required: the activity ARNs to poll, e.g. \
+                     [arn:aws:states:eu-west-1:123456789012:activity:stepops-dev-migrate]"
+                        .into(),
+                )
+            })?;
+        if activities.is_empty() {
+            return Err(key_err("activities", &origin, "the list is empty".into()));
+        }
+        for arn in &activities {
+            if !arn.starts_with("arn:") || !arn.contains(":activity:") {
+                return Err(key_err(
+                    "activities",
+                    &origin,
+                    format!("`{arn}` is not an activity ARN (arn:PARTITION:states:REGION:ACCOUNT:activity:NAME)"),
+                ));
+            }
+        }
+
+        let (concurrency, origin) = self
+            .take::<usize>("concurrency", "a whole number")?
+            .unwrap_or((4, "default".into()));
+        if !(1..=256).contains(&concurrency) {
+            return Err(key_err(
+                "concurrency",
+                &origin,
+                format!("{concurrency} is out of range: expected 1 to 256"),
+            ));
+        }
+
+        let heartbeat_interval = seconds("heartbeat_seconds", 20, 1, 3600)?;
+        let drain_timeout = seconds("drain_timeout_seconds", 120, 0, 86_400)?;
+        let poll_read_timeout = seconds("poll_read_timeout_seconds", 70, 65, 600)?;
+        let secret_cache = seconds("secret_cache_seconds", 900, 0, 86_400)?;
+
+        let endpoint = match self.take::<String>("endpoint", "a URL")? {
+            Some((url, origin)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(key_err(
+                        "endpoint",
+                        &origin,
+                        format!("`{url}` is not an http(s) URL, e.g. http://127.0.0.1:8083"),
+                    ));
+                }
+                Some(url)
+            }
+            None => None,
+        };
+        let region = self.take::<String>("region", "a region name")?.map(|v| v.0);
+        let worker_name = match self.take::<String>("worker_name", "a string")? {
+            Some((name, origin)) => {
+                if name.is_empty() || name.len() > 80 {
+                    return Err(key_err(
+                        "worker_name",
+                        &origin,
+                        "expected 1 to 80 characters".into(),
+                    ));
+                }
+                name
+            }
+            None => default_worker_name(),
+        };
+        let environment = self
+            .take::<String>("environment", "an environment name (dev, prod)")?
+            .map(|v| v.0);
+        let object_store_root = self
+            .take::<PathBuf>("object_store_root", "a folder path")?
+            .map(|v| v.0);
+
+        Ok(RunnerConfig {
+            activities,
+            concurrency,
+            heartbeat_interval,
+            drain_timeout,
+            poll_read_timeout,
+            endpoint,
+            region,
+            worker_name,
+            environment,
+            object_store_root,
+            secret_cache,
+        })
+    }
+}
+
+fn default_worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "stepops-runner".into());
+    let mut name = format!("{host}-{}", std::process::id());
+    name.truncate(80);
+    name
+}
+
+impl RunnerConfig {
+    /// Loads `path` (when given), applies the process environment's `STEPOPS_*` overrides and
+    /// validates.
+    pub fn load(path: Option<&Path>) -> Result<RunnerConfig, ConfigError> {
+        let mut raw = match path {
+            Some(p) => RawConfig::from_file(p)?,
+            None => RawConfig::default(),
+        };
+        raw.apply_env(std::env::vars())?;
+        raw.build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:states:eu-west-1:123456789012:activity:stepops-dev-migrate";
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(yaml: &str, vars: &[(&str, &str)]) -> Result<RunnerConfig, ConfigError> {
+        let mut raw = RawConfig::from_yaml(yaml, "file runner.yaml")?;
+        raw.apply_env(env(vars))?;
+        raw.build()
+    }
+
+    #[test]
+    fn defaults_and_file_values() {
+        let c = load(&format!("activities: [{ARN}]\nconcurrency: 8\n"), &[]).unwrap();
+        assert_eq!(c.activities, vec![ARN.to_string()]);
+        assert_eq!(c.concurrency, 8);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(20));
+        assert_eq!(c.drain_timeout, Duration::from_secs(120));
+        assert_eq!(c.poll_read_timeout, Duration::from_secs(70));
+        assert_eq!(c.endpoint, None);
+        assert!(!c.worker_name.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_are_parsed_as_yaml() {
+        let other = ARN.replace("migrate", "other");
+        let c = load(
+            &format!("activities: [{ARN}]\nconcurrency: 8\n"),
+            &[
+                ("STEPOPS_CONCURRENCY", "4"),
+                ("STEPOPS_ACTIVITIES", &format!("[{ARN}, {other}]")),
+                ("STEPOPS_ENDPOINT", "http://127.0.0.1:8083"),
+                ("STEPOPS_LOG", "debug"),
+                ("HOME", "/root"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.concurrency, 4);
+        assert_eq!(c.activities, vec![ARN.to_string(), other]);
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:8083"));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_origin() {
+        let e = load(&format!("activities: [{ARN}]\nconcurency: 3\n"), &[]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("configuration key `concurency` (file runner.yaml): unknown key"),
+            "{e}"
+        );
+        let e = load(&format!("activities: [{ARN}]"), &[("STEPOPS_CONCURRENCY", "many")])
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("configuration key `concurrency` (environment STEPOPS_CONCURRENCY): expected a whole number"),
+            "{e}"
+        );
+        let e = load(&format!("activities: [{ARN}]"), &[("STEPOPS_CONCURRENCY", "0")]).unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        let e = load("concurrency: 2", &[]).unwrap_err();
+        assert!(e.to_string().contains("`activities` (missing): required"), "{e}");
+        let e = load("activities: [nope]", &[]).unwrap_err();
+        assert!(e.to_string().contains("not an activity ARN"), "{e}");
+        let e = load(&format!("activities: [{ARN}]"), &[("STEPOPS_FOO", "1")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("configuration key `foo` (environment STEPOPS_FOO): unknown key"),
+            "{e}"
+        );
+        let e = load(
+            &format!("activities: [{ARN}]\npoll_read_timeout_seconds: 30"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("expected 65 to 600"), "{e}");
+        let e = load("- a\n- b\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("expected a mapping"), "{e}");
+        let e = load(&format!("activities: [{ARN}]\nendpoint: localhost:1"), &[]).unwrap_err();
+        assert!(e.to_string().contains("`endpoint`"), "{e}");
+        assert_eq!(e.error_name(), ErrorName::InvalidInput);
+    }
+}

@@ -1,0 +1,82 @@
+//! The stepops runner: polls Step Functions activities from inside the VPC and drives the
+//! migration's steps (`plan`, `copy`, `verify`, `set-status`; contract in
+//! `docs/dev/pipeline-steps.md`). User documentation: `docs/runner.md`.
+//!
+//! Embedding (as `stepops demo` does): build an `aws_sdk_sfn::Client` for the local engine with
+//! [`local_sfn_client`], a [`MigrationHandler`], and drive a [`Runner`] until a shutdown future
+//! completes:
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use std::sync::Arc;
+//! use stepops_runner::*;
+//! let resolver = Arc::new(Resolver::new(NoSecretSource, std::time::Duration::from_secs(900)));
+//! let handler = MigrationHandler::new(
+//!     LibraryEngine::default(),
+//!     resolver.clone(),
+//!     LocalFolderStore::new(".stepops/s3"),
+//! );
+//! let mut options = RunnerOptions::new(vec!["arn:aws:states:us-east-1:000000000000:activity:migrate".into()]);
+//! options.concurrency = 4;
+//! let stop = tokio_util::sync::CancellationToken::new();
+//! let runner = Runner::new(local_sfn_client("http://127.0.0.1:8083"), options, handler)
+//!     .with_redactor(move |s| resolver.redact(s));
+//! let report = runner.run(stop.clone().cancelled_owned()).await;
+//! # }
+//! ```
+
+pub mod config;
+pub mod engine;
+pub mod logging;
+pub mod migration;
+pub mod runner;
+pub mod secrets;
+pub mod sfn;
+pub mod step;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::{ConfigError, RawConfig, RunnerConfig};
+pub use engine::LibraryEngine;
+pub use migration::{
+    ChunkSpec, CopyOutcome, MigrationEngine, MigrationHandler, PlanOutcome, TableSummary,
+};
+pub use runner::{RunReport, Runner, RunnerOptions};
+pub use secrets::{
+    AwsSecretSource, NoSecretSource, Resolver, Secret, SecretError, SecretSource, Target,
+};
+pub use sfn::{load_sdk_config, local_sfn_client, sfn_client};
+pub use step::{CancelOnDrop, StepError, StepHandler};
+pub use store::{AnyStore, LocalFolderStore, NoStore, ObjectStore, StoreError};
+
+/// Runs the runner as the binary does: AWS clients from `config` (Step Functions at
+/// `config.endpoint` when set), secrets from Secrets Manager/SSM, manifests under
+/// `config.object_store_root`, the migration engine of `stepops-migrate`, until `shutdown`.
+pub async fn serve(config: &RunnerConfig, shutdown: impl Future<Output = ()> + Send) -> RunReport {
+    let sdk = load_sdk_config(config.region.as_deref(), config.poll_read_timeout).await;
+    let client = sfn_client(&sdk, config.endpoint.as_deref());
+    let resolver = Arc::new(Resolver::new(AwsSecretSource::new(&sdk), config.secret_cache));
+    let store = match &config.object_store_root {
+        Some(root) => AnyStore::Local(LocalFolderStore::new(root)),
+        None => AnyStore::None(NoStore),
+    };
+    let handler = MigrationHandler::new(LibraryEngine, resolver.clone(), store);
+    Runner::new(client, RunnerOptions::from(config), handler)
+        .with_redactor(move |s| resolver.redact(s))
+        .run(shutdown)
+        .await
+}
+
+/// Completes on the first SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("cannot install a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("cannot install a SIGINT handler");
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "signal received: draining");
+}

@@ -1,0 +1,515 @@
+//! The migration steps of `docs/dev/pipeline-steps.md`: `plan`, `copy`, `verify`,
+//! `set-status`. [`MigrationHandler`] parses and checks each step's arguments, resolves the
+//! targets to database URLs, calls a [`MigrationEngine`] (the database work) and shapes the
+//! output; `plan` also writes the chunk manifest (JSON lines) to the object store.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use stepops_error::ErrorName;
+use tracing::info;
+
+use crate::secrets::{Resolver, Secret, SecretSource, Target};
+use crate::step::{StepError, StepHandler};
+use crate::store::ObjectStore;
+
+/// One chunk: a manifest line and the `copy` step's `chunk` argument.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChunkSpec {
+    /// Table name.
+    pub table: String,
+    /// First range key (inclusive).
+    pub min: i64,
+    /// Last range key (inclusive).
+    pub max: i64,
+    /// Rows expected.
+    #[serde(default)]
+    pub estimated_rows: u64,
+}
+
+/// One table's line of a plan's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableSummary {
+    /// Table name.
+    pub table: String,
+    /// Chunks planned.
+    pub chunks: usize,
+    /// Rows those chunks are expected to move.
+    pub estimated_rows: u64,
+}
+
+/// What planning one round found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlanOutcome {
+    /// Per table, in dependency order.
+    pub tables: Vec<TableSummary>,
+    /// Chunks to copy, parents first.
+    pub chunks: Vec<ChunkSpec>,
+}
+
+/// What copying one chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyOutcome {
+    /// Destination rows deleted.
+    pub rows_deleted: u64,
+    /// Source rows inserted.
+    pub rows_inserted: u64,
+}
+
+/// The database work of a migration, over resolved URLs. Implemented over `stepops-migrate` by
+/// [`crate::engine::LibraryEngine`] and by tests. Futures must be cancel-safe: `copy_chunk`'s
+/// destination transaction must roll back when its future is dropped.
+pub trait MigrationEngine: Send + Sync + 'static {
+    /// Plans one round: chunks of about `chunk_rows` rows wherever the two sides differ.
+    fn plan(
+        &self,
+        source: &Secret,
+        dest: &Secret,
+        config: &Value,
+        chunk_rows: u64,
+        round: u32,
+    ) -> impl Future<Output = Result<PlanOutcome, StepError>> + Send;
+
+    /// Makes the destination's rows of the chunk equal to the source's, in one transaction.
+    fn copy_chunk(
+        &self,
+        source: &Secret,
+        dest: &Secret,
+        config: &Value,
+        chunk: &ChunkSpec,
+    ) -> impl Future<Output = Result<CopyOutcome, StepError>> + Send;
+
+    /// The tables that still differ (empty: converged).
+    fn verify(
+        &self,
+        source: &Secret,
+        dest: &Secret,
+        config: &Value,
+        round: u32,
+    ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
+
+    /// Puts a stack read-only (or back read-write).
+    fn set_read_only(
+        &self,
+        target: &Secret,
+        read_only: bool,
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
+}
+
+/// Runs the migration steps.
+pub struct MigrationHandler<E, S, O> {
+    engine: E,
+    resolver: Arc<Resolver<S>>,
+    store: O,
+}
+
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S, O> {
+    /// A handler over `engine`, resolving targets through `resolver` and writing manifests to
+    /// `store`. Share `resolver` with [`crate::Runner::with_redactor`].
+    pub fn new(engine: E, resolver: Arc<Resolver<S>>, store: O) -> Self {
+        MigrationHandler {
+            engine,
+            resolver,
+            store,
+        }
+    }
+
+    async fn target(&self, args: &Value, name: &str) -> Result<Secret, StepError> {
+        let value = args
+            .get(name)
+            .ok_or_else(|| StepError::invalid_input(format!("missing argument `{name}`")))?;
+        let target = Target::from_json(name, value)?;
+        Ok(self.resolver.resolve(&target).await?)
+    }
+
+    async fn plan(&self, args: Value) -> Result<Value, StepError> {
+        let config = config_arg(&args)?;
+        let chunk_rows = u64_arg(&args, "chunkRows", 1, 100_000_000)?;
+        let round = u64_arg(&args, "round", 1, 10_000)? as u32;
+        let manifest = args
+            .get("manifest")
+            .ok_or_else(|| StepError::invalid_input("missing argument `manifest` ({bucket, prefix})"))?;
+        let bucket = str_field(manifest, "manifest.bucket")?;
+        let prefix = manifest
+            .get("prefix")
+            .and_then(Value::as_str)
+            .ok_or_else(|| StepError::invalid_input("argument `manifest.prefix` must be a string"))?;
+        let source = self.target(&args, "source").await?;
+        let dest = self.target(&args, "dest").await?;
+
+        let plan = self
+            .engine
+            .plan(&source, &dest, &config, chunk_rows, round)
+            .await?;
+        let mut body = String::new();
+        for chunk in &plan.chunks {
+            body.push_str(&serde_json::to_string(chunk).expect("a chunk serialises"));
+            body.push('\n');
+        }
+        let key = manifest_key(prefix, round);
+        self.store.put(bucket, &key, body.into_bytes()).await?;
+        let estimated: u64 = plan.chunks.iter().map(|c| c.estimated_rows).sum();
+        info!(
+            round,
+            chunks = plan.chunks.len(),
+            estimated_rows = estimated,
+            manifest = %format!("{bucket}/{key}"),
+            "plan written"
+        );
+        Ok(json!({
+            "round": round,
+            "chunks": plan.chunks.len(),
+            "estimatedRows": estimated,
+            "inSync": plan.chunks.is_empty(),
+            "tables": plan.tables,
+            "manifest": {"bucket": bucket, "key": key},
+        }))
+    }
+
+    async fn copy(&self, args: Value) -> Result<Value, StepError> {
+        let config = config_arg(&args)?;
+        let chunk: ChunkSpec = serde_json::from_value(
+            args.get("chunk")
+                .cloned()
+                .ok_or_else(|| StepError::invalid_input("missing argument `chunk`"))?,
+        )
+        .map_err(|e| {
+            StepError::invalid_input(format!(
+                "argument `chunk`: {e}; expected {{table, min, max, estimatedRows}}"
+            ))
+        })?;
+        if chunk.min > chunk.max {
+            return Err(StepError::invalid_input(format!(
+                "argument `chunk`: min {} is above max {}",
+                chunk.min, chunk.max
+            )));
+        }
+        let source = self.target(&args, "source").await?;
+        let dest = self.target(&args, "dest").await?;
+        let started = Instant::now();
+        let done = self
+            .engine
+            .copy_chunk(&source, &dest, &config, &chunk)
+            .await?;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        info!(
+            table = %chunk.table, min = chunk.min, max = chunk.max,
+            rows_deleted = done.rows_deleted, rows_inserted = done.rows_inserted, duration_ms,
+            "chunk copied"
+        );
+        Ok(json!({
+            "table": chunk.table,
+            "min": chunk.min,
+            "max": chunk.max,
+            "rowsDeleted": done.rows_deleted,
+            "rowsInserted": done.rows_inserted,
+            "durationMs": duration_ms,
+        }))
+    }
+
+    async fn verify(&self, args: Value) -> Result<Value, StepError> {
+        let config = config_arg(&args)?;
+        let round = u64_arg(&args, "round", 1, 10_000)? as u32;
+        let max_rounds = u64_arg(&args, "maxRounds", 1, 10_000)? as u32;
+        let source = self.target(&args, "source").await?;
+        let dest = self.target(&args, "dest").await?;
+        let differing = self.engine.verify(&source, &dest, &config, round).await?;
+        let converged = differing.is_empty();
+        info!(round, max_rounds, converged, differing = ?differing, "verified");
+        if !converged && round >= max_rounds {
+            return Err(StepError::new(
+                ErrorName::NotConverged,
+                format!(
+                    "not converged after {round} round(s): still different: {}. Run again at a \
+                     quieter time, raise maxRounds, or make the source read-only \
+                     (readOnlyDuringCopy)",
+                    differing.join(", ")
+                ),
+            ));
+        }
+        Ok(json!({"converged": converged, "round": round, "differingTables": differing}))
+    }
+
+    async fn set_status(&self, args: Value) -> Result<Value, StepError> {
+        let read_only = args
+            .get("readOnly")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| StepError::invalid_input("argument `readOnly` must be true or false"))?;
+        let target = self.target(&args, "target").await?;
+        self.engine.set_read_only(&target, read_only).await?;
+        info!(read_only, "status set");
+        Ok(json!({"readOnly": read_only}))
+    }
+}
+
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> StepHandler
+    for MigrationHandler<E, S, O>
+{
+    async fn run(&self, step: &str, args: Value) -> Result<Value, StepError> {
+        if !args.get("environment").is_some_and(Value::is_string) {
+            return Err(StepError::invalid_input(format!(
+                "step `{step}`: missing string argument `environment`"
+            )));
+        }
+        match step {
+            "plan" => self.plan(args).await,
+            "copy" => self.copy(args).await,
+            "verify" => self.verify(args).await,
+            "set-status" => self.set_status(args).await,
+            other => Err(StepError::invalid_input(format!(
+                "unknown step `{other}`: this runner knows plan, copy, verify, set-status, ping"
+            ))),
+        }
+    }
+}
+
+/// The manifest's key for a round: `<prefix>/round-<n>.jsonl` (no doubled `/`).
+pub fn manifest_key(prefix: &str, round: u32) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("round-{round}.jsonl")
+    } else {
+        format!("{prefix}/round-{round}.jsonl")
+    }
+}
+
+fn config_arg(args: &Value) -> Result<Value, StepError> {
+    match args.get("config") {
+        None | Some(Value::Null) => Ok(json!({})),
+        Some(v @ Value::Object(_)) => Ok(v.clone()),
+        Some(_) => Err(StepError::invalid_input(
+            "argument `config` must be an object ({include, exclude, tables})",
+        )),
+    }
+}
+
+fn u64_arg(args: &Value, name: &str, min: u64, max: u64) -> Result<u64, StepError> {
+    let v = args
+        .get(name)
+        .ok_or_else(|| StepError::invalid_input(format!("missing argument `{name}`")))?;
+    v.as_u64().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
+        StepError::invalid_input(format!(
+            "argument `{name}` must be a whole number from {min} to {max}, got {v}"
+        ))
+    })
+}
+
+fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, StepError> {
+    let key = name.rsplit('.').next().unwrap_or(name);
+    v.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| StepError::invalid_input(format!("argument `{name}` must be a non-empty string")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretError;
+    use crate::store::LocalFolderStore;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    struct NoSecrets;
+    impl SecretSource for NoSecrets {
+        async fn secret(&self, name: &str) -> Result<Secret, SecretError> {
+            Err(SecretError::NotFound(format!("secret {name}")))
+        }
+        async fn parameter(&self, name: &str) -> Result<Secret, SecretError> {
+            Err(SecretError::NotFound(format!("parameter {name}")))
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeEngine {
+        calls: Mutex<Vec<String>>,
+        differing: Vec<String>,
+    }
+    impl MigrationEngine for FakeEngine {
+        async fn plan(
+            &self,
+            source: &Secret,
+            dest: &Secret,
+            _config: &Value,
+            chunk_rows: u64,
+            round: u32,
+        ) -> Result<PlanOutcome, StepError> {
+            self.calls.lock().unwrap().push(format!(
+                "plan {} {} {chunk_rows} {round}",
+                source.expose(),
+                dest.expose()
+            ));
+            Ok(PlanOutcome {
+                tables: vec![TableSummary {
+                    table: "users".into(),
+                    chunks: 2,
+                    estimated_rows: 15,
+                }],
+                chunks: vec![
+                    ChunkSpec { table: "users".into(), min: 1, max: 10, estimated_rows: 10 },
+                    ChunkSpec { table: "users".into(), min: 11, max: 20, estimated_rows: 5 },
+                ],
+            })
+        }
+        async fn copy_chunk(
+            &self,
+            _s: &Secret,
+            _d: &Secret,
+            _c: &Value,
+            chunk: &ChunkSpec,
+        ) -> Result<CopyOutcome, StepError> {
+            Ok(CopyOutcome {
+                rows_deleted: 1,
+                rows_inserted: chunk.estimated_rows,
+            })
+        }
+        async fn verify(
+            &self,
+            _s: &Secret,
+            _d: &Secret,
+            _c: &Value,
+            _round: u32,
+        ) -> Result<Vec<String>, StepError> {
+            Ok(self.differing.clone())
+        }
+        async fn set_read_only(&self, _t: &Secret, _ro: bool) -> Result<(), StepError> {
+            Ok(())
+        }
+    }
+
+    fn handler(
+        engine: FakeEngine,
+        root: &std::path::Path,
+    ) -> MigrationHandler<FakeEngine, NoSecrets, LocalFolderStore> {
+        MigrationHandler::new(
+            engine,
+            Arc::new(Resolver::new(NoSecrets, Duration::from_secs(60))),
+            LocalFolderStore::new(root),
+        )
+    }
+
+    fn base() -> Value {
+        json!({"environment": "dev", "source": {"url": "sqlite:/tmp/s.db"},
+               "dest": {"url": "sqlite:/tmp/d.db"}, "config": {"exclude": ["audit_log"]}})
+    }
+
+    #[tokio::test]
+    async fn plan_writes_the_manifest_and_answers_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = handler(FakeEngine::default(), dir.path());
+        let mut args = base();
+        args["chunkRows"] = json!(10);
+        args["round"] = json!(2);
+        args["manifest"] = json!({"bucket": "stepops", "prefix": "runs/exec-1/"});
+        let out = h.run("plan", args).await.unwrap();
+        assert_eq!(
+            out,
+            json!({"round": 2, "chunks": 2, "estimatedRows": 15, "inSync": false,
+                   "tables": [{"table": "users", "chunks": 2, "estimatedRows": 15}],
+                   "manifest": {"bucket": "stepops", "key": "runs/exec-1/round-2.jsonl"}})
+        );
+        let text =
+            std::fs::read_to_string(dir.path().join("stepops/runs/exec-1/round-2.jsonl")).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines[0], json!({"table": "users", "min": 1, "max": 10, "estimatedRows": 10}));
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            h.engine.calls.lock().unwrap()[0],
+            "plan sqlite:/tmp/s.db sqlite:/tmp/d.db 10 2"
+        );
+    }
+
+    #[tokio::test]
+    async fn copy_and_set_status_answer_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = handler(FakeEngine::default(), dir.path());
+        let mut args = base();
+        args["chunk"] = json!({"table": "users", "min": 1, "max": 10, "estimatedRows": 7});
+        let out = h.run("copy", args).await.unwrap();
+        assert_eq!(out["rowsInserted"], 7);
+        assert_eq!(out["rowsDeleted"], 1);
+        assert_eq!(out["table"], "users");
+        assert!(out["durationMs"].is_u64());
+        let out = h
+            .run(
+                "set-status",
+                json!({"environment": "dev", "target": {"url": "sqlite:/tmp/d.db"}, "readOnly": true}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"readOnly": true}));
+    }
+
+    #[tokio::test]
+    async fn verify_loops_then_fails_not_converged() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FakeEngine {
+            differing: vec!["users".into()],
+            ..Default::default()
+        };
+        let h = handler(engine, dir.path());
+        let mut args = base();
+        args["round"] = json!(1);
+        args["maxRounds"] = json!(3);
+        let out = h.run("verify", args.clone()).await.unwrap();
+        assert_eq!(out, json!({"converged": false, "round": 1, "differingTables": ["users"]}));
+        args["round"] = json!(3);
+        let err = h.run("verify", args).await.unwrap_err();
+        assert_eq!(err.name, ErrorName::NotConverged);
+        assert!(err.cause.contains("users"), "{}", err.cause);
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = handler(FakeEngine::default(), dir.path());
+        let cases = [
+            ("copy", json!({"source": {"url": "sqlite:a"}}), ErrorName::InvalidInput, "environment"),
+            ("nope", base(), ErrorName::InvalidInput, "unknown step"),
+            ("copy", base(), ErrorName::InvalidInput, "missing argument `chunk`"),
+            ("plan", base(), ErrorName::InvalidInput, "chunkRows"),
+            (
+                "verify",
+                {
+                    let mut a = base();
+                    a["round"] = json!(1);
+                    a["maxRounds"] = json!(2);
+                    a["source"] = json!({"secret": "stepops/dev/missing"});
+                    a
+                },
+                ErrorName::NotFound,
+                "secret stepops/dev/missing",
+            ),
+            (
+                "verify",
+                {
+                    let mut a = base();
+                    a["round"] = json!(1);
+                    a["maxRounds"] = json!(2);
+                    a["dest"] = json!({"url": "postgres://u:hunter2@h/db"});
+                    a
+                },
+                ErrorName::InvalidInput,
+                "password inline",
+            ),
+        ];
+        for (step, args, name, text) in cases {
+            let err = h.run(step, args).await.unwrap_err();
+            assert_eq!(err.name, name, "{step}: {err}");
+            assert!(err.cause.contains(text), "{step}: {err}");
+            assert!(!err.cause.contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn manifest_keys() {
+        assert_eq!(manifest_key("", 1), "round-1.jsonl");
+        assert_eq!(manifest_key("a/b/", 3), "a/b/round-3.jsonl");
+        assert_eq!(manifest_key("/a", 3), "a/round-3.jsonl");
+    }
+}

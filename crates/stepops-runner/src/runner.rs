@@ -1,0 +1,654 @@
+//! The poll loop: long-polls `GetActivityTask` for each activity while a slot is free, runs up
+//! to `concurrency` tasks at once, heartbeats each running task, answers with
+//! `SendTaskSuccess`/`SendTaskFailure` (retrying transient failures with backoff), and drains on
+//! shutdown.
+//!
+//! Cancellation: a heartbeat answered with `TaskTimedOut`/`TaskDoesNotExist`/`InvalidToken`
+//! means Step Functions gave up on the task (it retries it elsewhere): the step's future is
+//! dropped at once and nothing is answered. When the drain timeout passes, the remaining steps'
+//! futures are dropped too and each task is answered `Stepops.Transient` so the state machine
+//! retries it. Handlers must be cancel-safe (see [`crate::step`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_sfn::config::http::HttpResponse;
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
+use serde_json::{Value, json};
+use stepops_error::ErrorName;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::config::RunnerConfig;
+use crate::step::{StepError, StepHandler};
+
+/// Step Functions' limit on a failure's `error` field, in characters.
+pub const MAX_ERROR_CHARS: usize = 256;
+/// Step Functions' limit on a failure's `cause` field, in characters.
+pub const MAX_CAUSE_CHARS: usize = 32_768;
+/// Step Functions' limit on a task's output, in bytes.
+pub const MAX_OUTPUT_BYTES: usize = 262_144;
+
+/// How the runner behaves (the non-AWS part of [`RunnerConfig`]).
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Activity ARNs to poll (one poller each).
+    pub activities: Vec<String>,
+    /// Tasks run at once, over all activities.
+    pub concurrency: usize,
+    /// Interval between heartbeats of a running task.
+    pub heartbeat_interval: Duration,
+    /// How long running tasks may finish after shutdown was asked.
+    pub drain_timeout: Duration,
+    /// Sent as `workerName` with each poll.
+    pub worker_name: String,
+    /// When set, tasks whose `args.environment` differs are refused (`Stepops.WrongEnvironment`).
+    pub environment: Option<String>,
+    /// Attempts at sending one answer (success, failure) before giving up.
+    pub answer_attempts: u32,
+    /// First backoff delay between answer attempts (doubles, with jitter, up to 10 s).
+    pub answer_backoff: Duration,
+}
+
+impl RunnerOptions {
+    /// Options for `activities` with the documented defaults.
+    pub fn new(activities: Vec<String>) -> Self {
+        RunnerOptions {
+            activities,
+            concurrency: 4,
+            heartbeat_interval: Duration::from_secs(20),
+            drain_timeout: Duration::from_secs(120),
+            worker_name: "stepops-runner".into(),
+            environment: None,
+            answer_attempts: 8,
+            answer_backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+impl From<&RunnerConfig> for RunnerOptions {
+    fn from(c: &RunnerConfig) -> Self {
+        RunnerOptions {
+            activities: c.activities.clone(),
+            concurrency: c.concurrency,
+            heartbeat_interval: c.heartbeat_interval,
+            drain_timeout: c.drain_timeout,
+            worker_name: c.worker_name.clone(),
+            environment: c.environment.clone(),
+            ..RunnerOptions::new(Vec::new())
+        }
+    }
+}
+
+/// What a run did, returned when it stops.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Tasks answered with `SendTaskSuccess`.
+    pub succeeded: u64,
+    /// Tasks answered with `SendTaskFailure` by their step (includes bad inputs).
+    pub failed: u64,
+    /// Tasks abandoned because a heartbeat said they timed out or no longer exist.
+    pub abandoned: u64,
+    /// Tasks handed back as `Stepops.Transient` because the runner was shutting down.
+    pub handed_back: u64,
+    /// Answers that could not be delivered after all retries.
+    pub undelivered: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    abandoned: AtomicU64,
+    handed_back: AtomicU64,
+    undelivered: AtomicU64,
+}
+
+impl Counters {
+    fn report(&self) -> RunReport {
+        RunReport {
+            succeeded: self.succeeded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            abandoned: self.abandoned.load(Ordering::Relaxed),
+            handed_back: self.handed_back.load(Ordering::Relaxed),
+            undelivered: self.undelivered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Polls activities and runs their tasks through a [`StepHandler`].
+pub struct Runner<H> {
+    client: aws_sdk_sfn::Client,
+    options: RunnerOptions,
+    handler: Arc<H>,
+    redact: Redactor,
+}
+
+struct Shared<H> {
+    client: aws_sdk_sfn::Client,
+    options: RunnerOptions,
+    handler: Arc<H>,
+    redact: Redactor,
+    counters: Counters,
+    /// Cancelled when the drain timeout passes: running steps are dropped and handed back.
+    abort: CancellationToken,
+}
+
+enum Answer {
+    Success(String),
+    Failure { error: String, cause: String },
+}
+
+impl<H: StepHandler> Runner<H> {
+    /// A runner that answers through `client` (see [`crate::sfn_client`]).
+    pub fn new(client: aws_sdk_sfn::Client, options: RunnerOptions, handler: H) -> Self {
+        Runner {
+            client,
+            options,
+            handler: Arc::new(handler),
+            redact: Arc::new(|s: &str| s.to_owned()),
+        }
+    }
+
+    /// Scrubs every failure cause through `redact` before it is logged or sent (for example
+    /// [`crate::Resolver::redact`], which knows the secret values fetched so far).
+    pub fn with_redactor(mut self, redact: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        self.redact = Arc::new(redact);
+        self
+    }
+
+    /// Runs until `shutdown` completes, then drains: polling stops at once (an in-flight poll
+    /// is abandoned), running tasks get up to the drain timeout to finish, the rest are handed
+    /// back as `Stepops.Transient`. Returns what was done.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> RunReport {
+        let shared = Arc::new(Shared {
+            client: self.client,
+            options: self.options,
+            handler: self.handler,
+            redact: self.redact,
+            counters: Counters::default(),
+            abort: CancellationToken::new(),
+        });
+        let stop = CancellationToken::new();
+        let slots = Arc::new(Semaphore::new(shared.options.concurrency.max(1)));
+        let tasks = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        info!(
+            activities = ?shared.options.activities,
+            concurrency = shared.options.concurrency,
+            heartbeat_seconds = shared.options.heartbeat_interval.as_secs_f64(),
+            worker = %shared.options.worker_name,
+            "runner started"
+        );
+
+        let mut pollers = JoinSet::new();
+        for arn in shared.options.activities.clone() {
+            pollers.spawn(poll_loop(
+                shared.clone(),
+                arn,
+                slots.clone(),
+                stop.clone(),
+                tasks.clone(),
+            ));
+        }
+
+        shutdown.await;
+        info!(
+            drain_timeout_seconds = shared.options.drain_timeout.as_secs_f64(),
+            "shutdown asked: polling stops, running tasks get the drain timeout to finish"
+        );
+        stop.cancel();
+        while pollers.join_next().await.is_some() {}
+
+        let mut set = std::mem::take(&mut *tasks.lock().await);
+        let running = set.len();
+        if running > 0 {
+            info!(running, "waiting for running tasks");
+        }
+        let drained = tokio::time::timeout(shared.options.drain_timeout, async {
+            while let Some(r) = set.join_next().await {
+                log_join(r);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                remaining = set.len(),
+                "drain timeout passed: handing the remaining tasks back as Stepops.Transient"
+            );
+            shared.abort.cancel();
+            while let Some(r) = set.join_next().await {
+                log_join(r);
+            }
+        }
+        let report = shared.counters.report();
+        info!(?report, "runner stopped");
+        report
+    }
+}
+
+fn log_join(r: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = r
+        && e.is_panic()
+    {
+        error!("a task's supervisor panicked: {e}");
+    }
+}
+
+async fn poll_loop<H: StepHandler>(
+    shared: Arc<Shared<H>>,
+    arn: String,
+    slots: Arc<Semaphore>,
+    stop: CancellationToken,
+    tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+) {
+    let mut failures: u32 = 0;
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => return,
+            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        // Reap finished tasks so the set does not grow over a long run.
+        {
+            let mut set = tasks.lock().await;
+            while let Some(r) = set.try_join_next() {
+                log_join(r);
+            }
+        }
+        let poll = shared
+            .client
+            .get_activity_task()
+            .activity_arn(&arn)
+            .worker_name(&shared.options.worker_name)
+            .send();
+        let result = tokio::select! {
+            biased;
+            r = poll => r,
+            _ = stop.cancelled() => {
+                debug!(activity = %arn, "in-flight poll abandoned");
+                return;
+            }
+        };
+        match result {
+            Ok(out) => {
+                failures = 0;
+                let Some(token) = out.task_token.filter(|t| !t.is_empty()) else {
+                    debug!(activity = %arn, "poll returned no task");
+                    continue;
+                };
+                let input = out.input.unwrap_or_default();
+                if stop.is_cancelled() {
+                    let shared = shared.clone();
+                    tasks.lock().await.spawn(async move {
+                        hand_back(&shared, &token, "runner shutting down: task handed back").await;
+                        drop(permit);
+                    });
+                    return;
+                }
+                let span = info_span!("task", token = %short_token(&token), activity = %arn);
+                tasks
+                    .lock()
+                    .await
+                    .spawn(run_task(shared.clone(), token, input, permit).instrument(span));
+            }
+            Err(err) => {
+                drop(permit);
+                failures = failures.saturating_add(1);
+                let delay = backoff(Duration::from_millis(500), failures, Duration::from_secs(30));
+                warn!(
+                    activity = %arn,
+                    error = %sdk_error_text(&err),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "GetActivityTask failed"
+                );
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The last characters of a task token, enough to correlate log lines.
+fn short_token(token: &str) -> String {
+    let chars: Vec<char> = token.chars().collect();
+    chars[chars.len().saturating_sub(12)..].iter().collect()
+}
+
+enum Outcome {
+    Done(Result<Value, StepError>),
+    Lost(String),
+    Aborted,
+}
+
+async fn run_task<H: StepHandler>(
+    shared: Arc<Shared<H>>,
+    token: String,
+    input: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let started = std::time::Instant::now();
+    let parsed = parse_input(&input, shared.options.environment.as_deref());
+    let step_name = parsed.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
+    info!(step = %step_name, "task started");
+    let outcome = {
+        let work = async {
+            let (step, args) = parsed?;
+            if step == "ping" {
+                return ping(&shared.options.worker_name, &args).await;
+            }
+            shared.handler.run(&step, args).await
+        };
+        tokio::select! {
+            biased;
+            r = work => Outcome::Done(r),
+            reason = heartbeat_until_lost(&shared, &token) => Outcome::Lost(reason),
+            _ = shared.abort.cancelled() => Outcome::Aborted,
+        }
+        // The step's future is dropped here in the Lost and Aborted cases.
+    };
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Outcome::Done(Ok(output)) => {
+            let text = output.to_string();
+            if text.len() > MAX_OUTPUT_BYTES {
+                let err = StepError::internal(format!(
+                    "step `{step_name}` produced {} bytes of output, over Step Functions' limit \
+                     of {MAX_OUTPUT_BYTES}: report it",
+                    text.len()
+                ));
+                send_failure(&shared, &token, &err, elapsed_ms).await;
+            } else if answer(&shared, &token, Answer::Success(text)).await {
+                shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
+                info!(step = %step_name, elapsed_ms, "task succeeded");
+            }
+        }
+        Outcome::Done(Err(err)) => send_failure(&shared, &token, &err, elapsed_ms).await,
+        Outcome::Lost(reason) => {
+            shared.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                step = %step_name,
+                elapsed_ms,
+                reason = %reason,
+                "heartbeat refused: the task timed out on the Step Functions side; work cancelled \
+                 (uncommitted changes rolled back), Step Functions retries it"
+            );
+        }
+        Outcome::Aborted => {
+            hand_back(
+                &shared,
+                &token,
+                &format!(
+                    "runner shutting down: step `{step_name}` did not finish within the drain \
+                     timeout ({} s); its work was cancelled and rolled back",
+                    shared.options.drain_timeout.as_secs()
+                ),
+            )
+            .await;
+        }
+    }
+    drop(permit);
+}
+
+async fn send_failure<H>(shared: &Shared<H>, token: &str, err: &StepError, elapsed_ms: u64) {
+    let cause = (shared.redact)(&err.cause);
+    let error = err.name.as_str().to_owned();
+    if answer(
+        shared,
+        token,
+        Answer::Failure {
+            error: error.clone(),
+            cause: cause.clone(),
+        },
+    )
+    .await
+    {
+        shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+        warn!(error = %error, cause = %cause, elapsed_ms, "task failed");
+    }
+}
+
+async fn hand_back<H>(shared: &Shared<H>, token: &str, cause: &str) {
+    let delivered = answer(
+        shared,
+        token,
+        Answer::Failure {
+            error: ErrorName::Transient.as_str().to_owned(),
+            cause: cause.to_owned(),
+        },
+    )
+    .await;
+    if delivered {
+        shared.counters.handed_back.fetch_add(1, Ordering::Relaxed);
+        info!(cause, "task handed back as Stepops.Transient");
+    }
+}
+
+/// Parses `{"step": NAME, "args": {…}}` and checks the runner's environment.
+fn parse_input(input: &str, environment: Option<&str>) -> Result<(String, Value), StepError> {
+    let value: Value = serde_json::from_str(input).map_err(|e| {
+        StepError::invalid_input(format!("the task input is not JSON ({e}); expected {{\"step\": NAME, \"args\": {{…}}}}"))
+    })?;
+    let Some(step) = value.get("step").and_then(Value::as_str) else {
+        return Err(StepError::invalid_input(
+            "the task input has no string `step`; expected {\"step\": NAME, \"args\": {…}} \
+             (check the Task state's Parameters)",
+        ));
+    };
+    let args = match value.get("args") {
+        None | Some(Value::Null) => json!({}),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => {
+            return Err(StepError::invalid_input(format!(
+                "step `{step}`: `args` must be an object"
+            )));
+        }
+    };
+    if let (Some(mine), Some(theirs)) = (environment, args.get("environment").and_then(Value::as_str))
+        && mine != theirs
+    {
+        return Err(StepError::new(
+            ErrorName::WrongEnvironment,
+            format!(
+                "this runner serves environment `{mine}`, the task is for `{theirs}`: start the \
+                 execution in the `{theirs}` stack"
+            ),
+        ));
+    }
+    Ok((step.to_owned(), args))
+}
+
+/// The built-in `ping` step: `{"sleepMs"?: N}` → `{"pong": true, "worker": NAME}`. A smoke test
+/// for a deployment (is a runner polling this activity?).
+async fn ping(worker: &str, args: &Value) -> Result<Value, StepError> {
+    let sleep_ms = match args.get("sleepMs") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_u64()
+            .filter(|ms| *ms <= 3_600_000)
+            .ok_or_else(|| StepError::invalid_input("ping: `sleepMs` must be 0 to 3600000"))?,
+    };
+    tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+    Ok(json!({"pong": true, "worker": worker}))
+}
+
+/// Sends heartbeats at the interval; returns only when the task is gone (timed out, unknown).
+async fn heartbeat_until_lost<H>(shared: &Shared<H>, token: &str) -> String {
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + shared.options.heartbeat_interval,
+        shared.options.heartbeat_interval,
+    );
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match shared
+            .client
+            .send_task_heartbeat()
+            .task_token(token)
+            .send()
+            .await
+        {
+            Ok(_) => debug!("heartbeat sent"),
+            Err(err) => match err.code() {
+                Some(code @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
+                    return format!("{code}: {}", err.message().unwrap_or_default());
+                }
+                _ => warn!(error = %sdk_error_text(&err), "heartbeat failed; will try again at the next interval"),
+            },
+        }
+    }
+}
+
+/// Sends an answer, retrying transient failures with backoff. Returns whether it was delivered.
+async fn answer<H>(shared: &Shared<H>, token: &str, mut answer: Answer) -> bool {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = match &answer {
+            Answer::Success(output) => shared
+                .client
+                .send_task_success()
+                .task_token(token)
+                .output(output)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify),
+            Answer::Failure { error, cause } => shared
+                .client
+                .send_task_failure()
+                .task_token(token)
+                .error(truncate_chars(error, MAX_ERROR_CHARS))
+                .cause(truncate_chars(cause, MAX_CAUSE_CHARS))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify),
+        };
+        let (code, text, retryable) = match result {
+            Ok(()) => return true,
+            Err(e) => e,
+        };
+        match code.as_deref() {
+            Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken") => {
+                shared.counters.abandoned.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %text, "answer refused: the task is gone (timed out on the Step Functions side); it is retried there");
+                return false;
+            }
+            Some("InvalidOutput") if matches!(answer, Answer::Success(_)) => {
+                error!(error = %text, "output refused as invalid; answering Stepops.Internal instead");
+                answer = Answer::Failure {
+                    error: ErrorName::Internal.as_str().into(),
+                    cause: format!("Step Functions refused the step's output: {text}"),
+                };
+                attempt = 0;
+                continue;
+            }
+            _ => {}
+        }
+        if !retryable || attempt >= shared.options.answer_attempts {
+            shared.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+            error!(error = %text, attempt, "could not deliver the answer; the task will time out and be retried");
+            return false;
+        }
+        let delay = backoff(shared.options.answer_backoff, attempt, Duration::from_secs(10));
+        warn!(error = %text, attempt, retry_in_ms = delay.as_millis() as u64, "answer failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// `(service error code, display text, whether worth retrying)` of an SDK error: transport
+/// failures, timeouts, throttling and 5xx are worth retrying.
+fn classify<E>(err: SdkError<E, HttpResponse>) -> (Option<String>, String, bool)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let text = sdk_error_text(&err);
+    match &err {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().map(str::to_owned);
+            let retry = se.raw().status().is_server_error()
+                || matches!(
+                    code.as_deref(),
+                    Some("ThrottlingException" | "ServiceUnavailable" | "InternalFailure" | "RequestTimeout")
+                );
+            (code, text, retry)
+        }
+        _ => (None, text, true),
+    }
+}
+
+fn sdk_error_text<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    aws_sdk_sfn::error::DisplayErrorContext(err).to_string()
+}
+
+/// Exponential backoff with ±25 % jitter: `base · 2^(attempt-1)`, at most `max`.
+fn backoff(base: Duration, attempt: u32, max: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let capped = exp.min(max);
+    let jitter = rand::random_range(0.75..1.25);
+    capped.mul_f64(jitter)
+}
+
+/// `s` cut to at most `max` characters (on a character boundary).
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((i, _)) => {
+            let mut out = s[..i].to_owned();
+            if max > 1 {
+                out.pop();
+                out.push('…');
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate_chars("abc", 3), "abc");
+        assert_eq!(truncate_chars("abcd", 3), "ab…");
+        let long = "é".repeat(40_000);
+        let t = truncate_chars(&long, MAX_CAUSE_CHARS);
+        assert_eq!(t.chars().count(), MAX_CAUSE_CHARS);
+    }
+
+    #[test]
+    fn inputs_are_checked() {
+        assert_eq!(
+            parse_input(r#"{"step":"copy","args":{"a":1}}"#, None).unwrap(),
+            ("copy".to_owned(), json!({"a": 1}))
+        );
+        assert_eq!(parse_input(r#"{"step":"ping"}"#, None).unwrap().1, json!({}));
+        for bad in ["nope", r#"{"args":{}}"#, r#"{"step":"x","args":[1]}"#] {
+            assert_eq!(parse_input(bad, None).unwrap_err().name, ErrorName::InvalidInput);
+        }
+        let e = parse_input(r#"{"step":"copy","args":{"environment":"prod"}}"#, Some("dev"))
+            .unwrap_err();
+        assert_eq!(e.name, ErrorName::WrongEnvironment);
+        assert!(parse_input(r#"{"step":"copy","args":{"environment":"dev"}}"#, Some("dev")).is_ok());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = |n| backoff(Duration::from_millis(100), n, Duration::from_secs(1));
+        assert!(b(1) <= Duration::from_millis(125));
+        assert!(b(3) >= Duration::from_millis(300));
+        assert!(b(30) <= Duration::from_millis(1250));
+    }
+}

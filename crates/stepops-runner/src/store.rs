@@ -1,0 +1,162 @@
+//! Where plan manifests go: an object store addressed by bucket and key. [`LocalFolderStore`]
+//! stands in for S3 on a laptop (the local engine reads `<root>/<bucket>/<key>`); an S3
+//! implementation is not written yet (it needs `aws-sdk-s3`, to be added behind a feature).
+
+use std::future::Future;
+use std::path::{Component, Path, PathBuf};
+
+use stepops_error::{ErrorName, Named};
+
+/// Why an object could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The bucket or key is not acceptable (empty, absolute, `..`).
+    #[error("invalid object location s3://{bucket}/{key}: {reason}")]
+    InvalidKey {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Writing failed.
+    #[error("cannot write s3://{bucket}/{key} to {path}: {source}")]
+    Io {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The local file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No object store is configured on this runner.
+    #[error(
+        "this runner has no object store for manifests: set `object_store_root` (a folder standing in for S3) in its configuration"
+    )]
+    NotConfigured,
+}
+
+impl Named for StoreError {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            StoreError::InvalidKey { .. } => ErrorName::InvalidInput,
+            StoreError::Io { .. } => ErrorName::Transient,
+            StoreError::NotConfigured => ErrorName::InvalidInput,
+        }
+    }
+}
+
+/// Stores objects by bucket and key (S3's model).
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Writes `body` at `bucket`/`key`, replacing any previous object.
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A folder standing in for S3: object `bucket`/`key` is the file `<root>/<bucket>/<key>`.
+#[derive(Debug, Clone)]
+pub struct LocalFolderStore {
+    root: PathBuf,
+}
+
+impl LocalFolderStore {
+    /// A store rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalFolderStore { root: root.into() }
+    }
+
+    /// The file that holds `bucket`/`key`.
+    pub fn path_of(&self, bucket: &str, key: &str) -> Result<PathBuf, StoreError> {
+        let invalid = |reason: &str| StoreError::InvalidKey {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if bucket.is_empty() || bucket.contains('/') || bucket.starts_with('.') {
+            return Err(invalid("the bucket must be a plain name"));
+        }
+        if key.is_empty() || key.ends_with('/') {
+            return Err(invalid("the key must name an object"));
+        }
+        let rel = Path::new(key);
+        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(invalid("the key must be relative, without `.` or `..` segments"));
+        }
+        Ok(self.root.join(bucket).join(rel))
+    }
+}
+
+impl ObjectStore for LocalFolderStore {
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        let path = self.path_of(bucket, key)?;
+        let io = |source| StoreError::Io {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        tokio::fs::write(&tmp, body).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        Ok(())
+    }
+}
+
+/// A store that refuses every write (no store configured).
+#[derive(Debug, Clone, Default)]
+pub struct NoStore;
+
+impl ObjectStore for NoStore {
+    async fn put(&self, _: &str, _: &str, _: Vec<u8>) -> Result<(), StoreError> {
+        Err(StoreError::NotConfigured)
+    }
+}
+
+/// Either store, chosen by configuration.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// A local folder.
+    Local(LocalFolderStore),
+    /// None configured.
+    None(NoStore),
+}
+
+impl ObjectStore for AnyStore {
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Local(s) => s.put(bucket, key, body).await,
+            AnyStore::None(s) => s.put(bucket, key, body).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn writes_under_root_and_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFolderStore::new(dir.path());
+        store
+            .put("bucket", "runs/x/round-1.jsonl", b"{}\n".to_vec())
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(dir.path().join("bucket/runs/x/round-1.jsonl")).unwrap();
+        assert_eq!(text, "{}\n");
+        for (b, k) in [("bucket", "../x"), ("bucket", "/etc/x"), ("", "k"), ("a/b", "k"), ("b", "")] {
+            let e = store.put(b, k, vec![]).await.unwrap_err();
+            assert_eq!(e.error_name(), ErrorName::InvalidInput, "{b} {k}");
+        }
+    }
+}

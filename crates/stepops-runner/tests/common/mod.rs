@@ -1,0 +1,292 @@
+//! A minimal Step Functions (and Secrets Manager) JSON API over real HTTP on 127.0.0.1, enough
+//! for the runner: GetActivityTask (held like the service holds it), SendTaskHeartbeat,
+//! SendTaskSuccess, SendTaskFailure, and GetSecretValue. Records every call.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// How a task ended, as the runner answered it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Success(Value),
+    Failure { error: String, cause: String },
+}
+
+#[derive(Default)]
+struct Inner {
+    queues: HashMap<String, VecDeque<(String, String)>>,
+    heartbeats: HashMap<String, Vec<Instant>>,
+    answers: HashMap<String, Answer>,
+    answer_attempts: HashMap<String, usize>,
+    timed_out: HashSet<String>,
+    delivered: HashSet<String>,
+    outstanding: usize,
+    max_outstanding: usize,
+    fail_next_answers: usize,
+    polls: usize,
+    secrets: HashMap<String, String>,
+    next_token: u64,
+}
+
+pub struct FakeSfn {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    notify: Arc<Notify>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeSfn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeSfn {
+    /// Starts the server; an empty poll is held `hold` (the service: 60 s).
+    pub async fn start(hold: Duration) -> FakeSfn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let notify = Arc::new(Notify::new());
+        let (i2, n2) = (inner.clone(), notify.clone());
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (inner, notify) = (i2.clone(), n2.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(req, inner.clone(), notify.clone(), hold)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FakeSfn {
+            addr,
+            inner,
+            notify,
+            server,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues a task for `arn`; returns its token.
+    pub fn push(&self, arn: &str, input: Value) -> String {
+        self.push_raw(arn, &input.to_string())
+    }
+
+    pub fn push_raw(&self, arn: &str, input: &str) -> String {
+        let mut inner = self.inner.lock().unwrap();
+        inner.next_token += 1;
+        let token = format!("token-{:04}-{}", inner.next_token, "x".repeat(40));
+        inner
+            .queues
+            .entry(arn.to_owned())
+            .or_default()
+            .push_back((token.clone(), input.to_owned()));
+        drop(inner);
+        self.notify.notify_waiters();
+        token
+    }
+
+    /// From now on, heartbeats and answers for `token` get `TaskTimedOut`.
+    pub fn time_out(&self, token: &str) {
+        self.inner.lock().unwrap().timed_out.insert(token.to_owned());
+    }
+
+    /// The next `n` SendTaskSuccess/SendTaskFailure calls get HTTP 500.
+    pub fn fail_next_answers(&self, n: usize) {
+        self.inner.lock().unwrap().fail_next_answers = n;
+    }
+
+    pub fn set_secret(&self, name: &str, value: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .secrets
+            .insert(name.to_owned(), value.to_owned());
+    }
+
+    pub fn heartbeats(&self, token: &str) -> Vec<Instant> {
+        self.inner
+            .lock()
+            .unwrap()
+            .heartbeats
+            .get(token)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn answer(&self, token: &str) -> Option<Answer> {
+        self.inner.lock().unwrap().answers.get(token).cloned()
+    }
+
+    pub fn answer_attempts(&self, token: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .answer_attempts
+            .get(token)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn delivered(&self, token: &str) -> bool {
+        self.inner.lock().unwrap().delivered.contains(token)
+    }
+
+    /// Most tasks delivered and not yet answered at any moment.
+    pub fn max_outstanding(&self) -> usize {
+        self.inner.lock().unwrap().max_outstanding
+    }
+
+    pub fn polls(&self) -> usize {
+        self.inner.lock().unwrap().polls
+    }
+
+    /// Waits until `token` is answered.
+    pub async fn wait_answer(&self, token: &str, timeout: Duration) -> Answer {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(a) = self.answer(token) {
+                return a;
+            }
+            assert!(Instant::now() < deadline, "no answer for {token} within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `token` was delivered to a worker.
+    pub async fn wait_delivered(&self, token: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.delivered(token) {
+            assert!(Instant::now() < deadline, "{token} not delivered within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    reply(status, json!({"__type": code, "message": message}))
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    inner: Arc<Mutex<Inner>>,
+    notify: Arc<Notify>,
+    hold: Duration,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = req.into_body().collect().await?.to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    let op = target.rsplit('.').next().unwrap_or("");
+    let token = body["taskToken"].as_str().unwrap_or("").to_owned();
+    Ok(match op {
+        "GetActivityTask" => {
+            let arn = body["activityArn"].as_str().unwrap_or("").to_owned();
+            inner.lock().unwrap().polls += 1;
+            let deadline = tokio::time::Instant::now() + hold;
+            loop {
+                let notified = notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let mut i = inner.lock().unwrap();
+                    if let Some((token, input)) =
+                        i.queues.get_mut(&arn).and_then(VecDeque::pop_front)
+                    {
+                        i.delivered.insert(token.clone());
+                        i.outstanding += 1;
+                        i.max_outstanding = i.max_outstanding.max(i.outstanding);
+                        break reply(200, json!({"taskToken": token, "input": input}));
+                    }
+                }
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep_until(deadline) => break reply(200, json!({})),
+                }
+            }
+        }
+        "SendTaskHeartbeat" => {
+            let mut i = inner.lock().unwrap();
+            i.heartbeats.entry(token.clone()).or_default().push(Instant::now());
+            if i.timed_out.contains(&token) {
+                error(400, "TaskTimedOut", "Task Timed Out: 'Provided task has timed out'")
+            } else if !i.delivered.contains(&token) {
+                error(400, "TaskDoesNotExist", "Task does not exist anymore")
+            } else {
+                reply(200, json!({}))
+            }
+        }
+        "SendTaskSuccess" | "SendTaskFailure" => {
+            let mut i = inner.lock().unwrap();
+            *i.answer_attempts.entry(token.clone()).or_default() += 1;
+            if i.fail_next_answers > 0 {
+                i.fail_next_answers -= 1;
+                error(500, "InternalFailure", "simulated failure")
+            } else if i.timed_out.contains(&token) {
+                error(400, "TaskTimedOut", "Task Timed Out")
+            } else if !i.delivered.contains(&token) || i.answers.contains_key(&token) {
+                error(400, "TaskDoesNotExist", "Task does not exist anymore")
+            } else {
+                let answer = if op == "SendTaskSuccess" {
+                    Answer::Success(
+                        serde_json::from_str(body["output"].as_str().unwrap_or("null"))
+                            .unwrap_or(Value::Null),
+                    )
+                } else {
+                    Answer::Failure {
+                        error: body["error"].as_str().unwrap_or("").to_owned(),
+                        cause: body["cause"].as_str().unwrap_or("").to_owned(),
+                    }
+                };
+                i.answers.insert(token, answer);
+                i.outstanding -= 1;
+                reply(200, json!({}))
+            }
+        }
+        "GetSecretValue" => {
+            let id = body["SecretId"].as_str().unwrap_or("");
+            match inner.lock().unwrap().secrets.get(id) {
+                Some(v) => reply(200, json!({"Name": id, "SecretString": v})),
+                None => error(
+                    400,
+                    "ResourceNotFoundException",
+                    "Secrets Manager can't find the specified secret.",
+                ),
+            }
+        }
+        _ => error(400, "UnknownOperationException", &format!("unknown {target}")),
+    })
+}
