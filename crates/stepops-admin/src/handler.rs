@@ -1,0 +1,285 @@
+//! Runs one validated admin request and produces its audit record.
+
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use stepops_error::Named;
+
+use crate::client::{Call, SynapseClient, USER_BUNDLE_MASK_ALL, USER_BUNDLE_MASK_CERTIFIED, api};
+use crate::error::AdminError;
+use crate::request::{AdminRequest, Task};
+use crate::token::TokenSource;
+use crate::types::Environment;
+
+/// Who and what started the run, when known (the Step Functions execution, the CLI user).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditContext {
+    /// The principal that started the execution (an IAM ARN, a user name).
+    pub started_by: Option<String>,
+    /// The execution's ARN or id.
+    pub execution_id: Option<String>,
+}
+
+/// One request the task sent (or, in a dry run, would have sent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestLine {
+    /// `METHOD /path?query`.
+    pub request: String,
+    /// The JSON body, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Whether it was sent (false for the writes a dry run skips).
+    pub sent: bool,
+}
+
+/// The structured record every task produces: returned as the execution output and logged as
+/// one JSON line (target `stepops_admin::audit`). It never holds the token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// The task name (`remove-user`, …).
+    pub task: String,
+    /// What it acted on (`user:3350396`, `syn123`, `email:a@example.org`, …).
+    pub target: String,
+    /// The environment (always the stack's own).
+    pub environment: String,
+    /// Who started the execution, when known.
+    pub started_by: Option<String>,
+    /// The execution, when known.
+    pub execution_id: Option<String>,
+    /// True when only the reads were performed.
+    pub dry_run: bool,
+    /// `done`, `dry-run` or `failed`.
+    pub outcome: String,
+    /// What the task changes (or would change), in words.
+    pub change: String,
+    /// The state before, as read from the service (`null` where the API offers no read).
+    pub before: Value,
+    /// The state after, as the service answered the write (`null` in a dry run).
+    pub after: Value,
+    /// The requests, in order.
+    pub requests: Vec<RequestLine>,
+    /// The error name and cause, for a failed run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+    /// When the record was made (RFC 3339, UTC).
+    pub timestamp: String,
+}
+
+impl AuditRecord {
+    /// The record as one JSON line.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"auditError\":\"{e}\"}}"))
+    }
+}
+
+struct Run<'a, S> {
+    client: &'a SynapseClient<S>,
+    dry_run: bool,
+    requests: Vec<RequestLine>,
+}
+
+impl<S: TokenSource> Run<'_, S> {
+    async fn read(&mut self, call: Call) -> Result<Value, AdminError> {
+        debug_assert!(call.read_only);
+        self.requests.push(RequestLine {
+            request: call.describe(),
+            body: call.body.clone(),
+            sent: true,
+        });
+        self.client.execute(&call).await
+    }
+
+    /// Sends a write, or in a dry run only records it. Returns the answer (`null` if skipped).
+    async fn write(&mut self, call: Call) -> Result<Value, AdminError> {
+        self.requests.push(RequestLine {
+            request: call.describe(),
+            body: call.body.clone(),
+            sent: !self.dry_run,
+        });
+        if self.dry_run {
+            return Ok(Value::Null);
+        }
+        self.client.execute(&call).await
+    }
+}
+
+/// Runs `request` against `client`: reads first, then (unless `dry_run`) the write. Returns the
+/// audit record and logs it as one JSON line; a failure is logged as a `failed` record too.
+pub async fn run<S: TokenSource>(
+    request: &AdminRequest,
+    client: &SynapseClient<S>,
+    context: &AuditContext,
+) -> Result<AuditRecord, AdminError> {
+    let mut run = Run {
+        client,
+        dry_run: request.dry_run,
+        requests: Vec::new(),
+    };
+    let result = perform(&request.task, &mut run).await;
+    let base = |outcome: &str, change: String, before: Value, after: Value, error| AuditRecord {
+        task: request.task.name().to_owned(),
+        target: request.task.target(),
+        environment: request.environment.to_string(),
+        started_by: context.started_by.clone(),
+        execution_id: context.execution_id.clone(),
+        dry_run: request.dry_run,
+        outcome: outcome.to_owned(),
+        change,
+        before,
+        after,
+        requests: run.requests.clone(),
+        error,
+        timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    match result {
+        Ok((change, before, after)) => {
+            let outcome = if request.dry_run { "dry-run" } else { "done" };
+            let record = base(outcome, change, before, after, None);
+            tracing::info!(target: "stepops_admin::audit", audit = %record.to_json_line(), "admin task {outcome}");
+            Ok(record)
+        }
+        Err(err) => {
+            let error = json!({ "error": err.error_name().as_str(), "cause": err.to_string() });
+            let record = base(
+                "failed",
+                describe_change(&request.task),
+                Value::Null,
+                Value::Null,
+                Some(error),
+            );
+            tracing::warn!(target: "stepops_admin::audit", audit = %record.to_json_line(), "admin task failed");
+            Err(err)
+        }
+    }
+}
+
+/// Validates the state machine `input` for the stack's own environment `stack`, then [`run`]s
+/// it. This is the whole job of the admin Lambda: invalid input fails with
+/// `Stepops.InvalidInput` / `Stepops.WrongEnvironment` before any request of any kind.
+pub async fn handle<S: TokenSource>(
+    input: &Value,
+    stack: Environment,
+    client: &SynapseClient<S>,
+    context: &AuditContext,
+) -> Result<AuditRecord, AdminError> {
+    let request = AdminRequest::from_input(input, stack).inspect_err(|err| {
+        tracing::warn!(
+            target: "stepops_admin::audit",
+            error = err.error_name().as_str(),
+            cause = %err,
+            started_by = context.started_by.as_deref().unwrap_or(""),
+            execution_id = context.execution_id.as_deref().unwrap_or(""),
+            "admin request refused in validation; nothing was sent"
+        );
+    })?;
+    run(&request, client, context).await
+}
+
+/// The change in words, independent of what the reads find.
+fn describe_change(task: &Task) -> String {
+    match task {
+        Task::RemoveUser { user_id } => format!("redact all information of user {user_id}"),
+        Task::VerifyOAuthClient { client_id, status } => {
+            format!("set the verified status of OAuth client {client_id} to {status}")
+        }
+        Task::MakePublic { entity_id } => {
+            format!("set the data type of {entity_id} to OPEN_DATA")
+        }
+        Task::DecertifyUser { user_id } => format!("remove the certification of user {user_id}"),
+        Task::ReenableUser { user_id } => format!("reset the status of user {user_id}"),
+        Task::UnquarantineEmail { email } => {
+            format!("expire the email quarantine of {email}")
+        }
+        Task::SetFeature { feature, enabled } => {
+            format!("set feature {feature} to enabled={enabled}")
+        }
+    }
+}
+
+async fn perform<S: TokenSource>(
+    task: &Task,
+    run: &mut Run<'_, S>,
+) -> Result<(String, Value, Value), AdminError> {
+    let change = describe_change(task);
+    Ok(match task {
+        Task::RemoveUser { user_id } => {
+            let before = run
+                .read(api::get_user_bundle(*user_id, USER_BUNDLE_MASK_ALL))
+                .await?;
+            let after = run.write(api::redact_user(*user_id)).await?;
+            let after = done_or_null(run.dry_run, after, json!({ "redacted": true }));
+            (change, before, after)
+        }
+        Task::VerifyOAuthClient { client_id, status } => {
+            let before = run.read(api::get_oauth_client(*client_id)).await?;
+            let etag = before
+                .get("etag")
+                .and_then(Value::as_str)
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| {
+                    AdminError::Internal(format!(
+                        "the OAuth client {client_id} was read without an etag; cannot update it safely"
+                    ))
+                })?
+                .to_owned();
+            let was = before.get("verified").and_then(Value::as_bool);
+            let change = match was {
+                Some(w) if w == *status => format!("{change} (it already is {w})"),
+                Some(w) => format!("{change} (it is {w})"),
+                None => change,
+            };
+            let after = run
+                .write(api::set_oauth_client_verified(*client_id, *status, &etag))
+                .await?;
+            (change, before, after)
+        }
+        Task::MakePublic { entity_id } => {
+            let after = run.write(api::make_entity_open_data(*entity_id)).await?;
+            (change, Value::Null, after)
+        }
+        Task::DecertifyUser { user_id } => {
+            let bundle = run
+                .read(api::get_user_bundle(*user_id, USER_BUNDLE_MASK_CERTIFIED))
+                .await?;
+            let before =
+                json!({ "isCertified": bundle.get("isCertified").cloned().unwrap_or(Value::Null) });
+            let after = run.write(api::set_certification(*user_id, false)).await?;
+            let after = done_or_null(run.dry_run, after, json!({ "isCertified": false }));
+            (change, before, after)
+        }
+        Task::ReenableUser { user_id } => {
+            let after = run.write(api::reset_user_status(*user_id)).await?;
+            let after = done_or_null(run.dry_run, after, json!({ "statusReset": true }));
+            (change, Value::Null, after)
+        }
+        Task::UnquarantineEmail { email } => {
+            let after = run.write(api::expire_email_quarantine(email)).await?;
+            let after = done_or_null(
+                run.dry_run,
+                after,
+                json!({ "email": email.as_str(), "quarantineExpired": true }),
+            );
+            (change, Value::Null, after)
+        }
+        Task::SetFeature { feature, enabled } => {
+            let before = run.read(api::get_feature_status(*feature)).await?;
+            let after = run
+                .write(api::set_feature_status(*feature, *enabled))
+                .await?;
+            (change, before, after)
+        }
+    })
+}
+
+/// The service answers some writes with an empty body: record what was done instead.
+fn done_or_null(dry_run: bool, answer: Value, done: Value) -> Value {
+    if dry_run {
+        Value::Null
+    } else if answer.is_null() {
+        done
+    } else {
+        answer
+    }
+}

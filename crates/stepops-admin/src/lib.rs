@@ -1,0 +1,29 @@
+//! stepops admin tasks: the ad-hoc operations on the Synapse REST API (remove a user, verify an
+//! OAuth client, make an entity public, …) as typed, validated and audited functions.
+//!
+//! The flow, shared by the Lambda behind `statemachine/admin.asl.json` and by `stepops admin`:
+//!
+//! 1. [`AdminRequest::from_input`] (or [`AdminRequest::from_cli`]) validates everything, including
+//!    that the request is for the stack's own [`Environment`], before any request is sent.
+//! 2. A [`SynapseClient`] is built once per process from a [`ClientConfig`] and a
+//!    [`TokenSource`] ([`SecretsManagerTokenSource`] in AWS, [`LocalTokenSource`] locally).
+//! 3. [`run`] performs the reads, then (unless `dryRun`) the write, and returns one
+//!    [`AuditRecord`], which it also logs as one JSON line.
+//!
+//! Every error is an [`AdminError`], which implements [`stepops_error::Named`].
+
+pub mod client;
+pub mod error;
+pub mod handler;
+pub mod request;
+pub mod token;
+pub mod types;
+
+pub use client::{Call, ClientConfig, SynapseClient, api};
+pub use error::AdminError;
+pub use handler::{AuditContext, AuditRecord, RequestLine, handle, run};
+pub use request::{AdminRequest, TASK_NAMES, Task};
+pub use token::{
+    DEFAULT_SECRET_NAME, LocalTokenSource, SecretsManagerTokenSource, Token, TokenSource,
+};
+pub use types::{ClientId, Email, EntityId, Environment, Feature, UserId};

@@ -1,0 +1,382 @@
+//! Every task against the local stand-in: the exact method, path, query, headers and body of each
+//! request, the dry-run behaviour and the audit record.
+
+mod common;
+
+use common::{ListTokens, MockSynapse, Recorded, Reply, SECRET};
+use serde_json::{Value, json};
+use stepops_admin::{AdminRequest, AuditContext, Environment, handle, run};
+
+/// Answers like the service for the endpoints the tasks use; anything else is a 418 so a stray
+/// request fails the test loudly.
+fn synapse_like(r: &Recorded) -> Reply {
+    match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/repo/v1/user/3350396/bundle") => Reply::json(
+            200,
+            json!({"userId": "3350396", "userProfile": {"ownerId": "3350396", "userName": "alice"},
+                   "isCertified": true, "isVerified": false}),
+        ),
+        ("POST", "/repo/v1/admin/redact/user/3350396") => Reply::empty(200),
+        ("GET", "/auth/v1/oauth2/client/100001") => Reply::json(
+            200,
+            json!({"client_id": "100001", "client_name": "app", "verified": false, "etag": "etag-1"}),
+        ),
+        ("PUT", "/repo/v1/admin/oauth2/client/100001/verified") => Reply::json(
+            200,
+            json!({"client_id": "100001", "client_name": "app", "verified": true, "etag": "etag-2"}),
+        ),
+        ("PUT", "/repo/v1/entity/syn123/datatype") => Reply::json(
+            200,
+            json!({"objectId": "syn123", "objectType": "ENTITY", "dataType": "OPEN_DATA"}),
+        ),
+        ("PUT", "/repo/v1/admin/user/3350396/certificationStatus") => Reply::empty(200),
+        ("PUT", "/repo/v1/admin/resetuserstatus/3350396") => Reply::empty(200),
+        ("POST", "/repo/v1/admin/emailQuarantine/expire") => Reply::empty(200),
+        ("GET", "/repo/v1/admin/feature/MULTIPART_AUTO_CLEANUP/status") => Reply::json(
+            200,
+            json!({"feature": "MULTIPART_AUTO_CLEANUP", "enabled": false}),
+        ),
+        ("POST", "/repo/v1/admin/feature/MULTIPART_AUTO_CLEANUP/status") => Reply::json(
+            200,
+            json!({"feature": "MULTIPART_AUTO_CLEANUP", "enabled": true}),
+        ),
+        _ => Reply::json(418, json!({"reason": "unexpected request in test"})),
+    }
+}
+
+/// What one request must look like.
+struct Expect {
+    method: &'static str,
+    path: &'static str,
+    query: Option<&'static str>,
+    body: Option<Value>,
+}
+
+fn assert_request(got: &Recorded, want: &Expect) {
+    assert_eq!(got.method, want.method, "method of {}", want.path);
+    assert_eq!(got.path, want.path);
+    assert_eq!(got.query.as_deref(), want.query, "query of {}", want.path);
+    assert_eq!(
+        got.header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str()),
+        "authorization of {}",
+        want.path
+    );
+    assert_eq!(got.header("accept"), Some("application/json"));
+    assert!(
+        got.header("user-agent")
+            .unwrap()
+            .starts_with("stepops-admin/"),
+        "user agent"
+    );
+    match &want.body {
+        Some(body) => {
+            assert_eq!(got.header("content-type"), Some("application/json"));
+            assert_eq!(&got.json(), body, "body of {}", want.path);
+        }
+        None => {
+            assert_eq!(
+                got.header("content-type"),
+                None,
+                "no content type without a body"
+            );
+            assert!(
+                got.body.is_empty(),
+                "no body for {} {}",
+                want.method,
+                want.path
+            );
+        }
+    }
+}
+
+fn input(task: &str, args: Value, dry_run: bool) -> Value {
+    json!({"environment": "prod", "task": task, "args": args, "dryRun": dry_run})
+}
+
+fn ctx() -> AuditContext {
+    AuditContext {
+        started_by: Some("arn:aws:sts::123456789012:assumed-role/ops/alice".into()),
+        execution_id: Some("arn:aws:states:us-east-1:123456789012:execution:admin:run-1".into()),
+    }
+}
+
+/// One task: its input, the requests it must send (in order), and checks on its audit record.
+type Case = (Value, Vec<Expect>, Box<dyn Fn(&Value)>);
+
+/// Every task, with its expected requests.
+fn cases() -> Vec<Case> {
+    vec![
+        (
+            input("remove-user", json!({"userId": "3350396"}), false),
+            vec![
+                Expect {
+                    method: "GET",
+                    path: "/repo/v1/user/3350396/bundle",
+                    query: Some("mask=127"),
+                    body: None,
+                },
+                Expect {
+                    method: "POST",
+                    path: "/repo/v1/admin/redact/user/3350396",
+                    query: None,
+                    body: None,
+                },
+            ],
+            Box::new(|rec: &Value| {
+                assert_eq!(rec["target"], "user:3350396");
+                assert_eq!(rec["before"]["userProfile"]["userName"], "alice");
+                assert_eq!(rec["after"], json!({"redacted": true}));
+            }),
+        ),
+        (
+            input("verify-oauth-client", json!({"clientId": "100001"}), false),
+            vec![
+                Expect {
+                    method: "GET",
+                    path: "/auth/v1/oauth2/client/100001",
+                    query: None,
+                    body: None,
+                },
+                Expect {
+                    method: "PUT",
+                    path: "/repo/v1/admin/oauth2/client/100001/verified",
+                    query: Some("status=true&etag=etag-1"),
+                    body: None,
+                },
+            ],
+            Box::new(|rec: &Value| {
+                assert_eq!(rec["target"], "oauth-client:100001");
+                assert_eq!(rec["before"]["verified"], false);
+                assert_eq!(rec["after"]["verified"], true);
+            }),
+        ),
+        (
+            input(
+                "verify-oauth-client",
+                json!({"clientId": 100001, "status": false}),
+                false,
+            ),
+            vec![
+                Expect {
+                    method: "GET",
+                    path: "/auth/v1/oauth2/client/100001",
+                    query: None,
+                    body: None,
+                },
+                Expect {
+                    method: "PUT",
+                    path: "/repo/v1/admin/oauth2/client/100001/verified",
+                    query: Some("status=false&etag=etag-1"),
+                    body: None,
+                },
+            ],
+            Box::new(|rec: &Value| {
+                assert_eq!(
+                    rec["change"],
+                    "set the verified status of OAuth client 100001 to false (it already is false)"
+                )
+            }),
+        ),
+        (
+            input("make-public", json!({"entityId": "SYN123"}), false),
+            vec![Expect {
+                method: "PUT",
+                path: "/repo/v1/entity/syn123/datatype",
+                query: Some("type=OPEN_DATA"),
+                body: None,
+            }],
+            Box::new(|rec: &Value| {
+                assert_eq!(rec["target"], "syn123");
+                assert_eq!(rec["before"], Value::Null);
+                assert_eq!(rec["after"]["dataType"], "OPEN_DATA");
+            }),
+        ),
+        (
+            input("decertify-user", json!({"userId": "3350396"}), false),
+            vec![
+                Expect {
+                    method: "GET",
+                    path: "/repo/v1/user/3350396/bundle",
+                    query: Some("mask=8"),
+                    body: None,
+                },
+                Expect {
+                    method: "PUT",
+                    path: "/repo/v1/admin/user/3350396/certificationStatus",
+                    query: Some("isCertified=false"),
+                    body: None,
+                },
+            ],
+            Box::new(|rec: &Value| {
+                assert_eq!(rec["before"], json!({"isCertified": true}));
+                assert_eq!(rec["after"], json!({"isCertified": false}));
+            }),
+        ),
+        (
+            input("reenable-user", json!({"userId": "3350396"}), false),
+            vec![Expect {
+                method: "PUT",
+                path: "/repo/v1/admin/resetuserstatus/3350396",
+                query: None,
+                body: None,
+            }],
+            Box::new(|rec: &Value| assert_eq!(rec["after"], json!({"statusReset": true}))),
+        ),
+        (
+            input(
+                "unquarantine-email",
+                json!({"email": "first.last+x@example.org"}),
+                false,
+            ),
+            vec![Expect {
+                method: "POST",
+                path: "/repo/v1/admin/emailQuarantine/expire",
+                query: None,
+                body: Some(json!({"email": "first.last+x@example.org"})),
+            }],
+            Box::new(|rec: &Value| {
+                assert_eq!(rec["target"], "email:first.last+x@example.org");
+                assert_eq!(rec["after"]["quarantineExpired"], true);
+            }),
+        ),
+        (
+            input(
+                "set-feature",
+                json!({"feature": "MULTIPART_AUTO_CLEANUP", "enabled": true}),
+                false,
+            ),
+            vec![
+                Expect {
+                    method: "GET",
+                    path: "/repo/v1/admin/feature/MULTIPART_AUTO_CLEANUP/status",
+                    query: None,
+                    body: None,
+                },
+                Expect {
+                    method: "POST",
+                    path: "/repo/v1/admin/feature/MULTIPART_AUTO_CLEANUP/status",
+                    query: None,
+                    body: Some(json!({"feature": "MULTIPART_AUTO_CLEANUP", "enabled": true})),
+                },
+            ],
+            Box::new(|rec: &Value| {
+                assert_eq!(rec["before"]["enabled"], false);
+                assert_eq!(rec["after"]["enabled"], true);
+            }),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_task_sends_exactly_the_documented_requests() {
+    for (input, expected, check) in cases() {
+        let server = MockSynapse::start(synapse_like).await;
+        let client = server.client(ListTokens::new(&[SECRET]));
+        let record = handle(&input, Environment::Prod, &client, &ctx())
+            .await
+            .unwrap_or_else(|e| panic!("{input}: {e}"));
+        let got = server.requests();
+        assert_eq!(got.len(), expected.len(), "{input}: {got:#?}");
+        for (g, w) in got.iter().zip(&expected) {
+            assert_request(g, w);
+        }
+        let rec = serde_json::to_value(&record).unwrap();
+        assert_eq!(rec["task"], input["task"]);
+        assert_eq!(rec["environment"], "prod");
+        assert_eq!(rec["dryRun"], false);
+        assert_eq!(rec["outcome"], "done");
+        assert_eq!(
+            rec["startedBy"],
+            "arn:aws:sts::123456789012:assumed-role/ops/alice"
+        );
+        assert!(rec["executionId"].as_str().unwrap().ends_with(":run-1"));
+        assert!(rec["timestamp"].as_str().unwrap().ends_with('Z'));
+        let lines = rec["requests"].as_array().unwrap();
+        assert_eq!(lines.len(), expected.len());
+        assert!(lines.iter().all(|l| l["sent"] == true));
+        check(&rec);
+    }
+}
+
+#[tokio::test]
+async fn dry_run_performs_only_the_reads_and_reports_the_writes() {
+    for (mut input, expected, _) in cases() {
+        input["dryRun"] = json!(true);
+        let server = MockSynapse::start(synapse_like).await;
+        let client = server.client(ListTokens::new(&[SECRET]));
+        let record = handle(&input, Environment::Prod, &client, &AuditContext::default())
+            .await
+            .unwrap_or_else(|e| panic!("{input}: {e}"));
+        let reads: Vec<&Expect> = expected.iter().filter(|e| e.method == "GET").collect();
+        let got = server.requests();
+        assert_eq!(
+            got.len(),
+            reads.len(),
+            "{input}: only reads reach the server"
+        );
+        for (g, w) in got.iter().zip(reads) {
+            assert_request(g, w);
+        }
+        assert!(record.dry_run);
+        assert_eq!(record.outcome, "dry-run");
+        assert_eq!(record.after, Value::Null);
+        assert_eq!(record.started_by, None);
+        // The planned write is reported, marked as not sent, with its exact path and body.
+        let write = expected.iter().find(|e| e.method != "GET").unwrap();
+        let line = record
+            .requests
+            .iter()
+            .find(|l| !l.sent)
+            .expect("a planned write");
+        let want = match write.query {
+            Some(q) => format!("{} {}?{}", write.method, write.path, q),
+            None => format!("{} {}", write.method, write.path),
+        };
+        assert_eq!(line.request, want);
+        assert_eq!(line.body, write.body);
+    }
+}
+
+#[tokio::test]
+async fn cli_arguments_drive_the_same_requests() {
+    let server = MockSynapse::start(synapse_like).await;
+    let client = server.client(ListTokens::new(&[SECRET]));
+    let req = AdminRequest::from_cli(
+        "prod",
+        Environment::Prod,
+        "set-feature",
+        &["MULTIPART_AUTO_CLEANUP", "--enabled", "true"],
+        false,
+    )
+    .unwrap();
+    let record = run(&req, &client, &AuditContext::default()).await.unwrap();
+    assert_eq!(record.after["enabled"], true);
+    let got = server.requests();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].method, "POST");
+    assert_eq!(
+        got[1].json(),
+        json!({"feature": "MULTIPART_AUTO_CLEANUP", "enabled": true})
+    );
+}
+
+#[tokio::test]
+async fn a_client_without_an_etag_is_not_updated() {
+    let server = MockSynapse::start(|r: &Recorded| match r.method.as_str() {
+        "GET" => Reply::json(200, json!({"client_id": "100001", "verified": false})),
+        _ => Reply::empty(200),
+    })
+    .await;
+    let client = server.client(ListTokens::new(&[SECRET]));
+    let err = handle(
+        &input("verify-oauth-client", json!({"clientId": "100001"}), false),
+        Environment::Prod,
+        &client,
+        &AuditContext::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("etag"), "{err}");
+    assert_eq!(server.requests().len(), 1, "the PUT is never sent");
+}
