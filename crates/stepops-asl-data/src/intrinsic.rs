@@ -879,6 +879,71 @@ mod tests {
     }
 
     #[test]
+    fn random_calls_never_panic() {
+        const NAMES: &[&str] = &[
+            "States.Format",
+            "States.Array",
+            "States.ArrayRange",
+            "States.ArrayPartition",
+            "States.ArrayGetItem",
+            "States.MathAdd",
+            "States.MathRandom",
+            "States.StringSplit",
+            "States.Hash",
+            "States.JsonMerge",
+            "States.StringToJson",
+            "States.Base64Decode",
+        ];
+        const ARGS: &[&str] = &[
+            "'{}'",
+            "'a\\'",
+            "'\\{'",
+            "1",
+            "-1",
+            "0",
+            "1.5",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "true",
+            "null",
+            "$.a",
+            "$.s",
+            "$.o",
+            "$v",
+            "$$",
+            "$.a[*]",
+            "States.Array(1)",
+            "'SHA-1'",
+            "','",
+            "'e30='",
+            "')'",
+            "$['x,y']",
+        ];
+        let input = json!({"a": [1, 2, 3], "s": "x,y", "o": {"k": 1}, "x,y": 2});
+        let vars: Map<String, Value> = serde_json::from_value(json!({"v": "{}"})).unwrap();
+        let scope = Scope::new(&input, &input, &vars);
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ok = 0;
+        for _ in 0..20_000 {
+            let name = NAMES[(next() % NAMES.len() as u64) as usize];
+            let n = next() % 4;
+            let args: Vec<&str> = (0..n)
+                .map(|_| ARGS[(next() % ARGS.len() as u64) as usize])
+                .collect();
+            if evaluate(&format!("{name}({})", args.join(", ")), &scope).is_ok() {
+                ok += 1;
+            }
+        }
+        assert!(ok > 1000, "only {ok} random calls succeeded");
+    }
+
+    #[test]
     fn syntax_and_missing_paths() {
         assert!(is_intrinsic("States.UUID()"));
         assert!(!is_intrinsic("$.a"));
