@@ -25,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 mod definition;
 mod engine;
+mod map;
+mod task;
 
 pub use definition::Definition;
 
@@ -251,10 +253,7 @@ pub async fn run(
     options: RunOptions,
     stop: CancellationToken,
 ) -> ExecutionResult {
-    engine::run(
-        definition, info, input, resume, tasks, store, options, stop,
-    )
-    .await
+    engine::run(definition, info, input, resume, tasks, store, options, stop).await
 }
 
 /// For RedriveExecution: from the snapshot of a FAILED/TIMED_OUT/ABORTED execution, a snapshot

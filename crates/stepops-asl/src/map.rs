@@ -1,0 +1,827 @@
+//! Parallel and Map states (inline and distributed), with the local-folder stand-in for S3
+//! used by Distributed Map's `ItemReader` and `ResultWriter`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use stepops_asl_data::Scope;
+use tokio_util::sync::CancellationToken;
+
+use crate::definition::{IntOrPath, ItemReader, Machine, MapSpec, NumOrPath};
+use crate::engine::{Env, Exec, Failure, Node, NodeStatus, Stop, to_json};
+
+/// Resolved settings of a Map state in flight (kept in the snapshot).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct MapRun {
+    max_concurrency: u64,
+    tolerated_count: Option<u64>,
+    tolerated_percentage: Option<f64>,
+    map_run_arn: Option<String>,
+}
+
+/// An integer given as a JSON number or as a string holding one (AWS accepts both).
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_float(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok().filter(|f: &f64| f.is_finite()),
+        _ => None,
+    }
+}
+
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => to_json(other),
+    }
+}
+
+impl Exec {
+    fn child_nodes(
+        &self,
+        env: &Env,
+        inputs: Vec<Value>,
+        starts: &[String],
+        quiet: bool,
+    ) -> Vec<u64> {
+        let mut g = self.lock();
+        let parent_quiet = g.node(env.node).quiet;
+        let ids: Vec<u64> = inputs
+            .into_iter()
+            .zip(starts.iter().cycle())
+            .map(|(input, start)| {
+                g.new_node(Node {
+                    state: start.clone(),
+                    input,
+                    quiet: quiet || parent_quiet,
+                    status: NodeStatus::Pending,
+                    ..Node::default()
+                })
+            })
+            .collect();
+        g.node(env.node).children = ids.clone();
+        ids
+    }
+
+    pub(crate) async fn run_parallel(
+        self: Arc<Self>,
+        env: &Env,
+        branches: &[Arc<Machine>],
+        eff: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<Value, Stop> {
+        let input = match &env.state.parameters {
+            Some(p) => env.template(p, eff)?,
+            None => eff.clone(),
+        };
+        self.emit(env.node, "ParallelStateStarted", None, json!({}));
+        let existing = self.lock().node(env.node).children.clone();
+        let ids = if existing.len() == branches.len() {
+            existing
+        } else {
+            let starts: Vec<String> = branches.iter().map(|b| b.start_at.clone()).collect();
+            self.child_nodes(env, vec![input; branches.len()], &starts, false)
+        };
+        let list: Vec<(u64, Arc<Machine>)> =
+            ids.into_iter().zip(branches.iter().cloned()).collect();
+        let mut first: Option<Failure> = None;
+        let results = self
+            .run_children(
+                list,
+                env.outer.clone(),
+                0,
+                cancel,
+                |_| {},
+                |_, r| match r {
+                    Ok(_) => true,
+                    Err(Stop::Failed(f)) => {
+                        if first.is_none() {
+                            first = Some(f.clone());
+                        }
+                        false
+                    }
+                    Err(Stop::Cancelled) => true,
+                },
+            )
+            .await;
+        if let Some(f) = first {
+            self.emit(env.node, "ParallelStateFailed", None, json!({}));
+            return Err(Stop::Failed(f));
+        }
+        if cancel.is_cancelled() || results.iter().any(|r| !matches!(r, Some(Ok(_)))) {
+            self.emit(env.node, "ParallelStateAborted", None, json!({}));
+            return Err(Stop::Cancelled);
+        }
+        self.emit(env.node, "ParallelStateSucceeded", None, json!({}));
+        Ok(Value::Array(
+            results
+                .into_iter()
+                .map(|r| r.and_then(Result::ok).unwrap_or(Value::Null))
+                .collect(),
+        ))
+    }
+
+    fn resolve_map(&self, env: &Env, spec: &MapSpec, eff: &Value) -> Result<MapRun, Stop> {
+        let scope = env.scope(eff);
+        let max_concurrency = match &spec.max_concurrency {
+            None => 0,
+            Some(IntOrPath::Literal(n)) => *n,
+            Some(IntOrPath::Path(p)) => {
+                let v = p.read(&scope).unwrap_or(Value::Null);
+                as_int(&v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
+                    env.runtime(format!(
+                        "The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {}",
+                        shown(&v),
+                        p.as_str()
+                    ))
+                })?
+            }
+        };
+        let tolerated_count = match &spec.tolerated_count {
+            None => None,
+            Some(NumOrPath::Literal(n)) => Some(*n as u64),
+            Some(NumOrPath::Path(p)) => {
+                let v = p.read(&scope).unwrap_or(Value::Null);
+                match as_int(&v) {
+                    Some(n) if n < 0 => {
+                        return Err(env.runtime("ToleratedFailureCount cannot be negative."));
+                    }
+                    Some(n) => Some(n as u64),
+                    None => {
+                        return Err(env.runtime(format!(
+                            "The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {}",
+                            shown(&v),
+                            p.as_str()
+                        )));
+                    }
+                }
+            }
+        };
+        let tolerated_percentage = match &spec.tolerated_percentage {
+            None => None,
+            Some(NumOrPath::Literal(n)) => Some(*n),
+            Some(NumOrPath::Path(p)) => {
+                let v = p.read(&scope).unwrap_or(Value::Null);
+                match as_float(&v) {
+                    Some(n) if !(0.0..=100.0).contains(&n) => {
+                        return Err(
+                            env.runtime("ToleratedFailurePercentage must be between 0 and 100.")
+                        );
+                    }
+                    Some(n) => Some(n),
+                    None => {
+                        return Err(env.runtime(format!(
+                            "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {}",
+                            shown(&v),
+                            p.as_str()
+                        )));
+                    }
+                }
+            }
+        };
+        let map_run_arn = spec.distributed.then(|| {
+            let i = &self.info;
+            let base = i
+                .state_machine_arn
+                .replacen(":stateMachine:", ":mapRun:", 1);
+            format!(
+                "{base}/{}:{}",
+                spec.label.as_deref().unwrap_or(&env.state.name),
+                uuid::Uuid::new_v4()
+            )
+        });
+        Ok(MapRun {
+            max_concurrency,
+            tolerated_count,
+            tolerated_percentage,
+            map_run_arn,
+        })
+    }
+
+    /// The items of a Map state, after ItemReader/ItemsPath, ItemSelector and ItemBatcher.
+    fn map_items(&self, env: &Env, spec: &MapSpec, eff: &Value) -> Result<Vec<Value>, Stop> {
+        let scope = env.scope(eff);
+        let items: Vec<Value> = if let Some(reader) = &spec.item_reader {
+            read_items(self, env, reader, eff).map_err(|cause| {
+                Stop::Failed(Failure::new(
+                    "States.ItemReaderFailed",
+                    env.prefixed(&cause),
+                ))
+            })?
+        } else {
+            let v = match &spec.items_path {
+                None => eff.clone(),
+                Some(p) => p.read(&scope).ok_or_else(|| {
+                    env.runtime(format!(
+                        "Invalid path '{}' : No results for path: {}",
+                        p.as_str(),
+                        p.normalized()
+                    ))
+                })?,
+            };
+            match v {
+                Value::Array(a) => a,
+                other => {
+                    return Err(env.runtime(format!(
+                        "Item(s) at ItemsPath '{}' must be a JSON array, got {}",
+                        spec.items_path.as_ref().map(|p| p.as_str()).unwrap_or("$"),
+                        to_json(&other)
+                    )));
+                }
+            }
+        };
+        let items = match &spec.item_selector {
+            None => items,
+            Some(sel) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.into_iter().enumerate() {
+                    let mut ctx = env.context.clone();
+                    ctx["Map"] = json!({"Item": {"Index": i, "Value": item}});
+                    let s = Scope::new(eff, &ctx, &env.vars);
+                    out.push(
+                        stepops_asl_data::template::evaluate(sel, &s).map_err(|e| env.fail(e))?,
+                    );
+                }
+                out
+            }
+        };
+        let Some(b) = &spec.item_batcher else {
+            return Ok(items);
+        };
+        let resolve = |f: &Option<IntOrPath>, name: &str| -> Result<Option<u64>, Stop> {
+            match f {
+                None => Ok(None),
+                Some(IntOrPath::Literal(n)) => Ok(Some(*n)),
+                Some(IntOrPath::Path(p)) => {
+                    let v = p.read(&scope).unwrap_or(Value::Null);
+                    as_int(&v).filter(|n| *n > 0).map(|n| Some(n as u64)).ok_or_else(|| {
+                        env.runtime(format!(
+                            "The {name}Path field refers to value \"{}\" which is not a valid integer: {}",
+                            shown(&v),
+                            p.as_str()
+                        ))
+                    })
+                }
+            }
+        };
+        let max_items = resolve(&b.max_items, "MaxItemsPerBatch")?.unwrap_or(u64::MAX) as usize;
+        let max_bytes =
+            resolve(&b.max_bytes, "MaxInputBytesPerBatch")?.unwrap_or(u64::MAX) as usize;
+        let batch_input = match &b.batch_input {
+            Some(t) => Some(env.template(t, eff)?),
+            None => None,
+        };
+        let mut batches = Vec::new();
+        let mut cur: Vec<Value> = Vec::new();
+        let mut cur_bytes = 0usize;
+        for item in items {
+            let sz = to_json(&item).len() + 1;
+            if !cur.is_empty() && (cur.len() >= max_items || cur_bytes + sz > max_bytes) {
+                batches.push(std::mem::take(&mut cur));
+                cur_bytes = 0;
+            }
+            cur_bytes += sz;
+            cur.push(item);
+        }
+        if !cur.is_empty() {
+            batches.push(cur);
+        }
+        Ok(batches
+            .into_iter()
+            .map(|items| {
+                let mut m = Map::new();
+                if let Some(bi) = &batch_input {
+                    m.insert("BatchInput".into(), bi.clone());
+                }
+                m.insert("Items".into(), Value::Array(items));
+                Value::Object(m)
+            })
+            .collect())
+    }
+
+    pub(crate) async fn run_map(
+        self: Arc<Self>,
+        env: &Env,
+        spec: &MapSpec,
+        eff: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<Value, Stop> {
+        let (existing, saved) = {
+            let mut g = self.lock();
+            let n = g.node(env.node);
+            (n.children.clone(), n.map.clone())
+        };
+        let (ids, run) = match saved.and_then(|v| serde_json::from_value::<MapRun>(v).ok()) {
+            Some(run) => (existing, run),
+            None => {
+                let run = self.resolve_map(env, spec, eff)?;
+                let items = self.map_items(env, spec, eff)?;
+                let ids = self.child_nodes(
+                    env,
+                    items,
+                    std::slice::from_ref(&spec.processor.start_at),
+                    spec.distributed,
+                );
+                self.lock().node(env.node).map = serde_json::to_value(&run).ok();
+                (ids, run)
+            }
+        };
+        let total = ids.len();
+        let node = env.node;
+        let name = env.state.name.clone();
+        self.emit(
+            node,
+            "MapStateStarted",
+            Some("mapStateStartedEventDetails"),
+            json!({ "length": total }),
+        );
+        if let Some(arn) = &run.map_run_arn {
+            self.emit(
+                node,
+                "MapRunStarted",
+                Some("mapRunStartedEventDetails"),
+                json!({ "mapRunArn": arn }),
+            );
+        }
+        let distributed = spec.distributed;
+        let limit = match (run.max_concurrency, distributed) {
+            (0, true) => 1000,
+            (n, _) => n as usize,
+        };
+        // Distributed children are separate executions: they do not see this scope's variables.
+        let outer = if distributed {
+            Arc::new(Map::new())
+        } else {
+            env.outer.clone()
+        };
+        let list: Vec<(u64, Arc<Machine>)> =
+            ids.iter().map(|id| (*id, spec.processor.clone())).collect();
+        let mut first: Option<Failure> = None;
+        let mut failed = 0u64;
+        let mut exceeded = false;
+        let exceeds = |failed: u64| -> bool {
+            if failed == 0 {
+                return false;
+            }
+            let by_count = run.tolerated_count.map(|c| failed > c);
+            let by_pct = run
+                .tolerated_percentage
+                .map(|p| (failed as f64) * 100.0 / (total.max(1) as f64) > p);
+            match (by_count, by_pct) {
+                (None, None) => true,
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (Some(a), Some(b)) => a || b,
+            }
+        };
+        let this = self.clone();
+        let results = self
+            .run_children(
+                list,
+                outer,
+                limit,
+                cancel,
+                |i| {
+                    if !distributed {
+                        this.emit(
+                            node,
+                            "MapIterationStarted",
+                            Some("mapIterationStartedEventDetails"),
+                            json!({"name": name, "index": i}),
+                        );
+                    }
+                },
+                |i, r| {
+                    let (ty, ok) = match r {
+                        Ok(_) => ("MapIterationSucceeded", true),
+                        Err(Stop::Failed(f)) => {
+                            failed += 1;
+                            if first.is_none() {
+                                first = Some(f.clone());
+                            }
+                            let ok = distributed && !exceeds(failed);
+                            if !ok {
+                                exceeded = true;
+                            }
+                            ("MapIterationFailed", ok)
+                        }
+                        Err(Stop::Cancelled) => ("MapIterationAborted", true),
+                    };
+                    if !distributed {
+                        let key = format!(
+                            "mapIteration{}EventDetails",
+                            ty.trim_start_matches("MapIteration")
+                        );
+                        this.emit(node, ty, Some(&key), json!({"name": name, "index": i}));
+                    }
+                    ok
+                },
+            )
+            .await;
+        if exceeded {
+            let f = if distributed {
+                Failure::new(
+                    "States.ExceedToleratedFailureThreshold",
+                    "The specified tolerated failure threshold was exceeded",
+                )
+            } else {
+                first.unwrap_or(Failure {
+                    error: None,
+                    cause: None,
+                })
+            };
+            if distributed {
+                self.emit(
+                    node,
+                    "MapRunFailed",
+                    Some("mapRunFailedEventDetails"),
+                    json!({"error": f.error, "cause": f.cause}),
+                );
+            }
+            self.emit(node, "MapStateFailed", None, json!({}));
+            return Err(Stop::Failed(f));
+        }
+        if cancel.is_cancelled()
+            || results
+                .iter()
+                .any(|r| matches!(r, None | Some(Err(Stop::Cancelled))))
+        {
+            if distributed {
+                self.emit(node, "MapRunAborted", None, json!({}));
+            }
+            self.emit(node, "MapStateAborted", None, json!({}));
+            return Err(Stop::Cancelled);
+        }
+        let outputs: Vec<Value> = results
+            .into_iter()
+            .map(|r| match r {
+                Some(Ok(v)) => v,
+                Some(Err(Stop::Failed(f))) => json!({"Error": f.error, "Cause": f.cause}),
+                _ => Value::Null,
+            })
+            .collect();
+        let result = match (&spec.result_writer, &run.map_run_arn) {
+            (Some(w), Some(arn)) => {
+                let statuses: Vec<(Value, Option<Value>, NodeStatus)> = {
+                    let g = self.lock();
+                    ids.iter()
+                        .map(|id| {
+                            let n = g.tree.nodes.get(id);
+                            (
+                                n.map(|n| n.input.clone()).unwrap_or(Value::Null),
+                                n.and_then(|n| n.output.clone()),
+                                n.map(|n| n.status).unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                };
+                write_results(
+                    self.as_ref(),
+                    env,
+                    &w.parameters,
+                    eff,
+                    arn,
+                    &outputs,
+                    &statuses,
+                )
+                .map_err(|cause| {
+                    Stop::Failed(Failure::new(
+                        "States.ResultWriterFailed",
+                        env.prefixed(&cause),
+                    ))
+                })?
+            }
+            _ => Value::Array(outputs),
+        };
+        if let Some(arn) = &run.map_run_arn {
+            self.emit(node, "MapRunSucceeded", None, json!({ "mapRunArn": arn }));
+        }
+        self.emit(node, "MapStateSucceeded", None, json!({}));
+        Ok(result)
+    }
+}
+
+fn s3_root(exec: &Exec) -> Result<PathBuf, String> {
+    exec.options.s3_root.clone().ok_or_else(|| {
+        "no local S3 folder is configured (RunOptions.s3_root); the local engine reads and writes Distributed Map items there".to_owned()
+    })
+}
+
+fn s3_path(root: &Path, bucket: &str, key: &str) -> Result<PathBuf, String> {
+    let bad = |s: &str| s.split('/').any(|p| p == "..") || s.starts_with('/');
+    if bucket.is_empty() || bad(bucket) || bad(key) {
+        return Err(format!("invalid S3 location s3://{bucket}/{key}"));
+    }
+    Ok(root.join(bucket).join(key))
+}
+
+fn param_str(params: &Value, key: &str) -> Option<String> {
+    params.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn read_items(
+    exec: &Exec,
+    env: &Env,
+    reader: &ItemReader,
+    eff: &Value,
+) -> Result<Vec<Value>, String> {
+    let params = stepops_asl_data::template::evaluate(&reader.parameters, &env.scope(eff))
+        .map_err(|e| e.cause)?;
+    let root = s3_root(exec)?;
+    let bucket = param_str(&params, "Bucket").ok_or("ItemReader.Parameters needs a Bucket")?;
+    let max_items = match (
+        reader.config.get("MaxItems"),
+        reader.config.get("MaxItemsPath"),
+    ) {
+        (Some(v), _) => v.as_u64(),
+        (None, Some(Value::String(p))) => stepops_asl_data::path::JsonPath::parse(p)
+            .ok()
+            .and_then(|p| p.read(&env.scope(eff)))
+            .and_then(|v| v.as_u64()),
+        _ => None,
+    }
+    .filter(|n| *n > 0)
+    .map(|n| n as usize)
+    .unwrap_or(usize::MAX);
+    let mut items = if reader.resource == "listObjectsV2" {
+        let prefix = param_str(&params, "Prefix").unwrap_or_default();
+        let base = s3_path(&root, &bucket, "")?;
+        let mut files = Vec::new();
+        list_files(&base, &base, &mut files)
+            .map_err(|e| format!("cannot list s3://{bucket}/: {e}"))?;
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(key, meta)| {
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .map(|t| crate::engine::ts(chrono::DateTime::<chrono::Utc>::from(t)))
+                    .unwrap_or_default();
+                json!({
+                    "Etag": format!("\"{:x}\"", meta.len()),
+                    "Key": key,
+                    "LastModified": modified,
+                    "Size": meta.len(),
+                    "StorageClass": "STANDARD",
+                })
+            })
+            .collect()
+    } else {
+        let key = param_str(&params, "Key").ok_or("ItemReader.Parameters needs a Key")?;
+        let file = s3_path(&root, &bucket, &key)?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read s3://{bucket}/{key} ({}): {e}", file.display()))?;
+        let input_type = reader
+            .config
+            .get("InputType")
+            .and_then(Value::as_str)
+            .unwrap_or("JSON");
+        match input_type {
+            "JSON" => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Array(a)) => a,
+                Ok(_) => return Err(format!("s3://{bucket}/{key} does not hold a JSON array")),
+                Err(e) => return Err(format!("s3://{bucket}/{key} is not valid JSON: {e}")),
+            },
+            "JSONL" => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .enumerate()
+                .map(|(i, l)| {
+                    serde_json::from_str(l).map_err(|e| {
+                        format!("s3://{bucket}/{key} line {}: not valid JSON: {e}", i + 1)
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                csv_items(&text, &reader.config).map_err(|e| format!("s3://{bucket}/{key}: {e}"))?
+            }
+        }
+    };
+    items.truncate(max_items);
+    Ok(items)
+}
+
+fn list_files(
+    base: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, std::fs::Metadata)>,
+) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let meta = e.metadata()?;
+        let p = e.path();
+        if meta.is_dir() {
+            list_files(base, &p, out)?;
+        } else {
+            let key = p
+                .strip_prefix(base)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.push((key, meta));
+        }
+    }
+    Ok(())
+}
+
+/// Parses CSV (RFC 4180 quoting) into objects keyed by the header row or `CSVHeaders`.
+fn csv_items(text: &str, config: &Map<String, Value>) -> Result<Vec<Value>, String> {
+    let delim = match config.get("CSVDelimiter").and_then(Value::as_str) {
+        None | Some("COMMA") => ',',
+        Some("SEMICOLON") => ';',
+        Some("TAB") => '\t',
+        Some("PIPE") => '|',
+        Some("SPACE") => ' ',
+        Some(other) => return Err(format!("unknown CSVDelimiter '{other}'")),
+    };
+    let mut rows = parse_csv(text, delim)?;
+    let headers: Vec<String> = match config.get("CSVHeaderLocation").and_then(Value::as_str) {
+        Some("GIVEN") => config
+            .get("CSVHeaders")
+            .and_then(Value::as_array)
+            .ok_or("CSVHeaderLocation GIVEN needs CSVHeaders")?
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        _ => {
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            rows.remove(0)
+        }
+    };
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            if row.len() != headers.len() {
+                return Err(format!(
+                    "row {} has {} fields but there are {} headers",
+                    i + 1,
+                    row.len(),
+                    headers.len()
+                ));
+            }
+            Ok(Value::Object(
+                headers
+                    .iter()
+                    .cloned()
+                    .zip(row.into_iter().map(Value::String))
+                    .collect(),
+            ))
+        })
+        .collect()
+}
+
+fn parse_csv(text: &str, delim: char) -> Result<Vec<Vec<String>>, String> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut in_quotes = false;
+    let mut chars = text.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        any = true;
+        if in_quotes {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    field.push('"');
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                field.push(c);
+            }
+        } else if c == '"' && field.is_empty() {
+            in_quotes = true;
+        } else if c == delim {
+            row.push(std::mem::take(&mut field));
+        } else if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            row.push(std::mem::take(&mut field));
+            if !(row.len() == 1 && row[0].is_empty()) {
+                rows.push(std::mem::take(&mut row));
+            } else {
+                row.clear();
+            }
+            any = false;
+        } else {
+            field.push(c);
+        }
+    }
+    if in_quotes {
+        return Err("unterminated quoted field".into());
+    }
+    if any {
+        row.push(field);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Writes a Map Run's results as AWS does: `Prefix/<run id>/manifest.json` plus
+/// `SUCCEEDED_0.json` / `FAILED_0.json`; returns the Map state's result.
+fn write_results(
+    exec: &Exec,
+    env: &Env,
+    params: &Value,
+    eff: &Value,
+    map_run_arn: &str,
+    outputs: &[Value],
+    statuses: &[(Value, Option<Value>, NodeStatus)],
+) -> Result<Value, String> {
+    let params =
+        stepops_asl_data::template::evaluate(params, &env.scope(eff)).map_err(|e| e.cause)?;
+    let root = s3_root(exec)?;
+    let bucket = param_str(&params, "Bucket").ok_or("ResultWriter.Parameters needs a Bucket")?;
+    let prefix = param_str(&params, "Prefix").unwrap_or_default();
+    let run_id = map_run_arn.rsplit(':').next().unwrap_or("run").to_owned();
+    let dir_key = if prefix.is_empty() {
+        run_id.clone()
+    } else {
+        format!("{}/{run_id}", prefix.trim_end_matches('/'))
+    };
+    let dir = s3_path(&root, &bucket, &dir_key)?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut succeeded = Vec::new();
+    let mut failed = Vec::new();
+    for (i, ((input, _, status), out)) in statuses.iter().zip(outputs).enumerate() {
+        let entry = json!({
+            "ExecutionArn": format!("{map_run_arn}:{i}"),
+            "Input": to_json(input),
+            "InputDetails": {"Included": true},
+            "Name": format!("{i}"),
+            "Output": to_json(out),
+            "OutputDetails": {"Included": true},
+            "StateMachineArn": exec.info.state_machine_arn,
+            "Status": if *status == NodeStatus::Succeeded { "SUCCEEDED" } else { "FAILED" },
+        });
+        if *status == NodeStatus::Succeeded {
+            succeeded.push(entry);
+        } else {
+            failed.push(entry);
+        }
+    }
+    let mut files = Map::new();
+    for (label, list) in [("SUCCEEDED", succeeded), ("FAILED", failed)] {
+        let mut refs = Vec::new();
+        if !list.is_empty() {
+            let key = format!("{dir_key}/{label}_0.json");
+            let text = to_json(&Value::Array(list));
+            std::fs::write(dir.join(format!("{label}_0.json")), &text)
+                .map_err(|e| format!("cannot write s3://{bucket}/{key}: {e}"))?;
+            refs.push(json!({"Key": key, "Size": text.len()}));
+        }
+        files.insert(label.into(), Value::Array(refs));
+    }
+    files.insert("PENDING".into(), json!([]));
+    let manifest_key = format!("{dir_key}/manifest.json");
+    let manifest = json!({
+        "DestinationBucket": bucket,
+        "MapRunArn": map_run_arn,
+        "ResultFiles": files,
+    });
+    std::fs::write(dir.join("manifest.json"), to_json(&manifest))
+        .map_err(|e| format!("cannot write s3://{bucket}/{manifest_key}: {e}"))?;
+    Ok(json!({
+        "MapRunArn": map_run_arn,
+        "ResultWriterDetails": {"Bucket": bucket, "Key": manifest_key},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_delimiters() {
+        let rows = parse_csv("a,b\n\"x,1\",\"he said \"\"hi\"\"\"\r\n3,4", ',').unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec!["a", "b"],
+                vec!["x,1", "he said \"hi\""],
+                vec!["3", "4"]
+            ]
+        );
+        let items = csv_items("id;name\n1;x\n", &{
+            let mut m = Map::new();
+            m.insert("CSVDelimiter".into(), json!("SEMICOLON"));
+            m
+        })
+        .unwrap();
+        assert_eq!(items, vec![json!({"id": "1", "name": "x"})]);
+    }
+}

@@ -1,0 +1,281 @@
+//! Task states: one attempt = one `TaskDispatcher::dispatch`, bounded by TimeoutSeconds and
+//! HeartbeatSeconds, with the history events AWS emits for the resource's kind.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::definition::TaskSpec;
+use crate::engine::{Env, Exec, Failure, PAYLOAD_LIMIT, Stop, to_json};
+use crate::{Heartbeat, TaskInvocation};
+
+/// How history names a resource's events.
+enum ResourceKind {
+    /// `…:activity:NAME`: Activity* events.
+    Activity,
+    /// `arn:aws:lambda:…:function:NAME`: LambdaFunction* events.
+    Lambda,
+    /// `arn:aws:states:::service:action[.pattern]`: Task* events with resourceType/resource.
+    Service { service: String, action: String },
+}
+
+fn kind(resource: &str) -> ResourceKind {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    if parts.len() >= 6 && parts[2] == "states" && parts[5] == "activity" {
+        return ResourceKind::Activity;
+    }
+    if parts.len() >= 6 && parts[2] == "lambda" && parts[5] == "function" {
+        return ResourceKind::Lambda;
+    }
+    if parts.len() >= 7 && parts[2] == "states" {
+        return ResourceKind::Service {
+            service: parts[5].to_owned(),
+            action: parts[6].to_owned(),
+        };
+    }
+    ResourceKind::Service {
+        service: "unknown".into(),
+        action: resource.to_owned(),
+    }
+}
+
+fn with_payload(mut d: Map<String, Value>, key: &str, v: &Value) -> Value {
+    d.insert(key.to_owned(), Value::String(to_json(v)));
+    d.insert(format!("{key}Details"), json!({"truncated": false}));
+    Value::Object(d)
+}
+
+impl Exec {
+    /// One attempt of a Task state. Returns the raw result.
+    pub(crate) async fn run_task(
+        self: Arc<Self>,
+        env: &Env,
+        spec: &TaskSpec,
+        eff: &Value,
+        cancel: &CancellationToken,
+    ) -> Result<Value, Stop> {
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut context = env.context.clone();
+        context["Task"] = json!({ "Token": token });
+        let scope = stepops_asl_data::Scope::new(eff, &context, &env.vars);
+        let input = match &env.state.parameters {
+            Some(p) => stepops_asl_data::template::evaluate(p, &scope).map_err(|e| env.fail(e))?,
+            None => eff.clone(),
+        };
+        let name = &env.state.name;
+        if to_json(&input).len() > PAYLOAD_LIMIT {
+            return Err(Stop::Failed(Failure::new(
+                "States.DataLimitExceeded",
+                format!(
+                    "The state/task '{name}' has an input with a size exceeding the maximum number of bytes service limit."
+                ),
+            )));
+        }
+        let timeout = self.int_field(env, &spec.timeout, eff, "TimeoutSeconds")?;
+        let heartbeat = self.int_field(env, &spec.heartbeat, eff, "HeartbeatSeconds")?;
+        if let (Some(t), Some(h)) = (timeout, heartbeat)
+            && h >= t
+        {
+            return Err(env.runtime(format!(
+                "HeartbeatSeconds ({h}) must be smaller than TimeoutSeconds ({t})."
+            )));
+        }
+        let resource = spec.resource.clone();
+        let rk = kind(&resource);
+        let (prefix, base): (&str, Map<String, Value>) = match &rk {
+            ResourceKind::Activity => ("Activity", {
+                let mut m = Map::new();
+                m.insert("resource".into(), Value::String(resource.clone()));
+                m
+            }),
+            ResourceKind::Lambda => ("LambdaFunction", {
+                let mut m = Map::new();
+                m.insert("resource".into(), Value::String(resource.clone()));
+                m
+            }),
+            ResourceKind::Service { service, action } => ("Task", {
+                let mut m = Map::new();
+                m.insert("resourceType".into(), Value::String(service.clone()));
+                m.insert("resource".into(), Value::String(action.clone()));
+                m
+            }),
+        };
+        let lower = |p: &str| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+                None => String::new(),
+            }
+        };
+        let key = |suffix: &str| format!("{}{suffix}EventDetails", lower(prefix));
+        let node = env.node;
+        {
+            let mut d = base.clone();
+            if let Some(t) = timeout {
+                d.insert("timeoutInSeconds".into(), json!(t));
+            }
+            if let Some(h) = heartbeat {
+                d.insert("heartbeatInSeconds".into(), json!(h));
+            }
+            let details = if prefix == "Task" {
+                d.insert(
+                    "region".into(),
+                    Value::String(region_of(&self.info.state_machine_arn)),
+                );
+                d.insert("parameters".into(), Value::String(to_json(&input)));
+                Value::Object(d)
+            } else {
+                with_payload(d, "input", &input)
+            };
+            self.emit(
+                node,
+                &format!("{prefix}Scheduled"),
+                Some(&key("Scheduled")),
+                details,
+            );
+            let started = if prefix == "Task" {
+                Value::Object(base.clone())
+            } else if prefix == "Activity" {
+                json!({"workerName": "stepops-local"})
+            } else {
+                json!({})
+            };
+            let started_key = if prefix == "LambdaFunction" {
+                None
+            } else {
+                Some(key("Started"))
+            };
+            self.emit(
+                node,
+                &format!("{prefix}Started"),
+                started_key.as_deref(),
+                started,
+            );
+        }
+
+        let hb = Heartbeat::new();
+        let invocation = TaskInvocation {
+            resource: resource.clone(),
+            input,
+            task_token: token,
+            heartbeat: hb.clone(),
+            heartbeat_seconds: heartbeat,
+            timeout_seconds: timeout,
+            execution: self.info.clone(),
+            state_name: name.clone(),
+        };
+        let fut = self.tasks.dispatch(invocation);
+        let timeout_d = timeout.and_then(|t| self.timeout(t));
+        let heartbeat_d = heartbeat.and_then(|h| self.timeout(h));
+        let timer = async {
+            match timeout_d {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let hb_watch = async {
+            match heartbeat_d {
+                Some(d) => loop {
+                    tokio::select! {
+                        _ = hb.wait() => continue,
+                        _ = tokio::time::sleep(d) => break,
+                    }
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let outcome: Result<Value, Failure> = tokio::select! {
+            r = fut => r.map_err(|e| Failure::new(e.error, e.cause)),
+            _ = timer => Err(Failure::new("States.Timeout", format!(
+                "The task did not finish within TimeoutSeconds ({} s).", timeout.unwrap_or_default()))),
+            _ = hb_watch => Err(Failure::new("States.HeartbeatTimeout", format!(
+                "The task sent no heartbeat within HeartbeatSeconds ({} s).", heartbeat.unwrap_or_default()))),
+            _ = cancel.cancelled() => return Err(Stop::Cancelled),
+        };
+        match outcome {
+            Ok(v) => {
+                if to_json(&v).len() > PAYLOAD_LIMIT {
+                    let f = Failure::new(
+                        "States.DataLimitExceeded",
+                        format!(
+                            "The state/task '{name}' returned a result with a size exceeding the maximum number of bytes service limit."
+                        ),
+                    );
+                    self.task_failed(node, prefix, &base, &f, false);
+                    return Err(Stop::Failed(f));
+                }
+                let d = with_payload(
+                    if prefix == "Task" {
+                        base.clone()
+                    } else {
+                        Map::new()
+                    },
+                    "output",
+                    &v,
+                );
+                self.emit(
+                    node,
+                    &format!("{prefix}Succeeded"),
+                    Some(&key("Succeeded")),
+                    d,
+                );
+                Ok(v)
+            }
+            Err(f) => {
+                let timed_out = matches!(
+                    f.error.as_deref(),
+                    Some("States.Timeout") | Some("States.HeartbeatTimeout")
+                );
+                self.task_failed(node, prefix, &base, &f, timed_out);
+                Err(Stop::Failed(f))
+            }
+        }
+    }
+
+    fn task_failed(
+        &self,
+        node: u64,
+        prefix: &str,
+        base: &Map<String, Value>,
+        f: &Failure,
+        timed_out: bool,
+    ) {
+        let mut d = if prefix == "Task" {
+            base.clone()
+        } else {
+            Map::new()
+        };
+        if let Some(e) = &f.error {
+            d.insert("error".into(), Value::String(e.clone()));
+        }
+        if let Some(c) = &f.cause {
+            d.insert("cause".into(), Value::String(c.clone()));
+        }
+        let what = if timed_out { "TimedOut" } else { "Failed" };
+        let lower = {
+            let mut c = prefix.chars();
+            c.next()
+                .map(|f| f.to_lowercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        };
+        self.emit(
+            node,
+            &format!("{prefix}{what}"),
+            Some(&format!("{lower}{what}EventDetails")),
+            Value::Object(d),
+        );
+    }
+}
+
+fn region_of(arn: &str) -> String {
+    arn.split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("us-east-1")
+        .to_owned()
+}
