@@ -177,6 +177,85 @@ pub async fn handle<S: TokenSource>(
     run(&request, client, context).await
 }
 
+/// The admin Lambda's whole job, for its two states in `statemachine/admin.asl.json`. The event:
+///
+/// * `{"action": "validate", "request": INPUT}` → `{"request": CANONICAL_INPUT, "task", "target",
+///   "targetId", "change", "dryRun"}`; sends nothing.
+/// * `{"action": "run", "request": INPUT, "executionId"?: ARN, "startedBy"?: WHO}` → the
+///   [`AuditRecord`] as JSON. The request is validated again (the state machine's input may
+///   have been edited in a redrive).
+///
+/// Unknown actions or keys fail with `Stepops.InvalidInput`; a request for another environment
+/// with `Stepops.WrongEnvironment`.
+pub async fn invoke<S: TokenSource>(
+    event: &Value,
+    stack: Environment,
+    client: &SynapseClient<S>,
+) -> Result<Value, AdminError> {
+    let obj = event.as_object().ok_or_else(|| {
+        AdminError::invalid(
+            "the admin function's event must be a JSON object with `action` and `request`",
+        )
+    })?;
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !["action", "request", "executionId", "startedBy"].contains(&k.as_str()))
+    {
+        return Err(AdminError::invalid(format!(
+            "the admin function's event has an unknown key {}",
+            crate::types::quote(key)
+        )));
+    }
+    let text = |key: &str| -> Result<Option<String>, AdminError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(AdminError::invalid(format!(
+                "`{key}` in the admin function's event must be a string, not {other}"
+            ))),
+        }
+    };
+    let request = obj
+        .get("request")
+        .ok_or_else(|| AdminError::invalid("the admin function's event is missing `request`"))?;
+    let context = AuditContext {
+        started_by: text("startedBy")?,
+        execution_id: text("executionId")?,
+    };
+    match text("action")?.as_deref() {
+        Some("validate") => {
+            let req = AdminRequest::from_input(request, stack).inspect_err(|err| {
+                tracing::warn!(
+                    target: "stepops_admin::audit",
+                    error = err.error_name().as_str(),
+                    cause = %err,
+                    "admin request refused in validation; nothing was sent"
+                );
+            })?;
+            Ok(json!({
+                "request": req.to_input(),
+                "task": req.task.name(),
+                "target": req.task.target(),
+                "targetId": req.task.target_id(),
+                "change": describe_change(&req.task),
+                "dryRun": req.dry_run,
+            }))
+        }
+        Some("run") => {
+            let record = handle(request, stack, client, &context).await?;
+            serde_json::to_value(&record)
+                .map_err(|e| AdminError::Internal(format!("cannot encode the audit record: {e}")))
+        }
+        Some(other) => Err(AdminError::invalid(format!(
+            "action {} is unknown; use `validate` or `run`",
+            crate::types::quote(other)
+        ))),
+        None => Err(AdminError::invalid(
+            "the admin function's event is missing `action` (`validate` or `run`)",
+        )),
+    }
+}
+
 /// The change in words, independent of what the reads find.
 fn describe_change(task: &Task) -> String {
     match task {

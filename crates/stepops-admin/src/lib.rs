@@ -21,7 +21,7 @@ pub mod types;
 
 pub use client::{Call, ClientConfig, SynapseClient, api};
 pub use error::AdminError;
-pub use handler::{AuditContext, AuditRecord, RequestLine, handle, run};
+pub use handler::{AuditContext, AuditRecord, RequestLine, handle, invoke, run};
 pub use request::{AdminRequest, TASK_NAMES, Task};
 pub use token::{
     DEFAULT_SECRET_NAME, LocalTokenSource, SecretsManagerTokenSource, Token, TokenSource,

@@ -380,3 +380,63 @@ async fn a_client_without_an_etag_is_not_updated() {
     assert!(err.to_string().contains("etag"), "{err}");
     assert_eq!(server.requests().len(), 1, "the PUT is never sent");
 }
+
+#[tokio::test]
+async fn the_lambda_event_validates_without_requests_then_runs() {
+    let server = MockSynapse::start(synapse_like).await;
+    let client = server.client(ListTokens::new(&[SECRET]));
+    let request =
+        json!({"environment": "prod", "task": "make-public", "args": {"entityId": "Syn123"}});
+
+    let validated = stepops_admin::invoke(
+        &json!({"action": "validate", "request": request}),
+        Environment::Prod,
+        &client,
+    )
+    .await
+    .unwrap();
+    assert!(server.requests().is_empty(), "validate sends nothing");
+    assert_eq!(
+        validated,
+        json!({
+            "request": {"environment": "prod", "task": "make-public",
+                        "args": {"entityId": "syn123"}, "dryRun": false},
+            "task": "make-public", "target": "syn123", "targetId": "syn123",
+            "change": "set the data type of syn123 to OPEN_DATA", "dryRun": false
+        })
+    );
+
+    let audit = stepops_admin::invoke(
+        &json!({"action": "run", "request": validated["request"],
+                "executionId": "arn:aws:states:us-east-1:1:execution:admin:x"}),
+        Environment::Prod,
+        &client,
+    )
+    .await
+    .unwrap();
+    assert_eq!(audit["outcome"], "done");
+    assert_eq!(
+        audit["executionId"],
+        "arn:aws:states:us-east-1:1:execution:admin:x"
+    );
+    assert_eq!(audit["startedBy"], Value::Null);
+    assert_eq!(server.requests().len(), 1);
+
+    for bad in [
+        json!({"action": "delete", "request": request}),
+        json!({"request": request}),
+        json!({"action": "run"}),
+        json!({"action": "run", "request": request, "extra": 1}),
+        json!({"action": "run", "request": request, "executionId": 5}),
+        json!("run"),
+    ] {
+        let err = stepops_admin::invoke(&bad, Environment::Prod, &client)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, stepops_admin::AdminError::InvalidInput(_)),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(server.requests().len(), 1, "refused events send nothing");
+}
