@@ -196,11 +196,12 @@ impl RawConfig {
         if value.is_null() {
             return Ok(None);
         }
-        let parsed = serde_norway::from_value::<T>(value.clone()).map_err(|e| ConfigError::Key {
-            key: key.to_owned(),
-            origin: origin.clone(),
-            message: format!("expected {expected}: {e}"),
-        })?;
+        let parsed =
+            serde_norway::from_value::<T>(value.clone()).map_err(|e| ConfigError::Key {
+                key: key.to_owned(),
+                origin: origin.clone(),
+                message: format!("expected {expected}: {e}"),
+            })?;
         Ok(Some((parsed, origin.clone())))
     }
 
@@ -244,7 +245,9 @@ impl RawConfig {
                 return Err(key_err(
                     "activities",
                     &origin,
-                    format!("`{arn}` is not an activity ARN (arn:PARTITION:states:REGION:ACCOUNT:activity:NAME)"),
+                    format!(
+                        "`{arn}` is not an activity ARN (arn:PARTITION:states:REGION:ACCOUNT:activity:NAME)"
+                    ),
                 ));
             }
         }
@@ -393,20 +396,31 @@ mod tests {
     fn errors_name_the_key_and_origin() {
         let e = load(&format!("activities: [{ARN}]\nconcurency: 3\n"), &[]).unwrap_err();
         assert!(
-            e.to_string().starts_with("configuration key `concurency` (file runner.yaml): unknown key"),
+            e.to_string()
+                .starts_with("configuration key `concurency` (file runner.yaml): unknown key"),
             "{e}"
         );
-        let e = load(&format!("activities: [{ARN}]"), &[("STEPOPS_CONCURRENCY", "many")])
-            .unwrap_err();
+        let e = load(
+            &format!("activities: [{ARN}]"),
+            &[("STEPOPS_CONCURRENCY", "many")],
+        )
+        .unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("configuration key `concurrency` (environment STEPOPS_CONCURRENCY): expected a whole number"),
             "{e}"
         );
-        let e = load(&format!("activities: [{ARN}]"), &[("STEPOPS_CONCURRENCY", "0")]).unwrap_err();
+        let e = load(
+            &format!("activities: [{ARN}]"),
+            &[("STEPOPS_CONCURRENCY", "0")],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
         let e = load("concurrency: 2", &[]).unwrap_err();
-        assert!(e.to_string().contains("`activities` (missing): required"), "{e}");
+        assert!(
+            e.to_string().contains("`activities` (missing): required"),
+            "{e}"
+        );
         let e = load("activities: [nope]", &[]).unwrap_err();
         assert!(e.to_string().contains("not an activity ARN"), "{e}");
         let e = load(&format!("activities: [{ARN}]"), &[("STEPOPS_FOO", "1")]).unwrap_err();

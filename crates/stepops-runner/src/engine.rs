@@ -1,58 +1,114 @@
-//! [`LibraryEngine`]: the [`MigrationEngine`] over `stepops-migrate`'s library.
+//! [`LibraryEngine`]: the [`MigrationEngine`] over `stepops-migrate` (PostgreSQL and SQLite
+//! stacks; both sides of a migration use the same engine).
 //!
-//! Not integrated yet: `stepops-migrate` has not published its public `plan` / `copy_chunk` /
-//! `verify` functions. Until it does, every call fails with `Stepops.Internal` saying so.
+//! Cancel safety: the PostgreSQL copy is async (tokio-postgres); when the runner drops the
+//! step's future, the destination transaction and its connection are dropped and the server
+//! rolls the transaction back. The SQLite copy runs its `DELETE` + `INSERT … SELECT` in one
+//! transaction on a blocking thread, which finishes (commits or fails) on its own after the
+//! future is dropped: the chunk is still all-or-nothing, and the retried chunk is idempotent.
+//! `set-status` (read-only destination) is not offered by `stepops-migrate` yet.
 
 use serde_json::Value;
+use stepops_migrate::{Chunk, Config, PlanOptions};
 
-use crate::migration::{ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome};
+use crate::migration::{ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, TableSummary};
 use crate::secrets::Secret;
 use crate::step::StepError;
 
-/// The migration engine of `stepops-migrate` (PostgreSQL and SQLite stacks).
+/// The migration engine of `stepops-migrate`.
 #[derive(Debug, Clone, Default)]
 pub struct LibraryEngine;
 
-fn pending() -> StepError {
-    StepError::internal(
-        "this runner was built before the migration engine (stepops-migrate) was integrated: \
-         upgrade the runner",
-    )
+fn config(value: &Value) -> Result<Config, StepError> {
+    serde_json::from_value(value.clone()).map_err(|e| {
+        StepError::invalid_input(format!(
+            "argument `config`: {e}; expected {{include?: [table], exclude?: [table], \
+             tables?: {{NAME: {{rangeKey: COLUMN}}}}}}"
+        ))
+    })
 }
 
 impl MigrationEngine for LibraryEngine {
     async fn plan(
         &self,
-        _source: &Secret,
-        _dest: &Secret,
-        _config: &Value,
-        _chunk_rows: u64,
-        _round: u32,
+        source: &Secret,
+        dest: &Secret,
+        config_value: &Value,
+        chunk_rows: u64,
+        round: u32,
     ) -> Result<PlanOutcome, StepError> {
-        Err(pending())
+        let config = config(config_value)?;
+        let plan = stepops_migrate::plan(
+            source.expose(),
+            dest.expose(),
+            &config,
+            &PlanOptions { chunk_rows, round },
+        )
+        .await?;
+        Ok(PlanOutcome {
+            tables: plan
+                .tables
+                .iter()
+                .map(|t| TableSummary {
+                    table: t.table.clone(),
+                    chunks: t.chunks,
+                    estimated_rows: t.estimated_rows,
+                })
+                .collect(),
+            chunks: plan
+                .chunks
+                .into_iter()
+                .map(|c| ChunkSpec {
+                    table: c.table,
+                    min: c.min,
+                    max: c.max,
+                    estimated_rows: c.estimated_rows,
+                })
+                .collect(),
+        })
     }
 
     async fn copy_chunk(
         &self,
-        _source: &Secret,
-        _dest: &Secret,
-        _config: &Value,
-        _chunk: &ChunkSpec,
+        source: &Secret,
+        dest: &Secret,
+        config_value: &Value,
+        chunk: &ChunkSpec,
     ) -> Result<CopyOutcome, StepError> {
-        Err(pending())
+        let config = config(config_value)?;
+        let chunk = Chunk {
+            table: chunk.table.clone(),
+            min: chunk.min,
+            max: chunk.max,
+            estimated_rows: chunk.estimated_rows,
+        };
+        let report =
+            stepops_migrate::copy_chunk(source.expose(), dest.expose(), &config, &chunk).await?;
+        Ok(CopyOutcome {
+            rows_deleted: report.rows_deleted,
+            rows_inserted: report.rows_inserted,
+        })
     }
 
     async fn verify(
         &self,
-        _source: &Secret,
-        _dest: &Secret,
-        _config: &Value,
-        _round: u32,
+        source: &Secret,
+        dest: &Secret,
+        config_value: &Value,
+        round: u32,
     ) -> Result<Vec<String>, StepError> {
-        Err(pending())
+        let config = config(config_value)?;
+        // The round limit is the handler's business: never fail here.
+        let report =
+            stepops_migrate::verify(source.expose(), dest.expose(), &config, round, u32::MAX)
+                .await?;
+        Ok(report.differing_tables)
     }
 
     async fn set_read_only(&self, _target: &Secret, _read_only: bool) -> Result<(), StepError> {
-        Err(pending())
+        Err(StepError::invalid_input(
+            "set-status (readOnlyDuringCopy: true) is not supported by this runner yet: start \
+             the execution with readOnlyDuringCopy: false",
+        ))
     }
 }

@@ -57,7 +57,10 @@ pub use store::{AnyStore, LocalFolderStore, NoStore, ObjectStore, StoreError};
 pub async fn serve(config: &RunnerConfig, shutdown: impl Future<Output = ()> + Send) -> RunReport {
     let sdk = load_sdk_config(config.region.as_deref(), config.poll_read_timeout).await;
     let client = sfn_client(&sdk, config.endpoint.as_deref());
-    let resolver = Arc::new(Resolver::new(AwsSecretSource::new(&sdk), config.secret_cache));
+    let resolver = Arc::new(Resolver::new(
+        AwsSecretSource::new(&sdk),
+        config.secret_cache,
+    ));
     let store = match &config.object_store_root {
         Some(root) => AnyStore::Local(LocalFolderStore::new(root)),
         None => AnyStore::None(NoStore),

@@ -43,10 +43,18 @@ fn load(args: &Args) -> Result<RunnerConfig, stepops_runner::ConfigError> {
     };
     raw.apply_env(std::env::vars())?;
     if let Some(endpoint) = &args.endpoint {
-        raw.set("endpoint".into(), endpoint.clone().into(), "command line --endpoint")?;
+        raw.set(
+            "endpoint".into(),
+            endpoint.clone().into(),
+            "command line --endpoint",
+        )?;
     }
     if let Some(region) = &args.region {
-        raw.set("region".into(), region.clone().into(), "command line --region")?;
+        raw.set(
+            "region".into(),
+            region.clone().into(),
+            "command line --region",
+        )?;
     }
     raw.build()
 }
@@ -65,7 +73,10 @@ fn main() -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

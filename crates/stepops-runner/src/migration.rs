@@ -131,14 +131,16 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let config = config_arg(&args)?;
         let chunk_rows = u64_arg(&args, "chunkRows", 1, 100_000_000)?;
         let round = u64_arg(&args, "round", 1, 10_000)? as u32;
-        let manifest = args
-            .get("manifest")
-            .ok_or_else(|| StepError::invalid_input("missing argument `manifest` ({bucket, prefix})"))?;
+        let manifest = args.get("manifest").ok_or_else(|| {
+            StepError::invalid_input("missing argument `manifest` ({bucket, prefix})")
+        })?;
         let bucket = str_field(manifest, "manifest.bucket")?;
         let prefix = manifest
             .get("prefix")
             .and_then(Value::as_str)
-            .ok_or_else(|| StepError::invalid_input("argument `manifest.prefix` must be a string"))?;
+            .ok_or_else(|| {
+                StepError::invalid_input("argument `manifest.prefix` must be a string")
+            })?;
         let source = self.target(&args, "source").await?;
         let dest = self.target(&args, "dest").await?;
 
@@ -292,11 +294,13 @@ fn u64_arg(args: &Value, name: &str, min: u64, max: u64) -> Result<u64, StepErro
     let v = args
         .get(name)
         .ok_or_else(|| StepError::invalid_input(format!("missing argument `{name}`")))?;
-    v.as_u64().filter(|n| (min..=max).contains(n)).ok_or_else(|| {
-        StepError::invalid_input(format!(
-            "argument `{name}` must be a whole number from {min} to {max}, got {v}"
-        ))
-    })
+    v.as_u64()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            StepError::invalid_input(format!(
+                "argument `{name}` must be a whole number from {min} to {max}, got {v}"
+            ))
+        })
 }
 
 fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, StepError> {
@@ -304,7 +308,9 @@ fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, StepError> {
     v.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| StepError::invalid_input(format!("argument `{name}` must be a non-empty string")))
+        .ok_or_else(|| {
+            StepError::invalid_input(format!("argument `{name}` must be a non-empty string"))
+        })
 }
 
 #[cfg(test)]
@@ -351,8 +357,18 @@ mod tests {
                     estimated_rows: 15,
                 }],
                 chunks: vec![
-                    ChunkSpec { table: "users".into(), min: 1, max: 10, estimated_rows: 10 },
-                    ChunkSpec { table: "users".into(), min: 11, max: 20, estimated_rows: 5 },
+                    ChunkSpec {
+                        table: "users".into(),
+                        min: 1,
+                        max: 10,
+                        estimated_rows: 10,
+                    },
+                    ChunkSpec {
+                        table: "users".into(),
+                        min: 11,
+                        max: 20,
+                        estimated_rows: 5,
+                    },
                 ],
             })
         }
@@ -415,8 +431,14 @@ mod tests {
         );
         let text =
             std::fs::read_to_string(dir.path().join("stepops/runs/exec-1/round-2.jsonl")).unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines[0], json!({"table": "users", "min": 1, "max": 10, "estimatedRows": 10}));
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0],
+            json!({"table": "users", "min": 1, "max": 10, "estimatedRows": 10})
+        );
         assert_eq!(lines.len(), 2);
         assert_eq!(
             h.engine.calls.lock().unwrap()[0],
@@ -457,7 +479,10 @@ mod tests {
         args["round"] = json!(1);
         args["maxRounds"] = json!(3);
         let out = h.run("verify", args.clone()).await.unwrap();
-        assert_eq!(out, json!({"converged": false, "round": 1, "differingTables": ["users"]}));
+        assert_eq!(
+            out,
+            json!({"converged": false, "round": 1, "differingTables": ["users"]})
+        );
         args["round"] = json!(3);
         let err = h.run("verify", args).await.unwrap_err();
         assert_eq!(err.name, ErrorName::NotConverged);
@@ -469,9 +494,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = handler(FakeEngine::default(), dir.path());
         let cases = [
-            ("copy", json!({"source": {"url": "sqlite:a"}}), ErrorName::InvalidInput, "environment"),
+            (
+                "copy",
+                json!({"source": {"url": "sqlite:a"}}),
+                ErrorName::InvalidInput,
+                "environment",
+            ),
             ("nope", base(), ErrorName::InvalidInput, "unknown step"),
-            ("copy", base(), ErrorName::InvalidInput, "missing argument `chunk`"),
+            (
+                "copy",
+                base(),
+                ErrorName::InvalidInput,
+                "missing argument `chunk`",
+            ),
             ("plan", base(), ErrorName::InvalidInput, "chunkRows"),
             (
                 "verify",

@@ -158,7 +158,10 @@ impl<H: StepHandler> Runner<H> {
 
     /// Scrubs every failure cause through `redact` before it is logged or sent (for example
     /// [`crate::Resolver::redact`], which knows the secret values fetched so far).
-    pub fn with_redactor(mut self, redact: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+    pub fn with_redactor(
+        mut self,
+        redact: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Self {
         self.redact = Arc::new(redact);
         self
     }
@@ -299,7 +302,11 @@ async fn poll_loop<H: StepHandler>(
             Err(err) => {
                 drop(permit);
                 failures = failures.saturating_add(1);
-                let delay = backoff(Duration::from_millis(500), failures, Duration::from_secs(30));
+                let delay = backoff(
+                    Duration::from_millis(500),
+                    failures,
+                    Duration::from_secs(30),
+                );
                 warn!(
                     activity = %arn,
                     error = %sdk_error_text(&err),
@@ -433,7 +440,9 @@ async fn hand_back<H>(shared: &Shared<H>, token: &str, cause: &str) {
 /// Parses `{"step": NAME, "args": {…}}` and checks the runner's environment.
 fn parse_input(input: &str, environment: Option<&str>) -> Result<(String, Value), StepError> {
     let value: Value = serde_json::from_str(input).map_err(|e| {
-        StepError::invalid_input(format!("the task input is not JSON ({e}); expected {{\"step\": NAME, \"args\": {{…}}}}"))
+        StepError::invalid_input(format!(
+            "the task input is not JSON ({e}); expected {{\"step\": NAME, \"args\": {{…}}}}"
+        ))
     })?;
     let Some(step) = value.get("step").and_then(Value::as_str) else {
         return Err(StepError::invalid_input(
@@ -450,7 +459,8 @@ fn parse_input(input: &str, environment: Option<&str>) -> Result<(String, Value)
             )));
         }
     };
-    if let (Some(mine), Some(theirs)) = (environment, args.get("environment").and_then(Value::as_str))
+    if let (Some(mine), Some(theirs)) =
+        (environment, args.get("environment").and_then(Value::as_str))
         && mine != theirs
     {
         return Err(StepError::new(
@@ -499,7 +509,9 @@ async fn heartbeat_until_lost<H>(shared: &Shared<H>, token: &str) -> String {
                 Some(code @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
                     return format!("{code}: {}", err.message().unwrap_or_default());
                 }
-                _ => warn!(error = %sdk_error_text(&err), "heartbeat failed; will try again at the next interval"),
+                _ => {
+                    warn!(error = %sdk_error_text(&err), "heartbeat failed; will try again at the next interval")
+                }
             },
         }
     }
@@ -557,7 +569,11 @@ async fn answer<H>(shared: &Shared<H>, token: &str, mut answer: Answer) -> bool 
             error!(error = %text, attempt, "could not deliver the answer; the task will time out and be retried");
             return false;
         }
-        let delay = backoff(shared.options.answer_backoff, attempt, Duration::from_secs(10));
+        let delay = backoff(
+            shared.options.answer_backoff,
+            attempt,
+            Duration::from_secs(10),
+        );
         warn!(error = %text, attempt, retry_in_ms = delay.as_millis() as u64, "answer failed; retrying");
         tokio::time::sleep(delay).await;
     }
@@ -576,7 +592,12 @@ where
             let retry = se.raw().status().is_server_error()
                 || matches!(
                     code.as_deref(),
-                    Some("ThrottlingException" | "ServiceUnavailable" | "InternalFailure" | "RequestTimeout")
+                    Some(
+                        "ThrottlingException"
+                            | "ServiceUnavailable"
+                            | "InternalFailure"
+                            | "RequestTimeout"
+                    )
                 );
             (code, text, retry)
         }
@@ -634,14 +655,29 @@ mod tests {
             parse_input(r#"{"step":"copy","args":{"a":1}}"#, None).unwrap(),
             ("copy".to_owned(), json!({"a": 1}))
         );
-        assert_eq!(parse_input(r#"{"step":"ping"}"#, None).unwrap().1, json!({}));
+        assert_eq!(
+            parse_input(r#"{"step":"ping"}"#, None).unwrap().1,
+            json!({})
+        );
         for bad in ["nope", r#"{"args":{}}"#, r#"{"step":"x","args":[1]}"#] {
-            assert_eq!(parse_input(bad, None).unwrap_err().name, ErrorName::InvalidInput);
+            assert_eq!(
+                parse_input(bad, None).unwrap_err().name,
+                ErrorName::InvalidInput
+            );
         }
-        let e = parse_input(r#"{"step":"copy","args":{"environment":"prod"}}"#, Some("dev"))
-            .unwrap_err();
+        let e = parse_input(
+            r#"{"step":"copy","args":{"environment":"prod"}}"#,
+            Some("dev"),
+        )
+        .unwrap_err();
         assert_eq!(e.name, ErrorName::WrongEnvironment);
-        assert!(parse_input(r#"{"step":"copy","args":{"environment":"dev"}}"#, Some("dev")).is_ok());
+        assert!(
+            parse_input(
+                r#"{"step":"copy","args":{"environment":"dev"}}"#,
+                Some("dev")
+            )
+            .is_ok()
+        );
     }
 
     #[test]

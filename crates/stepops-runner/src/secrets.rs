@@ -257,10 +257,14 @@ pub struct NoSecretSource;
 
 impl SecretSource for NoSecretSource {
     async fn secret(&self, name: &str) -> Result<Secret, SecretError> {
-        Err(SecretError::NotFound(format!("secret {name} (this runner reads no secrets)")))
+        Err(SecretError::NotFound(format!(
+            "secret {name} (this runner reads no secrets)"
+        )))
     }
     async fn parameter(&self, name: &str) -> Result<Secret, SecretError> {
-        Err(SecretError::NotFound(format!("parameter {name} (this runner reads no secrets)")))
+        Err(SecretError::NotFound(format!(
+            "parameter {name} (this runner reads no secrets)"
+        )))
     }
 }
 
@@ -414,7 +418,9 @@ fn database_url(reference: &str, raw: &Secret) -> Result<Secret, SecretError> {
     };
     let engine = field("engine").unwrap_or_else(|| "postgres".into());
     if !engine.starts_with("postgres") && engine != "aurora-postgresql" {
-        return Err(bad("JSON secrets must be PostgreSQL (`engine: postgres`) or hold `url`"));
+        return Err(bad(
+            "JSON secrets must be PostgreSQL (`engine: postgres`) or hold `url`",
+        ));
     }
     let host = field("host").ok_or_else(|| bad("the JSON has no `url` and no `host`"))?;
     let user = field("username").ok_or_else(|| bad("the JSON has no `username`"))?;

@@ -9,7 +9,10 @@ use aws_sdk_sfn::config::{Credentials, Region};
 
 /// The shared AWS configuration: the default chain (environment, profile, instance role),
 /// `region` when given, and timeouts fit for long polls (`read_timeout` ≥ 65 s).
-pub async fn load_sdk_config(region: Option<&str>, read_timeout: Duration) -> aws_config::SdkConfig {
+pub async fn load_sdk_config(
+    region: Option<&str>,
+    read_timeout: Duration,
+) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
         TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))

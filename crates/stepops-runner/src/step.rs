@@ -86,11 +86,8 @@ impl<E: Named> From<E> for StepError {
 pub trait StepHandler: Send + Sync + 'static {
     /// Runs `step` with `args` and returns the step's output (the `SendTaskSuccess` output).
     /// An unknown step is `Stepops.InvalidInput`.
-    fn run(
-        &self,
-        step: &str,
-        args: Value,
-    ) -> impl Future<Output = Result<Value, StepError>> + Send;
+    fn run(&self, step: &str, args: Value)
+    -> impl Future<Output = Result<Value, StepError>> + Send;
 }
 
 impl<H: StepHandler> StepHandler for Arc<H> {

@@ -87,7 +87,9 @@ impl LocalFolderStore {
         }
         let rel = Path::new(key);
         if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(invalid("the key must be relative, without `.` or `..` segments"));
+            return Err(invalid(
+                "the key must be relative, without `.` or `..` segments",
+            ));
         }
         Ok(self.root.join(bucket).join(rel))
     }
@@ -154,7 +156,13 @@ mod tests {
             .unwrap();
         let text = std::fs::read_to_string(dir.path().join("bucket/runs/x/round-1.jsonl")).unwrap();
         assert_eq!(text, "{}\n");
-        for (b, k) in [("bucket", "../x"), ("bucket", "/etc/x"), ("", "k"), ("a/b", "k"), ("b", "")] {
+        for (b, k) in [
+            ("bucket", "../x"),
+            ("bucket", "/etc/x"),
+            ("", "k"),
+            ("a/b", "k"),
+            ("b", ""),
+        ] {
             let e = store.put(b, k, vec![]).await.unwrap_err();
             assert_eq!(e.error_name(), ErrorName::InvalidInput, "{b} {k}");
         }

@@ -130,7 +130,11 @@ async fn runs_at_most_n_tasks_at_once_over_several_activities() {
     let report = runner.stop().await;
     assert_eq!(report.succeeded, 6);
     assert_eq!(steps.max_running.load(Ordering::SeqCst), 2);
-    assert_eq!(fake.max_outstanding(), 2, "never more tasks taken than slots");
+    assert_eq!(
+        fake.max_outstanding(),
+        2,
+        "never more tasks taken than slots"
+    );
 }
 
 #[tokio::test]
@@ -145,7 +149,10 @@ async fn heartbeats_at_the_interval() {
     assert!(beats[0].duration_since(started) >= Duration::from_millis(180));
     for w in beats.windows(2) {
         let gap = w[1].duration_since(w[0]);
-        assert!(gap >= Duration::from_millis(150), "heartbeats {gap:?} apart");
+        assert!(
+            gap >= Duration::from_millis(150),
+            "heartbeats {gap:?} apart"
+        );
     }
     runner.stop().await;
 }
@@ -182,18 +189,20 @@ async fn timed_out_heartbeat_cancels_the_step_and_rolls_back() {
     // The transaction was rolled back: the old rows are there, no new row is.
     let c = rusqlite::Connection::open(&db).unwrap();
     let (old, new): (i64, i64) = c
-        .query_row(
-            "SELECT sum(v = 'old'), sum(v = 'new') FROM t",
-            [],
-            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
-        )
+        .query_row("SELECT sum(v = 'old'), sum(v = 'new') FROM t", [], |r| {
+            Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0)))
+        })
         .unwrap();
     assert_eq!((old, new), (3, 0));
     // The slot is free again: a next task runs.
     let t2 = fake.push(ARN, json!({"step": "sleep", "args": {"ms": 10}}));
     fake.wait_answer(&t2, Duration::from_secs(5)).await;
     let report = runner.stop().await;
-    assert_eq!(fake.answer(&t), None, "nothing is answered for a timed-out task");
+    assert_eq!(
+        fake.answer(&t),
+        None,
+        "nothing is answered for a timed-out task"
+    );
     assert_eq!(report.abandoned, 1);
     assert_eq!(report.succeeded, 1);
 }
@@ -265,7 +274,11 @@ async fn transient_answer_failures_are_retried() {
         Answer::Success(json!({"slept": 1}))
     );
     // The SDK itself retries 5xx too; at least our attempts plus its own got through.
-    assert!(fake.answer_attempts(&t) >= 4, "{}", fake.answer_attempts(&t));
+    assert!(
+        fake.answer_attempts(&t) >= 4,
+        "{}",
+        fake.answer_attempts(&t)
+    );
     runner.stop().await;
 }
 
@@ -284,7 +297,10 @@ async fn drain_finishes_short_tasks_and_hands_back_the_rest() {
     let report = runner.stop().await;
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(4), "drain took {took:?}");
-    assert_eq!(fake.answer(&short), Some(Answer::Success(json!({"slept": 700}))));
+    assert_eq!(
+        fake.answer(&short),
+        Some(Answer::Success(json!({"slept": 700})))
+    );
     match fake.answer(&long) {
         Some(Answer::Failure { error, cause }) => {
             assert_eq!(error, "Stepops.Transient");
@@ -299,3 +315,9 @@ async fn drain_finishes_short_tasks_and_hands_back_the_rest() {
     assert!(fake.polls() <= polls_before + 1);
     assert_eq!((report.succeeded, report.handed_back), (1, 1));
 }
+
+#[path = "cases/migration.rs"]
+mod migration;
+
+#[path = "cases/binary.rs"]
+mod binary;

@@ -109,7 +109,11 @@ impl FakeSfn {
 
     /// From now on, heartbeats and answers for `token` get `TaskTimedOut`.
     pub fn time_out(&self, token: &str) {
-        self.inner.lock().unwrap().timed_out.insert(token.to_owned());
+        self.inner
+            .lock()
+            .unwrap()
+            .timed_out
+            .insert(token.to_owned());
     }
 
     /// The next `n` SendTaskSuccess/SendTaskFailure calls get HTTP 500.
@@ -169,7 +173,10 @@ impl FakeSfn {
             if let Some(a) = self.answer(token) {
                 return a;
             }
-            assert!(Instant::now() < deadline, "no answer for {token} within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no answer for {token} within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -178,7 +185,10 @@ impl FakeSfn {
     pub async fn wait_delivered(&self, token: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.delivered(token) {
-            assert!(Instant::now() < deadline, "{token} not delivered within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{token} not delivered within {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -240,9 +250,16 @@ async fn handle(
         }
         "SendTaskHeartbeat" => {
             let mut i = inner.lock().unwrap();
-            i.heartbeats.entry(token.clone()).or_default().push(Instant::now());
+            i.heartbeats
+                .entry(token.clone())
+                .or_default()
+                .push(Instant::now());
             if i.timed_out.contains(&token) {
-                error(400, "TaskTimedOut", "Task Timed Out: 'Provided task has timed out'")
+                error(
+                    400,
+                    "TaskTimedOut",
+                    "Task Timed Out: 'Provided task has timed out'",
+                )
             } else if !i.delivered.contains(&token) {
                 error(400, "TaskDoesNotExist", "Task does not exist anymore")
             } else {
@@ -287,6 +304,10 @@ async fn handle(
                 ),
             }
         }
-        _ => error(400, "UnknownOperationException", &format!("unknown {target}")),
+        _ => error(
+            400,
+            "UnknownOperationException",
+            &format!("unknown {target}"),
+        ),
     })
 }
