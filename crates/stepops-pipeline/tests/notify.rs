@@ -1,0 +1,336 @@
+//! `notify`: the message text, the SNS Publish request (aws-smithy-mocks on the real client),
+//! and the chat webhook against a real HTTP server on 127.0.0.1.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
+use aws_smithy_mocks::{mock, mock_client};
+use bytes::Bytes;
+use chrono::{TimeZone, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use stepops_error::Named;
+use stepops_pipeline::{
+    ChatWebhook, NotifyRequest, SnsPublisher, compose, notify, webhook_url_from_secret,
+};
+
+const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:stepops-dev-notifications";
+const EXEC: &str = "arn:aws:states:eu-west-1:123456789012:execution:stepops-dev-migrate:weekly-1";
+
+fn succeeded() -> NotifyRequest {
+    NotifyRequest::from_value(json!({
+        "status": "SUCCEEDED",
+        "environment": "dev",
+        "executionArn": EXEC,
+        "summary": {"tables": 12, "chunks": 340, "rowsCopied": 1234567, "rowsDeleted": 89, "rounds": 2},
+        "startTime": "2026-11-20T10:00:00Z"
+    }))
+    .unwrap()
+}
+
+fn failed() -> NotifyRequest {
+    NotifyRequest::from_value(json!({
+        "status": "FAILED",
+        "environment": "prod",
+        "executionArn": EXEC,
+        "error": {"Error": "Stepops.NotConverged", "Cause": "still different after 5 rounds: users (source postgres://app:hunter2@db/main)"},
+        "failedStep": "Verify",
+        "startTime": "2026-11-20T10:00:00Z"
+    }))
+    .unwrap()
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 16, 2, 3).unwrap()
+}
+
+#[test]
+fn a_success_summary_names_tables_chunks_rows_and_duration() {
+    let m = compose(&succeeded(), now());
+    assert_eq!(m.subject, "[stepops dev] migration succeeded");
+    assert!(m.text.contains("SUCCEEDED in dev"), "{}", m.text);
+    assert!(m.text.contains("tables: 12, chunks: 340, rows copied: 1234567, rows deleted: 89, rounds: 2, duration: 30h 02m 03s"), "{}", m.text);
+    assert!(m.text.contains(EXEC));
+    assert!(
+        m.text
+            .contains("https://eu-west-1.console.aws.amazon.com/states/")
+    );
+}
+
+#[test]
+fn a_failure_names_the_error_the_step_and_redrive_without_secrets() {
+    let m = compose(&failed(), now());
+    assert_eq!(
+        m.subject,
+        "[stepops prod] migration FAILED: Stepops.NotConverged"
+    );
+    assert!(
+        m.text.contains("FAILED in prod at step \"Verify\""),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("error: Stepops.NotConverged"));
+    assert!(m.text.contains("cause: still different after 5 rounds"));
+    assert!(m.text.contains("redrive-execution --execution-arn"));
+    assert!(!m.text.contains("hunter2"), "{}", m.text);
+    assert!(m.text.contains("postgres://app:***@db/main"));
+}
+
+#[test]
+fn lambda_error_causes_are_unwrapped_and_dry_runs_say_so() {
+    let req = NotifyRequest::from_value(json!({
+        "status": "FAILED", "environment": "dev", "executionArn": "local:1",
+        "error": {"Error": "Stepops.WrongEnvironment", "Cause": "{\"errorType\":\"Stepops.WrongEnvironment\",\"errorMessage\":\"the input's environment is `prod`\"}"},
+        "failedStep": "Validate input"
+    })).unwrap();
+    let m = compose(&req, now());
+    assert!(
+        m.text.contains("cause: the input's environment is `prod`"),
+        "{}",
+        m.text
+    );
+    assert!(!m.text.contains("console:"));
+
+    let dry = NotifyRequest::from_value(json!({
+        "status": "SUCCEEDED", "environment": "dev", "executionArn": "local:2",
+        "summary": {"chunks": 7, "estimatedRows": 700, "dryRun": true, "durationSeconds": 3.2}
+    }))
+    .unwrap();
+    let m = compose(&dry, now());
+    assert_eq!(m.subject, "[stepops dev] migration (dry run) succeeded");
+    assert!(
+        m.text
+            .contains("chunks: 7, rows planned: 700, duration: 3s"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("Nothing was copied"));
+}
+
+#[test]
+fn malformed_requests_are_refused() {
+    for bad in [
+        json!({"status": "OK", "environment": "dev", "executionArn": "x"}),
+        json!({"status": "FAILED", "environment": "dev"}),
+        json!({"status": "FAILED", "environment": "dev", "executionArn": "x", "extra": 1}),
+        json!({"status": "SUCCEEDED", "environment": "dev", "executionArn": "x", "summary": {"rowz": 1}}),
+    ] {
+        let err = NotifyRequest::from_value(bad.clone()).unwrap_err();
+        assert_eq!(err.error_name().as_str(), "Stepops.InvalidInput", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn sns_gets_one_publish_with_subject_text_and_attributes() {
+    /// topic, subject, message, status attribute, environment attribute
+    type Seen = Arc<Mutex<Vec<(String, String, String, String, String)>>>;
+    let seen: Seen = Arc::default();
+    let seen2 = seen.clone();
+    let rule = mock!(Client::publish)
+        .match_requests(move |req| {
+            let attrs = req.message_attributes().cloned().unwrap_or_default();
+            let attr = |k: &str| {
+                attrs
+                    .get(k)
+                    .map(|a| format!("{}={}", a.data_type(), a.string_value().unwrap_or("")))
+                    .unwrap_or_default()
+            };
+            seen2.lock().unwrap().push((
+                req.topic_arn().unwrap_or_default().to_owned(),
+                req.subject().unwrap_or_default().to_owned(),
+                req.message().unwrap_or_default().to_owned(),
+                attr("status"),
+                attr("environment"),
+            ));
+            true
+        })
+        .then_output(|| PublishOutput::builder().message_id("m-1").build());
+    let client = mock_client!(aws_sdk_sns, [&rule]);
+    let publisher = SnsPublisher::new(client, TOPIC);
+
+    let out = notify(&failed(), &publisher, None, now()).await.unwrap();
+    assert_eq!(out.delivered, vec!["sns"]);
+    assert!(out.failed.is_empty());
+    assert_eq!(rule.num_calls(), 1);
+    let seen = seen.lock().unwrap();
+    let (topic, subject, message, status, env) = &seen[0];
+    assert_eq!(topic, TOPIC);
+    assert_eq!(
+        subject,
+        "[stepops prod] migration FAILED: Stepops.NotConverged"
+    );
+    assert!(message.contains("at step \"Verify\""));
+    assert!(!message.contains("hunter2"));
+    assert_eq!(status, "String=FAILED");
+    assert_eq!(env, "String=prod");
+}
+
+#[tokio::test]
+async fn an_sns_failure_without_webhook_is_a_transient_error() {
+    let rule = mock!(Client::publish).then_error(|| {
+        PublishError::generic(
+            aws_sdk_sns::error::ErrorMetadata::builder()
+                .code("Throttling")
+                .message("slow down")
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_sns, [&rule]);
+    let err = notify(&succeeded(), &SnsPublisher::new(client, TOPIC), None, now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_name().as_str(), "Stepops.Transient");
+    assert!(err.to_string().contains("Throttling"), "{err}");
+}
+
+/// A one-route HTTP server on 127.0.0.1 that records request bodies and answers `status`.
+async fn webhook_server(status: u16) -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<(String, String, Value)>>> = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let ctype = req
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        seen.lock().unwrap().push((path, ctype, json));
+                        Ok::<_, hyper::Error>(
+                            Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from_static(b"ok")))
+                                .unwrap(),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (
+        format!("http://127.0.0.1:{}/hooks/T0/secret-token", addr.port()),
+        seen,
+    )
+}
+
+#[tokio::test]
+async fn the_webhook_gets_the_same_text_as_json() {
+    let (url, seen) = webhook_server(200).await;
+    let rule =
+        mock!(Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let client = mock_client!(aws_sdk_sns, [&rule]);
+    let hook =
+        ChatWebhook::new(webhook_url_from_secret(&format!("{{\"url\": \"{url}\"}}")).unwrap())
+            .unwrap();
+
+    let out = notify(
+        &succeeded(),
+        &SnsPublisher::new(client, TOPIC),
+        Some(&hook),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.delivered, vec!["sns", "webhook"]);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let (path, ctype, body) = &seen[0];
+    assert_eq!(path, "/hooks/T0/secret-token");
+    assert_eq!(ctype, "application/json");
+    assert_eq!(
+        body["text"].as_str().unwrap(),
+        compose(&succeeded(), now()).text
+    );
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_reported_without_its_url_and_sns_still_counts() {
+    let (url, _seen) = webhook_server(500).await;
+    let rule =
+        mock!(Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
+    let client = mock_client!(aws_sdk_sns, [&rule]);
+    let hook = ChatWebhook::new(url.clone()).unwrap();
+    let out = notify(
+        &failed(),
+        &SnsPublisher::new(client, TOPIC),
+        Some(&hook),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.delivered, vec!["sns"]);
+    assert_eq!(
+        out.failed,
+        vec!["chat webhook answered HTTP 500 Internal Server Error"]
+    );
+
+    // Nothing listening: a connection error, still without the secret URL.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dead = ChatWebhook::new(format!("http://127.0.0.1:{closed}/hooks/secret-token")).unwrap();
+    let fail = mock!(Client::publish).then_error(|| {
+        PublishError::generic(
+            aws_sdk_sns::error::ErrorMetadata::builder()
+                .code("AuthorizationError")
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_sns, [&fail]);
+    let err = notify(
+        &failed(),
+        &SnsPublisher::new(client, TOPIC),
+        Some(&dead),
+        now(),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.error_name().as_str(), "Stepops.Transient");
+    assert!(
+        text.contains("AuthorizationError") && text.contains("chat webhook"),
+        "{text}"
+    );
+    assert!(!text.contains("secret-token"), "{text}");
+}
+
+#[test]
+fn webhook_secrets_must_hold_an_https_url() {
+    assert_eq!(
+        webhook_url_from_secret(" https://hooks.example/x \n").unwrap(),
+        "https://hooks.example/x"
+    );
+    assert_eq!(
+        webhook_url_from_secret(r#"{"url":"https://hooks.example/y"}"#).unwrap(),
+        "https://hooks.example/y"
+    );
+    for bad in [
+        "http://hooks.example/x",
+        "hooks.example",
+        "{\"href\":\"https://x\"}",
+        "{not json",
+    ] {
+        let err = webhook_url_from_secret(bad).unwrap_err();
+        assert_eq!(err.error_name().as_str(), "Stepops.Internal", "{bad}");
+        assert!(!err.to_string().contains("hooks.example"), "{err}");
+    }
+}

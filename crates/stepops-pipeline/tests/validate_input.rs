@@ -1,0 +1,205 @@
+//! `validate_input`: the normalised output, the bad-input corpus, the stack configuration.
+
+use serde_json::{Value, json};
+use stepops_error::{Named, TaskFailure};
+use stepops_pipeline::{PipelineError, StackEnvironment, validate_input};
+
+fn dev_stack() -> StackEnvironment {
+    StackEnvironment::parse(
+        "dev",
+        "secret:stepops/dev/*,parameter:/stepops/dev/*,url:sqlite:*",
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_documented_example_is_normalised_with_its_values() {
+    let input = json!({
+        "environment": "dev",
+        "source": {"secret": "stepops/dev/source-db"},
+        "dest":   {"secret": "stepops/dev/dest-db"},
+        "config": {"exclude": ["audit_log"]},
+        "chunkRows": 50000,
+        "maxConcurrency": 8,
+        "maxRounds": 5,
+        "readOnlyDuringCopy": false,
+        "dryRun": false
+    });
+    let out = serde_json::to_value(validate_input(&input, &dev_stack()).unwrap()).unwrap();
+    assert_eq!(
+        out,
+        json!({
+            "environment": "dev",
+            "source": {"secret": "stepops/dev/source-db"},
+            "dest": {"secret": "stepops/dev/dest-db"},
+            "config": {"exclude": ["audit_log"]},
+            "chunkRows": 50000,
+            "maxConcurrency": 8,
+            "maxRounds": 5,
+            "readOnlyDuringCopy": false,
+            "dryRun": false,
+            "round": 1
+        })
+    );
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let input = json!({
+        "environment": "dev",
+        "source": {"parameter": "/stepops/dev/source-url"},
+        "dest": {"url": "sqlite:/tmp/dest.db"},
+        "maxConcurrency": 1000,
+        "readOnlyDuringCopy": true
+    });
+    let out = validate_input(&input, &dev_stack()).unwrap();
+    assert_eq!(out.chunk_rows, 50_000);
+    assert_eq!(out.max_concurrency, 1000);
+    assert_eq!(out.max_rounds, 5);
+    assert!(out.read_only_during_copy);
+    assert!(!out.dry_run);
+    assert!(out.config.is_empty());
+    let v = serde_json::to_value(&out).unwrap();
+    assert_eq!(v["dest"], json!({"url": "sqlite:/tmp/dest.db"}));
+    assert_eq!(v["config"], json!({}));
+}
+
+#[test]
+fn limits_are_inclusive() {
+    for (field, value) in [
+        ("chunkRows", 100),
+        ("chunkRows", 10_000_000),
+        ("maxConcurrency", 1),
+        ("maxRounds", 1),
+        ("maxRounds", 20),
+    ] {
+        let mut input = json!({
+            "environment": "dev",
+            "source": {"secret": "stepops/dev/a"},
+            "dest": {"secret": "stepops/dev/b"},
+        });
+        input[field] = json!(value);
+        assert!(
+            validate_input(&input, &dev_stack()).is_ok(),
+            "{field} = {value} should pass"
+        );
+    }
+}
+
+#[test]
+fn every_case_of_the_bad_input_corpus_is_refused_with_its_name() {
+    let corpus: Value =
+        serde_json::from_str(include_str!("data/bad-inputs.json")).expect("corpus parses");
+    let stack = StackEnvironment::parse(
+        corpus["stack"]["environment"].as_str().unwrap(),
+        corpus["stack"]["allowedTargets"].as_str().unwrap(),
+    )
+    .unwrap();
+    let cases = corpus["cases"].as_array().unwrap();
+    assert!(cases.len() >= 20, "the issue asks for at least 20 cases");
+    let mut failures = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        match validate_input(&case["input"], &stack) {
+            Ok(out) => failures.push(format!("{name}: accepted as {out:?}")),
+            Err(err) => {
+                let f = TaskFailure::from_error(&err);
+                let want_error = case["error"].as_str().unwrap();
+                let want_cause = case["cause"].as_str().unwrap();
+                if f.error != want_error || !f.cause.contains(want_cause) {
+                    failures.push(format!(
+                        "{name}: got {} / {:?}, want {want_error} / …{want_cause}…",
+                        f.error, f.cause
+                    ));
+                }
+                if f.cause.contains("hunter2") {
+                    failures.push(format!("{name}: the cause leaks a password: {}", f.cause));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let input = json!({
+        "environment": "dev",
+        "source": {"secret": "stepops/dev/a"},
+        "dest": {"secret": "stepops/dev/b"},
+        "maxConcurrency": 0,
+        "maxRounds": 99,
+        "color": "blue"
+    });
+    let PipelineError::InvalidInput { problems } =
+        validate_input(&input, &dev_stack()).unwrap_err()
+    else {
+        panic!("expected InvalidInput");
+    };
+    assert_eq!(problems.len(), 3, "{problems:?}");
+}
+
+#[test]
+fn a_prod_stack_refuses_dev_targets_and_accepts_its_own() {
+    let prod = StackEnvironment::parse(
+        "prod",
+        "secret:stepops/prod/source-db secret:stepops/prod/dest-db",
+    )
+    .unwrap();
+    let ok = json!({
+        "environment": "prod",
+        "source": {"secret": "stepops/prod/source-db"},
+        "dest": {"secret": "stepops/prod/dest-db"}
+    });
+    assert!(validate_input(&ok, &prod).is_ok());
+
+    let dev_target = json!({
+        "environment": "prod",
+        "source": {"secret": "stepops/prod/source-db"},
+        "dest": {"secret": "stepops/dev/dest-db"}
+    });
+    let err = validate_input(&dev_target, &prod).unwrap_err();
+    assert_eq!(err.error_name().as_str(), "Stepops.WrongEnvironment");
+
+    // A prod stack does not allow local SQLite files unless configured to.
+    let sqlite = json!({
+        "environment": "prod",
+        "source": {"secret": "stepops/prod/source-db"},
+        "dest": {"url": "sqlite:/tmp/x.db"}
+    });
+    let err = validate_input(&sqlite, &prod).unwrap_err();
+    assert_eq!(err.error_name().as_str(), "Stepops.InvalidInput");
+    assert!(err.to_string().contains("not configured"), "{err}");
+}
+
+#[test]
+fn exact_names_do_not_match_longer_ones() {
+    let stack = StackEnvironment::parse(
+        "dev",
+        "secret:stepops/dev/source-db,secret:stepops/dev/dest-db",
+    )
+    .unwrap();
+    let input = json!({
+        "environment": "dev",
+        "source": {"secret": "stepops/dev/source-db-old"},
+        "dest": {"secret": "stepops/dev/dest-db"}
+    });
+    assert!(validate_input(&input, &stack).is_err());
+}
+
+#[test]
+fn the_stack_configuration_is_checked() {
+    let err = StackEnvironment::parse("staging", "secret:a").unwrap_err();
+    assert_eq!(err.error_name().as_str(), "Stepops.Internal");
+    assert!(StackEnvironment::parse("dev", "").is_err());
+    assert!(StackEnvironment::parse("dev", "vault:a").is_err());
+    assert!(StackEnvironment::parse("dev", "secret:").is_err());
+    let s = StackEnvironment::from_lookup(|k| match k {
+        "STEPOPS_ENVIRONMENT" => Some("prod".into()),
+        "STEPOPS_ALLOWED_TARGETS" => Some("secret:x, parameter:/y/*".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(s.allowed_targets.len(), 2);
+    assert!(StackEnvironment::from_lookup(|_| None).is_err());
+}
