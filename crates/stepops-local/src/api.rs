@@ -1,0 +1,451 @@
+//! The Step Functions JSON API (`application/x-amz-json-1.0`, `X-Amz-Target:
+//! AWSStepFunctions.<Op>`) on 127.0.0.1. SigV4 headers are accepted and not checked.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+
+use crate::engine::Engine;
+use crate::error::{ApiError, ApiErrorKind};
+use crate::store::ExecutionRecord;
+
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+
+/// Accepts connections until the engine shuts down.
+pub(crate) async fn serve(listener: TcpListener, engine: Arc<Engine>) {
+    let shutdown = engine.shutdown.clone();
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let engine = engine.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let engine = engine.clone();
+                async move { Ok::<_, Infallible>(handle(engine, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                _ = shutdown.cancelled() => {}
+            }
+        });
+    }
+}
+
+fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", CONTENT_TYPE)
+        .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("valid response")
+}
+
+fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
+    let status = if e.kind.is_client_error() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    respond(
+        status,
+        json!({"__type": e.kind.as_str(), "message": e.message}),
+    )
+}
+
+async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return error_response(&ApiError::new(
+                ApiErrorKind::SerializationException,
+                format!("cannot read the request body: {e}"),
+            ));
+        }
+    };
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return error_response(&ApiError::new(
+                    ApiErrorKind::SerializationException,
+                    format!("the request body is not JSON: {e}"),
+                ));
+            }
+        }
+    };
+    let Some(op) = target.strip_prefix("AWSStepFunctions.") else {
+        return error_response(&ApiError::new(
+            ApiErrorKind::UnknownOperationException,
+            format!(
+                "missing or foreign X-Amz-Target header {target:?}; expected AWSStepFunctions.<Operation>"
+            ),
+        ));
+    };
+    tracing::debug!(op, "api call");
+    match call(&engine, op, &input).await {
+        Ok(v) => respond(StatusCode::OK, v),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn epoch(d: &DateTime<Utc>) -> Value {
+    json!(d.timestamp_millis() as f64 / 1000.0)
+}
+
+fn s<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
+    input.get(key).and_then(Value::as_str)
+}
+
+fn required<'a>(input: &'a Value, key: &str) -> Result<&'a str, ApiError> {
+    s(input, key).ok_or_else(|| {
+        ApiError::new(
+            ApiErrorKind::ValidationException,
+            format!("1 validation error detected: Value null at '{key}' failed to satisfy constraint: Member must not be null"),
+        )
+    })
+}
+
+/// Offset pagination: `(start, page size)`.
+fn page(input: &Value) -> Result<(usize, usize), ApiError> {
+    let size = input
+        .get("maxResults")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0)
+        .unwrap_or(100)
+        .min(1000) as usize;
+    let start = match s(input, "nextToken") {
+        None | Some("") => 0,
+        Some(t) => t.parse().map_err(|_| {
+            ApiError::new(
+                ApiErrorKind::ValidationException,
+                "Invalid Token: nextToken",
+            )
+        })?,
+    };
+    Ok((start, size))
+}
+
+fn paged(items: Vec<Value>, key: &str, start: usize, size: usize) -> Value {
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(start).take(size).collect();
+    let mut out = Map::new();
+    out.insert(key.into(), Value::Array(page));
+    if start + size < total {
+        out.insert("nextToken".into(), json!((start + size).to_string()));
+    }
+    Value::Object(out)
+}
+
+fn redrive_status(r: &ExecutionRecord) -> (&'static str, Option<String>) {
+    match r.status.as_str() {
+        "FAILED" | "TIMED_OUT" | "ABORTED" => ("REDRIVABLE", None),
+        "RUNNING" => (
+            "NOT_REDRIVABLE",
+            Some("Execution is RUNNING and cannot be redriven".into()),
+        ),
+        _ => (
+            "NOT_REDRIVABLE",
+            Some(format!("Execution is {} and cannot be redriven", r.status)),
+        ),
+    }
+}
+
+fn describe_execution(r: &ExecutionRecord) -> Value {
+    let mut m = Map::new();
+    m.insert("executionArn".into(), json!(r.arn));
+    m.insert("stateMachineArn".into(), json!(r.state_machine_arn));
+    m.insert("name".into(), json!(r.name));
+    m.insert("status".into(), json!(r.status));
+    m.insert("startDate".into(), epoch(&r.start_date));
+    if let Some(d) = &r.stop_date {
+        m.insert("stopDate".into(), epoch(d));
+    }
+    m.insert("input".into(), json!(r.input));
+    m.insert("inputDetails".into(), json!({"included": true}));
+    if let Some(o) = &r.output {
+        m.insert("output".into(), json!(o));
+        m.insert("outputDetails".into(), json!({"included": true}));
+    }
+    if let Some(e) = &r.error {
+        m.insert("error".into(), json!(e));
+    }
+    if let Some(c) = &r.cause {
+        m.insert("cause".into(), json!(c));
+    }
+    m.insert("redriveCount".into(), json!(r.redrive_count));
+    if let Some(d) = &r.redrive_date {
+        m.insert("redriveDate".into(), epoch(d));
+    }
+    let (status, reason) = redrive_status(r);
+    m.insert("redriveStatus".into(), json!(status));
+    if let Some(reason) = reason {
+        m.insert("redriveStatusReason".into(), json!(reason));
+    }
+    Value::Object(m)
+}
+
+fn list_item(r: &ExecutionRecord) -> Value {
+    let mut m = Map::new();
+    m.insert("executionArn".into(), json!(r.arn));
+    m.insert("stateMachineArn".into(), json!(r.state_machine_arn));
+    m.insert("name".into(), json!(r.name));
+    m.insert("status".into(), json!(r.status));
+    m.insert("startDate".into(), epoch(&r.start_date));
+    if let Some(d) = &r.stop_date {
+        m.insert("stopDate".into(), epoch(d));
+    }
+    m.insert("redriveCount".into(), json!(r.redrive_count));
+    if let Some(d) = &r.redrive_date {
+        m.insert("redriveDate".into(), epoch(d));
+    }
+    Value::Object(m)
+}
+
+/// A stored `stepops_asl::HistoryEvent` in the API's shape.
+fn api_event(stored: &str, include_data: bool) -> Option<Value> {
+    let e: stepops_asl::HistoryEvent = serde_json::from_str(stored).ok()?;
+    let mut m = Map::new();
+    m.insert("timestamp".into(), epoch(&e.timestamp));
+    m.insert("type".into(), json!(e.event_type));
+    m.insert("id".into(), json!(e.id));
+    m.insert("previousEventId".into(), json!(e.previous_event_id));
+    if let Some(key) = e.details_key {
+        let mut details = e.details;
+        if !include_data && let Some(d) = details.as_object_mut() {
+            for k in ["input", "output", "result", "parameters"] {
+                d.remove(k);
+            }
+        }
+        m.insert(key, details);
+    }
+    Some(Value::Object(m))
+}
+
+async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, ApiError> {
+    match op {
+        "CreateActivity" => {
+            let (arn, created) = engine.create_activity(required(input, "name")?)?;
+            Ok(json!({"activityArn": arn, "creationDate": epoch(&created)}))
+        }
+        "ListActivities" => {
+            let (start, size) = page(input)?;
+            let items = engine
+                .hub
+                .activities()
+                .iter()
+                .map(|a| json!({"activityArn": a.arn, "name": a.name, "creationDate": epoch(&a.created)}))
+                .collect();
+            Ok(paged(items, "activities", start, size))
+        }
+        "DescribeActivity" => {
+            let arn = required(input, "activityArn")?;
+            let a = engine.hub.activity(arn).ok_or_else(|| {
+                ApiError::new(
+                    ApiErrorKind::ActivityDoesNotExist,
+                    format!("Activity Does Not Exist: '{arn}'"),
+                )
+            })?;
+            Ok(json!({"activityArn": a.arn, "name": a.name, "creationDate": epoch(&a.created)}))
+        }
+        "DeleteActivity" => {
+            engine.delete_activity(required(input, "activityArn")?)?;
+            Ok(json!({}))
+        }
+        "GetActivityTask" => {
+            let arn = required(input, "activityArn")?;
+            let wait = engine.poll_timeout.min(Duration::from_secs(60));
+            let poll = engine.hub.poll(arn, wait);
+            let task = tokio::select! {
+                t = poll => t?,
+                _ = engine.shutdown.cancelled() => None,
+            };
+            Ok(match task {
+                Some(t) => json!({"taskToken": t.task_token, "input": t.input}),
+                None => json!({}),
+            })
+        }
+        "SendTaskSuccess" => {
+            let output = required(input, "output")?;
+            engine.hub.succeed(required(input, "taskToken")?, output)?;
+            Ok(json!({}))
+        }
+        "SendTaskFailure" => {
+            engine.hub.fail(
+                required(input, "taskToken")?,
+                s(input, "error").unwrap_or(""),
+                s(input, "cause").unwrap_or(""),
+            )?;
+            Ok(json!({}))
+        }
+        "SendTaskHeartbeat" => {
+            engine.hub.heartbeat(required(input, "taskToken")?)?;
+            Ok(json!({}))
+        }
+        "StartExecution" | "StartSyncExecution" => {
+            let (arn, start) = engine.start_execution(
+                required(input, "stateMachineArn")?,
+                s(input, "name"),
+                s(input, "input"),
+            )?;
+            if op == "StartSyncExecution" {
+                let r = engine.wait(&arn).await?;
+                let mut d = describe_execution(&r);
+                if let Some(m) = d.as_object_mut() {
+                    m.retain(|k, _| !k.starts_with("redrive"));
+                }
+                return Ok(d);
+            }
+            Ok(json!({"executionArn": arn, "startDate": epoch(&start)}))
+        }
+        "DescribeExecution" => Ok(describe_execution(
+            &engine.execution(required(input, "executionArn")?)?,
+        )),
+        "StopExecution" => {
+            let d = engine.stop_execution(
+                required(input, "executionArn")?,
+                s(input, "error").map(str::to_string),
+                s(input, "cause").map(str::to_string),
+            )?;
+            Ok(json!({"stopDate": epoch(&d)}))
+        }
+        "ListExecutions" => {
+            let machine = required(input, "stateMachineArn")?;
+            engine.machine(machine)?;
+            let (start, size) = page(input)?;
+            let items = engine
+                .store
+                .executions(Some(machine), s(input, "statusFilter"))
+                .map_err(|e| ApiError::new(ApiErrorKind::InternalFailure, e.to_string()))?
+                .iter()
+                .filter(|r| match s(input, "redriveFilter") {
+                    Some("REDRIVEN") => r.redrive_count > 0,
+                    Some("NOT_REDRIVEN") => r.redrive_count == 0,
+                    _ => true,
+                })
+                .map(list_item)
+                .collect();
+            Ok(paged(items, "executions", start, size))
+        }
+        "GetExecutionHistory" => {
+            let arn = required(input, "executionArn")?;
+            engine.execution(arn)?;
+            let size = input
+                .get("maxResults")
+                .and_then(Value::as_u64)
+                .filter(|n| *n > 0)
+                .unwrap_or(100)
+                .min(1000) as usize;
+            let reverse = input
+                .get("reverseOrder")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let include = input
+                .get("includeExecutionData")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let after: i64 = match s(input, "nextToken") {
+                None | Some("") => 0,
+                Some(t) => t.parse().map_err(|_| {
+                    ApiError::new(ApiErrorKind::InvalidToken, "Invalid Token: nextToken")
+                })?,
+            };
+            let rows = engine
+                .store
+                .events(arn, after, size + 1, reverse)
+                .map_err(|e| ApiError::new(ApiErrorKind::InternalFailure, e.to_string()))?;
+            let more = rows.len() > size;
+            let rows = &rows[..rows.len().min(size)];
+            let events: Vec<Value> = rows
+                .iter()
+                .filter_map(|(_, e)| api_event(e, include))
+                .collect();
+            let mut out = json!({"events": events});
+            if more && let Some((last, _)) = rows.last() {
+                out["nextToken"] = json!(last.to_string());
+            }
+            Ok(out)
+        }
+        "RedriveExecution" => {
+            let d = engine.redrive_execution(required(input, "executionArn")?)?;
+            Ok(json!({"redriveDate": epoch(&d)}))
+        }
+        "ListStateMachines" => {
+            let (start, size) = page(input)?;
+            let items = engine
+                .machines()
+                .iter()
+                .map(|m| {
+                    json!({
+                        "stateMachineArn": m.record.arn,
+                        "name": m.record.name,
+                        "type": m.record.kind,
+                        "creationDate": epoch(&m.record.created),
+                    })
+                })
+                .collect();
+            Ok(paged(items, "stateMachines", start, size))
+        }
+        "DescribeStateMachine" => {
+            let m = engine.machine(required(input, "stateMachineArn")?)?;
+            Ok(json!({
+                "stateMachineArn": m.record.arn,
+                "name": m.record.name,
+                "status": "ACTIVE",
+                "definition": m.record.definition,
+                "roleArn": m.record.role_arn,
+                "type": m.record.kind,
+                "creationDate": epoch(&m.record.created),
+            }))
+        }
+        "CreateStateMachine" => {
+            let (arn, created) = engine.create_state_machine(
+                required(input, "name")?,
+                required(input, "definition")?,
+                s(input, "roleArn").unwrap_or("arn:aws:iam::123456789012:role/stepops-local"),
+                s(input, "type").unwrap_or("STANDARD"),
+            )?;
+            Ok(json!({"stateMachineArn": arn, "creationDate": epoch(&created)}))
+        }
+        other => Err(ApiError::new(
+            ApiErrorKind::UnknownOperationException,
+            format!(
+                "The local engine does not implement AWSStepFunctions.{other}. Implemented: \
+                 CreateActivity, ListActivities, DescribeActivity, DeleteActivity, GetActivityTask, \
+                 SendTaskSuccess, SendTaskFailure, SendTaskHeartbeat, StartExecution, \
+                 StartSyncExecution, DescribeExecution, StopExecution, ListExecutions, \
+                 GetExecutionHistory, RedriveExecution, ListStateMachines, DescribeStateMachine, \
+                 CreateStateMachine."
+            ),
+        )),
+    }
+}

@@ -1,0 +1,851 @@
+//! The engine: state machines, executions (run by `stepops_asl::run`), durability, redrive,
+//! and the library API the CLI and the pipeline embed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use stepops_asl::{
+    Definition, ExecutionInfo, ExecutionResult, ExecutionStore, HistoryEvent, RunOptions, Snapshot,
+    StoreError,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::arn::{Locality, states_resource, valid_name};
+use crate::dispatch::Dispatcher;
+use crate::error::{ApiError, ApiErrorKind, LocalError};
+use crate::lambda::{LambdaHandler, LambdaRegistry};
+use crate::store::{ExecutionRecord, StateMachineRecord, Store};
+use crate::tasks::TaskHub;
+use crate::template::{LoadedTemplate, TemplateOptions, load_template};
+
+/// How to start a [`LocalEngine`].
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Where executions are persisted (`engine.sqlite3`); default `.stepops`.
+    pub state_dir: PathBuf,
+    /// Serve the Step Functions API on `127.0.0.1:port` (`Some(0)`: a free port); `None`:
+    /// no HTTP server (in-process use only).
+    pub port: Option<u16>,
+    /// A SAM template to load state machines, activities and functions from.
+    pub template: Option<PathBuf>,
+    /// Parameter overrides, stack name, region and account.
+    pub template_options: TemplateOptions,
+    /// 1.0 real time; 0.0 no waiting (Wait states, retry intervals, timeouts).
+    pub time_scale: f64,
+    /// How long `GetActivityTask` holds a poll when no task is queued (AWS: 60 s).
+    pub poll_timeout: Duration,
+    /// Folder standing in for S3 (Distributed Map); default `<state_dir>/s3`.
+    pub s3_root: Option<PathBuf>,
+    /// Lambda handlers. Register them here (or before starting executions) so that executions
+    /// resumed at start find them.
+    pub lambdas: LambdaRegistry,
+    /// Resume RUNNING executions found in the store at start (default true).
+    pub resume: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            state_dir: PathBuf::from(".stepops"),
+            port: Some(0),
+            template: None,
+            template_options: TemplateOptions::default(),
+            time_scale: 1.0,
+            poll_timeout: Duration::from_secs(60),
+            s3_root: None,
+            lambdas: LambdaRegistry::new(),
+            resume: true,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// A configuration persisting under `state_dir`, serving on a free port.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            state_dir: state_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Registers a Lambda handler (by function name or template logical id).
+    pub fn with_lambda(self, name: &str, handler: LambdaHandler) -> Self {
+        self.lambdas.register(name, handler);
+        self
+    }
+}
+
+/// How an execution ended (or that it still runs), as `DescribeExecution` tells it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutionOutcome {
+    /// The execution's ARN.
+    pub execution_arn: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    pub status: String,
+    /// Output when SUCCEEDED.
+    pub output: Option<Value>,
+    /// Error when FAILED/ABORTED.
+    pub error: Option<String>,
+    /// Cause when FAILED/ABORTED.
+    pub cause: Option<String>,
+}
+
+impl ExecutionOutcome {
+    fn from_record(r: &ExecutionRecord) -> Self {
+        ExecutionOutcome {
+            execution_arn: r.arn.clone(),
+            status: r.status.clone(),
+            output: r
+                .output
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok()),
+            error: r.error.clone(),
+            cause: r.cause.clone(),
+        }
+    }
+
+    /// `{"status":"SUCCEEDED","output":…}` or `{"status":…,"error":…,"cause":…}`.
+    pub fn to_json(&self) -> Value {
+        if self.status == "SUCCEEDED" {
+            json!({"status": self.status, "output": self.output})
+        } else {
+            json!({"status": self.status, "error": self.error, "cause": self.cause})
+        }
+    }
+}
+
+pub(crate) struct Machine {
+    pub record: StateMachineRecord,
+    pub definition: Arc<Definition>,
+}
+
+/// The shared state behind a [`LocalEngine`] (and its HTTP API and dispatcher).
+pub(crate) struct Engine {
+    pub locality: Locality,
+    pub store: Arc<Store>,
+    pub hub: Arc<TaskHub>,
+    pub lambdas: LambdaRegistry,
+    pub poll_timeout: Duration,
+    pub time_scale: f64,
+    pub s3_root: PathBuf,
+    machines: RwLock<BTreeMap<String, Arc<Machine>>>,
+    /// Stop tokens of running executions, with the StopExecution error/cause.
+    running: Mutex<HashMap<String, RunningExecution>>,
+    finished: Notify,
+    pub shutdown: CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+/// StopExecution's `(error, cause)`, set before the stop token is cancelled.
+type StopReason = Arc<Mutex<Option<(Option<String>, Option<String>)>>>;
+
+struct RunningExecution {
+    stop: CancellationToken,
+    stop_reason: StopReason,
+}
+
+fn api(kind: ApiErrorKind, message: impl Into<String>) -> ApiError {
+    ApiError::new(kind, message)
+}
+
+fn internal(e: LocalError) -> ApiError {
+    api(ApiErrorKind::InternalFailure, e.to_string())
+}
+
+struct StoreAdapter(Arc<Store>);
+
+impl ExecutionStore for StoreAdapter {
+    fn record(
+        &self,
+        execution_arn: &str,
+        events: &[HistoryEvent],
+        snapshot: &Snapshot,
+    ) -> Result<(), StoreError> {
+        let events: Vec<(i64, String)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.id,
+                    serde_json::to_string(e).expect("history events serialise"),
+                )
+            })
+            .collect();
+        let snap = serde_json::to_string(&snapshot.0).expect("snapshots serialise");
+        self.0
+            .record(execution_arn, &events, &snap)
+            .map_err(|e| StoreError(e.to_string()))
+    }
+}
+
+impl Engine {
+    pub(crate) fn machine(&self, arn: &str) -> Result<Arc<Machine>, ApiError> {
+        if states_resource(arn).is_none_or(|(k, _)| k != "stateMachine") {
+            return Err(api(
+                ApiErrorKind::InvalidArn,
+                format!("Invalid Arn: '{arn}' is not a state machine ARN"),
+            ));
+        }
+        self.machines
+            .read()
+            .expect("machines lock")
+            .get(arn)
+            .cloned()
+            .ok_or_else(|| {
+                api(
+                    ApiErrorKind::StateMachineDoesNotExist,
+                    format!("State Machine Does Not Exist: '{arn}'"),
+                )
+            })
+    }
+
+    pub(crate) fn machines(&self) -> Vec<Arc<Machine>> {
+        self.machines
+            .read()
+            .expect("machines lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Adds or replaces a state machine (template load; CreateStateMachine checks first).
+    fn install_machine(&self, record: StateMachineRecord) -> Result<Arc<Machine>, LocalError> {
+        let definition =
+            Definition::parse(&record.definition).map_err(|e| LocalError::Definition {
+                name: record.name.clone(),
+                message: e.to_string(),
+            })?;
+        self.store.put_state_machine(&record)?;
+        let m = Arc::new(Machine {
+            record,
+            definition: Arc::new(definition),
+        });
+        self.machines
+            .write()
+            .expect("machines lock")
+            .insert(m.record.arn.clone(), m.clone());
+        Ok(m)
+    }
+
+    pub(crate) fn create_state_machine(
+        &self,
+        name: &str,
+        definition: &str,
+        role_arn: &str,
+        kind: &str,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
+        if !valid_name(name) {
+            return Err(api(
+                ApiErrorKind::InvalidName,
+                format!("Invalid Name: '{name}'"),
+            ));
+        }
+        let parsed = Definition::parse(definition).map_err(|e| {
+            api(
+                ApiErrorKind::InvalidDefinition,
+                format!("Invalid State Machine Definition: {e}"),
+            )
+        })?;
+        let arn = self.locality.state_machine_arn(name);
+        if let Some(existing) = self.machines.read().expect("machines lock").get(&arn) {
+            let same = serde_json::from_str::<Value>(&existing.record.definition).ok()
+                == serde_json::from_str::<Value>(definition).ok();
+            if same {
+                return Ok((arn, existing.record.created));
+            }
+            return Err(api(
+                ApiErrorKind::StateMachineAlreadyExists,
+                format!("State Machine Already Exists: '{arn}'"),
+            ));
+        }
+        let record = StateMachineRecord {
+            arn: arn.clone(),
+            name: name.to_string(),
+            definition: definition.to_string(),
+            role_arn: role_arn.to_string(),
+            kind: if kind.is_empty() { "STANDARD" } else { kind }.to_string(),
+            created: Utc::now(),
+        };
+        self.store.put_state_machine(&record).map_err(internal)?;
+        let created = record.created;
+        self.machines.write().expect("machines lock").insert(
+            arn.clone(),
+            Arc::new(Machine {
+                record,
+                definition: Arc::new(parsed),
+            }),
+        );
+        Ok((arn, created))
+    }
+
+    pub(crate) fn start_execution(
+        self: &Arc<Self>,
+        state_machine_arn: &str,
+        name: Option<&str>,
+        input: Option<&str>,
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
+        let machine = self.machine(state_machine_arn)?;
+        let name = match name {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => uuid::Uuid::new_v4().to_string(),
+        };
+        if !valid_name(&name) {
+            return Err(api(
+                ApiErrorKind::InvalidName,
+                format!("Invalid Name: '{name}'"),
+            ));
+        }
+        let input_text = input.filter(|s| !s.is_empty()).unwrap_or("{}");
+        let input_value: Value = serde_json::from_str(input_text).map_err(|e| {
+            api(
+                ApiErrorKind::InvalidExecutionInput,
+                format!("Invalid Execution Input: not valid JSON ({e})"),
+            )
+        })?;
+        let arn = self.locality.execution_arn(&machine.record.name, &name);
+        if let Some(existing) = self.store.execution(&arn).map_err(internal)? {
+            let same_input =
+                serde_json::from_str::<Value>(&existing.input).ok() == Some(input_value.clone());
+            if existing.status == "RUNNING" && same_input {
+                return Ok((existing.arn, existing.start_date));
+            }
+            return Err(api(
+                ApiErrorKind::ExecutionAlreadyExists,
+                format!("Execution Already Exists: '{arn}'"),
+            ));
+        }
+        let start = Utc::now();
+        let info = ExecutionInfo {
+            execution_arn: arn.clone(),
+            name: name.clone(),
+            state_machine_arn: machine.record.arn.clone(),
+            state_machine_name: machine.record.name.clone(),
+            role_arn: machine.record.role_arn.clone(),
+            start_time: start,
+            redrive_count: 0,
+        };
+        let record = ExecutionRecord {
+            arn: arn.clone(),
+            name,
+            state_machine_arn: machine.record.arn.clone(),
+            definition: machine.record.definition.clone(),
+            status: "RUNNING".into(),
+            input: input_value.to_string(),
+            output: None,
+            error: None,
+            cause: None,
+            start_date: start,
+            stop_date: None,
+            redrive_count: 0,
+            redrive_date: None,
+            info: serde_json::to_string(&info).expect("info serialises"),
+        };
+        self.store.insert_execution(&record).map_err(internal)?;
+        self.spawn_run(
+            record,
+            Some(machine.definition.clone()),
+            info,
+            input_value,
+            None,
+        );
+        Ok((arn, start))
+    }
+
+    /// Runs (or resumes) one execution in the background.
+    fn spawn_run(
+        self: &Arc<Self>,
+        record: ExecutionRecord,
+        definition: Option<Arc<Definition>>,
+        info: ExecutionInfo,
+        input: Value,
+        resume: Option<Snapshot>,
+    ) {
+        let definition = match definition {
+            Some(d) => d,
+            None => match Definition::parse(&record.definition) {
+                Ok(d) => Arc::new(d),
+                Err(e) => {
+                    let _ = self.store.finish_execution(
+                        &record.arn,
+                        "FAILED",
+                        None,
+                        Some("States.Runtime"),
+                        Some(&format!("The stored definition no longer loads: {e}")),
+                        &Utc::now(),
+                    );
+                    self.finished.notify_waiters();
+                    return;
+                }
+            },
+        };
+        let stop = CancellationToken::new();
+        let stop_reason: StopReason = Arc::new(Mutex::new(None));
+        self.running.lock().expect("running lock").insert(
+            record.arn.clone(),
+            RunningExecution {
+                stop: stop.clone(),
+                stop_reason: stop_reason.clone(),
+            },
+        );
+        let engine = self.clone();
+        let dispatcher: Arc<dyn stepops_asl::TaskDispatcher> =
+            Arc::new(Dispatcher::new(Arc::downgrade(self)));
+        let store: Arc<dyn ExecutionStore> = Arc::new(StoreAdapter(self.store.clone()));
+        let options = RunOptions {
+            time_scale: self.time_scale,
+            s3_root: Some(self.s3_root.clone()),
+        };
+        let shutdown = self.shutdown.clone();
+        let arn = record.arn.clone();
+        self.tasks.spawn(async move {
+            let run = stepops_asl::run(
+                definition, info, input, resume, dispatcher, store, options, stop,
+            );
+            let result = tokio::select! {
+                r = run => r,
+                // The engine is going away: leave the execution RUNNING; the next engine on
+                // this state dir resumes it from its snapshot.
+                _ = shutdown.cancelled() => return,
+            };
+            engine.running.lock().expect("running lock").remove(&arn);
+            let now = Utc::now();
+            let reason = stop_reason.lock().expect("stop lock").take();
+            let (status, output, error, cause) = match result {
+                ExecutionResult::Succeeded { output } => {
+                    ("SUCCEEDED", Some(output.to_string()), None, None)
+                }
+                ExecutionResult::Failed { error, cause } => ("FAILED", None, error, cause),
+                ExecutionResult::Aborted => {
+                    let (e, c) = reason.unwrap_or((None, None));
+                    ("ABORTED", None, e, c)
+                }
+                ExecutionResult::TimedOut => (
+                    "TIMED_OUT",
+                    None,
+                    Some("States.Timeout".to_string()),
+                    Some("The execution exceeded its TimeoutSeconds.".to_string()),
+                ),
+            };
+            if let Err(e) = engine.store.finish_execution(
+                &arn,
+                status,
+                output.as_deref(),
+                error.as_deref(),
+                cause.as_deref(),
+                &now,
+            ) {
+                tracing::error!(execution = %arn, error = %e, "cannot record the end of an execution");
+            }
+            tracing::info!(execution = %arn, status, "execution ended");
+            engine.finished.notify_waiters();
+        });
+    }
+
+    /// Resumes every RUNNING execution of the store.
+    fn resume_running(self: &Arc<Self>) -> Result<usize, LocalError> {
+        let running = self.store.executions(None, Some("RUNNING"))?;
+        let n = running.len();
+        for record in running {
+            let info: ExecutionInfo = match serde_json::from_str(&record.info) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::error!(execution = %record.arn, error = %e, "unreadable execution info; not resumed");
+                    continue;
+                }
+            };
+            let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+            let snapshot = self
+                .store
+                .snapshot(&record.arn)?
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .map(Snapshot);
+            tracing::info!(execution = %record.arn, "resuming execution");
+            self.spawn_run(record, None, info, input, snapshot);
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn execution(&self, arn: &str) -> Result<ExecutionRecord, ApiError> {
+        if states_resource(arn).is_none_or(|(k, _)| k != "execution") {
+            return Err(api(
+                ApiErrorKind::InvalidArn,
+                format!("Invalid Arn: '{arn}' is not an execution ARN"),
+            ));
+        }
+        self.store.execution(arn).map_err(internal)?.ok_or_else(|| {
+            api(
+                ApiErrorKind::ExecutionDoesNotExist,
+                format!("Execution Does Not Exist: '{arn}'"),
+            )
+        })
+    }
+
+    pub(crate) fn stop_execution(
+        &self,
+        arn: &str,
+        error: Option<String>,
+        cause: Option<String>,
+    ) -> Result<DateTime<Utc>, ApiError> {
+        let record = self.execution(arn)?;
+        if record.status != "RUNNING" {
+            return Ok(record.stop_date.unwrap_or_else(Utc::now));
+        }
+        let running = self.running.lock().expect("running lock");
+        if let Some(r) = running.get(arn) {
+            *r.stop_reason.lock().expect("stop lock") = Some((error, cause));
+            r.stop.cancel();
+        }
+        Ok(Utc::now())
+    }
+
+    pub(crate) fn redrive_execution(
+        self: &Arc<Self>,
+        arn: &str,
+    ) -> Result<DateTime<Utc>, ApiError> {
+        let record = self.execution(arn)?;
+        if !matches!(record.status.as_str(), "FAILED" | "TIMED_OUT" | "ABORTED") {
+            return Err(api(
+                ApiErrorKind::ExecutionNotRedrivable,
+                format!(
+                    "Execution Not Redrivable: '{arn}' is {}; only FAILED, TIMED_OUT and ABORTED executions can be redriven",
+                    record.status
+                ),
+            ));
+        }
+        let snapshot = self
+            .store
+            .snapshot(arn)
+            .map_err(internal)?
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .map(Snapshot)
+            .ok_or_else(|| {
+                api(
+                    ApiErrorKind::ExecutionNotRedrivable,
+                    format!("Execution Not Redrivable: '{arn}' has no recorded progress"),
+                )
+            })?;
+        let redriven = stepops_asl::redrive(&snapshot).map_err(|e| {
+            api(
+                ApiErrorKind::ExecutionNotRedrivable,
+                format!("Execution Not Redrivable: {e}"),
+            )
+        })?;
+        let mut info: ExecutionInfo = serde_json::from_str(&record.info)
+            .map_err(|e| api(ApiErrorKind::InternalFailure, e.to_string()))?;
+        info.redrive_count = record.redrive_count + 1;
+        let now = Utc::now();
+        let info_text = serde_json::to_string(&info).expect("info serialises");
+        let snap_text = serde_json::to_string(&redriven.0).expect("snapshot serialises");
+        self.store
+            .redrive_execution(arn, info.redrive_count, &now, &info_text, &snap_text)
+            .map_err(internal)?;
+        let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
+        let mut record = record;
+        record.status = "RUNNING".into();
+        self.spawn_run(record, None, info, input, Some(redriven));
+        Ok(now)
+    }
+
+    /// Waits until the execution is no longer RUNNING.
+    pub(crate) async fn wait(&self, arn: &str) -> Result<ExecutionRecord, ApiError> {
+        loop {
+            let notified = self.finished.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let record = self.execution(arn)?;
+            if record.status != "RUNNING" {
+                return Ok(record);
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = self.shutdown.cancelled() => {
+                    return Err(api(ApiErrorKind::InternalFailure, "the engine is shutting down"));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn create_activity(&self, name: &str) -> Result<(String, DateTime<Utc>), ApiError> {
+        if !valid_name(name) {
+            return Err(api(
+                ApiErrorKind::InvalidName,
+                format!("Invalid Name: '{name}'"),
+            ));
+        }
+        let arn = self.locality.activity_arn(name);
+        let info = self.hub.create_activity(&arn, name, Utc::now());
+        self.store
+            .put_activity(&arn, name, &info.created)
+            .map_err(internal)?;
+        Ok((arn, info.created))
+    }
+
+    pub(crate) fn delete_activity(&self, arn: &str) -> Result<(), ApiError> {
+        if states_resource(arn).is_none_or(|(k, _)| k != "activity") {
+            return Err(api(
+                ApiErrorKind::InvalidArn,
+                format!("Invalid Arn: '{arn}' is not an activity ARN"),
+            ));
+        }
+        self.hub.delete_activity(arn);
+        self.store.delete_activity(arn).map_err(internal)
+    }
+}
+
+/// A running local engine. Dropping it stops the HTTP server and leaves RUNNING executions
+/// in the store, to be resumed by the next engine started on the same state dir.
+pub struct LocalEngine {
+    engine: Arc<Engine>,
+    addr: Option<SocketAddr>,
+    template: Option<LoadedTemplate>,
+}
+
+impl LocalEngine {
+    /// Opens the store, loads the template, starts the HTTP API (when `config.port` is set)
+    /// and resumes the store's RUNNING executions.
+    pub async fn start(config: EngineConfig) -> Result<LocalEngine, LocalError> {
+        let store = Arc::new(Store::open(&config.state_dir)?);
+        let s3_root = config
+            .s3_root
+            .clone()
+            .unwrap_or_else(|| config.state_dir.join("s3"));
+        let engine = Arc::new(Engine {
+            locality: config.template_options.locality.clone(),
+            store: store.clone(),
+            hub: TaskHub::new(),
+            lambdas: config.lambdas.clone(),
+            poll_timeout: config.poll_timeout,
+            time_scale: config.time_scale,
+            s3_root,
+            machines: RwLock::new(BTreeMap::new()),
+            running: Mutex::new(HashMap::new()),
+            finished: Notify::new(),
+            shutdown: CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
+        });
+        for (arn, name, created) in store.activities()? {
+            engine.hub.create_activity(&arn, &name, created);
+        }
+        for record in store.state_machines()? {
+            let name = record.name.clone();
+            if let Err(e) = engine.install_machine(record) {
+                tracing::warn!(state_machine = %name, error = %e, "stored state machine no longer loads");
+            }
+        }
+        let template = match &config.template {
+            Some(path) => {
+                let t = load_template(path, &config.template_options)?;
+                for a in &t.activities {
+                    let info = engine.hub.create_activity(&a.arn, &a.name, Utc::now());
+                    store.put_activity(&a.arn, &a.name, &info.created)?;
+                }
+                for f in &t.functions {
+                    engine.lambdas.alias(&f.logical_id, &f.name);
+                }
+                for m in &t.state_machines {
+                    let created = engine
+                        .machines
+                        .read()
+                        .expect("machines lock")
+                        .get(&m.arn)
+                        .map(|x| x.record.created)
+                        .unwrap_or_else(Utc::now);
+                    engine
+                        .install_machine(StateMachineRecord {
+                            arn: m.arn.clone(),
+                            name: m.name.clone(),
+                            definition: m.definition.clone(),
+                            role_arn: format!(
+                                "arn:aws:iam::{}:role/{}Role",
+                                engine.locality.account, m.logical_id
+                            ),
+                            kind: m.kind.clone(),
+                            created,
+                        })
+                        .map_err(|e| LocalError::Template {
+                            path: path.display().to_string(),
+                            message: format!(
+                                "state machine {} ({}): {e}",
+                                m.logical_id,
+                                m.definition_path
+                                    .as_ref()
+                                    .map(|p| p.display().to_string())
+                                    .unwrap_or_else(|| "inline definition".into())
+                            ),
+                        })?;
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        let addr = match config.port {
+            Some(port) => {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| LocalError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+                let local = listener.local_addr().map_err(|source| LocalError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
+                tokio::spawn(crate::api::serve(listener, engine.clone()));
+                Some(local)
+            }
+            None => None,
+        };
+        if config.resume {
+            let n = engine.resume_running()?;
+            if n > 0 {
+                tracing::info!(count = n, "resumed running executions");
+            }
+        }
+        Ok(LocalEngine {
+            engine,
+            addr,
+            template,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (the SDK's `endpoint_url`), when serving.
+    pub fn endpoint(&self) -> Option<String> {
+        self.addr.map(|a| format!("http://{a}"))
+    }
+
+    /// The template as loaded, if any.
+    pub fn template(&self) -> Option<&LoadedTemplate> {
+        self.template.as_ref()
+    }
+
+    /// The local ARN of the state machine `name_or_arn` (a name, an ARN or a template
+    /// logical id).
+    pub fn state_machine_arn(&self, name_or_arn: &str) -> Result<String, LocalError> {
+        if name_or_arn.starts_with("arn:") {
+            return Ok(name_or_arn.to_string());
+        }
+        if let Some(t) = &self.template
+            && let Some(m) = t
+                .state_machines
+                .iter()
+                .find(|m| m.logical_id == name_or_arn)
+        {
+            return Ok(m.arn.clone());
+        }
+        Ok(self.engine.locality.state_machine_arn(name_or_arn))
+    }
+
+    /// The local ARN of the activity `name` (its name or template logical id).
+    pub fn activity_arn(&self, name: &str) -> String {
+        if let Some(t) = &self.template
+            && let Some(a) = t.activities.iter().find(|a| a.logical_id == name)
+        {
+            return a.arn.clone();
+        }
+        self.engine.locality.activity_arn(name)
+    }
+
+    /// Registers a Lambda handler (by function name or template logical id).
+    pub fn register_lambda(&self, name: &str, handler: LambdaHandler) {
+        self.engine.lambdas.register(name, handler);
+    }
+
+    /// Creates (or finds, when the definition is the same) a state machine.
+    pub fn create_state_machine(&self, name: &str, definition: &str) -> Result<String, LocalError> {
+        let role = format!(
+            "arn:aws:iam::{}:role/stepops-local",
+            self.engine.locality.account
+        );
+        Ok(self
+            .engine
+            .create_state_machine(name, definition, &role, "STANDARD")?
+            .0)
+    }
+
+    /// Creates an activity; returns its ARN.
+    pub fn create_activity(&self, name: &str) -> Result<String, LocalError> {
+        Ok(self.engine.create_activity(name)?.0)
+    }
+
+    /// Starts an execution of `state_machine` (name, ARN or template logical id); `name`
+    /// defaults to a UUID. Returns the execution ARN.
+    pub fn start_execution(
+        &self,
+        state_machine: &str,
+        input: &Value,
+        name: Option<&str>,
+    ) -> Result<String, LocalError> {
+        let arn = self.state_machine_arn(state_machine)?;
+        Ok(self
+            .engine
+            .start_execution(&arn, name, Some(&input.to_string()))?
+            .0)
+    }
+
+    /// The execution's current status (and result when it ended).
+    pub fn describe(&self, execution_arn: &str) -> Result<ExecutionOutcome, LocalError> {
+        Ok(ExecutionOutcome::from_record(
+            &self.engine.execution(execution_arn)?,
+        ))
+    }
+
+    /// Waits for the execution to end.
+    pub async fn wait(&self, execution_arn: &str) -> Result<ExecutionOutcome, LocalError> {
+        Ok(ExecutionOutcome::from_record(
+            &self.engine.wait(execution_arn).await?,
+        ))
+    }
+
+    /// Stops a running execution (it ends ABORTED).
+    pub fn stop_execution(
+        &self,
+        execution_arn: &str,
+        error: Option<&str>,
+        cause: Option<&str>,
+    ) -> Result<(), LocalError> {
+        self.engine.stop_execution(
+            execution_arn,
+            error.map(str::to_string),
+            cause.map(str::to_string),
+        )?;
+        Ok(())
+    }
+
+    /// Redrives a FAILED/TIMED_OUT/ABORTED execution: re-runs only what did not succeed.
+    pub fn redrive_execution(&self, execution_arn: &str) -> Result<(), LocalError> {
+        self.engine.redrive_execution(execution_arn)?;
+        Ok(())
+    }
+
+    /// The execution's history events, oldest first.
+    pub fn history(&self, execution_arn: &str) -> Result<Vec<HistoryEvent>, LocalError> {
+        self.engine.execution(execution_arn)?;
+        Ok(self
+            .engine
+            .store
+            .events(execution_arn, 0, usize::MAX >> 1, false)?
+            .into_iter()
+            .filter_map(|(_, e)| serde_json::from_str(&e).ok())
+            .collect())
+    }
+
+    /// Stops the server and the executions' tasks and waits for them (RUNNING executions stay
+    /// RUNNING in the store).
+    pub async fn shutdown(self) {
+        self.engine.shutdown.cancel();
+        self.engine.tasks.close();
+        self.engine.tasks.wait().await;
+    }
+}
+
+impl Drop for LocalEngine {
+    fn drop(&mut self) {
+        self.engine.shutdown.cancel();
+    }
+}

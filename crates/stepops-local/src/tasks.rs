@@ -1,0 +1,474 @@
+//! Task tokens and activity queues: what `GetActivityTask`, `SendTaskSuccess`,
+//! `SendTaskFailure` and `SendTaskHeartbeat` act on.
+//!
+//! A Task state waiting on a token (an activity or `.waitForTaskToken`) holds a [`TaskWaiter`].
+//! When the executor gives up on the attempt (timeout, heartbeat timeout, stop) it drops the
+//! waiter; the token is then *closed*, and later `SendTask*` calls for it answer `TaskTimedOut`
+//! as AWS does.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::{Notify, oneshot};
+
+use crate::error::{ApiError, ApiErrorKind};
+
+/// How a task waiting on a token ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskOutcome {
+    /// `SendTaskSuccess` with this output.
+    Success(Value),
+    /// `SendTaskFailure` (or the engine) with this error and cause.
+    Failure {
+        /// ASL error name.
+        error: String,
+        /// Cause.
+        cause: String,
+    },
+}
+
+/// Called on `SendTaskHeartbeat` (and when a worker picks the task up).
+pub type HeartbeatFn = Arc<dyn Fn() + Send + Sync>;
+
+/// An activity as the API describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivityInfo {
+    /// `activityArn`.
+    pub arn: String,
+    /// `name`.
+    pub name: String,
+    /// `creationDate`.
+    pub created: DateTime<Utc>,
+}
+
+/// A task handed to an activity worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivityTask {
+    /// `taskToken`.
+    pub task_token: String,
+    /// `input` (JSON text).
+    pub input: String,
+}
+
+/// Maximum number of closed tokens remembered (to answer `TaskTimedOut` rather than
+/// `TaskDoesNotExist`).
+const CLOSED_MEMORY: usize = 200_000;
+
+/// Pending tokens, closed tokens and activity queues.
+#[derive(Default)]
+pub struct TaskHub {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pending: HashMap<String, Pending>,
+    closed: HashMap<String, ()>,
+    closed_order: VecDeque<String>,
+    activities: HashMap<String, Activity>,
+}
+
+struct Pending {
+    sender: oneshot::Sender<TaskOutcome>,
+    heartbeat: HeartbeatFn,
+}
+
+struct Activity {
+    info: ActivityInfo,
+    queue: VecDeque<ActivityTask>,
+    notify: Arc<Notify>,
+}
+
+impl TaskHub {
+    /// An empty hub.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Creates an activity (idempotent: an existing one is returned as is).
+    pub fn create_activity(&self, arn: &str, name: &str, created: DateTime<Utc>) -> ActivityInfo {
+        let mut inner = self.lock();
+        inner
+            .activities
+            .entry(arn.to_string())
+            .or_insert_with(|| Activity {
+                info: ActivityInfo {
+                    arn: arn.to_string(),
+                    name: name.to_string(),
+                    created,
+                },
+                queue: VecDeque::new(),
+                notify: Arc::new(Notify::new()),
+            })
+            .info
+            .clone()
+    }
+
+    /// Deletes an activity; tasks still queued for it fail with `States.Runtime`.
+    pub fn delete_activity(&self, arn: &str) -> bool {
+        let mut inner = self.lock();
+        let Some(activity) = inner.activities.remove(arn) else {
+            return false;
+        };
+        activity.notify.notify_waiters();
+        for task in activity.queue {
+            if let Some(p) = inner.pending.remove(&task.task_token) {
+                let _ = p.sender.send(TaskOutcome::Failure {
+                    error: "States.Runtime".into(),
+                    cause: format!(
+                        "The activity {arn} was deleted while the task waited for a worker."
+                    ),
+                });
+            }
+        }
+        true
+    }
+
+    /// The activity `arn`.
+    pub fn activity(&self, arn: &str) -> Option<ActivityInfo> {
+        self.lock().activities.get(arn).map(|a| a.info.clone())
+    }
+
+    /// All activities, by creation date then ARN.
+    pub fn activities(&self) -> Vec<ActivityInfo> {
+        let mut v: Vec<ActivityInfo> = self
+            .lock()
+            .activities
+            .values()
+            .map(|a| a.info.clone())
+            .collect();
+        v.sort_by(|a, b| a.created.cmp(&b.created).then(a.arn.cmp(&b.arn)));
+        v
+    }
+
+    /// Registers a token a Task state now waits on (`.waitForTaskToken`).
+    pub fn register(self: &Arc<Self>, token: &str, heartbeat: HeartbeatFn) -> TaskWaiter {
+        let (tx, rx) = oneshot::channel();
+        self.lock().pending.insert(
+            token.to_string(),
+            Pending {
+                sender: tx,
+                heartbeat,
+            },
+        );
+        TaskWaiter {
+            token: token.to_string(),
+            rx,
+            hub: self.clone(),
+        }
+    }
+
+    /// Queues a task for the activity `arn`'s workers.
+    pub fn schedule_activity(
+        self: &Arc<Self>,
+        arn: &str,
+        token: &str,
+        input: &Value,
+        heartbeat: HeartbeatFn,
+    ) -> Result<TaskWaiter, String> {
+        if self.activity(arn).is_none() {
+            return Err(format!(
+                "The activity {arn} does not exist. Declare it in template.yaml \
+                 (AWS::StepFunctions::Activity) or create it with CreateActivity."
+            ));
+        }
+        let waiter = self.register(token, heartbeat);
+        let mut inner = self.lock();
+        if let Some(activity) = inner.activities.get_mut(arn) {
+            activity.queue.push_back(ActivityTask {
+                task_token: token.to_string(),
+                input: input.to_string(),
+            });
+            activity.notify.notify_waiters();
+        }
+        Ok(waiter)
+    }
+
+    /// `GetActivityTask`: the next task for `arn`, waiting up to `wait` for one.
+    pub async fn poll(&self, arn: &str, wait: Duration) -> Result<Option<ActivityTask>, ApiError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notify = {
+                let mut inner = self.lock();
+                let Inner {
+                    pending,
+                    activities,
+                    ..
+                } = &mut *inner;
+                let activity = activities.get_mut(arn).ok_or_else(|| {
+                    ApiError::new(
+                        ApiErrorKind::ActivityDoesNotExist,
+                        format!("Activity Does Not Exist: '{arn}'"),
+                    )
+                })?;
+                while let Some(task) = activity.queue.pop_front() {
+                    if let Some(p) = pending.get(&task.task_token) {
+                        // The heartbeat clock starts when a worker takes the task.
+                        (p.heartbeat)();
+                        return Ok(Some(task));
+                    }
+                }
+                activity.notify.clone()
+            };
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Re-check after enabling, so a task queued in between is not missed.
+            if self
+                .lock()
+                .activities
+                .get(arn)
+                .is_some_and(|a| !a.queue.is_empty())
+            {
+                continue;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// `SendTaskSuccess`.
+    pub fn succeed(&self, token: &str, output: &str) -> Result<(), ApiError> {
+        check_token(token)?;
+        let value: Value = serde_json::from_str(output).map_err(|e| {
+            ApiError::new(
+                ApiErrorKind::InvalidOutput,
+                format!("Invalid Output: the output is not valid JSON ({e})"),
+            )
+        })?;
+        self.complete(token, TaskOutcome::Success(value))
+    }
+
+    /// `SendTaskFailure`.
+    pub fn fail(&self, token: &str, error: &str, cause: &str) -> Result<(), ApiError> {
+        check_token(token)?;
+        self.complete(
+            token,
+            TaskOutcome::Failure {
+                error: error.to_string(),
+                cause: cause.to_string(),
+            },
+        )
+    }
+
+    /// `SendTaskHeartbeat`.
+    pub fn heartbeat(&self, token: &str) -> Result<(), ApiError> {
+        check_token(token)?;
+        let inner = self.lock();
+        match inner.pending.get(token) {
+            Some(p) => {
+                (p.heartbeat)();
+                Ok(())
+            }
+            None => Err(gone(&inner, token)),
+        }
+    }
+
+    /// Whether `token` is waiting for an answer.
+    pub fn is_pending(&self, token: &str) -> bool {
+        self.lock().pending.contains_key(token)
+    }
+
+    fn complete(&self, token: &str, outcome: TaskOutcome) -> Result<(), ApiError> {
+        let mut inner = self.lock();
+        match inner.pending.remove(token) {
+            Some(p) => {
+                remember_closed(&mut inner, token);
+                let _ = p.sender.send(outcome);
+                Ok(())
+            }
+            None => Err(gone(&inner, token)),
+        }
+    }
+
+    fn abandon(&self, token: &str) {
+        let mut inner = self.lock();
+        if inner.pending.remove(token).is_some() {
+            remember_closed(&mut inner, token);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn remember_closed(inner: &mut Inner, token: &str) {
+    inner.closed.insert(token.to_string(), ());
+    inner.closed_order.push_back(token.to_string());
+    while inner.closed_order.len() > CLOSED_MEMORY {
+        if let Some(old) = inner.closed_order.pop_front() {
+            inner.closed.remove(&old);
+        }
+    }
+}
+
+fn gone(inner: &Inner, token: &str) -> ApiError {
+    if inner.closed.contains_key(token) {
+        ApiError::new(
+            ApiErrorKind::TaskTimedOut,
+            "Task Timed Out: 'Provided task does not exist anymore'",
+        )
+    } else {
+        ApiError::new(
+            ApiErrorKind::TaskDoesNotExist,
+            "Task Does Not Exist: no task of this engine has that token",
+        )
+    }
+}
+
+fn check_token(token: &str) -> Result<(), ApiError> {
+    if token.is_empty() || token.len() > 2048 || !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::new(
+            ApiErrorKind::InvalidToken,
+            "Invalid Token: the task token must be 1 to 2048 printable ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A Task state's wait on its token. Dropping it before an answer closes the token.
+pub struct TaskWaiter {
+    token: String,
+    rx: oneshot::Receiver<TaskOutcome>,
+    hub: Arc<TaskHub>,
+}
+
+impl TaskWaiter {
+    /// The token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Waits for `SendTaskSuccess`/`SendTaskFailure`.
+    pub async fn wait(mut self) -> TaskOutcome {
+        match (&mut self.rx).await {
+            Ok(outcome) => outcome,
+            Err(_) => TaskOutcome::Failure {
+                error: "States.Runtime".into(),
+                cause: "The engine dropped the task before it was answered.".into(),
+            },
+        }
+    }
+}
+
+impl Drop for TaskWaiter {
+    fn drop(&mut self) {
+        self.hub.abandon(&self.token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const ARN: &str = "arn:aws:states:us-east-1:123456789012:activity:copy";
+
+    fn beats() -> (HeartbeatFn, Arc<AtomicU32>) {
+        let n = Arc::new(AtomicU32::new(0));
+        let m = n.clone();
+        (
+            Arc::new(move || {
+                m.fetch_add(1, Ordering::SeqCst);
+            }),
+            n,
+        )
+    }
+
+    #[tokio::test]
+    async fn activity_round_trip() {
+        let hub = TaskHub::new();
+        hub.create_activity(ARN, "copy", Utc::now());
+        let (hb, count) = beats();
+        let waiter = hub
+            .schedule_activity(ARN, "tok-1", &serde_json::json!({"a": 1}), hb)
+            .unwrap();
+        let task = hub
+            .poll(ARN, Duration::from_millis(10))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(task.task_token, "tok-1");
+        assert_eq!(task.input, r#"{"a":1}"#);
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "pickup starts the heartbeat clock"
+        );
+        hub.heartbeat("tok-1").unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        hub.succeed("tok-1", r#"{"done":true}"#).unwrap();
+        assert_eq!(
+            waiter.wait().await,
+            TaskOutcome::Success(serde_json::json!({"done": true}))
+        );
+        let again = hub.succeed("tok-1", "{}").unwrap_err();
+        assert_eq!(again.kind, ApiErrorKind::TaskTimedOut);
+        assert_eq!(
+            hub.heartbeat("nope").unwrap_err().kind,
+            ApiErrorKind::TaskDoesNotExist
+        );
+        assert_eq!(
+            hub.heartbeat("").unwrap_err().kind,
+            ApiErrorKind::InvalidToken
+        );
+    }
+
+    #[tokio::test]
+    async fn long_poll_wakes_on_schedule_and_times_out() {
+        let hub = TaskHub::new();
+        hub.create_activity(ARN, "copy", Utc::now());
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            hub.poll(ARN, Duration::from_millis(100)).await.unwrap(),
+            None
+        );
+        assert!(started.elapsed() >= Duration::from_millis(100));
+
+        let h2 = hub.clone();
+        let poller = tokio::spawn(async move { h2.poll(ARN, Duration::from_secs(10)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (hb, _) = beats();
+        let _w = hub
+            .schedule_activity(ARN, "tok-2", &Value::Null, hb)
+            .unwrap();
+        let got = poller.await.unwrap().unwrap().unwrap();
+        assert_eq!(got.task_token, "tok-2");
+        assert_eq!(
+            hub.poll("arn:aws:states:us-east-1:1:activity:none", Duration::ZERO)
+                .await
+                .unwrap_err()
+                .kind,
+            ApiErrorKind::ActivityDoesNotExist
+        );
+    }
+
+    #[tokio::test]
+    async fn dropped_waiter_closes_the_token() {
+        let hub = TaskHub::new();
+        hub.create_activity(ARN, "copy", Utc::now());
+        let (hb, _) = beats();
+        let waiter = hub
+            .schedule_activity(ARN, "tok-3", &Value::Null, hb)
+            .unwrap();
+        drop(waiter); // the executor timed the task out
+        assert_eq!(
+            hub.poll(ARN, Duration::from_millis(10)).await.unwrap(),
+            None,
+            "a timed-out task is not handed to workers"
+        );
+        assert_eq!(
+            hub.fail("tok-3", "E", "c").unwrap_err().kind,
+            ApiErrorKind::TaskTimedOut
+        );
+    }
+}

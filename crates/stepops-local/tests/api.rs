@@ -1,0 +1,204 @@
+//! The Step Functions JSON API through the real `aws-sdk-sfn` client: framing, errors,
+//! activities and long polls (no execution needed).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sfn::error::ProvideErrorMetadata;
+use common::{client, code, config};
+use stepops_local::LocalEngine;
+
+#[tokio::test]
+async fn activities_crud_and_empty_long_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LocalEngine::start(config(dir.path())).await.unwrap();
+    let sfn = client(&engine);
+
+    let created = sfn.create_activity().name("copy").send().await.unwrap();
+    let arn = created.activity_arn().to_string();
+    assert_eq!(arn, "arn:aws:states:us-east-1:123456789012:activity:copy");
+    let again = sfn.create_activity().name("copy").send().await.unwrap();
+    assert_eq!(again.activity_arn(), arn, "CreateActivity is idempotent");
+    sfn.create_activity().name("plan").send().await.unwrap();
+
+    let listed = sfn.list_activities().max_results(1).send().await.unwrap();
+    assert_eq!(listed.activities().len(), 1);
+    let token = listed.next_token().expect("a second page").to_string();
+    let rest = sfn
+        .list_activities()
+        .next_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.activities().len(), 1);
+    assert!(rest.next_token().is_none());
+
+    let d = sfn
+        .describe_activity()
+        .activity_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.name(), "copy");
+
+    let started = Instant::now();
+    let polled = sfn
+        .get_activity_task()
+        .activity_arn(&arn)
+        .worker_name("w1")
+        .send()
+        .await
+        .unwrap();
+    assert!(polled.task_token().is_none_or(str::is_empty));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the poll is held"
+    );
+
+    sfn.delete_activity()
+        .activity_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let err = sfn
+        .describe_activity()
+        .activity_arn(&arn)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_activity_does_not_exist(), "{err:?}");
+    let err = sfn
+        .get_activity_task()
+        .activity_arn(&arn)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_activity_does_not_exist(), "{err:?}");
+}
+
+#[tokio::test]
+async fn task_token_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LocalEngine::start(config(dir.path())).await.unwrap();
+    let sfn = client(&engine);
+    let err = sfn
+        .send_task_success()
+        .task_token("no-such-token")
+        .output("{}")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_task_does_not_exist(), "{err:?}");
+    let err = sfn
+        .send_task_heartbeat()
+        .task_token("bad token with spaces")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_token(), "{err:?}");
+    let err = sfn
+        .send_task_failure()
+        .task_token("x".repeat(3000))
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_token(), "{err:?}");
+}
+
+#[tokio::test]
+async fn state_machine_and_execution_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LocalEngine::start(config(dir.path())).await.unwrap();
+    let sfn = client(&engine);
+    let missing = "arn:aws:states:us-east-1:123456789012:stateMachine:nope";
+    let err = sfn
+        .start_execution()
+        .state_machine_arn(missing)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_state_machine_does_not_exist(), "{err:?}");
+    let err = sfn
+        .describe_execution()
+        .execution_arn("arn:aws:states:us-east-1:123456789012:execution:nope:x")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_execution_does_not_exist(), "{err:?}");
+    let err = sfn
+        .describe_execution()
+        .execution_arn("not-an-arn")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_arn(), "{err:?}");
+    let err = sfn
+        .create_state_machine()
+        .name("broken")
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .definition(r#"{"StartAt": "Nowhere", "States": {}}"#)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_definition(), "{err:?}");
+    assert!(err.message().unwrap_or("").contains("Nowhere"), "{err:?}");
+
+    let def = r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#;
+    let created = sfn
+        .create_state_machine()
+        .name("ok")
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .definition(def)
+        .send()
+        .await
+        .unwrap();
+    let arn = created.state_machine_arn().to_string();
+    let d = sfn
+        .describe_state_machine()
+        .state_machine_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.definition(), def);
+    let listed = sfn.list_state_machines().send().await.unwrap();
+    assert_eq!(listed.state_machines().len(), 1);
+    let err = sfn
+        .create_state_machine()
+        .name("ok")
+        .role_arn("arn:aws:iam::123456789012:role/r")
+        .definition(r#"{"StartAt": "Q", "States": {"Q": {"Type": "Pass", "End": true}}}"#)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_state_machine_already_exists(), "{err:?}");
+    let err = sfn
+        .start_execution()
+        .state_machine_arn(&arn)
+        .input("{not json")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_execution_input(), "{err:?}");
+    let err = sfn
+        .start_execution()
+        .state_machine_arn(&arn)
+        .name("bad name")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_name(), "{err:?}");
+    assert_eq!(code(&err), "InvalidName");
+}
