@@ -16,6 +16,7 @@ pub mod client;
 pub mod error;
 pub mod handler;
 pub mod request;
+pub mod settings;
 pub mod token;
 pub mod types;
 
@@ -23,6 +24,7 @@ pub use client::{Call, ClientConfig, SynapseClient, api};
 pub use error::AdminError;
 pub use handler::{AuditContext, AuditRecord, RequestLine, handle, invoke, run};
 pub use request::{AdminRequest, TASK_NAMES, Task};
+pub use settings::AdminSettings;
 pub use token::{
     DEFAULT_SECRET_NAME, LocalTokenSource, SecretsManagerTokenSource, Token, TokenSource,
 };
