@@ -588,13 +588,13 @@ fn parse_state(name: &str, body: &Value) -> Result<State, LoadError> {
     let input_path = path_field(obj, "InputPath", name)?;
     let output_path = path_field(obj, "OutputPath", name)?;
     let mut result_path = path_field(obj, "ResultPath", name)?;
-    if let PathField::Path(p) = &result_path {
-        if !p.is_reference() {
-            return Err(invalid(format!(
-                "state '{name}': ResultPath '{}' must be a Reference Path",
-                p.as_str()
-            )));
-        }
+    if let PathField::Path(p) = &result_path
+        && !p.is_reference()
+    {
+        return Err(invalid(format!(
+            "state '{name}': ResultPath '{}' must be a Reference Path",
+            p.as_str()
+        )));
     }
     let parameters = template(obj, "Parameters", name)?;
     let result_selector = template(obj, "ResultSelector", name)?;

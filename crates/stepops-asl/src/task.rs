@@ -62,6 +62,8 @@ impl Exec {
         );
         let mut context = env.context.clone();
         context["Task"] = json!({ "Token": token });
+        let retry_count: u32 = self.lock().node(env.node).retries.iter().sum();
+        context["State"]["RetryCount"] = json!(retry_count);
         let scope = stepops_asl_data::Scope::new(eff, &context, &env.vars);
         let input = match &env.state.parameters {
             Some(p) => stepops_asl_data::template::evaluate(p, &scope).map_err(|e| env.fail(e))?,
