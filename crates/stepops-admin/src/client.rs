@@ -372,7 +372,7 @@ fn status_error(what: &str, status: StatusCode, text: &str) -> AdminError {
             "{msg}; the admin token was refused even after reading it again: renew the token in the secret"
         )),
         403 => AdminError::Unauthorized(format!(
-            "{msg}; the token's user lacks the privilege (an admin's token with the modify scope is needed)"
+            "{msg}; the token's user lacks the privilege (an administrator is needed, and for make-public a member of the Access and Compliance Team) or the token lacks a scope (view, modify, authorize)"
         )),
         404 => AdminError::NotFound(format!("{msg}; check the id")),
         409 | 412 => AdminError::Conflict(format!(
