@@ -19,10 +19,10 @@ const ARN2: &str = "arn:aws:states:us-east-1:000000000000:activity:test-other";
 /// Steps for the tests: `sleep {ms}`, `fail {name, cause}`, `big`, and `sqlite {path, holdMs}`
 /// which inserts rows in one transaction and commits only after holding it.
 #[derive(Default)]
-struct TestSteps {
+pub(crate) struct TestSteps {
     running: AtomicUsize,
     max_running: AtomicUsize,
-    dropped: Arc<AtomicBool>,
+    pub(crate) dropped: Arc<AtomicBool>,
 }
 
 struct Running<'a>(&'a TestSteps);
@@ -135,6 +135,25 @@ async fn runs_at_most_n_tasks_at_once_over_several_activities() {
         2,
         "never more tasks taken than slots"
     );
+}
+
+/// A poll the server holds for several seconds (the service: 60 s) is waited for, not cut by a
+/// client timeout (stalled-stream protection, read timeout) and retried.
+#[tokio::test]
+async fn held_polls_are_waited_for() {
+    let fake = FakeSfn::start(Duration::from_secs(7)).await;
+    let runner = start(&fake, options(1, 5_000), Arc::new(TestSteps::default()));
+    tokio::time::sleep(Duration::from_millis(7_500)).await;
+    let t = fake.push(ARN, json!({"step": "sleep", "args": {"ms": 1}}));
+    fake.wait_answer(&t, Duration::from_secs(5)).await;
+    let starts = fake.poll_starts();
+    assert!(starts.len() >= 2, "{} polls", starts.len());
+    let gap = starts[1].duration_since(starts[0]);
+    assert!(
+        gap >= Duration::from_millis(6_900),
+        "the first poll ended after {gap:?}"
+    );
+    runner.stop().await;
 }
 
 #[tokio::test]
@@ -321,3 +340,6 @@ mod migration;
 
 #[path = "cases/binary.rs"]
 mod binary;
+
+#[path = "cases/local_engine.rs"]
+mod local_engine;

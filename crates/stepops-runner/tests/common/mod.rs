@@ -35,6 +35,7 @@ struct Inner {
     max_outstanding: usize,
     fail_next_answers: usize,
     polls: usize,
+    poll_starts: Vec<Instant>,
     secrets: HashMap<String, String>,
     next_token: u64,
 }
@@ -162,6 +163,11 @@ impl FakeSfn {
         self.inner.lock().unwrap().max_outstanding
     }
 
+    /// When each GetActivityTask arrived.
+    pub fn poll_starts(&self) -> Vec<Instant> {
+        self.inner.lock().unwrap().poll_starts.clone()
+    }
+
     pub fn polls(&self) -> usize {
         self.inner.lock().unwrap().polls
     }
@@ -225,7 +231,11 @@ async fn handle(
     Ok(match op {
         "GetActivityTask" => {
             let arn = body["activityArn"].as_str().unwrap_or("").to_owned();
-            inner.lock().unwrap().polls += 1;
+            {
+                let mut i = inner.lock().unwrap();
+                i.polls += 1;
+                i.poll_starts.push(Instant::now());
+            }
             let deadline = tokio::time::Instant::now() + hold;
             loop {
                 let notified = notify.notified();

@@ -1,0 +1,183 @@
+//! The runner against stepops' own local engine (stepops-local): executions of real activity
+//! Task states, driven over HTTP by the real SDK on both sides.
+
+use super::{ARN, TestSteps, options};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use stepops_local::{EngineConfig, LocalEngine};
+use stepops_runner::{RunReport, Runner, local_sfn_client};
+use tokio_util::sync::CancellationToken;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    engine: LocalEngine,
+    client: aws_sdk_sfn::Client,
+    activity: String,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(dir.path().join("state"));
+    config.poll_timeout = Duration::from_secs(5);
+    let engine = LocalEngine::start(config).await.unwrap();
+    let client = local_sfn_client(&engine.endpoint().unwrap());
+    let name = ARN.rsplit(':').next().unwrap();
+    let activity = client
+        .create_activity()
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .activity_arn;
+    Setup {
+        _dir: dir,
+        engine,
+        client,
+        activity,
+    }
+}
+
+/// Runs one execution of a single activity Task state with `input`; returns the final
+/// DescribeExecution as `(status, output, error, cause)`.
+async fn execute(
+    s: &Setup,
+    name: &str,
+    heartbeat_seconds: u64,
+    input: Value,
+) -> (String, Option<String>, Option<String>, Option<String>) {
+    let definition = json!({
+        "StartAt": "Work",
+        "States": {"Work": {"Type": "Task", "Resource": s.activity,
+            "HeartbeatSeconds": heartbeat_seconds, "TimeoutSeconds": 60, "End": true}}
+    });
+    let machine = s
+        .client
+        .create_state_machine()
+        .name(name)
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::123456789012:role/stepops-test")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    let exec = s
+        .client
+        .start_execution()
+        .state_machine_arn(machine)
+        .input(input.to_string())
+        .send()
+        .await
+        .unwrap()
+        .execution_arn;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = s
+            .client
+            .describe_execution()
+            .execution_arn(&exec)
+            .send()
+            .await
+            .unwrap();
+        if d.status.as_str() != "RUNNING" {
+            return (d.status.as_str().to_owned(), d.output, d.error, d.cause);
+        }
+        assert!(Instant::now() < deadline, "execution still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn start_runner(
+    s: &Setup,
+    steps: Arc<TestSteps>,
+    heartbeat_ms: u64,
+) -> (CancellationToken, tokio::task::JoinHandle<RunReport>) {
+    let mut o = options(2, heartbeat_ms);
+    o.activities = vec![s.activity.clone()];
+    let stop = CancellationToken::new();
+    let runner = Runner::new(local_sfn_client(&s.engine.endpoint().unwrap()), o, steps);
+    (
+        stop.clone(),
+        tokio::spawn(runner.run(stop.cancelled_owned())),
+    )
+}
+
+#[tokio::test]
+async fn executions_succeed_and_fail_with_stepops_names() {
+    let s = setup().await;
+    let (stop, handle) = start_runner(&s, Arc::new(TestSteps::default()), 500);
+    let (status, output, ..) = execute(
+        &s,
+        "ping",
+        10,
+        json!({"step": "ping", "args": {"sleepMs": 1200}}),
+    )
+    .await;
+    assert_eq!(status, "SUCCEEDED");
+    let output: Value = serde_json::from_str(&output.unwrap()).unwrap();
+    assert_eq!(output["pong"], json!(true));
+    let (status, _, error, cause) = execute(
+        &s,
+        "fail",
+        10,
+        json!({"step": "fail", "args": {"name": "Stepops.SchemaMismatch", "cause": "t has no key"}}),
+    )
+    .await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(error.as_deref(), Some("Stepops.SchemaMismatch"));
+    assert_eq!(cause.as_deref(), Some("t has no key"));
+    stop.cancel();
+    let report = handle.await.unwrap();
+    assert_eq!((report.succeeded, report.failed), (1, 1));
+}
+
+#[tokio::test]
+async fn a_heartbeat_timeout_cancels_the_step_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dest.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'old');",
+        )
+        .unwrap();
+    let s = setup().await;
+    let steps = Arc::new(TestSteps::default());
+    // Heartbeats every 2.5 s against HeartbeatSeconds 1: the engine times the task out, and the
+    // runner learns it at its first heartbeat.
+    let (stop, handle) = start_runner(&s, steps.clone(), 2_500);
+    let started = Instant::now();
+    let (status, _, error, _) = execute(
+        &s,
+        "hb",
+        1,
+        json!({"step": "sqlite", "args": {"path": db.to_str().unwrap(), "holdMs": 20_000}}),
+    )
+    .await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(error.as_deref(), Some("States.HeartbeatTimeout"));
+    while !steps.dropped.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the step was not cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rows: Vec<String> = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut st = c.prepare("SELECT v FROM t ORDER BY id").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        rows,
+        vec!["old".to_owned()],
+        "the transaction was rolled back"
+    );
+    stop.cancel();
+    let report = handle.await.unwrap();
+    assert_eq!(report.abandoned, 1);
+}
