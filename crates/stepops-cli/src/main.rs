@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod logging;
+mod sample;
 
 /// Operational tasks on AWS Step Functions: migrations between stacks, deploys and admin tasks,
 /// runnable on a laptop through stepops' local engine.
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print the error names stepops reports (what state machines Retry and Catch on).
     Errors,
+    /// Create the sample schema and fill it with deterministic, exotic data.
+    Sample(sample::SampleArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -29,6 +32,7 @@ fn main() -> std::process::ExitCode {
         .expect("cannot start the async runtime");
     let result: anyhow::Result<()> = runtime.block_on(async move {
         match cli.command {
+            Command::Sample(args) => sample::run(args).await,
             Command::Errors => {
                 for name in stepops_error::ErrorName::ALL {
                     let retry = if name.is_retryable() {
