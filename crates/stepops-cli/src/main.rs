@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod logging;
+mod migrate;
 mod sample;
 
 /// Operational tasks on AWS Step Functions: migrations between stacks, deploys and admin tasks,
@@ -21,6 +22,8 @@ enum Command {
     Errors,
     /// Create the sample schema and fill it with deterministic, exotic data.
     Sample(sample::SampleArgs),
+    /// Make a destination database's tables equal to a source's, in resumable chunks.
+    Migrate(migrate::MigrateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
                 }
                 Ok(())
             }
+            Command::Migrate(args) => migrate::run(args).await,
         }
     });
     match result {

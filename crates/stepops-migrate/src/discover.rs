@@ -82,13 +82,19 @@ pub fn resolve(
         }
         match range_key(table, &src, config, is_integer) {
             Ok((key, unique)) => {
-                let mut columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
-                columns.sort();
+                let mut cols: Vec<(String, String)> = table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.sql_type.clone()))
+                    .collect();
+                cols.sort();
+                let (columns, types) = cols.into_iter().unzip();
                 specs.push(TableSpec {
                     name: name.to_owned(),
                     range_key: key,
                     key_is_unique: unique,
                     columns,
+                    types,
                     parents: Vec::new(),
                 });
             }

@@ -99,7 +99,13 @@ impl Migration {
         let (s, d) = (Target::parse(source)?, Target::parse(dest)?);
         let stacks = match (&s, &d) {
             (Target::Postgres(a), Target::Postgres(b)) => {
-                Stacks::Pg(PgStack::new(a, true)?, PgStack::new(b, false)?)
+                let (s, d) = (PgStack::new(a, true)?, PgStack::new(b, false)?);
+                let (vs, vd) = futures::try_join!(s.server_version(), d.server_version())?;
+                // hash_record_extended exists from PostgreSQL 14 on; both sides must agree.
+                let record_hash = vs >= 140000 && vd >= 140000;
+                s.allow_record_hash(record_hash);
+                d.allow_record_hash(record_hash);
+                Stacks::Pg(s, d)
             }
             (Target::Sqlite(a), Target::Sqlite(b)) => {
                 if std::path::absolute(a).ok() == std::path::absolute(b).ok() {

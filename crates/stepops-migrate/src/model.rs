@@ -46,6 +46,9 @@ pub struct TableSpec {
     pub key_is_unique: bool,
     /// All column names, sorted (the order rows are hashed and copied in).
     pub columns: Vec<String>,
+    /// The columns' types, as the engine spells them, in `columns` order.
+    #[serde(default)]
+    pub types: Vec<String>,
     /// Tables this one references (selected ones only, itself excluded).
     pub parents: Vec<String>,
 }

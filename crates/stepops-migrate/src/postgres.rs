@@ -14,6 +14,7 @@ use crate::stack::{Stack, column_list, quote_ident};
 use crate::target::redact_url;
 use futures::{SinkExt, StreamExt};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
@@ -28,6 +29,7 @@ pub struct PgStack {
     config: tokio_postgres::Config,
     read_only: bool,
     idle: Mutex<Vec<Client>>,
+    record_hash: AtomicBool,
 }
 
 impl std::fmt::Debug for PgStack {
@@ -54,7 +56,24 @@ impl PgStack {
             config,
             read_only,
             idle: Mutex::new(Vec::new()),
+            record_hash: AtomicBool::new(false),
         })
+    }
+
+    /// The server's `server_version_num` (for example 150004).
+    pub async fn server_version(&self) -> Result<i32> {
+        let v = self
+            .query_with("SELECT current_setting('server_version_num')::int", |r| {
+                r.try_get::<_, i32>(0)
+            })
+            .await?;
+        Ok(v.first().copied().unwrap_or(0))
+    }
+
+    /// Allows checksums through `hash_record_extended` (PostgreSQL 14+) for tables whose column
+    /// types all hash exactly. Both sides of a migration must agree: set it on both or neither.
+    pub fn allow_record_hash(&self, on: bool) {
+        self.record_hash.store(on, Ordering::Relaxed);
     }
 
     async fn take(&self) -> Result<Session> {
@@ -170,6 +189,42 @@ fn error_text(e: &tokio_postgres::Error) -> String {
         src = x.source();
     }
     redact_url(&s)
+}
+
+/// A 64-bit seed from the plan's salt.
+fn salt_seed(salt: &str) -> i64 {
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hasher::write(&mut h, salt.as_bytes());
+    std::hash::Hasher::finish(&h) as i64
+}
+
+/// Whether PostgreSQL's hash of a type tells apart every two values that COPY would store
+/// differently (so `hash_record_extended` may stand for the row). Types whose equality merges
+/// distinct values (unconstrained `numeric` 1.0 = 1.00, `jsonb` numbers, `interval`
+/// '1 day' = '24 hours', case-insensitive types…) are hashed through their text instead.
+/// Floats are allowed: only `-0` = `0` is merged.
+fn hashes_exactly(sql_type: &str) -> bool {
+    let base = sql_type.trim_end_matches("[]");
+    let base = base.split('(').next().unwrap_or(base).trim();
+    if base == "numeric" {
+        return sql_type.contains('(');
+    }
+    matches!(
+        base,
+        "smallint"
+            | "integer"
+            | "bigint"
+            | "text"
+            | "character varying"
+            | "bytea"
+            | "boolean"
+            | "double precision"
+            | "real"
+            | "timestamp with time zone"
+            | "timestamp without time zone"
+            | "date"
+            | "uuid"
+    )
 }
 
 fn t(table: &TableSpec) -> String {
@@ -394,15 +449,34 @@ impl Stack for PgStack {
         hi: i64,
         width: i64,
     ) -> Result<Vec<Bin>> {
-        // The salt is hex (see crate::new_salt); quote it anyway.
-        let salt = salt.replace('\'', "''");
+        let seed = salt_seed(salt);
+        let cols = column_list(table);
+        let hash = if self.record_hash.load(Ordering::Relaxed)
+            && table.types.len() == table.columns.len()
+        {
+            // Columns whose type hash merges distinct values are hashed through their text.
+            let exprs: Vec<String> = table
+                .columns
+                .iter()
+                .zip(&table.types)
+                .map(|(c, ty)| {
+                    if hashes_exactly(ty) {
+                        quote_ident(c)
+                    } else {
+                        format!("{}::text", quote_ident(c))
+                    }
+                })
+                .collect();
+            format!("hash_record_extended(ROW({}), {seed})", exprs.join(", "))
+        } else {
+            format!("hashtextextended(ROW({cols})::text, {seed})")
+        };
         let sql = format!(
             "SELECT ({k}::bigint - ({lo})::bigint) / {width} AS b, count(*), min({k})::bigint, max({k})::bigint,
-                    sum(('x' || left(md5('{salt}' || ROW({cols})::text), 16))::bit(64)::bigint)::text
+                    sum({hash})::text
              FROM {t} WHERE {k} BETWEEN {lo} AND {hi} GROUP BY 1 ORDER BY 1",
             k = k(table),
             t = t(table),
-            cols = column_list(table)
         );
         self.query_with(&sql, |r| {
             Ok(Bin {

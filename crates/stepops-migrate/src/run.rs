@@ -75,7 +75,7 @@ impl Migration {
                 })
                 .await?;
             progress.planned(&plan);
-            tracing::info!(
+            tracing::debug!(
                 round,
                 chunks = plan.chunks.len(),
                 estimated_rows = plan.estimated_rows(),

@@ -403,10 +403,10 @@ async fn pg_copy_1m_rows_vs_pg_dump() {
         &src,
         "INSERT INTO entities SELECT i, CASE WHEN i > 1 THEN i / 2 END, 'entity ' || i, sha256(i::text::bytea), now() - i * interval '1 second', jsonb_build_object('i', i, 'tag', 'x' || (i % 100)) FROM generate_series(1, 500000) i;
          INSERT INTO acl SELECT i, p, 'read' FROM generate_series(1, 500000, 2) i, generate_series(1, 2) p;
-         INSERT INTO events SELECT i * 1000003 + (i % 7), now(), 'kind' || (i % 10), i / 3.0 FROM generate_series(1, 250000) i;
-         VACUUM ANALYZE;",
+         INSERT INTO events SELECT i::bigint * 1000003 + (i % 7), now(), 'kind' || (i % 10), i / 3.0 FROM generate_series(1, 250000) i;",
     )
     .await;
+    exec(&src, "VACUUM ANALYZE").await;
     let total: i64 = client(&src)
         .await
         .query_one("SELECT (SELECT count(*) FROM entities) + (SELECT count(*) FROM acl) + (SELECT count(*) FROM events)", &[])
