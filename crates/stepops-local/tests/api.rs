@@ -145,7 +145,7 @@ async fn state_machine_and_execution_errors() {
         .create_state_machine()
         .name("broken")
         .role_arn("arn:aws:iam::123456789012:role/r")
-        .definition(r#"{"StartAt": "Nowhere", "States": {}}"#)
+        .definition(r#"{"StartAt": "Nowhere", "States": {"P": {"Type": "Pass", "End": true}}}"#)
         .send()
         .await
         .unwrap_err()

@@ -1,0 +1,83 @@
+//! Durability: an engine dropped mid-execution; a new engine on the same state dir finishes it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, config};
+use serde_json::json;
+use stepops_local::LocalEngine;
+
+#[tokio::test]
+async fn restart_continues_running_executions() {
+    let dir = tempfile::tempdir().unwrap();
+    let def = r#"{
+      "StartAt": "Before",
+      "States": {
+        "Before": {"Type": "Pass", "Result": "before", "ResultPath": "$.before", "Next": "Wait"},
+        "Wait": {"Type": "Wait", "Seconds": 2, "Next": "Work"},
+        "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+                 "ResultPath": "$.work", "Next": "After"},
+        "After": {"Type": "Pass", "Result": "after", "ResultPath": "$.after", "End": true}
+      }
+    }"#;
+    let (exec, waiting_exec) = {
+        let engine = LocalEngine::start(config(dir.path())).await.unwrap();
+        engine.create_activity("work").unwrap();
+        let machine = engine.create_state_machine("durable", def).unwrap();
+        let exec = engine
+            .start_execution(&machine, &json!({"id": 1}), Some("in-wait"))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(engine.describe(&exec).unwrap().status, "RUNNING");
+        // A second execution parked on the activity when the engine dies.
+        let waiting_exec = engine
+            .start_execution(&machine, &json!({"id": 2}), Some("in-task"))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        (exec, waiting_exec)
+        // dropped here: the "process" dies
+    };
+
+    let engine = LocalEngine::start(config(dir.path())).await.unwrap();
+    let sfn = client(&engine);
+    assert_eq!(engine.describe(&exec).unwrap().status, "RUNNING");
+    let activity = engine.activity_arn("work");
+    let mut answered = 0;
+    while answered < 2 {
+        let t = sfn
+            .get_activity_task()
+            .activity_arn(&activity)
+            .send()
+            .await
+            .unwrap();
+        let Some(token) = t.task_token().filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let input: serde_json::Value = serde_json::from_str(t.input().unwrap()).unwrap();
+        sfn.send_task_success()
+            .task_token(token)
+            .output(json!({"worked": input["id"]}).to_string())
+            .send()
+            .await
+            .unwrap();
+        answered += 1;
+    }
+    for (arn, id) in [(&exec, 1), (&waiting_exec, 2)] {
+        let done = tokio::time::timeout(Duration::from_secs(20), engine.wait(arn))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+        assert_eq!(
+            done.output.unwrap(),
+            json!({"id": id, "before": "before", "work": {"worked": id}, "after": "after"})
+        );
+    }
+    let history = engine.history(&exec).unwrap();
+    let started = history
+        .iter()
+        .filter(|e| e.event_type == "ExecutionStarted")
+        .count();
+    assert_eq!(started, 1, "the execution resumed, it did not start over");
+}
