@@ -41,7 +41,7 @@ pub struct RunnerConfig {
     /// `Stepops.WrongEnvironment`.
     pub environment: Option<String>,
     /// `object_store_root`: the folder standing in for S3 (`<root>/<bucket>/<key>`); S3 when
-    /// unset.
+    /// unset (feature `s3`).
     pub object_store_root: Option<PathBuf>,
     /// `secret_cache_seconds`: how long resolved secrets are kept (default 900).
     pub secret_cache: Duration,

@@ -49,11 +49,13 @@ pub use secrets::{
 };
 pub use sfn::{load_sdk_config, local_sfn_client, sfn_client};
 pub use step::{CancelOnDrop, StepError, StepHandler};
+#[cfg(feature = "s3")]
+pub use store::S3Store;
 pub use store::{AnyStore, LocalFolderStore, NoStore, ObjectStore, StoreError};
 
 /// Runs the runner as the binary does: AWS clients from `config` (Step Functions at
 /// `config.endpoint` when set), secrets from Secrets Manager/SSM, manifests under
-/// `config.object_store_root`, the migration engine of `stepops-migrate`, until `shutdown`.
+/// `config.object_store_root` (S3 when unset), the migration engine of `stepops-migrate`, until `shutdown`.
 pub async fn serve(config: &RunnerConfig, shutdown: impl Future<Output = ()> + Send) -> RunReport {
     let sdk = load_sdk_config(config.region.as_deref(), config.poll_read_timeout).await;
     let client = sfn_client(&sdk, config.endpoint.as_deref());
@@ -63,6 +65,9 @@ pub async fn serve(config: &RunnerConfig, shutdown: impl Future<Output = ()> + S
     ));
     let store = match &config.object_store_root {
         Some(root) => AnyStore::Local(LocalFolderStore::new(root)),
+        #[cfg(feature = "s3")]
+        None => AnyStore::S3(S3Store::from_config(&sdk)),
+        #[cfg(not(feature = "s3"))]
         None => AnyStore::None(NoStore),
     };
     let handler = MigrationHandler::new(LibraryEngine, resolver.clone(), store);

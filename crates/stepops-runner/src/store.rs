@@ -1,6 +1,6 @@
 //! Where plan manifests go: an object store addressed by bucket and key. [`LocalFolderStore`]
-//! stands in for S3 on a laptop (the local engine reads `<root>/<bucket>/<key>`); an S3
-//! implementation is not written yet (it needs `aws-sdk-s3`, to be added behind a feature).
+//! stands in for S3 on a laptop (the local engine reads `<root>/<bucket>/<key>`); `S3Store`
+//! (cargo feature `s3`, on by default) writes to S3 in AWS.
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
@@ -32,9 +32,21 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// S3 refused the write or could not be reached.
+    #[error("cannot write s3://{bucket}/{key}: {message}")]
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The service's error code, when it answered.
+        code: Option<String>,
+        /// What happened.
+        message: String,
+    },
     /// No object store is configured on this runner.
     #[error(
-        "this runner has no object store for manifests: set `object_store_root` (a folder standing in for S3) in its configuration"
+        "this runner has no object store for manifests: it was built without S3 support (cargo feature `s3`); set `object_store_root` (a folder standing in for S3) in its configuration"
     )]
     NotConfigured,
 }
@@ -45,6 +57,13 @@ impl Named for StoreError {
             StoreError::InvalidKey { .. } => ErrorName::InvalidInput,
             StoreError::Io { .. } => ErrorName::Transient,
             StoreError::NotConfigured => ErrorName::InvalidInput,
+            StoreError::S3 { code, .. } => match code.as_deref() {
+                Some("NoSuchBucket") => ErrorName::NotFound,
+                Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
+                    ErrorName::Unauthorized
+                }
+                _ => ErrorName::Transient,
+            },
         }
     }
 }
@@ -124,11 +143,56 @@ impl ObjectStore for NoStore {
     }
 }
 
+/// S3 through the AWS SDK (feature `s3`).
+#[cfg(feature = "s3")]
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+}
+
+#[cfg(feature = "s3")]
+impl S3Store {
+    /// A store over `client`.
+    pub fn new(client: aws_sdk_s3::Client) -> Self {
+        S3Store { client }
+    }
+
+    /// A store from the shared AWS configuration (`AWS_ENDPOINT_URL_S3` is honoured).
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
+        S3Store::new(aws_sdk_s3::Client::new(config))
+    }
+}
+
+#[cfg(feature = "s3")]
+impl ObjectStore for S3Store {
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        use aws_sdk_s3::error::ProvideErrorMetadata;
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/x-ndjson")
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| StoreError::S3 {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                code: e.code().map(str::to_owned),
+                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        Ok(())
+    }
+}
+
 /// Either store, chosen by configuration.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     /// A local folder.
     Local(LocalFolderStore),
+    /// S3.
+    #[cfg(feature = "s3")]
+    S3(S3Store),
     /// None configured.
     None(NoStore),
 }
@@ -138,6 +202,8 @@ impl ObjectStore for AnyStore {
         match self {
             AnyStore::Local(s) => s.put(bucket, key, body).await,
             AnyStore::None(s) => s.put(bucket, key, body).await,
+            #[cfg(feature = "s3")]
+            AnyStore::S3(s) => s.put(bucket, key, body).await,
         }
     }
 }

@@ -343,3 +343,34 @@ mod binary;
 
 #[path = "cases/local_engine.rs"]
 mod local_engine;
+
+#[tokio::test]
+async fn manifests_go_to_s3() {
+    use stepops_runner::{ObjectStore, S3Store};
+    let fake = FakeSfn::start(Duration::from_secs(1)).await;
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(fake.endpoint())
+        .force_path_style(true)
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "t", "t", None, None, "t",
+        ))
+        .build();
+    let store = S3Store::new(aws_sdk_s3::Client::from_conf(config));
+    let body = b"{\"table\":\"users\",\"min\":1,\"max\":9,\"estimatedRows\":9}\n".to_vec();
+    store
+        .put("stepops-dev", "runs/e1/round-1.jsonl", body.clone())
+        .await
+        .unwrap();
+    assert_eq!(fake.object("stepops-dev/runs/e1/round-1.jsonl"), Some(body));
+    let err = store
+        .put("missing", "k.jsonl", b"x".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stepops_error::Named::error_name(&err),
+        ErrorName::NotFound,
+        "{err}"
+    );
+}

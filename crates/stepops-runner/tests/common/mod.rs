@@ -37,6 +37,7 @@ struct Inner {
     polls: usize,
     poll_starts: Vec<Instant>,
     secrets: HashMap<String, String>,
+    objects: HashMap<String, Vec<u8>>,
     next_token: u64,
 }
 
@@ -163,6 +164,11 @@ impl FakeSfn {
         self.inner.lock().unwrap().max_outstanding
     }
 
+    /// An object S3 PutObject stored, by `bucket/key`.
+    pub fn object(&self, path: &str) -> Option<Vec<u8>> {
+        self.inner.lock().unwrap().objects.get(path).cloned()
+    }
+
     /// When each GetActivityTask arrived.
     pub fn poll_starts(&self) -> Vec<Instant> {
         self.inner.lock().unwrap().poll_starts.clone()
@@ -218,6 +224,25 @@ async fn handle(
     notify: Arc<Notify>,
     hold: Duration,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if req.method() == hyper::Method::PUT {
+        // S3 PutObject, path style: /bucket/key
+        let path = req.uri().path().trim_start_matches('/').to_owned();
+        let body = req.into_body().collect().await?.to_bytes().to_vec();
+        if path.starts_with("missing/") {
+            return Ok(Response::builder()
+                .status(404)
+                .header("content-type", "application/xml")
+                .body(Full::new(Bytes::from(
+                    "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>",
+                )))
+                .unwrap());
+        }
+        inner.lock().unwrap().objects.insert(path, body);
+        return Ok(Response::builder()
+            .status(200)
+            .body(Full::new(Bytes::new()))
+            .unwrap());
+    }
     let target = req
         .headers()
         .get("x-amz-target")
