@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod local;
 mod logging;
 mod migrate;
 mod sample;
@@ -24,6 +25,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Make a destination database's tables equal to a source's, in resumable chunks.
     Migrate(migrate::MigrateArgs),
+    /// The local Step Functions engine: run a definition once, or serve the API for runners.
+    Local(local::LocalArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +51,7 @@ fn main() -> std::process::ExitCode {
                 Ok(())
             }
             Command::Migrate(args) => migrate::run(args).await,
+            Command::Local(args) => local::run(args).await,
         }
     });
     match result {
