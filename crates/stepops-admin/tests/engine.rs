@@ -58,6 +58,22 @@ impl TaskDispatcher for Dispatcher {
         let wrap =
             |p: Value| json!({"Payload": p, "StatusCode": 200, "ExecutedVersion": "$LATEST"});
         if function == NOTIFY_ARN {
+            // Only the fields of the pipeline's notify input (docs/dev/pipeline-steps.md).
+            let allowed = [
+                "status",
+                "environment",
+                "executionArn",
+                "startTime",
+                "admin",
+                "error",
+                "failedStep",
+            ];
+            let keys: Vec<&String> = payload.as_object().unwrap().keys().collect();
+            assert!(
+                keys.iter().all(|k| allowed.contains(&k.as_str())),
+                "notify payload {payload}"
+            );
+            assert!(payload["startTime"].is_string());
             self.notifications.lock().unwrap().push(payload);
             let result = if self.notify_fails {
                 Err(TaskError::new(
