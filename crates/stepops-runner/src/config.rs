@@ -362,6 +362,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("runner.example.yaml");
+        let c = RawConfig::from_file(&path).unwrap().build().unwrap();
+        assert_eq!(c.environment.as_deref(), Some("dev"));
+        assert_eq!(c.concurrency, 4);
+    }
+
+    #[test]
     fn defaults_and_file_values() {
         let c = load(&format!("activities: [{ARN}]\nconcurrency: 8\n"), &[]).unwrap();
         assert_eq!(c.activities, vec![ARN.to_string()]);

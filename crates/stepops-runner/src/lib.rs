@@ -57,7 +57,16 @@ pub use store::{AnyStore, LocalFolderStore, NoStore, ObjectStore, StoreError};
 /// `config.endpoint` when set), secrets from Secrets Manager/SSM, manifests under
 /// `config.object_store_root` (S3 when unset), the migration engine of `stepops-migrate`, until `shutdown`.
 pub async fn serve(config: &RunnerConfig, shutdown: impl Future<Output = ()> + Send) -> RunReport {
-    let sdk = load_sdk_config(config.region.as_deref(), config.poll_read_timeout).await;
+    // Against a local endpoint with no region configured anywhere, do not ask instance
+    // metadata for one: any region will do.
+    let region_in_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    let region = config
+        .region
+        .clone()
+        .or_else(|| (config.endpoint.is_some() && !region_in_env).then(|| "us-east-1".to_owned()));
+    let sdk = load_sdk_config(region.as_deref(), config.poll_read_timeout).await;
     let client = sfn_client(&sdk, config.endpoint.as_deref());
     let resolver = Arc::new(Resolver::new(
         AwsSecretSource::new(&sdk),
