@@ -7,6 +7,7 @@ mod local;
 mod logging;
 mod migrate;
 mod sample;
+mod bench;
 
 /// Operational tasks on AWS Step Functions: migrations between stacks, deploys and admin tasks,
 /// runnable on a laptop through stepops' local engine.
@@ -23,6 +24,8 @@ enum Command {
     Errors,
     /// Create the sample schema and fill it with deterministic, exotic data.
     Sample(sample::SampleArgs),
+    /// Benchmark `stepops migrate` against pgcopydb, pg_dump | psql and reladiff (prints figures).
+    Bench(bench::BenchArgs),
     /// Make a destination database's tables equal to a source's, in resumable chunks.
     Migrate(migrate::MigrateArgs),
     /// The local Step Functions engine: run a definition once, or serve the API for runners.
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result: anyhow::Result<()> = runtime.block_on(async move {
         match cli.command {
             Command::Sample(args) => sample::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Errors => {
                 for name in stepops_error::ErrorName::ALL {
                     let retry = if name.is_retryable() {
