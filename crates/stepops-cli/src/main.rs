@@ -3,11 +3,11 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod local;
 mod logging;
 mod migrate;
 mod sample;
-mod bench;
 
 /// Operational tasks on AWS Step Functions: migrations between stacks, deploys and admin tasks,
 /// runnable on a laptop through stepops' local engine.
