@@ -3,6 +3,10 @@
 # already there. Safe to run again. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
+# --bench: also the benchmark's peers (pgcopydb, reladiff); the test suite never needs them.
+bench=0
+[ "${1:-}" = "--bench" ] && bench=1
+
 need_apt=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
@@ -10,6 +14,9 @@ if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
 fi
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 command -v pg_dump >/dev/null 2>&1 || need_apt+=(postgresql-client)
+if [ "$bench" -eq 1 ]; then
+  command -v pgcopydb >/dev/null 2>&1 || need_apt+=(pgcopydb)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: installing ${need_apt[*]} with apt-get" >&2
@@ -22,4 +29,11 @@ fi
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest with cargo install" >&2
   cargo install --locked cargo-nextest
+fi
+
+if [ "$bench" -eq 1 ] && ! command -v reladiff >/dev/null 2>&1; then
+  echo "install-deps: installing reladiff with pip (benchmark peer)" >&2
+  if ! { python3 -m pip install -q reladiff || python3 -m pip install -q --break-system-packages reladiff; }; then
+    echo "install-deps: could not install reladiff (pip install reladiff); the bench will skip it" >&2
+  fi
 fi
