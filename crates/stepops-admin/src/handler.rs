@@ -122,7 +122,10 @@ pub async fn run<S: TokenSource>(
         task: request.task.name().to_owned(),
         target: request.task.target(),
         environment: request.environment.to_string(),
-        started_by: context.started_by.clone(),
+        started_by: context
+            .started_by
+            .clone()
+            .or_else(|| request.started_by.clone()),
         execution_id: context.execution_id.clone(),
         dry_run: request.dry_run,
         outcome: outcome.to_owned(),

@@ -134,6 +134,9 @@ pub struct AdminRequest {
     pub task: Task,
     /// Perform only the reads and report what would change.
     pub dry_run: bool,
+    /// Who asked for the run, as the starter declared it (`startedBy` in the input; the CLI
+    /// fills it with the caller's identity). Recorded in the audit record; not an authorisation.
+    pub started_by: Option<String>,
 }
 
 /// The state machine input form of a request (what [`AdminRequest::to_input`] produces).
@@ -144,6 +147,20 @@ struct Input<'a> {
     args: Value,
     #[serde(rename = "dryRun")]
     dry_run: bool,
+    #[serde(rename = "startedBy", skip_serializing_if = "Option::is_none")]
+    started_by: Option<&'a str>,
+}
+
+/// Checks a declared `startedBy`: 1 to 256 printable characters.
+fn check_started_by(raw: &str) -> Result<String, AdminError> {
+    let n = raw.chars().count();
+    if n == 0 || n > 256 || raw.chars().any(char::is_control) || raw.trim() != raw {
+        return Err(AdminError::invalid(format!(
+            "`startedBy` {} must be 1 to 256 printable characters (an IAM ARN or a user name)",
+            quote(raw)
+        )));
+    }
+    Ok(raw.to_owned())
 }
 
 impl AdminRequest {
@@ -155,7 +172,11 @@ impl AdminRequest {
                 "the input must be a JSON object such as {\"environment\": \"dev\", \"task\": \"remove-user\", \"args\": {\"userId\": \"3350396\"}, \"dryRun\": true}",
             )
         })?;
-        reject_unknown_keys("input", obj, &["environment", "task", "args", "dryRun"])?;
+        reject_unknown_keys(
+            "input",
+            obj,
+            &["environment", "task", "args", "dryRun", "startedBy"],
+        )?;
         let environment = check_environment(required_str(obj, "environment", "input")?, stack)?;
         let task_name = required_str(obj, "task", "input")?;
         let dry_run = match obj.get("dryRun") {
@@ -178,10 +199,20 @@ impl AdminRequest {
             }
         };
         let task = parse_task_json(task_name, args)?;
+        let started_by = match obj.get("startedBy") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(check_started_by(s)?),
+            Some(other) => {
+                return Err(AdminError::invalid(format!(
+                    "`startedBy` must be a string, not {other}"
+                )));
+            }
+        };
         Ok(AdminRequest {
             environment,
             task,
             dry_run,
+            started_by,
         })
     }
 
@@ -203,7 +234,14 @@ impl AdminRequest {
             environment,
             task,
             dry_run,
+            started_by: None,
         })
+    }
+
+    /// Records who asks for the run (for example the CLI caller's IAM ARN).
+    pub fn with_started_by(mut self, who: &str) -> Result<Self, AdminError> {
+        self.started_by = Some(check_started_by(who)?);
+        Ok(self)
     }
 
     /// The state machine input for this request (what the CLI starts an execution with).
@@ -213,6 +251,7 @@ impl AdminRequest {
             task: self.task.name(),
             args: self.task.args_json(),
             dry_run: self.dry_run,
+            started_by: self.started_by.as_deref(),
         })
         .unwrap_or(Value::Null)
     }
@@ -479,6 +518,29 @@ mod tests {
             AdminRequest::from_input(&input, Environment::Dev).unwrap(),
             cli
         );
+
+        let who = "arn:aws:sts::123456789012:assumed-role/ops/alice";
+        let signed = cli.with_started_by(who).unwrap();
+        let input = signed.to_input();
+        assert_eq!(input["startedBy"], who);
+        assert_eq!(
+            AdminRequest::from_input(&input, Environment::Dev).unwrap(),
+            signed
+        );
+        for bad in [
+            json!(""),
+            json!(" a"),
+            json!("a\nb"),
+            json!(5),
+            json!("x".repeat(257)),
+        ] {
+            let mut i = input.clone();
+            i["startedBy"] = bad.clone();
+            assert!(
+                AdminRequest::from_input(&i, Environment::Dev).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

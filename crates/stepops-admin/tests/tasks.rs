@@ -440,3 +440,22 @@ async fn the_lambda_event_validates_without_requests_then_runs() {
     }
     assert_eq!(server.requests().len(), 1, "refused events send nothing");
 }
+
+#[tokio::test]
+async fn a_declared_starter_reaches_the_audit_record_unless_the_execution_knows_better() {
+    let server = MockSynapse::start(synapse_like).await;
+    let client = server.client(ListTokens::new(&[SECRET]));
+    let mut input = input("reenable-user", json!({"userId": "3350396"}), true);
+    input["startedBy"] = json!("alice@example.org");
+    let rec = handle(&input, Environment::Prod, &client, &AuditContext::default())
+        .await
+        .unwrap();
+    assert_eq!(rec.started_by.as_deref(), Some("alice@example.org"));
+    let rec = handle(&input, Environment::Prod, &client, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.started_by.as_deref(),
+        Some("arn:aws:sts::123456789012:assumed-role/ops/alice")
+    );
+}
