@@ -14,8 +14,10 @@ async fn restart_continues_running_executions() {
     let def = r#"{
       "StartAt": "Before",
       "States": {
-        "Before": {"Type": "Pass", "Result": "before", "ResultPath": "$.before", "Next": "Wait"},
-        "Wait": {"Type": "Wait", "Seconds": 2, "Next": "Work"},
+        "Before": {"Type": "Pass", "Result": "before", "ResultPath": "$.before", "Next": "Which"},
+        "Which": {"Type": "Choice", "Choices": [{"Variable": "$.id", "NumericEquals": 1, "Next": "Wait"}],
+                  "Default": "Work"},
+        "Wait": {"Type": "Wait", "Seconds": 3, "Next": "Work"},
         "Work": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
                  "ResultPath": "$.work", "Next": "After"},
         "After": {"Type": "Pass", "Result": "after", "ResultPath": "$.after", "End": true}
@@ -28,13 +30,23 @@ async fn restart_continues_running_executions() {
         let exec = engine
             .start_execution(&machine, &json!({"id": 1}), Some("in-wait"))
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(engine.describe(&exec).unwrap().status, "RUNNING");
         // A second execution parked on the activity when the engine dies.
         let waiting_exec = engine
             .start_execution(&machine, &json!({"id": 2}), Some("in-task"))
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(engine.describe(&exec).unwrap().status, "RUNNING");
+        let types: Vec<String> = engine
+            .history(&exec)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+        assert!(
+            types.iter().any(|t| t == "WaitStateEntered")
+                && !types.iter().any(|t| t == "WaitStateExited"),
+            "the first execution is in its Wait state: {types:?}"
+        );
         (exec, waiting_exec)
         // dropped here: the "process" dies
     };
@@ -80,4 +92,9 @@ async fn restart_continues_running_executions() {
         .filter(|e| e.event_type == "ExecutionStarted")
         .count();
     assert_eq!(started, 1, "the execution resumed, it did not start over");
+    let before = history
+        .iter()
+        .filter(|e| e.event_type == "PassStateEntered")
+        .count();
+    assert_eq!(before, 2, "Before ran once, After once: {history:?}");
 }
