@@ -48,6 +48,10 @@ pub(crate) struct State {
     pub next: Option<String>,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// Whether the state refers to the context object `$$` at all.
+    pub uses_context: bool,
+    /// Whether it may read `$$.Execution.Input` (copied into the context only then).
+    pub uses_execution_input: bool,
 }
 
 impl State {
@@ -612,6 +616,7 @@ fn parse_state(name: &str, body: &Value) -> Result<State, LoadError> {
         }
     };
     let retry = parse_retry(obj, name)?;
+    let (uses_context, uses_execution_input) = context_needs(body);
     let catch = parse_catch(obj, name)?;
 
     let kind = match ty {
@@ -767,6 +772,8 @@ fn parse_state(name: &str, body: &Value) -> Result<State, LoadError> {
         next,
         retry,
         catch,
+        uses_context,
+        uses_execution_input,
     })
 }
 
@@ -1261,4 +1268,27 @@ fn parse_item_reader(v: &Value, name: &str) -> Result<ItemReader, LoadError> {
         parameters,
         config,
     })
+}
+
+/// Whether a state's JSON mentions `$$`, and whether it may read `$$.Execution.Input` (a
+/// reference to `$$`, `$$.Execution` or `$$..x` as a whole counts as reading it).
+fn context_needs(body: &Value) -> (bool, bool) {
+    let text = body.to_string();
+    let mut any = false;
+    let mut input = false;
+    for (i, _) in text.match_indices("$$") {
+        any = true;
+        let rest = &text[i + 2..];
+        let exec_whole = rest
+            .strip_prefix(".Execution")
+            .is_some_and(|r| !r.starts_with('.'));
+        if rest.starts_with(".Execution.Input")
+            || exec_whole
+            || !rest.starts_with('.')
+            || rest.starts_with("..")
+        {
+            input = true;
+        }
+    }
+    (any, input)
 }

@@ -176,6 +176,8 @@ pub(crate) struct Exec {
     pub inner: Mutex<Inner>,
     pub dirty: Notify,
     pub ctx_execution: Value,
+    /// `ctx_execution` without `Input` (for states that cannot read it).
+    pub ctx_execution_lite: Value,
     pub ctx_state_machine: Value,
 }
 
@@ -240,10 +242,19 @@ impl Exec {
         }
     }
 
-    pub fn context(&self, state: &str, entered: DateTime<Utc>, retry_count: u32) -> Value {
+    /// The context object `$$` for a state (Null when the state never reads it).
+    pub fn context(&self, state: &State, entered: DateTime<Utc>, retry_count: u32) -> Value {
+        if !state.uses_context {
+            return Value::Null;
+        }
+        let execution = if state.uses_execution_input {
+            self.ctx_execution.clone()
+        } else {
+            self.ctx_execution_lite.clone()
+        };
         json!({
-            "Execution": self.ctx_execution.clone(),
-            "State": {"EnteredTime": ts(entered), "Name": state, "RetryCount": retry_count},
+            "Execution": execution,
+            "State": {"EnteredTime": ts(entered), "Name": state.name, "RetryCount": retry_count},
             "StateMachine": self.ctx_state_machine.clone(),
         })
     }
@@ -433,7 +444,7 @@ impl Exec {
                 vars.extend(own_vars);
                 let child_outer = Arc::new(vars.clone());
                 let env = Env {
-                    context: self.context(&state.name, entered_time, retries),
+                    context: self.context(&state, entered_time, retries),
                     state: state.clone(),
                     node: id,
                     entered,
@@ -519,6 +530,8 @@ impl Exec {
                         return Err(Stop::Cancelled);
                     }
                 }
+                // Let the recorder (and sibling frames) run between transitions.
+                tokio::task::yield_now().await;
             }
         })
     }
@@ -962,6 +975,13 @@ pub(crate) async fn run(
         ctx_execution: json!({
             "Id": info.execution_arn,
             "Input": exec_input,
+            "StartTime": ts(info.start_time),
+            "Name": info.name,
+            "RoleArn": info.role_arn,
+            "RedriveCount": info.redrive_count,
+        }),
+        ctx_execution_lite: json!({
+            "Id": info.execution_arn,
             "StartTime": ts(info.start_time),
             "Name": info.name,
             "RoleArn": info.role_arn,
