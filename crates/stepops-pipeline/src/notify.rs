@@ -85,6 +85,14 @@ pub struct NotifyRequest {
     /// When the execution started (`$$.Execution.StartTime`), for the duration.
     #[serde(default)]
     pub start_time: Option<DateTime<Utc>>,
+    /// What ran, in words (`migration`, `admin task`); by default taken from the state
+    /// machine's name in `executionArn` (`…-admin` → `admin task`, else `migration`).
+    #[serde(default)]
+    pub workflow: Option<String>,
+    /// An admin task's audit record (`statemachine/admin.asl.json`): its task, target, outcome
+    /// and change are summarised.
+    #[serde(default)]
+    pub admin: Option<Value>,
 }
 
 impl NotifyRequest {
@@ -252,11 +260,21 @@ pub fn webhook_url_from_secret(secret_value: &str) -> Result<String, PipelineErr
 pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
     let env = &req.environment;
     let summary = req.summary.clone().unwrap_or_default();
-    let dry = summary.dry_run == Some(true);
+    let admin = req.admin.as_ref().and_then(Value::as_object);
+    let dry = summary.dry_run == Some(true)
+        || admin.and_then(|a| a.get("dryRun")?.as_bool()) == Some(true);
+    let workflow = req.workflow.clone().unwrap_or_else(|| {
+        let machine = req.execution_arn.split(':').nth(6).unwrap_or("");
+        if machine.contains("admin") || admin.is_some() {
+            "admin task".to_owned()
+        } else {
+            "migration".to_owned()
+        }
+    });
     let what = if dry {
-        "migration (dry run)"
+        format!("{workflow} (dry run)")
     } else {
-        "migration"
+        workflow
     };
     let duration = summary.duration_seconds.or_else(|| {
         req.start_time
@@ -290,10 +308,22 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
             if let Some(d) = duration {
                 facts.push(format!("duration: {}", human_duration(d)));
             }
+            if let Some(a) = admin {
+                for key in ["task", "target", "outcome"] {
+                    if let Some(v) = a.get(key).and_then(Value::as_str) {
+                        facts.push(format!("{key}: {v}"));
+                    }
+                }
+            }
             if !facts.is_empty() {
                 lines.push(facts.join(", "));
             }
-            if dry {
+            if let Some(change) = admin.and_then(|a| a.get("change")?.as_str()) {
+                lines.push(format!("change: {}", redact(change)));
+            }
+            if dry && admin.is_some() {
+                lines.push("Nothing was changed (dryRun).".into());
+            } else if dry {
                 lines.push("Nothing was copied (dryRun).".into());
             } else if summary.chunks == Some(0) {
                 lines.push("The destination was already in sync: nothing to copy.".into());

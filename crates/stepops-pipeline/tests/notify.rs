@@ -112,6 +112,38 @@ fn lambda_error_causes_are_unwrapped_and_dry_runs_say_so() {
 }
 
 #[test]
+fn admin_tasks_are_named_as_such_with_their_audit_record() {
+    let req = NotifyRequest::from_value(json!({
+        "status": "SUCCEEDED", "environment": "prod",
+        "executionArn": "arn:aws:states:eu-west-1:1:execution:stepops-prod-admin:e1",
+        "admin": {"task": "remove-user", "target": "user:3350396", "outcome": "done",
+                  "dryRun": false, "change": "deactivate user 3350396", "requests": []}
+    }))
+    .unwrap();
+    let m = compose(&req, now());
+    assert_eq!(m.subject, "[stepops prod] admin task succeeded");
+    assert!(
+        m.text
+            .contains("task: remove-user, target: user:3350396, outcome: done"),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("change: deactivate user 3350396"));
+
+    let failed = NotifyRequest::from_value(json!({
+        "status": "FAILED", "environment": "dev",
+        "executionArn": "arn:aws:states:eu-west-1:1:execution:stepops-dev-admin:e2",
+        "error": {"Error": "Stepops.NotFound", "Cause": "no user 1"}, "failedStep": "RunTask"
+    }))
+    .unwrap();
+    let m = compose(&failed, now());
+    assert_eq!(
+        m.subject,
+        "[stepops dev] admin task FAILED: Stepops.NotFound"
+    );
+}
+
+#[test]
 fn malformed_requests_are_refused() {
     for bad in [
         json!({"status": "OK", "environment": "dev", "executionArn": "x"}),

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Cross-builds the stepops runner for Graviton (aarch64 Linux, glibc 2.26+: Amazon Linux 2023)
+# and uploads it to the artifact bucket under a content-addressed key, which it prints: deploy
+# with that key so the launch template changes and the runners roll to the new binary.
+#
+#   deploy/upload-runner.sh BUCKET            build, upload, print ArtifactKey=...
+#   deploy/upload-runner.sh --build-only      build and print where the binary is
+#
+# Needs: cargo-lambda (pip install cargo-lambda; it brings zig) or cargo-zigbuild
+# (pip install cargo-zigbuild ziglang); the aws CLI with credentials for the upload.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -eq 1 ] || usage
+case "$1" in -h|--help) usage ;; esac
+
+rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+  || rustup target add aarch64-unknown-linux-gnu
+
+if command -v cargo-lambda >/dev/null 2>&1; then
+  echo "upload-runner: cargo lambda build --release --arm64 --bin stepops-runner" >&2
+  cargo lambda build --release --arm64 --bin stepops-runner >&2
+  binary=target/lambda/stepops-runner/bootstrap
+elif command -v cargo-zigbuild >/dev/null 2>&1; then
+  echo "upload-runner: cargo zigbuild --release --target aarch64-unknown-linux-gnu.2.26 -p stepops-runner" >&2
+  cargo zigbuild --release --target aarch64-unknown-linux-gnu.2.26 -p stepops-runner >&2
+  binary=target/aarch64-unknown-linux-gnu/release/stepops-runner
+else
+  echo "upload-runner: needs cargo-lambda or cargo-zigbuild: pip install cargo-lambda" >&2
+  exit 1
+fi
+
+if command -v file >/dev/null 2>&1 && ! file -L "$binary" | grep -q 'ARM aarch64'; then
+  echo "upload-runner: $binary is not an aarch64 binary: $(file -L "$binary")" >&2
+  exit 1
+fi
+digest=$(sha256sum "$binary" | cut -c1-16)
+key="stepops-runner/${digest}/stepops-runner"
+
+if [ "$1" = "--build-only" ]; then
+  echo "upload-runner: built $binary ($(du -h "$binary" | cut -f1)), would upload as $key" >&2
+  echo "$binary"
+  exit 0
+fi
+
+bucket=$1
+command -v aws >/dev/null 2>&1 || { echo "upload-runner: the aws CLI is needed for the upload" >&2; exit 1; }
+aws s3 cp "$binary" "s3://${bucket}/${key}" --sse AES256 --only-show-errors
+echo "upload-runner: uploaded s3://${bucket}/${key}" >&2
+echo "Deploy with: sam deploy --config-env ENV --parameter-overrides ArtifactBucket=${bucket} ArtifactKey=${key} ..." >&2
+echo "ArtifactKey=${key}"
