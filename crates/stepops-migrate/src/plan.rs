@@ -18,7 +18,8 @@ use crate::stack::Stack;
 pub const FINE_BIN_ROWS: u64 = 100;
 /// At most this many bins per table and pass (bounds memory and result size).
 pub const MAX_BINS: u64 = 200_000;
-/// Matching rows a chunk may carry along to join two differing ranges.
+/// Matching rows a chunk may carry along to join two differing ranges (at most a tenth of
+/// the target chunk size).
 pub const MERGE_GAP_ROWS: u64 = 1_000;
 
 /// A stretch of keys: differing (to copy) or matching, with the rows it holds.
@@ -218,7 +219,9 @@ async fn compare<S: Stack>(
         let (start, end) = bin_range(n);
         let rows = sa.map_or(0, |x| x.count).max(db.map_or(0, |x| x.count));
         let differs = sa != db;
-        if differs && rows > target && width > 1 {
+        // A differing bin much fuller than aimed at (keys clustered unevenly) is narrowed
+        // rather than copied whole: one more query on a small key range.
+        if differs && (rows > target || rows > 4 * fine) && width > 1 {
             Box::pin(compare(
                 source, dest, table, salt, start, end, rows, target, out,
             ))
@@ -240,16 +243,14 @@ fn coalesce(table: &str, segments: &[Segment], target: u64) -> Vec<Chunk> {
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut open: Option<Chunk> = None;
     let mut gap_rows = 0u64;
+    let max_gap = MERGE_GAP_ROWS.min(target / 10);
     for seg in segments {
         if !seg.differs {
             gap_rows += seg.rows;
             continue;
         }
         match open.as_mut() {
-            Some(c)
-                if gap_rows <= MERGE_GAP_ROWS
-                    && c.estimated_rows + gap_rows + seg.rows <= target =>
-            {
+            Some(c) if gap_rows <= max_gap && c.estimated_rows + gap_rows + seg.rows <= target => {
                 c.max = seg.max;
                 c.estimated_rows += gap_rows + seg.rows;
             }
@@ -296,6 +297,7 @@ mod tests {
             seg(80, 89, 1, true),
         ];
         let c = coalesce("t", &segs, 100);
+        // (merge gap here: 100 / 10 = 10 rows)
         let got: Vec<_> = c.iter().map(|c| (c.min, c.max, c.estimated_rows)).collect();
         assert_eq!(got, [(0, 19, 20), (30, 39, 10), (50, 79, 100), (80, 89, 1)]);
     }
