@@ -45,7 +45,7 @@ enum LocalCommand {
     /// (endpoint_url = the printed endpoint; any credentials; region us-east-1).
     ///
     /// State machines, activities and functions come from --template; executions persist in
-    /// --state-dir and RUNNING ones resume when the server restarts. Stop with Ctrl-C.
+    /// --state-dir and RUNNING ones resume when the server restarts. Stop with Ctrl-C or SIGTERM.
     Serve {
         /// TCP port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 8083, env = "STEPOPS_LOCAL_PORT")]
@@ -130,7 +130,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             let endpoint = engine.endpoint().unwrap_or_default();
             println!("{endpoint}");
             eprintln!(
-                "stepops local engine serving the Step Functions API on {endpoint} (state in {}); Ctrl-C stops it",
+                "stepops local engine serving the Step Functions API on {endpoint} (state in {}); Ctrl-C or SIGTERM stops it",
                 state_dir.display()
             );
             if let Some(t) = engine.template() {
@@ -141,11 +141,21 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                     eprintln!("  activity      {}", a.arn);
                 }
             }
-            tokio::signal::ctrl_c()
-                .await
-                .context("cannot wait for Ctrl-C")?;
+            stop_signal().await?;
+            // RUNNING executions stay RUNNING in the state dir; the next `serve` resumes them.
             engine.shutdown().await;
             Ok(())
         }
     }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }

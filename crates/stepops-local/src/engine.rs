@@ -719,6 +719,17 @@ impl LocalEngine {
         self.addr.map(|a| format!("http://{a}"))
     }
 
+    /// The folder standing in for S3 (Distributed Map `ItemReader`/`ResultWriter`): bucket `B`,
+    /// key `K` is the file `s3_root/B/K`.
+    pub fn s3_root(&self) -> &std::path::Path {
+        &self.engine.s3_root
+    }
+
+    /// The SQLite database file holding executions.
+    pub fn store_path(&self) -> &std::path::Path {
+        self.engine.store.path()
+    }
+
     /// The template as loaded, if any.
     pub fn template(&self) -> Option<&LoadedTemplate> {
         self.template.as_ref()
