@@ -396,7 +396,13 @@ impl Exec {
         Box::pin(async move {
             {
                 let mut g = self.lock();
-                g.node(id).status = NodeStatus::Running;
+                let n = g.node(id);
+                // Resumed after the frame had already finished (a crash before the parent
+                // recorded it): its result stands.
+                if n.status == NodeStatus::Succeeded {
+                    return Ok(n.output.clone().unwrap_or(Value::Null));
+                }
+                n.status = NodeStatus::Running;
             }
             loop {
                 if cancel.is_cancelled() {
@@ -615,17 +621,15 @@ impl Exec {
                 let mut chosen: Option<(String, Option<&Value>)> = None;
                 for (rule, assign) in choices {
                     if rule.matches(&env.scope(&eff)).map_err(|e| env.fail(e))? {
-                        chosen = Some((
-                            rule.next().unwrap_or_default().to_owned(),
-                            assign.as_ref().or(state.assign.as_ref()),
-                        ));
+                        chosen =
+                            Some((rule.next().unwrap_or_default().to_owned(), assign.as_ref()));
                         break;
                     }
                 }
                 let (next, assign) = match chosen {
                     Some(c) => c,
                     None => match default {
-                        Some(d) => (d.clone(), state.assign.as_ref()),
+                        Some(d) => (d.clone(), None),
                         None => {
                             return Err(Stop::Failed(Failure::new(
                                 "States.NoChoiceMatched",
@@ -635,7 +639,10 @@ impl Exec {
                     },
                 };
                 let out = env.output_path(eff.clone())?;
-                let assigned = env.assign(assign, &eff)?;
+                // The state's Assign applies whatever the outcome; a matched rule's own Assign
+                // is evaluated against the same values and wins on conflicts.
+                let mut assigned = env.assign(state.assign.as_ref(), &eff)?;
+                assigned.extend(env.assign(assign, &eff)?);
                 Ok(Step {
                     output: out,
                     next: Some(next),
