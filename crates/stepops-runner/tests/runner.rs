@@ -344,6 +344,9 @@ mod binary;
 #[path = "cases/local_engine.rs"]
 mod local_engine;
 
+#[path = "cases/postgres.rs"]
+mod postgres;
+
 #[tokio::test]
 async fn manifests_go_to_s3() {
     use stepops_runner::{ObjectStore, S3Store};

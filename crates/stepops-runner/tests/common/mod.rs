@@ -328,6 +328,24 @@ async fn handle(
                 reply(200, json!({}))
             }
         }
+        "GetParameter" => {
+            let name = body["Name"].as_str().unwrap_or("");
+            let decrypt = body["WithDecryption"].as_bool() == Some(true);
+            match inner.lock().unwrap().secrets.get(name) {
+                Some(v) => {
+                    let value = if decrypt {
+                        v.clone()
+                    } else {
+                        "AQICAHencrypted==".to_owned()
+                    };
+                    reply(
+                        200,
+                        json!({"Parameter": {"Name": name, "Type": "SecureString", "Value": value, "Version": 1}}),
+                    )
+                }
+                None => error(400, "ParameterNotFound", ""),
+            }
+        }
         "GetSecretValue" => {
             let id = body["SecretId"].as_str().unwrap_or("");
             match inner.lock().unwrap().secrets.get(id) {
