@@ -34,6 +34,8 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// Time allowed for a whole request.
     pub request_timeout: Duration,
+    /// Use the proxy named by `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` (default `true`).
+    pub system_proxy: bool,
 }
 
 impl ClientConfig {
@@ -61,6 +63,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            system_proxy: true,
         })
     }
 }
@@ -260,11 +263,15 @@ pub struct SynapseClient<S> {
 impl<S: TokenSource> SynapseClient<S> {
     /// Builds the client (rustls, JSON, the configured timeouts).
     pub fn new(config: ClientConfig, tokens: S) -> Result<Self, AdminError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .timeout(config.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if !config.system_proxy {
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .build()
             .map_err(|e| AdminError::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(SynapseClient {

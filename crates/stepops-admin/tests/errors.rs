@@ -128,7 +128,7 @@ async fn a_slow_service_is_a_transient_timeout() {
         delay: Duration::from_secs(3),
     })
     .await;
-    let mut config = ClientConfig::new(&server.base_url).unwrap();
+    let mut config = server.config();
     config.read_timeout = Duration::from_millis(200);
     config.request_timeout = Duration::from_millis(400);
     let client = SynapseClient::new(config, ListTokens::new(&["t"])).unwrap();
@@ -151,7 +151,8 @@ async fn a_refused_connection_is_transient() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let config = ClientConfig::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let mut config = ClientConfig::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    config.system_proxy = false;
     let client = SynapseClient::new(config, ListTokens::new(&["t"])).unwrap();
     let err = run(&reenable(), &client, &AuditContext::default())
         .await

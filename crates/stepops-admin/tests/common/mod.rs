@@ -150,7 +150,14 @@ impl MockSynapse {
 
     /// A client for this server with `tokens`.
     pub fn client<S: TokenSource>(&self, tokens: S) -> SynapseClient<S> {
-        SynapseClient::new(ClientConfig::new(&self.base_url).unwrap(), tokens).unwrap()
+        SynapseClient::new(self.config(), tokens).unwrap()
+    }
+
+    /// The client settings for this server (no system proxy: the tests talk to 127.0.0.1).
+    pub fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(&self.base_url).unwrap();
+        config.system_proxy = false;
+        config
     }
 }
 
