@@ -617,7 +617,7 @@ impl LocalEngine {
         let engine = Arc::new(Engine {
             locality: config.template_options.locality.clone(),
             store: store.clone(),
-            hub: TaskHub::new(),
+            hub: TaskHub::with_log(store.clone()),
             lambdas: config.lambdas.clone(),
             poll_timeout: config.poll_timeout,
             time_scale: config.time_scale,

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS executions (
   redrive_count INTEGER NOT NULL DEFAULT 0, redrive_date TEXT, info TEXT NOT NULL,
   snapshot TEXT, seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS executions_by_machine ON executions(state_machine_arn, seq);
+CREATE TABLE IF NOT EXISTS task_tokens (token TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS events (
   execution_arn TEXT NOT NULL, id INTEGER NOT NULL, event TEXT NOT NULL,
   PRIMARY KEY (execution_arn, id));
@@ -356,6 +357,23 @@ impl Store {
         })
     }
 
+    /// Records an issued task token.
+    pub fn put_token(&self, token: &str) -> Result<(), LocalError> {
+        self.with(|c| {
+            c.prepare_cached("INSERT OR IGNORE INTO task_tokens (token) VALUES (?1)")?
+                .execute(params![token])
+                .map(|_| ())
+        })
+    }
+
+    /// Whether a task token was ever issued.
+    pub fn has_token(&self, token: &str) -> Result<bool, LocalError> {
+        self.with(|c| {
+            c.prepare_cached("SELECT 1 FROM task_tokens WHERE token = ?1")?
+                .exists(params![token])
+        })
+    }
+
     /// The latest snapshot of an execution.
     pub fn snapshot(&self, execution_arn: &str) -> Result<Option<String>, LocalError> {
         self.with(|c| {
@@ -441,5 +459,17 @@ mod tests {
         s.finish_execution("e1", "SUCCEEDED", Some("1"), None, None, &now)
             .unwrap();
         assert_eq!(s.execution("e1").unwrap().unwrap().status, "SUCCEEDED");
+    }
+}
+
+impl crate::tasks::TokenLog for Store {
+    fn issued(&self, token: &str) {
+        if let Err(e) = self.put_token(token) {
+            tracing::warn!(error = %e, "cannot record a task token");
+        }
+    }
+
+    fn was_issued(&self, token: &str) -> bool {
+        self.has_token(token).unwrap_or(false)
     }
 }

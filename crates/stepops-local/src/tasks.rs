@@ -57,10 +57,20 @@ pub struct ActivityTask {
 /// `TaskDoesNotExist`).
 const CLOSED_MEMORY: usize = 200_000;
 
+/// Remembers issued tokens across engine restarts, so that a token of a task that was in
+/// flight when the engine died answers `TaskTimedOut` (not `TaskDoesNotExist`).
+pub trait TokenLog: Send + Sync {
+    /// A token was issued.
+    fn issued(&self, token: &str);
+    /// Whether `token` was ever issued.
+    fn was_issued(&self, token: &str) -> bool;
+}
+
 /// Pending tokens, closed tokens and activity queues.
 #[derive(Default)]
 pub struct TaskHub {
     inner: Mutex<Inner>,
+    log: Option<Arc<dyn TokenLog>>,
 }
 
 #[derive(Default)]
@@ -86,6 +96,14 @@ impl TaskHub {
     /// An empty hub.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// An empty hub that records issued tokens in `log`.
+    pub fn with_log(log: Arc<dyn TokenLog>) -> Arc<Self> {
+        Arc::new(TaskHub {
+            inner: Mutex::default(),
+            log: Some(log),
+        })
     }
 
     /// Creates an activity (idempotent: an existing one is returned as is).
@@ -146,6 +164,9 @@ impl TaskHub {
 
     /// Registers a token a Task state now waits on (`.waitForTaskToken`).
     pub fn register(self: &Arc<Self>, token: &str, heartbeat: HeartbeatFn) -> TaskWaiter {
+        if let Some(log) = &self.log {
+            log.issued(token);
+        }
         let (tx, rx) = oneshot::channel();
         self.lock().pending.insert(
             token.to_string(),
@@ -262,14 +283,17 @@ impl TaskHub {
     /// `SendTaskHeartbeat`.
     pub fn heartbeat(&self, token: &str) -> Result<(), ApiError> {
         check_token(token)?;
-        let inner = self.lock();
-        match inner.pending.get(token) {
-            Some(p) => {
-                (p.heartbeat)();
-                Ok(())
+        let closed = {
+            let inner = self.lock();
+            match inner.pending.get(token) {
+                Some(p) => {
+                    (p.heartbeat)();
+                    return Ok(());
+                }
+                None => inner.closed.contains_key(token),
             }
-            None => Err(gone(&inner, token)),
-        }
+        };
+        Err(self.gone(closed, token))
     }
 
     /// Whether `token` is waiting for an answer.
@@ -278,15 +302,18 @@ impl TaskHub {
     }
 
     fn complete(&self, token: &str, outcome: TaskOutcome) -> Result<(), ApiError> {
-        let mut inner = self.lock();
-        match inner.pending.remove(token) {
-            Some(p) => {
-                remember_closed(&mut inner, token);
-                let _ = p.sender.send(outcome);
-                Ok(())
+        let closed = {
+            let mut inner = self.lock();
+            match inner.pending.remove(token) {
+                Some(p) => {
+                    remember_closed(&mut inner, token);
+                    let _ = p.sender.send(outcome);
+                    return Ok(());
+                }
+                None => inner.closed.contains_key(token),
             }
-            None => Err(gone(&inner, token)),
-        }
+        };
+        Err(self.gone(closed, token))
     }
 
     fn abandon(&self, token: &str) {
@@ -311,8 +338,14 @@ fn remember_closed(inner: &mut Inner, token: &str) {
     }
 }
 
-fn gone(inner: &Inner, token: &str) -> ApiError {
-    if inner.closed.contains_key(token) {
+impl TaskHub {
+    fn gone(&self, closed: bool, token: &str) -> ApiError {
+        gone_error(closed || self.log.as_ref().is_some_and(|l| l.was_issued(token)))
+    }
+}
+
+fn gone_error(closed: bool) -> ApiError {
+    if closed {
         ApiError::new(
             ApiErrorKind::TaskTimedOut,
             "Task Timed Out: 'Provided task does not exist anymore'",

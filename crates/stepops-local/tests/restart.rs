@@ -23,7 +23,7 @@ async fn restart_continues_running_executions() {
         "After": {"Type": "Pass", "Result": "after", "ResultPath": "$.after", "End": true}
       }
     }"#;
-    let (exec, waiting_exec) = {
+    let (exec, waiting_exec, old_token) = {
         let engine = LocalEngine::start(config(dir.path())).await.unwrap();
         engine.create_activity("work").unwrap();
         let machine = engine.create_state_machine("durable", def).unwrap();
@@ -34,6 +34,15 @@ async fn restart_continues_running_executions() {
         let waiting_exec = engine
             .start_execution(&machine, &json!({"id": 2}), Some("in-task"))
             .unwrap();
+        // A worker takes the second execution's task, then the engine dies under it.
+        let sfn = client(&engine);
+        let taken = sfn
+            .get_activity_task()
+            .activity_arn(engine.activity_arn("work"))
+            .send()
+            .await
+            .unwrap();
+        let old_token = taken.task_token().expect("a task").to_string();
         tokio::time::sleep(Duration::from_millis(1000)).await;
         assert_eq!(engine.describe(&exec).unwrap().status, "RUNNING");
         let types: Vec<String> = engine
@@ -47,13 +56,22 @@ async fn restart_continues_running_executions() {
                 && !types.iter().any(|t| t == "WaitStateExited"),
             "the first execution is in its Wait state: {types:?}"
         );
-        (exec, waiting_exec)
+        (exec, waiting_exec, old_token)
         // dropped here: the "process" dies
     };
 
     let engine = LocalEngine::start(config(dir.path())).await.unwrap();
     let sfn = client(&engine);
     assert_eq!(engine.describe(&exec).unwrap().status, "RUNNING");
+    // The old engine's token is refused as timed out, so its worker stops.
+    let err = sfn
+        .send_task_heartbeat()
+        .task_token(&old_token)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_task_timed_out(), "{err:?}");
     let activity = engine.activity_arn("work");
     let mut answered = 0;
     while answered < 2 {
