@@ -78,6 +78,8 @@ struct Run<'a, S> {
     client: &'a SynapseClient<S>,
     dry_run: bool,
     requests: Vec<RequestLine>,
+    /// What the reads found, kept for the record of a write that fails.
+    before: Value,
 }
 
 impl<S: TokenSource> Run<'_, S> {
@@ -116,6 +118,7 @@ pub async fn run<S: TokenSource>(
         client,
         dry_run: request.dry_run,
         requests: Vec::new(),
+        before: Value::Null,
     };
     let result = perform(&request.task, &mut run).await;
     let base = |outcome: &str, change: String, before: Value, after: Value, error| AuditRecord {
@@ -148,7 +151,7 @@ pub async fn run<S: TokenSource>(
             let record = base(
                 "failed",
                 describe_change(&request.task),
-                Value::Null,
+                run.before.clone(),
                 Value::Null,
                 Some(error),
             );
@@ -290,12 +293,14 @@ async fn perform<S: TokenSource>(
             let before = run
                 .read(api::get_user_bundle(*user_id, USER_BUNDLE_MASK_ALL))
                 .await?;
+            run.before = before.clone();
             let after = run.write(api::redact_user(*user_id)).await?;
             let after = done_or_null(run.dry_run, after, json!({ "redacted": true }));
             (change, before, after)
         }
         Task::VerifyOAuthClient { client_id, status } => {
             let before = run.read(api::get_oauth_client(*client_id)).await?;
+            run.before = before.clone();
             let etag = before
                 .get("etag")
                 .and_then(Value::as_str)
@@ -327,6 +332,7 @@ async fn perform<S: TokenSource>(
                 .await?;
             let before =
                 json!({ "isCertified": bundle.get("isCertified").cloned().unwrap_or(Value::Null) });
+            run.before = before.clone();
             let after = run.write(api::set_certification(*user_id, false)).await?;
             let after = done_or_null(run.dry_run, after, json!({ "isCertified": false }));
             (change, before, after)
@@ -347,6 +353,7 @@ async fn perform<S: TokenSource>(
         }
         Task::SetFeature { feature, enabled } => {
             let before = run.read(api::get_feature_status(*feature)).await?;
+            run.before = before.clone();
             let after = run
                 .write(api::set_feature_status(*feature, *enabled))
                 .await?;

@@ -459,3 +459,48 @@ async fn a_declared_starter_reaches_the_audit_record_unless_the_execution_knows_
         Some("arn:aws:sts::123456789012:assumed-role/ops/alice")
     );
 }
+
+#[tokio::test]
+async fn a_failed_write_keeps_what_the_read_found_in_the_logged_record() {
+    let server = MockSynapse::start(|r: &Recorded| match r.method.as_str() {
+        "GET" => synapse_like(r),
+        _ => Reply::json(500, json!({"reason": "database restarting"})),
+    })
+    .await;
+    let client = server.client(ListTokens::new(&[SECRET]));
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || Sink(sink.clone()))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let err = handle(
+        &input("remove-user", json!({"userId": "3350396"}), false),
+        Environment::Prod,
+        &client,
+        &AuditContext::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let record: Value = serde_json::from_str(line["fields"]["audit"].as_str().unwrap()).unwrap();
+    assert_eq!(record["outcome"], "failed");
+    assert_eq!(record["before"]["userProfile"]["userName"], "alice");
+    assert_eq!(record["error"]["error"], "Stepops.Transient");
+    assert_eq!(record["requests"].as_array().unwrap().len(), 2);
+}
+
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
