@@ -186,8 +186,14 @@ pub fn print_plan(plan: &Plan) {
 /// Prints the final summary.
 pub fn print_summary(s: &Summary) {
     println!(
-        "migrated {} table(s) in {} round(s): {} chunk(s), {} row(s) copied, {} row(s) deleted, {:.1} s",
-        s.tables, s.rounds, s.chunks, s.rows_copied, s.rows_deleted, s.duration_seconds
+        "migrated {} table(s) in {} round(s): {} chunk(s), {} row(s) copied, {} row(s) deleted, {} sequence(s) set, {:.1} s",
+        s.tables,
+        s.rounds,
+        s.chunks,
+        s.rows_copied,
+        s.rows_deleted,
+        s.sequences_synced,
+        s.duration_seconds
     );
 }
 

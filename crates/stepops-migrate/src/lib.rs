@@ -200,6 +200,12 @@ impl Migration {
         })
     }
 
+    /// Sets the destination's sequences (serial / identity columns of the migrated tables) to
+    /// the source's values; run it once converged. Returns how many were set.
+    pub async fn sync_sequences(&self) -> Result<u32> {
+        with_stacks!(self, |s, d| d.sync_sequences(s, &self.tables).await)
+    }
+
     /// Re-plans and reports whether both sides are equal; fails `Stepops.NotConverged` when
     /// they still differ and `round >= max_rounds`.
     pub async fn verify(&self, round: u32, max_rounds: u32) -> Result<VerifyReport> {

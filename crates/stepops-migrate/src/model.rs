@@ -212,6 +212,9 @@ pub struct Summary {
     pub rows_copied: u64,
     /// Rows deleted from the destination.
     pub rows_deleted: u64,
+    /// Destination sequences set to the source's values.
+    #[serde(default)]
+    pub sequences_synced: u32,
     /// Wall-clock seconds.
     pub duration_seconds: f64,
 }

@@ -48,9 +48,13 @@ impl PgStack {
     /// A stack on `url`; `read_only` sessions refuse writes (`default_transaction_read_only`),
     /// which is how sources are opened.
     pub fn new(url: &str, read_only: bool) -> Result<Self> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             MigrateError::InvalidInput(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
         })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(15));
+        }
+        config.keepalives_idle(std::time::Duration::from_secs(60));
         Ok(PgStack {
             url: url.to_owned(),
             config,
@@ -542,5 +546,51 @@ impl Stack for PgStack {
         source.give(src);
         self.give(dst);
         Ok((deleted, inserted))
+    }
+
+    async fn sync_sequences(&self, source: &Self, tables: &[TableSpec]) -> Result<u32> {
+        let owned = source
+            .query_with(
+                "SELECT c.relname::text, s.seq
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid
+                 CROSS JOIN LATERAL (SELECT pg_get_serial_sequence(
+                     quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) AS seq) s
+                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                   AND a.attnum > 0 AND NOT a.attisdropped AND s.seq IS NOT NULL",
+                |r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)),
+            )
+            .await?;
+        let mut n = 0;
+        for (table, seq) in owned {
+            if !tables.iter().any(|t| t.name == table) {
+                continue;
+            }
+            // `seq` comes from pg_get_serial_sequence: already a quoted, qualified name.
+            let values = source
+                .query_with(&format!("SELECT last_value, is_called FROM {seq}"), |r| {
+                    Ok((r.try_get::<_, i64>(0)?, r.try_get::<_, bool>(1)?))
+                })
+                .await?;
+            let Some((value, called)) = values.first().copied() else {
+                continue;
+            };
+            let s = self.take().await?;
+            s.0.query_one(
+                "SELECT setval($1::text::regclass, $2, $3)",
+                &[&seq, &value, &called],
+            )
+            .await
+            .map_err(|e| match self.err(e) {
+                MigrateError::Unauthorized { target, reason } => MigrateError::Unauthorized {
+                    target,
+                    reason: format!("{reason}; grant UPDATE on the sequence {seq}"),
+                },
+                other => other,
+            })?;
+            self.give(s);
+            n += 1;
+        }
+        Ok(n)
     }
 }

@@ -63,6 +63,7 @@ impl Migration {
             chunks: 0,
             rows_copied: 0,
             rows_deleted: 0,
+            sequences_synced: 0,
             duration_seconds: 0.0,
         };
         let max_rounds = options.max_rounds.max(1);
@@ -102,6 +103,9 @@ impl Migration {
                 summary.rows_deleted += report.rows_deleted;
             }
             round += 1;
+        }
+        if !options.dry_run {
+            summary.sequences_synced = self.sync_sequences().await?;
         }
         summary.duration_seconds = started.elapsed().as_secs_f64();
         Ok(summary)

@@ -361,4 +361,10 @@ impl Stack for SqliteStack {
         })
         .await
     }
+
+    async fn sync_sequences(&self, _source: &Self, _tables: &[TableSpec]) -> Result<u32> {
+        // INTEGER PRIMARY KEY picks max(rowid) + 1 by itself; AUTOINCREMENT counters
+        // (sqlite_sequence) are not carried over.
+        Ok(0)
+    }
 }

@@ -55,6 +55,12 @@ pub trait Stack: Send + Sync {
     ) -> Result<(u64, u64)>
     where
         Self: Sized;
+
+    /// After convergence: sets the destination's sequences owned by the tables' columns
+    /// (serial / identity) to the source's values, so new rows get fresh ids. Returns how many.
+    async fn sync_sequences(&self, source: &Self, tables: &[TableSpec]) -> Result<u32>
+    where
+        Self: Sized;
 }
 
 /// Quotes an SQL identifier (`"name"`, inner quotes doubled); both engines use this form.
