@@ -413,6 +413,18 @@ impl Store {
     }
 }
 
+impl crate::tasks::TokenLog for Store {
+    fn issued(&self, token: &str) {
+        if let Err(e) = self.put_token(token) {
+            tracing::warn!(error = %e, "cannot record a task token");
+        }
+    }
+
+    fn was_issued(&self, token: &str) -> bool {
+        self.has_token(token).unwrap_or(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,17 +471,5 @@ mod tests {
         s.finish_execution("e1", "SUCCEEDED", Some("1"), None, None, &now)
             .unwrap();
         assert_eq!(s.execution("e1").unwrap().unwrap().status, "SUCCEEDED");
-    }
-}
-
-impl crate::tasks::TokenLog for Store {
-    fn issued(&self, token: &str) {
-        if let Err(e) = self.put_token(token) {
-            tracing::warn!(error = %e, "cannot record a task token");
-        }
-    }
-
-    fn was_issued(&self, token: &str) -> bool {
-        self.has_token(token).unwrap_or(false)
     }
 }
