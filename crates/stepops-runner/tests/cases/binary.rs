@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn runner(dir: &Path, config: &str, envs: &[(&str, &str)]) -> Command {
+pub(crate) fn runner(dir: &Path, config: &str, envs: &[(&str, &str)]) -> Command {
     let cfg = dir.join("runner.yaml");
     std::fs::write(&cfg, config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepops-runner"));
@@ -38,7 +38,7 @@ fn runner(dir: &Path, config: &str, envs: &[(&str, &str)]) -> Command {
     cmd
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -47,7 +47,7 @@ fn sigterm(child: &Child) {
     assert!(ok);
 }
 
-async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+pub(crate) async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().unwrap() {

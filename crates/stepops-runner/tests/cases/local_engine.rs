@@ -47,11 +47,15 @@ async fn execute(
     heartbeat_seconds: u64,
     input: Value,
 ) -> (String, Option<String>, Option<String>, Option<String>) {
-    let definition = json!({
-        "StartAt": "Work",
-        "States": {"Work": {"Type": "Task", "Resource": s.activity,
-            "HeartbeatSeconds": heartbeat_seconds, "TimeoutSeconds": 60, "End": true}}
-    });
+    let state = json!({"Type": "Task", "Resource": s.activity,
+        "HeartbeatSeconds": heartbeat_seconds, "TimeoutSeconds": 60, "End": true});
+    let exec = start(s, name, state, input).await;
+    wait_done(s, &exec).await
+}
+
+/// Creates a one-state machine around `state` and starts it; returns the execution ARN.
+async fn start(s: &Setup, name: &str, state: Value, input: Value) -> String {
+    let definition = json!({"StartAt": "Work", "States": {"Work": state}});
     let machine = s
         .client
         .create_state_machine()
@@ -62,21 +66,26 @@ async fn execute(
         .await
         .unwrap()
         .state_machine_arn;
-    let exec = s
-        .client
+    s.client
         .start_execution()
         .state_machine_arn(machine)
         .input(input.to_string())
         .send()
         .await
         .unwrap()
-        .execution_arn;
+        .execution_arn
+}
+
+async fn wait_done(
+    s: &Setup,
+    exec: &str,
+) -> (String, Option<String>, Option<String>, Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let d = s
             .client
             .describe_execution()
-            .execution_arn(&exec)
+            .execution_arn(exec)
             .send()
             .await
             .unwrap();
@@ -180,4 +189,66 @@ async fn a_heartbeat_timeout_cancels_the_step_and_rolls_back() {
     stop.cancel();
     let report = handle.await.unwrap();
     assert_eq!(report.abandoned, 1);
+}
+
+/// The runner binary killed with SIGKILL mid-task: the engine times the task out on its
+/// heartbeat, the state's Retry schedules it again, and a restarted runner finishes it.
+#[tokio::test]
+async fn a_killed_runner_s_task_is_retried_and_finished_by_the_next() {
+    use super::binary::{runner, sigterm, wait_exit};
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "activities: [{}]\nendpoint: {}\nconcurrency: 1\nheartbeat_seconds: 1\n",
+        s.activity,
+        s.engine.endpoint().unwrap()
+    );
+    let dir_a = dir.path().join("a");
+    let dir_b = dir.path().join("b");
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let mut a = runner(&dir_a, &config, &[]).spawn().unwrap();
+    let state = json!({"Type": "Task", "Resource": s.activity, "HeartbeatSeconds": 2,
+        "TimeoutSeconds": 60, "End": true,
+        "Retry": [{"ErrorEquals": ["States.HeartbeatTimeout"], "IntervalSeconds": 1,
+                   "MaxAttempts": 3, "BackoffRate": 1.0}]});
+    let started = Instant::now();
+    let exec = start(
+        &s,
+        "crash",
+        state,
+        json!({"step": "ping", "args": {"sleepMs": 3000}}),
+    )
+    .await;
+    let log_a = dir_a.join("stderr.log");
+    while !std::fs::read_to_string(&log_a)
+        .unwrap_or_default()
+        .contains("task started")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "runner A never took the task"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let mut b = runner(&dir_b, &config, &[]).spawn().unwrap();
+    let (status, output, error, cause) = wait_done(&s, &exec).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}");
+    let output: Value = serde_json::from_str(&output.unwrap()).unwrap();
+    assert_eq!(output["pong"], json!(true));
+    // A heartbeat timeout (2 s) and a retry happened before runner B's 3 s task.
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    sigterm(&b);
+    assert!(wait_exit(&mut b, Duration::from_secs(15)).await.success());
+    let log_a = std::fs::read_to_string(&log_a).unwrap();
+    assert!(
+        !log_a.contains("task succeeded"),
+        "runner A finished nothing"
+    );
 }
