@@ -244,6 +244,34 @@ impl AdminRequest {
         Ok(self)
     }
 
+    /// Whether `typed` (what a person typed to confirm a `prod` run) names this request's
+    /// target: the same id, email or feature, ignoring surrounding spaces (and the case of an
+    /// entity's `syn` prefix).
+    pub fn confirms(&self, typed: &str) -> bool {
+        let typed = typed.trim();
+        match &self.task {
+            Task::MakePublic { entity_id } => EntityId::parse(typed).is_ok_and(|e| e == *entity_id),
+            _ => typed == self.task.target_id(),
+        }
+    }
+
+    /// A Step Functions execution name for this request: `admin-TASK-TARGET-YYYYMMDDTHHMMSSZ`,
+    /// limited to the allowed characters (`A-Z a-z 0-9 - _`) and 80 characters.
+    pub fn execution_name(&self, now: chrono::DateTime<chrono::Utc>) -> String {
+        let target: String = self
+            .task
+            .target_id()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
+        let dry = if self.dry_run { "-dry" } else { "" };
+        let head = format!("admin-{}-", self.task.name());
+        let room = 80 - head.len() - stamp.len() - dry.len() - 1;
+        let target: String = target.chars().take(room).collect();
+        format!("{head}{target}-{stamp}{dry}")
+    }
+
     /// The state machine input for this request (what the CLI starts an execution with).
     pub fn to_input(&self) -> Value {
         serde_json::to_value(Input {
@@ -541,6 +569,45 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn prod_confirmation_and_execution_names() {
+        let req = |task: &str, args: &[&str]| {
+            AdminRequest::from_cli("prod", Environment::Prod, task, args, false).unwrap()
+        };
+        let r = req("remove-user", &["3350396"]);
+        assert!(r.confirms(" 3350396\n"));
+        assert!(!r.confirms("335039"));
+        assert!(!r.confirms(""));
+        let p = req("make-public", &["syn123"]);
+        assert!(p.confirms("SYN123"));
+        assert!(!p.confirms("123"));
+        let e = req("unquarantine-email", &["a.b+c@example.org"]);
+        assert!(e.confirms("a.b+c@example.org"));
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T04:40:05Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            e.execution_name(now),
+            "admin-unquarantine-email-a-b-c-example-org-20261122T044005Z"
+        );
+        let long = format!("{}@{}.org", "a".repeat(64), "b".repeat(60));
+        let l = AdminRequest::from_cli(
+            "prod",
+            Environment::Prod,
+            "unquarantine-email",
+            &[long.as_str()],
+            true,
+        )
+        .unwrap();
+        let name = l.execution_name(now);
+        assert!(name.len() <= 80, "{name}");
+        assert!(name.ends_with("20261122T044005Z-dry"));
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 
     #[test]
