@@ -482,10 +482,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (Some(s), Some(base)) if base > 0.0 => format!("{:.2}×", s / base),
             _ => "".into(),
         };
+        let cell = |t: &str| t.replace('|', "\\|");
         let _ = writeln!(
             out,
             "| {} | {} | {secs} | {ratio} | {} |",
-            r.step, r.tool, r.note
+            cell(&r.step),
+            cell(&r.tool),
+            cell(&r.note)
         );
     }
     let _ = writeln!(
