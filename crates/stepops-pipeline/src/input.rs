@@ -238,7 +238,8 @@ pub struct NormalisedInput {
     pub source: Target,
     /// Where rows are written.
     pub dest: Target,
-    /// The migration engine's configuration (`exclude`, `include`), `{}` by default.
+    /// The migration engine's configuration (`include`, `exclude`, `tables.NAME.rangeKey`),
+    /// `{}` by default.
     pub config: Map<String, Value>,
     /// Target rows per chunk.
     pub chunk_rows: u64,
@@ -265,7 +266,8 @@ const FIELDS: [&str; 9] = [
     "readOnlyDuringCopy",
     "dryRun",
 ];
-const CONFIG_FIELDS: [&str; 2] = ["exclude", "include"];
+const CONFIG_FIELDS: [&str; 3] = ["exclude", "include", "tables"];
+const TABLE_FIELDS: [&str; 2] = ["rangeKey", "range_key"];
 
 /// Validates an execution input against the stack it runs on.
 ///
@@ -527,6 +529,10 @@ fn config(value: Option<&Value>, problems: &mut Vec<String>) -> Map<String, Valu
             ));
             continue;
         }
+        if key == "tables" {
+            table_settings(v, problems);
+            continue;
+        }
         let ok = v.as_array().is_some_and(|a| {
             a.iter()
                 .all(|t| t.as_str().is_some_and(|s| !s.trim().is_empty()))
@@ -538,6 +544,36 @@ fn config(value: Option<&Value>, problems: &mut Vec<String>) -> Map<String, Valu
         }
     }
     map.clone()
+}
+
+/// `config.tables`: `{"acl": {"rangeKey": "entity_id"}}`.
+fn table_settings(value: &Value, problems: &mut Vec<String>) {
+    let Some(tables) = value.as_object() else {
+        problems.push(format!(
+            "`config.tables` must be an object of table name → {{\"rangeKey\": COLUMN}}, got {}",
+            type_name(value)
+        ));
+        return;
+    };
+    for (table, settings) in tables {
+        let Some(settings) = settings.as_object() else {
+            problems.push(format!(
+                "`config.tables.{table}` must be an object such as {{\"rangeKey\": \"id\"}}"
+            ));
+            continue;
+        };
+        for (k, v) in settings {
+            if !TABLE_FIELDS.contains(&k.as_str()) {
+                problems.push(format!(
+                    "unknown field `config.tables.{table}.{k}` (known: rangeKey)"
+                ));
+            } else if v.as_str().is_none_or(|s| s.trim().is_empty()) {
+                problems.push(format!(
+                    "`config.tables.{table}.{k}` must be a column name (a non-empty string)"
+                ));
+            }
+        }
+    }
 }
 
 fn integer(

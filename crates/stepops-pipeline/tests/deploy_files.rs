@@ -91,7 +91,11 @@ fn the_local_engine_loads_the_template_with_defaults_only() {
         .expect("MigrateStateMachine");
     assert_eq!(sm.name, "stepops-dev-migrate");
     assert!(!sm.definition.contains("${"), "unsubstituted placeholder");
-    let act = &t.activities.iter().find(|a| a.logical_id == "MigrateActivity").unwrap();
+    let act = &t
+        .activities
+        .iter()
+        .find(|a| a.logical_id == "MigrateActivity")
+        .unwrap();
     assert_eq!(act.name, "stepops-dev-migrate");
     assert!(sm.definition.contains(&act.arn));
     for (id, name) in [
@@ -100,6 +104,9 @@ fn the_local_engine_loads_the_template_with_defaults_only() {
     ] {
         let f = t.functions.iter().find(|f| f.logical_id == id).unwrap();
         assert_eq!(f.name, name);
-        assert!(sm.definition.contains(&f.arn), "{id} is wired into the definition");
+        assert!(
+            sm.definition.contains(&f.arn),
+            "{id} is wired into the definition"
+        );
     }
 }

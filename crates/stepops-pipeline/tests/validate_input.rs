@@ -203,3 +203,39 @@ fn the_stack_configuration_is_checked() {
     assert_eq!(s.allowed_targets.len(), 2);
     assert!(StackEnvironment::from_lookup(|_| None).is_err());
 }
+
+/// `config` is handed to the migration engine as is: whatever the validator accepts, the engine's
+/// own `Config` must accept too, and the reverse.
+#[test]
+fn config_acceptance_matches_the_migration_engine() {
+    let configs = [
+        json!({}),
+        json!({"exclude": ["audit_log"]}),
+        json!({"include": ["users", "acl"], "exclude": []}),
+        json!({"tables": {"acl": {"rangeKey": "entity_id"}}}),
+        json!({"tables": {"acl": {"range_key": "entity_id"}}}),
+        json!({"tables": {"acl": {"rangeKey": "entity_id", "extra": 1}}}),
+        json!({"tables": {"acl": "entity_id"}}),
+        json!({"tables": ["acl"]}),
+        json!({"exlude": ["a"]}),
+        json!({"exclude": "audit_log"}),
+    ];
+    for config in configs {
+        let input = json!({
+            "environment": "dev",
+            "source": {"secret": "stepops/dev/a"},
+            "dest": {"secret": "stepops/dev/b"},
+            "config": config,
+        });
+        let ours = validate_input(&input, &dev_stack()).is_ok();
+        let engine = stepops_migrate::Config::from_yaml(&config.to_string()).is_ok();
+        assert_eq!(
+            ours, engine,
+            "config {config}: validator {ours}, engine {engine}"
+        );
+    }
+    // Stricter than the engine's YAML reading, which turns 1 into "1": table names are strings.
+    let input = json!({"environment": "dev", "source": {"secret": "stepops/dev/a"},
+        "dest": {"secret": "stepops/dev/b"}, "config": {"include": [1]}});
+    assert!(validate_input(&input, &dev_stack()).is_err());
+}
