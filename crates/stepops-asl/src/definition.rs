@@ -634,10 +634,20 @@ fn parse_state(name: &str, body: &Value) -> Result<State, LoadError> {
                     "Task state '{name}': Resource '{resource}' is not an ARN (was a ${{Placeholder}} left unsubstituted?)"
                 )));
             }
+            let timeout = int_or_path(obj, "TimeoutSeconds", "TimeoutSecondsPath", name, 1)?;
+            let heartbeat = int_or_path(obj, "HeartbeatSeconds", "HeartbeatSecondsPath", name, 1)?;
+            if let (Some(IntOrPath::Literal(t)), Some(IntOrPath::Literal(h))) =
+                (&timeout, &heartbeat)
+                && h >= t
+            {
+                return Err(invalid(format!(
+                    "Task state '{name}': HeartbeatSeconds ({h}) must be smaller than TimeoutSeconds ({t})"
+                )));
+            }
             Kind::Task(TaskSpec {
                 resource,
-                timeout: int_or_path(obj, "TimeoutSeconds", "TimeoutSecondsPath", name, 1)?,
-                heartbeat: int_or_path(obj, "HeartbeatSeconds", "HeartbeatSecondsPath", name, 1)?,
+                timeout,
+                heartbeat,
             })
         }
         "Choice" => {

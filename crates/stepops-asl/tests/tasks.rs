@@ -610,3 +610,43 @@ fn project_state_machines_load() {
     }
     assert!(n > 0, "no state machine found in {}", dir.display());
 }
+
+#[tokio::test]
+async fn map_and_parallel_history_in_aws_order() {
+    let def = json!({"StartAt": "M", "States": {
+        "M": {"Type": "Map", "MaxConcurrency": 1, "Next": "P",
+              "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}}},
+        "P": {"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]}}});
+    let (r, store) = run_with(&def, json!([1]), Arc::new(common::NoTasks), 0.0, None).await;
+    assert_eq!(output(r), json!([[1]]));
+    assert_eq!(
+        store.event_types(),
+        [
+            "ExecutionStarted",
+            "MapStateEntered",
+            "MapStateStarted",
+            "MapIterationStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "MapIterationSucceeded",
+            "MapStateSucceeded",
+            "MapStateExited",
+            "ParallelStateEntered",
+            "ParallelStateStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ParallelStateSucceeded",
+            "ParallelStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let events = store.events.lock().unwrap().clone();
+    assert_eq!(events[2].details, json!({"length": 1}));
+    assert_eq!(events[3].details, json!({"name": "M", "index": 0}));
+    assert_eq!(events[1].details["input"], json!("[1]"));
+    assert_eq!(
+        events[1].details_key.as_deref(),
+        Some("stateEnteredEventDetails")
+    );
+}
