@@ -329,6 +329,27 @@ async fn silent_worker_times_out_and_its_late_answer_is_refused() {
         .unwrap_err()
         .into_service_error();
     assert!(err.is_task_timed_out(), "{err:?}");
+
+    // No worker at all: TimeoutSeconds fails the state, and the task is not handed out later.
+    let machine = engine
+        .create_state_machine(
+            "timeout",
+            r#"{"StartAt":"Work","States":{"Work":{"Type":"Task",
+                "Resource":"arn:aws:states:us-east-1:123456789012:activity:work",
+                "TimeoutSeconds":1,"End":true}}}"#,
+        )
+        .unwrap();
+    let exec = engine.start_execution(&machine, &json!({}), None).unwrap();
+    let done = engine.wait(&exec).await.unwrap();
+    assert_eq!(done.status, "FAILED");
+    assert_eq!(done.error.as_deref(), Some("States.Timeout"));
+    let late = sfn
+        .get_activity_task()
+        .activity_arn(&activity)
+        .send()
+        .await
+        .unwrap();
+    assert!(late.task_token().is_none_or(str::is_empty), "{late:?}");
 }
 
 #[tokio::test]
@@ -372,6 +393,14 @@ async fn wait_for_task_token_and_nested_executions() {
                 "Parameters": {"StateMachineArn": child, "Input": {"x.$": "$.answer.x"}},
                 "ResultSelector": {"out.$": "$.Output", "status.$": "$.Status"},
                 "ResultPath": "$.child",
+                "Next": "SyncV1"
+            },
+            "SyncV1": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync",
+                "Parameters": {"StateMachineArn": child, "Input": {"x": 9}},
+                "ResultSelector": {"out.$": "$.Output"},
+                "ResultPath": "$.v1",
                 "Next": "Fire"
             },
             "Fire": {
@@ -407,6 +436,11 @@ async fn wait_for_task_token_and_nested_executions() {
     assert_eq!(
         o["child"],
         json!({"out": {"got": 3}, "status": "SUCCEEDED"})
+    );
+    assert_eq!(
+        o["v1"]["out"],
+        json!(r#"{"got":9}"#),
+        ".sync gives Output as JSON text"
     );
     let fired = o["fired"]["arn"].as_str().unwrap().to_string();
     assert!(fired.ends_with(":execution:child:continued"), "{fired}");
