@@ -19,6 +19,7 @@ fn make_db(path: &std::path::Path, rows: &[(i64, &str)], posts: &[(i64, i64, &st
          CREATE TABLE posts(id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), body TEXT);",
     )
     .unwrap();
+    c.execute_batch("BEGIN").unwrap();
     for (id, name) in rows {
         c.execute(
             "INSERT INTO users VALUES (?1, ?2)",
@@ -33,6 +34,7 @@ fn make_db(path: &std::path::Path, rows: &[(i64, &str)], posts: &[(i64, i64, &st
         )
         .unwrap();
     }
+    c.execute_batch("COMMIT").unwrap();
 }
 
 fn dump(path: &std::path::Path) -> Vec<String> {
