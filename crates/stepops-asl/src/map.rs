@@ -58,10 +58,13 @@ impl Exec {
             .into_iter()
             .zip(starts.iter().cycle())
             .map(|(input, start)| {
+                let quiet = quiet || parent_quiet;
                 g.new_node(Node {
                     state: start.clone(),
                     input,
-                    quiet: quiet || parent_quiet,
+                    quiet,
+                    // A child execution's own history starts with ExecutionStarted (#1).
+                    local_events: i64::from(quiet),
                     status: NodeStatus::Pending,
                     ..Node::default()
                 })
