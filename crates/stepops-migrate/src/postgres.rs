@@ -205,8 +205,8 @@ fn salt_seed(salt: &str) -> i64 {
 /// Whether PostgreSQL's hash of a type tells apart every two values that COPY would store
 /// differently (so `hash_record_extended` may stand for the row). Types whose equality merges
 /// distinct values (unconstrained `numeric` 1.0 = 1.00, `jsonb` numbers, `interval`
-/// '1 day' = '24 hours', case-insensitive types…) are hashed through their text instead.
-/// Floats are allowed: only `-0` = `0` is merged.
+/// '1 day' = '24 hours', floats -0 = 0, case-insensitive types…) are hashed through their
+/// text instead.
 fn hashes_exactly(sql_type: &str) -> bool {
     let base = sql_type.trim_end_matches("[]");
     let base = base.split('(').next().unwrap_or(base).trim();
@@ -222,8 +222,6 @@ fn hashes_exactly(sql_type: &str) -> bool {
             | "character varying"
             | "bytea"
             | "boolean"
-            | "double precision"
-            | "real"
             | "timestamp with time zone"
             | "timestamp without time zone"
             | "date"

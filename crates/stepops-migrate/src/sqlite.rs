@@ -155,6 +155,7 @@ fn ro_uri(path: &Path) -> String {
             '%' => s.push_str("%25"),
             '?' => s.push_str("%3f"),
             '#' => s.push_str("%23"),
+            ' ' => s.push_str("%20"),
             c => s.push(c),
         }
     }

@@ -194,6 +194,59 @@ async fn pg_values_round_trip_exactly() {
     assert_eq!(again.chunks, 0, "equal values checksum equally");
 }
 
+/// Every kind of change is seen, also those the types' own equality ignores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_checksums_see_changes_that_equality_ignores() {
+    let pg = server();
+    let src = pg.create_database("src").unwrap();
+    let dst = pg.create_database("dst").unwrap();
+    let ddl = "CREATE TABLE c (id bigint PRIMARY KEY, n numeric, j jsonb, i interval, f double precision, t text, b bytea, ts timestamptz, a int[]);
+               CREATE TABLE plain (id bigint PRIMARY KEY, v bigint, t text);";
+    let data = "INSERT INTO c SELECT g, 1.0, '{\"x\": 1.0}', '1 day', 0, 'a', '\\x00', '2020-01-01 00:00:00+00', '{1,2}' FROM generate_series(1, 3000) g;
+                INSERT INTO plain SELECT g, g, 'v' || g FROM generate_series(1, 3000) g;";
+    for url in [&src, &dst] {
+        exec(url, ddl).await;
+        exec(url, data).await;
+    }
+    let cfg = Config::default();
+    let changes = [
+        ("c", "UPDATE c SET n = 1.00 WHERE id = 11"),
+        ("c", "UPDATE c SET j = '{\"x\": 1.00}' WHERE id = 222"),
+        ("c", "UPDATE c SET i = '24 hours' WHERE id = 333"),
+        ("c", "UPDATE c SET f = '-0' WHERE id = 444"),
+        ("c", "UPDATE c SET t = 'a ' WHERE id = 555"),
+        ("c", "UPDATE c SET b = '\\x0000' WHERE id = 666"),
+        (
+            "c",
+            "UPDATE c SET ts = ts + interval '1 microsecond' WHERE id = 777",
+        ),
+        ("c", "UPDATE c SET a = '{1,2,NULL}' WHERE id = 888"),
+        ("plain", "UPDATE plain SET v = v + 1 WHERE id = 2999"),
+        ("plain", "UPDATE plain SET t = NULL WHERE id = 1"),
+    ];
+    for (table, sql) in changes {
+        exec(&src, sql).await;
+        let p = stepops_migrate::plan(&src, &dst, &cfg, &stepops_migrate::PlanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(p.differing_tables(), [table], "{sql}");
+        assert_eq!(p.chunks.len(), 1, "{sql}");
+        assert!(
+            p.chunks[0].estimated_rows <= 200,
+            "{sql}: {:?}",
+            p.chunks[0]
+        );
+        let s = migrate(&src, &dst, &cfg, &opts(50_000, 1), &NoProgress)
+            .await
+            .unwrap();
+        assert_eq!(s.chunks, 1, "{sql}");
+    }
+    assert_eq!(
+        dump(&src, &["c", "plain"]).await,
+        dump(&dst, &["c", "plain"]).await
+    );
+}
+
 /// Crash safety: a copy interrupted mid-chunk (its task aborted, or its server session
 /// terminated) leaves the destination untouched; a re-run converges without loss or duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,9 +528,20 @@ async fn pg_copy_1m_rows_vs_pg_dump() {
         .await
         .unwrap();
     let inc_s = t.elapsed().as_secs_f64();
+    // Peak before the test's own full dumps below.
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: ?")
+        .to_owned();
+
     common::assert_same(
         &dump(&src, &["events"]).await,
         &dump(&d1, &["events"]).await,
+    );
+    println!(
+        "BENCH peak memory of the process (engine + test harness, before the comparison dumps): {peak}"
     );
     println!(
         "BENCH rows={total} stepops_full={stepops_s:.2}s pg_dump|psql={pgdump_s:.2}s ratio={:.2} no_diff_pass={nodiff_s:.2}s incremental(0.1% upd)={inc_s:.2}s chunks={} rows_copied={}",
