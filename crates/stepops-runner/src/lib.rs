@@ -2,28 +2,27 @@
 //! migration's steps (`plan`, `copy`, `verify`, `set-status`; contract in
 //! `docs/dev/pipeline-steps.md`). User documentation: `docs/runner.md`.
 //!
-//! Embedding (as `stepops demo` does): build an `aws_sdk_sfn::Client` for the local engine with
-//! [`local_sfn_client`], a [`MigrationHandler`], and drive a [`Runner`] until a shutdown future
-//! completes:
+//! Embedding (as `stepops demo` does): [`local_migration_runner`] builds a runner of the
+//! migration steps for the local engine; drive it until a shutdown future completes:
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use std::sync::Arc;
-//! use stepops_runner::*;
-//! let resolver = Arc::new(Resolver::new(NoSecretSource, std::time::Duration::from_secs(900)));
-//! let handler = MigrationHandler::new(
-//!     LibraryEngine::default(),
-//!     resolver.clone(),
-//!     LocalFolderStore::new(".stepops/s3"),
-//! );
-//! let mut options = RunnerOptions::new(vec!["arn:aws:states:us-east-1:000000000000:activity:migrate".into()]);
+//! use stepops_runner::{RunnerOptions, local_migration_runner};
+//! let mut options = RunnerOptions::new(vec![
+//!     "arn:aws:states:us-east-1:000000000000:activity:migrate".into(),
+//! ]);
 //! options.concurrency = 4;
 //! let stop = tokio_util::sync::CancellationToken::new();
-//! let runner = Runner::new(local_sfn_client("http://127.0.0.1:8083"), options, handler)
-//!     .with_redactor(move |s| resolver.redact(s));
-//! let report = runner.run(stop.clone().cancelled_owned()).await;
+//! let runner = local_migration_runner("http://127.0.0.1:8083", options, ".stepops/s3");
+//! let task = tokio::spawn(runner.run(stop.clone().cancelled_owned()));
+//! // … start the execution, wait for it …
+//! stop.cancel();
+//! let report = task.await.unwrap(); // succeeded, failed, abandoned, handed_back, undelivered
 //! # }
 //! ```
+//!
+//! For other step sets, implement [`StepHandler`] and use [`Runner::new`] with
+//! [`local_sfn_client`] (or [`sfn_client`] for AWS).
 
 pub mod config;
 pub mod engine;
@@ -52,6 +51,27 @@ pub use step::{CancelOnDrop, StepError, StepHandler};
 #[cfg(feature = "s3")]
 pub use store::S3Store;
 pub use store::{AnyStore, LocalFolderStore, NoStore, ObjectStore, StoreError};
+
+/// The runner a local run embeds: the migration steps over `stepops-migrate`, targets given as
+/// `{"url": …}` only (no secret store), manifests under `object_store_root` (give it the local
+/// engine's S3 folder), Step Functions at `endpoint` (the local engine), failure causes redacted.
+pub fn local_migration_runner(
+    endpoint: &str,
+    options: RunnerOptions,
+    object_store_root: impl Into<std::path::PathBuf>,
+) -> Runner<MigrationHandler<LibraryEngine, NoSecretSource, LocalFolderStore>> {
+    let resolver = Arc::new(Resolver::new(
+        NoSecretSource,
+        std::time::Duration::from_secs(900),
+    ));
+    let handler = MigrationHandler::new(
+        LibraryEngine,
+        resolver.clone(),
+        LocalFolderStore::new(object_store_root),
+    );
+    Runner::new(local_sfn_client(endpoint), options, handler)
+        .with_redactor(move |s| resolver.redact(s))
+}
 
 /// Runs the runner as the binary does: AWS clients from `config` (Step Functions at
 /// `config.endpoint` when set), secrets from Secrets Manager/SSM, manifests under

@@ -4,12 +4,8 @@
 use super::common::{Answer, FakeSfn};
 use super::{ARN, options};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
-use stepops_runner::{
-    LibraryEngine, LocalFolderStore, MigrationHandler, NoSecretSource, Resolver, Runner,
-    local_sfn_client,
-};
+use stepops_runner::local_migration_runner;
 use tokio_util::sync::CancellationToken;
 
 fn make_db(path: &std::path::Path, rows: &[(i64, &str)], posts: &[(i64, i64, &str)]) {
@@ -84,19 +80,8 @@ async fn plan_copy_verify_on_sqlite_through_the_runner() {
 
     let fake = FakeSfn::start(Duration::from_secs(5)).await;
     let store_root = dir.path().join("s3");
-    let resolver = Arc::new(Resolver::new(NoSecretSource, Duration::from_secs(60)));
-    let handler = MigrationHandler::new(
-        LibraryEngine,
-        resolver.clone(),
-        LocalFolderStore::new(&store_root),
-    );
     let stop = CancellationToken::new();
-    let runner = Runner::new(
-        local_sfn_client(&fake.endpoint()),
-        options(4, 5_000),
-        handler,
-    )
-    .with_redactor(move |s| resolver.redact(s));
+    let runner = local_migration_runner(&fake.endpoint(), options(4, 5_000), &store_root);
     let handle = tokio::spawn(runner.run(stop.clone().cancelled_owned()));
 
     let common = json!({
