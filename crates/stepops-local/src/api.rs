@@ -427,6 +427,21 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
                 "creationDate": epoch(&m.record.created),
             }))
         }
+        "DescribeStateMachineForExecution" => {
+            let r = engine.execution(required(input, "executionArn")?)?;
+            let m = engine.machine(&r.state_machine_arn).ok();
+            Ok(json!({
+                "stateMachineArn": r.state_machine_arn,
+                "name": m.as_ref().map(|m| m.record.name.clone()).unwrap_or_default(),
+                "definition": r.definition,
+                "roleArn": m.as_ref().map(|m| m.record.role_arn.clone()).unwrap_or_default(),
+                "updateDate": epoch(&r.start_date),
+            }))
+        }
+        "ListTagsForResource" => {
+            required(input, "resourceArn")?;
+            Ok(json!({"tags": []}))
+        }
         "CreateStateMachine" => {
             let (arn, created) = engine.create_state_machine(
                 required(input, "name")?,
@@ -444,7 +459,7 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
                  SendTaskSuccess, SendTaskFailure, SendTaskHeartbeat, StartExecution, \
                  StartSyncExecution, DescribeExecution, StopExecution, ListExecutions, \
                  GetExecutionHistory, RedriveExecution, ListStateMachines, DescribeStateMachine, \
-                 CreateStateMachine."
+                 DescribeStateMachineForExecution, CreateStateMachine, ListTagsForResource."
             ),
         )),
     }

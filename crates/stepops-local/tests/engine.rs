@@ -209,6 +209,14 @@ async fn activity_worker_succeeds_fails_and_history_pages() {
         .await
         .unwrap();
     assert_eq!(d.status().as_str(), "SUCCEEDED");
+    let m = sfn
+        .describe_state_machine_for_execution()
+        .execution_arn(&exec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.definition(), ACTIVITY_MACHINE);
+    assert_eq!(m.name(), "activity");
     assert_eq!(d.output(), Some(r#"{"chunk":7,"result":{"rows":10}}"#));
     assert!(d.stop_date().is_some());
 
