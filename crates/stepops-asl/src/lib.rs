@@ -114,6 +114,7 @@ pub struct Heartbeat {
 struct HeartbeatInner {
     notify: Notify,
     beats: AtomicU64,
+    waiting: std::sync::atomic::AtomicBool,
 }
 
 impl Heartbeat {
@@ -126,6 +127,20 @@ impl Heartbeat {
     pub fn beat(&self) {
         self.inner.beats.fetch_add(1, Ordering::SeqCst);
         self.inner.notify.notify_one();
+    }
+
+    /// Tells the executor that the task waits for a worker (an activity nobody has picked up
+    /// yet): its `…Started` event and its `HeartbeatSeconds` timer then wait for the first
+    /// [`Heartbeat::beat`], which the dispatcher sends when a worker gets the task
+    /// (`GetActivityTask`). Call it inside `dispatch`, before returning the future.
+    /// `TimeoutSeconds` still counts from scheduling, as in AWS.
+    pub fn waiting_for_worker(&self) {
+        self.inner.waiting.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Heartbeat::waiting_for_worker`] was called.
+    pub fn is_waiting_for_worker(&self) -> bool {
+        self.inner.waiting.load(Ordering::SeqCst)
     }
 
     /// How many heartbeats were recorded.

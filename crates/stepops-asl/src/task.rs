@@ -140,25 +140,27 @@ impl Exec {
                 Some(&key("Scheduled")),
                 details,
             );
-            let started = if prefix == "Task" {
-                Value::Object(base.clone())
-            } else if prefix == "Activity" {
-                json!({"workerName": "stepops-local"})
-            } else {
-                json!({})
-            };
-            let started_key = if prefix == "LambdaFunction" {
-                None
-            } else {
-                Some(key("Started"))
-            };
+        }
+        let started = if prefix == "Task" {
+            Value::Object(base.clone())
+        } else if prefix == "Activity" {
+            json!({"workerName": "stepops-local"})
+        } else {
+            json!({})
+        };
+        let started_key = if prefix == "LambdaFunction" {
+            None
+        } else {
+            Some(key("Started"))
+        };
+        let emit_started = || {
             self.emit(
                 node,
                 &format!("{prefix}Started"),
                 started_key.as_deref(),
-                started,
+                started.clone(),
             );
-        }
+        };
 
         let hb = Heartbeat::new();
         let invocation = TaskInvocation {
@@ -172,6 +174,12 @@ impl Exec {
             state_name: name.clone(),
         };
         let fut = self.tasks.dispatch(invocation);
+        // An activity nobody has picked up yet starts (event and heartbeat timer) at its first
+        // beat; anything else starts now.
+        let waiting = hb.is_waiting_for_worker();
+        if !waiting {
+            emit_started();
+        }
         let timeout_d = timeout.and_then(|t| self.timeout(t));
         let heartbeat_d = heartbeat.and_then(|h| self.timeout(h));
         let timer = async {
@@ -181,6 +189,10 @@ impl Exec {
             }
         };
         let hb_watch = async {
+            if waiting {
+                hb.wait().await;
+                emit_started();
+            }
             match heartbeat_d {
                 Some(d) => loop {
                     tokio::select! {

@@ -650,3 +650,46 @@ async fn map_and_parallel_history_in_aws_order() {
         Some("stateEnteredEventDetails")
     );
 }
+
+#[tokio::test]
+async fn activity_waiting_for_a_worker_starts_its_heartbeat_at_pickup() {
+    // HeartbeatSeconds 5 at scale 0.01 = 50 ms; the worker picks the task up after 150 ms.
+    let tasks = FnTasks::new(|t: TaskInvocation| {
+        t.heartbeat.waiting_for_worker();
+        async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            t.heartbeat.beat(); // GetActivityTask handed it to a worker
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok(json!("picked up late, finished in time"))
+        }
+        .boxed()
+    });
+    let def = json!({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": ACTIVITY, "HeartbeatSeconds": 5, "End": true}}});
+    let (r, store) = run_with(&def, json!({}), tasks, 0.01, None).await;
+    assert_eq!(output(r), json!("picked up late, finished in time"));
+    let events = store.events.lock().unwrap().clone();
+    let at = |t: &str| events.iter().find(|e| e.event_type == t).unwrap().timestamp;
+    assert!(at("ActivityStarted") - at("ActivityScheduled") >= chrono::Duration::milliseconds(100));
+
+    // Nobody picks it up: TimeoutSeconds (counted from scheduling) ends it.
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    let tasks = FnTasks::new(move |t: TaskInvocation| {
+        t.heartbeat.waiting_for_worker();
+        let guard = DropFlag(d.clone());
+        async move {
+            let _guard = guard;
+            futures::future::pending::<()>().await;
+            Ok(Value::Null)
+        }
+        .boxed()
+    });
+    let def = json!({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": ACTIVITY, "HeartbeatSeconds": 5, "TimeoutSeconds": 20, "End": true}}});
+    let (r, store) = run_with(&def, json!({}), tasks, 0.01, None).await;
+    assert_eq!(failed(&r).0, "States.Timeout");
+    assert!(!store.event_types().contains(&"ActivityStarted".to_owned()));
+    assert_eq!(store.event_types()[3], "ActivityTimedOut");
+    assert_eq!(dropped.load(Ordering::SeqCst), 1);
+}
