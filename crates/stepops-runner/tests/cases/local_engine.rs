@@ -252,3 +252,56 @@ async fn a_killed_runner_s_task_is_retried_and_finished_by_the_next() {
         "runner A finished nothing"
     );
 }
+
+/// SIGTERM to the binary with two executions running: the short task finishes, the long one is
+/// handed back as `Stepops.Transient` (its execution fails with that name, which a state's
+/// Retry would catch), and the process exits 0.
+#[tokio::test]
+async fn sigterm_hands_back_to_the_engine() {
+    use super::binary::{runner, sigterm, wait_exit};
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "activities: [{}]\nendpoint: {}\nconcurrency: 2\nheartbeat_seconds: 1\ndrain_timeout_seconds: 2\n",
+        s.activity,
+        s.engine.endpoint().unwrap()
+    );
+    let mut child = runner(dir.path(), &config, &[]).spawn().unwrap();
+    let state = |ms: u64| {
+        (
+            json!({"Type": "Task", "Resource": s.activity, "HeartbeatSeconds": 10,
+                   "TimeoutSeconds": 120, "End": true}),
+            json!({"step": "ping", "args": {"sleepMs": ms}}),
+        )
+    };
+    let (st, input) = state(1_500);
+    let short = start(&s, "short", st, input).await;
+    let (st, input) = state(600_000);
+    let long = start(&s, "long", st, input).await;
+    let log = dir.path().join("stderr.log");
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("task started")
+        .count()
+        < 2
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the runner did not take both tasks"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigterm(&child);
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(15))
+            .await
+            .success()
+    );
+    let (status, ..) = wait_done(&s, &short).await;
+    assert_eq!(status, "SUCCEEDED");
+    let (status, _, error, cause) = wait_done(&s, &long).await;
+    assert_eq!(status, "FAILED");
+    assert_eq!(error.as_deref(), Some("Stepops.Transient"));
+    assert!(cause.unwrap_or_default().contains("runner shutting down"));
+}
