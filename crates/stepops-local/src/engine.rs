@@ -140,6 +140,8 @@ pub(crate) struct Engine {
     finished: Notify,
     pub shutdown: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
+    /// Exclusive lock on `<state dir>/engine.lock`, released when the last task is gone.
+    _lock: std::fs::File,
 }
 
 /// StopExecution's `(error, cause)`, set before the stop token is cancelled.
@@ -597,6 +599,49 @@ impl Engine {
     }
 }
 
+/// Takes `<dir>/engine.lock`, waiting up to 10 s for an engine that is shutting down (its tasks
+/// end at their next await) to let go of it.
+async fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, LocalError> {
+    std::fs::create_dir_all(dir).map_err(|source| LocalError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let path = dir.join("engine.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| LocalError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LocalError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::other(
+                        "the state dir is in use by another stepops local engine; stop it or \
+                         choose another --state-dir",
+                    ),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(LocalError::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
 /// A running local engine. Dropping it stops the HTTP server and leaves RUNNING executions
 /// in the store, to be resumed by the next engine started on the same state dir.
 pub struct LocalEngine {
@@ -609,6 +654,7 @@ impl LocalEngine {
     /// Opens the store, loads the template, starts the HTTP API (when `config.port` is set)
     /// and resumes the store's RUNNING executions.
     pub async fn start(config: EngineConfig) -> Result<LocalEngine, LocalError> {
+        let lock = lock_state_dir(&config.state_dir).await?;
         let store = Arc::new(Store::open(&config.state_dir)?);
         let s3_root = config
             .s3_root
@@ -627,6 +673,7 @@ impl LocalEngine {
             finished: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
+            _lock: lock,
         });
         for (arn, name, created) in store.activities()? {
             engine.hub.create_activity(&arn, &name, created);
