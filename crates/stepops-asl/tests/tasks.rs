@@ -693,3 +693,66 @@ async fn activity_waiting_for_a_worker_starts_its_heartbeat_at_pickup() {
     assert_eq!(store.event_types()[3], "ActivityTimedOut");
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn resume_inside_a_map_skips_completed_items() {
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "End": true, "MaxConcurrency": 1,
+        "ItemProcessor": {"StartAt": "Work", "States": {
+            "Work": {"Type": "Task", "Resource": LAMBDA, "End": true}}}}}});
+    let parsed = Arc::new(Definition::parse(&def.to_string()).unwrap());
+    let hang_on_2 = FnTasks::new(|t: TaskInvocation| {
+        async move {
+            if t.input == json!(2) {
+                futures::future::pending::<()>().await;
+            }
+            Ok(json!(t.input.as_i64().unwrap() * 10))
+        }
+        .boxed()
+    });
+    let store = Arc::new(MemStore::default());
+    let opts = || RunOptions {
+        time_scale: 0.0,
+        ..Default::default()
+    };
+    let run = stepops_asl::run(
+        parsed.clone(),
+        common::info("m"),
+        json!([0, 1, 2, 3]),
+        None,
+        hang_on_2.clone(),
+        store.clone(),
+        opts(),
+        CancellationToken::new(),
+    );
+    let watcher = async {
+        while hang_on_2.calls().len() < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::select! {
+        r = run => panic!("the first run must still be in flight, it ended: {r:?}"),
+        _ = tokio::time::timeout(Duration::from_secs(20), watcher) => {}
+    }
+    let ok = FnTasks::new(|t: TaskInvocation| {
+        async move { Ok(json!(t.input.as_i64().unwrap() * 10)) }.boxed()
+    });
+    let r = stepops_asl::run(
+        parsed,
+        common::info("m"),
+        json!([0, 1, 2, 3]),
+        Some(store.snapshot()),
+        ok.clone(),
+        Arc::new(MemStore::default()),
+        opts(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(output(r), json!([0, 10, 20, 30]));
+    let items: Vec<Value> = ok.calls().iter().map(|c| c.input.clone()).collect();
+    assert_eq!(
+        items,
+        [json!(2), json!(3)],
+        "items 0 and 1 had completed before the crash"
+    );
+}
