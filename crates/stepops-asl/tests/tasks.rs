@@ -756,3 +756,20 @@ async fn resume_inside_a_map_skips_completed_items() {
         "items 0 and 1 had completed before the crash"
     );
 }
+
+#[tokio::test]
+async fn choice_on_a_missing_path_fails_the_execution() {
+    // AWS fails (States.Runtime) when a comparison's Variable matches nothing.
+    let def = json!({"StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$.foo", "NumericEquals": 1, "Next": "D"}], "Default": "D"},
+        "D": {"Type": "Pass", "End": true}}});
+    let (r, _) = run_with(&def, json!({}), Arc::new(common::NoTasks), 0.0, None).await;
+    let (e, c) = failed(&r);
+    assert_eq!(e, "States.Runtime");
+    assert!(
+        c.starts_with(
+            "An error occurred while executing the state 'C' (entered at the event id #2)."
+        ),
+        "{c}"
+    );
+}
