@@ -51,6 +51,11 @@ impl Dispatcher {
 
 impl TaskDispatcher for Dispatcher {
     fn dispatch(&self, task: TaskInvocation) -> BoxFuture<'static, Result<Value, TaskError>> {
+        if is_activity(&task.resource) {
+            // HeartbeatSeconds (and ActivityStarted) begin when a worker takes the task, as in
+            // AWS: `TaskHub::poll` beats at pickup.
+            task.heartbeat.waiting_for_worker();
+        }
         let engine = self.engine.upgrade();
         Box::pin(async move {
             let Some(engine) = engine else {
@@ -62,6 +67,10 @@ impl TaskDispatcher for Dispatcher {
             dispatch(engine, task).await
         })
     }
+}
+
+fn is_activity(resource: &str) -> bool {
+    matches!(states_resource(resource), Some(("activity", _)))
 }
 
 fn runtime(cause: impl Into<String>) -> TaskError {

@@ -338,6 +338,20 @@ async fn silent_worker_times_out_and_its_late_answer_is_refused() {
         .into_service_error();
     assert!(err.is_task_timed_out(), "{err:?}");
 
+    // A worker that starts late (after HeartbeatSeconds) is fine: the heartbeat clock starts
+    // when it takes the task, as in AWS.
+    let exec = engine.start_execution(&machine, &json!({}), None).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (token, _) = worker_once(&sfn, &activity).await;
+    sfn.send_task_success()
+        .task_token(&token)
+        .output("{}")
+        .send()
+        .await
+        .unwrap();
+    let done = engine.wait(&exec).await.unwrap();
+    assert_eq!(done.status, "SUCCEEDED", "{done:?}");
+
     // No worker at all: TimeoutSeconds fails the state, and the task is not handed out later.
     let machine = engine
         .create_state_machine(
