@@ -202,3 +202,65 @@ async fn state_machine_and_execution_errors() {
     assert!(err.is_invalid_name(), "{err:?}");
     assert_eq!(code(&err), "InvalidName");
 }
+
+/// A poller that goes away (client timeout, runner drain) must not swallow the next task.
+#[tokio::test]
+async fn abandoned_poll_does_not_take_a_task() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LocalEngine::start(common::EngineConfig {
+        poll_timeout: Duration::from_secs(5),
+        ..config(dir.path())
+    })
+    .await
+    .unwrap();
+    let sfn = client(&engine);
+    let activity = engine.create_activity("work").unwrap();
+    let addr = engine
+        .endpoint()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let body = format!(r#"{{"activityArn":"{activity}"}}"#);
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    raw.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/x-amz-json-1.0\r\n\
+             x-amz-target: AWSStepFunctions.GetActivityTask\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(raw); // the poller goes away while its poll is held
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let machine = engine
+        .create_state_machine(
+            "m",
+            &format!(r#"{{"StartAt":"W","States":{{"W":{{"Type":"Task","Resource":"{activity}","End":true}}}}}}"#),
+        )
+        .unwrap();
+    let exec = engine
+        .start_execution(&machine, &serde_json::json!({"n": 1}), None)
+        .unwrap();
+    let t = sfn
+        .get_activity_task()
+        .activity_arn(&activity)
+        .send()
+        .await
+        .unwrap();
+    let token = t
+        .task_token()
+        .filter(|t| !t.is_empty())
+        .expect("the task reaches the live poller");
+    sfn.send_task_success()
+        .task_token(token)
+        .output("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(engine.wait(&exec).await.unwrap().status, "SUCCEEDED");
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_sfn::Client;
 use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
-use stepops_local::{EngineConfig, LocalEngine};
+pub use stepops_local::{EngineConfig, LocalEngine};
 
 /// A configuration on `dir`, serving on a free port, with a short long-poll.
 pub fn config(dir: &std::path::Path) -> EngineConfig {
