@@ -102,8 +102,10 @@ pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTem
             "cannot read it ({e}); pass the path of your SAM template"
         ))
     })?;
-    let yaml: serde_norway::Value =
+    let mut yaml: serde_norway::Value =
         serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
+    yaml.apply_merge()
+        .map_err(|e| err(format!("YAML merge keys (<<): {e}")))?;
     let root = yaml_to_json(yaml);
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let resolver = Resolver::new(&root, options).map_err(err)?;

@@ -134,3 +134,21 @@ fn missing_substitution_names_the_placeholder() {
         "{err}"
     );
 }
+
+#[test]
+fn yaml_anchors_and_merge_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("template.yaml"),
+        "Resources:\n  A:\n    Type: AWS::StepFunctions::Activity\n    Properties: &props\n      Name: shared\n  \
+         B:\n    Type: AWS::StepFunctions::Activity\n    Properties:\n      <<: *props\n      Tags: []\n",
+    )
+    .unwrap();
+    let t = load_template(
+        &dir.path().join("template.yaml"),
+        &TemplateOptions::default(),
+    )
+    .unwrap();
+    let names: Vec<_> = t.activities.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, vec!["shared", "shared"]);
+}
