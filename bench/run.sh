@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 echo "bench: installing what the benchmark needs (scripts/install-deps.sh --bench)" >&2
 scripts/install-deps.sh --bench
 command -v pgcopydb >/dev/null 2>&1 || echo "bench: pgcopydb missing: apt-get install pgcopydb (it will be skipped)" >&2
-command -v reladiff >/dev/null 2>&1 || echo "bench: reladiff missing: pip install reladiff (it will be skipped)" >&2
+command -v reladiff >/dev/null 2>&1 || echo "bench: reladiff missing: pip install 'reladiff[postgresql]' (it will be skipped)" >&2
 
 echo "bench: building the release binary" >&2
 cargo build --release --locked -p stepops-cli

@@ -31,9 +31,10 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-if [ "$bench" -eq 1 ] && ! command -v reladiff >/dev/null 2>&1; then
-  echo "install-deps: installing reladiff with pip (benchmark peer)" >&2
-  if ! { python3 -m pip install -q reladiff || python3 -m pip install -q --break-system-packages reladiff; }; then
-    echo "install-deps: could not install reladiff (pip install reladiff); the bench will skip it" >&2
+# reladiff needs its PostgreSQL driver (the extra); without it, it prints an error and exits 0.
+if [ "$bench" -eq 1 ] && ! { command -v reladiff >/dev/null 2>&1 && python3 -c "import psycopg2" 2>/dev/null; }; then
+  echo "install-deps: installing reladiff[postgresql] with pip (benchmark peer)" >&2
+  if ! { python3 -m pip install -q "reladiff[postgresql]" || python3 -m pip install -q --break-system-packages "reladiff[postgresql]"; }; then
+    echo "install-deps: could not install reladiff (pip install 'reladiff[postgresql]'); the bench will skip it" >&2
   fi
 fi
