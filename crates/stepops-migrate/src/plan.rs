@@ -44,21 +44,25 @@ pub async fn plan_table<S: Stack>(
     let mut segments = Vec::new();
     match (range(&s), range(&d)) {
         (None, None) => {}
-        (Some((a, b)), None) => segments.extend(split(source, table, a, b, target).await?),
-        (None, Some((a, b))) => segments.extend(split(dest, table, a, b, target).await?),
+        (Some((a, b)), None) => {
+            segments.extend(split(source, table, a, b, Some(s.count), target).await?)
+        }
+        (None, Some((a, b))) => {
+            segments.extend(split(dest, table, a, b, Some(d.count), target).await?)
+        }
         (Some((sa, sb)), Some((da, db))) => {
             let lo = sa.max(da);
             let hi = sb.min(db);
             if lo > hi {
-                let mut parts = split(source, table, sa, sb, target).await?;
-                parts.extend(split(dest, table, da, db, target).await?);
+                let mut parts = split(source, table, sa, sb, Some(s.count), target).await?;
+                parts.extend(split(dest, table, da, db, Some(d.count), target).await?);
                 parts.sort_by_key(|p| p.min);
                 segments.extend(parts);
             } else {
                 if sa < lo {
-                    segments.extend(split(source, table, sa, lo - 1, target).await?);
+                    segments.extend(split(source, table, sa, lo - 1, None, target).await?);
                 } else if da < lo {
-                    segments.extend(split(dest, table, da, lo - 1, target).await?);
+                    segments.extend(split(dest, table, da, lo - 1, None, target).await?);
                 }
                 let hint = s.count.max(d.count);
                 compare(
@@ -74,9 +78,9 @@ pub async fn plan_table<S: Stack>(
                 )
                 .await?;
                 if sb > hi {
-                    segments.extend(split(source, table, hi + 1, sb, target).await?);
+                    segments.extend(split(source, table, hi + 1, sb, None, target).await?);
                 } else if db > hi {
-                    segments.extend(split(dest, table, hi + 1, db, target).await?);
+                    segments.extend(split(dest, table, hi + 1, db, None, target).await?);
                 }
             }
         }
@@ -98,17 +102,32 @@ fn range(s: &KeyStats) -> Option<(i64, i64)> {
 }
 
 /// Cuts `[lo, hi]`, where only `side` has rows, into differing segments of about `target` rows.
+/// `known_count`: the rows in the range, when the caller knows it.
 async fn split<S: Stack>(
     side: &S,
     table: &TableSpec,
     lo: i64,
     hi: i64,
+    known_count: Option<u64>,
     target: u64,
 ) -> Result<Vec<Segment>> {
-    let (count, mut cuts) = futures::try_join!(
-        side.count_range(table, lo, hi),
-        side.boundaries(table, lo, hi, target)
-    )?;
+    let count = match known_count {
+        Some(n) => n,
+        None => side.count_range(table, lo, hi).await?,
+    };
+    let span = hi as i128 - lo as i128 + 1;
+    let mut cuts = if table.key_is_unique && count as i128 == span {
+        // Dense unique keys: every key is there, so the cuts need no query.
+        let mut v = Vec::new();
+        let mut k = lo as i128 + target as i128 - 1;
+        while k < hi as i128 {
+            v.push(k as i64);
+            k += target as i128;
+        }
+        v
+    } else {
+        side.boundaries(table, lo, hi, target).await?
+    };
     cuts.dedup();
     let mut out = Vec::new();
     let mut start = lo;

@@ -498,6 +498,40 @@ async fn pg_copy_1m_rows_vs_pg_dump() {
     let stepops_s = t.elapsed().as_secs_f64();
     assert_eq!(s.rows_copied as i64, total);
 
+    // The same full copy step by step, for where the time goes.
+    let d3 = pg.create_database("dst_phases").unwrap();
+    exec(&d3, ddl).await;
+    let m = Migration::open(&src, &d3, &Config::default())
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let p = m
+        .plan(&stepops_migrate::PlanOptions {
+            chunk_rows: 50_000,
+            round: 1,
+        })
+        .await
+        .unwrap();
+    let plan_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    {
+        use futures::StreamExt;
+        let mut copies = futures::stream::iter(p.chunks.iter())
+            .map(|c| m.copy_chunk(c))
+            .buffer_unordered(4);
+        while let Some(r) = copies.next().await {
+            r.unwrap();
+        }
+    }
+    let copy_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    assert!(m.verify(1, 1).await.unwrap().converged);
+    let verify_s = t.elapsed().as_secs_f64();
+    println!(
+        "BENCH phases of a full copy: plan={plan_s:.2}s copy={copy_s:.2}s ({} chunks) verify={verify_s:.2}s",
+        p.chunks.len()
+    );
+
     let d2 = pg.create_database("dst_pgdump").unwrap();
     exec(&d2, ddl).await;
     let bin = pg.bindir().to_path_buf();
