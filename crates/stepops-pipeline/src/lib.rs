@@ -23,10 +23,31 @@ pub use input::{
     validate_input,
 };
 pub use notify::{
-    ChatWebhook, Message, NotifyOutput, NotifyRequest, Publisher, RunStatus, SnsPublisher,
-    StepError, Summary, compose, notify, webhook_url_from_secret,
+    ChatWebhook, MemoryPublisher, Message, NotifyOutput, NotifyRequest, Publisher, RunStatus,
+    SnsPublisher, StepError, Summary, compose, notify, webhook_url_from_secret,
 };
 pub use redact::redact;
+
+use serde_json::Value;
+
+/// The `validate-input` handler on JSON values, as the Lambda binary and the local engine call
+/// it: the execution input → the normalised input.
+pub fn validate_handler(input: &Value, stack: &StackEnvironment) -> Result<Value, PipelineError> {
+    let normalised = validate_input(input, stack)?;
+    Ok(serde_json::to_value(normalised).expect("the normalised input serialises"))
+}
+
+/// The `notify` handler on JSON values, as the Lambda binary and the local engine call it:
+/// the state machine's payload → `{delivered, failed}`.
+pub async fn notify_handler<P: Publisher>(
+    payload: Value,
+    publisher: &P,
+    webhook: Option<&ChatWebhook>,
+) -> Result<Value, PipelineError> {
+    let req = NotifyRequest::from_value(payload)?;
+    let out = notify(&req, publisher, webhook, chrono::Utc::now()).await?;
+    Ok(serde_json::to_value(out).expect("the output serialises"))
+}
 
 /// Environment variable holding the stack's own environment (`dev` or `prod`).
 pub const ENV_ENVIRONMENT: &str = "STEPOPS_ENVIRONMENT";

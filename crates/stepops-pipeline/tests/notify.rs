@@ -345,6 +345,23 @@ async fn a_failing_webhook_is_reported_without_its_url_and_sns_still_counts() {
     assert!(!text.contains("secret-token"), "{text}");
 }
 
+#[tokio::test]
+async fn the_json_handler_serves_the_local_engine_with_a_memory_publisher() {
+    let publisher = stepops_pipeline::MemoryPublisher::default();
+    let payload = serde_json::to_value(failed()).unwrap();
+    let out = stepops_pipeline::notify_handler(payload, &publisher, None)
+        .await
+        .unwrap();
+    assert_eq!(out, json!({"delivered": ["sns"], "failed": []}));
+    let msgs = publisher.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(msgs[0].text.contains("FAILED in prod"));
+    let err = stepops_pipeline::notify_handler(json!({"status": "?"}), &publisher, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_name().as_str(), "Stepops.InvalidInput");
+}
+
 #[test]
 fn webhook_secrets_must_hold_an_https_url() {
     assert_eq!(

@@ -16,7 +16,7 @@ use stepops_asl::{
     StoreError, TaskDispatcher, TaskError, TaskInvocation,
 };
 use stepops_error::TaskFailure;
-use stepops_pipeline::{NotifyRequest, RunStatus, StackEnvironment, compose, validate_input};
+use stepops_pipeline::{NotifyRequest, RunStatus, StackEnvironment, compose, validate_handler};
 use tokio_util::sync::CancellationToken;
 
 const ACTIVITY: &str = "arn:aws:states:eu-west-1:123456789012:activity:stepops-dev-migrate";
@@ -227,9 +227,7 @@ impl World {
         let payload = input["Payload"].clone();
         let function = input["FunctionName"].as_str().unwrap();
         let result = if function == VALIDATE {
-            validate_input(&payload, &self.stack)
-                .map(|n| serde_json::to_value(n).unwrap())
-                .map_err(|e| TaskFailure::from_error(&e))
+            validate_handler(&payload, &self.stack).map_err(|e| TaskFailure::from_error(&e))
         } else if function == NOTIFY {
             // The state machine's payload must be what the notify function accepts.
             let req = NotifyRequest::from_value(payload.clone())

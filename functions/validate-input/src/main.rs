@@ -9,7 +9,7 @@ use std::sync::Arc;
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use stepops_error::TaskFailure;
-use stepops_pipeline::{NormalisedInput, PipelineError, StackEnvironment, validate_input};
+use stepops_pipeline::{PipelineError, StackEnvironment, validate_handler};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -30,9 +30,9 @@ async fn main() -> Result<(), Error> {
 fn handle(
     input: &Value,
     stack: &Result<StackEnvironment, PipelineError>,
-) -> Result<NormalisedInput, Diagnostic> {
+) -> Result<Value, Diagnostic> {
     let stack = stack.as_ref().map_err(diagnostic)?;
-    validate_input(input, stack).map_err(|e| {
+    validate_handler(input, stack).map_err(|e| {
         lambda_runtime::tracing::info!(error = %e, "execution input refused");
         diagnostic(&e)
     })
