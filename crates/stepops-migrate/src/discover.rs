@@ -38,6 +38,14 @@ pub fn resolve(
         )));
     }
 
+    let dest_only: Vec<&str> = dst
+        .keys()
+        .filter(|n| !src.contains_key(*n))
+        .copied()
+        .collect();
+    if !dest_only.is_empty() {
+        tracing::warn!(tables = ?dest_only, "tables only on the destination are left alone");
+    }
     let mut problems = Vec::new();
     let mut specs = Vec::new();
     for (&name, &table) in &src {

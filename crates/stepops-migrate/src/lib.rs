@@ -28,8 +28,8 @@ pub use config::{Config, TableConfig};
 pub use discover::resolve;
 pub use error::{MigrateError, Result};
 pub use model::{
-    Bin, Chunk, Column, CopyReport, ForeignKey, KeyStats, Plan, Summary, TablePlan, TableSchema,
-    TableSpec, VerifyReport,
+    Bin, Chunk, Column, CopyReport, ForeignKey, KeyStats, Plan, PlanOutput, Summary, TableOutput,
+    TablePlan, TableSchema, TableSpec, VerifyReport,
 };
 pub use run::{MigrateOptions, NoProgress, Progress};
 pub use stack::{Stack, quote_ident};

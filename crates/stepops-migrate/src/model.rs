@@ -144,6 +144,26 @@ impl Plan {
             .collect()
     }
 
+    /// The `plan` step's output as the state machine sees it (the chunks themselves go to the
+    /// manifest).
+    pub fn output(&self) -> PlanOutput {
+        PlanOutput {
+            round: self.round,
+            chunks: self.chunks.len(),
+            estimated_rows: self.estimated_rows(),
+            in_sync: self.in_sync(),
+            tables: self
+                .tables
+                .iter()
+                .map(|t| TableOutput {
+                    table: t.table.clone(),
+                    chunks: t.chunks,
+                    estimated_rows: t.estimated_rows,
+                })
+                .collect(),
+        }
+    }
+
     /// The JSON-lines manifest: one chunk per line.
     pub fn to_manifest(&self) -> String {
         let mut out = String::new();
@@ -166,6 +186,34 @@ impl Plan {
             })
             .collect()
     }
+}
+
+/// The `plan` step's output (docs/dev/pipeline-steps.md), without the manifest's location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanOutput {
+    /// Round number.
+    pub round: u32,
+    /// Number of chunks.
+    pub chunks: usize,
+    /// Rows the chunks are expected to move.
+    pub estimated_rows: u64,
+    /// Whether nothing differs.
+    pub in_sync: bool,
+    /// Per table.
+    pub tables: Vec<TableOutput>,
+}
+
+/// One table of a [`PlanOutput`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableOutput {
+    /// Table name.
+    pub table: String,
+    /// Chunks planned.
+    pub chunks: usize,
+    /// Rows they are expected to move.
+    pub estimated_rows: u64,
 }
 
 /// What copying one chunk did.

@@ -131,6 +131,11 @@ async fn sqlite_steps_run_on_their_own_from_a_manifest() {
     .await
     .unwrap();
     assert!(p.chunks.len() > 10);
+    let out = serde_json::to_value(p.output()).unwrap();
+    assert_eq!(out["chunks"], p.chunks.len());
+    assert_eq!(out["inSync"], false);
+    assert_eq!(out["estimatedRows"], p.estimated_rows());
+    assert_eq!(out["tables"].as_array().unwrap().len(), 5);
     let manifest = p.to_manifest();
     assert_eq!(manifest.lines().count(), p.chunks.len());
     let chunks = Plan::chunks_from_manifest(&manifest).unwrap();
