@@ -1,0 +1,76 @@
+//! Lambda `admin` of `statemachine/admin.asl.json`: the event `{"action": "validate" | "run",
+//! "request": INPUT, "executionId"?, "startedBy"?}` → `stepops_admin::invoke`, whose errors are
+//! reported with their `Stepops.*` name as `errorType` (what the state machine retries/catches).
+//!
+//! Configuration (environment variables, set by template.yaml; see `AdminSettings`):
+//! `STEPOPS_ENVIRONMENT`, `STEPOPS_SYNAPSE_ENDPOINT`, `STEPOPS_ADMIN_SECRET` (default
+//! `/synapse/admin-pat`), `STEPOPS_HTTP_TIMEOUT_SECONDS`. The admin token is read from Secrets
+//! Manager on first use, cached for the container's life, and read again once on a 401.
+
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn, tracing};
+use serde_json::Value;
+use stepops_admin::{
+    AdminError, AdminSettings, Environment, SecretsManagerTokenSource, SynapseClient,
+};
+use stepops_error::TaskFailure;
+
+/// What every invocation shares: built once per container.
+struct Admin {
+    environment: Environment,
+    client: SynapseClient<SecretsManagerTokenSource>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    // A misconfigured function answers every invocation with a named error instead of crashing
+    // the runtime, so the state machine's Catch reports it (and the notification names it).
+    let admin: Arc<Result<Admin, AdminError>> = Arc::new(build().await);
+    if let Err(e) = admin.as_ref() {
+        tracing::error!(error = %e, "the admin function is misconfigured");
+    }
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let admin = admin.clone();
+        async move { handle(&event.payload, &admin).await }
+    }))
+    .await
+}
+
+async fn build() -> Result<Admin, AdminError> {
+    let settings = AdminSettings::from_env()?;
+    let config = aws_config::load_from_env().await;
+    let tokens = SecretsManagerTokenSource::new(
+        aws_sdk_secretsmanager::Client::new(&config),
+        settings.secret_name.clone(),
+    );
+    let client = SynapseClient::new(settings.client, tokens)?;
+    tracing::info!(
+        environment = %settings.environment,
+        endpoint = %client.base_url(),
+        secret = %settings.secret_name,
+        "admin function ready"
+    );
+    Ok(Admin {
+        environment: settings.environment,
+        client,
+    })
+}
+
+async fn handle(event: &Value, admin: &Result<Admin, AdminError>) -> Result<Value, Diagnostic> {
+    let admin = admin.as_ref().map_err(diagnostic)?;
+    stepops_admin::invoke(event, admin.environment, &admin.client)
+        .await
+        .map_err(|e| diagnostic(&e))
+}
+
+fn diagnostic(err: &AdminError) -> Diagnostic {
+    let f = TaskFailure::from_error(err);
+    Diagnostic {
+        error_type: f.error,
+        error_message: f.cause,
+    }
+}
