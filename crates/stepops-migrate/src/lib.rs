@@ -293,3 +293,32 @@ pub async fn migrate(
         .run(options, progress)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The runner spawns the steps on a multi-threaded runtime: their futures must be `Send`.
+    #[test]
+    fn step_futures_are_send() {
+        let c = Config::default();
+        let chunk = Chunk {
+            table: "t".into(),
+            min: 1,
+            max: 2,
+            estimated_rows: 1,
+        };
+        assert_send(&plan("sqlite:a", "sqlite:b", &c, &PlanOptions::default()));
+        assert_send(&copy_chunk("sqlite:a", "sqlite:b", &c, &chunk));
+        assert_send(&verify("sqlite:a", "sqlite:b", &c, 1, 2));
+        assert_send(&migrate(
+            "sqlite:a",
+            "sqlite:b",
+            &c,
+            &MigrateOptions::default(),
+            &NoProgress,
+        ));
+    }
+}

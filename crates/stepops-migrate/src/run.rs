@@ -4,6 +4,7 @@ use crate::error::{MigrateError, Result};
 use crate::model::{Chunk, CopyReport, Plan, Summary};
 use crate::{DEFAULT_CHUNK_ROWS, DEFAULT_MAX_ROUNDS, Migration, PlanOptions};
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use stepops_error::{ErrorName, Named};
@@ -93,10 +94,23 @@ impl Migration {
             }
             summary.rounds = round;
             let jobs = options.jobs.max(1);
-            let mut copies = futures::stream::iter(plan.chunks.iter())
-                .map(|chunk| self.copy_with_retry(chunk, options.attempts.max(1), progress))
-                .buffer_unordered(jobs);
-            while let Some(report) = copies.next().await {
+            // At most `jobs` copies in flight (no closures: the future stays `Send`).
+            let mut pending = plan.chunks.iter();
+            let mut running = FuturesUnordered::new();
+            loop {
+                while running.len() < jobs {
+                    match pending.next() {
+                        Some(chunk) => running.push(self.copy_with_retry(
+                            chunk,
+                            options.attempts.max(1),
+                            progress,
+                        )),
+                        None => break,
+                    }
+                }
+                let Some(report) = running.next().await else {
+                    break;
+                };
                 let report = report?;
                 summary.chunks += 1;
                 summary.rows_copied += report.rows_inserted;
