@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod bench;
 mod local;
 mod logging;
@@ -20,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one Synapse admin task through the admin state machine (validated, audited; prod
+    /// asks for the target again). See docs/admin.md.
+    Admin(admin::AdminArgs),
     /// Print the error names stepops reports (what state machines Retry and Catch on).
     Errors,
     /// Create the sample schema and fill it with deterministic, exotic data.
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
         .expect("cannot start the async runtime");
     let result: anyhow::Result<()> = runtime.block_on(async move {
         match cli.command {
+            Command::Admin(args) => admin::run(args).await,
             Command::Sample(args) => sample::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Errors => {

@@ -1,0 +1,359 @@
+//! `stepops admin`: validate an admin task's arguments exactly as the admin state machine does,
+//! ask for the target again in `prod`, start the execution (AWS, a local engine at `--endpoint`,
+//! or an in-process engine with `--local`), wait for it and print the audit record.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use aws_config::BehaviorVersion;
+use aws_sdk_sfn::config::{Credentials, Region};
+use aws_sdk_sfn::error::DisplayErrorContext;
+use aws_sdk_sfn::types::ExecutionStatus;
+use clap::Args;
+use serde_json::{Value, json};
+use stepops_admin::{AdminRequest, AdminSettings, Environment, LocalTokenSource, SynapseClient};
+use stepops_local::{EngineConfig, LambdaError, LocalEngine, TemplateOptions, handler};
+
+/// Exit status for arguments refused before anything was sent.
+const EXIT_INVALID: i32 = 2;
+
+/// Arguments of `stepops admin`.
+///
+/// Examples:
+///   stepops admin remove-user 3350396 --env prod --dry-run
+///   stepops admin verify-oauth-client 100001 --status false --env dev
+///   stepops admin set-feature MULTIPART_AUTO_CLEANUP --enabled true --env dev --endpoint http://127.0.0.1:8083
+///   STEPOPS_ADMIN_TOKEN_DEV=… stepops admin reenable-user 42 --env dev --local --synapse-endpoint https://repo-dev.example.org
+///
+/// Arguments are validated exactly as the state machine validates its input; a refused argument
+/// exits with status 2 before any request of any kind. In `prod` the target must be typed again
+/// (or `--yes` given). The audit record is printed on stdout; exit 0 only if the task succeeded.
+/// See docs/admin.md.
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct AdminArgs {
+    /// The task: remove-user, verify-oauth-client, make-public, decertify-user, reenable-user,
+    /// unquarantine-email, set-feature.
+    task: String,
+    /// The task's target: USER_ID, CLIENT_ID, SYN_ID, EMAIL or FEATURE.
+    target: Vec<String>,
+    /// verify-oauth-client: the verified status to set (true or false; default true).
+    #[arg(long, value_name = "true|false")]
+    status: Option<String>,
+    /// set-feature: enable or disable the feature (true or false; required).
+    #[arg(long, value_name = "true|false")]
+    enabled: Option<String>,
+    /// The environment (the stack) the task is for.
+    #[arg(long = "env", value_name = "dev|prod")]
+    environment: String,
+    /// Perform only the reads and report what would change.
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not ask for the target to be typed again in prod (for scripts).
+    #[arg(long)]
+    yes: bool,
+    /// Step Functions endpoint, e.g. a local engine (`stepops local serve`) at
+    /// http://127.0.0.1:8083. Default: AWS, through the default credential chain.
+    #[arg(long, value_name = "URL", conflicts_with = "local")]
+    endpoint: Option<String>,
+    /// The admin state machine. Default: the one named `stepops-ENV-admin` (ListStateMachines).
+    #[arg(long, value_name = "ARN")]
+    state_machine_arn: Option<String>,
+    /// AWS region (default: the AWS configuration's; us-east-1 with --endpoint).
+    #[arg(long)]
+    region: Option<String>,
+    /// Who asks, recorded as `startedBy` in the audit record. Default: the local user name.
+    #[arg(long, value_name = "WHO")]
+    started_by: Option<String>,
+    /// Give up waiting after this many seconds (the execution keeps running).
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    wait_seconds: u64,
+    /// Run on a local engine started in-process from --template, with the admin function
+    /// in-process; the token comes from STEPOPS_ADMIN_TOKEN_DEV / _PROD or the file named by
+    /// STEPOPS_ADMIN_TOKEN_FILE. Notifications are logged, not sent.
+    #[arg(long)]
+    local: bool,
+    /// With --local: the Synapse base URL the admin function calls.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "STEPOPS_SYNAPSE_ENDPOINT",
+        requires = "local"
+    )]
+    synapse_endpoint: Option<String>,
+    /// With --local: the SAM template holding the admin state machine.
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+}
+
+/// Runs `stepops admin`.
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let request = match validate(&args) {
+        Ok(r) => r,
+        Err(message) => {
+            eprintln!("error: {message}\nnothing was sent.");
+            std::process::exit(EXIT_INVALID);
+        }
+    };
+    if request.environment == Environment::Prod && !args.yes {
+        confirm(&request)?;
+    }
+
+    // --local: an engine in this process; it stays alive until the execution ends.
+    let mut _engine = None;
+    let endpoint = if args.local {
+        let (engine, state_dir) = start_local_engine(&args, request.environment).await?;
+        let endpoint = engine
+            .endpoint()
+            .ok_or_else(|| anyhow!("the local engine did not start its API"))?;
+        _engine = Some((engine, state_dir));
+        Some(endpoint)
+    } else {
+        args.endpoint.clone()
+    };
+    let sfn = sfn_client(endpoint.as_deref(), args.region.as_deref()).await;
+    let machine = match &args.state_machine_arn {
+        Some(arn) => arn.clone(),
+        None => find_state_machine(&sfn, request.environment).await?,
+    };
+    let name = request.execution_name(chrono::Utc::now());
+    let input = request.to_input();
+    tracing::info!(state_machine = %machine, execution = %name, "starting the admin task");
+    let started = sfn
+        .start_execution()
+        .state_machine_arn(&machine)
+        .name(&name)
+        .input(input.to_string())
+        .send()
+        .await
+        .map_err(|e| anyhow!("cannot start the execution: {}", DisplayErrorContext(&e)))?;
+    let arn = started.execution_arn().to_owned();
+    eprintln!("started {arn}");
+    wait_and_print(&sfn, &arn, Duration::from_secs(args.wait_seconds)).await
+}
+
+/// The library's validation, exactly as the state machine applies it.
+fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
+    let stack = Environment::parse(&args.environment).map_err(|e| e.to_string())?;
+    let mut raw: Vec<String> = args.target.clone();
+    if let Some(s) = &args.status {
+        raw.extend(["--status".to_owned(), s.clone()]);
+    }
+    if let Some(e) = &args.enabled {
+        raw.extend(["--enabled".to_owned(), e.clone()]);
+    }
+    let request = AdminRequest::from_cli(&args.environment, stack, &args.task, &raw, args.dry_run)
+        .map_err(|e| e.to_string())?;
+    match &args.started_by {
+        Some(who) => request.with_started_by(who).map_err(|e| e.to_string()),
+        // The local user name by default; one that does not pass the check is left out.
+        None => Ok(match std::env::var("USER") {
+            Ok(user) => request
+                .clone()
+                .with_started_by(&format!("{user} (stepops admin)"))
+                .unwrap_or(request),
+            Err(_) => request,
+        }),
+    }
+}
+
+/// Asks for the target to be typed again; refuses without a terminal.
+fn confirm(request: &AdminRequest) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        eprintln!(
+            "error: {} in prod needs the target typed again, but stdin is not a terminal; pass --yes to run it from a script.\nnothing was sent.",
+            request.task.name()
+        );
+        std::process::exit(EXIT_INVALID);
+    }
+    let dry = if request.dry_run {
+        " (dry run: reads only)"
+    } else {
+        ""
+    };
+    eprint!(
+        "PROD: {} on {}{dry}.\nType the target ({}) again to confirm: ",
+        request.task.name(),
+        request.task.target(),
+        request.task.target_id()
+    );
+    std::io::stderr().flush().ok();
+    let mut typed = String::new();
+    stdin.lock().read_line(&mut typed)?;
+    if !request.confirms(&typed) {
+        bail!("the typed target does not match; nothing was started");
+    }
+    Ok(())
+}
+
+async fn sfn_client(endpoint: Option<&str>, region: Option<&str>) -> aws_sdk_sfn::Client {
+    match endpoint {
+        Some(endpoint) => {
+            let config = aws_sdk_sfn::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(Region::new(region.unwrap_or("us-east-1").to_owned()))
+                .credentials_provider(Credentials::new(
+                    "stepops-local",
+                    "stepops-local",
+                    None,
+                    None,
+                    "stepops-local",
+                ))
+                .build();
+            aws_sdk_sfn::Client::from_conf(config)
+        }
+        None => {
+            let mut loader = aws_config::defaults(BehaviorVersion::latest());
+            if let Some(region) = region {
+                loader = loader.region(Region::new(region.to_owned()));
+            }
+            aws_sdk_sfn::Client::new(&loader.load().await)
+        }
+    }
+}
+
+/// The state machine named `stepops-ENV-admin`.
+async fn find_state_machine(sfn: &aws_sdk_sfn::Client, env: Environment) -> anyhow::Result<String> {
+    let wanted = format!("stepops-{env}-admin");
+    let mut pages = sfn.list_state_machines().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            anyhow!(
+                "cannot list the state machines (credentials, region?): {}",
+                DisplayErrorContext(&e)
+            )
+        })?;
+        if let Some(m) = page.state_machines().iter().find(|m| m.name() == wanted) {
+            return Ok(m.state_machine_arn().to_owned());
+        }
+    }
+    bail!(
+        "no state machine named {wanted}: deploy the {env} stack, check the region, or pass --state-machine-arn"
+    )
+}
+
+/// Polls DescribeExecution until the execution ends; prints the audit record or the error.
+async fn wait_and_print(
+    sfn: &aws_sdk_sfn::Client,
+    arn: &str,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let d = sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot describe {arn}: {}", DisplayErrorContext(&e)))?;
+        match d.status() {
+            ExecutionStatus::Running | ExecutionStatus::PendingRedrive => {}
+            ExecutionStatus::Succeeded => {
+                let output: Value = d
+                    .output()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .context("the execution's output is not JSON")?
+                    .unwrap_or(Value::Null);
+                println!("{}", serde_json::to_string_pretty(&output)?);
+                eprintln!(
+                    "SUCCEEDED ({}): {}",
+                    output["outcome"].as_str().unwrap_or("?"),
+                    output["change"].as_str().unwrap_or("")
+                );
+                return Ok(());
+            }
+            other => {
+                let error = d.error().unwrap_or("(no error name)");
+                let cause = readable_cause(d.cause().unwrap_or(""));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"status": other.as_str(), "error": error, "cause": cause, "executionArn": arn})
+                    )?
+                );
+                bail!("the admin task {}: {error}: {cause}", other.as_str());
+            }
+        }
+        if start.elapsed() > limit {
+            bail!(
+                "gave up waiting after {} s; the execution {arn} is still running",
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A Lambda error document (`{"errorType","errorMessage"}`) as its message; other text as is.
+fn readable_cause(cause: &str) -> String {
+    serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| cause.to_owned())
+}
+
+/// The local engine on the template, with the admin function in-process (local token source)
+/// and a notify function that logs.
+async fn start_local_engine(
+    args: &AdminArgs,
+    env: Environment,
+) -> anyhow::Result<(LocalEngine, tempfile::TempDir)> {
+    let synapse = args.synapse_endpoint.clone().ok_or_else(|| {
+        anyhow!("--local needs --synapse-endpoint URL (or STEPOPS_SYNAPSE_ENDPOINT)")
+    })?;
+    let settings = AdminSettings::from_lookup(|k| match k {
+        stepops_admin::settings::ENV_ENVIRONMENT => Some(env.to_string()),
+        stepops_admin::settings::ENV_ENDPOINT => Some(synapse.clone()),
+        other => std::env::var(other).ok(),
+    })?;
+    let client = Arc::new(SynapseClient::new(
+        settings.client,
+        LocalTokenSource::for_environment(env),
+    )?);
+    let admin = handler(move |event: Value| {
+        let client = client.clone();
+        async move {
+            stepops_admin::invoke(&event, env, &client)
+                .await
+                .map_err(|e| LambdaError::from_named(&e))
+        }
+    });
+    let notify = handler(|event: Value| async move {
+        tracing::info!(notification = %event, "notify (local: logged, not sent)");
+        Ok(json!({"delivered": ["local-log"], "failed": []}))
+    });
+    let state = tempfile::tempdir().context("cannot create a state directory")?;
+    let engine = LocalEngine::start(
+        EngineConfig {
+            template: Some(args.template.clone()),
+            template_options: TemplateOptions {
+                parameter_overrides: [
+                    ("Environment".to_owned(), env.to_string()),
+                    ("SynapseEndpoint".to_owned(), synapse),
+                ]
+                .into(),
+                ..TemplateOptions::default()
+            },
+            port: Some(0),
+            ..EngineConfig::new(state.path())
+        }
+        .with_lambda("AdminFunction", admin)
+        .with_lambda("NotifyFunction", notify),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the local engine on {}",
+            args.template.display()
+        )
+    })?;
+    Ok((engine, state))
+}

@@ -1,0 +1,230 @@
+//! `stepops admin` as a user runs it (the real binary): bad arguments exit 2 with no request of
+//! any kind; prod without a terminal and without --yes is refused; `--local` runs the task end to
+//! end through the in-process engine (template.yaml, the aws-sdk-sfn client) against a fake
+//! Synapse on 127.0.0.1 and prints the audit record.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A TCP server on 127.0.0.1 that records each request's first line (and its Authorization
+/// header) and answers `200` with an empty body. Serves until the test process ends.
+struct Recorder {
+    url: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let rec = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    continue;
+                }
+                let mut auth = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization:") {
+                        auth = line.trim_end().to_owned();
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                rec.lock()
+                    .unwrap()
+                    .push(format!("{} | {auth}", first.trim_end()));
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Recorder { url, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn stepops(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stepops"))
+        .arg("admin")
+        .args(args)
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .env_remove("STEPOPS_SYNAPSE_ENDPOINT")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .expect("run the stepops binary")
+}
+
+#[test]
+fn bad_arguments_exit_2_before_any_request() {
+    // The "Step Functions endpoint" is a recorder: no request of any kind may reach it.
+    let sfn = Recorder::start();
+    let cases: &[&[&str]] = &[
+        &["remove-user", "123/../../admin", "--env", "dev"],
+        &["remove-user", "", "--env", "dev"],
+        &["remove-user", "0", "--env", "dev"],
+        &["remove-user", "０１２", "--env", "dev"],
+        &["remove-user", "12 --env", "--env", "dev"],
+        &["remove-user", "1", "2", "--env", "dev"],
+        &["remove-user", "--env", "dev"],
+        &["remove-user", "1", "--status", "true", "--env", "dev"],
+        &["remove-user", "1", "--env", "qa"],
+        &["remove-user", "1", "--env", "DEV "],
+        &["remove-user", "1"],
+        &["drop-database", "1", "--env", "dev"],
+        &["make-public", "12345", "--env", "dev"],
+        &["make-public", "syn123.4", "--env", "dev"],
+        &["unquarantine-email", "a@b", "--env", "dev"],
+        &[
+            "unquarantine-email",
+            "a@example.org\r\nX: y",
+            "--env",
+            "dev",
+        ],
+        &[
+            "verify-oauth-client",
+            "100001",
+            "--status",
+            "maybe",
+            "--env",
+            "dev",
+        ],
+        &["verify-oauth-client", "100001%2f..", "--env", "dev"],
+        &["set-feature", "MULTIPART_AUTO_CLEANUP", "--env", "dev"],
+        &[
+            "set-feature",
+            "NO_SUCH_FEATURE",
+            "--enabled",
+            "true",
+            "--env",
+            "dev",
+        ],
+        &[
+            "set-feature",
+            "MULTIPART_AUTO_CLEANUP",
+            "--enabled",
+            "1",
+            "--env",
+            "dev",
+        ],
+        &["decertify-user", "-5", "--env", "dev"],
+    ];
+    for case in cases {
+        let mut args = case.to_vec();
+        args.extend(["--endpoint", &sfn.url]);
+        let out = stepops(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{case:?} should exit 2; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{case:?} printed to stdout");
+    }
+    assert!(
+        sfn.seen().is_empty(),
+        "requests were sent: {:?}",
+        sfn.seen()
+    );
+}
+
+#[test]
+fn prod_without_a_terminal_or_yes_is_refused() {
+    let sfn = Recorder::start();
+    let out = stepops(&[
+        "reenable-user",
+        "42",
+        "--env",
+        "prod",
+        "--endpoint",
+        &sfn.url,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(sfn.seen().is_empty());
+}
+
+#[test]
+fn local_run_succeeds_end_to_end_and_prints_the_audit_record() {
+    let synapse = Recorder::start();
+    let token = "syn-pat-cli-test-SECRET-5be1";
+    let out = Command::new(env!("CARGO_BIN_EXE_stepops"))
+        .args([
+            "admin",
+            "reenable-user",
+            "42",
+            "--env",
+            "prod",
+            "--yes",
+            "--local",
+        ])
+        .args(["--synapse-endpoint", &synapse.url])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .env("STEPOPS_ADMIN_TOKEN_PROD", token)
+        .env_remove("STEPOPS_ADMIN_TOKEN_FILE")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let audit: serde_json::Value =
+        serde_json::from_str(&stdout).expect("stdout is the audit record");
+    assert_eq!(audit["task"], "reenable-user");
+    assert_eq!(audit["target"], "user:42");
+    assert_eq!(audit["environment"], "prod");
+    assert_eq!(audit["outcome"], "done");
+    assert!(
+        audit["executionId"]
+            .as_str()
+            .unwrap()
+            .contains(":execution:stepops-prod-admin:admin-reenable-user-42-")
+    );
+    assert_eq!(
+        synapse.seen(),
+        vec![format!(
+            "PUT /repo/v1/admin/resetuserstatus/42 HTTP/1.1 | authorization: Bearer {token}"
+        )]
+    );
+    assert!(!stdout.contains(token) && !stderr.contains(token));
+}
