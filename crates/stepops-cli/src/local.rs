@@ -18,6 +18,9 @@ pub struct LocalArgs {
 
 #[derive(Subcommand)]
 enum LocalCommand {
+    /// Run the migration pipeline (migrate.asl.json, Lambdas and runner workers in-process) on
+    /// your own databases: --source URL --dest URL [--jobs N] (see `stepops local migrate --help`).
+    Migrate(crate::local_migrate::LocalMigrateArgs),
     /// Run one state machine definition to its end and print ONE JSON object:
     /// {"status":"SUCCEEDED","output":…} or {"status":"FAILED","error":…,"cause":…}.
     /// Exit code 0 on success, 1 otherwise.
@@ -90,6 +93,7 @@ fn read_input(arg: &str) -> anyhow::Result<Value> {
 /// Runs `stepops local …`.
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     match args.command {
+        LocalCommand::Migrate(args) => crate::local_migrate::run(args).await,
         LocalCommand::Exec {
             definition,
             input,

@@ -5,10 +5,13 @@ use clap::{Parser, Subcommand};
 
 mod admin;
 mod bench;
+mod demo;
 mod local;
+mod local_migrate;
 mod logging;
 mod migrate;
 mod sample;
+mod start;
 
 /// Operational tasks on AWS Step Functions: migrations between stacks, deploys and admin tasks,
 /// runnable on a laptop through stepops' local engine.
@@ -24,6 +27,9 @@ enum Command {
     /// Run one Synapse admin task through the admin state machine (validated, audited; prod
     /// asks for the target again). See docs/admin.md.
     Admin(admin::AdminArgs),
+    /// Run the real migration pipeline locally on sample data (local engine, Lambdas and
+    /// runner workers in-process), print the summary and check the result.
+    Demo(demo::DemoArgs),
     /// Print the error names stepops reports (what state machines Retry and Catch on).
     Errors,
     /// Create the sample schema and fill it with deterministic, exotic data.
@@ -32,12 +38,19 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Make a destination database's tables equal to a source's, in resumable chunks.
     Migrate(migrate::MigrateArgs),
+    /// Start a migration execution in AWS (or on a local engine) after validating its input.
+    Start(start::StartArgs),
     /// The local Step Functions engine: run a definition once, or serve the API for runners.
     Local(local::LocalArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Demo(_)) && std::env::var_os("STEPOPS_LOG").is_none() {
+        // SAFETY: still single-threaded (the runtime starts below). The demo shows progress
+        // and a summary; its in-process runner and engine log only warnings unless asked.
+        unsafe { std::env::set_var("STEPOPS_LOG", "warn") };
+    }
     logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -46,6 +59,7 @@ fn main() -> std::process::ExitCode {
     let result: anyhow::Result<()> = runtime.block_on(async move {
         match cli.command {
             Command::Admin(args) => admin::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Sample(args) => sample::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Errors => {
@@ -61,6 +75,7 @@ fn main() -> std::process::ExitCode {
             }
             Command::Migrate(args) => migrate::run(args).await,
             Command::Local(args) => local::run(args).await,
+            Command::Start(args) => start::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,403 @@
+//! The migration pipeline on a laptop, in one process: what `stepops demo` and
+//! `stepops local migrate` run.
+//!
+//! [`LocalPipeline::start`] writes the project's own `template.yaml` and
+//! `statemachine/migrate.asl.json` (embedded at compile time: the very files that deploy) into
+//! the state directory, starts the local Step Functions engine on them (environment `dev`),
+//! registers the `validate-input` and `notify` Lambda handlers in-process (the same
+//! `stepops-pipeline` functions the Lambda binaries wrap; notifications go to a local publisher
+//! instead of SNS), and starts runner workers in-process that poll the engine over HTTP through
+//! `aws-sdk-sfn`, exactly as the deployed runner polls Step Functions.
+//!
+//! ```no_run
+//! # async fn demo(input: serde_json::Value) -> Result<(), stepops_embedded::EmbeddedError> {
+//! use stepops_embedded::{LocalPipeline, PipelineOptions};
+//! let pipeline = LocalPipeline::start(PipelineOptions::new(".stepops/run")).await?;
+//! let arn = pipeline.start_migration(&input)?;
+//! let summary = pipeline.wait(&arn).await?;
+//! println!("{}", summary.status);
+//! pipeline.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod counting;
+mod handlers;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stepops_error::{ErrorName, Named};
+use stepops_local::{EngineConfig, LocalEngine, LocalError, TemplateOptions};
+use stepops_pipeline::{Message, NotifyRequest, StackEnvironment};
+use stepops_runner::{RunReport, Runner, RunnerOptions};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use counting::{Counting, Progress, ProgressSnapshot};
+pub use handlers::LocalPublisher;
+
+/// The project's `template.yaml`, embedded at compile time.
+pub const TEMPLATE_YAML: &str = include_str!("../../../template.yaml");
+/// The project's `statemachine/migrate.asl.json`, embedded at compile time.
+pub const MIGRATE_ASL_JSON: &str = include_str!("../../../statemachine/migrate.asl.json");
+include!(concat!(env!("OUT_DIR"), "/statemachines.rs"));
+/// The template's logical id of the migration state machine.
+pub const STATE_MACHINE: &str = "MigrateStateMachine";
+/// The template's logical id of the activity the runners poll.
+pub const ACTIVITY: &str = "MigrateActivity";
+/// The stack environment of local runs.
+pub const ENVIRONMENT: &str = "dev";
+/// Targets a local run may name by default: any SQLite file.
+pub const SQLITE_TARGETS: &str = "url:sqlite:*";
+/// Targets `stepops local migrate` allows: SQLite files and PostgreSQL URLs without a password.
+pub const ALL_LOCAL_TARGETS: &str = "url:sqlite:*,url:postgres://*,url:postgresql://*";
+
+/// A failure of the embedded pipeline itself (not of the migration: that is a
+/// [`RunSummary`] with status `FAILED`).
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// The local engine refused something (template, start, …).
+    #[error("local engine: {0}")]
+    Engine(#[from] LocalError),
+    /// A file of the state directory could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The options are wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Named for EmbeddedError {
+    fn error_name(&self) -> ErrorName {
+        match self {
+            EmbeddedError::Engine(e) => e.error_name(),
+            EmbeddedError::Io { .. } => ErrorName::Transient,
+            EmbeddedError::Invalid(_) => ErrorName::InvalidInput,
+        }
+    }
+}
+
+/// How the embedded pipeline runs.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// The engine's state (`engine.sqlite3`, the S3 stand-in `s3/`) and the template files.
+    pub state_dir: PathBuf,
+    /// Runner workers (each a `Runner` with its own poller and HTTP client).
+    pub workers: usize,
+    /// Tasks each worker runs at once.
+    pub concurrency_per_worker: usize,
+    /// The engine's time scale (1.0: real time; smaller makes Retry intervals, timeouts and
+    /// `HeartbeatSeconds` shorter; keep `heartbeat_interval` well under 60 s × time_scale).
+    pub time_scale: f64,
+    /// The workers' heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// The validate-input Lambda's allow-list (`STEPOPS_ALLOWED_TARGETS`), default any SQLite file.
+    pub allowed_targets: String,
+    /// Serve the Step Functions API on this port (0: a free one).
+    pub port: u16,
+}
+
+impl PipelineOptions {
+    /// Two workers of two tasks, real time, heartbeats every 20 s, SQLite targets, a free port.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        PipelineOptions {
+            state_dir: state_dir.into(),
+            workers: 2,
+            concurrency_per_worker: 2,
+            time_scale: 1.0,
+            heartbeat_interval: Duration::from_secs(20),
+            allowed_targets: SQLITE_TARGETS.into(),
+            port: 0,
+        }
+    }
+}
+
+struct Worker {
+    name: String,
+    stop: CancellationToken,
+    handle: JoinHandle<RunReport>,
+}
+
+/// The local engine with the pipeline's Lambdas and runner workers, running.
+pub struct LocalPipeline {
+    engine: LocalEngine,
+    endpoint: String,
+    activity_arn: String,
+    s3_root: PathBuf,
+    options: PipelineOptions,
+    workers: Vec<Worker>,
+    next_worker: usize,
+    progress: Arc<Progress>,
+    notifications: Arc<Mutex<Vec<(NotifyRequest, Message)>>>,
+    started: Mutex<Vec<(String, Instant)>>,
+}
+
+/// What an execution did, as the pipeline saw it.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The execution.
+    pub execution_arn: String,
+    /// `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`.
+    pub status: String,
+    /// Tables planned (first round).
+    pub tables: u64,
+    /// Chunks planned over all rounds.
+    pub chunks: u64,
+    /// Chunks copied (successful `copy` steps).
+    pub chunks_copied: u64,
+    /// Rows written to the destination by the copies.
+    pub rows_copied: u64,
+    /// Rows deleted from the destination by the copies.
+    pub rows_deleted: u64,
+    /// Plan/verify rounds.
+    pub rounds: u64,
+    /// Wall-clock time from start to end.
+    pub duration: Duration,
+    /// The execution's error (FAILED).
+    pub error: Option<String>,
+    /// The execution's cause (FAILED).
+    pub cause: Option<String>,
+    /// The state that failed (from the failure notification).
+    pub failed_step: Option<String>,
+    /// The notification messages the run sent (local publisher).
+    pub notifications: Vec<Message>,
+    /// The execution's output (SUCCEEDED).
+    pub output: Option<Value>,
+}
+
+impl RunSummary {
+    /// Whether the execution succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCEEDED"
+    }
+}
+
+impl LocalPipeline {
+    /// Writes the embedded template files under `options.state_dir`, starts the engine on them
+    /// with the pipeline's Lambdas, and starts `options.workers` runner workers.
+    pub async fn start(options: PipelineOptions) -> Result<LocalPipeline, EmbeddedError> {
+        if options.workers == 0 || options.concurrency_per_worker == 0 {
+            return Err(EmbeddedError::Invalid(
+                "workers and concurrency per worker must be at least 1".into(),
+            ));
+        }
+        let template = write_template(&options.state_dir.join("template"))?;
+        let stack = StackEnvironment::parse(ENVIRONMENT, &options.allowed_targets)
+            .map_err(|e| EmbeddedError::Invalid(e.to_string()))?;
+        let notifications = Arc::new(Mutex::new(Vec::new()));
+        let s3_root = options.state_dir.join("s3");
+        let config = EngineConfig {
+            port: Some(options.port),
+            template: Some(template),
+            template_options: TemplateOptions {
+                parameter_overrides: [("Environment".to_string(), ENVIRONMENT.to_string())].into(),
+                ..TemplateOptions::default()
+            },
+            time_scale: options.time_scale,
+            s3_root: Some(s3_root.clone()),
+            ..EngineConfig::new(options.state_dir.join("engine"))
+        }
+        .with_lambda(
+            "ValidateInputFunction",
+            handlers::validate_input_handler(stack),
+        )
+        .with_lambda("NotifyFunction", handlers::notify(notifications.clone()));
+        let engine = LocalEngine::start(config).await?;
+        let endpoint = engine
+            .endpoint()
+            .ok_or_else(|| EmbeddedError::Invalid("the local engine serves no endpoint".into()))?;
+        let activity_arn = engine.activity_arn(ACTIVITY);
+        let mut pipeline = LocalPipeline {
+            engine,
+            endpoint,
+            activity_arn,
+            s3_root,
+            options,
+            workers: Vec::new(),
+            next_worker: 0,
+            progress: Arc::new(Progress::default()),
+            notifications,
+            started: Mutex::new(Vec::new()),
+        };
+        for _ in 0..pipeline.options.workers {
+            pipeline.add_worker();
+        }
+        Ok(pipeline)
+    }
+
+    /// The engine's Step Functions endpoint (`http://127.0.0.1:PORT`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The engine (history, describe, redrive, …).
+    pub fn engine(&self) -> &LocalEngine {
+        &self.engine
+    }
+
+    /// The migration state machine's ARN.
+    pub fn state_machine_arn(&self) -> Result<String, EmbeddedError> {
+        Ok(self.engine.state_machine_arn(STATE_MACHINE)?)
+    }
+
+    /// The activity the workers poll.
+    pub fn activity_arn(&self) -> &str {
+        &self.activity_arn
+    }
+
+    /// Live counters of the steps the workers ran (plan, copy, verify).
+    pub fn progress(&self) -> ProgressSnapshot {
+        self.progress.snapshot()
+    }
+
+    /// Starts one more runner worker; returns its name.
+    pub fn add_worker(&mut self) -> String {
+        self.next_worker += 1;
+        let name = format!("embedded-worker-{}", self.next_worker);
+        let mut options = RunnerOptions::new(vec![self.activity_arn.clone()]);
+        options.concurrency = self.options.concurrency_per_worker;
+        options.heartbeat_interval = self.options.heartbeat_interval;
+        options.drain_timeout = Duration::from_secs(5);
+        options.worker_name = name.clone();
+        options.environment = Some(ENVIRONMENT.into());
+        let runner = counting::counted_runner(
+            &self.endpoint,
+            options,
+            &self.s3_root,
+            self.progress.clone(),
+        );
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(run_worker(runner, stop.clone()));
+        self.workers.push(Worker {
+            name: name.clone(),
+            stop,
+            handle,
+        });
+        name
+    }
+
+    /// Kills worker `index` at once, as a crashed process would die: its running steps are
+    /// dropped mid-way and nothing is answered (the engine notices by the missing heartbeats).
+    /// Returns the killed worker's name.
+    pub fn kill_worker(&mut self, index: usize) -> Option<String> {
+        if index >= self.workers.len() {
+            return None;
+        }
+        let w = self.workers.remove(index);
+        w.handle.abort();
+        Some(w.name)
+    }
+
+    /// Workers running.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Starts the `migrate` state machine with `input` (see docs/execution-input.md); returns the
+    /// execution ARN.
+    pub fn start_migration(&self, input: &Value) -> Result<String, EmbeddedError> {
+        let arn = self.engine.start_execution(STATE_MACHINE, input, None)?;
+        self.started
+            .lock()
+            .expect("start times")
+            .push((arn.clone(), Instant::now()));
+        Ok(arn)
+    }
+
+    /// Waits for the execution to end and sums it up.
+    pub async fn wait(&self, execution_arn: &str) -> Result<RunSummary, EmbeddedError> {
+        let outcome = self.engine.wait(execution_arn).await?;
+        let started = self
+            .started
+            .lock()
+            .expect("start times")
+            .iter()
+            .find(|(a, _)| a == execution_arn)
+            .map(|(_, t)| *t);
+        let duration = started.map(|t| t.elapsed()).unwrap_or_default();
+        let p = self.progress.snapshot();
+        let mine: Vec<(NotifyRequest, Message)> = self
+            .notifications
+            .lock()
+            .expect("notifications")
+            .iter()
+            .filter(|(r, _)| r.execution_arn == execution_arn)
+            .cloned()
+            .collect();
+        let failed_step = mine.iter().find_map(|(r, _)| r.failed_step.clone());
+        let summary = mine.iter().find_map(|(r, _)| r.summary.clone());
+        Ok(RunSummary {
+            execution_arn: execution_arn.to_owned(),
+            status: outcome.status,
+            tables: summary.as_ref().and_then(|s| s.tables).unwrap_or(p.tables),
+            chunks: summary
+                .as_ref()
+                .and_then(|s| s.chunks)
+                .unwrap_or(p.chunks_planned),
+            chunks_copied: p.chunks_copied,
+            rows_copied: p.rows_inserted,
+            rows_deleted: p.rows_deleted,
+            rounds: summary.as_ref().and_then(|s| s.rounds).unwrap_or(p.round),
+            duration,
+            error: outcome.error,
+            cause: outcome.cause,
+            failed_step,
+            notifications: mine.into_iter().map(|(_, m)| m).collect(),
+            output: outcome.output,
+        })
+    }
+
+    /// Resets the progress counters (before a second run on the same pipeline).
+    pub fn reset_progress(&self) {
+        self.progress.reset();
+    }
+
+    /// Stops the workers (they drain: running steps get a few seconds to finish) and the
+    /// engine; returns the workers' reports.
+    pub async fn shutdown(self) -> Vec<RunReport> {
+        for w in &self.workers {
+            w.stop.cancel();
+        }
+        let mut reports = Vec::new();
+        for w in self.workers {
+            if let Ok(r) = w.handle.await {
+                reports.push(r);
+            }
+        }
+        self.engine.shutdown().await;
+        reports
+    }
+}
+
+async fn run_worker<H: stepops_runner::StepHandler>(
+    runner: Runner<H>,
+    stop: CancellationToken,
+) -> RunReport {
+    runner.run(stop.cancelled_owned()).await
+}
+
+/// Writes the embedded `template.yaml` and every `statemachine/*.asl.json` into `dir`; returns
+/// the template's path.
+pub fn write_template(dir: &Path) -> Result<PathBuf, EmbeddedError> {
+    let template = dir.join("template.yaml");
+    let mut files = vec![(template.clone(), TEMPLATE_YAML)];
+    for (name, text) in STATE_MACHINE_FILES {
+        files.push((dir.join("statemachine").join(name), *text));
+    }
+    for (path, text) in &files {
+        let io = |source| EmbeddedError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(path.parent().expect("a parent")).map_err(io)?;
+        std::fs::write(path, text).map_err(io)?;
+    }
+    Ok(template)
+}
