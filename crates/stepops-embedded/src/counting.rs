@@ -18,6 +18,7 @@ pub struct Progress {
     tables: AtomicU64,
     chunks_planned: AtomicU64,
     chunks_copied: AtomicU64,
+    copies_started: AtomicU64,
     rows_planned: AtomicU64,
     rows_inserted: AtomicU64,
     rows_deleted: AtomicU64,
@@ -35,6 +36,8 @@ pub struct ProgressSnapshot {
     pub chunks_planned: u64,
     /// Chunks copied.
     pub chunks_copied: u64,
+    /// Copy steps started (more than copied while copies run, or when a worker died mid-copy).
+    pub copies_started: u64,
     /// Rows the plans estimated to copy, over all rounds.
     pub rows_planned: u64,
     /// Rows written by the copies.
@@ -54,6 +57,7 @@ impl Progress {
             tables: l(&self.tables),
             chunks_planned: l(&self.chunks_planned),
             chunks_copied: l(&self.chunks_copied),
+            copies_started: l(&self.copies_started),
             rows_planned: l(&self.rows_planned),
             rows_inserted: l(&self.rows_inserted),
             rows_deleted: l(&self.rows_deleted),
@@ -67,6 +71,7 @@ impl Progress {
             &self.tables,
             &self.chunks_planned,
             &self.chunks_copied,
+            &self.copies_started,
             &self.rows_planned,
             &self.rows_inserted,
             &self.rows_deleted,
@@ -123,6 +128,9 @@ impl<H: StepHandler> StepHandler for Counting<H> {
     ) -> impl Future<Output = Result<Value, StepError>> + Send {
         let step = step.to_owned();
         async move {
+            if step == "copy" {
+                self.progress.copies_started.fetch_add(1, Ordering::Relaxed);
+            }
             let out = self.inner.run(&step, args).await;
             if let Ok(v) = &out {
                 self.progress.record(&step, v);

@@ -1,0 +1,222 @@
+//! End to end: the project's real migrate.asl.json and template.yaml on the local engine, the
+//! real validate-input/notify logic and the real runner code in-process (over HTTP through
+//! aws-sdk-sfn), on SQLite files and PostgreSQL. The destination is compared with the source
+//! independently of the migration engine (`stepops_sample::digest`: every row, in key order).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use stepops_embedded::{ALL_LOCAL_TARGETS, LocalPipeline, PipelineOptions, RunSummary};
+use stepops_sample::{Fractions, SampleSpec};
+
+async fn sample(url: &str, rows: u64) {
+    stepops_sample::sample(
+        url,
+        SampleSpec {
+            rows,
+            seed: 3,
+            replace: false,
+            progress: None,
+        },
+    )
+    .await
+    .expect("sample source");
+}
+
+async fn make_stale(url: &str) {
+    let report = stepops_sample::mutate(
+        url,
+        9,
+        Fractions {
+            update: 0.03,
+            delete: 0.02,
+            insert: 0.02,
+        },
+    )
+    .await
+    .expect("mutate");
+    let (u, d, i) = report.totals();
+    assert!(u > 0 && d > 0 && i > 0, "the destination must be stale");
+}
+
+async fn assert_equal(source: &str, dest: &str) {
+    let a = stepops_sample::digest(source).await.unwrap();
+    let b = stepops_sample::digest(dest).await.unwrap();
+    assert_eq!(a.len(), 5);
+    assert_eq!(a, b, "destination differs from source");
+}
+
+async fn assert_differ(source: &str, dest: &str) {
+    let a = stepops_sample::digest(source).await.unwrap();
+    let b = stepops_sample::digest(dest).await.unwrap();
+    assert_ne!(a, b, "the test needs a stale destination");
+}
+
+fn input(source: &str, dest: &str, chunk_rows: u64) -> Value {
+    json!({
+        "environment": "dev",
+        "source": {"url": source},
+        "dest": {"url": dest},
+        "chunkRows": chunk_rows,
+        "maxConcurrency": 4,
+    })
+}
+
+fn options(dir: &std::path::Path) -> PipelineOptions {
+    let mut o = PipelineOptions::new(dir.join("stack"));
+    o.allowed_targets = ALL_LOCAL_TARGETS.into();
+    o
+}
+
+fn assert_succeeded(s: &RunSummary) {
+    assert!(
+        s.succeeded(),
+        "{} {:?} {:?} in {:?}",
+        s.status,
+        s.error,
+        s.cause,
+        s.failed_step
+    );
+}
+
+/// Runs, checks equality, runs again: the second run plans and copies nothing.
+async fn migrate_twice(pipeline: &LocalPipeline, source: &str, dest: &str, chunk_rows: u64) {
+    assert_differ(source, dest).await;
+    let arn = pipeline
+        .start_migration(&input(source, dest, chunk_rows))
+        .unwrap();
+    let first = pipeline.wait(&arn).await.unwrap();
+    assert_succeeded(&first);
+    assert!(
+        first.chunks > 0 && first.chunks_copied == first.chunks,
+        "{first:?}"
+    );
+    assert!(first.rows_copied > 0, "{first:?}");
+    assert_eq!(first.tables, 5);
+    assert_eq!(first.notifications.len(), 1);
+    assert!(first.notifications[0].subject.contains("succeeded"));
+    assert_equal(source, dest).await;
+
+    pipeline.reset_progress();
+    let arn = pipeline
+        .start_migration(&input(source, dest, chunk_rows))
+        .unwrap();
+    let second = pipeline.wait(&arn).await.unwrap();
+    assert_succeeded(&second);
+    assert_eq!(second.chunks, 0, "{second:?}");
+    assert_eq!(second.chunks_copied, 0);
+    assert_eq!(second.rows_copied + second.rows_deleted, 0);
+    assert_equal(source, dest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_end_to_end_then_a_second_run_copies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("sqlite:{}", dir.path().join("source.db").display());
+    let dest = format!("sqlite:{}", dir.path().join("dest.db").display());
+    sample(&source, 4_000).await;
+    std::fs::copy(dir.path().join("source.db"), dir.path().join("dest.db")).unwrap();
+    make_stale(&dest).await;
+
+    let pipeline = LocalPipeline::start(options(dir.path())).await.unwrap();
+    migrate_twice(&pipeline, &source, &dest, 200).await;
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_end_to_end_then_a_second_run_copies_nothing() {
+    let pg = stepops_testkit::PgServer::start().expect(
+        "PostgreSQL server binaries are needed (initdb, postgres): install postgresql (scripts/install-deps.sh)",
+    );
+    let source = pg.create_database("src").unwrap();
+    let dest = pg.create_database("dst").unwrap();
+    sample(&source, 4_000).await;
+    // The destination: an older seed's sample, then changed (rows differ everywhere).
+    stepops_sample::sample(
+        &dest,
+        SampleSpec {
+            rows: 3_500,
+            seed: 3,
+            replace: false,
+            progress: None,
+        },
+    )
+    .await
+    .unwrap();
+    make_stale(&dest).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = LocalPipeline::start(options(dir.path())).await.unwrap();
+    migrate_twice(&pipeline, &source, &dest, 200).await;
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_copy_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("sqlite:{}", dir.path().join("source.db").display());
+    let dest = format!("sqlite:{}", dir.path().join("dest.db").display());
+    sample(&source, 6_000).await;
+    std::fs::copy(dir.path().join("source.db"), dir.path().join("dest.db")).unwrap();
+    make_stale(&dest).await;
+    assert_differ(&source, &dest).await;
+
+    // 60 s HeartbeatSeconds become 3 s, Retry intervals 0.5 s; workers heartbeat every 300 ms.
+    let mut o = options(dir.path());
+    o.time_scale = 0.05;
+    o.heartbeat_interval = Duration::from_millis(300);
+    o.workers = 2;
+    o.concurrency_per_worker = 2;
+    let mut pipeline = LocalPipeline::start(o).await.unwrap();
+    let arn = pipeline
+        .start_migration(&input(&source, &dest, 100))
+        .unwrap();
+
+    // Wait until copies are under way, then kill a worker as a crash would (its running steps
+    // are dropped, nothing answered), and start a replacement later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = pipeline.progress();
+        if p.chunks_copied >= 3 {
+            assert!(
+                p.chunks_copied < p.chunks_planned,
+                "the copy ended before the kill: {p:?}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no progress: {p:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let killed = pipeline.kill_worker(0).unwrap();
+    let killed_again = pipeline.kill_worker(0).unwrap();
+    assert_ne!(killed, killed_again);
+    assert_eq!(pipeline.workers(), 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let at_kill = pipeline.progress();
+    assert!(
+        at_kill.copies_started > at_kill.chunks_copied,
+        "no copy was running when the workers were killed: {at_kill:?}"
+    );
+    pipeline.add_worker();
+    pipeline.add_worker();
+
+    let summary = tokio::time::timeout(Duration::from_secs(120), pipeline.wait(&arn))
+        .await
+        .expect("the execution ends")
+        .unwrap();
+    assert_succeeded(&summary);
+    let end = pipeline.progress();
+    assert_eq!(end.chunks_copied, end.chunks_planned, "{end:?}");
+    assert!(end.copies_started > end.chunks_copied, "{end:?}");
+    assert_equal(&source, &dest).await;
+
+    // Nothing duplicated or lost, and nothing left to do: a second run plans 0 chunks.
+    pipeline.reset_progress();
+    let arn = pipeline
+        .start_migration(&input(&source, &dest, 100))
+        .unwrap();
+    let second = pipeline.wait(&arn).await.unwrap();
+    assert_succeeded(&second);
+    assert_eq!(second.chunks, 0, "{second:?}");
+    pipeline.shutdown().await;
+}
