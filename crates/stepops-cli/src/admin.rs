@@ -21,19 +21,17 @@ use stepops_local::{EngineConfig, LambdaError, LocalEngine, TemplateOptions, han
 const EXIT_INVALID: i32 = 2;
 
 /// Arguments of `stepops admin`.
-///
-/// Examples:
-///   stepops admin remove-user 3350396 --env prod --dry-run
-///   stepops admin verify-oauth-client 100001 --status false --env dev
-///   stepops admin set-feature MULTIPART_AUTO_CLEANUP --enabled true --env dev --endpoint http://127.0.0.1:8083
-///   STEPOPS_ADMIN_TOKEN_DEV=… stepops admin reenable-user 42 --env dev --local --synapse-endpoint https://repo-dev.example.org
-///
-/// Arguments are validated exactly as the state machine validates its input; a refused argument
-/// exits with status 2 before any request of any kind. In `prod` the target must be typed again
-/// (or `--yes` given). The audit record is printed on stdout; exit 0 only if the task succeeded.
-/// See docs/admin.md.
 #[derive(Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = "Examples:
+  stepops admin remove-user 3350396 --env prod --dry-run
+  stepops admin verify-oauth-client 100001 --status false --env dev
+  stepops admin set-feature MULTIPART_AUTO_CLEANUP --enabled true --env prod --yes
+  STEPOPS_ADMIN_TOKEN_DEV=... stepops admin reenable-user 42 --env dev --local \\
+      --synapse-endpoint https://repo-dev.example.org
+
+Arguments are validated exactly as the state machine validates its input: a refused argument
+exits 2 before any request of any kind. In prod the target must be typed again (or --yes).
+The audit record is printed on stdout; exit 0 only if the task succeeded. See docs/admin.md.")]
 pub struct AdminArgs {
     /// The task: remove-user, verify-oauth-client, make-public, decertify-user, reenable-user,
     /// unquarantine-email, set-feature.
@@ -55,8 +53,8 @@ pub struct AdminArgs {
     /// Do not ask for the target to be typed again in prod (for scripts).
     #[arg(long)]
     yes: bool,
-    /// Step Functions endpoint, e.g. a local engine (`stepops local serve`) at
-    /// http://127.0.0.1:8083. Default: AWS, through the default credential chain.
+    /// Step Functions endpoint: a local engine that has the admin function registered (e.g.
+    /// http://127.0.0.1:8083). Default: AWS, through the default credential chain.
     #[arg(long, value_name = "URL", conflicts_with = "local")]
     endpoint: Option<String>,
     /// The admin state machine. Default: the one named `stepops-ENV-admin` (ListStateMachines).

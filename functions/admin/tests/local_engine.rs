@@ -279,6 +279,17 @@ async fn remove_user_succeeds_end_to_end_with_its_audit_record() {
         );
     }
     assert!(!d.output().unwrap().contains(TOKEN));
+    // Nor anywhere in the execution's history (inputs and outputs of every state).
+    let history = h
+        .sfn
+        .get_execution_history()
+        .execution_arn(d.execution_arn())
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    assert!(history.events().len() > 10, "{history:?}");
+    assert!(!format!("{history:?}").contains(TOKEN));
     let notes = h.notifications();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["status"], "SUCCEEDED");

@@ -1,0 +1,146 @@
+//! The admin resources in the project's `template.yaml` as deployed: the function's build,
+//! runtime, network, settings and least-privilege policy; the state machine's definition and
+//! substitutions (exactly the placeholders `admin.asl.json` uses). `cfn-lint` and
+//! `sam validate --lint` check the rest.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_norway::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    serde_norway::from_str(&text).expect("template.yaml parses as YAML")
+}
+
+/// `!Tag value` → (tag, value); a plain value → ("", value).
+fn tagged(v: &Value) -> (String, &Value) {
+    match v {
+        Value::Tagged(t) => (t.tag.to_string(), &t.value),
+        other => (String::new(), other),
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_mapping()
+        .expect("a mapping")
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0], "arm64");
+
+    let f = &t["Resources"]["AdminFunction"];
+    assert_eq!(f["Type"], "AWS::Serverless::Function");
+    assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
+    assert_eq!(
+        f["Metadata"]["BuildProperties"]["Binary"],
+        env!("CARGO_PKG_NAME")
+    );
+    let p = &f["Properties"];
+    assert_eq!(p["CodeUri"], "functions/admin");
+    assert!(p["Timeout"].as_u64().unwrap() >= 90, "timeout below 90 s");
+    let (tag, subnets) = tagged(&p["VpcConfig"]["SubnetIds"]);
+    assert_eq!(
+        (tag.as_str(), subnets.as_str()),
+        ("!Ref", Some("PrivateSubnetIds"))
+    );
+    assert!(p["VpcConfig"]["SecurityGroupIds"].as_sequence().is_some());
+
+    let vars = &p["Environment"]["Variables"];
+    assert_eq!(
+        keys(vars),
+        set(&[
+            "STEPOPS_ENVIRONMENT",
+            "STEPOPS_SYNAPSE_ENDPOINT",
+            "STEPOPS_ADMIN_SECRET"
+        ])
+    );
+    for (var, param) in [
+        ("STEPOPS_ENVIRONMENT", "Environment"),
+        ("STEPOPS_SYNAPSE_ENDPOINT", "SynapseEndpoint"),
+        ("STEPOPS_ADMIN_SECRET", "AdminSecretName"),
+    ] {
+        let (tag, v) = tagged(&vars[var]);
+        assert_eq!((tag.as_str(), v.as_str()), ("!Ref", Some(param)), "{var}");
+    }
+    assert_eq!(
+        t["Parameters"]["AdminSecretName"]["Default"],
+        stepops_admin::DEFAULT_SECRET_NAME
+    );
+
+    // Exactly one statement: GetSecretValue on the admin secret (its ARN with the random
+    // 6-character suffix), nothing else; no managed policy templates.
+    let policies = p["Policies"].as_sequence().unwrap();
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    let statements = policies[0]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    let s = &statements[0];
+    assert_eq!(s["Effect"], "Allow");
+    assert_eq!(s["Action"], "secretsmanager:GetSecretValue");
+    let (tag, resource) = tagged(&s["Resource"]);
+    assert_eq!(tag, "!Sub");
+    assert_eq!(
+        resource.as_str().unwrap(),
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AdminSecretName}-??????"
+    );
+
+    let (_, log_group) =
+        tagged(&t["Resources"]["AdminFunctionLogGroup"]["Properties"]["LogGroupName"]);
+    assert_eq!(log_group.as_str(), Some("/aws/lambda/${AdminFunction}"));
+}
+
+#[test]
+fn admin_state_machine_substitutes_exactly_the_definitions_placeholders() {
+    let t = template();
+    let m = &t["Resources"]["AdminStateMachine"]["Properties"];
+    assert_eq!(m["DefinitionUri"], "statemachine/admin.asl.json");
+    let subs = keys(&m["DefinitionSubstitutions"]);
+    let asl = std::fs::read_to_string(root().join("statemachine/admin.asl.json")).unwrap();
+    let placeholders: BTreeSet<String> = asl
+        .split("${")
+        .skip(1)
+        .map(|rest| rest.split('}').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(subs, placeholders);
+    assert_eq!(
+        subs,
+        set(&["AdminFunctionArn", "NotifyFunctionArn", "Environment"])
+    );
+    let (tag, v) = tagged(&m["DefinitionSubstitutions"]["AdminFunctionArn"]);
+    assert_eq!(
+        (tag.as_str(), v.as_str()),
+        ("!GetAtt", Some("AdminFunction.Arn"))
+    );
+    let (tag, v) = tagged(&m["DefinitionSubstitutions"]["NotifyFunctionArn"]);
+    assert_eq!(
+        (tag.as_str(), v.as_str()),
+        ("!GetAtt", Some("NotifyFunction.Arn"))
+    );
+
+    // It may invoke the admin and notify functions and nothing else.
+    let invoked: BTreeSet<String> = m["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.get("LambdaInvokePolicy"))
+        .map(|p| tagged(&p["FunctionName"]).1.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(invoked, set(&["AdminFunction", "NotifyFunction"]));
+    let (_, lg) = tagged(&m["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]);
+    assert_eq!(lg.as_str(), Some("AdminStateMachineLogGroup.Arn"));
+}
