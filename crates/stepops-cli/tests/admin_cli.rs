@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// A TCP server on 127.0.0.1 that records each request's first line (and its Authorization
-/// header) and answers `200` with an empty body. Serves until the test process ends.
+/// header) and answers `response` (a whole HTTP/1.1 response). Serves until the test ends.
 struct Recorder {
     url: String,
     seen: Arc<Mutex<Vec<String>>>,
@@ -18,6 +18,10 @@ struct Recorder {
 
 impl Recorder {
     fn start() -> Self {
+        Self::answering("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    }
+
+    fn answering(response: &'static str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -50,9 +54,7 @@ impl Recorder {
                 rec.lock()
                     .unwrap()
                     .push(format!("{} | {auth}", first.trim_end()));
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
+                let _ = stream.write_all(response.as_bytes());
             }
         });
         Recorder { url, seen }
@@ -68,11 +70,17 @@ fn repo_root() -> PathBuf {
 }
 
 fn stepops(args: &[&str]) -> Output {
+    stepops_with(args, &[])
+}
+
+fn stepops_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stepops"))
         .arg("admin")
         .args(args)
         .current_dir(repo_root())
         .stdin(Stdio::null())
+        .envs(env.iter().copied())
+        .env_remove("STEPOPS_ADMIN_TOKEN_FILE")
         .env_remove("STEPOPS_SYNAPSE_ENDPOINT")
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
@@ -227,4 +235,48 @@ fn local_run_succeeds_end_to_end_and_prints_the_audit_record() {
         )]
     );
     assert!(!stdout.contains(token) && !stderr.contains(token));
+}
+
+#[test]
+fn local_run_of_a_missing_user_exits_1_with_the_named_error() {
+    let body = r#"{"reason":"user 9 does not exist"}"#;
+    let response: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_boxed_str(),
+    );
+    let synapse = Recorder::answering(response);
+    let out = stepops_with(
+        &[
+            "decertify-user",
+            "9",
+            "--env",
+            "dev",
+            "--local",
+            "--synapse-endpoint",
+            &synapse.url,
+        ],
+        &[("STEPOPS_ADMIN_TOKEN_DEV", "syn-pat-cli-test-2")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let failed: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(failed["status"], "FAILED");
+    assert_eq!(failed["error"], "Stepops.NotFound");
+    assert!(
+        failed["cause"]
+            .as_str()
+            .unwrap()
+            .contains("user 9 does not exist"),
+        "{failed}"
+    );
+    // NotFound is not retried: one read, no write.
+    assert_eq!(synapse.seen().len(), 1, "{:?}", synapse.seen());
 }
