@@ -63,7 +63,8 @@ pub struct AdminArgs {
     /// AWS region (default: the AWS configuration's; us-east-1 with --endpoint).
     #[arg(long)]
     region: Option<String>,
-    /// Who asks, recorded as `startedBy` in the audit record. Default: the local user name.
+    /// Who asks, recorded as `startedBy` in the audit record. Default: the caller's IAM ARN
+    /// (sts:GetCallerIdentity) in AWS, the local user name with --endpoint or --local.
     #[arg(long, value_name = "WHO")]
     started_by: Option<String>,
     /// Give up waiting after this many seconds (the execution keeps running).
@@ -112,7 +113,25 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     } else {
         args.endpoint.clone()
     };
-    let sfn = sfn_client(endpoint.as_deref(), args.region.as_deref()).await;
+    let (sfn, aws) = sfn_client(endpoint.as_deref(), args.region.as_deref()).await;
+    let request = if args.started_by.is_some() {
+        request
+    } else {
+        let who = match &aws {
+            Some(config) => caller_identity(config).await,
+            None => None,
+        }
+        .or_else(|| {
+            std::env::var("USER")
+                .ok()
+                .map(|u| format!("{u} (stepops admin)"))
+        });
+        // A default that does not pass the check is left out rather than refused.
+        match who {
+            Some(who) => request.clone().with_started_by(&who).unwrap_or(request),
+            None => request,
+        }
+    };
     let machine = match &args.state_machine_arn {
         Some(arn) => arn.clone(),
         None => find_state_machine(&sfn, request.environment).await?,
@@ -147,14 +166,7 @@ fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
         .map_err(|e| e.to_string())?;
     match &args.started_by {
         Some(who) => request.with_started_by(who).map_err(|e| e.to_string()),
-        // The local user name by default; one that does not pass the check is left out.
-        None => Ok(match std::env::var("USER") {
-            Ok(user) => request
-                .clone()
-                .with_started_by(&format!("{user} (stepops admin)"))
-                .unwrap_or(request),
-            Err(_) => request,
-        }),
+        None => Ok(request),
     }
 }
 
@@ -188,7 +200,12 @@ fn confirm(request: &AdminRequest) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sfn_client(endpoint: Option<&str>, region: Option<&str>) -> aws_sdk_sfn::Client {
+/// The Step Functions client: for `endpoint` with placeholder credentials, else from the AWS
+/// default chain (whose configuration is returned too, for STS).
+async fn sfn_client(
+    endpoint: Option<&str>,
+    region: Option<&str>,
+) -> (aws_sdk_sfn::Client, Option<aws_config::SdkConfig>) {
     match endpoint {
         Some(endpoint) => {
             let config = aws_sdk_sfn::Config::builder()
@@ -203,14 +220,34 @@ async fn sfn_client(endpoint: Option<&str>, region: Option<&str>) -> aws_sdk_sfn
                     "stepops-local",
                 ))
                 .build();
-            aws_sdk_sfn::Client::from_conf(config)
+            (aws_sdk_sfn::Client::from_conf(config), None)
         }
         None => {
             let mut loader = aws_config::defaults(BehaviorVersion::latest());
             if let Some(region) = region {
                 loader = loader.region(Region::new(region.to_owned()));
             }
-            aws_sdk_sfn::Client::new(&loader.load().await)
+            let config = loader.load().await;
+            (aws_sdk_sfn::Client::new(&config), Some(config))
+        }
+    }
+}
+
+/// The caller's IAM identity (`sts:GetCallerIdentity`, which needs no permission), recorded as
+/// `startedBy`; `None` (with a warning) if STS cannot be asked.
+async fn caller_identity(config: &aws_config::SdkConfig) -> Option<String> {
+    match aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+    {
+        Ok(out) => out.arn().map(str::to_owned),
+        Err(e) => {
+            tracing::warn!(
+                error = %aws_sdk_sts::error::DisplayErrorContext(&e),
+                "cannot ask STS who is calling; startedBy falls back to the local user name"
+            );
+            None
         }
     }
 }

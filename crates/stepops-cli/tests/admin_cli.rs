@@ -200,6 +200,7 @@ fn local_run_succeeds_end_to_end_and_prints_the_audit_record() {
         .current_dir(repo_root())
         .stdin(Stdio::null())
         .env("STEPOPS_ADMIN_TOKEN_PROD", token)
+        .env("USER", "ops-tester")
         .env_remove("STEPOPS_ADMIN_TOKEN_FILE")
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
@@ -222,6 +223,7 @@ fn local_run_succeeds_end_to_end_and_prints_the_audit_record() {
     assert_eq!(audit["target"], "user:42");
     assert_eq!(audit["environment"], "prod");
     assert_eq!(audit["outcome"], "done");
+    assert_eq!(audit["startedBy"], "ops-tester (stepops admin)");
     assert!(
         audit["executionId"]
             .as_str()
