@@ -1,0 +1,307 @@
+//! The real `stepops-fn-admin` binary under a fake Lambda Runtime API: its settings come from the
+//! environment variables the template sets, the token from (a fake) Secrets Manager by name,
+//! once; answers go back as the function's response, errors with their `Stepops.*` name as
+//! `errorType`. One server on 127.0.0.1 plays the Runtime API, Secrets Manager and Synapse.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+const TOKEN: &str = "syn-pat-binary-test-SECRET-0c7e";
+const SECRET_NAME: &str = "/synapse/admin-pat-test";
+
+#[derive(Default)]
+struct World {
+    /// Events the runtime hands out, in order.
+    events: VecDeque<Value>,
+    /// (request id, "response" | "error", body) as the function posted them.
+    answers: Vec<(String, String, Value)>,
+    /// Secrets Manager calls (their JSON bodies).
+    secret_reads: Vec<Value>,
+    /// Synapse requests: "METHOD path?query | authorization".
+    synapse: Vec<String>,
+    next_id: usize,
+}
+
+async fn serve(world: Arc<Mutex<World>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let world = world.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let world = world.clone();
+                    async move { Ok::<_, Infallible>(answer(req, &world).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr.to_string()
+}
+
+async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts.uri.path().to_owned();
+    let reply = |status: u16, body: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    if path == "/2018-06-01/runtime/invocation/next" {
+        // Hand out the next event; with none left, hold the poll (the test then stops the process).
+        loop {
+            let next = {
+                let mut w = world.lock().unwrap();
+                w.events.pop_front().map(|e| {
+                    w.next_id += 1;
+                    (format!("req-{}", w.next_id), e)
+                })
+            };
+            if let Some((id, event)) = next {
+                let deadline = now_ms() + 60_000;
+                return Response::builder()
+                    .status(200)
+                    .header("lambda-runtime-aws-request-id", id)
+                    .header("lambda-runtime-deadline-ms", deadline.to_string())
+                    .header(
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:stepops-dev-admin",
+                    )
+                    .header(
+                        "lambda-runtime-trace-id",
+                        "Root=1-00000000-000000000000000000000000",
+                    )
+                    .body(Full::new(Bytes::from(event.to_string())))
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    if let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") {
+        let (id, kind) = rest.split_once('/').unwrap();
+        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        world
+            .lock()
+            .unwrap()
+            .answers
+            .push((id.to_owned(), kind.to_owned(), value));
+        return reply(202, "{}".into());
+    }
+    if path == "/" {
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert_eq!(target, "secretsmanager.GetSecretValue");
+        let request: Value = serde_json::from_slice(&body).unwrap();
+        world.lock().unwrap().secret_reads.push(request.clone());
+        return reply(
+            200,
+            json!({
+                "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:/synapse/admin-pat-test-AbCdEf",
+                "Name": request["SecretId"],
+                "SecretString": TOKEN,
+                "VersionId": "v1"
+            })
+            .to_string(),
+        );
+    }
+    let auth = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    world.lock().unwrap().synapse.push(format!(
+        "{} {} | {auth}",
+        parts.method,
+        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
+    ));
+    match path.as_str() {
+        "/repo/v1/user/77/bundle" => reply(200, json!({"userId": "77"}).to_string()),
+        "/repo/v1/admin/redact/user/77" => reply(200, String::new()),
+        _ => reply(404, json!({"reason": "no such thing"}).to_string()),
+    }
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_binary(addr: &str, settings: &[(&str, String)]) -> Killed {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepops-fn-admin"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", addr)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "stepops-dev-admin")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/stepops-dev-admin")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", format!("http://{addr}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in settings {
+        cmd.env(k, v);
+    }
+    Killed(cmd.spawn().expect("start stepops-fn-admin"))
+}
+
+async fn wait_for_answers(world: &Mutex<World>, n: usize) {
+    let start = Instant::now();
+    while world.lock().unwrap().answers.len() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the function answered {} of {n} events",
+            world.lock().unwrap().answers.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_binary_runs_tasks_with_the_secret_and_names_its_errors() {
+    let world = Arc::new(Mutex::new(World::default()));
+    let request = json!({"environment": "dev", "task": "remove-user", "args": {"userId": "77"}});
+    world.lock().unwrap().events.extend([
+        json!({"action": "validate", "request": request}),
+        json!({"action": "run", "request": request, "executionId": "arn:aws:states:us-east-1:123456789012:execution:stepops-dev-admin:x"}),
+        json!({"action": "validate", "request": {"environment": "prod", "task": "remove-user", "args": {"userId": "77"}}}),
+        json!({"action": "run", "request": {"environment": "dev", "task": "reenable-user", "args": {"userId": "5"}}}),
+    ]);
+    let addr = serve(world.clone()).await;
+    let mut child = start_binary(
+        &addr,
+        &[
+            ("STEPOPS_ENVIRONMENT", "dev".into()),
+            ("STEPOPS_SYNAPSE_ENDPOINT", format!("http://{addr}")),
+            ("STEPOPS_ADMIN_SECRET", SECRET_NAME.into()),
+        ],
+    );
+    wait_for_answers(&world, 4).await;
+    let _ = child.0.kill();
+    let output = child.0.wait_with_output_ref();
+
+    let w = world.lock().unwrap();
+    let (id, kind, validated) = &w.answers[0];
+    assert_eq!((id.as_str(), kind.as_str()), ("req-1", "response"));
+    assert_eq!(validated["target"], "user:77");
+    let (_, kind, audit) = &w.answers[1];
+    assert_eq!(kind, "response", "{audit}");
+    assert_eq!(audit["outcome"], "done");
+    assert_eq!(audit["before"], json!({"userId": "77"}));
+    let (_, kind, error) = &w.answers[2];
+    assert_eq!(kind, "error");
+    assert_eq!(error["errorType"], "Stepops.WrongEnvironment", "{error}");
+    let (_, kind, error) = &w.answers[3];
+    assert_eq!(kind, "error");
+    assert_eq!(error["errorType"], "Stepops.NotFound", "{error}");
+
+    // The secret was read by its name, once for the container's life.
+    assert_eq!(w.secret_reads, vec![json!({"SecretId": SECRET_NAME})]);
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        w.synapse,
+        vec![
+            format!("GET /repo/v1/user/77/bundle?mask=127 | {bearer}"),
+            format!("POST /repo/v1/admin/redact/user/77 | {bearer}"),
+            format!("PUT /repo/v1/admin/resetuserstatus/5 | {bearer}"),
+        ]
+    );
+    // The token is in no answer and no log line.
+    for (_, _, v) in &w.answers {
+        assert!(!v.to_string().contains(TOKEN));
+    }
+    assert!(!output.contains(TOKEN), "{output}");
+    assert!(
+        output.contains("stepops_admin::audit") || output.contains("admin task"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_misconfigured_binary_answers_every_event_with_a_named_error() {
+    let world = Arc::new(Mutex::new(World::default()));
+    world
+        .lock()
+        .unwrap()
+        .events
+        .push_back(json!({"action": "validate", "request": {}}));
+    let addr = serve(world.clone()).await;
+    // No STEPOPS_SYNAPSE_ENDPOINT (the SynapseEndpoint parameter left empty).
+    let _child = start_binary(&addr, &[("STEPOPS_ENVIRONMENT", "dev".into())]);
+    wait_for_answers(&world, 1).await;
+    let w = world.lock().unwrap();
+    let (_, kind, error) = &w.answers[0];
+    assert_eq!(kind, "error");
+    assert_eq!(error["errorType"], "Stepops.InvalidInput");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("STEPOPS_SYNAPSE_ENDPOINT"),
+        "{error}"
+    );
+    assert!(w.secret_reads.is_empty() && w.synapse.is_empty());
+}
+
+trait OutputText {
+    fn wait_with_output_ref(&mut self) -> String;
+}
+
+impl OutputText for Child {
+    /// Stdout and stderr of the stopped process, as text.
+    fn wait_with_output_ref(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut text = String::new();
+        if let Some(mut out) = self.stdout.take() {
+            let _ = out.read_to_string(&mut text);
+        }
+        if let Some(mut err) = self.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+}
