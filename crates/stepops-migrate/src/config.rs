@@ -9,6 +9,7 @@
 //! ```
 
 use crate::error::{MigrateError, Result};
+use crate::status::StatusConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +27,11 @@ pub struct Config {
     /// Per-table settings.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tables: BTreeMap<String, TableConfig>,
+    /// The destination's application status table, for the read-only switch
+    /// (`status: {table, column, readOnly, readWrite}`, see [`crate::status`]). It is never
+    /// migrated itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusConfig>,
 }
 
 /// Settings of one table.
@@ -43,7 +49,7 @@ impl Config {
     pub fn from_yaml(text: &str) -> Result<Config> {
         serde_norway::from_str(text).map_err(|e| {
             MigrateError::InvalidInput(format!(
-                "invalid migration config: {e}. Expected keys: include, exclude, tables.<name>.range_key"
+                "invalid migration config: {e}. Expected keys: include, exclude, tables.<name>.range_key, status: {{table, column, readOnly, readWrite}}"
             ))
         })
     }
@@ -60,6 +66,7 @@ impl Config {
     pub fn selects(&self, table: &str) -> bool {
         (self.include.is_empty() || self.include.iter().any(|t| t == table))
             && !self.exclude.iter().any(|t| t == table)
+            && self.status.as_ref().is_none_or(|s| s.table != table)
     }
 }
 

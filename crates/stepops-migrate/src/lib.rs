@@ -22,6 +22,7 @@ pub mod postgres;
 mod run;
 pub mod sqlite;
 mod stack;
+pub mod status;
 mod target;
 
 pub use config::{Config, TableConfig};
@@ -33,6 +34,7 @@ pub use model::{
 };
 pub use run::{MigrateOptions, NoProgress, Progress};
 pub use stack::{Stack, quote_ident};
+pub use status::{StackStatus, StatusChange, StatusConfig, StatusMechanism, StatusSwitch};
 pub use target::{Target, redact_url};
 
 use postgres::PgStack;

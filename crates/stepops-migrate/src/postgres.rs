@@ -108,6 +108,13 @@ impl PgStack {
                 .batch_execute("SET default_transaction_read_only = on")
                 .await
                 .map_err(|e| self.err(e))?;
+        } else {
+            // A destination keeps writing while `set-status` has made its database read-only
+            // for other clients (ALTER DATABASE … SET default_transaction_read_only = on).
+            client
+                .batch_execute("SET default_transaction_read_only = off")
+                .await
+                .map_err(|e| self.err(e))?;
         }
         Ok(Session(client))
     }
@@ -590,5 +597,22 @@ impl Stack for PgStack {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+impl PgStack {
+    /// Runs `sql` (simple query protocol, no parameters) on one of this stack's sessions;
+    /// returns the first column of every row as text (for [`crate::status`]).
+    pub(crate) async fn simple_text(&self, sql: &str) -> Result<Vec<Option<String>>> {
+        let s = self.take().await?;
+        let messages = s.0.simple_query(sql).await.map_err(|e| self.err(e))?;
+        self.give(s);
+        Ok(messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_owned)),
+                _ => None,
+            })
+            .collect())
     }
 }

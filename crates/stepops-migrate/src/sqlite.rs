@@ -369,3 +369,15 @@ impl Stack for SqliteStack {
         Ok(0)
     }
 }
+
+impl SqliteStack {
+    /// Runs `f` on a fresh connection to this file (read-write when `write`), on a blocking
+    /// thread (for [`crate::status`]).
+    pub(crate) async fn status_connection<T: Send + 'static>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.blocking(write, move |conn, _| f(conn)).await
+    }
+}
