@@ -188,10 +188,20 @@ impl Migration {
                 chunk.table, chunk.min, chunk.max
             )));
         }
+        let ranges = chunk.key_ranges();
+        let mut prev: Option<i64> = None;
+        for &(lo, hi) in &ranges {
+            if lo > hi || lo < chunk.min || hi > chunk.max || prev.is_some_and(|p| lo <= p) {
+                return Err(MigrateError::InvalidInput(format!(
+                    "chunk of {} ({}..{}) has range [{lo}, {hi}] that is empty, outside the chunk or not after the previous one: ranges must be disjoint and ascending",
+                    chunk.table, chunk.min, chunk.max
+                )));
+            }
+            prev = Some(hi);
+        }
         let started = Instant::now();
-        let (deleted, inserted) = with_stacks!(self, |s, d| d
-            .copy_range(s, table, chunk.min, chunk.max)
-            .await?);
+        let (deleted, inserted) =
+            with_stacks!(self, |s, d| d.copy_ranges(s, table, &ranges).await?);
         Ok(CopyReport {
             table: chunk.table.clone(),
             min: chunk.min,
@@ -311,6 +321,7 @@ mod tests {
             min: 1,
             max: 2,
             estimated_rows: 1,
+            ranges: Vec::new(),
         };
         assert_send(&plan("sqlite:a", "sqlite:b", &c, &PlanOptions::default()));
         assert_send(&copy_chunk("sqlite:a", "sqlite:b", &c, &chunk));

@@ -92,6 +92,24 @@ pub struct Chunk {
     pub max: i64,
     /// Rows expected (the larger side's count at planning time).
     pub estimated_rows: u64,
+    /// When not empty: only these disjoint, ascending `[lo, hi]` key ranges inside
+    /// `[min, max]` differ, and only they are copied (an incremental plan packs many small
+    /// differing ranges into one chunk). Empty (the default, omitted from JSON): the whole
+    /// `[min, max]`. A reader that ignores this field and copies `[min, max]` whole is still
+    /// correct, only slower.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<[i64; 2]>,
+}
+
+impl Chunk {
+    /// The key ranges this chunk copies: [`Chunk::ranges`], or `[min, max]` when that is empty.
+    pub fn key_ranges(&self) -> Vec<(i64, i64)> {
+        if self.ranges.is_empty() {
+            vec![(self.min, self.max)]
+        } else {
+            self.ranges.iter().map(|r| (r[0], r[1])).collect()
+        }
+    }
 }
 
 /// What the plan found for one table.

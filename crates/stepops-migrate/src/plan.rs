@@ -4,31 +4,39 @@
 //! only and are cut at every `target`-th key of that side (so sparse keys and huge gaps give
 //! chunks of the right size). Inside the common range, *fine* bin checksums (about
 //! [`FINE_BIN_ROWS`] rows per bin, computed by each database over the whole salted rows) are
-//! compared; a differing bin that holds more than `target` rows (a dense cluster) is split with
-//! narrower bins, recursively, rather than emitted as one giant range. Runs of differing bins
-//! are then merged into chunks of up to `target` rows, also across matching bins when those
-//! hold fewer than [`MERGE_GAP_ROWS`] rows (a chunk costs about as much as copying that many
-//! rows).
+//! compared. Every differing bin is then **refined**: its key range is re-checksummed on both
+//! sides with narrower bins (one query per side and level for all the table's differing ranges,
+//! [`REFINE_BATCH`] at a time), level after level, until a differing range holds at most
+//! [`LEAF_ROWS`] rows or is one key wide. So one updated row costs a few rows of copying, not
+//! its whole bin. A range whose sub-bins mostly differ is taken whole (refining it further
+//! would read more than copying it). The differing ranges, in key order, are packed into chunks
+//! of at most `target` rows and [`MAX_RANGES_PER_CHUNK`] ranges (adjacent ranges joined):
+//! [`Chunk::ranges`]. Ranges are always over the range key, so rows sharing one key value (a
+//! child table keyed by its parent id) are never split across chunks.
 
 use crate::error::Result;
 use crate::model::{Bin, Chunk, KeyStats, TablePlan, TableSpec};
 use crate::stack::Stack;
 
-/// Rows per checksum bin aimed at (the finer, the less an update drags along).
+/// Rows per first-level checksum bin aimed at.
 pub const FINE_BIN_ROWS: u64 = 100;
 /// At most this many bins per table and pass (bounds memory and result size).
 pub const MAX_BINS: u64 = 200_000;
-/// Matching rows a chunk may carry along to join two differing ranges (at most a tenth of
-/// the target chunk size).
-pub const MERGE_GAP_ROWS: u64 = 1_000;
+/// A differing range with at most this many rows is copied as it is, not refined further.
+pub const LEAF_ROWS: u64 = 16;
+/// Differing ranges refined per query and side (with [`MAX_FANOUT`], bounds the bins held).
+pub const REFINE_BATCH: usize = 2_000;
+/// At most this many sub-bins per refined range and level.
+pub const MAX_FANOUT: u64 = 64;
+/// At most this many key ranges in one chunk (they become one SQL condition).
+pub const MAX_RANGES_PER_CHUNK: usize = 1_000;
 
-/// A stretch of keys: differing (to copy) or matching, with the rows it holds.
+/// A differing stretch of keys `[min, max]` with the rows it holds (the larger side's count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Segment {
     min: i64,
     max: i64,
     rows: u64,
-    differs: bool,
 }
 
 /// Plans one table: its statistics and its chunks.
@@ -85,7 +93,7 @@ pub async fn plan_table<S: Stack>(
             }
         }
     }
-    let chunks = coalesce(&table.name, &segments, target);
+    let chunks = coalesce(&table.name, &mut segments, target);
     let plan = TablePlan {
         table: table.name.clone(),
         range_key: table.range_key.clone(),
@@ -141,7 +149,6 @@ async fn split<S: Stack>(
             min: start,
             max: cut,
             rows,
-            differs: true,
         });
         left -= rows;
         start = cut + 1;
@@ -151,7 +158,6 @@ async fn split<S: Stack>(
             min: start,
             max: hi,
             rows: left,
-            differs: true,
         });
     } else if let Some(last) = out.last_mut() {
         last.max = hi;
@@ -159,7 +165,8 @@ async fn split<S: Stack>(
     Ok(out)
 }
 
-/// Compares `[lo, hi]` (both sides have rows around it) by bin checksums, appending segments.
+/// Compares `[lo, hi]` (both sides have rows around it) by bin checksums, then refines the
+/// differing bins; appends the differing segments (not necessarily in key order).
 #[allow(clippy::too_many_arguments)]
 async fn compare<S: Stack>(
     source: &S,
@@ -172,15 +179,38 @@ async fn compare<S: Stack>(
     target: u64,
     out: &mut Vec<Segment>,
 ) -> Result<()> {
+    let mut todo = Vec::new();
+    first_level(
+        source, dest, table, salt, lo, hi, rows_hint, target, &mut todo, out,
+    )
+    .await?;
+    refine(source, dest, table, salt, todo, target, out).await
+}
+
+/// The first level: bins over all of `[lo, hi]`. Differing bins go to `todo` (to refine) or,
+/// when already small, to `out`.
+#[allow(clippy::too_many_arguments)]
+async fn first_level<S: Stack>(
+    source: &S,
+    dest: &S,
+    table: &TableSpec,
+    salt: &str,
+    lo: i64,
+    hi: i64,
+    rows_hint: u64,
+    target: u64,
+    todo: &mut Vec<Segment>,
+    out: &mut Vec<Segment>,
+) -> Result<()> {
     let span = hi as i128 - lo as i128 + 1;
     if span > i64::MAX as i128 {
         // (key - lo) must fit an i64 in both engines: halve the range first.
         let mid = ((lo as i128 + hi as i128) / 2) as i64;
-        Box::pin(compare(
-            source, dest, table, salt, lo, mid, rows_hint, target, out,
+        Box::pin(first_level(
+            source, dest, table, salt, lo, mid, rows_hint, target, todo, out,
         ))
         .await?;
-        return Box::pin(compare(
+        return Box::pin(first_level(
             source,
             dest,
             table,
@@ -189,6 +219,7 @@ async fn compare<S: Stack>(
             hi,
             rows_hint,
             target,
+            todo,
             out,
         ))
         .await;
@@ -197,95 +228,193 @@ async fn compare<S: Stack>(
         .min(target)
         .max(rows_hint.div_ceil(MAX_BINS))
         .max(1);
-    // At least two bins, so that a recursion on one differing bin always narrows.
-    let bins_wanted = (rows_hint / fine).clamp(2, MAX_BINS) as i128;
+    let bins_wanted = (rows_hint / fine).clamp(1, MAX_BINS) as i128;
     let width = ((span + bins_wanted - 1) / bins_wanted).max(1) as i64;
     let (a, b) = futures::try_join!(
         source.bins(table, salt, lo, hi, width),
         dest.bins(table, salt, lo, hi, width)
     )?;
-    let bin_range = |n: i64| {
-        let start = lo as i128 + n as i128 * width as i128;
+    for (n, x, y) in differing(a.iter().map(|b| (0, b)), b.iter().map(|b| (0, b))) {
+        let start = lo as i128 + n.1 as i128 * width as i128;
         let end = (start + width as i128 - 1).min(hi as i128);
-        (start as i64, end as i64)
-    };
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() || j < b.len() {
-        let (n, sa, db): (i64, Option<&Bin>, Option<&Bin>) = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x.bin == y.bin => {
-                i += 1;
-                j += 1;
-                (x.bin, Some(x), Some(y))
-            }
-            (Some(x), Some(y)) if x.bin < y.bin => {
-                i += 1;
-                (x.bin, Some(x), None)
-            }
-            (Some(_), Some(y)) => {
-                j += 1;
-                (y.bin, None, Some(y))
-            }
-            (Some(x), None) => {
-                i += 1;
-                (x.bin, Some(x), None)
-            }
-            (None, Some(y)) => {
-                j += 1;
-                (y.bin, None, Some(y))
-            }
-            (None, None) => unreachable!(),
+        let seg = Segment {
+            min: start as i64,
+            max: end as i64,
+            rows: rows_of(x, y),
         };
-        let (start, end) = bin_range(n);
-        let rows = sa.map_or(0, |x| x.count).max(db.map_or(0, |x| x.count));
-        let differs = sa != db;
-        // A differing bin much fuller than aimed at (keys clustered unevenly) is narrowed
-        // rather than copied whole: one more query on a small key range.
-        if differs && (rows > target || rows > 4 * fine) && width > 1 {
-            Box::pin(compare(
-                source, dest, table, salt, start, end, rows, target, out,
-            ))
-            .await?;
+        if seg.rows <= LEAF_ROWS || width == 1 {
+            out.push(seg);
         } else {
-            out.push(Segment {
-                min: start,
-                max: end,
-                rows,
-                differs,
-            });
+            todo.push(seg);
         }
     }
     Ok(())
 }
 
-/// Merges differing segments (in key order) into chunks of at most `target` rows.
-fn coalesce(table: &str, segments: &[Segment], target: u64) -> Vec<Chunk> {
+/// The larger side's row count of a bin pair.
+fn rows_of(x: Option<&Bin>, y: Option<&Bin>) -> u64 {
+    x.map_or(0, |b| b.count).max(y.map_or(0, |b| b.count))
+}
+
+/// A differing bin pair: `((range index, bin), source bin, destination bin)`.
+type Difference<'a> = ((usize, i64), Option<&'a Bin>, Option<&'a Bin>);
+
+/// Merge-joins two bin lists ordered by `(range index, bin)` and yields the differing pairs
+/// `((index, bin), source bin, destination bin)` (a bin missing on one side differs).
+fn differing<'a>(
+    a: impl Iterator<Item = (usize, &'a Bin)>,
+    b: impl Iterator<Item = (usize, &'a Bin)>,
+) -> Vec<Difference<'a>> {
+    let mut a = a.peekable();
+    let mut b = b.peekable();
+    let mut out = Vec::new();
+    loop {
+        let (key, x, y) = match (a.peek().copied(), b.peek().copied()) {
+            (Some((i, x)), Some((j, y))) => {
+                let (kx, ky) = ((i, x.bin), (j, y.bin));
+                if kx == ky {
+                    a.next();
+                    b.next();
+                    (kx, Some(x), Some(y))
+                } else if kx < ky {
+                    a.next();
+                    (kx, Some(x), None)
+                } else {
+                    b.next();
+                    (ky, None, Some(y))
+                }
+            }
+            (Some((i, x)), None) => {
+                a.next();
+                ((i, x.bin), Some(x), None)
+            }
+            (None, Some((j, y))) => {
+                b.next();
+                ((j, y.bin), None, Some(y))
+            }
+            (None, None) => break,
+        };
+        if x != y {
+            out.push((key, x, y));
+        }
+    }
+    out
+}
+
+/// Refines differing ranges level by level (one `bins_multi` query per side, level and batch)
+/// until each is at most [`LEAF_ROWS`] rows or one key wide; appends them to `out`.
+async fn refine<S: Stack>(
+    source: &S,
+    dest: &S,
+    table: &TableSpec,
+    salt: &str,
+    mut todo: Vec<Segment>,
+    target: u64,
+    out: &mut Vec<Segment>,
+) -> Result<()> {
+    let mut level = 0;
+    while !todo.is_empty() {
+        level += 1;
+        let mut next = Vec::new();
+        for batch in todo.chunks(REFINE_BATCH) {
+            let specs: Vec<(i64, i64, i64)> = batch
+                .iter()
+                .map(|s| {
+                    let span = (s.max as i128 - s.min as i128 + 1) as u64;
+                    let fanout = s.rows.div_ceil(LEAF_ROWS / 2).clamp(2, MAX_FANOUT);
+                    (s.min, s.max, span.div_ceil(fanout).max(1) as i64)
+                })
+                .collect();
+            let (a, b) = futures::try_join!(
+                source.bins_multi(table, salt, &specs),
+                dest.bins_multi(table, salt, &specs)
+            )?;
+            let diffs = differing(
+                a.iter().map(|(i, b)| (*i, b)),
+                b.iter().map(|(i, b)| (*i, b)),
+            );
+            let mut k = 0;
+            for (i, (seg, &(lo, hi, width))) in batch.iter().zip(&specs).enumerate() {
+                let start_k = k;
+                while k < diffs.len() && diffs[k].0.0 == i {
+                    k += 1;
+                }
+                let mine = &diffs[start_k..k];
+                let differing_rows: u64 = mine.iter().map(|d| rows_of(d.1, d.2)).sum();
+                if mine.is_empty() {
+                    // Equal now: the (writable) source changed between the two levels. Copying
+                    // the range is harmless and keeps the plan's promise.
+                    out.push(*seg);
+                    continue;
+                }
+                if 2 * differing_rows > seg.rows && seg.rows <= target {
+                    // Mostly different: refining further would read more than copying it.
+                    out.push(*seg);
+                    continue;
+                }
+                for (n, x, y) in mine {
+                    let start = lo as i128 + n.1 as i128 * width as i128;
+                    let end = (start + width as i128 - 1).min(hi as i128);
+                    let sub = Segment {
+                        min: start as i64,
+                        max: end as i64,
+                        rows: rows_of(*x, *y),
+                    };
+                    if sub.rows <= LEAF_ROWS || width == 1 {
+                        out.push(sub);
+                    } else {
+                        next.push(sub);
+                    }
+                }
+            }
+        }
+        tracing::debug!(table = %table.name, level, refined = todo.len(), next = next.len(), "refined differing ranges");
+        todo = next;
+    }
+    Ok(())
+}
+
+/// Packs differing segments into chunks of at most `target` rows and
+/// [`MAX_RANGES_PER_CHUNK`] ranges, in key order; adjacent segments become one range.
+fn coalesce(table: &str, segments: &mut [Segment], target: u64) -> Vec<Chunk> {
+    segments.sort_by_key(|s| s.min);
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut open: Option<Chunk> = None;
-    let mut gap_rows = 0u64;
-    let max_gap = MERGE_GAP_ROWS.min(target / 10);
-    for seg in segments {
-        if !seg.differs {
-            gap_rows += seg.rows;
-            continue;
-        }
-        match open.as_mut() {
-            Some(c) if gap_rows <= max_gap && c.estimated_rows + gap_rows + seg.rows <= target => {
+    for seg in segments.iter() {
+        if let Some(c) = open.as_mut() {
+            let adjacent = c
+                .ranges
+                .last()
+                .is_some_and(|r| r[1].checked_add(1) == Some(seg.min));
+            if c.estimated_rows + seg.rows <= target
+                && (adjacent || c.ranges.len() < MAX_RANGES_PER_CHUNK)
+            {
+                if adjacent {
+                    c.ranges.last_mut().expect("not empty")[1] = seg.max;
+                } else {
+                    c.ranges.push([seg.min, seg.max]);
+                }
                 c.max = seg.max;
-                c.estimated_rows += gap_rows + seg.rows;
-            }
-            _ => {
-                chunks.extend(open.take());
-                open = Some(Chunk {
-                    table: table.to_owned(),
-                    min: seg.min,
-                    max: seg.max,
-                    estimated_rows: seg.rows,
-                });
+                c.estimated_rows += seg.rows;
+                continue;
             }
         }
-        gap_rows = 0;
+        chunks.extend(open.take());
+        open = Some(Chunk {
+            table: table.to_owned(),
+            min: seg.min,
+            max: seg.max,
+            estimated_rows: seg.rows,
+            ranges: vec![[seg.min, seg.max]],
+        });
     }
     chunks.extend(open);
+    for c in &mut chunks {
+        if c.ranges.len() == 1 {
+            // One range: the chunk's own [min, max] says it (the manifest stays as before).
+            c.ranges.clear();
+        }
+    }
     chunks
 }
 
@@ -293,31 +422,42 @@ fn coalesce(table: &str, segments: &[Segment], target: u64) -> Vec<Chunk> {
 mod tests {
     use super::*;
 
-    fn seg(min: i64, max: i64, rows: u64, differs: bool) -> Segment {
-        Segment {
-            min,
-            max,
-            rows,
-            differs,
-        }
+    fn seg(min: i64, max: i64, rows: u64) -> Segment {
+        Segment { min, max, rows }
     }
 
     #[test]
-    fn coalesce_merges_small_neighbours_only() {
-        let segs = [
-            seg(0, 9, 10, true),
-            seg(10, 19, 10, true),
-            seg(20, 29, 5000, false),
-            seg(30, 39, 10, true),
-            seg(40, 49, 10, false),
-            seg(50, 59, 95, true),
-            seg(60, 69, 3, false),
-            seg(70, 79, 2, true),
-            seg(80, 89, 1, true),
+    fn coalesce_packs_ranges_joins_adjacent_ones_and_respects_the_target() {
+        let mut segs = [
+            seg(50, 59, 95),
+            seg(0, 9, 10),
+            seg(10, 19, 10),
+            seg(30, 39, 10),
+            seg(70, 79, 2),
+            seg(80, 89, 1),
         ];
-        let c = coalesce("t", &segs, 100);
-        // (merge gap here: 100 / 10 = 10 rows)
-        let got: Vec<_> = c.iter().map(|c| (c.min, c.max, c.estimated_rows)).collect();
-        assert_eq!(got, [(0, 19, 20), (30, 39, 10), (50, 79, 100), (80, 89, 1)]);
+        // (30 + 95 > 100 starts a chunk; 80..89 joins 70..79, its neighbour)
+        let c = coalesce("t", &mut segs, 100);
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| (c.min, c.max, c.estimated_rows, c.ranges.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 39, 30, vec![[0, 19], [30, 39]]),
+                (50, 89, 98, vec![[50, 59], [70, 89]]),
+            ]
+        );
+    }
+
+    #[test]
+    fn coalesce_caps_ranges_per_chunk() {
+        let mut segs: Vec<_> = (0..2_500).map(|i| seg(i * 10, i * 10 + 1, 1)).collect();
+        let c = coalesce("t", &mut segs, 1_000_000);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].ranges.len(), MAX_RANGES_PER_CHUNK);
+        assert_eq!(c[2].ranges.len(), 500);
+        assert_eq!(c.iter().map(|c| c.estimated_rows).sum::<u64>(), 2_500);
     }
 }

@@ -164,6 +164,74 @@ impl PgStack {
         }
     }
 
+    /// The salted per-row hash expression of [`Stack::bins`] (column names unqualified).
+    fn hash_expr(&self, table: &TableSpec, salt: &str) -> String {
+        let seed = salt_seed(salt);
+        if self.record_hash.load(Ordering::Relaxed) && table.types.len() == table.columns.len() {
+            // Columns whose type hash merges distinct values are hashed through their text.
+            let exprs: Vec<String> = table
+                .columns
+                .iter()
+                .zip(&table.types)
+                .map(|(c, ty)| {
+                    if hashes_exactly(ty) {
+                        quote_ident(c)
+                    } else {
+                        format!("{}::text", quote_ident(c))
+                    }
+                })
+                .collect();
+            format!("hash_record_extended(ROW({}), {seed})", exprs.join(", "))
+        } else {
+            format!(
+                "hashtextextended(ROW({})::text, {seed})",
+                column_list(table)
+            )
+        }
+    }
+
+    /// One destination transaction: delete the rows matching `cond` (a condition on the range
+    /// key only), then stream the source's matching rows in by binary COPY.
+    async fn copy_where(&self, source: &Self, table: &TableSpec, cond: &str) -> Result<(u64, u64)> {
+        let cols = column_list(table);
+        let mut dst = self.take().await?;
+        let src = source.take().await?;
+        let tx = dst.0.transaction().await.map_err(|e| self.err(e))?;
+        tx.batch_execute("SET LOCAL session_replication_role = replica")
+            .await
+            .map_err(|e| self.err(e))?;
+        let deleted = tx
+            .execute(&format!("DELETE FROM {t} WHERE {cond}", t = t(table)), &[])
+            .await
+            .map_err(|e| self.err(e))?;
+        let sink = tx
+            .copy_in::<_, bytes::Bytes>(&format!(
+                "COPY {t} ({cols}) FROM STDIN (FORMAT binary)",
+                t = t(table)
+            ))
+            .await
+            .map_err(|e| self.err(e))?;
+        let stream = src
+            .0
+            .copy_out(&format!(
+                "COPY (SELECT {cols} FROM {t} WHERE {cond}) TO STDOUT (FORMAT binary)",
+                t = t(table)
+            ))
+            .await
+            .map_err(|e| source.err(e))?;
+        let mut sink = std::pin::pin!(sink);
+        let mut stream = std::pin::pin!(stream);
+        while let Some(buf) = stream.next().await {
+            let buf = buf.map_err(|e| source.err(e))?;
+            sink.feed(buf).await.map_err(|e| self.err(e))?;
+        }
+        let inserted = sink.as_mut().finish().await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        source.give(src);
+        self.give(dst);
+        Ok((deleted, inserted))
+    }
+
     async fn query_with<T>(
         &self,
         sql: &str,
@@ -458,28 +526,7 @@ impl Stack for PgStack {
         hi: i64,
         width: i64,
     ) -> Result<Vec<Bin>> {
-        let seed = salt_seed(salt);
-        let cols = column_list(table);
-        let hash = if self.record_hash.load(Ordering::Relaxed)
-            && table.types.len() == table.columns.len()
-        {
-            // Columns whose type hash merges distinct values are hashed through their text.
-            let exprs: Vec<String> = table
-                .columns
-                .iter()
-                .zip(&table.types)
-                .map(|(c, ty)| {
-                    if hashes_exactly(ty) {
-                        quote_ident(c)
-                    } else {
-                        format!("{}::text", quote_ident(c))
-                    }
-                })
-                .collect();
-            format!("hash_record_extended(ROW({}), {seed})", exprs.join(", "))
-        } else {
-            format!("hashtextextended(ROW({cols})::text, {seed})")
-        };
+        let hash = self.hash_expr(table, salt);
         let sql = format!(
             "SELECT ({k}::bigint - ({lo})::bigint) / {width} AS b, count(*), min({k})::bigint, max({k})::bigint,
                     sum({hash})::text
@@ -499,6 +546,75 @@ impl Stack for PgStack {
         .await
     }
 
+    async fn bins_multi(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        ranges: &[(i64, i64, i64)],
+    ) -> Result<Vec<(usize, Bin)>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query for all ranges: a nested loop of index range scans, one per range.
+        let sql = format!(
+            "SELECT r.stepops_i, ({k}::bigint - r.stepops_lo) / r.stepops_w, count(*),
+                    min({k})::bigint, max({k})::bigint, sum({hash})::text
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) WITH ORDINALITY
+                  AS r(stepops_lo, stepops_hi, stepops_w, stepops_i)
+             JOIN {t} ON {k} BETWEEN r.stepops_lo AND r.stepops_hi
+             GROUP BY 1, 2 ORDER BY 1, 2",
+            k = k(table),
+            t = t(table),
+            hash = self.hash_expr(table, salt),
+        );
+        let los: Vec<i64> = ranges.iter().map(|r| r.0).collect();
+        let his: Vec<i64> = ranges.iter().map(|r| r.1).collect();
+        let ws: Vec<i64> = ranges.iter().map(|r| r.2.max(1)).collect();
+        let s = self.take().await?;
+        let rows =
+            s.0.query(&sql, &[&los, &his, &ws])
+                .await
+                .map_err(|e| self.err(e))?;
+        let out = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    (r.try_get::<_, i64>(0)? - 1) as usize,
+                    Bin {
+                        bin: r.try_get(1)?,
+                        count: r.try_get::<_, i64>(2)? as u64,
+                        min: r.try_get(3)?,
+                        max: r.try_get(4)?,
+                        checksum: r.try_get(5)?,
+                    },
+                ))
+            })
+            .collect::<std::result::Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(|e| self.err(e))?;
+        self.give(s);
+        Ok(out)
+    }
+
+    async fn copy_ranges(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        ranges: &[(i64, i64)],
+    ) -> Result<(u64, u64)> {
+        match ranges {
+            [] => Ok((0, 0)),
+            [(lo, hi)] => self.copy_range(source, table, *lo, *hi).await,
+            _ => {
+                let cond = ranges
+                    .iter()
+                    .map(|(lo, hi)| format!("{k} BETWEEN {lo} AND {hi}", k = k(table)))
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                self.copy_where(source, table, &cond).await
+            }
+        }
+    }
+
     async fn copy_range(
         &self,
         source: &Self,
@@ -506,51 +622,8 @@ impl Stack for PgStack {
         lo: i64,
         hi: i64,
     ) -> Result<(u64, u64)> {
-        let cols = column_list(table);
-        let mut dst = self.take().await?;
-        let src = source.take().await?;
-        let tx = dst.0.transaction().await.map_err(|e| self.err(e))?;
-        tx.batch_execute("SET LOCAL session_replication_role = replica")
-            .await
-            .map_err(|e| self.err(e))?;
-        let deleted = tx
-            .execute(
-                &format!(
-                    "DELETE FROM {t} WHERE {k} BETWEEN {lo} AND {hi}",
-                    k = k(table),
-                    t = t(table)
-                ),
-                &[],
-            )
-            .await
-            .map_err(|e| self.err(e))?;
-        let sink = tx
-            .copy_in::<_, bytes::Bytes>(&format!(
-                "COPY {t} ({cols}) FROM STDIN (FORMAT binary)",
-                t = t(table)
-            ))
-            .await
-            .map_err(|e| self.err(e))?;
-        let stream = src
-            .0
-            .copy_out(&format!(
-                "COPY (SELECT {cols} FROM {t} WHERE {k} BETWEEN {lo} AND {hi}) TO STDOUT (FORMAT binary)",
-                k = k(table),
-                t = t(table)
-            ))
-            .await
-            .map_err(|e| source.err(e))?;
-        let mut sink = std::pin::pin!(sink);
-        let mut stream = std::pin::pin!(stream);
-        while let Some(buf) = stream.next().await {
-            let buf = buf.map_err(|e| source.err(e))?;
-            sink.feed(buf).await.map_err(|e| self.err(e))?;
-        }
-        let inserted = sink.as_mut().finish().await.map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))?;
-        source.give(src);
-        self.give(dst);
-        Ok((deleted, inserted))
+        let cond = format!("{k} BETWEEN {lo} AND {hi}", k = k(table));
+        self.copy_where(source, table, &cond).await
     }
 
     async fn sync_sequences(&self, source: &Self, tables: &[TableSpec]) -> Result<u32> {

@@ -329,12 +329,58 @@ impl Stack for SqliteStack {
         .await
     }
 
+    async fn bins_multi(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        ranges: &[(i64, i64, i64)],
+    ) -> Result<Vec<(usize, Bin)>> {
+        let sql = format!(
+            "SELECT ({k} - ?1) / ?3 AS b, count(*), min({k}), max({k}), stepops_rowsum(?4, {cols}) FROM {t} WHERE {k} BETWEEN ?1 AND ?2 GROUP BY b ORDER BY b",
+            k = k(table),
+            t = t(table),
+            cols = column_list(table)
+        );
+        let salt = salt.to_owned();
+        let ranges = ranges.to_vec();
+        // In-process: one prepared statement run once per range on one connection.
+        self.blocking(false, move |conn, _| {
+            let mut stmt = conn.prepare(&sql)?;
+            let mut out = Vec::new();
+            for (i, (lo, hi, width)) in ranges.into_iter().enumerate() {
+                let rows = stmt.query_map(rusqlite::params![lo, hi, width.max(1), salt], |r| {
+                    Ok(Bin {
+                        bin: r.get(0)?,
+                        count: r.get::<_, i64>(1)? as u64,
+                        min: r.get(2)?,
+                        max: r.get(3)?,
+                        checksum: r.get::<_, i64>(4)?.to_string(),
+                    })
+                })?;
+                for b in rows {
+                    out.push((i, b?));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn copy_range(
         &self,
         source: &Self,
         table: &TableSpec,
         lo: i64,
         hi: i64,
+    ) -> Result<(u64, u64)> {
+        self.copy_ranges(source, table, &[(lo, hi)]).await
+    }
+
+    async fn copy_ranges(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        ranges: &[(i64, i64)],
     ) -> Result<(u64, u64)> {
         if !source.path.exists() {
             source.open(false)?;
@@ -351,14 +397,22 @@ impl Stack for SqliteStack {
             k = k(table),
             t = t(table)
         );
+        let ranges = ranges.to_vec();
         self.blocking(true, move |conn, _| {
             conn.execute_batch("PRAGMA foreign_keys = OFF")?;
             conn.execute("ATTACH DATABASE ?1 AS stepops_src", [&uri])?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let deleted = tx.execute(&delete, [lo, hi])?;
-            let inserted = tx.execute(&insert, [lo, hi])?;
+            let (mut deleted, mut inserted) = (0u64, 0u64);
+            {
+                let mut del = tx.prepare(&delete)?;
+                let mut ins = tx.prepare(&insert)?;
+                for (lo, hi) in ranges {
+                    deleted += del.execute([lo, hi])? as u64;
+                    inserted += ins.execute([lo, hi])? as u64;
+                }
+            }
             tx.commit()?;
-            Ok((deleted as u64, inserted as u64))
+            Ok((deleted, inserted))
         })
         .await
     }

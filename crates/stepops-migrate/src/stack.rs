@@ -44,6 +44,38 @@ pub trait Stack: Send + Sync {
         width: i64,
     ) -> Result<Vec<Bin>>;
 
+    /// Bin checksums over several disjoint key ranges at once (one query where the engine
+    /// allows): for each `(lo, hi, width)` of `ranges`, the bins of [`Stack::bins`], returned
+    /// as `(index into ranges, bin)` ordered by index then bin. Each `hi - lo` fits an `i64`.
+    async fn bins_multi(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        ranges: &[(i64, i64, i64)],
+    ) -> Result<Vec<(usize, Bin)>> {
+        let mut out = Vec::new();
+        for (i, &(lo, hi, width)) in ranges.iter().enumerate() {
+            out.extend(
+                self.bins(table, salt, lo, hi, width)
+                    .await?
+                    .into_iter()
+                    .map(|b| (i, b)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Like [`Stack::copy_range`] for several disjoint, ascending key ranges, all in one
+    /// destination transaction. Returns `(deleted, inserted)`.
+    async fn copy_ranges(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        ranges: &[(i64, i64)],
+    ) -> Result<(u64, u64)>
+    where
+        Self: Sized;
+
     /// In one transaction on this (destination) stack: delete the rows with range key in
     /// `[lo, hi]` and insert `source`'s rows of that range. Returns `(deleted, inserted)`.
     async fn copy_range(

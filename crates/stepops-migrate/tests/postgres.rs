@@ -275,6 +275,7 @@ async fn pg_interrupted_copy_leaves_destination_untouched_and_rerun_converges() 
         min: 1,
         max: 1_000_000,
         estimated_rows: 400_000,
+        ranges: Vec::new(),
     };
 
     // 1. The task is dropped mid-copy (as when a runner dies): its connection goes away.
