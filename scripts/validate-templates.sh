@@ -2,6 +2,7 @@
 # Checks the deployment templates without AWS credentials:
 #   - every statemachine/*.asl.json with asl-validator (npm),
 #   - template.yaml with cfn-lint and `sam validate --lint`,
+#   - samconfig.toml: dev and prod never share a stack, a setting or a secret,
 #   - with --build: `sam build` (cargo-lambda cross-builds every function for arm64).
 # Installs what is missing: asl-validator with npm into ~/.cache/stepops-tools, cfn-lint,
 # aws-sam-cli and cargo-lambda with pip. Needs node, python3 and, for --build, rustup.
@@ -39,6 +40,8 @@ echo "== cfn-lint template.yaml" >&2
 cfn-lint template.yaml
 echo "== sam validate --lint" >&2
 sam validate --lint --template-file template.yaml
+echo "== samconfig.toml (dev and prod kept apart)" >&2
+python3 scripts/check-samconfig.py samconfig.toml
 if $build; then
   rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
   echo "== sam build" >&2

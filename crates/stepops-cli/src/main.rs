@@ -8,7 +8,6 @@ mod bench;
 mod demo;
 mod local;
 mod local_migrate;
-mod logging;
 mod migrate;
 mod sample;
 mod start;
@@ -46,12 +45,14 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Demo(_)) && std::env::var_os("STEPOPS_LOG").is_none() {
-        // SAFETY: still single-threaded (the runtime starts below). The demo shows progress
-        // and a summary; its in-process runner and engine log only warnings unless asked.
-        unsafe { std::env::set_var("STEPOPS_LOG", "warn") };
-    }
-    logging::init();
+    // The demo shows progress and a summary; its in-process runner and engine log only
+    // warnings unless STEPOPS_LOG asks for more.
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
+    stepops_runner::logging::init_with_default(default_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
