@@ -1,9 +1,7 @@
 //! The migration steps of `docs/dev/pipeline-steps.md`: `plan`, `copy`, `verify`,
 //! `set-status`. [`MigrationHandler`] parses and checks each step's arguments, resolves the
 //! targets to database URLs, calls a [`MigrationEngine`] (the database work) and shapes the
-//! output; `plan` also writes the chunk manifest (JSON lines) to the object store, and `verify`
-//! adds up the round's copy results from the copy Map's `ResultWriter` files
-//! ([`crate::results`]).
+//! output; `plan` also writes the chunk manifest (JSON lines) to the object store.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,9 +10,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stepops_error::ErrorName;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::results::{RoundTotals, round_totals};
 use crate::secrets::{Resolver, Secret, SecretSource, Target};
 use crate::step::{StepError, StepHandler};
 use crate::store::ObjectStore;
@@ -68,18 +65,6 @@ pub struct CopyOutcome {
     pub rows_inserted: u64,
 }
 
-/// What setting a stack's status did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusOutcome {
-    /// The status now, as read back.
-    pub read_only: bool,
-    /// How it is kept: `statusTable` or `databaseDefault`.
-    pub mechanism: String,
-    /// Whether it was different before.
-    pub changed: bool,
-}
-
 /// The database work of a migration, over resolved URLs. Implemented over `stepops-migrate` by
 /// [`crate::engine::LibraryEngine`] and by tests. Futures must be cancel-safe: `copy_chunk`'s
 /// destination transaction must roll back when its future is dropped.
@@ -112,14 +97,12 @@ pub trait MigrationEngine: Send + Sync + 'static {
         round: u32,
     ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
 
-    /// Puts a stack read-only (or back read-write), through the status table of `config`
-    /// (`status`) or the engine's own mechanism; idempotent.
+    /// Puts a stack read-only (or back read-write).
     fn set_read_only(
         &self,
         target: &Secret,
-        config: &Value,
         read_only: bool,
-    ) -> impl Future<Output = Result<StatusOutcome, StepError>> + Send;
+    ) -> impl Future<Output = Result<(), StepError>> + Send;
 }
 
 /// Runs the migration steps.
@@ -241,7 +224,6 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let max_rounds = u64_arg(&args, "maxRounds", 1, 10_000)? as u32;
         let source = self.target(&args, "source").await?;
         let dest = self.target(&args, "dest").await?;
-        let results = results_arg(&args)?;
         let differing = self.engine.verify(&source, &dest, &config, round).await?;
         let converged = differing.is_empty();
         info!(round, max_rounds, converged, differing = ?differing, "verified");
@@ -249,40 +231,14 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             return Err(StepError::new(
                 ErrorName::NotConverged,
                 format!(
-                    "not converged after {round} round(s): still different: {}. The source kept \
-                     changing while it was copied. Run again at a quieter time, raise maxRounds, \
-                     or stop the writes to the source (for example a maintenance window) for the \
-                     last round. readOnlyDuringCopy does not help here: it only keeps other \
-                     clients from writing to the destination",
+                    "not converged after {round} round(s): still different: {}. Run again at a \
+                     quieter time, raise maxRounds, or make the source read-only \
+                     (readOnlyDuringCopy)",
                     differing.join(", ")
                 ),
             ));
         }
-        let mut out =
-            json!({"converged": converged, "round": round, "differingTables": differing});
-        if let Some((bucket, key)) = results {
-            // The row counts are for the report: a result file that cannot be read is logged
-            // and counted as nothing copied (`chunksCopied` then falls short of the plan's
-            // `chunks`, which the notification points out); it never fails the migration.
-            let totals = match round_totals(&self.store, &bucket, &key).await {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!(round, error = %e, "cannot read the round's copy results");
-                    RoundTotals::default()
-                }
-            };
-            info!(
-                round,
-                chunks_copied = totals.chunks_copied,
-                rows_copied = totals.rows_copied,
-                rows_deleted = totals.rows_deleted,
-                "round's copy results"
-            );
-            out["chunksCopied"] = json!(totals.chunks_copied);
-            out["rowsCopied"] = json!(totals.rows_copied);
-            out["rowsDeleted"] = json!(totals.rows_deleted);
-        }
-        Ok(out)
+        Ok(json!({"converged": converged, "round": round, "differingTables": differing}))
     }
 
     async fn set_status(&self, args: Value) -> Result<Value, StepError> {
@@ -290,14 +246,10 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             .get("readOnly")
             .and_then(Value::as_bool)
             .ok_or_else(|| StepError::invalid_input("argument `readOnly` must be true or false"))?;
-        let config = config_arg(&args)?;
         let target = self.target(&args, "target").await?;
-        let outcome = self
-            .engine
-            .set_read_only(&target, &config, read_only)
-            .await?;
-        info!(read_only, mechanism = %outcome.mechanism, changed = outcome.changed, "status set");
-        Ok(serde_json::to_value(outcome).expect("a status outcome serialises"))
+        self.engine.set_read_only(&target, read_only).await?;
+        info!(read_only, "status set");
+        Ok(json!({"readOnly": read_only}))
     }
 }
 
@@ -329,28 +281,6 @@ pub fn manifest_key(prefix: &str, round: u32) -> String {
         format!("round-{round}.jsonl")
     } else {
         format!("{prefix}/round-{round}.jsonl")
-    }
-}
-
-/// `results`: where the copy Map's `ResultWriter` put the round's manifest
-/// (`{Bucket, Key}` as in the Map's `ResultWriterDetails`, or `{bucket, key}`); optional.
-fn results_arg(args: &Value) -> Result<Option<(String, String)>, StepError> {
-    let v = match args.get("results") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v,
-    };
-    let field = |upper: &str, lower: &str| {
-        v.get(upper)
-            .or_else(|| v.get(lower))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    match (field("Bucket", "bucket"), field("Key", "key")) {
-        (Some(b), Some(k)) => Ok(Some((b, k))),
-        _ => Err(StepError::invalid_input(format!(
-            "argument `results` must be {{Bucket, Key}} (the copy Map's ResultWriterDetails), got {v}"
-        ))),
     }
 }
 
@@ -469,21 +399,8 @@ mod tests {
         ) -> Result<Vec<String>, StepError> {
             Ok(self.differing.clone())
         }
-        async fn set_read_only(
-            &self,
-            t: &Secret,
-            config: &Value,
-            read_only: bool,
-        ) -> Result<StatusOutcome, StepError> {
-            self.calls.lock().unwrap().push(format!(
-                "set-status {} {config} {read_only}",
-                t.expose()
-            ));
-            Ok(StatusOutcome {
-                read_only,
-                mechanism: "statusTable".into(),
-                changed: true,
-            })
+        async fn set_read_only(&self, _t: &Secret, _ro: bool) -> Result<(), StepError> {
+            Ok(())
         }
     }
 
@@ -549,19 +466,11 @@ mod tests {
         let out = h
             .run(
                 "set-status",
-                json!({"environment": "dev", "target": {"url": "sqlite:/tmp/d.db"}, "readOnly": true,
-                       "config": {"status": {"table": "s"}}}),
+                json!({"environment": "dev", "target": {"url": "sqlite:/tmp/d.db"}, "readOnly": true}),
             )
             .await
             .unwrap();
-        assert_eq!(
-            out,
-            json!({"readOnly": true, "mechanism": "statusTable", "changed": true})
-        );
-        assert_eq!(
-            h.engine.calls.lock().unwrap().last().unwrap(),
-            r#"set-status sqlite:/tmp/d.db {"status":{"table":"s"}} true"#
-        );
+        assert_eq!(out, json!({"readOnly": true}));
     }
 
     #[tokio::test]
