@@ -49,6 +49,17 @@ enum LocalCommand {
     ///
     /// State machines, activities and functions come from --template; executions persist in
     /// --state-dir and RUNNING ones resume when the server restarts. Stop with Ctrl-C or SIGTERM.
+    ///
+    /// With --pipeline it serves the migration pipeline for separately started runners: the
+    /// project's template.yaml (built in, unless --template), the validate-input and notify
+    /// Lambdas in-process (notifications are logged, not sent), and a Secrets Manager stand-in
+    /// (--secret). Three terminals:
+    ///
+    ///   stepops local serve --pipeline
+    ///
+    ///   stepops-runner --endpoint http://127.0.0.1:8083   (with the STEPOPS_* variables it prints)
+    ///
+    ///   stepops start migrate --env dev --input run.json --endpoint http://127.0.0.1:8083 --wait
     Serve {
         /// TCP port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 8083, env = "STEPOPS_LOCAL_PORT")]
@@ -62,9 +73,25 @@ enum LocalCommand {
         /// Template parameter override, KEY=VALUE (repeatable), e.g. --param Environment=dev.
         #[arg(long = "param", value_parser = key_value)]
         params: Vec<(String, String)>,
-        /// Multiplies every wait (Wait states, Retry intervals, timeouts): 0 = no waiting.
+        /// Multiplies every wait (Wait states, Retry intervals, timeouts, HeartbeatSeconds):
+        /// 0 = no waiting. Below 1, runners must heartbeat faster (STEPOPS_HEARTBEAT_SECONDS).
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
+        /// Serve the migration pipeline: the built-in template.yaml unless --template, the
+        /// validate-input and notify Lambdas in-process (notify logs its message instead of
+        /// publishing to SNS).
+        #[arg(long)]
+        pipeline: bool,
+        /// With --pipeline: the targets validate-input allows (STEPOPS_ALLOWED_TARGETS syntax,
+        /// KIND:NAME or KIND:PREFIX*, comma-separated). Default: SQLite files, PostgreSQL URLs
+        /// without a password, and secrets named stepops/ENV/….
+        #[arg(long, value_name = "LIST")]
+        allowed_targets: Option<String>,
+        /// A secret for the Secrets Manager stand-in, NAME=VALUE or NAME=@FILE (repeatable):
+        /// runners started with AWS_ENDPOINT_URL_SECRETS_MANAGER=ENDPOINT read their
+        /// {"secret": NAME} targets here. Values are never printed or logged.
+        #[arg(long = "secret", value_parser = key_value, value_name = "NAME=VALUE")]
+        secrets: Vec<(String, String)>,
     },
 }
 
@@ -122,16 +149,58 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             state_dir,
             params,
             time_scale,
+            pipeline,
+            allowed_targets,
+            secrets,
         } => {
-            let engine = LocalEngine::start(EngineConfig {
+            let secrets = read_secrets(secrets)?;
+            let mut params = params;
+            let mut config = EngineConfig {
                 port: Some(port),
-                template,
-                template_options: template_options(params),
                 time_scale,
+                secrets,
                 ..EngineConfig::new(&state_dir)
-            })
-            .await?;
+            };
+            let mut environment = None;
+            if pipeline {
+                let template = match template {
+                    Some(t) => t,
+                    None => stepops_embedded::write_template(&state_dir.join("template"))
+                        .context("cannot write the built-in template")?,
+                };
+                let env = match params.iter().find(|(k, _)| k == "Environment") {
+                    Some((_, v)) => v.clone(),
+                    None => {
+                        params.push(("Environment".into(), stepops_embedded::ENVIRONMENT.into()));
+                        stepops_embedded::ENVIRONMENT.into()
+                    }
+                };
+                let allowed = allowed_targets.unwrap_or_else(|| {
+                    format!(
+                        "{},secret:stepops/{env}/*",
+                        stepops_embedded::ALL_LOCAL_TARGETS
+                    )
+                });
+                config.template = Some(template);
+                config.template_options = template_options(params);
+                let (with_lambdas, _notifications) =
+                    stepops_embedded::with_pipeline_lambdas(config, &env, &allowed)?;
+                config = with_lambdas;
+                eprintln!(
+                    "pipeline: validate-input (environment {env}, allowed targets {allowed}) and notify (logged, not sent) in-process"
+                );
+                environment = Some(env);
+            } else {
+                anyhow::ensure!(
+                    allowed_targets.is_none(),
+                    "--allowed-targets needs --pipeline"
+                );
+                config.template = template;
+                config.template_options = template_options(params);
+            }
+            let engine = LocalEngine::start(config).await?;
             let endpoint = engine.endpoint().unwrap_or_default();
+            // Machine-readable on stdout: the endpoint first, then one line per resource.
             println!("{endpoint}");
             eprintln!(
                 "stepops local engine serving the Step Functions API on {endpoint} (state in {}); Ctrl-C or SIGTERM stops it",
@@ -139,17 +208,61 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             );
             if let Some(t) = engine.template() {
                 for m in &t.state_machines {
+                    println!("state-machine {} {}", m.logical_id, m.arn);
                     eprintln!("  state machine {}", m.arn);
                 }
                 for a in &t.activities {
+                    println!("activity {} {}", a.logical_id, a.arn);
                     eprintln!("  activity      {}", a.arn);
                 }
+            }
+            if let Some(env) = environment {
+                print_pipeline_hints(&engine, &endpoint, &env, time_scale);
             }
             stop_signal().await?;
             // RUNNING executions stay RUNNING in the state dir; the next `serve` resumes them.
             engine.shutdown().await;
             Ok(())
         }
+    }
+}
+
+/// `--secret NAME=VALUE` / `NAME=@FILE` as the engine's Secrets Manager stand-in values.
+fn read_secrets(pairs: Vec<(String, String)>) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (name, value) in pairs {
+        let value = match value.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("--secret {name}: cannot read {path}"))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            None => value,
+        };
+        anyhow::ensure!(!name.is_empty(), "--secret needs a name: NAME=VALUE");
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+/// How to start a runner and an execution against `serve --pipeline`.
+fn print_pipeline_hints(engine: &LocalEngine, endpoint: &str, env: &str, time_scale: f64) {
+    let activity = engine.activity_arn(stepops_embedded::ACTIVITY);
+    let s3 =
+        std::path::absolute(engine.s3_root()).unwrap_or_else(|_| engine.s3_root().to_path_buf());
+    // The runner's heartbeat must fit the scaled HeartbeatSeconds (60 s in migrate.asl.json).
+    let heartbeat = ((60.0 * time_scale) / 3.0).floor().clamp(1.0, 20.0) as u64;
+    eprintln!(
+        "\nrun a runner in another terminal:\n  STEPOPS_ACTIVITIES='[{activity}]' STEPOPS_ENVIRONMENT={env} \\\n  STEPOPS_OBJECT_STORE_ROOT={} STEPOPS_HEARTBEAT_SECONDS={heartbeat} \\\n  AWS_ENDPOINT_URL_SECRETS_MANAGER={endpoint} stepops-runner --endpoint {endpoint}",
+        s3.display()
+    );
+    eprintln!(
+        "start a migration in a third one:\n  stepops start migrate --env {env} --input run.json --endpoint {endpoint} --wait"
+    );
+    if time_scale > 0.0 && time_scale < 1.0 && 60.0 * time_scale < 3.0 {
+        eprintln!(
+            "warning: at --time-scale {time_scale} HeartbeatSeconds (60) is {:.1} s: runners heartbeating every 1 s may time out",
+            60.0 * time_scale
+        );
     }
 }
 

@@ -135,7 +135,7 @@ pub struct LocalPipeline {
     workers: Vec<Worker>,
     next_worker: usize,
     progress: Arc<Progress>,
-    notifications: Arc<Mutex<Vec<(NotifyRequest, Message)>>>,
+    notifications: Notifications,
     started: Mutex<Vec<(String, Instant)>>,
 }
 
@@ -189,9 +189,6 @@ impl LocalPipeline {
             ));
         }
         let template = write_template(&options.state_dir.join("template"))?;
-        let stack = StackEnvironment::parse(ENVIRONMENT, &options.allowed_targets)
-            .map_err(|e| EmbeddedError::Invalid(e.to_string()))?;
-        let notifications = Arc::new(Mutex::new(Vec::new()));
         let s3_root = options.state_dir.join("s3");
         let config = EngineConfig {
             port: Some(options.port),
@@ -203,12 +200,9 @@ impl LocalPipeline {
             time_scale: options.time_scale,
             s3_root: Some(s3_root.clone()),
             ..EngineConfig::new(options.state_dir.join("engine"))
-        }
-        .with_lambda(
-            "ValidateInputFunction",
-            handlers::validate_input_handler(stack),
-        )
-        .with_lambda("NotifyFunction", handlers::notify(notifications.clone()));
+        };
+        let (config, notifications) =
+            with_pipeline_lambdas(config, ENVIRONMENT, &options.allowed_targets)?;
         let engine = LocalEngine::start(config).await?;
         let endpoint = engine
             .endpoint()
@@ -381,6 +375,32 @@ async fn run_worker<H: stepops_runner::StepHandler>(
     stop: CancellationToken,
 ) -> RunReport {
     runner.run(stop.cancelled_owned()).await
+}
+
+/// Every notification the local `notify` Lambda published, with its request (newest last).
+pub type Notifications = Arc<Mutex<Vec<(NotifyRequest, Message)>>>;
+
+/// Registers the pipeline's Lambdas on `config`, as every local run of the project's template
+/// needs them (`LocalPipeline`, `stepops local serve --pipeline`): `ValidateInputFunction`
+/// (the `validate-input` logic for a stack of `environment` whose allowed targets are
+/// `allowed_targets`, the `STEPOPS_ALLOWED_TARGETS` syntax) and `NotifyFunction` (the `notify`
+/// logic with a [`LocalPublisher`]: each message is logged at `info`, not sent to SNS, and kept
+/// in the returned [`Notifications`]).
+pub fn with_pipeline_lambdas(
+    config: EngineConfig,
+    environment: &str,
+    allowed_targets: &str,
+) -> Result<(EngineConfig, Notifications), EmbeddedError> {
+    let stack = StackEnvironment::parse(environment, allowed_targets)
+        .map_err(|e| EmbeddedError::Invalid(e.to_string()))?;
+    let notifications: Notifications = Arc::new(Mutex::new(Vec::new()));
+    let config = config
+        .with_lambda(
+            "ValidateInputFunction",
+            handlers::validate_input_handler(stack),
+        )
+        .with_lambda("NotifyFunction", handlers::notify(notifications.clone()));
+    Ok((config, notifications))
 }
 
 /// Writes the embedded `template.yaml` and every `statemachine/*.asl.json` into `dir`; returns

@@ -103,6 +103,9 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<By
             }
         }
     };
+    if let Some(op) = target.strip_prefix("secretsmanager.") {
+        return secrets_manager(&engine, op, &input);
+    }
     let Some(op) = target.strip_prefix("AWSStepFunctions.") else {
         return error_response(&ApiError::new(
             ApiErrorKind::UnknownOperationException,
@@ -116,6 +119,63 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<By
         Ok(v) => respond(StatusCode::OK, v),
         Err(e) => error_response(&e),
     }
+}
+
+/// The Secrets Manager stand-in (`application/x-amz-json-1.1`): `GetSecretValue` of the values
+/// in [`crate::EngineConfig::secrets`]. The value is never logged.
+fn secrets_manager(engine: &Engine, op: &str, input: &Value) -> Response<Full<Bytes>> {
+    let fail = |kind: &str, message: String| {
+        let mut r = respond(
+            StatusCode::BAD_REQUEST,
+            json!({"__type": kind, "message": message}),
+        );
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        r
+    };
+    if op != "GetSecretValue" {
+        return fail(
+            "UnknownOperationException",
+            format!(
+                "the local engine's Secrets Manager stand-in implements GetSecretValue only, not {op}"
+            ),
+        );
+    }
+    let Some(id) = s(input, "SecretId") else {
+        return fail("InvalidParameterException", "SecretId is required".into());
+    };
+    // By name, or by an ARN ending in `:secret:NAME`.
+    let name = id.rsplit_once(":secret:").map_or(id, |(_, n)| n);
+    tracing::debug!(secret = name, "GetSecretValue");
+    let Some(value) = engine.secrets.get(name) else {
+        return fail(
+            "ResourceNotFoundException",
+            format!(
+                "Secrets Manager can't find the specified secret {name:?} (local engine: give it with --secret NAME=VALUE)"
+            ),
+        );
+    };
+    let mut r = respond(
+        StatusCode::OK,
+        json!({
+            "ARN": format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{name}",
+                engine.locality.region, engine.locality.account
+            ),
+            "Name": name,
+            "SecretString": value,
+            "VersionId": "local",
+            "VersionStages": ["AWSCURRENT"],
+            "CreatedDate": 0,
+        }),
+    );
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    r
 }
 
 fn epoch(d: &DateTime<Utc>) -> Value {

@@ -2,7 +2,8 @@
 //! function ARNs) through the in-process registry, activities, `.waitForTaskToken`, and
 //! `states:startExecution` (plain, `.sync`, `.sync:2`).
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
@@ -117,11 +118,28 @@ async fn dispatch(engine: Arc<Engine>, task: TaskInvocation) -> Result<Value, Ta
     if let Some(("activity", _)) = states_resource(base)
         && pattern == Pattern::RequestResponse
     {
+        let last_beat: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let beat: HeartbeatFn = {
+            let (hb, last) = (task.heartbeat.clone(), last_beat.clone());
+            Arc::new(move || {
+                *last.lock().expect("last beat") = Some(Instant::now());
+                hb.beat()
+            })
+        };
         let waiter = engine
             .hub
-            .schedule_activity(base, &task.task_token, &task.input, heartbeat_fn(&task))
+            .schedule_activity(base, &task.task_token, &task.input, beat)
             .map_err(runtime)?;
-        return wait_token(waiter).await;
+        let mut watch = Abandoned {
+            task: &task,
+            activity: base,
+            time_scale: engine.time_scale,
+            last_beat,
+            answered: false,
+        };
+        let outcome = wait_token(waiter).await;
+        watch.answered = true;
+        return outcome;
     }
     Err(runtime(format!(
         "The resource '{}' (state '{}') is not supported by the local engine. Supported: \
@@ -129,6 +147,66 @@ async fn dispatch(engine: Arc<Engine>, task: TaskInvocation) -> Result<Value, Ta
          arn:aws:states:::states:startExecution[.sync|.sync:2|.waitForTaskToken].",
         task.resource, task.state_name
     )))
+}
+
+/// Logs an activity task that the execution gave up on before a worker answered it (its
+/// dispatch future is dropped): a heartbeat timeout (the worker went silent: it died, or lost
+/// the network), a `TimeoutSeconds`, a stop, or the engine shutting down. The history of a
+/// Distributed Map's iterations is not kept (as in AWS, where they are child executions), so this
+/// line is how a local run shows a chunk that timed out and was retried.
+struct Abandoned<'a> {
+    task: &'a TaskInvocation,
+    activity: &'a str,
+    time_scale: f64,
+    last_beat: Arc<Mutex<Option<Instant>>>,
+    answered: bool,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let (execution, state, activity) = (
+            self.task.execution.execution_arn.as_str(),
+            self.task.state_name.as_str(),
+            self.activity,
+        );
+        let silent = self
+            .last_beat
+            .lock()
+            .map(|l| l.map(|t| t.elapsed()))
+            .unwrap_or_default();
+        let limit = self
+            .task
+            .heartbeat_seconds
+            .map(|h| Duration::from_secs_f64(h as f64 * self.time_scale));
+        match (silent, limit) {
+            (Some(silent), Some(limit))
+                if self.time_scale > 0.0 && silent >= limit.mul_f64(0.9) =>
+            {
+                tracing::info!(
+                    execution,
+                    state,
+                    activity,
+                    silent_ms = silent.as_millis() as u64,
+                    "activity task timed out on heartbeat (States.HeartbeatTimeout): its worker went silent; the state's Retry decides what happens next"
+                )
+            }
+            (None, _) => tracing::info!(
+                execution,
+                state,
+                activity,
+                "activity task abandoned before a worker took it (timeout, stop or shutdown)"
+            ),
+            _ => tracing::info!(
+                execution,
+                state,
+                activity,
+                "activity task abandoned by the execution while a worker held it (timeout, stop or shutdown)"
+            ),
+        }
+    }
 }
 
 fn function_not_found(engine: &Engine, function: &str) -> TaskError {

@@ -47,6 +47,11 @@ pub struct EngineConfig {
     pub lambdas: LambdaRegistry,
     /// Resume RUNNING executions found in the store at start (default true).
     pub resume: bool,
+    /// Secrets Manager stand-in: `GetSecretValue` (`X-Amz-Target: secretsmanager.GetSecretValue`)
+    /// on the same endpoint answers these values by name (a runner started with
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER=<endpoint>` reads its `{"secret": NAME}` targets here).
+    /// Values are never logged.
+    pub secrets: BTreeMap<String, String>,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +66,7 @@ impl Default for EngineConfig {
             s3_root: None,
             lambdas: LambdaRegistry::new(),
             resume: true,
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -134,6 +140,8 @@ pub(crate) struct Engine {
     pub poll_timeout: Duration,
     pub time_scale: f64,
     pub s3_root: PathBuf,
+    /// The Secrets Manager stand-in's values, by name.
+    pub secrets: BTreeMap<String, String>,
     machines: RwLock<BTreeMap<String, Arc<Machine>>>,
     /// Stop tokens of running executions, with the StopExecution error/cause.
     running: Mutex<HashMap<String, RunningExecution>>,
@@ -668,6 +676,7 @@ impl LocalEngine {
             poll_timeout: config.poll_timeout,
             time_scale: config.time_scale,
             s3_root,
+            secrets: config.secrets.clone(),
             machines: RwLock::new(BTreeMap::new()),
             running: Mutex::new(HashMap::new()),
             finished: Notify::new(),

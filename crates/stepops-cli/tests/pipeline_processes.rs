@@ -1,0 +1,559 @@
+//! The migration pipeline as three separate processes, as a user runs it in three terminals:
+//! `stepops local serve --pipeline` (the real `stepops` binary: the local engine on the built-in
+//! template.yaml + migrate.asl.json, validate-input/notify in-process, the Secrets Manager
+//! stand-in), the real `stepops-runner` binary polling it over HTTP, and
+//! `stepops start migrate --endpoint`. On SQLite files made with `stepops_sample`.
+//!
+//! Fault tolerance: the runner is killed with SIGKILL three times while it is in the middle of a
+//! copy and restarted each time; the chunks it held time out on heartbeat (time scale 0.05: the
+//! 60 s `HeartbeatSeconds` are 3 s), are retried, and the run succeeds with the destination equal
+//! to the source (`stepops_sample::digest`, independent of the migration engine). SIGTERM then
+//! drains the last runner, which exits 0 at once.
+//!
+//! Secrets: the runner reads both database URLs with `GetSecretValue` from the serve process's
+//! Secrets Manager stand-in; the URLs carry a recognisable token that must appear in no log line
+//! of any process nor in the execution history.
+//!
+//! The `stepops-runner` binary belongs to another package, so Cargo does not hand this test its
+//! path: [`runner_binary`] builds it with `cargo build -p stepops-runner` into this test's target
+//! directory (a no-op when up to date), or takes `STEPOPS_RUNNER_BIN`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use stepops_sample::{Fractions, SampleSpec};
+
+/// In the databases' directory name, hence in both secret values (the URLs), and nowhere else.
+const TOKEN: &str = "Pw9xQz7Kv3Tk";
+
+/// The `stepops-runner` binary next to this test's own executable, built first.
+fn runner_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("STEPOPS_RUNNER_BIN") {
+        return p.into();
+    }
+    // target/<profile>/deps/<this test> → target/<profile>/stepops-runner
+    let exe = std::env::current_exe().expect("the test's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let target_dir = profile_dir.parent().expect("the target directory");
+    let cargo = std::env::var("CARGO")
+        .ok()
+        .or_else(|| option_env!("CARGO").map(str::to_owned))
+        .unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(&cargo);
+    build
+        .args(["build", "-p", "stepops-runner", "--bin", "stepops-runner"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cargo} to build stepops-runner: {e}"));
+    assert!(status.success(), "cargo build -p stepops-runner failed");
+    let bin = profile_dir.join("stepops-runner");
+    assert!(
+        bin.exists(),
+        "{} is missing after the build; set STEPOPS_RUNNER_BIN to the runner binary",
+        bin.display()
+    );
+    bin
+}
+
+/// A command with no AWS or STEPOPS settings from the caller's environment.
+fn clean(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STEPOPS_") || k.starts_with("AWS_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.join("no-aws-credentials"),
+        )
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn log_file(path: &Path) -> Stdio {
+    Stdio::from(std::fs::File::create(path).unwrap())
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill({}, {sig})", child.id());
+}
+
+async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("process {} did not exit within {timeout:?}", child.id());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Copy tasks the runner's log shows started and never answered (a lower bound: every
+/// failure or hand-back line counts as a copy's end).
+fn copies_open(log: &str) -> i64 {
+    let mut open = 0i64;
+    for line in log.lines() {
+        if line.contains("task started") && line.contains("\"copy\"") {
+            open += 1;
+        } else if (line.contains("task succeeded") && line.contains("\"copy\""))
+            || line.contains("task failed")
+            || line.contains("handed back")
+        {
+            open -= 1;
+        }
+    }
+    open
+}
+
+/// `stepops start migrate --endpoint` (terminal 3); returns the execution ARN and the output.
+fn start_migration(dir: &Path, endpoint: &str, input: &Path) -> (String, String) {
+    let start = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+        .args(["start", "migrate", "--env", "dev", "--endpoint", endpoint])
+        .arg("--input")
+        .arg(input)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&start.stdout),
+        String::from_utf8_lossy(&start.stderr)
+    );
+    assert!(start.status.success(), "{log}");
+    let execution = String::from_utf8_lossy(&start.stdout)
+        .lines()
+        .find(|l| l.starts_with("arn:aws:states:"))
+        .unwrap_or_else(|| panic!("no execution ARN printed: {log}"))
+        .trim()
+        .to_owned();
+    (execution, log)
+}
+
+/// Polls DescribeExecution until the execution ends; panics with `context()` after 3 minutes.
+async fn wait_done(
+    client: &aws_sdk_sfn::Client,
+    execution: &str,
+    context: impl Fn() -> String,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let d = client
+            .describe_execution()
+            .execution_arn(execution)
+            .send()
+            .await
+            .unwrap();
+        if d.status().as_str() != "RUNNING" {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the execution is still running:\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+struct Runner {
+    child: Child,
+    log: PathBuf,
+}
+
+fn start_runner(bin: &Path, dir: &Path, n: usize, config: &Path, endpoint: &str) -> Runner {
+    let log = dir.join(format!("runner-{n}.log"));
+    let child = clean(bin, dir)
+        .arg("--config")
+        .arg(config)
+        .env("STEPOPS_WORKER_NAME", format!("runner-{n}"))
+        .env("STEPOPS_LOG", "debug")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+        .stdout(log_file(&dir.join(format!("runner-{n}.out"))))
+        .stderr(log_file(&log))
+        .spawn()
+        .expect("start stepops-runner");
+    Runner { child, log }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_killed_mid_copy_three_times_then_drained_no_secret_logged() {
+    let runner_bin = runner_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let db_dir = dir.join(format!("db-{TOKEN}"));
+    std::fs::create_dir_all(&db_dir).unwrap();
+    let source = format!("sqlite:{}", db_dir.join("source.db").display());
+    let dest = format!("sqlite:{}", db_dir.join("dest.db").display());
+    stepops_sample::sample(
+        &source,
+        SampleSpec {
+            rows: 30_000,
+            seed: 5,
+            replace: false,
+            progress: None,
+        },
+    )
+    .await
+    .unwrap();
+    std::fs::copy(db_dir.join("source.db"), db_dir.join("dest.db")).unwrap();
+    let stale = stepops_sample::mutate(
+        &dest,
+        11,
+        Fractions {
+            update: 0.03,
+            delete: 0.02,
+            insert: 0.02,
+        },
+    )
+    .await
+    .unwrap();
+    let (u, d, i) = stale.totals();
+    assert!(u > 0 && d > 0 && i > 0);
+    let source_digest = stepops_sample::digest(&source).await.unwrap();
+    assert_ne!(
+        source_digest,
+        stepops_sample::digest(&dest).await.unwrap(),
+        "the destination must start stale"
+    );
+
+    // Terminal 1: the engine with the pipeline; secrets from files (not on the command line).
+    std::fs::write(dir.join("source.secret"), &source).unwrap();
+    std::fs::write(dir.join("dest.secret"), &dest).unwrap();
+    let state = dir.join("engine");
+    let serve_out = dir.join("serve.out");
+    let serve_err = dir.join("serve.log");
+    let mut serve = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+        .args([
+            "local",
+            "serve",
+            "--pipeline",
+            "--port",
+            "0",
+            "--time-scale",
+            "0.05",
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(format!(
+            "--secret=stepops/dev/source-db=@{}",
+            dir.join("source.secret").display()
+        ))
+        .arg(format!(
+            "--secret=stepops/dev/dest-db=@{}",
+            dir.join("dest.secret").display()
+        ))
+        .env("STEPOPS_LOG", "debug")
+        .stdout(log_file(&serve_out))
+        .stderr(log_file(&serve_err))
+        .spawn()
+        .expect("start stepops local serve");
+    let started = Instant::now();
+    let (endpoint, activity, machine) = loop {
+        let out = read(&serve_out);
+        let field = |prefix: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(|rest| rest.rsplit(' ').next().unwrap().to_owned())
+        };
+        if let (Some(a), Some(m)) = (
+            field("activity MigrateActivity "),
+            field("state-machine MigrateStateMachine "),
+        ) {
+            let endpoint = out.lines().next().unwrap().to_owned();
+            break (endpoint, a, m);
+        }
+        if let Some(status) = serve.try_wait().unwrap() {
+            panic!("serve exited {status:?}\n{}", read(&serve_err));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve printed no endpoint/ARNs:\n{out}\n{}",
+            read(&serve_err)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+    assert!(activity.starts_with("arn:aws:states:"), "{activity}");
+    let hints = read(&serve_err);
+    assert!(
+        hints.contains(&format!("stepops-runner --endpoint {endpoint}")),
+        "{hints}"
+    );
+
+    // Terminal 2: the runner, as serve's hint says (concurrency 2, heartbeat every second).
+    let config = dir.join("runner.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "activities: [{activity}]\nendpoint: {endpoint}\nconcurrency: 2\nheartbeat_seconds: 1\n\
+             drain_timeout_seconds: 5\nenvironment: dev\nobject_store_root: {}\n",
+            state.join("s3").display()
+        ),
+    )
+    .unwrap();
+    let mut runner = start_runner(&runner_bin, dir, 1, &config, &endpoint);
+
+    // Terminal 3: start the migration (secrets by name, never by value).
+    let input = dir.join("run.json");
+    std::fs::write(
+        &input,
+        json!({"environment": "dev",
+               "source": {"secret": "stepops/dev/source-db"},
+               "dest": {"secret": "stepops/dev/dest-db"},
+               "chunkRows": 300, "maxConcurrency": 4})
+        .to_string(),
+    )
+    .unwrap();
+    let (execution, start_log) = start_migration(dir, &endpoint, &input);
+    assert!(
+        execution.contains(machine.rsplit(':').next().unwrap()),
+        "{execution} is not an execution of {machine}"
+    );
+
+    // Kill -9 three times, each time while a copy is running; restart at once.
+    let mut killed_open = Vec::new();
+    let mut logs = Vec::new();
+    for n in 2..=4 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while copies_open(&read(&runner.log)) < 1 {
+            assert!(
+                Instant::now() < deadline,
+                "runner {} never started a copy:\n{}",
+                n - 1,
+                read(&runner.log)
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        runner.child.kill().unwrap(); // SIGKILL
+        runner.child.wait().unwrap();
+        // The log is complete now: the copies it shows started and unanswered were cut off.
+        let open = copies_open(&read(&runner.log));
+        assert!(open >= 1, "killed outside a copy:\n{}", read(&runner.log));
+        killed_open.push(open);
+        logs.push(runner.log.clone());
+        runner = start_runner(&runner_bin, dir, n, &config, &endpoint);
+    }
+
+    let client = stepops_runner::local_sfn_client(&endpoint);
+    let described = wait_done(&client, &execution, || read(&runner.log)).await;
+    assert_eq!(
+        described.status().as_str(),
+        "SUCCEEDED",
+        "{:?} {:?}\n{}",
+        described.error(),
+        described.cause(),
+        read(&serve_err)
+    );
+
+    // The history (GetExecutionHistory): the chunks the plans made. The Distributed Map's
+    // iterations keep no history (in AWS they are child executions): their heartbeat timeouts
+    // are in the engine's log.
+    let mut events = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = client
+            .get_execution_history()
+            .execution_arn(&execution)
+            .max_results(1000)
+            .set_next_token(next.take())
+            .send()
+            .await
+            .unwrap();
+        events.extend(page.events().iter().cloned());
+        match page.next_token() {
+            Some(t) => next = Some(t.to_owned()),
+            None => break,
+        }
+    }
+    let chunks: u64 = events
+        .iter()
+        .filter_map(|e| e.state_exited_event_details())
+        .filter(|d| d.name() == "Plan")
+        .filter_map(|d| d.output())
+        .map(|o| {
+            let v: serde_json::Value = serde_json::from_str(o).unwrap();
+            v["plan"]["chunks"]
+                .as_u64()
+                .or(v["chunks"].as_u64())
+                .unwrap_or_else(|| panic!("no chunk count in the Plan output {v}"))
+        })
+        .sum();
+    assert!(chunks >= 10, "{chunks} chunks planned");
+
+    // Every copy the kills cut off timed out on heartbeat and was run again.
+    let engine_log = read(&serve_err);
+    let heartbeat_timeouts = engine_log
+        .lines()
+        .filter(|l| l.contains("timed out on heartbeat") && l.contains("CopyChunk"))
+        .count() as i64;
+    let cut_off: i64 = killed_open.iter().sum();
+    assert!(
+        heartbeat_timeouts >= cut_off && heartbeat_timeouts >= 3,
+        "{heartbeat_timeouts} heartbeat timeouts for {cut_off} copies cut off by the kills"
+    );
+    let copies_started: i64 = logs
+        .iter()
+        .chain([&runner.log])
+        .map(|l| {
+            read(l)
+                .lines()
+                .filter(|l| l.contains("task started") && l.contains("\"copy\""))
+                .count() as i64
+        })
+        .sum();
+    assert!(
+        copies_started >= chunks as i64 + cut_off,
+        "{copies_started} copies started for {chunks} chunks and {cut_off} retries"
+    );
+
+    // Nothing lost, nothing duplicated: every row of every table, compared independently.
+    let dest_digest = stepops_sample::digest(&dest).await.unwrap();
+    assert_eq!(source_digest.len(), 5);
+    assert_eq!(
+        source_digest, dest_digest,
+        "the destination differs from the source"
+    );
+
+    // SIGTERM in the middle of a copy drains cleanly: the running copies finish and are
+    // answered, the process exits 0 within the drain timeout; a new runner finishes the run.
+    stepops_sample::mutate(
+        &dest,
+        12,
+        Fractions {
+            update: 0.02,
+            delete: 0.01,
+            insert: 0.01,
+        },
+    )
+    .await
+    .unwrap();
+    let (second, second_log) = start_migration(dir, &endpoint, &input);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while copies_open(&read(&runner.log)) < 1 {
+        assert!(Instant::now() < deadline, "no copy:\n{}", read(&runner.log));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    signal(&runner.child, libc::SIGTERM);
+    let asked = Instant::now();
+    let status = wait_exit(&mut runner.child, Duration::from_secs(20)).await;
+    let drained = asked.elapsed();
+    let log = read(&runner.log);
+    assert!(status.success(), "runner exit {status:?}\n{log}");
+    assert!(
+        drained < Duration::from_secs(5),
+        "the drain took {drained:?}"
+    );
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert_eq!(copies_open(&log), 0, "a copy left unanswered:\n{log}");
+    logs.push(runner.log.clone());
+    let mut runner = start_runner(&runner_bin, dir, logs.len() + 1, &config, &endpoint);
+    let described = wait_done(&client, &second, || read(&runner.log)).await;
+    assert_eq!(
+        described.status().as_str(),
+        "SUCCEEDED",
+        "{:?} {:?}",
+        described.error(),
+        described.cause()
+    );
+    assert_eq!(
+        source_digest,
+        stepops_sample::digest(&dest).await.unwrap(),
+        "the destination differs from the source after the second run"
+    );
+
+    // SIGTERM to an idle runner: exit 0 at once.
+    assert!(
+        runner.child.try_wait().unwrap().is_none(),
+        "the runner exited by itself:\n{}",
+        read(&runner.log)
+    );
+    signal(&runner.child, libc::SIGTERM);
+    let asked = Instant::now();
+    let status = wait_exit(&mut runner.child, Duration::from_secs(20)).await;
+    assert!(
+        status.success(),
+        "runner exit {status:?}\n{}",
+        read(&runner.log)
+    );
+    let idle_drain = asked.elapsed();
+    assert!(
+        idle_drain < Duration::from_secs(3),
+        "the drain took {idle_drain:?}"
+    );
+    logs.push(runner.log.clone());
+    eprintln!(
+        "{chunks} chunks; {} SIGKILLs cut off {cut_off} copies ({killed_open:?}); {heartbeat_timeouts} heartbeat timeouts; {copies_started} copies started; SIGTERM mid-copy drained in {drained:?}, idle in {idle_drain:?}",
+        killed_open.len()
+    );
+
+    signal(&serve, libc::SIGTERM);
+    let status = wait_exit(&mut serve, Duration::from_secs(20)).await;
+    assert!(
+        status.success(),
+        "serve exit {status:?}\n{}",
+        read(&serve_err)
+    );
+
+    // No secret value in any log line of any process, nor in the history.
+    let mut captured = vec![
+        ("serve stdout".to_owned(), read(&serve_out)),
+        ("serve stderr".to_owned(), read(&serve_err)),
+        ("stepops start".to_owned(), start_log),
+        ("stepops start (second run)".to_owned(), second_log),
+        ("execution history".to_owned(), format!("{events:#?}")),
+    ];
+    for (n, log) in logs.iter().enumerate() {
+        captured.push((format!("runner {}", n + 1), read(log)));
+        let out = dir.join(format!("runner-{}.out", n + 1));
+        captured.push((format!("runner {} stdout", n + 1), read(&out)));
+    }
+    for (what, text) in &captured {
+        for line in text.lines() {
+            assert!(
+                !line.contains(TOKEN),
+                "a secret value in the {what}: {line}"
+            );
+        }
+    }
+    // The logs are real: debug lines of every process, with the runners' steps; the runners
+    // read both URLs from the engine's Secrets Manager stand-in.
+    let engine_log = read(&serve_err);
+    assert!(engine_log.lines().count() > 10);
+    for name in ["stepops/dev/source-db", "stepops/dev/dest-db"] {
+        assert!(
+            engine_log
+                .lines()
+                .any(|l| l.contains("GetSecretValue") && l.contains(name)),
+            "{name} was not read from the stand-in"
+        );
+    }
+    assert!(captured.iter().any(|(w, t)| w.starts_with("runner")
+        && t.contains("task succeeded")
+        && t.contains("\"verify\"")));
+}
