@@ -238,8 +238,8 @@ pub struct NormalisedInput {
     pub source: Target,
     /// Where rows are written.
     pub dest: Target,
-    /// The migration engine's configuration (`include`, `exclude`, `tables.NAME.rangeKey`),
-    /// `{}` by default.
+    /// The migration engine's configuration (`include`, `exclude`, `tables.NAME.rangeKey`,
+    /// `status: {table, column, readOnly, readWrite}`), `{}` by default.
     pub config: Map<String, Value>,
     /// Target rows per chunk.
     pub chunk_rows: u64,
@@ -266,7 +266,7 @@ const FIELDS: [&str; 9] = [
     "readOnlyDuringCopy",
     "dryRun",
 ];
-const CONFIG_FIELDS: [&str; 3] = ["exclude", "include", "tables"];
+const CONFIG_FIELDS: [&str; 4] = ["exclude", "include", "status", "tables"];
 const TABLE_FIELDS: [&str; 2] = ["rangeKey", "range_key"];
 
 /// Validates an execution input against the stack it runs on.
@@ -361,6 +361,19 @@ pub fn validate_input(
     );
     let read_only_during_copy = boolean(obj, "readOnlyDuringCopy", &mut problems);
     let dry_run = boolean(obj, "dryRun", &mut problems);
+    if read_only_during_copy
+        && !config.contains_key("status")
+        && let Some(d) = &dest
+        && d.kind == TargetKind::Url
+        && d.name.starts_with("sqlite:")
+    {
+        problems.push(format!(
+            "`readOnlyDuringCopy` needs `config.status` (a status table: {{\"table\", \"column\", \
+             \"readOnly\", \"readWrite\"}}) when `dest` is SQLite ({}): SQLite has no read-only \
+             switch of its own",
+            d.describe()
+        ));
+    }
 
     if !wrong_env.is_empty() {
         let mut message = wrong_env.join("; ");
@@ -533,6 +546,10 @@ fn config(value: Option<&Value>, problems: &mut Vec<String>) -> Map<String, Valu
             table_settings(v, problems);
             continue;
         }
+        if key == "status" {
+            status_settings(v, map.get("include"), problems);
+            continue;
+        }
         let ok = v.as_array().is_some_and(|a| {
             a.iter()
                 .all(|t| t.as_str().is_some_and(|s| !s.trim().is_empty()))
@@ -544,6 +561,81 @@ fn config(value: Option<&Value>, problems: &mut Vec<String>) -> Map<String, Valu
         }
     }
     map.clone()
+}
+
+/// `config.status`: `{"table": "stack_status", "column": "status", "readOnly": "READ_ONLY",
+/// "readWrite": "READ_WRITE"}` (the destination's application status table, for
+/// `readOnlyDuringCopy`; it is never migrated itself).
+fn status_settings(value: &Value, include: Option<&Value>, problems: &mut Vec<String>) {
+    const SHAPE: &str = r#"{"table": "stack_status", "column": "status", "readOnly": "READ_ONLY", "readWrite": "READ_WRITE"}"#;
+    let Some(status) = value.as_object() else {
+        problems.push(format!(
+            "`config.status` must be an object {SHAPE}, got {}",
+            type_name(value)
+        ));
+        return;
+    };
+    let mut get = |names: &[&str]| -> Option<String> {
+        let found: Vec<&Value> = names.iter().filter_map(|n| status.get(*n)).collect();
+        match found.as_slice() {
+            [] => {
+                problems.push(format!("`config.status.{}` is missing: {SHAPE}", names[0]));
+                None
+            }
+            [Value::String(s)] if !s.trim().is_empty() => Some(s.clone()),
+            [v] => {
+                problems.push(format!(
+                    "`config.status.{}` must be a non-empty string, got {}",
+                    names[0],
+                    type_name(v)
+                ));
+                None
+            }
+            _ => {
+                problems.push(format!(
+                    "`config.status` has both `{}` and `{}`",
+                    names[0], names[1]
+                ));
+                None
+            }
+        }
+    };
+    let table = get(&["table"]);
+    let _column = get(&["column"]);
+    let read_only = get(&["readOnly", "read_only"]);
+    let read_write = get(&["readWrite", "read_write"]);
+    for key in status.keys() {
+        if ![
+            "table",
+            "column",
+            "readOnly",
+            "read_only",
+            "readWrite",
+            "read_write",
+        ]
+        .contains(&key.as_str())
+        {
+            problems.push(format!(
+                "unknown field `config.status.{key}` (known: table, column, readOnly, readWrite)"
+            ));
+        }
+    }
+    if let (Some(a), Some(b)) = (&read_only, &read_write)
+        && a == b
+    {
+        problems.push(format!(
+            "`config.status.readOnly` and `config.status.readWrite` are both `{a}`: they must differ"
+        ));
+    }
+    if let Some(table) = table
+        && include
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|t| t.as_str() == Some(table.as_str())))
+    {
+        problems.push(format!(
+            "`config.include` names the status table `{table}`, which is never migrated: remove it"
+        ));
+    }
 }
 
 /// `config.tables`: `{"acl": {"rangeKey": "entity_id"}}`.

@@ -36,8 +36,11 @@ impl RunStatus {
 pub struct Summary {
     /// Tables that needed copying (first round).
     pub tables: Option<u64>,
-    /// Chunks copied, all rounds together.
+    /// Chunks planned, all rounds together.
     pub chunks: Option<u64>,
+    /// Chunks whose copy results were counted into `rowsCopied`/`rowsDeleted` (equal to
+    /// `chunks` when every round's result files could be read).
+    pub chunks_copied: Option<u64>,
     /// Rows inserted into the destination.
     pub rows_copied: Option<u64>,
     /// Rows deleted from the destination before inserting.
@@ -89,6 +92,10 @@ pub struct NotifyRequest {
     /// machine's name in `executionArn` (`…-admin` → `admin task`, else `migration`).
     #[serde(default)]
     pub workflow: Option<String>,
+    /// Whether this execution put the destination read-only (`readOnlyDuringCopy`) and has not
+    /// put it back: a failure notification then says so and how to undo it.
+    #[serde(default)]
+    pub destination_read_only: Option<bool>,
     /// An admin task's audit record (`statemachine/admin.asl.json`): its task, target, outcome
     /// and change are summarised.
     #[serde(default)]
@@ -315,6 +322,12 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
             if let Some(c) = summary.chunks {
                 facts.push(format!("chunks: {c}"));
             }
+            let partial = match (summary.chunks_copied, summary.chunks) {
+                (Some(counted), Some(planned)) if !dry && counted < planned => {
+                    Some((counted, planned))
+                }
+                _ => None,
+            };
             if let Some(r) = summary.rows_copied {
                 facts.push(format!("rows copied: {r}"));
             }
@@ -339,6 +352,14 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
             }
             if !facts.is_empty() {
                 lines.push(facts.join(", "));
+            }
+            if let Some((counted, planned)) = partial
+                && (summary.rows_copied.is_some() || summary.rows_deleted.is_some())
+            {
+                lines.push(format!(
+                    "The row counts cover {counted} of {planned} chunks: the other chunks' copy \
+                     results could not be read (see the runner's log)."
+                ));
             }
             if let Some(change) = admin.and_then(|a| a.get("change")?.as_str()) {
                 lines.push(format!("change: {}", redact(change)));
@@ -365,6 +386,18 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
             }
             if let Some(d) = duration {
                 lines.push(format!("after: {}", human_duration(d)));
+            }
+            if req.destination_read_only == Some(true) {
+                lines.push(
+                    "The destination is still READ-ONLY: this run put it read-only \
+                     (readOnlyDuringCopy) and stopped before putting it back, so that no client \
+                     writes to a half-copied database. It is put back read-write at the end of a \
+                     successful run: fix the cause and start the execution again with the same \
+                     input. To release it without migrating, set the config's status table to \
+                     its readWrite value, or on PostgreSQL without one run `ALTER DATABASE <db> \
+                     SET default_transaction_read_only = off`."
+                        .to_owned(),
+                );
             }
             lines.push(format!(
                 "To resume after fixing the cause (only failed chunks run again): \

@@ -1,7 +1,8 @@
 //! `statemachine/migrate.asl.json` run by the project's own ASL interpreter (`stepops-asl`), with
 //! the real validate/notify logic of this crate behind its Lambda tasks and an in-memory
 //! "runner" behind its activity tasks (plan/copy/verify/set-status per
-//! docs/dev/pipeline-steps.md, manifests written to the folder standing in for S3).
+//! docs/dev/pipeline-steps.md, manifests written to the folder standing in for S3; `verify`
+//! adds up the copy Map's ResultWriter files with the real runner's `round_totals`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,10 @@ struct World {
     copy_failures: Mutex<Vec<&'static str>>,
     /// The source changes at every verify: never converges.
     always_changing: bool,
+    /// The destination's status as set by set-status.
+    dest_read_only: Mutex<bool>,
+    /// set-status fails with this error.
+    status_failure: Mutex<Option<&'static str>>,
 }
 
 impl World {
@@ -75,6 +80,8 @@ impl World {
             change_source_at_first_verify: Mutex::default(),
             copy_failures: Mutex::default(),
             always_changing: false,
+            dest_read_only: Mutex::default(),
+            status_failure: Mutex::default(),
         })
     }
 
@@ -112,7 +119,7 @@ impl World {
         out
     }
 
-    fn activity(&self, state: &str, input: &Value) -> Result<Value, TaskError> {
+    async fn activity(&self, state: &str, input: &Value) -> Result<Value, TaskError> {
         self.activity_calls
             .lock()
             .unwrap()
@@ -122,7 +129,14 @@ impl World {
         match input["step"].as_str().unwrap() {
             "set-status" => {
                 assert_eq!(args["target"], json!({"secret": "stepops/dev/dest-db"}));
-                Ok(json!({"readOnly": args["readOnly"]}))
+                assert!(args["config"].is_object(), "{args}");
+                if let Some(err) = *self.status_failure.lock().unwrap() {
+                    return Err(TaskError::new(err, "simulated set-status failure"));
+                }
+                let ro = args["readOnly"].as_bool().unwrap();
+                let changed =
+                    std::mem::replace(&mut *self.dest_read_only.lock().unwrap(), ro) != ro;
+                Ok(json!({"readOnly": ro, "mechanism": "statusTable", "changed": changed}))
             }
             "plan" => {
                 assert_eq!(args["source"], json!({"secret": "stepops/dev/source-db"}));
@@ -203,12 +217,37 @@ impl World {
                 let diff = self.differing();
                 let round = args["round"].as_u64().unwrap();
                 let max = args["maxRounds"].as_u64().unwrap();
+                // The round's copy results, from the Map's ResultWriter files, by the runner's
+                // own reader.
+                let results = &args["results"];
+                let store = stepops_runner::LocalFolderStore::new(&self.s3_root);
+                let totals = stepops_runner::round_totals(
+                    &store,
+                    results["Bucket"]
+                        .as_str()
+                        .expect("verify gets results.Bucket"),
+                    results["Key"].as_str().expect("verify gets results.Key"),
+                )
+                .await
+                .expect("the ResultWriter files are readable");
+                let counts = json!({"chunksCopied": totals.chunks_copied,
+                    "rowsCopied": totals.rows_copied, "rowsDeleted": totals.rows_deleted});
                 let mut tables: Vec<_> = diff.iter().map(|d| d.0.clone()).collect();
                 tables.dedup();
+                let with = |mut v: Value| {
+                    for (k, x) in counts.as_object().unwrap() {
+                        v[k] = x.clone();
+                    }
+                    v
+                };
                 if diff.is_empty() {
-                    Ok(json!({"converged": true, "round": round, "differingTables": []}))
+                    Ok(with(
+                        json!({"converged": true, "round": round, "differingTables": []}),
+                    ))
                 } else if round < max {
-                    Ok(json!({"converged": false, "round": round, "differingTables": tables}))
+                    Ok(with(
+                        json!({"converged": false, "round": round, "differingTables": tables}),
+                    ))
                 } else {
                     Err(TaskError::new(
                         "Stepops.NotConverged",
@@ -257,7 +296,7 @@ impl TaskDispatcher for Dispatcher {
             if task.resource == ACTIVITY {
                 assert_eq!(task.heartbeat_seconds, Some(60), "{}", task.state_name);
                 assert!(task.timeout_seconds.is_some(), "{}", task.state_name);
-                world.activity(&task.state_name, &task.input)
+                world.activity(&task.state_name, &task.input).await
             } else if task.resource == "arn:aws:states:::lambda:invoke" {
                 world.lambda(&task.input)
             } else {
@@ -368,6 +407,18 @@ async fn a_stale_destination_is_copied_verified_and_notified_with_read_only_arou
     let calls = world.activity_calls.lock().unwrap();
     assert_eq!(calls[0].1["args"]["readOnly"], true);
     assert_eq!(calls.last().unwrap().1["args"]["readOnly"], false);
+    assert_eq!(
+        calls.last().unwrap().1["args"]["config"],
+        json!({"exclude": ["audit_log"]})
+    );
+    assert!(!*world.dest_read_only.lock().unwrap(), "ends read-write");
+    // Verify is told where the copy Map's ResultWriter put the round's results.
+    let verify = calls.iter().find(|c| c.0 == "Verify").unwrap();
+    let results_key = verify.1["args"]["results"]["Key"].as_str().unwrap();
+    assert!(
+        results_key.starts_with("results/t1/round-1/") && results_key.ends_with("/manifest.json"),
+        "{results_key}"
+    );
     // The copy child gets the targets and config from the execution input, and its chunk.
     let copy = calls.iter().find(|c| c.0 == "CopyChunk").unwrap();
     assert_eq!(copy.1["args"]["config"], json!({"exclude": ["audit_log"]}));
@@ -389,6 +440,13 @@ async fn a_stale_destination_is_copied_verified_and_notified_with_read_only_arou
         (s.tables, s.chunks, s.estimated_rows, s.rounds),
         (Some(1), Some(4), Some(4), Some(1))
     );
+    // Exact rows: users 2 (B-old) replaced, 15 and 31 inserted, 40 deleted.
+    assert_eq!(
+        (s.chunks_copied, s.rows_copied, s.rows_deleted),
+        (Some(4), Some(4), Some(3))
+    );
+    let text = compose(n, Utc::now()).text;
+    assert!(text.contains("rows copied: 4, rows deleted: 3"), "{text}");
     assert!(n.start_time.is_some());
     // Copy results were written by the Map's ResultWriter.
     assert!(dir.path().join(BUCKET).join("results/t1/round-1").exists());
@@ -407,6 +465,7 @@ async fn a_second_run_copies_nothing() {
         .clone()
         .unwrap();
     assert_eq!(s.chunks, Some(0));
+    assert_eq!((s.rows_copied, s.rows_deleted), (Some(0), Some(0)));
 }
 
 #[tokio::test]
@@ -450,6 +509,11 @@ async fn a_source_that_changes_during_the_copy_takes_another_round() {
         .clone()
         .unwrap();
     assert_eq!((s.chunks, s.rounds), (Some(5), Some(2)), "4 chunks, then 1");
+    // Retried copies count once (their last attempt); round 2 inserted projects/77.
+    assert_eq!(
+        (s.chunks_copied, s.rows_copied, s.rows_deleted),
+        (Some(5), Some(5), Some(3))
+    );
 }
 
 #[tokio::test]
@@ -494,6 +558,7 @@ async fn a_prod_target_from_dev_fails_in_validate_before_any_step_and_notifies()
     let notes = world.notifications.lock().unwrap();
     assert_eq!(notes[0].status, RunStatus::Failed);
     assert_eq!(notes[0].failed_step.as_deref(), Some("ValidateInput"));
+    assert_eq!(notes[0].destination_read_only, Some(false));
     assert_eq!(
         notes[0].error.as_ref().unwrap().error.as_deref(),
         Some("Stepops.WrongEnvironment")
@@ -536,12 +601,15 @@ async fn a_source_that_never_settles_fails_not_converged_at_the_round_limit() {
             .contains(&"SetDestinationReadWrite:set-status".to_owned()),
         "stays read-only on failure"
     );
+    assert!(*w.dest_read_only.lock().unwrap());
     let notes = w.notifications.lock().unwrap();
     assert_eq!(notes[0].failed_step.as_deref(), Some("Verify"));
+    assert_eq!(notes[0].destination_read_only, Some(true));
+    let text = compose(&notes[0], Utc::now()).text;
+    assert!(text.contains("still different after 3 rounds"), "{text}");
     assert!(
-        compose(&notes[0], Utc::now())
-            .text
-            .contains("still different after 3 rounds")
+        text.contains("The destination is still READ-ONLY"),
+        "{text}"
     );
 }
 
@@ -556,4 +624,70 @@ async fn a_chunk_that_keeps_failing_fails_the_map_and_notifies_copy_chunks() {
     let notes = world.notifications.lock().unwrap();
     assert_eq!(notes[0].failed_step.as_deref(), Some("CopyChunks"));
     assert!(!world.steps().contains(&"Verify:verify".to_owned()));
+}
+
+#[tokio::test]
+async fn a_failed_copy_after_read_only_leaves_it_read_only_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, d) = stale_pair();
+    let world = World::new(dir.path(), s, d);
+    *world.copy_failures.lock().unwrap() = vec!["Stepops.SchemaMismatch"];
+    let r = run(
+        &world,
+        input(json!({"maxConcurrency": 1, "readOnlyDuringCopy": true})),
+    )
+    .await;
+    assert!(
+        matches!(&r, ExecutionResult::Failed { error: Some(e), .. } if e == "States.ExceedToleratedFailureThreshold"),
+        "{r:?}"
+    );
+    assert_eq!(world.steps()[0], "SetDestinationReadOnly:set-status");
+    assert!(
+        !world
+            .steps()
+            .contains(&"SetDestinationReadWrite:set-status".to_owned())
+    );
+    assert!(*world.dest_read_only.lock().unwrap(), "left read-only");
+    let notes = world.notifications.lock().unwrap();
+    assert_eq!(notes[0].failed_step.as_deref(), Some("CopyChunks"));
+    assert_eq!(notes[0].destination_read_only, Some(true));
+    let text = compose(&notes[0], Utc::now()).text;
+    assert!(
+        text.contains("The destination is still READ-ONLY"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_copy_without_read_only_does_not_mention_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, d) = stale_pair();
+    let world = World::new(dir.path(), s, d);
+    *world.copy_failures.lock().unwrap() = vec!["Stepops.SchemaMismatch"];
+    let r = run(&world, input(json!({"maxConcurrency": 1}))).await;
+    assert!(matches!(r, ExecutionResult::Failed { .. }), "{r:?}");
+    let notes = world.notifications.lock().unwrap();
+    assert_eq!(notes[0].destination_read_only, Some(false));
+    assert!(!compose(&notes[0], Utc::now()).text.contains("READ-ONLY"));
+}
+
+#[tokio::test]
+async fn a_refused_set_status_stops_before_the_plan_and_notifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, d) = stale_pair();
+    let world = World::new(dir.path(), s, d.clone());
+    *world.status_failure.lock().unwrap() = Some("Stepops.InvalidInput");
+    let r = run(&world, input(json!({"readOnlyDuringCopy": true}))).await;
+    assert!(
+        matches!(&r, ExecutionResult::Failed { error: Some(e), .. } if e == "Stepops.InvalidInput"),
+        "{r:?}"
+    );
+    assert_eq!(world.steps(), vec!["SetDestinationReadOnly:set-status"]);
+    assert_eq!(*world.dest.lock().unwrap(), d);
+    let notes = world.notifications.lock().unwrap();
+    assert_eq!(
+        notes[0].failed_step.as_deref(),
+        Some("SetDestinationReadOnly")
+    );
+    assert_eq!(notes[0].destination_read_only, Some(false));
 }

@@ -50,7 +50,9 @@ fn defaults_fill_what_is_left_out() {
         "source": {"parameter": "/stepops/dev/source-url"},
         "dest": {"url": "sqlite:/tmp/dest.db"},
         "maxConcurrency": 1000,
-        "readOnlyDuringCopy": true
+        "readOnlyDuringCopy": true,
+        "config": {"status": {"table": "stack_status", "column": "status",
+                              "readOnly": "READ_ONLY", "readWrite": "READ_WRITE"}}
     });
     let out = validate_input(&input, &dev_stack()).unwrap();
     assert_eq!(out.chunk_rows, 50_000);
@@ -58,10 +60,10 @@ fn defaults_fill_what_is_left_out() {
     assert_eq!(out.max_rounds, 5);
     assert!(out.read_only_during_copy);
     assert!(!out.dry_run);
-    assert!(out.config.is_empty());
+    assert_eq!(out.config.len(), 1);
     let v = serde_json::to_value(&out).unwrap();
     assert_eq!(v["dest"], json!({"url": "sqlite:/tmp/dest.db"}));
-    assert_eq!(v["config"], json!({}));
+    assert_eq!(v["config"], input["config"]);
 }
 
 #[test]
@@ -219,6 +221,14 @@ fn config_acceptance_matches_the_migration_engine() {
         json!({"tables": ["acl"]}),
         json!({"exlude": ["a"]}),
         json!({"exclude": "audit_log"}),
+        json!({"status": {"table": "stack_status", "column": "status", "readOnly": "READ_ONLY", "readWrite": "READ_WRITE"}}),
+        json!({"status": {"table": "s", "column": "c", "read_only": "RO", "read_write": "RW"}, "exclude": ["x"]}),
+        json!({"status": {"table": "s", "column": "c", "readOnly": "RO"}}),
+        json!({"status": {"table": "s", "column": "c", "readOnly": "RO", "readWrite": "RW", "where": "id = 1"}}),
+        json!({"status": {"table": "s", "column": "c", "readOnly": "X", "readWrite": "X"}}),
+        json!({"status": {"table": "", "column": "c", "readOnly": "RO", "readWrite": "RW"}}),
+        json!({"status": {"table": "s", "column": "c", "readOnly": "RO", "read_only": "R", "readWrite": "RW"}}),
+        json!({"status": "stack_status"}),
     ];
     for config in configs {
         let input = json!({
@@ -228,7 +238,9 @@ fn config_acceptance_matches_the_migration_engine() {
             "config": config,
         });
         let ours = validate_input(&input, &dev_stack()).is_ok();
-        let engine = stepops_migrate::Config::from_yaml(&config.to_string()).is_ok();
+        let engine = stepops_migrate::Config::from_yaml(&config.to_string())
+            .and_then(|c| c.status.map_or(Ok(()), |s| s.check()))
+            .is_ok();
         assert_eq!(
             ours, engine,
             "config {config}: validator {ours}, engine {engine}"

@@ -6,12 +6,15 @@
 //! rolls the transaction back. The SQLite copy runs its `DELETE` + `INSERT … SELECT` in one
 //! transaction on a blocking thread, which finishes (commits or fails) on its own after the
 //! future is dropped: the chunk is still all-or-nothing, and the retried chunk is idempotent.
-//! `set-status` (read-only destination) is not offered by `stepops-migrate` yet.
+//! `set-status` puts a stack read-only through `stepops_migrate::status` (the config's status
+//! table, or PostgreSQL's database default); it reads the status back before answering.
 
 use serde_json::Value;
-use stepops_migrate::{Chunk, Config, PlanOptions};
+use stepops_migrate::{Chunk, Config, PlanOptions, StatusMechanism};
 
-use crate::migration::{ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, TableSummary};
+use crate::migration::{
+    ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, StatusOutcome, TableSummary,
+};
 use crate::secrets::Secret;
 use crate::step::StepError;
 
@@ -23,7 +26,8 @@ fn config(value: &Value) -> Result<Config, StepError> {
     serde_json::from_value(value.clone()).map_err(|e| {
         StepError::invalid_input(format!(
             "argument `config`: {e}; expected {{include?: [table], exclude?: [table], \
-             tables?: {{NAME: {{rangeKey: COLUMN}}}}}}"
+             tables?: {{NAME: {{rangeKey: COLUMN}}}}, status?: {{table, column, readOnly, \
+             readWrite}}}}"
         ))
     })
 }
@@ -107,10 +111,23 @@ impl MigrationEngine for LibraryEngine {
         Ok(report.differing_tables)
     }
 
-    async fn set_read_only(&self, _target: &Secret, _read_only: bool) -> Result<(), StepError> {
-        Err(StepError::invalid_input(
-            "set-status (readOnlyDuringCopy: true) is not supported by this runner yet: start \
-             the execution with readOnlyDuringCopy: false",
-        ))
+    async fn set_read_only(
+        &self,
+        target: &Secret,
+        config_value: &Value,
+        read_only: bool,
+    ) -> Result<StatusOutcome, StepError> {
+        let config = config(config_value)?;
+        let change =
+            stepops_migrate::status::set_read_only(target.expose(), &config, read_only).await?;
+        Ok(StatusOutcome {
+            read_only: change.read_only,
+            mechanism: match change.mechanism {
+                StatusMechanism::StatusTable => "statusTable",
+                StatusMechanism::DatabaseDefault => "databaseDefault",
+            }
+            .to_owned(),
+            changed: change.changed,
+        })
     }
 }

@@ -28,6 +28,7 @@ pub mod config;
 pub mod engine;
 pub mod logging;
 pub mod migration;
+pub mod results;
 pub mod runner;
 pub mod secrets;
 pub mod sfn;
@@ -40,8 +41,10 @@ use std::sync::Arc;
 pub use config::{ConfigError, RawConfig, RunnerConfig};
 pub use engine::LibraryEngine;
 pub use migration::{
-    ChunkSpec, CopyOutcome, MigrationEngine, MigrationHandler, PlanOutcome, TableSummary,
+    ChunkSpec, CopyOutcome, MigrationEngine, MigrationHandler, PlanOutcome, StatusOutcome,
+    TableSummary,
 };
+pub use results::{RoundTotals, round_totals};
 pub use runner::{RunReport, Runner, RunnerOptions};
 pub use secrets::{
     AwsSecretSource, NoSecretSource, Resolver, Secret, SecretError, SecretSource, Target,

@@ -1,7 +1,9 @@
 //! The migration steps of `docs/dev/pipeline-steps.md`: `plan`, `copy`, `verify`,
 //! `set-status`. [`MigrationHandler`] parses and checks each step's arguments, resolves the
 //! targets to database URLs, calls a [`MigrationEngine`] (the database work) and shapes the
-//! output; `plan` also writes the chunk manifest (JSON lines) to the object store.
+//! output; `plan` also writes the chunk manifest (JSON lines) to the object store, and `verify`
+//! adds up the round's copy results from the copy Map's `ResultWriter` files
+//! ([`crate::results`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,8 +12,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use stepops_error::ErrorName;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::results::{RoundTotals, round_totals};
 use crate::secrets::{Resolver, Secret, SecretSource, Target};
 use crate::step::{StepError, StepHandler};
 use crate::store::ObjectStore;
@@ -65,6 +68,18 @@ pub struct CopyOutcome {
     pub rows_inserted: u64,
 }
 
+/// What setting a stack's status did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusOutcome {
+    /// The status now, as read back.
+    pub read_only: bool,
+    /// How it is kept: `statusTable` or `databaseDefault`.
+    pub mechanism: String,
+    /// Whether it was different before.
+    pub changed: bool,
+}
+
 /// The database work of a migration, over resolved URLs. Implemented over `stepops-migrate` by
 /// [`crate::engine::LibraryEngine`] and by tests. Futures must be cancel-safe: `copy_chunk`'s
 /// destination transaction must roll back when its future is dropped.
@@ -97,12 +112,14 @@ pub trait MigrationEngine: Send + Sync + 'static {
         round: u32,
     ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
 
-    /// Puts a stack read-only (or back read-write).
+    /// Puts a stack read-only (or back read-write), through the status table of `config`
+    /// (`status`) or the engine's own mechanism; idempotent.
     fn set_read_only(
         &self,
         target: &Secret,
+        config: &Value,
         read_only: bool,
-    ) -> impl Future<Output = Result<(), StepError>> + Send;
+    ) -> impl Future<Output = Result<StatusOutcome, StepError>> + Send;
 }
 
 /// Runs the migration steps.
@@ -224,6 +241,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let max_rounds = u64_arg(&args, "maxRounds", 1, 10_000)? as u32;
         let source = self.target(&args, "source").await?;
         let dest = self.target(&args, "dest").await?;
+        let results = results_arg(&args)?;
         let differing = self.engine.verify(&source, &dest, &config, round).await?;
         let converged = differing.is_empty();
         info!(round, max_rounds, converged, differing = ?differing, "verified");
@@ -231,14 +249,39 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             return Err(StepError::new(
                 ErrorName::NotConverged,
                 format!(
-                    "not converged after {round} round(s): still different: {}. Run again at a \
-                     quieter time, raise maxRounds, or make the source read-only \
-                     (readOnlyDuringCopy)",
+                    "not converged after {round} round(s): still different: {}. The source kept \
+                     changing while it was copied. Run again at a quieter time, raise maxRounds, \
+                     or stop the writes to the source (for example a maintenance window) for the \
+                     last round. readOnlyDuringCopy does not help here: it only keeps other \
+                     clients from writing to the destination",
                     differing.join(", ")
                 ),
             ));
         }
-        Ok(json!({"converged": converged, "round": round, "differingTables": differing}))
+        let mut out = json!({"converged": converged, "round": round, "differingTables": differing});
+        if let Some((bucket, key)) = results {
+            // The row counts are for the report: a result file that cannot be read is logged
+            // and counted as nothing copied (`chunksCopied` then falls short of the plan's
+            // `chunks`, which the notification points out); it never fails the migration.
+            let totals = match round_totals(&self.store, &bucket, &key).await {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(round, error = %e, "cannot read the round's copy results");
+                    RoundTotals::default()
+                }
+            };
+            info!(
+                round,
+                chunks_copied = totals.chunks_copied,
+                rows_copied = totals.rows_copied,
+                rows_deleted = totals.rows_deleted,
+                "round's copy results"
+            );
+            out["chunksCopied"] = json!(totals.chunks_copied);
+            out["rowsCopied"] = json!(totals.rows_copied);
+            out["rowsDeleted"] = json!(totals.rows_deleted);
+        }
+        Ok(out)
     }
 
     async fn set_status(&self, args: Value) -> Result<Value, StepError> {
@@ -246,10 +289,14 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             .get("readOnly")
             .and_then(Value::as_bool)
             .ok_or_else(|| StepError::invalid_input("argument `readOnly` must be true or false"))?;
+        let config = config_arg(&args)?;
         let target = self.target(&args, "target").await?;
-        self.engine.set_read_only(&target, read_only).await?;
-        info!(read_only, "status set");
-        Ok(json!({"readOnly": read_only}))
+        let outcome = self
+            .engine
+            .set_read_only(&target, &config, read_only)
+            .await?;
+        info!(read_only, mechanism = %outcome.mechanism, changed = outcome.changed, "status set");
+        Ok(serde_json::to_value(outcome).expect("a status outcome serialises"))
     }
 }
 
@@ -281,6 +328,28 @@ pub fn manifest_key(prefix: &str, round: u32) -> String {
         format!("round-{round}.jsonl")
     } else {
         format!("{prefix}/round-{round}.jsonl")
+    }
+}
+
+/// `results`: where the copy Map's `ResultWriter` put the round's manifest
+/// (`{Bucket, Key}` as in the Map's `ResultWriterDetails`, or `{bucket, key}`); optional.
+fn results_arg(args: &Value) -> Result<Option<(String, String)>, StepError> {
+    let v = match args.get("results") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let field = |upper: &str, lower: &str| {
+        v.get(upper)
+            .or_else(|| v.get(lower))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    match (field("Bucket", "bucket"), field("Key", "key")) {
+        (Some(b), Some(k)) => Ok(Some((b, k))),
+        _ => Err(StepError::invalid_input(format!(
+            "argument `results` must be {{Bucket, Key}} (the copy Map's ResultWriterDetails), got {v}"
+        ))),
     }
 }
 
@@ -399,8 +468,21 @@ mod tests {
         ) -> Result<Vec<String>, StepError> {
             Ok(self.differing.clone())
         }
-        async fn set_read_only(&self, _t: &Secret, _ro: bool) -> Result<(), StepError> {
-            Ok(())
+        async fn set_read_only(
+            &self,
+            t: &Secret,
+            config: &Value,
+            read_only: bool,
+        ) -> Result<StatusOutcome, StepError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("set-status {} {config} {read_only}", t.expose()));
+            Ok(StatusOutcome {
+                read_only,
+                mechanism: "statusTable".into(),
+                changed: true,
+            })
         }
     }
 
@@ -466,11 +548,19 @@ mod tests {
         let out = h
             .run(
                 "set-status",
-                json!({"environment": "dev", "target": {"url": "sqlite:/tmp/d.db"}, "readOnly": true}),
+                json!({"environment": "dev", "target": {"url": "sqlite:/tmp/d.db"}, "readOnly": true,
+                       "config": {"status": {"table": "s"}}}),
             )
             .await
             .unwrap();
-        assert_eq!(out, json!({"readOnly": true}));
+        assert_eq!(
+            out,
+            json!({"readOnly": true, "mechanism": "statusTable", "changed": true})
+        );
+        assert_eq!(
+            h.engine.calls.lock().unwrap().last().unwrap(),
+            r#"set-status sqlite:/tmp/d.db {"status":{"table":"s"}} true"#
+        );
     }
 
     #[tokio::test]
@@ -493,6 +583,86 @@ mod tests {
         let err = h.run("verify", args).await.unwrap_err();
         assert_eq!(err.name, ErrorName::NotConverged);
         assert!(err.cause.contains("users"), "{}", err.cause);
+    }
+
+    #[tokio::test]
+    async fn verify_adds_up_the_round_s_copy_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = handler(FakeEngine::default(), dir.path());
+        let child =
+            |out: Value| json!({"Name": "0", "Status": "SUCCEEDED", "Output": out.to_string()});
+        h.store
+            .put(
+                "bkt",
+                "results/x/round-2/run/SUCCEEDED_0.json",
+                json!([
+                    child(json!({"rowsInserted": 40, "rowsDeleted": 2})),
+                    child(json!({"rowsInserted": 2, "rowsDeleted": 9}))
+                ])
+                .to_string()
+                .into_bytes(),
+            )
+            .await
+            .unwrap();
+        h.store
+            .put(
+                "bkt",
+                "results/x/round-2/run/manifest.json",
+                json!({"DestinationBucket": "bkt", "ResultFiles": {"SUCCEEDED": [
+                    {"Key": "results/x/round-2/run/SUCCEEDED_0.json", "Size": 1}], "FAILED": []}})
+                .to_string()
+                .into_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut args = base();
+        args["round"] = json!(2);
+        args["maxRounds"] = json!(3);
+        args["results"] = json!({"Bucket": "bkt", "Key": "results/x/round-2/run/manifest.json"});
+        let out = h.run("verify", args.clone()).await.unwrap();
+        assert_eq!(
+            out,
+            json!({"converged": true, "round": 2, "differingTables": [],
+                   "chunksCopied": 2, "rowsCopied": 42, "rowsDeleted": 11})
+        );
+        // Results that cannot be read count as nothing, without failing the step.
+        args["results"] = json!({"Bucket": "bkt", "Key": "results/x/round-9/run/manifest.json"});
+        let out = h.run("verify", args.clone()).await.unwrap();
+        assert_eq!(
+            (&out["chunksCopied"], &out["rowsCopied"]),
+            (&json!(0), &json!(0))
+        );
+        // No `results` (a state machine without ResultWriter): no counts.
+        args.as_object_mut().unwrap().remove("results");
+        let out = h.run("verify", args.clone()).await.unwrap();
+        assert!(out.get("rowsCopied").is_none(), "{out}");
+        args["results"] = json!({"Bucket": "bkt"});
+        let err = h.run("verify", args).await.unwrap_err();
+        assert_eq!(err.name, ErrorName::InvalidInput);
+    }
+
+    #[tokio::test]
+    async fn not_converged_does_not_point_at_read_only_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FakeEngine {
+            differing: vec!["events".into()],
+            ..Default::default()
+        };
+        let h = handler(engine, dir.path());
+        let mut args = base();
+        args["round"] = json!(2);
+        args["maxRounds"] = json!(2);
+        let err = h.run("verify", args).await.unwrap_err();
+        assert_eq!(err.name, ErrorName::NotConverged);
+        assert!(
+            !err.cause.contains("make the source read-only"),
+            "{}",
+            err.cause
+        );
+        assert!(
+            err.cause
+                .contains("only keeps other clients from writing to the destination")
+        );
     }
 
     #[tokio::test]

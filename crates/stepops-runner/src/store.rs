@@ -1,13 +1,13 @@
-//! Where plan manifests go: an object store addressed by bucket and key. [`LocalFolderStore`]
-//! stands in for S3 on a laptop (the local engine reads `<root>/<bucket>/<key>`); `S3Store`
-//! (cargo feature `s3`, on by default) writes to S3 in AWS.
+//! Where plan manifests go and copy results are read: an object store addressed by bucket and
+//! key. [`LocalFolderStore`] stands in for S3 on a laptop (the local engine reads and writes
+//! `<root>/<bucket>/<key>`); `S3Store` (cargo feature `s3`, on by default) uses S3 in AWS.
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
 
 use stepops_error::{ErrorName, Named};
 
-/// Why an object could not be written.
+/// Why an object could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The bucket or key is not acceptable (empty, absolute, `..`).
@@ -20,8 +20,16 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// Writing failed.
-    #[error("cannot write s3://{bucket}/{key} to {path}: {source}")]
+    /// The object does not exist.
+    #[error("s3://{bucket}/{key} does not exist")]
+    Missing {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+    /// Writing or reading the local file failed.
+    #[error("cannot access s3://{bucket}/{key} at {path}: {source}")]
     Io {
         /// Bucket.
         bucket: String,
@@ -32,8 +40,8 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
-    /// S3 refused the write or could not be reached.
-    #[error("cannot write s3://{bucket}/{key}: {message}")]
+    /// S3 refused the request or could not be reached.
+    #[error("s3://{bucket}/{key}: {message}")]
     S3 {
         /// Bucket.
         bucket: String,
@@ -55,10 +63,11 @@ impl Named for StoreError {
     fn error_name(&self) -> ErrorName {
         match self {
             StoreError::InvalidKey { .. } => ErrorName::InvalidInput,
+            StoreError::Missing { .. } => ErrorName::NotFound,
             StoreError::Io { .. } => ErrorName::Transient,
             StoreError::NotConfigured => ErrorName::InvalidInput,
             StoreError::S3 { code, .. } => match code.as_deref() {
-                Some("NoSuchBucket") => ErrorName::NotFound,
+                Some("NoSuchBucket" | "NoSuchKey") => ErrorName::NotFound,
                 Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
                     ErrorName::Unauthorized
                 }
@@ -77,6 +86,13 @@ pub trait ObjectStore: Send + Sync + 'static {
         key: &str,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Reads the object at `bucket`/`key` ([`StoreError::Missing`] when there is none).
+    fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 }
 
 /// A folder standing in for S3: object `bucket`/`key` is the file `<root>/<bucket>/<key>`.
@@ -131,6 +147,23 @@ impl ObjectStore for LocalFolderStore {
         tokio::fs::rename(&tmp, &path).await.map_err(io)?;
         Ok(())
     }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(bucket, key)?;
+        match tokio::fs::read(&path).await {
+            Ok(body) => Ok(body),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Missing {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            }),
+            Err(source) => Err(StoreError::Io {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                path,
+                source,
+            }),
+        }
+    }
 }
 
 /// A store that refuses every write (no store configured).
@@ -139,6 +172,10 @@ pub struct NoStore;
 
 impl ObjectStore for NoStore {
     async fn put(&self, _: &str, _: &str, _: Vec<u8>) -> Result<(), StoreError> {
+        Err(StoreError::NotConfigured)
+    }
+
+    async fn get(&self, _: &str, _: &str) -> Result<Vec<u8>, StoreError> {
         Err(StoreError::NotConfigured)
     }
 }
@@ -183,6 +220,41 @@ impl ObjectStore for S3Store {
             })?;
         Ok(())
     }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        use aws_sdk_s3::error::ProvideErrorMetadata;
+        let err = |code: Option<String>, message: String| StoreError::S3 {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            code,
+            message,
+        };
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    return StoreError::Missing {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    };
+                }
+                err(
+                    e.code().map(str::to_owned),
+                    aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                )
+            })?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| err(None, format!("reading the body: {e}")))?;
+        Ok(body.into_bytes().to_vec())
+    }
 }
 
 /// Either store, chosen by configuration.
@@ -206,6 +278,15 @@ impl ObjectStore for AnyStore {
             AnyStore::S3(s) => s.put(bucket, key, body).await,
         }
     }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self {
+            AnyStore::Local(s) => s.get(bucket, key).await,
+            AnyStore::None(s) => s.get(bucket, key).await,
+            #[cfg(feature = "s3")]
+            AnyStore::S3(s) => s.get(bucket, key).await,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +303,16 @@ mod tests {
             .unwrap();
         let text = std::fs::read_to_string(dir.path().join("bucket/runs/x/round-1.jsonl")).unwrap();
         assert_eq!(text, "{}\n");
+        assert_eq!(
+            store.get("bucket", "runs/x/round-1.jsonl").await.unwrap(),
+            b"{}\n"
+        );
+        let missing = store.get("bucket", "runs/x/none.json").await.unwrap_err();
+        assert_eq!(missing.error_name(), ErrorName::NotFound, "{missing}");
+        assert_eq!(
+            store.get("bucket", "../x").await.unwrap_err().error_name(),
+            ErrorName::InvalidInput
+        );
         for (b, k) in [
             ("bucket", "../x"),
             ("bucket", "/etc/x"),
