@@ -92,6 +92,11 @@ enum LocalCommand {
         /// {"secret": NAME} targets here. Values are never printed or logged.
         #[arg(long = "secret", value_parser = key_value, value_name = "NAME=VALUE")]
         secrets: Vec<(String, String)>,
+        /// With --pipeline: also run the admin function (admin state machine, `stepops admin
+        /// --endpoint`) against this Synapse, with the local token (STEPOPS_ADMIN_TOKEN_DEV /
+        /// _PROD, else the file STEPOPS_ADMIN_TOKEN_FILE).
+        #[arg(long, env = "STEPOPS_SYNAPSE_ENDPOINT", value_name = "URL")]
+        synapse_endpoint: Option<String>,
     },
 }
 
@@ -152,8 +157,10 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             pipeline,
             allowed_targets,
             secrets,
+            synapse_endpoint,
         } => {
             let secrets = read_secrets(secrets)?;
+            let has_secrets = !secrets.is_empty();
             let mut params = params;
             let mut config = EngineConfig {
                 port: Some(port),
@@ -181,11 +188,28 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                         stepops_embedded::ALL_LOCAL_TARGETS
                     )
                 });
+                if let Some(synapse) = &synapse_endpoint
+                    && !params.iter().any(|(k, _)| k == "SynapseEndpoint")
+                {
+                    params.push(("SynapseEndpoint".into(), synapse.clone()));
+                }
                 config.template = Some(template);
                 config.template_options = template_options(params);
                 let (with_lambdas, _notifications) =
                     stepops_embedded::with_pipeline_lambdas(config, &env, &allowed)?;
                 config = with_lambdas;
+                match &synapse_endpoint {
+                    Some(synapse) => {
+                        config = stepops_embedded::with_admin_lambda(config, &env, synapse)?;
+                        eprintln!(
+                            "pipeline: admin function in-process against {synapse} (token from STEPOPS_ADMIN_TOKEN_{} or STEPOPS_ADMIN_TOKEN_FILE)",
+                            env.to_uppercase()
+                        );
+                    }
+                    None => eprintln!(
+                        "pipeline: no admin function (give --synapse-endpoint URL for `stepops admin --endpoint`)"
+                    ),
+                }
                 eprintln!(
                     "pipeline: validate-input (environment {env}, allowed targets {allowed}) and notify (logged, not sent) in-process"
                 );
@@ -195,6 +219,11 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                     allowed_targets.is_none(),
                     "--allowed-targets needs --pipeline"
                 );
+                if synapse_endpoint.is_some() {
+                    eprintln!(
+                        "note: no admin function without --pipeline (--synapse-endpoint / STEPOPS_SYNAPSE_ENDPOINT ignored)"
+                    );
+                }
                 config.template = template;
                 config.template_options = template_options(params);
             }
@@ -217,7 +246,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                 }
             }
             if let Some(env) = environment {
-                print_pipeline_hints(&engine, &endpoint, &env, time_scale);
+                print_pipeline_hints(&engine, &endpoint, &env, time_scale, has_secrets);
             }
             stop_signal().await?;
             // RUNNING executions stay RUNNING in the state dir; the next `serve` resumes them.
@@ -245,14 +274,29 @@ fn read_secrets(pairs: Vec<(String, String)>) -> anyhow::Result<BTreeMap<String,
 }
 
 /// How to start a runner and an execution against `serve --pipeline`.
-fn print_pipeline_hints(engine: &LocalEngine, endpoint: &str, env: &str, time_scale: f64) {
+fn print_pipeline_hints(
+    engine: &LocalEngine,
+    endpoint: &str,
+    env: &str,
+    time_scale: f64,
+    secrets: bool,
+) {
     let activity = engine.activity_arn(stepops_embedded::ACTIVITY);
     let s3 =
         std::path::absolute(engine.s3_root()).unwrap_or_else(|_| engine.s3_root().to_path_buf());
     // The runner's heartbeat must fit the scaled HeartbeatSeconds (60 s in migrate.asl.json).
     let heartbeat = ((60.0 * time_scale) / 3.0).floor().clamp(1.0, 20.0) as u64;
+    // The runner's Secrets Manager client signs with the default credential chain: any
+    // credentials do for the stand-in.
+    let secrets_env = if secrets {
+        format!(
+            "  AWS_ENDPOINT_URL_SECRETS_MANAGER={endpoint} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\\n"
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "\nrun a runner in another terminal:\n  STEPOPS_ACTIVITIES='[{activity}]' STEPOPS_ENVIRONMENT={env} \\\n  STEPOPS_OBJECT_STORE_ROOT={} STEPOPS_HEARTBEAT_SECONDS={heartbeat} \\\n  AWS_ENDPOINT_URL_SECRETS_MANAGER={endpoint} stepops-runner --endpoint {endpoint}",
+        "\nrun a runner in another terminal:\n  STEPOPS_ACTIVITIES='[{activity}]' STEPOPS_ENVIRONMENT={env} \\\n  STEPOPS_OBJECT_STORE_ROOT={} STEPOPS_HEARTBEAT_SECONDS={heartbeat} \\\n{secrets_env}  stepops-runner --endpoint {endpoint}",
         s3.display()
     );
     eprintln!(

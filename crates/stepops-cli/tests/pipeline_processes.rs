@@ -557,3 +557,171 @@ async fn runner_killed_mid_copy_three_times_then_drained_no_secret_logged() {
         && t.contains("task succeeded")
         && t.contains("\"verify\"")));
 }
+
+/// A fake Synapse on 127.0.0.1: records each request's first line and Authorization header,
+/// answers 200 with no body.
+fn fake_synapse() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let rec = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            let (mut auth, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("authorization:") {
+                    auth = line.trim_end().to_owned();
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            rec.lock()
+                .unwrap()
+                .push(format!("{} | {auth}", first.trim_end()));
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, seen)
+}
+
+/// `stepops local serve --pipeline --synapse-endpoint URL` runs the admin function in-process
+/// with the local token source: `stepops admin … --endpoint` against it succeeds, the token
+/// reaches Synapse and no log line. A bare `serve` (no --pipeline) still serves a template
+/// without handlers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_pipeline_runs_stepops_admin_with_the_local_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (synapse, seen) = fake_synapse();
+    let token = "syn-pat-serve-Hq4Zr8Wm";
+    let serve_out = dir.join("serve.out");
+    let serve_err = dir.join("serve.log");
+    let mut serve = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+        .args(["local", "serve", "--pipeline", "--port", "0"])
+        .arg("--state-dir")
+        .arg(dir.join("engine"))
+        .args(["--synapse-endpoint", &synapse])
+        .env("STEPOPS_ADMIN_TOKEN_DEV", token)
+        .env("STEPOPS_LOG", "debug")
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("STEPOPS_ADMIN_TOKEN_FILE")
+        .stdout(log_file(&serve_out))
+        .stderr(log_file(&serve_err))
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let endpoint = loop {
+        let out = read(&serve_out);
+        if out.contains("state-machine AdminStateMachine ") {
+            break out.lines().next().unwrap().to_owned();
+        }
+        assert!(
+            serve.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(30),
+            "serve did not start:\n{}",
+            read(&serve_err)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let out = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+        .args(["admin", "reenable-user", "42", "--env", "dev"])
+        .args(["--endpoint", &endpoint])
+        .env("USER", "ops-tester")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}\nserve: {}",
+        read(&serve_err)
+    );
+    let audit: serde_json::Value = serde_json::from_str(&stdout).expect("the audit record");
+    assert_eq!(audit["outcome"], "done", "{audit}");
+    assert_eq!(audit["target"], "user:42");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![format!(
+            "PUT /repo/v1/admin/resetuserstatus/42 HTTP/1.1 | authorization: Bearer {token}"
+        )]
+    );
+    signal(&serve, libc::SIGTERM);
+    assert!(
+        wait_exit(&mut serve, Duration::from_secs(20))
+            .await
+            .success()
+    );
+    for (what, text) in [
+        ("serve stdout", read(&serve_out)),
+        ("serve stderr", read(&serve_err)),
+        ("admin stdout", stdout),
+        ("admin stderr", stderr),
+    ] {
+        assert!(!text.contains(token), "the token in the {what}");
+    }
+
+    // Without --pipeline: the same template, no handler (the admin task cannot run).
+    let bare_out = dir.join("bare.out");
+    let mut bare = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+        .args([
+            "local",
+            "serve",
+            "--port",
+            "0",
+            "--param",
+            "Environment=dev",
+        ])
+        .arg("--template")
+        .arg(dir.join("engine/template/template.yaml"))
+        .arg("--state-dir")
+        .arg(dir.join("bare"))
+        .stdout(log_file(&bare_out))
+        .stderr(log_file(&dir.join("bare.log")))
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let endpoint = loop {
+        let out = read(&bare_out);
+        if out.contains("state-machine AdminStateMachine ") {
+            break out.lines().next().unwrap().to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            read(&dir.join("bare.log"))
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let out = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+        .args(["admin", "reenable-user", "42", "--env", "dev"])
+        .args(["--endpoint", &endpoint])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("ResourceNotFoundException"), "{stderr}");
+    signal(&bare, libc::SIGTERM);
+    assert!(
+        wait_exit(&mut bare, Duration::from_secs(20))
+            .await
+            .success()
+    );
+}

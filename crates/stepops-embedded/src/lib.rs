@@ -150,11 +150,12 @@ pub struct RunSummary {
     pub tables: u64,
     /// Chunks planned over all rounds.
     pub chunks: u64,
-    /// Chunks copied (successful `copy` steps).
+    /// Chunks copied (from the run's summary: each chunk once; without one, successful `copy`
+    /// steps as the workers counted them).
     pub chunks_copied: u64,
-    /// Rows written to the destination by the copies.
+    /// Rows written to the destination by the copies (exact, from the copy results).
     pub rows_copied: u64,
-    /// Rows deleted from the destination by the copies.
+    /// Rows deleted from the destination by the copies (exact, from the copy results).
     pub rows_deleted: u64,
     /// Plan/verify rounds.
     pub rounds: u64,
@@ -335,9 +336,20 @@ impl LocalPipeline {
                 .as_ref()
                 .and_then(|s| s.chunks)
                 .unwrap_or(p.chunks_planned),
-            chunks_copied: p.chunks_copied,
-            rows_copied: p.rows_inserted,
-            rows_deleted: p.rows_deleted,
+            // Exact figures from the state machine's summary (the copy Map's results, each
+            // chunk counted once); the workers' live counters when there is none (a failure).
+            chunks_copied: summary
+                .as_ref()
+                .and_then(|s| s.chunks_copied)
+                .unwrap_or(p.chunks_copied),
+            rows_copied: summary
+                .as_ref()
+                .and_then(|s| s.rows_copied)
+                .unwrap_or(p.rows_inserted),
+            rows_deleted: summary
+                .as_ref()
+                .and_then(|s| s.rows_deleted)
+                .unwrap_or(p.rows_deleted),
             rounds: summary.as_ref().and_then(|s| s.rounds).unwrap_or(p.round),
             duration,
             error: outcome.error,
@@ -401,6 +413,42 @@ pub fn with_pipeline_lambdas(
         )
         .with_lambda("NotifyFunction", handlers::notify(notifications.clone()));
     Ok((config, notifications))
+}
+
+/// Registers the admin function (`AdminFunction`, the admin state machine's task) on `config`
+/// for a stack of `environment` (`dev` or `prod`) that talks to the Synapse at
+/// `synapse_endpoint`, with the local token source: `STEPOPS_ADMIN_TOKEN_DEV` /
+/// `STEPOPS_ADMIN_TOKEN_PROD`, else the file named by `STEPOPS_ADMIN_TOKEN_FILE` (the token is
+/// read at each task, never logged). Give the template the same `SynapseEndpoint` parameter.
+pub fn with_admin_lambda(
+    config: EngineConfig,
+    environment: &str,
+    synapse_endpoint: &str,
+) -> Result<EngineConfig, EmbeddedError> {
+    use stepops_admin::{AdminSettings, LocalTokenSource, SynapseClient, settings};
+    let invalid = |e: stepops_admin::AdminError| EmbeddedError::Invalid(e.to_string());
+    let settings = AdminSettings::from_lookup(|k| match k {
+        settings::ENV_ENVIRONMENT => Some(environment.to_owned()),
+        settings::ENV_ENDPOINT => Some(synapse_endpoint.to_owned()),
+        other => std::env::var(other).ok(),
+    })
+    .map_err(invalid)?;
+    let env = settings.environment;
+    let client = Arc::new(
+        SynapseClient::new(settings.client, LocalTokenSource::for_environment(env))
+            .map_err(invalid)?,
+    );
+    Ok(config.with_lambda(
+        "AdminFunction",
+        stepops_local::handler(move |event: Value| {
+            let client = client.clone();
+            async move {
+                stepops_admin::invoke(&event, env, &client)
+                    .await
+                    .map_err(|e| stepops_local::LambdaError::from_named(&e))
+            }
+        }),
+    ))
 }
 
 /// Writes the embedded `template.yaml` and every `statemachine/*.asl.json` into `dir`; returns
