@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The whole stepops test suite: installs what it needs, checks formatting and lints, then runs
-# every test (tests that need PostgreSQL start and stop their own server on 127.0.0.1).
+# every test (tests that need PostgreSQL start and stop their own server on 127.0.0.1), and
+# finally checks the deployment: asl-validator on every state machine, cfn-lint and
+# `sam validate --lint` on template.yaml, samconfig.toml's dev/prod separation, and `sam build`
+# cross-building every function for arm64 with cargo-lambda (scripts/validate-templates.sh).
+# STEPOPS_SKIP_SAM_BUILD=1 leaves out only the `sam build` (for quick local runs; CI never sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,3 +17,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests" >&2
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 cargo test --workspace --doc --locked
+echo "== templates" >&2
+if [ "${STEPOPS_SKIP_SAM_BUILD:-0}" = "1" ]; then
+  echo "test: STEPOPS_SKIP_SAM_BUILD=1: sam build left out" >&2
+  scripts/validate-templates.sh
+else
+  scripts/validate-templates.sh --build
+fi
