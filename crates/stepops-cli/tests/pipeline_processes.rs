@@ -725,3 +725,198 @@ async fn serve_pipeline_runs_stepops_admin_with_the_local_token() {
             .success()
     );
 }
+
+/// `stepops local serve --pipeline` with `args`; returns the child, its endpoint and the
+/// migrate activity's ARN once it printed them.
+async fn serve_pipeline(
+    dir: &Path,
+    args: &[String],
+    envs: &[(&str, &str)],
+) -> (Child, String, String) {
+    let out = dir.join("serve.out");
+    let err = dir.join("serve.log");
+    let mut cmd = clean(env!("CARGO_BIN_EXE_stepops"), dir);
+    cmd.args(["local", "serve", "--pipeline", "--port", "0"])
+        .args(args)
+        .stdout(log_file(&out))
+        .stderr(log_file(&err));
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start stepops local serve");
+    let started = Instant::now();
+    loop {
+        let text = read(&out);
+        if let Some(activity) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("activity MigrateActivity "))
+        {
+            let endpoint = text.lines().next().unwrap().to_owned();
+            return (child, endpoint, activity.to_owned());
+        }
+        assert!(
+            child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(30),
+            "serve did not start:\n{}",
+            read(&err)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// PostgreSQL with password authentication: the URLs (with the password) reach the runner
+/// binary only through the serve process's Secrets Manager stand-in; a full run at
+/// `STEPOPS_LOG=trace` (runner) / `debug` (engine) succeeds, the destination equals the source,
+/// and the password is in no log line of any process nor in the execution history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_urls_from_secrets_full_run_no_password_logged() {
+    let runner_bin = runner_binary();
+    let pg = stepops_testkit::PgServer::start_with_password_auth().expect(
+        "PostgreSQL server binaries are needed (initdb, postgres): install postgresql (scripts/install-deps.sh)",
+    );
+    let password = pg.superuser_password().unwrap().to_owned();
+    assert!(password.len() >= 8, "a recognisable password: {password}");
+    let source = pg.create_database("src").unwrap();
+    let dest = pg.create_database("dst").unwrap();
+    assert!(source.contains(&password) && dest.contains(&password));
+    stepops_sample::sample(
+        &source,
+        SampleSpec {
+            rows: 4_000,
+            seed: 3,
+            replace: false,
+            progress: None,
+        },
+    )
+    .await
+    .unwrap();
+    stepops_sample::sample(
+        &dest,
+        SampleSpec {
+            rows: 3_500,
+            seed: 3,
+            replace: false,
+            progress: None,
+        },
+    )
+    .await
+    .unwrap();
+    stepops_sample::mutate(
+        &dest,
+        9,
+        Fractions {
+            update: 0.03,
+            delete: 0.02,
+            insert: 0.02,
+        },
+    )
+    .await
+    .unwrap();
+    let source_digest = stepops_sample::digest(&source).await.unwrap();
+    assert_ne!(source_digest, stepops_sample::digest(&dest).await.unwrap());
+
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("source.secret"), &source).unwrap();
+    std::fs::write(dir.join("dest.secret"), &dest).unwrap();
+    let state = dir.join("engine");
+    let (mut serve, endpoint, activity) = serve_pipeline(
+        dir,
+        &[
+            "--state-dir".into(),
+            state.display().to_string(),
+            format!(
+                "--secret=stepops/dev/source-db=@{}",
+                dir.join("source.secret").display()
+            ),
+            format!(
+                "--secret=stepops/dev/dest-db=@{}",
+                dir.join("dest.secret").display()
+            ),
+        ],
+        &[("STEPOPS_LOG", "debug")],
+    )
+    .await;
+    let config = dir.join("runner.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "activities: [{activity}]\nendpoint: {endpoint}\nconcurrency: 4\nenvironment: dev\n\
+             object_store_root: {}\n",
+            state.join("s3").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("runner-1.log");
+    let mut runner = clean(&runner_bin, dir)
+        .arg("--config")
+        .arg(&config)
+        .env("STEPOPS_LOG", "trace")
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint)
+        .stdout(log_file(&dir.join("runner-1.out")))
+        .stderr(log_file(&log))
+        .spawn()
+        .unwrap();
+    let input = dir.join("run.json");
+    std::fs::write(
+        &input,
+        json!({"environment": "dev",
+               "source": {"secret": "stepops/dev/source-db"},
+               "dest": {"secret": "stepops/dev/dest-db"},
+               "chunkRows": 200, "maxConcurrency": 4})
+        .to_string(),
+    )
+    .unwrap();
+    let (execution, start_log) = start_migration(dir, &endpoint, &input);
+    let client = stepops_runner::local_sfn_client(&endpoint);
+    let described = wait_done(&client, &execution, || read(&log)).await;
+    assert_eq!(
+        described.status().as_str(),
+        "SUCCEEDED",
+        "{:?} {:?}",
+        described.error(),
+        described.cause()
+    );
+    assert_eq!(source_digest, stepops_sample::digest(&dest).await.unwrap());
+    let history = client
+        .get_execution_history()
+        .execution_arn(&execution)
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    signal(&runner, libc::SIGTERM);
+    assert!(
+        wait_exit(&mut runner, Duration::from_secs(20))
+            .await
+            .success()
+    );
+    signal(&serve, libc::SIGTERM);
+    assert!(
+        wait_exit(&mut serve, Duration::from_secs(20))
+            .await
+            .success()
+    );
+
+    let runner_log = read(&log);
+    assert!(
+        runner_log.contains("GetSecretValue") || runner_log.contains("secretsmanager"),
+        "trace logs of the secret reads were captured"
+    );
+    assert!(runner_log.contains("task succeeded"));
+    for (what, text) in [
+        ("serve stdout", read(&dir.join("serve.out"))),
+        ("serve stderr", read(&dir.join("serve.log"))),
+        ("runner stderr", runner_log),
+        ("runner stdout", read(&dir.join("runner-1.out"))),
+        ("stepops start", start_log),
+        ("execution history", format!("{history:#?}")),
+        ("execution output", format!("{:?}", described.output())),
+    ] {
+        for line in text.lines() {
+            assert!(
+                !line.contains(&password),
+                "the password in the {what}: {line}"
+            );
+        }
+    }
+}
