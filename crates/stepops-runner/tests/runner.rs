@@ -347,6 +347,9 @@ mod local_engine;
 #[path = "cases/postgres.rs"]
 mod postgres;
 
+#[path = "cases/pipeline.rs"]
+mod pipeline;
+
 #[tokio::test]
 async fn manifests_go_to_s3() {
     use stepops_runner::{ObjectStore, S3Store};
