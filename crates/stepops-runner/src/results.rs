@@ -165,11 +165,14 @@ mod tests {
         .await;
         put(
             "r/run/SUCCEEDED_1.json",
-            json!([child(
-                2,
-                json!({"rowsInserted": 1, "rowsDeleted": 7}),
-                "SUCCEEDED"
-            )]),
+            json!([
+                child(2, json!({"rowsInserted": 1, "rowsDeleted": 7}), "SUCCEEDED"),
+                child(
+                    3,
+                    json!({"rowsInserted": 1000, "rowsDeleted": 1000}),
+                    "FAILED"
+                )
+            ]),
         )
         .await;
         put(
