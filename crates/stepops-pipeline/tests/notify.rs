@@ -62,6 +62,45 @@ fn a_success_summary_names_tables_chunks_rows_and_duration() {
 }
 
 #[test]
+fn row_counts_that_miss_chunks_say_so() {
+    let mut req = succeeded();
+    let summary = req.summary.as_mut().unwrap();
+    summary.chunks_copied = Some(340);
+    assert!(!compose(&req, now()).text.contains("row counts cover"));
+    req.summary.as_mut().unwrap().chunks_copied = Some(300);
+    let text = compose(&req, now()).text;
+    assert!(
+        text.contains("The row counts cover 300 of 340 chunks"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failure_says_when_the_destination_was_left_read_only() {
+    let mut req = failed();
+    assert!(!compose(&req, now()).text.contains("READ-ONLY"));
+    req.destination_read_only = Some(false);
+    assert!(!compose(&req, now()).text.contains("READ-ONLY"));
+    req.destination_read_only = Some(true);
+    let text = compose(&req, now()).text;
+    assert!(
+        text.contains("The destination is still READ-ONLY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("default_transaction_read_only = off"),
+        "{text}"
+    );
+    // The state machine's field name.
+    let v = json!({"status": "FAILED", "environment": "dev", "executionArn": EXEC,
+                   "destinationReadOnly": true, "failedStep": "CopyChunks"});
+    assert_eq!(
+        NotifyRequest::from_value(v).unwrap().destination_read_only,
+        Some(true)
+    );
+}
+
+#[test]
 fn a_failure_names_the_error_the_step_and_redrive_without_secrets() {
     let m = compose(&failed(), now());
     assert_eq!(

@@ -351,7 +351,7 @@ mod postgres;
 mod pipeline;
 
 #[tokio::test]
-async fn manifests_go_to_s3() {
+async fn manifests_and_copy_results_go_through_s3() {
     use stepops_runner::{ObjectStore, S3Store};
     let fake = FakeSfn::start(Duration::from_secs(1)).await;
     let config = aws_sdk_s3::config::Builder::new()
@@ -370,6 +370,55 @@ async fn manifests_go_to_s3() {
         .await
         .unwrap();
     assert_eq!(fake.object("stepops-dev/runs/e1/round-1.jsonl"), Some(body));
+    // Copy results are read back through GetObject, in the format Step Functions writes.
+    let child = |rows: u64| {
+        json!({"Name": "x", "Status": "SUCCEEDED",
+               "Output": json!({"rowsInserted": rows, "rowsDeleted": 1}).to_string()})
+    };
+    store
+        .put(
+            "stepops-dev",
+            "results/e1/round-1/run/SUCCEEDED_0.json",
+            json!([child(7), child(8)]).to_string().into_bytes(),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            "stepops-dev",
+            "results/e1/round-1/run/manifest.json",
+            json!({"DestinationBucket": "stepops-dev", "MapRunArn": "arn:m",
+                   "ResultFiles": {"FAILED": [], "PENDING": [], "SUCCEEDED": [
+                       {"Key": "results/e1/round-1/run/SUCCEEDED_0.json", "Size": 1}]}})
+            .to_string()
+            .into_bytes(),
+        )
+        .await
+        .unwrap();
+    let totals = stepops_runner::round_totals(
+        &store,
+        "stepops-dev",
+        "results/e1/round-1/run/manifest.json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            totals.chunks_copied,
+            totals.rows_copied,
+            totals.rows_deleted
+        ),
+        (2, 15, 2)
+    );
+    let missing = store
+        .get("stepops-dev", "results/none.json")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stepops_error::Named::error_name(&missing),
+        ErrorName::NotFound,
+        "{missing}"
+    );
     let err = store
         .put("missing", "k.jsonl", b"x".to_vec())
         .await

@@ -243,6 +243,25 @@ async fn handle(
             .body(Full::new(Bytes::new()))
             .unwrap());
     }
+    if req.method() == hyper::Method::GET {
+        // S3 GetObject, path style: /bucket/key (the query, e.g. x-id, is not part of the key)
+        let path = req.uri().path().trim_start_matches('/').to_owned();
+        let found = inner.lock().unwrap().objects.get(&path).cloned();
+        return Ok(match found {
+            Some(body) => Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap(),
+            None => Response::builder()
+                .status(404)
+                .header("content-type", "application/xml")
+                .body(Full::new(Bytes::from(
+                    "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+                )))
+                .unwrap(),
+        });
+    }
     let target = req
         .headers()
         .get("x-amz-target")
