@@ -336,16 +336,18 @@ async fn runner_killed_mid_copy_three_times_then_drained_no_secret_logged() {
         "{execution} is not an execution of {machine}"
     );
 
-    // Kill -9 three times, each time while a copy is running; restart at once.
+    // Kill -9 until three kills have cut a copy off (a kill that lands between copies, on a
+    // very fast machine, does not count; at most 8 kills), restarting the runner at once.
     let mut killed_open = Vec::new();
     let mut logs = Vec::new();
-    for n in 2..=4 {
+    let mut n = 1;
+    while killed_open.len() < 3 {
+        assert!(n <= 8, "8 kills, only {} mid-copy", killed_open.len());
         let deadline = Instant::now() + Duration::from_secs(60);
         while copies_open(&read(&runner.log)) < 1 {
             assert!(
                 Instant::now() < deadline,
-                "runner {} never started a copy:\n{}",
-                n - 1,
+                "runner {n} never started a copy:\n{}",
                 read(&runner.log)
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -354,11 +356,14 @@ async fn runner_killed_mid_copy_three_times_then_drained_no_secret_logged() {
         runner.child.wait().unwrap();
         // The log is complete now: the copies it shows started and unanswered were cut off.
         let open = copies_open(&read(&runner.log));
-        assert!(open >= 1, "killed outside a copy:\n{}", read(&runner.log));
-        killed_open.push(open);
+        if open >= 1 {
+            killed_open.push(open);
+        }
         logs.push(runner.log.clone());
+        n += 1;
         runner = start_runner(&runner_bin, dir, n, &config, &endpoint);
     }
+    let kills = n - 1;
 
     let client = stepops_runner::local_sfn_client(&endpoint);
     let described = wait_done(&client, &execution, || read(&runner.log)).await;
@@ -508,7 +513,8 @@ async fn runner_killed_mid_copy_three_times_then_drained_no_secret_logged() {
     );
     logs.push(runner.log.clone());
     eprintln!(
-        "{chunks} chunks; {} SIGKILLs cut off {cut_off} copies ({killed_open:?}); {heartbeat_timeouts} heartbeat timeouts; {copies_started} copies started; SIGTERM mid-copy drained in {drained:?}, idle in {idle_drain:?}",
+        "{chunks} chunks; {} SIGKILLs, {} of them cut off {cut_off} copies ({killed_open:?}); {heartbeat_timeouts} heartbeat timeouts; {copies_started} copies started; SIGTERM mid-copy drained in {drained:?}, idle in {idle_drain:?}",
+        kills,
         killed_open.len()
     );
 
