@@ -66,6 +66,8 @@ struct World {
     dest_read_only: Mutex<bool>,
     /// set-status fails with this error.
     status_failure: Mutex<Option<&'static str>>,
+    /// Added to every copy's rowsInserted (a migration of billions of rows).
+    extra_rows_per_copy: u64,
 }
 
 impl World {
@@ -82,6 +84,7 @@ impl World {
             always_changing: false,
             dest_read_only: Mutex::default(),
             status_failure: Mutex::default(),
+            extra_rows_per_copy: 0,
         })
     }
 
@@ -190,7 +193,7 @@ impl World {
                 let dt = dest.entry(t.to_owned()).or_default();
                 let before = dt.range(min..=max).count();
                 dt.retain(|k, _| !(min..=max).contains(k));
-                let inserted = rows.len();
+                let inserted = rows.len() as u64 + self.extra_rows_per_copy;
                 dt.extend(rows);
                 Ok(
                     json!({"table": t, "min": min, "max": max, "rowsDeleted": before, "rowsInserted": inserted, "durationMs": 1}),
@@ -230,8 +233,13 @@ impl World {
                 )
                 .await
                 .expect("the ResultWriter files are readable");
+                let before = |k: &str| args["totals"][k].as_u64().expect("verify gets totals");
                 let counts = json!({"chunksCopied": totals.chunks_copied,
-                    "rowsCopied": totals.rows_copied, "rowsDeleted": totals.rows_deleted});
+                    "rowsCopied": totals.rows_copied, "rowsDeleted": totals.rows_deleted,
+                    "totals": {
+                        "chunksCopied": before("chunksCopied") + totals.chunks_copied,
+                        "rowsCopied": before("rowsCopied") + totals.rows_copied,
+                        "rowsDeleted": before("rowsDeleted") + totals.rows_deleted}});
                 let mut tables: Vec<_> = diff.iter().map(|d| d.0.clone()).collect();
                 tables.dedup();
                 let with = |mut v: Value| {
@@ -690,4 +698,17 @@ async fn a_refused_set_status_stops_before_the_plan_and_notifies() {
         Some("SetDestinationReadOnly")
     );
     assert_eq!(notes[0].destination_read_only, Some(false));
+}
+
+#[tokio::test]
+async fn row_totals_beyond_32_bits_reach_the_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, d) = stale_pair();
+    let mut w = World::new(dir.path(), s, d);
+    Arc::get_mut(&mut w).unwrap().extra_rows_per_copy = 3_000_000_000;
+    let r = run(&w, input(json!({}))).await;
+    assert!(matches!(r, ExecutionResult::Succeeded { .. }), "{r:?}");
+    let s = w.notifications.lock().unwrap()[0].summary.clone().unwrap();
+    assert_eq!(s.rows_copied, Some(4 + 4 * 3_000_000_000));
+    assert_eq!(s.rows_deleted, Some(3));
 }

@@ -242,6 +242,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let source = self.target(&args, "source").await?;
         let dest = self.target(&args, "dest").await?;
         let results = results_arg(&args)?;
+        let previous = totals_arg(&args)?;
         let differing = self.engine.verify(&source, &dest, &config, round).await?;
         let converged = differing.is_empty();
         info!(round, max_rounds, converged, differing = ?differing, "verified");
@@ -280,6 +281,13 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             out["chunksCopied"] = json!(totals.chunks_copied);
             out["rowsCopied"] = json!(totals.rows_copied);
             out["rowsDeleted"] = json!(totals.rows_deleted);
+            // The run's totals so far, added here in 64 bits: the state machine's
+            // States.MathAdd only takes 32-bit integers, too small for a large migration's rows.
+            out["totals"] = json!({
+                "chunksCopied": previous.chunks_copied.saturating_add(totals.chunks_copied),
+                "rowsCopied": previous.rows_copied.saturating_add(totals.rows_copied),
+                "rowsDeleted": previous.rows_deleted.saturating_add(totals.rows_deleted),
+            });
         }
         Ok(out)
     }
@@ -351,6 +359,33 @@ fn results_arg(args: &Value) -> Result<Option<(String, String)>, StepError> {
             "argument `results` must be {{Bucket, Key}} (the copy Map's ResultWriterDetails), got {v}"
         ))),
     }
+}
+
+/// `totals`: the run's copy counts before this round (`{chunksCopied, rowsCopied, rowsDeleted}`,
+/// other fields ignored, missing ones 0); optional.
+fn totals_arg(args: &Value) -> Result<RoundTotals, StepError> {
+    let v = match args.get("totals") {
+        None | Some(Value::Null) => return Ok(RoundTotals::default()),
+        Some(v @ Value::Object(_)) => v,
+        Some(other) => {
+            return Err(StepError::invalid_input(format!(
+                "argument `totals` must be an object {{chunksCopied, rowsCopied, rowsDeleted}}, got {other}"
+            )));
+        }
+    };
+    let n = |k: &str| match v.get(k) {
+        None | Some(Value::Null) => Ok(0),
+        Some(x) => x.as_u64().ok_or_else(|| {
+            StepError::invalid_input(format!(
+                "argument `totals.{k}` must be a whole number, got {x}"
+            ))
+        }),
+    };
+    Ok(RoundTotals {
+        chunks_copied: n("chunksCopied")?,
+        rows_copied: n("rowsCopied")?,
+        rows_deleted: n("rowsDeleted")?,
+    })
 }
 
 fn config_arg(args: &Value) -> Result<Value, StepError> {
@@ -619,12 +654,18 @@ mod tests {
         args["round"] = json!(2);
         args["maxRounds"] = json!(3);
         args["results"] = json!({"Bucket": "bkt", "Key": "results/x/round-2/run/manifest.json"});
+        // The run's totals before this round: beyond 32 bits (States.MathAdd's limit).
+        args["totals"] = json!({"tables": 3, "chunksCopied": 40,
+                                "rowsCopied": 5_000_000_000_u64, "rowsDeleted": 7});
         let out = h.run("verify", args.clone()).await.unwrap();
         assert_eq!(
             out,
             json!({"converged": true, "round": 2, "differingTables": [],
-                   "chunksCopied": 2, "rowsCopied": 42, "rowsDeleted": 11})
+                   "chunksCopied": 2, "rowsCopied": 42, "rowsDeleted": 11,
+                   "totals": {"chunksCopied": 42, "rowsCopied": 5_000_000_042_u64,
+                              "rowsDeleted": 18}})
         );
+        args.as_object_mut().unwrap().remove("totals");
         // Results that cannot be read count as nothing, without failing the step.
         args["results"] = json!({"Bucket": "bkt", "Key": "results/x/round-9/run/manifest.json"});
         let out = h.run("verify", args.clone()).await.unwrap();
@@ -637,8 +678,12 @@ mod tests {
         let out = h.run("verify", args.clone()).await.unwrap();
         assert!(out.get("rowsCopied").is_none(), "{out}");
         args["results"] = json!({"Bucket": "bkt"});
-        let err = h.run("verify", args).await.unwrap_err();
+        let err = h.run("verify", args.clone()).await.unwrap_err();
         assert_eq!(err.name, ErrorName::InvalidInput);
+        args["results"] = json!({"Bucket": "bkt", "Key": "results/x/round-2/run/manifest.json"});
+        args["totals"] = json!({"rowsCopied": -1});
+        let err = h.run("verify", args).await.unwrap_err();
+        assert!(err.cause.contains("totals.rowsCopied"), "{}", err.cause);
     }
 
     #[tokio::test]
