@@ -200,6 +200,7 @@ impl PgStack {
         table: &TableSpec,
         delete: &str,
         select: &str,
+        by_index: bool,
     ) -> Result<(u64, u64)> {
         let cols = column_list(table);
         let mut dst = self.take().await?;
@@ -208,6 +209,16 @@ impl PgStack {
         tx.batch_execute("SET LOCAL session_replication_role = replica")
             .await
             .map_err(|e| self.err(e))?;
+        if by_index {
+            // Many ranges: index range scans, never one sequential scan tested per range.
+            tx.batch_execute("SET LOCAL enable_seqscan = off")
+                .await
+                .map_err(|e| self.err(e))?;
+            src.0
+                .batch_execute("SET enable_seqscan = off")
+                .await
+                .map_err(|e| source.err(e))?;
+        }
         let deleted = tx.execute(delete, &[]).await.map_err(|e| self.err(e))?;
         let sink = tx
             .copy_in::<_, bytes::Bytes>(&format!(
@@ -229,6 +240,12 @@ impl PgStack {
         }
         let inserted = sink.as_mut().finish().await.map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
+        if by_index {
+            src.0
+                .batch_execute("RESET enable_seqscan")
+                .await
+                .map_err(|e| source.err(e))?;
+        }
         source.give(src);
         self.give(dst);
         Ok((deleted, inserted))
@@ -573,10 +590,18 @@ impl Stack for PgStack {
         let his: Vec<i64> = ranges.iter().map(|r| r.1).collect();
         let ws: Vec<i64> = ranges.iter().map(|r| r.2.max(1)).collect();
         let s = self.take().await?;
+        // With thousands of ranges over a large table the planner may prefer one sequential
+        // scan tested against every range (seconds per query): keep it on the key's index.
+        s.0.batch_execute("SET enable_seqscan = off")
+            .await
+            .map_err(|e| self.err(e))?;
         let rows =
             s.0.query(&sql, &[&los, &his, &ws])
                 .await
                 .map_err(|e| self.err(e))?;
+        s.0.batch_execute("RESET enable_seqscan")
+            .await
+            .map_err(|e| self.err(e))?;
         let out = rows
             .iter()
             .map(|r| {
@@ -635,7 +660,7 @@ impl Stack for PgStack {
                 let select = format!(
                     "SELECT {cols} FROM {r} JOIN {t} ON {t}.{k} BETWEEN stepops_r.lo AND stepops_r.hi"
                 );
-                self.copy_with(source, table, &delete, &select).await
+                self.copy_with(source, table, &delete, &select, true).await
             }
         }
     }
@@ -654,7 +679,7 @@ impl Stack for PgStack {
             cols = column_list(table),
             t = t(table)
         );
-        self.copy_with(source, table, &delete, &select).await
+        self.copy_with(source, table, &delete, &select, false).await
     }
 
     async fn sync_sequences(&self, source: &Self, tables: &[TableSpec]) -> Result<u32> {
