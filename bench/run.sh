@@ -2,7 +2,7 @@
 # The stepops benchmark in one command: installs the peers (pgcopydb with apt-get, reladiff with
 # pip), builds the release binary and runs `stepops bench` (throwaway PostgreSQL on 127.0.0.1).
 # Arguments go to `stepops bench` (default: --rows 5000000). The report is printed and saved as
-# bench/last-report.md. See docs/bench.md.
+# bench/last-report.md. See docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
