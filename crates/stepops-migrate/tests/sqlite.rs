@@ -452,3 +452,89 @@ async fn crash_child() {
     m.copy_chunk(&p.chunks[0]).await.unwrap();
     println!("DONE");
 }
+
+/// A child table keyed by its parent id (not unique): refinement narrows ranges over that key
+/// but never splits one key's rows, even when one key holds far more rows than a leaf; the
+/// differing keys' rows are copied whole, the rest not at all; manifest lines with `ranges`
+/// round-trip and each chunk copies idempotently on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refinement_never_splits_a_range_key_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src.db"), dir.path().join("dst.db"));
+    let ddl = "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT);
+        CREATE TABLE child (parent_id INTEGER NOT NULL REFERENCES parent(id), n INTEGER NOT NULL,
+          v TEXT, PRIMARY KEY (parent_id, n));";
+    create(&src, ddl);
+    create(&dst, ddl);
+    // 2,000 parents with 5 children each, parent 700 with 600 children.
+    let mut fill = String::from("BEGIN;");
+    for p in 1..=2_000 {
+        fill.push_str(&format!("INSERT INTO parent VALUES ({p}, 'p{p}');"));
+        for n in 0..if p == 700 { 600 } else { 5 } {
+            fill.push_str(&format!("INSERT INTO child VALUES ({p}, {n}, 'v{p}.{n}');"));
+        }
+    }
+    fill.push_str("COMMIT;");
+    exec(&src, &fill);
+    exec(&dst, &fill);
+    // One row of the big group, one row of a small one, and a row only the destination has.
+    exec(
+        &src,
+        "UPDATE child SET v = 'changed' WHERE parent_id = 700 AND n = 599;
+         UPDATE child SET v = 'changed' WHERE parent_id = 1500 AND n = 2;",
+    );
+    exec(&dst, "INSERT INTO child VALUES (1800, 99, 'extra');");
+    let (s, d) = (url(&src), url(&dst));
+    let cfg = Config::default();
+    let p = plan(&s, &d, &cfg, &PlanOptions::default()).await.unwrap();
+    let child: Vec<&Chunk> = p.chunks.iter().filter(|c| c.table == "child").collect();
+    assert_eq!(child.len(), 1, "{:?}", p.chunks);
+    let ranges = child[0].key_ranges();
+    for key in [700, 1500, 1800] {
+        assert!(
+            ranges.iter().any(|&(lo, hi)| lo <= key && key <= hi),
+            "key {key} not covered by {ranges:?}"
+        );
+    }
+    // Few keys besides the three differing ones: the big group stays whole, not its bin.
+    let keys: i64 = ranges.iter().map(|(lo, hi)| hi - lo + 1).sum();
+    assert!(keys <= 3 * 16, "{ranges:?}");
+    let manifest = p.to_manifest();
+    assert!(manifest.contains("\"ranges\""), "{manifest}");
+    for chunk in Plan::chunks_from_manifest(&manifest).unwrap() {
+        let a = copy_chunk(&s, &d, &cfg, &chunk).await.unwrap();
+        let b = copy_chunk(&s, &d, &cfg, &chunk).await.unwrap();
+        assert_eq!(a.rows_inserted, b.rows_inserted);
+        if chunk.table == "child" {
+            // Parent 700's 600 rows move together; far fewer than the table's 10,595.
+            assert!(a.rows_inserted >= 600 && a.rows_inserted < 1_000, "{a:?}");
+        }
+    }
+    assert!(verify(&s, &d, &cfg, 1, 3).await.unwrap().converged);
+    let dump = |p: &Path| {
+        let c = rusqlite::Connection::open(p).unwrap();
+        c.prepare("SELECT parent_id, n, v FROM child ORDER BY 1, 2")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+    };
+    assert_eq!(dump(&src), dump(&dst));
+    // A chunk whose ranges overlap is refused before anything is written.
+    let bad = Chunk {
+        table: "child".into(),
+        min: 1,
+        max: 10,
+        estimated_rows: 1,
+        ranges: vec![[1, 5], [5, 10]],
+    };
+    let e = copy_chunk(&s, &d, &cfg, &bad).await.unwrap_err();
+    assert_eq!(e.error_name(), ErrorName::InvalidInput);
+}
