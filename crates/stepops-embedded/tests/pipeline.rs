@@ -206,8 +206,12 @@ async fn a_worker_killed_mid_copy_loses_nothing() {
         .unwrap();
     assert_succeeded(&summary);
     let end = pipeline.progress();
-    assert_eq!(end.chunks_copied, end.chunks_planned, "{end:?}");
-    assert!(end.copies_started > end.chunks_copied, "{end:?}");
+    // The execution counts each chunk once (its succeeded Map child); the workers' own count
+    // may be higher: a worker killed after its copy committed but before it answered has
+    // counted a copy that the retry repeats (harmless: copies are idempotent).
+    assert_eq!(summary.chunks_copied, end.chunks_planned, "{summary:?} {end:?}");
+    assert!(end.chunks_copied >= end.chunks_planned, "{end:?}");
+    assert!(end.copies_started > summary.chunks_copied, "{end:?}");
     assert_equal(&source, &dest).await;
 
     // Nothing duplicated or lost, and nothing left to do: a second run plans 0 chunks.
