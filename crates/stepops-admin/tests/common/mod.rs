@@ -161,11 +161,13 @@ impl MockSynapse {
     }
 }
 
-/// A token source for tests: hands out `tokens[0]`, and the next one on each refresh.
+/// A token source for tests: hands out `tokens[0]`, and the next one on each refresh. Counts
+/// every call (`calls`: `token` and `refresh`; `refreshes`: `refresh` only).
 pub struct ListTokens {
     tokens: Vec<&'static str>,
     index: AtomicUsize,
     pub refreshes: AtomicUsize,
+    pub calls: AtomicUsize,
 }
 
 impl ListTokens {
@@ -174,16 +176,24 @@ impl ListTokens {
             tokens: tokens.to_vec(),
             index: AtomicUsize::new(0),
             refreshes: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
         }
+    }
+
+    /// How many times the token was asked for (`token` or `refresh`).
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
     }
 }
 
 impl TokenSource for ListTokens {
     async fn token(&self) -> Result<Token, AdminError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         Token::new(self.tokens[self.index.load(Ordering::SeqCst)])
     }
 
     async fn refresh(&self, _rejected: &Token) -> Result<Token, AdminError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         self.refreshes.fetch_add(1, Ordering::SeqCst);
         let i = (self.index.load(Ordering::SeqCst) + 1).min(self.tokens.len() - 1);
         self.index.store(i, Ordering::SeqCst);
