@@ -229,6 +229,20 @@ impl Harness {
         panic!("the execution did not end within 30 s");
     }
 
+    /// The execution's whole history.
+    async fn history(&self, arn: &str) -> Vec<aws_sdk_sfn::types::HistoryEvent> {
+        let out = self
+            .sfn
+            .get_execution_history()
+            .execution_arn(arn)
+            .max_results(1000)
+            .send()
+            .await
+            .unwrap();
+        assert!(out.next_token().is_none(), "more than 1,000 events");
+        out.events().to_vec()
+    }
+
     fn notifications(&self) -> Vec<Value> {
         self.notifications.lock().unwrap().clone()
     }
@@ -280,16 +294,47 @@ async fn remove_user_succeeds_end_to_end_with_its_audit_record() {
     }
     assert!(!d.output().unwrap().contains(TOKEN));
     // Nor anywhere in the execution's history (inputs and outputs of every state).
-    let history = h
-        .sfn
-        .get_execution_history()
-        .execution_arn(d.execution_arn())
-        .max_results(1000)
-        .send()
-        .await
+    let history = h.history(d.execution_arn()).await;
+    assert!(history.len() > 10, "{history:?}");
+    let texts = texts_without_the_token(&history);
+    // The same extraction does see what the history holds: the execution's input, the
+    // Lambda's payloads and answers, the states' inputs and outputs, the audit record.
+    let seen = |field: &str, needle: &str| {
+        texts
+            .iter()
+            .any(|(f, t)| f.as_str() == field && t.contains(needle))
+    };
+    for (field, needle) in [
+        ("ExecutionStarted.input", "3350396"),
+        ("TaskScheduled.parameters", "\"action\":\"run\""),
+        ("TaskSucceeded.output", "jdoe"),
+        ("StateEntered.input", "remove-user"),
+        ("StateExited.output", "jdoe"),
+        ("ExecutionSucceeded.output", "jdoe"),
+    ] {
+        assert!(
+            seen(field, needle),
+            "no {field} holding {needle}: {texts:?}"
+        );
+    }
+    // And it would catch the token in any of them (a made-up event holding it).
+    let planted = aws_sdk_sfn::types::HistoryEvent::builder()
+        .timestamp(aws_sdk_sfn::primitives::DateTime::from_secs(0))
+        .r#type(aws_sdk_sfn::types::HistoryEventType::TaskScheduled)
+        .id(1)
+        .task_scheduled_event_details(
+            aws_sdk_sfn::types::TaskScheduledEventDetails::builder()
+                .resource_type("lambda")
+                .resource("invoke")
+                .region("us-east-1")
+                .parameters(format!("{{\"token\":\"{TOKEN}\"}}"))
+                .build()
+                .unwrap(),
+        )
+        .build()
         .unwrap();
-    assert!(history.events().len() > 10, "{history:?}");
-    assert!(!format!("{history:?}").contains(TOKEN));
+    assert!(!format!("{planted:?}").contains(TOKEN), "Debug redacts it");
+    assert!(event_texts(&planted).iter().any(|(_, t)| t.contains(TOKEN)));
     let notes = h.notifications();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["status"], "SUCCEEDED");
@@ -380,6 +425,21 @@ async fn not_found_is_not_retried() {
     let seen = synapse.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].uri, "/repo/v1/user/9/bundle?mask=8");
+    // The failure's error and cause are in the history (where the check looks), the token is
+    // not.
+    let texts = texts_without_the_token(&h.history(d.execution_arn()).await);
+    assert!(
+        texts
+            .iter()
+            .any(|(f, t)| f == "TaskFailed.cause" && t.contains("user 9 does not exist")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|(f, t)| f == "ExecutionFailed.error" && t == "Stepops.NotFound"),
+        "{texts:?}"
+    );
     let notes = h.notifications();
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["status"], "FAILED");
@@ -407,4 +467,136 @@ async fn wrong_environment_is_refused_before_any_request() {
         .await;
     assert_eq!(d.error(), Some("Stepops.InvalidInput"));
     assert!(synapse.seen().is_empty());
+}
+
+/// The raw texts of `history`'s events (see [`event_texts`]), checked to hold no trace of the
+/// token. The SDK's `Debug` of a history redacts inputs and outputs, so searching it proves
+/// nothing.
+fn texts_without_the_token(history: &[aws_sdk_sfn::types::HistoryEvent]) -> Vec<(String, String)> {
+    let texts: Vec<(String, String)> = history.iter().flat_map(event_texts).collect();
+    assert!(!texts.is_empty());
+    for (field, text) in &texts {
+        assert!(!text.contains(TOKEN), "the token is in {field}: {text}");
+    }
+    texts
+}
+
+/// Every text a history event carries, as `(Event.field, text)`: inputs, outputs, parameters,
+/// errors and causes of every kind of event the Step Functions API defines (the SDK's `Debug`
+/// prints `*** Sensitive Data Redacted ***` for most of them).
+fn event_texts(e: &aws_sdk_sfn::types::HistoryEvent) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |event: &str, field: &str, text: Option<&str>| {
+        if let Some(t) = text {
+            out.push((format!("{event}.{field}"), t.to_owned()));
+        }
+    };
+    macro_rules! error_cause {
+        ($details:expr, $name:literal) => {
+            if let Some(d) = $details {
+                add($name, "error", d.error());
+                add($name, "cause", d.cause());
+            }
+        };
+    }
+    if let Some(d) = e.execution_started_event_details() {
+        add("ExecutionStarted", "input", d.input());
+        add("ExecutionStarted", "roleArn", d.role_arn());
+    }
+    if let Some(d) = e.execution_succeeded_event_details() {
+        add("ExecutionSucceeded", "output", d.output());
+    }
+    error_cause!(e.execution_failed_event_details(), "ExecutionFailed");
+    error_cause!(e.execution_aborted_event_details(), "ExecutionAborted");
+    error_cause!(e.execution_timed_out_event_details(), "ExecutionTimedOut");
+    if let Some(d) = e.state_entered_event_details() {
+        add("StateEntered", "name", Some(d.name()));
+        add("StateEntered", "input", d.input());
+    }
+    if let Some(d) = e.state_exited_event_details() {
+        add("StateExited", "name", Some(d.name()));
+        add("StateExited", "output", d.output());
+        for (k, v) in d.assigned_variables().into_iter().flatten() {
+            add("StateExited", "assignedVariables", Some(k.as_str()));
+            add("StateExited", "assignedVariables", Some(v.as_str()));
+        }
+    }
+    if let Some(d) = e.task_scheduled_event_details() {
+        add("TaskScheduled", "resource", Some(d.resource()));
+        add("TaskScheduled", "parameters", Some(d.parameters()));
+    }
+    if let Some(d) = e.task_started_event_details() {
+        add("TaskStarted", "resource", Some(d.resource()));
+    }
+    if let Some(d) = e.task_submitted_event_details() {
+        add("TaskSubmitted", "output", d.output());
+    }
+    if let Some(d) = e.task_succeeded_event_details() {
+        add("TaskSucceeded", "output", d.output());
+    }
+    error_cause!(e.task_failed_event_details(), "TaskFailed");
+    error_cause!(e.task_start_failed_event_details(), "TaskStartFailed");
+    error_cause!(e.task_submit_failed_event_details(), "TaskSubmitFailed");
+    error_cause!(e.task_timed_out_event_details(), "TaskTimedOut");
+    if let Some(d) = e.lambda_function_scheduled_event_details() {
+        add("LambdaFunctionScheduled", "resource", Some(d.resource()));
+        add("LambdaFunctionScheduled", "input", d.input());
+    }
+    if let Some(d) = e.lambda_function_succeeded_event_details() {
+        add("LambdaFunctionSucceeded", "output", d.output());
+    }
+    error_cause!(
+        e.lambda_function_failed_event_details(),
+        "LambdaFunctionFailed"
+    );
+    error_cause!(
+        e.lambda_function_schedule_failed_event_details(),
+        "LambdaFunctionScheduleFailed"
+    );
+    error_cause!(
+        e.lambda_function_start_failed_event_details(),
+        "LambdaFunctionStartFailed"
+    );
+    error_cause!(
+        e.lambda_function_timed_out_event_details(),
+        "LambdaFunctionTimedOut"
+    );
+    if let Some(d) = e.activity_scheduled_event_details() {
+        add("ActivityScheduled", "resource", Some(d.resource()));
+        add("ActivityScheduled", "input", d.input());
+    }
+    if let Some(d) = e.activity_started_event_details() {
+        add("ActivityStarted", "workerName", d.worker_name());
+    }
+    if let Some(d) = e.activity_succeeded_event_details() {
+        add("ActivitySucceeded", "output", d.output());
+    }
+    error_cause!(e.activity_failed_event_details(), "ActivityFailed");
+    error_cause!(
+        e.activity_schedule_failed_event_details(),
+        "ActivityScheduleFailed"
+    );
+    error_cause!(e.activity_timed_out_event_details(), "ActivityTimedOut");
+    for d in [
+        e.map_iteration_started_event_details(),
+        e.map_iteration_succeeded_event_details(),
+        e.map_iteration_failed_event_details(),
+        e.map_iteration_aborted_event_details(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        add("MapIteration", "name", d.name());
+    }
+    if let Some(d) = e.map_run_started_event_details() {
+        add("MapRunStarted", "mapRunArn", d.map_run_arn());
+    }
+    error_cause!(e.map_run_failed_event_details(), "MapRunFailed");
+    if let Some(d) = e.evaluation_failed_event_details() {
+        add("EvaluationFailed", "error", d.error());
+        add("EvaluationFailed", "cause", d.cause());
+        add("EvaluationFailed", "location", d.location());
+        add("EvaluationFailed", "state", Some(d.state()));
+    }
+    out
 }
