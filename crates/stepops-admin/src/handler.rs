@@ -11,6 +11,11 @@ use crate::request::{AdminRequest, Task};
 use crate::token::TokenSource;
 use crate::types::Environment;
 
+/// The tracing target of the audit record's log line. The line also carries the fields
+/// `audit = true` and `record` (the [`AuditRecord`] as JSON): that is how it is found in the
+/// function's log group, whatever the log format (see [`crate::logging`]).
+pub const AUDIT_TARGET: &str = "stepops_admin::audit";
+
 /// Who and what started the run, when known (the Step Functions execution, the CLI user).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,7 +39,8 @@ pub struct RequestLine {
 }
 
 /// The structured record every task produces: returned as the execution output and logged as
-/// one JSON line (target `stepops_admin::audit`). It never holds the token.
+/// one line (target [`AUDIT_TARGET`], fields `audit = true` and `record`; in the Lambda's JSON
+/// log format `record` is a JSON object, see [`crate::logging`]). It never holds the token.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
@@ -108,7 +114,7 @@ impl<S: TokenSource> Run<'_, S> {
 }
 
 /// Runs `request` against `client`: reads first, then (unless `dry_run`) the write. Returns the
-/// audit record and logs it as one JSON line; a failure is logged as a `failed` record too.
+/// audit record and logs it as one line; a failure is logged as a `failed` record too.
 pub async fn run<S: TokenSource>(
     request: &AdminRequest,
     client: &SynapseClient<S>,
@@ -143,7 +149,7 @@ pub async fn run<S: TokenSource>(
         Ok((change, before, after)) => {
             let outcome = if request.dry_run { "dry-run" } else { "done" };
             let record = base(outcome, change, before, after, None);
-            tracing::info!(target: "stepops_admin::audit", audit = %record.to_json_line(), "admin task {outcome}");
+            tracing::info!(target: AUDIT_TARGET, audit = true, record = %record.to_json_line(), "admin task {outcome}");
             Ok(record)
         }
         Err(err) => {
@@ -155,7 +161,7 @@ pub async fn run<S: TokenSource>(
                 Value::Null,
                 Some(error),
             );
-            tracing::warn!(target: "stepops_admin::audit", audit = %record.to_json_line(), "admin task failed");
+            tracing::warn!(target: AUDIT_TARGET, audit = true, record = %record.to_json_line(), "admin task failed");
             Err(err)
         }
     }
@@ -172,7 +178,6 @@ pub async fn handle<S: TokenSource>(
 ) -> Result<AuditRecord, AdminError> {
     let request = AdminRequest::from_input(input, stack).inspect_err(|err| {
         tracing::warn!(
-            target: "stepops_admin::audit",
             error = err.error_name().as_str(),
             cause = %err,
             started_by = context.started_by.as_deref().unwrap_or(""),
@@ -232,7 +237,6 @@ pub async fn invoke<S: TokenSource>(
         Some("validate") => {
             let req = AdminRequest::from_input(request, stack).inspect_err(|err| {
                 tracing::warn!(
-                    target: "stepops_admin::audit",
                     error = err.error_name().as_str(),
                     cause = %err,
                     "admin request refused in validation; nothing was sent"

@@ -8,13 +8,15 @@
 //! 2. A [`SynapseClient`] is built once per process from a [`ClientConfig`] and a
 //!    [`TokenSource`] ([`SecretsManagerTokenSource`] in AWS, [`LocalTokenSource`] locally).
 //! 3. [`run`] performs the reads, then (unless `dryRun`) the write, and returns one
-//!    [`AuditRecord`], which it also logs as one JSON line.
+//!    [`AuditRecord`], which it also logs as one line (target [`AUDIT_TARGET`],
+//!    `audit = true`; [`logging`] is the Lambda's subscriber, which writes the record as JSON).
 //!
 //! Every error is an [`AdminError`], which implements [`stepops_error::Named`].
 
 pub mod client;
 pub mod error;
 pub mod handler;
+pub mod logging;
 pub mod request;
 pub mod settings;
 pub mod token;
@@ -22,7 +24,7 @@ pub mod types;
 
 pub use client::{Call, ClientConfig, SynapseClient, api};
 pub use error::AdminError;
-pub use handler::{AuditContext, AuditRecord, RequestLine, handle, invoke, run};
+pub use handler::{AUDIT_TARGET, AuditContext, AuditRecord, RequestLine, handle, invoke, run};
 pub use request::{AdminRequest, TASK_NAMES, Task};
 pub use settings::AdminSettings;
 pub use token::{

@@ -126,8 +126,8 @@ async fn the_token_never_reaches_logs_output_or_errors() {
     let audits: Vec<Value> = logs
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|l| l["target"] == "stepops_admin::audit" && l["fields"]["audit"].is_string())
-        .map(|l| serde_json::from_str(l["fields"]["audit"].as_str().unwrap()).unwrap())
+        .filter(|l| l["target"] == stepops_admin::AUDIT_TARGET && l["fields"]["audit"] == true)
+        .map(|l| serde_json::from_str(l["fields"]["record"].as_str().unwrap()).unwrap())
         .collect();
     let outcomes: Vec<&str> = audits
         .iter()

@@ -486,7 +486,9 @@ async fn a_failed_write_keeps_what_the_read_found_in_the_logged_record() {
     assert!(err.to_string().contains("500"), "{err}");
     let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
     let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    let record: Value = serde_json::from_str(line["fields"]["audit"].as_str().unwrap()).unwrap();
+    assert_eq!(line["target"], stepops_admin::AUDIT_TARGET, "{line}");
+    assert_eq!(line["fields"]["audit"], true, "{line}");
+    let record: Value = serde_json::from_str(line["fields"]["record"].as_str().unwrap()).unwrap();
     assert_eq!(record["outcome"], "failed");
     assert_eq!(record["before"]["userProfile"]["userName"], "alice");
     assert_eq!(record["error"]["error"], "Stepops.Transient");

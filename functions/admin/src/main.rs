@@ -6,6 +6,9 @@
 //! `STEPOPS_ENVIRONMENT`, `STEPOPS_SYNAPSE_ENDPOINT`, `STEPOPS_ADMIN_SECRET` (default
 //! `/synapse/admin-pat`), `STEPOPS_HTTP_TIMEOUT_SECONDS`. The admin token is read from Secrets
 //! Manager on first use, cached for the container's life, and read again once on a 401.
+//!
+//! Logs: `stepops_admin::logging::init_lambda` (lambda_runtime's level and format settings;
+//! the audit record's line carries `"audit": true` and the record as a JSON object).
 
 #![recursion_limit = "256"]
 
@@ -26,7 +29,7 @@ struct Admin {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    stepops_admin::logging::init_lambda();
     // A misconfigured function answers every invocation with a named error instead of crashing
     // the runtime, so the state machine's Catch reports it (and the notification names it).
     let admin: Arc<Result<Admin, AdminError>> = Arc::new(build().await);

@@ -2,6 +2,8 @@
 //! environment variables the template sets, the token from (a fake) Secrets Manager by name,
 //! once; answers go back as the function's response, errors with their `Stepops.*` name as
 //! `errorType`. One server on 127.0.0.1 plays the Runtime API, Secrets Manager and Synapse.
+//! The logs are read as deployed (`AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_LAMBDA_LOG_LEVEL=INFO`):
+//! one JSON object per line, the audit record findable by `"audit": true`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -179,6 +181,9 @@ fn start_binary(addr: &str, settings: &[(&str, String)]) -> Killed {
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", format!("http://{addr}"))
+        // As the template's LoggingConfig deploys it.
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -254,10 +259,42 @@ async fn the_binary_runs_tasks_with_the_secret_and_names_its_errors() {
         assert!(!v.to_string().contains(TOKEN));
     }
     assert!(!output.contains(TOKEN), "{output}");
-    assert!(
-        output.contains("stepops_admin::audit") || output.contains("admin task"),
-        "{output}"
+
+    // The logs as CloudWatch gets them: JSON lines; the audit record is the line with
+    // "audit": true, the record a JSON object.
+    let audits = audit_lines(&output);
+    assert_eq!(audits.len(), 2, "one record per run event: {output}");
+    let done = &audits[0];
+    assert_eq!(done["target"], "stepops_admin::audit", "{done}");
+    assert_eq!(done["level"], "INFO");
+    assert_eq!(done["message"], "admin task done");
+    assert_eq!(done["record"]["task"], "remove-user", "{done}");
+    assert_eq!(done["record"]["target"], "user:77");
+    assert_eq!(done["record"]["outcome"], "done");
+    assert_eq!(done["record"]["before"], json!({"userId": "77"}));
+    assert_eq!(
+        done["record"]["executionId"],
+        "arn:aws:states:us-east-1:123456789012:execution:stepops-dev-admin:x"
     );
+    assert_eq!(done["spans"][0]["requestId"], "req-2", "{done}");
+    let failed = &audits[1];
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["record"]["task"], "reenable-user");
+    assert_eq!(failed["record"]["outcome"], "failed");
+    assert_eq!(failed["record"]["error"]["error"], "Stepops.NotFound");
+}
+
+/// Every line of `output` parsed as JSON (each must be); those with `"audit": true`.
+fn audit_lines(output: &str) -> Vec<Value> {
+    output
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {l}"))
+        })
+        .filter(|l| l["audit"] == true)
+        .collect()
 }
 
 #[tokio::test]
