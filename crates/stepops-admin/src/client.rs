@@ -34,13 +34,22 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// Time allowed for a whole request.
     pub request_timeout: Duration,
+    /// Time allowed for all the requests of one task together: the token read, the reads, the
+    /// write, and a token refresh plus the retried request after a 401 (default
+    /// [`ClientConfig::DEFAULT_TASK_TIMEOUT`]). In the Lambda the invocation's own deadline
+    /// (minus [`crate::handler::LAMBDA_MARGIN`]) takes its place; see [`crate::invoke_until`].
+    pub task_timeout: Duration,
     /// Use the proxy named by `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` (default `true`).
     pub system_proxy: bool,
 }
 
 impl ClientConfig {
+    /// The default time budget of one task's requests outside the Lambda (the local engine,
+    /// `stepops admin --local`): 90 s.
+    pub const DEFAULT_TASK_TIMEOUT: Duration = Duration::from_secs(90);
+
     /// Settings for `base_url` with the default timeouts (connect 5 s, read 30 s, whole
-    /// request 60 s). Only `http` and `https` URLs without credentials, query or fragment are
+    /// request 60 s, one task's requests together 90 s). Only `http` and `https` URLs without credentials, query or fragment are
     /// accepted.
     pub fn new(base_url: &str) -> Result<Self, AdminError> {
         let url = Url::parse(base_url).map_err(|e| {
@@ -63,6 +72,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
+            task_timeout: Self::DEFAULT_TASK_TIMEOUT,
             system_proxy: true,
         })
     }
@@ -258,6 +268,7 @@ pub struct SynapseClient<S> {
     http: reqwest::Client,
     base: Url,
     tokens: S,
+    task_timeout: Duration,
 }
 
 impl<S: TokenSource> SynapseClient<S> {
@@ -278,12 +289,18 @@ impl<S: TokenSource> SynapseClient<S> {
             http,
             base: config.base_url,
             tokens,
+            task_timeout: config.task_timeout,
         })
     }
 
     /// The base URL.
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// The time budget of one task's requests (see [`ClientConfig::task_timeout`]).
+    pub fn task_timeout(&self) -> Duration {
+        self.task_timeout
     }
 
     /// Sends `call` and returns its JSON answer (`null` for an empty body). On a 401 the token

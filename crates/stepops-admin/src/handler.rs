@@ -1,5 +1,7 @@
 //! Runs one validated admin request and produces its audit record.
 
+use std::time::{Duration, Instant, SystemTime};
+
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -15,6 +17,22 @@ use crate::types::Environment;
 /// `audit = true` and `record` (the [`AuditRecord`] as JSON): that is how it is found in the
 /// function's log group, whatever the log format (see [`crate::logging`]).
 pub const AUDIT_TARGET: &str = "stepops_admin::audit";
+
+/// What the admin Lambda keeps back from its invocation's deadline: the time to log the audit
+/// record of a task cut off by its budget and to answer with its named error
+/// (`Stepops.Transient`, retried by the state machine) instead of being killed by the Lambda
+/// timeout (`Sandbox.Timedout`, not retried, no audit record).
+pub const LAMBDA_MARGIN: Duration = Duration::from_secs(5);
+
+/// The deadline of one Lambda invocation's requests: the invocation's own deadline (as the
+/// Runtime API gives it) minus [`LAMBDA_MARGIN`]; `now` if that has passed already.
+pub fn invocation_deadline(lambda_deadline: SystemTime) -> Instant {
+    let left = lambda_deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+        .saturating_sub(LAMBDA_MARGIN);
+    Instant::now() + left
+}
 
 /// Who and what started the run, when known (the Step Functions execution, the CLI user).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -114,11 +132,31 @@ impl<S: TokenSource> Run<'_, S> {
 }
 
 /// Runs `request` against `client`: reads first, then (unless `dry_run`) the write. Returns the
-/// audit record and logs it as one line; a failure is logged as a `failed` record too.
+/// audit record and logs it as one line; a failure is logged as a `failed` record too. All of
+/// its requests together get the client's [`SynapseClient::task_timeout`].
 pub async fn run<S: TokenSource>(
     request: &AdminRequest,
     client: &SynapseClient<S>,
     context: &AuditContext,
+) -> Result<AuditRecord, AdminError> {
+    run_until(
+        request,
+        client,
+        context,
+        Instant::now() + client.task_timeout(),
+    )
+    .await
+}
+
+/// [`run`], with every request (token reads, a refresh and retry after a 401 included) done by
+/// `deadline`. A task still waiting at the deadline is cut off and fails with
+/// `Stepops.Transient` (its `failed` record logged): the state machine retries it, and every
+/// task is idempotent, so a write that did land before the cut is harmless.
+pub async fn run_until<S: TokenSource>(
+    request: &AdminRequest,
+    client: &SynapseClient<S>,
+    context: &AuditContext,
+    deadline: Instant,
 ) -> Result<AuditRecord, AdminError> {
     let mut run = Run {
         client,
@@ -126,7 +164,21 @@ pub async fn run<S: TokenSource>(
         requests: Vec::new(),
         before: Value::Null,
     };
-    let result = perform(&request.task, &mut run).await;
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let result = match tokio::time::timeout_at(
+        tokio::time::Instant::from_std(deadline),
+        perform(&request.task, &mut run),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(AdminError::Transient(format!(
+            "{} on {} did not finish within its time budget of {:.1} s (inside the admin function's timeout); the last request may or may not have reached the service; the task is idempotent and is retried",
+            request.task.name(),
+            request.task.target(),
+            budget.as_secs_f64()
+        ))),
+    };
     let base = |outcome: &str, change: String, before: Value, after: Value, error| AuditRecord {
         task: request.task.name().to_owned(),
         target: request.task.target(),
@@ -176,6 +228,24 @@ pub async fn handle<S: TokenSource>(
     client: &SynapseClient<S>,
     context: &AuditContext,
 ) -> Result<AuditRecord, AdminError> {
+    handle_until(
+        input,
+        stack,
+        client,
+        context,
+        Instant::now() + client.task_timeout(),
+    )
+    .await
+}
+
+/// [`handle`] with the requests done by `deadline` (see [`run_until`]).
+pub async fn handle_until<S: TokenSource>(
+    input: &Value,
+    stack: Environment,
+    client: &SynapseClient<S>,
+    context: &AuditContext,
+    deadline: Instant,
+) -> Result<AuditRecord, AdminError> {
     let request = AdminRequest::from_input(input, stack).inspect_err(|err| {
         tracing::warn!(
             error = err.error_name().as_str(),
@@ -185,7 +255,7 @@ pub async fn handle<S: TokenSource>(
             "admin request refused in validation; nothing was sent"
         );
     })?;
-    run(&request, client, context).await
+    run_until(&request, client, context, deadline).await
 }
 
 /// The admin Lambda's whole job, for its two states in `statemachine/admin.asl.json`. The event:
@@ -197,11 +267,24 @@ pub async fn handle<S: TokenSource>(
 ///   have been edited in a redrive).
 ///
 /// Unknown actions or keys fail with `Stepops.InvalidInput`; a request for another environment
-/// with `Stepops.WrongEnvironment`.
+/// with `Stepops.WrongEnvironment`. A task's requests get the client's
+/// [`SynapseClient::task_timeout`]; the Lambda uses [`invoke_until`] with its own deadline.
 pub async fn invoke<S: TokenSource>(
     event: &Value,
     stack: Environment,
     client: &SynapseClient<S>,
+) -> Result<Value, AdminError> {
+    invoke_until(event, stack, client, Instant::now() + client.task_timeout()).await
+}
+
+/// [`invoke`] with a `run`'s requests done by `deadline` (in the Lambda:
+/// [`invocation_deadline`] of the invocation's deadline), so that a slow service, a 401 and a
+/// slow retry end in `Stepops.Transient` with an audit record, never in the Lambda's timeout.
+pub async fn invoke_until<S: TokenSource>(
+    event: &Value,
+    stack: Environment,
+    client: &SynapseClient<S>,
+    deadline: Instant,
 ) -> Result<Value, AdminError> {
     let obj = event.as_object().ok_or_else(|| {
         AdminError::invalid(
@@ -252,7 +335,7 @@ pub async fn invoke<S: TokenSource>(
             }))
         }
         Some("run") => {
-            let record = handle(request, stack, client, &context).await?;
+            let record = handle_until(request, stack, client, &context, deadline).await?;
             serde_json::to_value(&record)
                 .map_err(|e| AdminError::Internal(format!("cannot encode the audit record: {e}")))
         }

@@ -7,8 +7,8 @@
 //!    that the request is for the stack's own [`Environment`], before any request is sent.
 //! 2. A [`SynapseClient`] is built once per process from a [`ClientConfig`] and a
 //!    [`TokenSource`] ([`SecretsManagerTokenSource`] in AWS, [`LocalTokenSource`] locally).
-//! 3. [`run`] performs the reads, then (unless `dryRun`) the write, and returns one
-//!    [`AuditRecord`], which it also logs as one line (target [`AUDIT_TARGET`],
+//! 3. [`run`] performs the reads, then (unless `dryRun`) the write, within a time budget, and
+//!    returns one [`AuditRecord`], which it also logs as one line (target [`AUDIT_TARGET`],
 //!    `audit = true`; [`logging`] is the Lambda's subscriber, which writes the record as JSON).
 //!
 //! Every error is an [`AdminError`], which implements [`stepops_error::Named`].
@@ -24,7 +24,10 @@ pub mod types;
 
 pub use client::{Call, ClientConfig, SynapseClient, api};
 pub use error::AdminError;
-pub use handler::{AUDIT_TARGET, AuditContext, AuditRecord, RequestLine, handle, invoke, run};
+pub use handler::{
+    AUDIT_TARGET, AuditContext, AuditRecord, LAMBDA_MARGIN, RequestLine, handle, handle_until,
+    invocation_deadline, invoke, invoke_until, run, run_until,
+};
 pub use request::{AdminRequest, TASK_NAMES, Task};
 pub use settings::AdminSettings;
 pub use token::{

@@ -177,3 +177,87 @@ async fn a_success_that_is_not_json_is_internal() {
         .unwrap_err();
     assert_eq!(err.error_name(), ErrorName::Internal, "{err}");
 }
+
+#[tokio::test]
+async fn a_slow_401_then_a_slow_retry_ends_transient_within_the_task_budget() {
+    // The first answer is a 401 that takes 0.6 s; the retry with the fresh token would take
+    // 5 s. Each request is within the per-request timeout (10 s), but together they are not
+    // within the task's budget (1.5 s): the task is cut off at the budget, as Stepops.Transient,
+    // instead of outliving the Lambda's own timeout.
+    let server = MockSynapse::start(|r: &Recorded| {
+        if r.header("authorization") == Some("Bearer stale") {
+            Reply {
+                delay: Duration::from_millis(600),
+                ..Reply::json(401, json!({"reason": "token expired"}))
+            }
+        } else {
+            Reply {
+                delay: Duration::from_secs(5),
+                ..Reply::empty(200)
+            }
+        }
+    })
+    .await;
+    let mut config = server.config();
+    config.request_timeout = Duration::from_secs(10);
+    config.read_timeout = Duration::from_secs(10);
+    config.task_timeout = Duration::from_millis(1500);
+    let tokens = std::sync::Arc::new(ListTokens::new(&["stale", "fresh"]));
+    let client = SynapseClient::new(config, tokens.clone()).unwrap();
+    assert_eq!(client.task_timeout(), Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    let err = run(&reenable(), &client, &AuditContext::default())
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.error_name(), ErrorName::Transient, "{err}");
+    assert!(err.to_string().contains("time budget of 1.5 s"), "{err}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    // Both requests were sent, with one refresh between them.
+    let got = server.requests();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1].header("authorization"), Some("Bearer fresh"));
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_lambda_deadline_less_the_margin_bounds_an_invocation() {
+    use std::time::{Instant, SystemTime};
+    use stepops_admin::{LAMBDA_MARGIN, invocation_deadline, invoke_until};
+
+    // 10 s left in the invocation: the requests get 10 s - LAMBDA_MARGIN.
+    let before = Instant::now();
+    let d = invocation_deadline(SystemTime::now() + Duration::from_secs(10));
+    let left = d.saturating_duration_since(before);
+    assert!(
+        left <= Duration::from_secs(10) - LAMBDA_MARGIN + Duration::from_millis(50)
+            && left > Duration::from_secs(4),
+        "{left:?}"
+    );
+    // A deadline already (nearly) passed leaves nothing.
+    let d = invocation_deadline(SystemTime::now() + Duration::from_secs(1));
+    assert!(d <= Instant::now() + Duration::from_millis(10));
+
+    // invoke_until with a deadline 0.5 s away cuts off a service that takes 5 s.
+    let server = MockSynapse::start(|_: &Recorded| Reply {
+        delay: Duration::from_secs(5),
+        ..Reply::empty(200)
+    })
+    .await;
+    let client = server.client(ListTokens::new(&["t"]));
+    let started = Instant::now();
+    let err = invoke_until(
+        &json!({"action": "run", "request": {"environment": "dev", "task": "reenable-user", "args": {"userId": "42"}}}),
+        Environment::Dev,
+        &client,
+        started + Duration::from_millis(500),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::Transient, "{err}");
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert_eq!(server.requests().len(), 1);
+}

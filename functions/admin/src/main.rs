@@ -7,6 +7,10 @@
 //! `/synapse/admin-pat`), `STEPOPS_HTTP_TIMEOUT_SECONDS`. The admin token is read from Secrets
 //! Manager on first use, cached for the container's life, and read again once on a 401.
 //!
+//! Each invocation's requests (token reads, a refresh and the retry after a 401 included) end
+//! by the invocation's deadline minus `stepops_admin::LAMBDA_MARGIN`: a task cut off there fails
+//! `Stepops.Transient` with its audit record, never with the Lambda's own timeout.
+//!
 //! Logs: `stepops_admin::logging::init_lambda` (lambda_runtime's level and format settings;
 //! the audit record's line carries `"audit": true` and the record as a JSON object).
 
@@ -14,7 +18,7 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn, tracing};
+use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent, service_fn, tracing};
 use serde_json::Value;
 use stepops_admin::{
     AdminError, AdminSettings, Environment, SecretsManagerTokenSource, SynapseClient,
@@ -38,7 +42,7 @@ async fn main() -> Result<(), Error> {
     }
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let admin = admin.clone();
-        async move { handle(&event.payload, &admin).await }
+        async move { handle(&event.payload, &event.context, &admin).await }
     }))
     .await
 }
@@ -63,9 +67,14 @@ async fn build() -> Result<Admin, AdminError> {
     })
 }
 
-async fn handle(event: &Value, admin: &Result<Admin, AdminError>) -> Result<Value, Diagnostic> {
+async fn handle(
+    event: &Value,
+    context: &Context,
+    admin: &Result<Admin, AdminError>,
+) -> Result<Value, Diagnostic> {
     let admin = admin.as_ref().map_err(diagnostic)?;
-    stepops_admin::invoke(event, admin.environment, &admin.client)
+    let deadline = stepops_admin::invocation_deadline(context.deadline());
+    stepops_admin::invoke_until(event, admin.environment, &admin.client, deadline)
         .await
         .map_err(|e| diagnostic(&e))
 }

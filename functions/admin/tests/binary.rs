@@ -35,6 +35,10 @@ struct World {
     /// Synapse requests: "METHOD path?query | authorization".
     synapse: Vec<String>,
     next_id: usize,
+    /// How long each invocation may run (the Runtime API's deadline header); default 60 s.
+    deadline_in_ms: Option<u128>,
+    /// When the last event was handed out.
+    handed_out: Option<Instant>,
 }
 
 async fn serve(world: Arc<Mutex<World>>) -> String {
@@ -77,13 +81,17 @@ async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<B
         loop {
             let next = {
                 let mut w = world.lock().unwrap();
-                w.events.pop_front().map(|e| {
+                let next = w.events.pop_front().map(|e| {
                     w.next_id += 1;
-                    (format!("req-{}", w.next_id), e)
-                })
+                    (format!("req-{}", w.next_id), e, w.deadline_in_ms)
+                });
+                if next.is_some() {
+                    w.handed_out = Some(Instant::now());
+                }
+                next
             };
-            if let Some((id, event)) = next {
-                let deadline = now_ms() + 60_000;
+            if let Some((id, event, deadline_in)) = next {
+                let deadline = now_ms() + deadline_in.unwrap_or(60_000);
                 return Response::builder()
                     .status(200)
                     .header("lambda-runtime-aws-request-id", id)
@@ -138,12 +146,27 @@ async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<B
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    world.lock().unwrap().synapse.push(format!(
-        "{} {} | {auth}",
-        parts.method,
-        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
-    ));
+    let earlier = {
+        let mut w = world.lock().unwrap();
+        let earlier = w.synapse.iter().filter(|s| s.contains(&path)).count();
+        w.synapse.push(format!(
+            "{} {} | {auth}",
+            parts.method,
+            parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
+        ));
+        earlier
+    };
     match path.as_str() {
+        // A 401 after 1 s, then a retry that would take 30 s.
+        "/repo/v1/admin/resetuserstatus/66" => {
+            if earlier == 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                reply(401, json!({"reason": "token expired"}).to_string())
+            } else {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                reply(200, String::new())
+            }
+        }
         "/repo/v1/user/77/bundle" => reply(200, json!({"userId": "77"}).to_string()),
         "/repo/v1/admin/redact/user/77" => reply(200, String::new()),
         _ => reply(404, json!({"reason": "no such thing"}).to_string()),
@@ -295,6 +318,59 @@ fn audit_lines(output: &str) -> Vec<Value> {
         })
         .filter(|l| l["audit"] == true)
         .collect()
+}
+
+#[tokio::test]
+async fn a_slow_401_and_retry_end_transient_before_the_invocation_deadline() {
+    // 7 s per invocation: the requests get 7 s - LAMBDA_MARGIN (5 s) = 2 s. The service takes
+    // 1 s to answer 401 and 30 s to answer the retry: without the budget the function would
+    // run into its deadline (Sandbox.Timedout in AWS: not retried, no audit record).
+    let world = Arc::new(Mutex::new(World {
+        deadline_in_ms: Some(7_000),
+        ..World::default()
+    }));
+    world.lock().unwrap().events.push_back(json!({
+        "action": "run",
+        "request": {"environment": "dev", "task": "reenable-user", "args": {"userId": "66"}}
+    }));
+    let addr = serve(world.clone()).await;
+    let mut child = start_binary(
+        &addr,
+        &[
+            ("STEPOPS_ENVIRONMENT", "dev".into()),
+            ("STEPOPS_SYNAPSE_ENDPOINT", format!("http://{addr}")),
+            ("STEPOPS_ADMIN_SECRET", SECRET_NAME.into()),
+        ],
+    );
+    wait_for_answers(&world, 1).await;
+    let took = world.lock().unwrap().handed_out.unwrap().elapsed();
+    let _ = child.0.kill();
+    let output = child.0.wait_with_output_ref();
+
+    let w = world.lock().unwrap();
+    let (_, kind, error) = &w.answers[0];
+    assert_eq!(kind, "error");
+    assert_eq!(error["errorType"], "Stepops.Transient", "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("time budget"),
+        "{error}"
+    );
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "answered after {took:?}; the deadline was 7 s"
+    );
+    // The 401, one refresh of the secret, the retry.
+    assert_eq!(w.synapse.len(), 2, "{:?}", w.synapse);
+    assert_eq!(w.secret_reads.len(), 2, "{:?}", w.secret_reads);
+    // The cut-off task has its audit record.
+    let audits = audit_lines(&output);
+    assert_eq!(audits.len(), 1, "{output}");
+    assert_eq!(audits[0]["record"]["outcome"], "failed");
+    assert_eq!(audits[0]["record"]["error"]["error"], "Stepops.Transient");
+    assert!(!output.contains(TOKEN), "{output}");
 }
 
 #[tokio::test]

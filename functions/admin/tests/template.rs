@@ -53,7 +53,28 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
     );
     let p = &f["Properties"];
     assert_eq!(p["CodeUri"], "functions/admin");
-    assert!(p["Timeout"].as_u64().unwrap() >= 90, "timeout below 90 s");
+    // The timeout: the function cuts its own requests off LAMBDA_MARGIN before it (and fails
+    // Stepops.Transient with an audit record); what is left must hold one whole request at the
+    // default request timeout (60 s) and a Secrets Manager read. And the function must time out
+    // before RunTask's own TimeoutSeconds, so the state sees the function's answer.
+    let timeout = p["Timeout"].as_u64().unwrap();
+    let budget = timeout - stepops_admin::LAMBDA_MARGIN.as_secs();
+    assert!(budget >= 60 + 10, "{budget} s left for the requests");
+    let asl: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("statemachine/admin.asl.json")).unwrap(),
+    )
+    .unwrap();
+    let run_task = asl["States"]["RunTask"]["TimeoutSeconds"].as_u64().unwrap();
+    assert!(
+        timeout < run_task,
+        "Lambda timeout {timeout} s >= RunTask TimeoutSeconds {run_task} s"
+    );
+    // Logs as JSON lines (the audit record is found by "audit": true, see binary.rs).
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    assert!(
+        p.get("LoggingConfig").is_none(),
+        "AdminFunction overrides LoggingConfig"
+    );
     let (tag, subnets) = tagged(&p["VpcConfig"]["SubnetIds"]);
     assert_eq!(
         (tag.as_str(), subnets.as_str()),
