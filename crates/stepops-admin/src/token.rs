@@ -203,6 +203,13 @@ impl LocalTokenSource {
     }
 
     fn read(&self) -> Result<Token, AdminError> {
+        // Names where the token is looked up, never its value (the CLI's tests look for this
+        // line to prove that refused arguments never reach the token source).
+        tracing::debug!(
+            variable = self.env_var.as_deref().unwrap_or(""),
+            file = %self.file.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+            "reading the admin token (local source)"
+        );
         if let Some(var) = &self.env_var
             && let Ok(v) = std::env::var(var)
         {
