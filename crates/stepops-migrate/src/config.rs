@@ -6,10 +6,13 @@
 //! tables:
 //!   acl:
 //!     range_key: entity_id    # a child table moves with its parent's id range
+//! changeTracking:             # PostgreSQL: compare only what the source changed (crate::track)
+//!   slot: stepops_dev
 //! ```
 
 use crate::error::{MigrateError, Result};
 use crate::status::StatusConfig;
+use crate::track::{MARKER_TABLE, TrackingConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +35,11 @@ pub struct Config {
     /// migrated itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<StatusConfig>,
+    /// Change tracking on a PostgreSQL source through a logical replication slot
+    /// (`changeTracking: {slot: NAME}`, see [`crate::track`]): after a first converged run,
+    /// each comparison reads only the rows the source changed since the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_tracking: Option<TrackingConfig>,
 }
 
 /// Settings of one table.
@@ -49,8 +57,14 @@ impl Config {
     pub fn from_yaml(text: &str) -> Result<Config> {
         serde_norway::from_str(text).map_err(|e| {
             MigrateError::InvalidInput(format!(
-                "invalid migration config: {e}. Expected keys: include, exclude, tables.<name>.range_key, status: {{table, column, readOnly, readWrite}}"
+                "invalid migration config: {e}. Expected keys: include, exclude, tables.<name>.range_key, status: {{table, column, readOnly, readWrite}}, changeTracking: {{slot}}"
             ))
+        })
+        .and_then(|c: Config| {
+            if let Some(t) = &c.change_tracking {
+                t.validate()?;
+            }
+            Ok(c)
         })
     }
 
@@ -62,11 +76,13 @@ impl Config {
         Config::from_yaml(&text)
     }
 
-    /// Whether the table is selected by include/exclude.
+    /// Whether the table is selected by include/exclude (never the status table nor
+    /// stepops' own change-tracking table).
     pub fn selects(&self, table: &str) -> bool {
         (self.include.is_empty() || self.include.iter().any(|t| t == table))
             && !self.exclude.iter().any(|t| t == table)
             && self.status.as_ref().is_none_or(|s| s.table != table)
+            && table != MARKER_TABLE
     }
 }
 

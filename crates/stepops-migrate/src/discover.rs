@@ -40,7 +40,7 @@ pub fn resolve(
 
     let dest_only: Vec<&str> = dst
         .keys()
-        .filter(|n| !src.contains_key(*n))
+        .filter(|n| !src.contains_key(*n) && **n != crate::track::MARKER_TABLE)
         .copied()
         .collect();
     if !dest_only.is_empty() {
@@ -104,6 +104,7 @@ pub fn resolve(
                     columns,
                     types,
                     parents: Vec::new(),
+                    primary_key: table.primary_key.clone(),
                 });
             }
             Err(why) => problems.push(format!(

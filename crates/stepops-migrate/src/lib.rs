@@ -24,6 +24,7 @@ pub mod sqlite;
 mod stack;
 pub mod status;
 mod target;
+pub mod track;
 
 pub use config::{Config, TableConfig};
 pub use discover::resolve;
@@ -36,6 +37,7 @@ pub use run::{MigrateOptions, NoProgress, Progress};
 pub use stack::{Stack, quote_ident};
 pub use status::{StackStatus, StatusChange, StatusConfig, StatusMechanism, StatusSwitch};
 pub use target::{Target, redact_url};
+pub use track::{TrackingConfig, TrackingState, TrackingStatus};
 
 use postgres::PgStack;
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,13 @@ pub struct PlanOptions {
     pub chunk_rows: u64,
     /// Round number, carried into the plan.
     pub round: u32,
+    /// Write nothing at all (with change tracking: no slot is created, no marker recorded).
+    #[serde(default)]
+    pub dry_run: bool,
+    /// With change tracking: the previous comparison of this migration whose chunks have all
+    /// been copied ([`Plan::tracking`]); `None` takes the destination's marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<TrackingState>,
 }
 
 impl Default for PlanOptions {
@@ -62,6 +71,8 @@ impl Default for PlanOptions {
         PlanOptions {
             chunk_rows: DEFAULT_CHUNK_ROWS,
             round: 1,
+            dry_run: false,
+            baseline: None,
         }
     }
 }
@@ -88,6 +99,7 @@ macro_rules! with_stacks {
 pub struct Migration {
     stacks: Stacks,
     tables: Vec<TableSpec>,
+    tracking: Option<TrackingConfig>,
 }
 
 impl Migration {
@@ -128,9 +140,18 @@ impl Migration {
                 )));
             }
         };
+        if let Some(t) = &config.change_tracking {
+            t.validate()?;
+            if !matches!(stacks, Stacks::Pg(..)) {
+                return Err(MigrateError::InvalidInput(
+                    "changeTracking needs PostgreSQL stacks (it reads the source's logical replication slot); remove it from the config for SQLite".into(),
+                ));
+            }
+        }
         let mut m = Migration {
             stacks,
             tables: Vec::new(),
+            tracking: config.change_tracking.clone(),
         };
         m.tables = with_stacks!(m, |s, d| {
             let (a, b) = futures::try_join!(s.schema(), d.schema())?;
@@ -149,9 +170,14 @@ impl Migration {
         &self.tables
     }
 
-    /// Compares both sides and cuts the differences into chunks (writes nothing).
+    /// Compares both sides and cuts the differences into chunks. Writes nothing, except with
+    /// change tracking (creating the source's slot on first use; recording the marker when
+    /// nothing differs), and then never in a dry run.
     pub async fn plan(&self, options: &PlanOptions) -> Result<Plan> {
         let salt = new_salt();
+        if let (Some(tracking), Stacks::Pg(s, d)) = (&self.tracking, &self.stacks) {
+            return track::plan(s, d, &self.tables, tracking, options, &salt).await;
+        }
         let mut tables = Vec::new();
         let mut chunks = Vec::new();
         for table in &self.tables {
@@ -166,6 +192,7 @@ impl Migration {
             round: options.round,
             tables,
             chunks,
+            tracking: None,
         })
     }
 
@@ -219,12 +246,21 @@ impl Migration {
     }
 
     /// Re-plans and reports whether both sides are equal; fails `Stepops.NotConverged` when
-    /// they still differ and `round >= max_rounds`.
-    pub async fn verify(&self, round: u32, max_rounds: u32) -> Result<VerifyReport> {
+    /// they still differ and `round >= max_rounds`. With change tracking, `baseline` is the
+    /// round's plan ([`Plan::tracking`], its chunks copied): only what the source changed
+    /// since is compared, and equality records the marker.
+    pub async fn verify(
+        &self,
+        round: u32,
+        max_rounds: u32,
+        baseline: Option<&TrackingState>,
+    ) -> Result<VerifyReport> {
         let plan = self
             .plan(&PlanOptions {
                 chunk_rows: DEFAULT_CHUNK_ROWS,
                 round,
+                dry_run: false,
+                baseline: baseline.cloned(),
             })
             .await?;
         let differing = plan.differing_tables();
@@ -284,11 +320,35 @@ pub async fn verify(
     config: &Config,
     round: u32,
     max_rounds: u32,
+    baseline: Option<&TrackingState>,
 ) -> Result<VerifyReport> {
     Migration::open(source, dest, config)
         .await?
-        .verify(round, max_rounds)
+        .verify(round, max_rounds, baseline)
         .await
+}
+
+/// The change-tracking slot and marker of `config.changeTracking` (reads only).
+pub async fn tracking_status(source: &str, dest: &str, config: &Config) -> Result<TrackingStatus> {
+    let m = Migration::open(source, dest, config).await?;
+    match (&m.tracking, &m.stacks) {
+        (Some(t), Stacks::Pg(s, d)) => track::status(s, d, t).await,
+        _ => Err(MigrateError::InvalidInput(
+            "the config has no changeTracking: {slot: NAME}".into(),
+        )),
+    }
+}
+
+/// Stops change tracking: drops the source's slot (it no longer keeps WAL) and deletes the
+/// destination's marker (the next run compares every row). Returns whether each existed.
+pub async fn stop_tracking(source: &str, dest: &str, config: &Config) -> Result<(bool, bool)> {
+    let m = Migration::open(source, dest, config).await?;
+    match (&m.tracking, &m.stacks) {
+        (Some(t), Stacks::Pg(s, d)) => track::stop(s, d, t).await,
+        _ => Err(MigrateError::InvalidInput(
+            "the config has no changeTracking: {slot: NAME}".into(),
+        )),
+    }
 }
 
 /// The whole loop in one process: plan → copy (`jobs` chunks at a time) → re-plan, until equal
@@ -325,7 +385,7 @@ mod tests {
         };
         assert_send(&plan("sqlite:a", "sqlite:b", &c, &PlanOptions::default()));
         assert_send(&copy_chunk("sqlite:a", "sqlite:b", &c, &chunk));
-        assert_send(&verify("sqlite:a", "sqlite:b", &c, 1, 2));
+        assert_send(&verify("sqlite:a", "sqlite:b", &c, 1, 2, None));
         assert_send(&migrate(
             "sqlite:a",
             "sqlite:b",

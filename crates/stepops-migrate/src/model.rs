@@ -51,6 +51,9 @@ pub struct TableSpec {
     pub types: Vec<String>,
     /// Tables this one references (selected ones only, itself excluded).
     pub parents: Vec<String>,
+    /// Primary key columns, in key order (empty: none).
+    #[serde(default)]
+    pub primary_key: Vec<String>,
 }
 
 /// `min`, `max` and `count` of a range key on one side.
@@ -128,6 +131,11 @@ pub struct TablePlan {
     pub chunks: usize,
     /// Rows those chunks are expected to move.
     pub estimated_rows: u64,
+    /// With change tracking: the range-key values the source changed since the baseline, which
+    /// were all that was compared (`None`: the whole table was compared, and `source`/`dest`
+    /// hold its statistics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_keys: Option<u64>,
 }
 
 /// The plan of one round: chunks in dependency order (parents first).
@@ -140,6 +148,11 @@ pub struct Plan {
     pub tables: Vec<TablePlan>,
     /// Chunks to copy.
     pub chunks: Vec<Chunk>,
+    /// With change tracking (`changeTracking` in the config): where this comparison stands in
+    /// the source's change stream. The next comparison of the same migration takes it as its
+    /// `baseline` once this plan's chunks are copied (see [`crate::track`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<crate::track::TrackingState>,
 }
 
 impl Plan {
@@ -167,6 +180,7 @@ impl Plan {
     pub fn output(&self) -> PlanOutput {
         PlanOutput {
             round: self.round,
+            tracking: self.tracking.clone(),
             chunks: self.chunks.len(),
             estimated_rows: self.estimated_rows(),
             in_sync: self.in_sync(),
@@ -212,6 +226,10 @@ impl Plan {
 pub struct PlanOutput {
     /// Round number.
     pub round: u32,
+    /// With change tracking: the baseline for the step that follows this plan's copies
+    /// ([`Plan::tracking`]); `null` without.
+    #[serde(default)]
+    pub tracking: Option<crate::track::TrackingState>,
     /// Number of chunks.
     pub chunks: usize,
     /// Rows the chunks are expected to move.

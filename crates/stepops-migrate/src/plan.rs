@@ -101,6 +101,68 @@ pub async fn plan_table<S: Stack>(
         dest: d,
         chunks: chunks.len(),
         estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
+        changed_keys: None,
+    };
+    Ok((plan, chunks))
+}
+
+/// Plans one table from the key ranges that may differ (change tracking: the runs of range
+/// keys the source changed), without looking at the rest of the table: each range is
+/// checksummed on both sides as one bin, differing ones are refined as in [`plan_table`] and
+/// packed into chunks. `ranges` are disjoint and ascending; `changed_keys` is reported in the
+/// [`TablePlan`] (whose `source`/`dest` statistics stay empty).
+pub async fn plan_ranges<S: Stack>(
+    source: &S,
+    dest: &S,
+    table: &TableSpec,
+    salt: &str,
+    ranges: &[(i64, i64)],
+    changed_keys: u64,
+    target: u64,
+) -> Result<(TablePlan, Vec<Chunk>)> {
+    let target = target.max(1);
+    let mut out = Vec::new();
+    let mut todo = Vec::new();
+    for batch in ranges.chunks(REFINE_BATCH) {
+        let specs: Vec<(i64, i64, i64)> = batch
+            .iter()
+            .map(|&(lo, hi)| {
+                let span = (hi as i128 - lo as i128 + 1).clamp(1, i64::MAX as i128) as i64;
+                (lo, hi, span)
+            })
+            .collect();
+        let (a, b) = futures::try_join!(
+            source.bins_multi(table, salt, &specs),
+            dest.bins_multi(table, salt, &specs)
+        )?;
+        let diffs = differing(
+            a.iter().map(|(i, b)| (*i, b)),
+            b.iter().map(|(i, b)| (*i, b)),
+        );
+        for ((i, _), x, y) in diffs {
+            let (lo, hi, _) = specs[i];
+            let seg = Segment {
+                min: lo,
+                max: hi,
+                rows: rows_of(x, y),
+            };
+            if seg.rows <= LEAF_ROWS || lo == hi {
+                out.push(seg);
+            } else {
+                todo.push(seg);
+            }
+        }
+    }
+    refine(source, dest, table, salt, todo, target, &mut out).await?;
+    let chunks = coalesce(&table.name, &mut out, target);
+    let plan = TablePlan {
+        table: table.name.clone(),
+        range_key: table.range_key.clone(),
+        source: KeyStats::default(),
+        dest: KeyStats::default(),
+        chunks: chunks.len(),
+        estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
+        changed_keys: Some(changed_keys),
     };
     Ok((plan, chunks))
 }

@@ -43,7 +43,7 @@ impl std::fmt::Debug for PgStack {
 
 /// A pooled session: returned to the pool by [`PgStack::give`] after success, dropped (and so
 /// closed, rolling back anything open) otherwise.
-struct Session(Client);
+pub(crate) struct Session(pub(crate) Client);
 
 impl PgStack {
     /// A stack on `url`; `read_only` sessions refuse writes (`default_transaction_read_only`),
@@ -81,7 +81,7 @@ impl PgStack {
         self.record_hash.store(on, Ordering::Relaxed);
     }
 
-    async fn take(&self) -> Result<Session> {
+    pub(crate) async fn take(&self) -> Result<Session> {
         loop {
             let c = self.idle.lock().expect("pool lock").pop();
             match c {
@@ -120,7 +120,7 @@ impl PgStack {
         Ok(Session(client))
     }
 
-    fn give(&self, s: Session) {
+    pub(crate) fn give(&self, s: Session) {
         let mut idle = self.idle.lock().expect("pool lock");
         if idle.len() < 16 {
             idle.push(s.0);
@@ -137,7 +137,7 @@ impl PgStack {
         }
     }
 
-    fn err(&self, e: tokio_postgres::Error) -> MigrateError {
+    pub(crate) fn err(&self, e: tokio_postgres::Error) -> MigrateError {
         let target = self.describe();
         let reason = error_text(&e);
         let Some(code) = e.code() else {
@@ -323,11 +323,11 @@ fn hashes_exactly(sql_type: &str) -> bool {
     )
 }
 
-fn t(table: &TableSpec) -> String {
+pub(crate) fn t(table: &TableSpec) -> String {
     quote_ident(&table.name)
 }
 
-fn k(table: &TableSpec) -> String {
+pub(crate) fn k(table: &TableSpec) -> String {
     quote_ident(&table.range_key)
 }
 

@@ -69,11 +69,16 @@ impl Migration {
         };
         let max_rounds = options.max_rounds.max(1);
         let mut round = 1;
+        let mut baseline = None;
         loop {
+            // With change tracking, each plan after the first compares only what the source
+            // changed since the previous one (whose chunks are copied by now).
             let plan = self
                 .plan(&PlanOptions {
                     chunk_rows: options.chunk_rows,
                     round,
+                    dry_run: options.dry_run,
+                    baseline: baseline.take(),
                 })
                 .await?;
             progress.planned(&plan);
@@ -116,6 +121,7 @@ impl Migration {
                 summary.rows_copied += report.rows_inserted;
                 summary.rows_deleted += report.rows_deleted;
             }
+            baseline = plan.tracking.clone();
             round += 1;
         }
         if !options.dry_run {

@@ -510,6 +510,7 @@ async fn pg_copy_1m_rows_vs_pg_dump() {
         .plan(&stepops_migrate::PlanOptions {
             chunk_rows: 50_000,
             round: 1,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -526,7 +527,7 @@ async fn pg_copy_1m_rows_vs_pg_dump() {
     }
     let copy_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    assert!(m.verify(1, 1).await.unwrap().converged);
+    assert!(m.verify(1, 1, None).await.unwrap().converged);
     let verify_s = t.elapsed().as_secs_f64();
     println!(
         "BENCH phases of a full copy: plan={plan_s:.2}s copy={copy_s:.2}s ({} chunks) verify={verify_s:.2}s",

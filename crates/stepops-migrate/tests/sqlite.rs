@@ -126,6 +126,7 @@ async fn sqlite_steps_run_on_their_own_from_a_manifest() {
         &PlanOptions {
             chunk_rows: 40,
             round: 1,
+            ..Default::default()
         },
     )
     .await
@@ -150,7 +151,7 @@ async fn sqlite_steps_run_on_their_own_from_a_manifest() {
         assert!(c.estimated_rows <= 40, "{c:?}");
     }
     assert!(chunks.iter().filter(|c| c.table == "users").count() >= 150 / 40);
-    let not_yet = verify(&s, &d, &cfg, 1, 3).await.unwrap();
+    let not_yet = verify(&s, &d, &cfg, 1, 3, None).await.unwrap();
     assert!(!not_yet.converged);
     // Copy twice each (idempotence), via JSON, each on a fresh connection.
     for line in manifest.lines() {
@@ -160,7 +161,7 @@ async fn sqlite_steps_run_on_their_own_from_a_manifest() {
         assert_eq!(a.rows_inserted, b.rows_inserted);
         assert_eq!(b.rows_deleted, b.rows_inserted);
     }
-    let done = verify(&s, &d, &cfg, 1, 3).await.unwrap();
+    let done = verify(&s, &d, &cfg, 1, 3, None).await.unwrap();
     assert!(done.converged, "{done:?}");
     assert_same(&sqlite_dump(&src), &sqlite_dump(&dst));
 }
@@ -170,7 +171,7 @@ async fn sqlite_not_converged_names_the_tables() {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = pair(dir.path(), 500, 3, true);
     exec(&dst, "DELETE FROM events");
-    let err = verify(&url(&src), &url(&dst), &Config::default(), 2, 2)
+    let err = verify(&url(&src), &url(&dst), &Config::default(), 2, 2, None)
         .await
         .unwrap_err();
     assert_eq!(err.error_name(), ErrorName::NotConverged);
@@ -444,6 +445,7 @@ async fn crash_child() {
         .plan(&PlanOptions {
             chunk_rows: 1_000_000,
             round: 1,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -510,7 +512,7 @@ async fn sqlite_refinement_never_splits_a_range_key_value() {
             assert!(a.rows_inserted >= 600 && a.rows_inserted < 1_000, "{a:?}");
         }
     }
-    assert!(verify(&s, &d, &cfg, 1, 3).await.unwrap().converged);
+    assert!(verify(&s, &d, &cfg, 1, 3, None).await.unwrap().converged);
     let dump = |p: &Path| {
         let c = rusqlite::Connection::open(p).unwrap();
         c.prepare("SELECT parent_id, n, v FROM child ORDER BY 1, 2")

@@ -10,10 +10,10 @@
 //! table, or PostgreSQL's database default); it reads the status back before answering.
 
 use serde_json::Value;
-use stepops_migrate::{Chunk, Config, PlanOptions, StatusMechanism};
+use stepops_migrate::{Chunk, Config, PlanOptions, StatusMechanism, TrackingState};
 
 use crate::migration::{
-    ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, StatusOutcome, TableSummary,
+    ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, PlanRequest, StatusOutcome, TableSummary,
 };
 use crate::secrets::Secret;
 use crate::step::StepError;
@@ -27,9 +27,21 @@ fn config(value: &Value) -> Result<Config, StepError> {
         StepError::invalid_input(format!(
             "argument `config`: {e}; expected {{include?: [table], exclude?: [table], \
              tables?: {{NAME: {{rangeKey: COLUMN}}}}, status?: {{table, column, readOnly, \
-             readWrite}}}}"
+             readWrite}}, changeTracking?: {{slot, fullCheck?}}}}"
         ))
     })
+}
+
+fn baseline(value: Option<&Value>) -> Result<Option<TrackingState>, StepError> {
+    value
+        .map(|v| {
+            serde_json::from_value(v.clone()).map_err(|e| {
+                StepError::invalid_input(format!(
+                    "argument `baseline`: {e}; expected the previous plan's `tracking` output"
+                ))
+            })
+        })
+        .transpose()
 }
 
 impl MigrationEngine for LibraryEngine {
@@ -38,18 +50,26 @@ impl MigrationEngine for LibraryEngine {
         source: &Secret,
         dest: &Secret,
         config_value: &Value,
-        chunk_rows: u64,
-        round: u32,
+        request: &PlanRequest,
     ) -> Result<PlanOutcome, StepError> {
         let config = config(config_value)?;
         let plan = stepops_migrate::plan(
             source.expose(),
             dest.expose(),
             &config,
-            &PlanOptions { chunk_rows, round },
+            &PlanOptions {
+                chunk_rows: request.chunk_rows,
+                round: request.round,
+                dry_run: request.dry_run,
+                baseline: baseline(request.baseline.as_ref())?,
+            },
         )
         .await?;
         Ok(PlanOutcome {
+            tracking: plan
+                .tracking
+                .as_ref()
+                .map(|t| serde_json::to_value(t).expect("a tracking state serialises")),
             tables: plan
                 .tables
                 .iter()
@@ -102,12 +122,20 @@ impl MigrationEngine for LibraryEngine {
         dest: &Secret,
         config_value: &Value,
         round: u32,
+        baseline_value: Option<&Value>,
     ) -> Result<Vec<String>, StepError> {
         let config = config(config_value)?;
+        let baseline = baseline(baseline_value)?;
         // The round limit is the handler's business: never fail here.
-        let report =
-            stepops_migrate::verify(source.expose(), dest.expose(), &config, round, u32::MAX)
-                .await?;
+        let report = stepops_migrate::verify(
+            source.expose(),
+            dest.expose(),
+            &config,
+            round,
+            u32::MAX,
+            baseline.as_ref(),
+        )
+        .await?;
         Ok(report.differing_tables)
     }
 

@@ -57,6 +57,22 @@ pub struct PlanOutcome {
     pub tables: Vec<TableSummary>,
     /// Chunks to copy, parents first.
     pub chunks: Vec<ChunkSpec>,
+    /// With change tracking: the baseline for the step after this plan's copies
+    /// (`stepops_migrate::TrackingState` as JSON), passed back as `baseline`.
+    pub tracking: Option<Value>,
+}
+
+/// The `plan` step's options besides the targets and the config.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanRequest {
+    /// Target rows per chunk.
+    pub chunk_rows: u64,
+    /// Round number.
+    pub round: u32,
+    /// Write nothing (with change tracking: no slot created, no marker recorded).
+    pub dry_run: bool,
+    /// With change tracking: the previous plan's `tracking` (its chunks copied).
+    pub baseline: Option<Value>,
 }
 
 /// What copying one chunk did.
@@ -90,8 +106,7 @@ pub trait MigrationEngine: Send + Sync + 'static {
         source: &Secret,
         dest: &Secret,
         config: &Value,
-        chunk_rows: u64,
-        round: u32,
+        request: &PlanRequest,
     ) -> impl Future<Output = Result<PlanOutcome, StepError>> + Send;
 
     /// Makes the destination's rows of the chunk equal to the source's, in one transaction.
@@ -103,13 +118,15 @@ pub trait MigrationEngine: Send + Sync + 'static {
         chunk: &ChunkSpec,
     ) -> impl Future<Output = Result<CopyOutcome, StepError>> + Send;
 
-    /// The tables that still differ (empty: converged).
+    /// The tables that still differ (empty: converged). `baseline`: with change tracking, the
+    /// round's plan's `tracking`.
     fn verify(
         &self,
         source: &Secret,
         dest: &Secret,
         config: &Value,
         round: u32,
+        baseline: Option<&Value>,
     ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
 
     /// Puts a stack read-only (or back read-write), through the status table of `config`
@@ -162,13 +179,16 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             .ok_or_else(|| {
                 StepError::invalid_input("argument `manifest.prefix` must be a string")
             })?;
+        let request = PlanRequest {
+            chunk_rows,
+            round,
+            dry_run: bool_arg(&args, "dryRun")?,
+            baseline: baseline_arg(&args)?,
+        };
         let source = self.target(&args, "source").await?;
         let dest = self.target(&args, "dest").await?;
 
-        let plan = self
-            .engine
-            .plan(&source, &dest, &config, chunk_rows, round)
-            .await?;
+        let plan = self.engine.plan(&source, &dest, &config, &request).await?;
         let mut body = String::new();
         for chunk in &plan.chunks {
             body.push_str(&serde_json::to_string(chunk).expect("a chunk serialises"));
@@ -191,6 +211,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             "inSync": plan.chunks.is_empty(),
             "tables": plan.tables,
             "manifest": {"bucket": bucket, "key": key},
+            "tracking": plan.tracking,
         }))
     }
 
@@ -243,7 +264,11 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let dest = self.target(&args, "dest").await?;
         let results = results_arg(&args)?;
         let previous = totals_arg(&args)?;
-        let differing = self.engine.verify(&source, &dest, &config, round).await?;
+        let baseline = baseline_arg(&args)?;
+        let differing = self
+            .engine
+            .verify(&source, &dest, &config, round, baseline.as_ref())
+            .await?;
         let converged = differing.is_empty();
         info!(round, max_rounds, converged, differing = ?differing, "verified");
         if !converged && round >= max_rounds {
@@ -388,6 +413,28 @@ fn totals_arg(args: &Value) -> Result<RoundTotals, StepError> {
     })
 }
 
+/// An optional boolean argument (absent or `null`: false).
+fn bool_arg(args: &Value, name: &str) -> Result<bool, StepError> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(StepError::invalid_input(format!(
+            "argument `{name}` must be true or false, got {other}"
+        ))),
+    }
+}
+
+/// `baseline`: the previous plan's `tracking` (an object), or absent / `null`.
+fn baseline_arg(args: &Value) -> Result<Option<Value>, StepError> {
+    match args.get("baseline") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
+        Some(other) => Err(StepError::invalid_input(format!(
+            "argument `baseline` must be the previous plan's `tracking` object or null, got {other}"
+        ))),
+    }
+}
+
 fn config_arg(args: &Value) -> Result<Value, StepError> {
     match args.get("config") {
         None | Some(Value::Null) => Ok(json!({})),
@@ -450,13 +497,16 @@ mod tests {
             source: &Secret,
             dest: &Secret,
             _config: &Value,
-            chunk_rows: u64,
-            round: u32,
+            r: &PlanRequest,
         ) -> Result<PlanOutcome, StepError> {
             self.calls.lock().unwrap().push(format!(
-                "plan {} {} {chunk_rows} {round}",
+                "plan {} {} {} {} dry={} baseline={}",
                 source.expose(),
-                dest.expose()
+                dest.expose(),
+                r.chunk_rows,
+                r.round,
+                r.dry_run,
+                r.baseline.as_ref().map_or("none".into(), |b| b.to_string())
             ));
             Ok(PlanOutcome {
                 tables: vec![TableSummary {
@@ -480,6 +530,10 @@ mod tests {
                         ranges: Vec::new(),
                     },
                 ],
+                tracking: r
+                    .baseline
+                    .as_ref()
+                    .map(|_| json!({"slot": "s", "next": true})),
             })
         }
         async fn copy_chunk(
@@ -500,6 +554,7 @@ mod tests {
             _d: &Secret,
             _c: &Value,
             _round: u32,
+            _baseline: Option<&Value>,
         ) -> Result<Vec<String>, StepError> {
             Ok(self.differing.clone())
         }
@@ -550,7 +605,8 @@ mod tests {
             out,
             json!({"round": 2, "chunks": 2, "estimatedRows": 15, "inSync": false,
                    "tables": [{"table": "users", "chunks": 2, "estimatedRows": 15}],
-                   "manifest": {"bucket": "stepops", "key": "runs/exec-1/round-2.jsonl"}})
+                   "manifest": {"bucket": "stepops", "key": "runs/exec-1/round-2.jsonl"},
+                   "tracking": null})
         );
         let text =
             std::fs::read_to_string(dir.path().join("stepops/runs/exec-1/round-2.jsonl")).unwrap();
@@ -565,8 +621,33 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(
             h.engine.calls.lock().unwrap()[0],
-            "plan sqlite:/tmp/s.db sqlite:/tmp/d.db 10 2"
+            "plan sqlite:/tmp/s.db sqlite:/tmp/d.db 10 2 dry=false baseline=none"
         );
+    }
+
+    #[tokio::test]
+    async fn plan_passes_dry_run_and_the_baseline_and_answers_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = handler(FakeEngine::default(), dir.path());
+        let mut args = base();
+        args["chunkRows"] = json!(10);
+        args["round"] = json!(3);
+        args["manifest"] = json!({"bucket": "stepops", "prefix": "p"});
+        args["dryRun"] = json!(true);
+        args["baseline"] = json!({"slot": "s"});
+        let out = h.run("plan", args.clone()).await.unwrap();
+        assert_eq!(out["tracking"], json!({"slot": "s", "next": true}));
+        assert_eq!(
+            h.engine.calls.lock().unwrap()[0],
+            "plan sqlite:/tmp/s.db sqlite:/tmp/d.db 10 3 dry=true baseline={\"slot\":\"s\"}"
+        );
+        for (key, bad) in [("baseline", json!("x")), ("dryRun", json!("yes"))] {
+            let mut a = args.clone();
+            a[key] = bad;
+            let e = h.run("plan", a).await.unwrap_err();
+            assert_eq!(e.name, ErrorName::InvalidInput, "{key}");
+            assert!(e.cause.contains(key), "{}", e.cause);
+        }
     }
 
     #[tokio::test]
