@@ -209,7 +209,10 @@ async fn a_worker_killed_mid_copy_loses_nothing() {
     // The execution counts each chunk once (its succeeded Map child); the workers' own count
     // may be higher: a worker killed after its copy committed but before it answered has
     // counted a copy that the retry repeats (harmless: copies are idempotent).
-    assert_eq!(summary.chunks_copied, end.chunks_planned, "{summary:?} {end:?}");
+    assert_eq!(
+        summary.chunks_copied, end.chunks_planned,
+        "{summary:?} {end:?}"
+    );
     assert!(end.chunks_copied >= end.chunks_planned, "{end:?}");
     assert!(end.copies_started > summary.chunks_copied, "{end:?}");
     assert_equal(&source, &dest).await;
@@ -222,5 +225,78 @@ async fn a_worker_killed_mid_copy_loses_nothing() {
     let second = pipeline.wait(&arn).await.unwrap();
     assert_succeeded(&second);
     assert_eq!(second.chunks, 0, "{second:?}");
+    pipeline.shutdown().await;
+}
+
+/// Change tracking through the real state machine: the plan's `tracking` reaches `verify` and
+/// the next round as `baseline`, the first run records the destination's marker, a run after
+/// a few source changes compares and copies only those, and a run after it copies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_with_change_tracking_copies_only_what_the_source_changed() {
+    let pg = stepops_testkit::PgServer::start_with(stepops_testkit::PgOptions {
+        settings: vec![("wal_level".into(), "logical".into())],
+        ..Default::default()
+    })
+    .expect("PostgreSQL server binaries are needed (initdb, postgres): install postgresql (scripts/install-deps.sh)");
+    let source = pg.create_database("src").unwrap();
+    let dest = pg.create_database("dst").unwrap();
+    sample(&source, 6_000).await;
+    stepops_sample::create_schema(&dest).await.unwrap();
+    let tracked = |chunk_rows: u64| {
+        let mut i = input(&source, &dest, chunk_rows);
+        i["config"] = json!({"changeTracking": {"slot": "stepops_e2e"}});
+        i
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = LocalPipeline::start(options(dir.path())).await.unwrap();
+
+    let arn = pipeline.start_migration(&tracked(500)).unwrap();
+    let first = pipeline.wait(&arn).await.unwrap();
+    assert_succeeded(&first);
+    assert_eq!(first.rows_copied, 6_000, "{first:?}");
+    assert_equal(&source, &dest).await;
+    let marker = pg
+        .psql("dst", "SELECT state->>'slot' FROM stepops_sync_state")
+        .unwrap();
+    assert_eq!(marker.trim(), "stepops_e2e");
+
+    let changed = stepops_sample::mutate(
+        &source,
+        5,
+        Fractions {
+            update: 0.003,
+            delete: 0.002,
+            insert: 0.003,
+        },
+    )
+    .await
+    .unwrap();
+    let (u, d, i) = changed.totals();
+    pipeline.reset_progress();
+    let arn = pipeline.start_migration(&tracked(500)).unwrap();
+    let second = pipeline.wait(&arn).await.unwrap();
+    assert_succeeded(&second);
+    assert_equal(&source, &dest).await;
+    assert!(
+        second.rows_copied + second.rows_deleted <= 8 * (u + d + i),
+        "{second:?} for {u} updated, {d} deleted, {i} inserted"
+    );
+    // The Verify task got the Plan's tracking state as its baseline.
+    let history = pipeline.engine().history(&arn).unwrap();
+    let verify_input = history
+        .iter()
+        .find(|e| e.event_type == "TaskStateEntered" && e.details["name"] == "Verify")
+        .map(|e| serde_json::from_str::<Value>(e.details["input"].as_str().unwrap()).unwrap())
+        .expect("a Verify state");
+    assert_eq!(
+        verify_input["plan"]["tracking"]["slot"], "stepops_e2e",
+        "{verify_input}"
+    );
+
+    pipeline.reset_progress();
+    let arn = pipeline.start_migration(&tracked(500)).unwrap();
+    let third = pipeline.wait(&arn).await.unwrap();
+    assert_succeeded(&third);
+    assert_eq!(third.chunks, 0, "{third:?}");
     pipeline.shutdown().await;
 }

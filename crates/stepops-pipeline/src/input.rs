@@ -253,6 +253,10 @@ pub struct NormalisedInput {
     pub dry_run: bool,
     /// The round the state machine starts with: always 1.
     pub round: u64,
+    /// The change-tracking baseline of the round's plan: always `null` at the start (the
+    /// plan then takes the destination's marker); the state machine sets it to the previous
+    /// plan's `tracking` for the next round.
+    pub baseline: Option<Value>,
 }
 
 const FIELDS: [&str; 9] = [
@@ -266,7 +270,7 @@ const FIELDS: [&str; 9] = [
     "readOnlyDuringCopy",
     "dryRun",
 ];
-const CONFIG_FIELDS: [&str; 4] = ["exclude", "include", "status", "tables"];
+const CONFIG_FIELDS: [&str; 5] = ["changeTracking", "exclude", "include", "status", "tables"];
 const TABLE_FIELDS: [&str; 2] = ["rangeKey", "range_key"];
 
 /// Validates an execution input against the stack it runs on.
@@ -396,6 +400,7 @@ pub fn validate_input(
         read_only_during_copy,
         dry_run,
         round: 1,
+        baseline: None,
     })
 }
 
@@ -550,6 +555,10 @@ fn config(value: Option<&Value>, problems: &mut Vec<String>) -> Map<String, Valu
             status_settings(v, map.get("include"), problems);
             continue;
         }
+        if key == "changeTracking" {
+            tracking_settings(v, problems);
+            continue;
+        }
         let ok = v.as_array().is_some_and(|a| {
             a.iter()
                 .all(|t| t.as_str().is_some_and(|s| !s.trim().is_empty()))
@@ -561,6 +570,45 @@ fn config(value: Option<&Value>, problems: &mut Vec<String>) -> Map<String, Valu
         }
     }
     map.clone()
+}
+
+/// `config.changeTracking`: `{"slot": NAME, "fullCheck": false}` (what
+/// `stepops_migrate::TrackingConfig` accepts; this crate stays free of the database drivers, and
+/// a test checks both agree on slot names).
+fn tracking_settings(value: &Value, problems: &mut Vec<String>) {
+    const SHAPE: &str = r#"{"slot": "stepops_dev", "fullCheck": false}"#;
+    let Some(t) = value.as_object() else {
+        problems.push(format!("`config.changeTracking` must be an object {SHAPE}"));
+        return;
+    };
+    for key in t.keys() {
+        if key != "slot" && key != "fullCheck" {
+            problems.push(format!(
+                "unknown field `config.changeTracking.{key}` (known: slot, fullCheck)"
+            ));
+        }
+    }
+    match t.get("slot").and_then(Value::as_str) {
+        Some(slot) if valid_slot_name(slot) => {}
+        Some(slot) => problems.push(format!(
+            "`config.changeTracking.slot` {slot:?} is not a valid replication slot name: use 1 to 63 lower-case letters, digits and underscores"
+        )),
+        None => problems.push(format!(
+            "`config.changeTracking.slot` must be a string: {SHAPE}"
+        )),
+    }
+    if t.get("fullCheck").is_some_and(|f| !f.is_boolean()) {
+        problems.push("`config.changeTracking.fullCheck` must be true or false".into());
+    }
+}
+
+/// A PostgreSQL replication slot name as stepops creates them.
+pub fn valid_slot_name(slot: &str) -> bool {
+    !slot.is_empty()
+        && slot.len() <= 63
+        && slot
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// `config.status`: `{"table": "stack_status", "column": "status", "readOnly": "READ_ONLY",

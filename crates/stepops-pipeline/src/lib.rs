@@ -20,7 +20,7 @@ mod redact;
 pub use error::PipelineError;
 pub use input::{
     AllowedTarget, Environment, Limits, NormalisedInput, StackEnvironment, Target, TargetKind,
-    validate_input,
+    valid_slot_name, validate_input,
 };
 pub use notify::{
     ChatWebhook, MemoryPublisher, Message, NotifyOutput, NotifyRequest, Publisher, RunStatus,

@@ -147,6 +147,16 @@ impl World {
                 let bucket = args["manifest"]["bucket"].as_str().unwrap();
                 let prefix = args["manifest"]["prefix"].as_str().unwrap();
                 let key = format!("{prefix}/manifest.jsonl");
+                // The change-tracking baseline chain: round 1 starts from none (the marker),
+                // every later round from the previous round's plan.
+                let round = args["round"].as_u64().unwrap();
+                let want = if round == 1 {
+                    Value::Null
+                } else {
+                    json!({"plannedRound": round - 1})
+                };
+                assert_eq!(args["baseline"], want, "plan round {round}");
+                assert!(args["dryRun"].is_boolean(), "plan gets dryRun: {args}");
                 let diff = self.differing();
                 let mut lines = String::new();
                 let mut tables: BTreeMap<String, (u64, u64)> = BTreeMap::new();
@@ -169,7 +179,8 @@ impl World {
                     "estimatedRows": diff.iter().map(|d| d.2).sum::<u64>(),
                     "inSync": diff.is_empty(),
                     "tables": tables.iter().map(|(t, (c, r))| json!({"table": t, "chunks": c, "estimatedRows": r})).collect::<Vec<_>>(),
-                    "manifest": {"bucket": bucket, "key": key}
+                    "manifest": {"bucket": bucket, "key": key},
+                    "tracking": {"plannedRound": round}
                 }))
             }
             "copy" => {
@@ -200,6 +211,11 @@ impl World {
                 )
             }
             "verify" => {
+                assert_eq!(
+                    args["baseline"],
+                    json!({"plannedRound": args["round"]}),
+                    "verify gets its round's plan as the baseline"
+                );
                 if let Some((t, k, v)) = self.change_source_at_first_verify.lock().unwrap().take() {
                     self.source
                         .lock()
@@ -536,6 +552,8 @@ async fn a_dry_run_plans_and_copies_nothing() {
     .await;
     assert!(matches!(r, ExecutionResult::Succeeded { .. }), "{r:?}");
     assert_eq!(world.steps(), vec!["Plan:plan"]);
+    let plan_args = world.activity_calls.lock().unwrap()[0].1.clone();
+    assert_eq!(plan_args["args"]["dryRun"], json!(true), "{plan_args}");
     assert_eq!(*world.dest.lock().unwrap(), d);
     let s = world.notifications.lock().unwrap()[0]
         .summary

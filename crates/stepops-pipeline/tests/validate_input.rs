@@ -38,7 +38,8 @@ fn the_documented_example_is_normalised_with_its_values() {
             "maxRounds": 5,
             "readOnlyDuringCopy": false,
             "dryRun": false,
-            "round": 1
+            "round": 1,
+            "baseline": null
         })
     );
 }
@@ -121,6 +122,46 @@ fn every_case_of_the_bad_input_corpus_is_refused_with_its_name() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn change_tracking_passes_through_and_the_first_round_has_no_baseline() {
+    let input = json!({
+        "environment": "dev",
+        "source": {"secret": "stepops/dev/source-db"},
+        "dest": {"secret": "stepops/dev/dest-db"},
+        "config": {"changeTracking": {"slot": "stepops_dev", "fullCheck": true}}
+    });
+    let out = serde_json::to_value(validate_input(&input, &dev_stack()).unwrap()).unwrap();
+    assert_eq!(
+        out["config"]["changeTracking"],
+        json!({"slot": "stepops_dev", "fullCheck": true})
+    );
+    assert_eq!(out["baseline"], Value::Null);
+    assert!(out.as_object().unwrap().contains_key("baseline"));
+}
+
+#[test]
+fn slot_names_are_judged_as_the_migration_engine_judges_them() {
+    for name in [
+        "stepops_dev",
+        "a",
+        "x1_2",
+        "",
+        "Upper",
+        "with-dash",
+        "sp ace",
+        &"x".repeat(63),
+        &"x".repeat(64),
+    ] {
+        let engine = stepops_migrate::TrackingConfig {
+            slot: name.to_owned(),
+            full_check: false,
+        }
+        .validate()
+        .is_ok();
+        assert_eq!(stepops_pipeline::valid_slot_name(name), engine, "{name:?}");
+    }
 }
 
 #[test]
