@@ -118,6 +118,18 @@ pub(crate) struct Tree {
 pub(crate) struct Inner {
     pub tree: Tree,
     pub pending: Vec<HistoryEvent>,
+    /// The tree changed without a history event (a Distributed Map child's quiet progress).
+    pub changed: bool,
+    /// Batches the recorder has taken so far (see [`Persisted`]).
+    pub taken: u64,
+}
+
+/// How far the recorder got: batches written to the store, or the store's failure (after
+/// which nothing more is written and the execution is stopped).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Persisted {
+    pub batches: u64,
+    pub failed: Option<String>,
 }
 
 impl Inner {
@@ -132,6 +144,7 @@ impl Inner {
             (n.quiet, n.last_event)
         };
         if quiet {
+            self.changed = true;
             let n = self.node(node);
             n.local_events += 1;
             return n.local_events;
@@ -175,6 +188,10 @@ pub(crate) struct Exec {
     pub options: RunOptions,
     pub inner: Mutex<Inner>,
     pub dirty: Notify,
+    /// What the recorder has persisted ([`Exec::flush`] waits on it).
+    pub persisted: tokio::sync::watch::Sender<Persisted>,
+    /// Cancelled by the recorder when the store fails: stops every frame.
+    pub abort: CancellationToken,
     pub ctx_execution: Value,
     /// `ctx_execution` without `Input` (for states that cannot read it).
     pub ctx_execution_lite: Value,
@@ -205,6 +222,25 @@ impl Exec {
         let id = self.lock().emit(node, event_type, key, details);
         self.dirty.notify_one();
         id
+    }
+
+    /// Waits until everything emitted so far is in the store. Task states call it before
+    /// dispatching, so that no task runs whose scheduling is not persisted. `Err` carries the
+    /// store's failure (the recorder is stopping the execution).
+    pub async fn flush(&self) -> Result<(), String> {
+        let target = {
+            let g = self.lock();
+            g.taken + u64::from(!g.pending.is_empty() || g.changed)
+        };
+        self.dirty.notify_one();
+        let mut rx = self.persisted.subscribe();
+        match rx
+            .wait_for(|p| p.failed.is_some() || p.batches >= target)
+            .await
+        {
+            Ok(p) => p.failed.clone().map_or(Ok(()), Err),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Scales a duration in seconds by `time_scale`.
@@ -1001,8 +1037,12 @@ pub(crate) async fn run(
         inner: Mutex::new(Inner {
             tree,
             pending: Vec::new(),
+            changed: false,
+            taken: 0,
         }),
         dirty: Notify::new(),
+        persisted: tokio::sync::watch::Sender::new(Persisted::default()),
+        abort: stop.child_token(),
     });
     {
         let mut g = exec.lock();
@@ -1033,7 +1073,15 @@ pub(crate) async fn run(
         let exec = exec.clone();
         let done = done.clone();
         async move {
-            let r = drive(&exec, machine, definition.timeout_seconds, exec_input, stop).await;
+            let abort = exec.abort.clone();
+            let r = drive(
+                &exec,
+                machine,
+                definition.timeout_seconds,
+                exec_input,
+                abort,
+            )
+            .await;
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             exec.dirty.notify_one();
             r
@@ -1041,7 +1089,24 @@ pub(crate) async fn run(
     };
     let recorder = record_loop(exec.clone(), store, done);
     let (result, ()) = futures::join!(main, recorder);
+    // The store failed: whatever the frames did after that is not persisted, so it does not
+    // count. The store keeps the last transition it recorded, from which a redrive resumes.
+    if let Some(e) = exec.persisted.borrow().failed.clone() {
+        return ExecutionResult::Failed {
+            error: Some("States.Runtime".into()),
+            cause: Some(store_failure_cause(&e)),
+        };
+    }
     result
+}
+
+/// The cause of an execution stopped because its progress could not be persisted.
+pub(crate) fn store_failure_cause(e: &str) -> String {
+    format!(
+        "The execution's progress could not be persisted ({e}); it was stopped so that no \
+         step runs unrecorded. Fix the store (disk space, permissions, the database file) and \
+         redrive the execution: it resumes from the last transition that was persisted."
+    )
 }
 
 fn ended_result(tree: &Tree) -> ExecutionResult {
@@ -1146,45 +1211,90 @@ async fn drive(
     result
 }
 
+/// Pauses between the attempts of a failing store write.
+const STORE_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(400)];
+
 /// Hands pending events and the latest snapshot to the store until the run is over.
+///
+/// A write that still fails after [`STORE_RETRY_PAUSES`] stops the execution: the failure goes
+/// to [`Exec::persisted`] (tasks waiting in [`Exec::flush`] are not dispatched), every frame is
+/// cancelled through [`Exec::abort`], nothing more is written, and `run` reports
+/// `States.Runtime` naming the store's error. The store keeps the last batch it wrote.
 async fn record_loop(
     exec: Arc<Exec>,
     store: Arc<dyn ExecutionStore>,
     done: Arc<std::sync::atomic::AtomicBool>,
 ) {
+    let mut broken = false;
     loop {
         let finished = done.load(std::sync::atomic::Ordering::SeqCst);
         let batch = {
             let mut g = exec.lock();
-            if g.pending.is_empty() {
+            if g.pending.is_empty() && !g.changed {
                 None
             } else {
+                g.changed = false;
+                g.taken += 1;
                 let events = std::mem::take(&mut g.pending);
-                let snap = serde_json::to_value(&g.tree).unwrap_or(Value::Null);
-                Some((events, snap))
+                let snap = if broken {
+                    Value::Null
+                } else {
+                    serde_json::to_value(&g.tree).unwrap_or(Value::Null)
+                };
+                Some((g.taken, events, snap))
             }
         };
-        if let Some((events, snap)) = batch {
-            let store = store.clone();
-            let arn = exec.info.execution_arn.clone();
-            let r =
-                tokio::task::spawn_blocking(move || store.record(&arn, &events, &Snapshot(snap)))
-                    .await;
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(execution = %exec.info.execution_arn, error = %e, "could not record execution progress")
-                }
-                Err(e) => {
-                    tracing::warn!(execution = %exec.info.execution_arn, error = %e, "the store panicked while recording")
-                }
+        let Some((n, events, snap)) = batch else {
+            if finished {
+                return;
             }
+            exec.dirty.notified().await;
+            continue;
+        };
+        if broken {
             continue;
         }
-        if finished {
-            return;
+        match write_batch(&exec, &store, events, Snapshot(snap)).await {
+            Ok(()) => exec.persisted.send_modify(|p| p.batches = n),
+            Err(e) => {
+                tracing::error!(
+                    execution = %exec.info.execution_arn,
+                    error = %e,
+                    "could not record execution progress; stopping the execution"
+                );
+                broken = true;
+                exec.persisted.send_modify(|p| p.failed = Some(e));
+                exec.abort.cancel();
+            }
         }
-        exec.dirty.notified().await;
+    }
+}
+
+/// One `ExecutionStore::record` call (off the async threads), retried after short pauses.
+async fn write_batch(
+    exec: &Exec,
+    store: &Arc<dyn ExecutionStore>,
+    events: Vec<HistoryEvent>,
+    snapshot: Snapshot,
+) -> Result<(), String> {
+    let batch = Arc::new((events, snapshot));
+    let mut pauses = STORE_RETRY_PAUSES.iter();
+    loop {
+        let (store, batch) = (store.clone(), batch.clone());
+        let arn = exec.info.execution_arn.clone();
+        let r = tokio::task::spawn_blocking(move || store.record(&arn, &batch.0, &batch.1)).await;
+        let e = match r {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the store panicked while recording: {e}"),
+        };
+        match pauses.next() {
+            Some(p) => {
+                tracing::warn!(execution = %exec.info.execution_arn, error = %e, "could not record execution progress; trying again");
+                tokio::time::sleep(*p).await;
+            }
+            None => return Err(e),
+        }
     }
 }
 
@@ -1193,7 +1303,9 @@ pub(crate) fn redrive(snapshot: &Snapshot) -> Result<Snapshot, LoadError> {
     let mut tree: Tree = serde_json::from_value(snapshot.0.clone())
         .map_err(|e| LoadError::Snapshot(format!("not a stepops-asl snapshot: {e}")))?;
     match tree.status.as_str() {
-        "FAILED" | "TIMED_OUT" | "ABORTED" => {}
+        // RUNNING: the last persisted progress of an execution that was stopped because the
+        // store failed (the service records it FAILED); it resumes from there.
+        "FAILED" | "TIMED_OUT" | "ABORTED" | "RUNNING" => {}
         other => {
             return Err(LoadError::Snapshot(format!(
                 "only a FAILED, TIMED_OUT or ABORTED execution can be redriven (this one is {other})"

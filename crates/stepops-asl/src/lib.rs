@@ -193,7 +193,14 @@ pub struct HistoryEvent {
 }
 
 /// Persists progress. Called at every transition with the new events and the execution's
-/// latest resumable snapshot; the store writes both atomically.
+/// latest resumable snapshot; the store writes both atomically. Several events may share one
+/// call (group commit); a Task state is dispatched only once the call holding its
+/// `…Scheduled` event has returned.
+///
+/// A call that fails is retried twice (after 0.1 s and 0.4 s); if it still fails, the
+/// execution stops: its frames are cancelled (tasks in flight abandoned, as on a stop),
+/// nothing more is recorded, and [`run`] returns `Failed` with `States.Runtime` and a cause
+/// naming the error. The store keeps the last batch it wrote, which [`redrive`] accepts.
 pub trait ExecutionStore: Send + Sync + 'static {
     /// Writes `events` (appended to the execution's history) and `snapshot` (replacing the
     /// previous one) in one transaction.
@@ -205,7 +212,8 @@ pub trait ExecutionStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
-/// The store could not persist progress. The execution goes on; the failure is logged.
+/// The store could not persist progress: the execution stops with `States.Runtime` (see
+/// [`ExecutionStore`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("could not persist execution progress: {0}")]
 pub struct StoreError(pub String);
@@ -273,6 +281,8 @@ pub async fn run(
 
 /// For RedriveExecution: from the snapshot of a FAILED/TIMED_OUT/ABORTED execution, a snapshot
 /// that re-runs only what did not succeed (the failed state; in a Map, only failed items).
+/// A RUNNING snapshot is accepted too: the last persisted progress of an execution stopped
+/// because its store failed; it resumes from there.
 pub fn redrive(snapshot: &Snapshot) -> Result<Snapshot, LoadError> {
     engine::redrive(snapshot)
 }

@@ -173,6 +173,12 @@ impl Exec {
             execution: self.info.clone(),
             state_name: name.clone(),
         };
+        // No task runs before its scheduling is persisted (a store failure stops the
+        // execution instead: `run` reports it).
+        tokio::select! {
+            r = self.flush() => if r.is_err() { return Err(Stop::Cancelled) },
+            _ = cancel.cancelled() => return Err(Stop::Cancelled),
+        }
         let fut = self.tasks.dispatch(invocation);
         // An activity nobody has picked up yet starts (event and heartbeat timer) at its first
         // beat; anything else starts now.
