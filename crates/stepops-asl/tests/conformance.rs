@@ -14,6 +14,15 @@ use serde_json::{Value, json};
 use stepops_asl::{Definition, ExecutionResult, RunOptions};
 use tokio_util::sync::CancellationToken;
 
+/// The corpus's size: every case must be found and run (docs/asl.md, "Conformance").
+const EXPECTED_CASES: usize = 739;
+
+/// How to point the test at the corpus, for failure messages.
+const HOW_TO_FIX: &str = "The corpus is shared/asl-conformance beside the work tree (read in \
+    place, never copied): check it out there, or set STEPOPS_ASL_CONFORMANCE to its folder. If \
+    the corpus itself changed, update EXPECTED_CASES in crates/stepops-asl/tests/conformance.rs \
+    and the table in docs/asl.md.";
+
 /// Cases deliberately out of scope, each with its reason (also listed in docs/asl.md).
 const OUT_OF_SCOPE: &[(&str, &str)] = &[];
 
@@ -174,12 +183,52 @@ async fn conformance_corpus() {
     let index_path = dir.join("index.json");
     let index = std::fs::read_to_string(&index_path).unwrap_or_else(|e| {
         panic!(
-            "the ASL conformance corpus is missing: cannot read {} ({e}). It lives in shared/asl-conformance beside the work tree; set STEPOPS_ASL_CONFORMANCE to its folder.",
+            "the ASL conformance corpus is missing: cannot read {} ({e}). {HOW_TO_FIX}",
             index_path.display()
         )
     });
-    let index: Vec<Value> = serde_json::from_str(&index).expect("index.json is a JSON array");
-    assert!(!index.is_empty(), "the corpus index is empty");
+    let index: Vec<Value> = serde_json::from_str(&index).unwrap_or_else(|e| {
+        panic!(
+            "{} is not a JSON array of cases ({e}). {HOW_TO_FIX}",
+            index_path.display()
+        )
+    });
+    // Every case of the index has its folder, and no folder is left out of the index.
+    let folders: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {} ({e}). {HOW_TO_FIX}", dir.display()))
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("definition.asl.json").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    let indexed: std::collections::BTreeSet<String> = index
+        .iter()
+        .filter_map(|c| c["name"].as_str().map(str::to_owned))
+        .collect();
+    let missing: Vec<&String> = indexed.difference(&folders).collect();
+    let unlisted: Vec<&String> = folders.difference(&indexed).collect();
+    let first = |v: &[&String]| -> String {
+        let shown: Vec<&str> = v.iter().take(10).map(|s| s.as_str()).collect();
+        match v.len() {
+            0 => "none".into(),
+            n if n > 10 => format!("{n}, e.g. {}", shown.join(", ")),
+            _ => shown.join(", "),
+        }
+    };
+    assert!(
+        index.len() == EXPECTED_CASES
+            && indexed.len() == EXPECTED_CASES
+            && missing.is_empty()
+            && unlisted.is_empty(),
+        "the ASL conformance corpus at {} is not the expected one: {} cases in index.json \
+         ({} distinct names), {} case folders, expected {EXPECTED_CASES}; indexed without a \
+         folder: {}; folders not in the index: {}. {HOW_TO_FIX}",
+        dir.display(),
+        index.len(),
+        indexed.len(),
+        folders.len(),
+        first(&missing),
+        first(&unlisted),
+    );
     let only = std::env::var("STEPOPS_ASL_CASE").ok();
     let cases: Vec<(String, String)> = index
         .iter()
@@ -233,6 +282,15 @@ async fn conformance_corpus() {
         o += oos;
     }
     println!("{:<18} {t:>6} {p:>6} {o:>13}", "total");
+    match &only {
+        None => assert_eq!(
+            t, EXPECTED_CASES,
+            "ran {t} conformance cases, expected all {EXPECTED_CASES}. {HOW_TO_FIX}"
+        ),
+        Some(o) => println!(
+            "(STEPOPS_ASL_CASE={o}: {t} of the {EXPECTED_CASES} cases; unset it to run them all)"
+        ),
+    }
     failing.sort();
     if !failing.is_empty() {
         println!("\nfailing cases ({}):", failing.len());
