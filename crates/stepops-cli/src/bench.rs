@@ -122,6 +122,9 @@ struct Row {
 
 struct Bench<'a> {
     args: &'a BenchArgs,
+    /// The source stack's server (`wal_level = logical`, as change tracking needs).
+    src_pg: PgServer,
+    /// The destinations' server (every tool loads into its own database there).
     pg: PgServer,
     work: PathBuf,
     exe: PathBuf,
@@ -130,13 +133,23 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    fn stepops_migrate(&mut self, dest: &str, label: &str) -> anyhow::Result<(Run, String)> {
+    /// Runs `stepops migrate` from the source into `dest`, with change tracking through the
+    /// slot `track` when given.
+    fn stepops_migrate(
+        &mut self,
+        dest: &str,
+        label: &str,
+        track: Option<&str>,
+    ) -> anyhow::Result<(Run, String)> {
         let mut cmd = Command::new(&self.exe);
         cmd.args(["migrate", "--json", "--jobs", &self.args.jobs.to_string()])
             .arg("--source")
-            .arg(self.pg.database_url("src"))
+            .arg(self.src_pg.database_url("src"))
             .arg("--dest")
             .arg(self.pg.database_url(dest));
+        if let Some(slot) = track {
+            cmd.arg("--track").arg(slot);
+        }
         if let Some(n) = self.args.chunk_rows {
             cmd.arg("--chunk-rows").arg(n.to_string());
         }
@@ -159,7 +172,7 @@ impl Bench<'_> {
             return Ok(String::new());
         }
         let started = Instant::now();
-        let a = stepops_sample::digest(&self.pg.database_url("src")).await?;
+        let a = stepops_sample::digest(&self.src_pg.database_url("src")).await?;
         let b = stepops_sample::digest(&self.pg.database_url(dest)).await?;
         let differing: Vec<&str> = a
             .iter()
@@ -183,6 +196,14 @@ impl Bench<'_> {
         }
     }
 
+    /// The seconds of a peer's row, when it ran.
+    fn peer_seconds(&self, step: &str, tool: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|r| r.step == step && r.tool == tool)
+            .and_then(|r| r.seconds)
+    }
+
     fn push(&mut self, step: &str, tool: &str, seconds: Option<f64>, note: impl Into<String>) {
         self.rows.push(Row {
             step: step.into(),
@@ -192,6 +213,13 @@ impl Bench<'_> {
         });
     }
 }
+
+/// The change-tracking slot the bench's tracked runs use.
+const SLOT: &str = "stepops_bench";
+/// The tool column of the tracked runs.
+const TRACKED: &str = "stepops migrate --track";
+/// The incremental step's name.
+const INCREMENTAL: &str = "incremental (0.1% upd, 0.01% del, 0.1% ins)";
 
 /// A short text from `stepops migrate --json`'s summary.
 fn summarize(stdout: &str) -> String {
@@ -215,24 +243,35 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .prefix("stepops-bench-")
         .tempdir_in(args.workdir.clone().unwrap_or_else(std::env::temp_dir))
         .context("cannot create the bench work directory")?;
-    let pg = PgServer::start_with(PgOptions {
-        settings: [
+    // Two servers, as two stacks are: the source with wal_level = logical (what change
+    // tracking needs; a production primary runs at least `replica`), the destinations with
+    // wal_level = minimal (every loader's best case).
+    let server = |wal_level: &'static str| {
+        let mut settings: Vec<(String, String)> = [
             ("shared_buffers", "1GB"),
             ("max_wal_size", "8GB"),
             ("checkpoint_timeout", "30min"),
             ("maintenance_work_mem", "512MB"),
             ("work_mem", "64MB"),
-            ("wal_level", "minimal"),
-            ("max_wal_senders", "0"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-        parent_dir: args.workdir.clone(),
-        ..PgOptions::default()
-    })?;
+        .collect();
+        settings.push(("wal_level".into(), wal_level.into()));
+        if wal_level == "minimal" {
+            settings.push(("max_wal_senders".into(), "0".into()));
+        }
+        PgServer::start_with(PgOptions {
+            settings,
+            parent_dir: args.workdir.clone(),
+            ..PgOptions::default()
+        })
+    };
+    let src_pg = server("logical")?;
+    let pg = server("minimal")?;
     eprintln!(
-        "bench: PostgreSQL on 127.0.0.1:{} ({}), work files in {}",
+        "bench: PostgreSQL source on 127.0.0.1:{} (wal_level=logical), destinations on 127.0.0.1:{} (wal_level=minimal) ({}), work files in {}",
+        src_pg.port(),
         pg.port(),
         pg.bindir().display(),
         work.path().display()
@@ -240,6 +279,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let version = pg.psql("postgres", "SHOW server_version")?;
     let mut b = Bench {
         args: &args,
+        src_pg,
         pg,
         work: work.path().to_path_buf(),
         exe,
@@ -248,7 +288,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
 
     // 1. The source.
-    let src = b.pg.create_database("src")?;
+    let src = b.src_pg.create_database("src")?;
     eprintln!("bench: building the sample source ({} rows)…", args.rows);
     let report = stepops_sample::sample(
         &src,
@@ -260,7 +300,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
-    let size = b.pg.psql(
+    let size = b.src_pg.psql(
         "src",
         "SELECT pg_size_pretty(sum(pg_table_size(c.oid))) || ' tables, ' || \
          pg_size_pretty(pg_database_size(current_database())) || ' with indexes' \
@@ -282,13 +322,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // 2. Full copies into empty destinations.
     let dst = b.pg.create_database("dst_stepops")?;
     stepops_sample::create_schema(&dst).await?;
-    let (full, summary) = b.stepops_migrate("dst_stepops", "full")?;
+    let (full, summary) = b.stepops_migrate("dst_stepops", "full", None)?;
     let note = b.verify("dst_stepops", "the full copy").await?;
     b.push(
         "full copy",
         "stepops migrate",
         Some(full.seconds),
-        format!("{summary}; peak RSS {} MB{note}", full.max_rss_kb / 1024),
+        format!(
+            "{summary}; then a full checksum pass (verify); peak RSS {} MB{note}",
+            full.max_rss_kb / 1024
+        ),
+    );
+    let tracked_dst = b.pg.create_database("dst_tracked")?;
+    stepops_sample::create_schema(&tracked_dst).await?;
+    let (tfull, summary) = b.stepops_migrate("dst_tracked", "full-tracked", Some(SLOT))?;
+    let note = b.verify("dst_tracked", "the tracked full copy").await?;
+    b.push(
+        "full copy",
+        TRACKED,
+        Some(tfull.seconds),
+        format!(
+            "{summary}; creates the slot, verifies from the changes made meanwhile (none){note}"
+        ),
     );
     if !args.no_peers {
         let bin = b.pg.bindir().to_path_buf();
@@ -378,10 +433,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "bench: source changed: {u} updated, {d} deleted, {i} inserted ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
-    let (inc, summary) = b.stepops_migrate("dst_stepops", "incremental")?;
+    let (inc, summary) = b.stepops_migrate("dst_stepops", "incremental", None)?;
     let note = b.verify("dst_stepops", "the incremental re-sync").await?;
     b.push(
-        "incremental (0.1% upd, 0.01% del, 0.1% ins)",
+        INCREMENTAL,
         "stepops migrate",
         Some(inc.seconds),
         format!(
@@ -389,15 +444,44 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             100.0 * inc.seconds / full.seconds
         ),
     );
+    let (tinc, summary) = b.stepops_migrate("dst_tracked", "incremental-tracked", Some(SLOT))?;
+    let note = b
+        .verify("dst_tracked", "the tracked incremental re-sync")
+        .await?;
+    b.push(
+        INCREMENTAL,
+        TRACKED,
+        Some(tinc.seconds),
+        format!(
+            "{:.1}% of its full copy, {:.1}% of pgcopydb's; compares only the changed keys read from the slot; {summary}{note}",
+            100.0 * tinc.seconds / tfull.seconds,
+            100.0 * tinc.seconds / b.peer_seconds("full copy", "pgcopydb clone").unwrap_or(f64::NAN)
+        ),
+    );
 
     // 4. No differences.
-    let (same, summary) = b.stepops_migrate("dst_stepops", "no-difference")?;
+    let (same, summary) = b.stepops_migrate("dst_stepops", "no-difference", None)?;
     b.push(
         "no-difference pass",
         "stepops migrate",
         Some(same.seconds),
-        summary,
+        format!("{summary}; a full checksum pass of both sides"),
     );
+    let (tsame, summary) = b.stepops_migrate("dst_tracked", "no-difference-tracked", Some(SLOT))?;
+    b.push(
+        "no-difference pass",
+        TRACKED,
+        Some(tsame.seconds),
+        format!("{summary}; reads the slot: no changed keys"),
+    );
+    // The slot would keep WAL on the (throwaway) source; drop it as a user would.
+    let mut cmd = Command::new(&b.exe);
+    cmd.args(["migrate", "--stop-tracking", "--track", SLOT])
+        .arg("--source")
+        .arg(b.src_pg.database_url("src"))
+        .arg("--dest")
+        .arg(b.pg.database_url("dst_tracked"));
+    measure(cmd, &b.work.join("stop-tracking.log"))?;
     if !args.no_peers {
         if on_path("reladiff") {
             let mut total = 0.0;
@@ -422,7 +506,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 for (attempt, cols) in [all, finite].into_iter().enumerate() {
                     let mut cmd = Command::new("reladiff");
                     cmd.arg(
-                        b.pg.database_url("src")
+                        b.src_pg
+                            .database_url("src")
                             .replace("postgres://", "postgresql://"),
                     )
                     .arg(table)
@@ -550,15 +635,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         b.peak_rss_kb / 1024
     );
     if same.seconds > 0.0 && full.seconds > 0.0 {
-        // An incremental run checksums both sides twice (plan, then verify): two no-difference
-        // passes are its floor, however few rows it copies.
+        // Without tracking an incremental run checksums both sides twice (plan, then verify):
+        // two no-difference passes are its floor, however few rows it copies.
         let _ = writeln!(
             out,
-            "incremental = {:.1} no-difference passes; floor (2 passes) = {:.0}% of the full copy",
+            "without tracking: incremental = {:.1} no-difference passes; floor (2 passes) = {:.0}% of the full copy",
             inc.seconds / same.seconds,
             200.0 * same.seconds / full.seconds
         );
     }
+    let _ = writeln!(
+        out,
+        "with tracking: full copy {:.2}x pgcopydb's time; incremental {:.1}% of its full copy ({:.1}% of pgcopydb's); no-difference pass {:.2} s",
+        tfull.seconds
+            / b.peer_seconds("full copy", "pgcopydb clone")
+                .unwrap_or(f64::NAN),
+        100.0 * tinc.seconds / tfull.seconds,
+        100.0 * tinc.seconds
+            / b.peer_seconds("full copy", "pgcopydb clone")
+                .unwrap_or(f64::NAN),
+        tsame.seconds
+    );
     let _ = writeln!(
         out,
         "(\"vs stepops\" = the tool's time / stepops' time for the same step: above 1 means \

@@ -106,6 +106,37 @@ pub async fn plan_table<S: Stack>(
     Ok((plan, chunks))
 }
 
+/// Cuts known-different key ranges of a table with a unique range key into chunks without
+/// comparing them (each key is at most one row on each side, so a range of `n` keys holds at
+/// most `n` rows): change tracking's changed keys, which almost all differ (copying an equal
+/// row again is harmless, and cheaper than checksumming it first).
+pub fn chunks_of_unique_keys(
+    table: &TableSpec,
+    ranges: &[(i64, i64)],
+    changed_keys: u64,
+    target: u64,
+) -> (TablePlan, Vec<Chunk>) {
+    let mut segments: Vec<Segment> = ranges
+        .iter()
+        .map(|&(lo, hi)| Segment {
+            min: lo,
+            max: hi,
+            rows: (hi as i128 - lo as i128 + 1) as u64,
+        })
+        .collect();
+    let chunks = coalesce(&table.name, &mut segments, target.max(1));
+    let plan = TablePlan {
+        table: table.name.clone(),
+        range_key: table.range_key.clone(),
+        source: KeyStats::default(),
+        dest: KeyStats::default(),
+        chunks: chunks.len(),
+        estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
+        changed_keys: Some(changed_keys),
+    };
+    (plan, chunks)
+}
+
 /// Plans one table from the key ranges that may differ (change tracking: the runs of range
 /// keys the source changed), without looking at the rest of the table: each range is
 /// checksummed on both sides as one bin, differing ones are refined as in [`plan_table`] and

@@ -48,6 +48,7 @@ use crate::model::{Plan, TableSpec};
 use crate::postgres::PgStack;
 use crate::{PlanOptions, plan as planner};
 use decode::{Change, Op, Value};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -312,6 +313,7 @@ pub(crate) async fn plan(
     salt: &str,
 ) -> Result<Plan> {
     let name = config.slot.as_str();
+    let started = std::time::Instant::now();
     let (database, schema) = source.database_and_schema().await?;
     let mut slot = source.slot(name).await?;
     if slot.is_none() {
@@ -409,6 +411,7 @@ pub(crate) async fn plan(
             Ok(())
         })
         .await?;
+    let peeked_ms = started.elapsed().as_millis() as u64;
 
     let mut out = Plan {
         round: options.round,
@@ -416,35 +419,52 @@ pub(crate) async fn plan(
         chunks: Vec::new(),
         tracking: None,
     };
+    // Tables with changed keys are compared two at a time (a few index probes each, on warm
+    // sessions: more at once mostly waits for new connections); tables compared in full go
+    // one after the other, as without tracking.
+    let mut changed = Vec::new();
+    let mut full = Vec::new();
     for spec in tables {
-        let changes = collector
+        match collector
             .tables
             .remove(spec.name.as_str())
             .map(|(_, c)| c)
-            .expect("every table has an entry");
-        let (tp, mut chunks) = match changes {
-            TableChanges::Full(why) => {
-                tracing::debug!(table = %spec.name, reason = %why, "comparing every row");
-                planner::plan_table(source, dest, spec, salt, options.chunk_rows).await?
+            .expect("every table has an entry")
+        {
+            TableChanges::Full(why) => full.push((spec, why)),
+            TableChanges::Keys { keys, lookups } => changed.push((spec, keys, lookups)),
+        }
+    }
+    let chunk_rows = options.chunk_rows;
+    // Since the marker, the destination has seen none of the changes: the changed rows are
+    // copied. Since an earlier plan of this run, the copies may already have taken a change
+    // (they read the source later): the changed rows are compared first.
+    let in_run = options.baseline.is_some();
+    let mut planned = Vec::new();
+    let mut pending = changed.into_iter();
+    let mut running = futures::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < 2 {
+            match pending.next() {
+                Some((spec, keys, lookups)) => running.push(plan_changed(
+                    source, dest, spec, keys, lookups, salt, chunk_rows, in_run,
+                )),
+                None => break,
             }
-            TableChanges::Keys { mut keys, lookups } => {
-                for (columns, rows) in &lookups {
-                    keys.extend(dest.range_keys_of(spec, columns, rows).await?);
-                }
-                let ranges = runs(&keys);
-                tracing::debug!(table = %spec.name, keys = keys.len(), ranges = ranges.len(), "comparing the changed rows");
-                planner::plan_ranges(
-                    source,
-                    dest,
-                    spec,
-                    salt,
-                    &ranges,
-                    keys.len() as u64,
-                    options.chunk_rows,
-                )
-                .await?
-            }
-        };
+        }
+        match running.next().await {
+            Some(r) => planned.push(r?),
+            None => break,
+        }
+    }
+    for (spec, why) in full {
+        tracing::debug!(table = %spec.name, reason = %why, "comparing every row");
+        planned.push(planner::plan_table(source, dest, spec, salt, chunk_rows).await?);
+    }
+    // Back to dependency order (parents first).
+    let position = |name: &str| tables.iter().position(|t| t.name == name);
+    planned.sort_by_key(|(tp, _)| position(&tp.table));
+    for (tp, mut chunks) in planned {
         out.tables.push(tp);
         out.chunks.append(&mut chunks);
     }
@@ -456,18 +476,62 @@ pub(crate) async fn plan(
         advance_to: format_lsn(advance_to),
         tables: tables.iter().map(|t| t.name.clone()).collect(),
     };
+    let compared_ms = started.elapsed().as_millis() as u64;
+    if out.in_sync() && !options.dry_run {
+        commit(source, dest, &state).await?;
+    }
     tracing::debug!(
         slot = name,
         decoded,
         baseline = baseline.is_some(),
         chunks = out.chunks.len(),
+        peeked_ms,
+        compared_ms,
+        total_ms = started.elapsed().as_millis() as u64,
         "tracked plan"
     );
-    if out.in_sync() && !options.dry_run {
-        commit(source, dest, &state).await?;
-    }
     out.tracking = Some(state);
     Ok(out)
+}
+
+/// Plans one table from its changed keys (and the keys its looked-up rows have on the
+/// destination). `compare`: checksum them first (else a table with a unique range key copies
+/// them as they are).
+#[allow(clippy::too_many_arguments)]
+async fn plan_changed(
+    source: &PgStack,
+    dest: &PgStack,
+    spec: &TableSpec,
+    mut keys: BTreeSet<i64>,
+    lookups: BTreeMap<Vec<String>, Vec<Vec<String>>>,
+    salt: &str,
+    chunk_rows: u64,
+    compare: bool,
+) -> Result<(crate::model::TablePlan, Vec<crate::model::Chunk>)> {
+    for (columns, rows) in &lookups {
+        keys.extend(dest.range_keys_of(spec, columns, rows).await?);
+    }
+    let ranges = runs(&keys);
+    tracing::debug!(table = %spec.name, keys = keys.len(), ranges = ranges.len(), "the changed rows");
+    if spec.key_is_unique && !compare {
+        // One row per key at most: the changed keys are the rows to copy.
+        return Ok(planner::chunks_of_unique_keys(
+            spec,
+            &ranges,
+            keys.len() as u64,
+            chunk_rows,
+        ));
+    }
+    planner::plan_ranges(
+        source,
+        dest,
+        spec,
+        salt,
+        &ranges,
+        keys.len() as u64,
+        chunk_rows,
+    )
+    .await
 }
 
 /// A plan that compares every table in full (no tracking).
