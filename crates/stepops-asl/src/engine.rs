@@ -1328,6 +1328,9 @@ pub(crate) fn redrive(snapshot: &Snapshot) -> Result<Snapshot, LoadError> {
         n.error = None;
         n.cause = None;
         n.retries.clear();
+        if let Some(map) = n.map.as_mut() {
+            crate::map::mark_redriven(map);
+        }
         let children = n.children.clone();
         for c in children {
             reset(tree, c);

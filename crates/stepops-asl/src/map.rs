@@ -18,6 +18,12 @@ struct MapRun {
     tolerated_count: Option<u64>,
     tolerated_percentage: Option<f64>,
     map_run_arn: Option<String>,
+    /// Times the Map Run was redriven (RedriveExecution of the parent).
+    #[serde(default)]
+    redrive_count: u32,
+    /// Redriven and not yet resumed: the next run emits `MapRunRedriven`.
+    #[serde(default)]
+    redriven: bool,
 }
 
 /// An integer given as a JSON number or as a string holding one (AWS accepts both).
@@ -206,6 +212,8 @@ impl Exec {
             tolerated_count,
             tolerated_percentage,
             map_run_arn,
+            redrive_count: 0,
+            redriven: false,
         })
     }
 
@@ -347,12 +355,26 @@ impl Exec {
             json!({ "length": total }),
         );
         if let Some(arn) = &run.map_run_arn {
-            self.emit(
-                node,
-                "MapRunStarted",
-                Some("mapRunStartedEventDetails"),
-                json!({ "mapRunArn": arn }),
-            );
+            if run.redriven {
+                // As in AWS: the parent's redrive redrives the failed Map Run (same ARN); only
+                // its unsuccessful children run again.
+                self.emit(
+                    node,
+                    "MapRunRedriven",
+                    Some("mapRunRedrivenEventDetails"),
+                    json!({ "mapRunArn": arn, "redriveCount": run.redrive_count }),
+                );
+                let mut resumed = run.clone();
+                resumed.redriven = false;
+                self.lock().node(node).map = serde_json::to_value(&resumed).ok();
+            } else {
+                self.emit(
+                    node,
+                    "MapRunStarted",
+                    Some("mapRunStartedEventDetails"),
+                    json!({ "mapRunArn": arn }),
+                );
+            }
         }
         let distributed = spec.distributed;
         let limit = match (run.max_concurrency, distributed) {
@@ -509,6 +531,19 @@ impl Exec {
         }
         self.emit(node, "MapStateSucceeded", None, json!({}));
         Ok(result)
+    }
+}
+
+/// For RedriveExecution: marks a Map state's saved run (`Node::map`) as redriven.
+pub(crate) fn mark_redriven(map: &mut Value) {
+    if let Ok(mut run) = serde_json::from_value::<MapRun>(map.clone())
+        && run.map_run_arn.is_some()
+    {
+        run.redrive_count += 1;
+        run.redriven = true;
+        if let Ok(v) = serde_json::to_value(&run) {
+            *map = v;
+        }
     }
 }
 

@@ -265,3 +265,135 @@ async fn tolerated_failures() {
     .await;
     assert!(matches!(r, ExecutionResult::Succeeded { .. }));
 }
+
+/// AWS: "To redrive a workflow that includes a Distributed Map state whose Map Run failed, you
+/// must redrive the parent workflow. The parent workflow redrives all the unsuccessful states,
+/// including a failed Map Run." The Map Run keeps its ARN and items (the ItemReader is not read
+/// again); only the children that did not succeed (failed, aborted, never started) run again,
+/// and the parent's history says `MapRunRedriven`.
+#[tokio::test]
+async fn redriving_the_parent_redrives_the_failed_map_run_only_its_unsuccessful_children() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    let lines: String = (0..6).map(|i| format!("{{\"n\": {i}}}\n")).collect();
+    std::fs::write(dir.path().join("in/items.jsonl"), lines).unwrap();
+    let def = dmap(
+        json!({"Resource": "arn:aws:states:::s3:getObject", "ReaderConfig": {"InputType": "JSONL"},
+               "Parameters": {"Bucket": "in", "Key": "items.jsonl"}}),
+        json!({"MaxConcurrency": 1, "ToleratedFailurePercentage": 0, "Label": "copy",
+               "ResultWriter": {"Resource": "arn:aws:states:::s3:putObject",
+                                "Parameters": {"Bucket": "out", "Prefix": "results"}}}),
+        true,
+    );
+    let broken = Arc::new(std::sync::Mutex::new(true));
+    let b = broken.clone();
+    let tasks = FnTasks::new(move |t: TaskInvocation| {
+        let fail = *b.lock().unwrap() && t.input["n"] == 3;
+        async move {
+            if fail {
+                Err(TaskError::new("Stepops.Internal", "item 3 is broken"))
+            } else {
+                Ok(t.input)
+            }
+        }
+        .boxed()
+    });
+    let parsed = Arc::new(Definition::parse(&def.to_string()).unwrap());
+    let options = RunOptions {
+        time_scale: 0.0,
+        s3_root: Some(dir.path().to_path_buf()),
+    };
+    let store = Arc::new(MemStore::default());
+    let r = stepops_asl::run(
+        parsed.clone(),
+        common::info("d"),
+        json!({}),
+        None,
+        tasks.clone(),
+        store.clone(),
+        options.clone(),
+        CancellationToken::new(),
+    )
+    .await;
+    assert!(
+        matches!(&r, ExecutionResult::Failed { error: Some(e), .. } if e == "States.ExceedToleratedFailureThreshold"),
+        "{r:?}"
+    );
+    let first: Vec<Value> = tasks.calls().iter().map(|c| c.input["n"].clone()).collect();
+    assert_eq!(
+        first,
+        [json!(0), json!(1), json!(2), json!(3)],
+        "serial: 4 and 5 never started"
+    );
+    let started = store
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|e| e.event_type == "MapRunStarted")
+        .map(|e| e.details["mapRunArn"].clone())
+        .unwrap();
+
+    // The cause is removed; the items file changes too: a redrive does not read it again.
+    *broken.lock().unwrap() = false;
+    std::fs::write(dir.path().join("in/items.jsonl"), "{\"n\": 99}\n").unwrap();
+    let snap = stepops_asl::redrive(&store.snapshot()).unwrap();
+    let mut info = common::info("d");
+    info.redrive_count = 1;
+    let store2 = Arc::new(MemStore::default());
+    let r = stepops_asl::run(
+        parsed,
+        info,
+        json!({}),
+        Some(snap),
+        tasks.clone(),
+        store2.clone(),
+        options,
+        CancellationToken::new(),
+    )
+    .await;
+    let out = output(r);
+    let again: Vec<Value> = tasks.calls()[first.len()..]
+        .iter()
+        .map(|c| c.input["n"].clone())
+        .collect();
+    assert_eq!(
+        again,
+        [json!(3), json!(4), json!(5)],
+        "only the unsuccessful children"
+    );
+    let events = store2.events.lock().unwrap().clone();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(types[0], "ExecutionRedriven");
+    assert!(!types.contains(&"MapRunStarted"), "{types:?}");
+    let redriven = events
+        .iter()
+        .find(|e| e.event_type == "MapRunRedriven")
+        .expect("MapRunRedriven");
+    assert_eq!(redriven.details["mapRunArn"], started, "the same Map Run");
+    assert_eq!(redriven.details["redriveCount"], 1);
+    assert_eq!(out["MapRunArn"], started);
+    // The results cover all six children, each once.
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.path()
+                .join("out")
+                .join(out["ResultWriterDetails"]["Key"].as_str().unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let key = manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]
+        .as_str()
+        .unwrap();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out").join(key)).unwrap())
+            .unwrap();
+    assert_eq!(results.as_array().unwrap().len(), 6);
+    assert!(
+        manifest["ResultFiles"]["FAILED"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
