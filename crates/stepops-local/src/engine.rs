@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::arn::{Locality, states_resource, valid_name};
 use crate::dispatch::Dispatcher;
 use crate::error::{ApiError, ApiErrorKind, LocalError};
+use crate::events::{EventRuleSpec, status_change_event};
 use crate::lambda::{LambdaHandler, LambdaRegistry};
 use crate::store::{ExecutionRecord, StateMachineRecord, Store};
 use crate::tasks::TaskHub;
@@ -148,9 +149,40 @@ pub(crate) struct Engine {
     finished: Notify,
     pub shutdown: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
+    /// EventBridge rules run on execution status changes (from the template).
+    event_rules: RwLock<Vec<EventRuleSpec>>,
+    /// Every delivery of a status-change event to a rule's target, oldest first.
+    deliveries: Mutex<Vec<Delivery>>,
+    /// Deliveries not finished yet.
+    in_flight: std::sync::atomic::AtomicUsize,
+    delivered: Notify,
     /// Exclusive lock on `<state dir>/engine.lock`, released when the last task is gone.
     _lock: std::fs::File,
 }
+
+/// One status-change event handed to one rule target (an in-process Lambda handler), as
+/// EventBridge invokes a Lambda target: asynchronously, with the whole event as payload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// The rule ([`EventRuleSpec::id`]).
+    pub rule: String,
+    /// The target function's logical id.
+    pub function: String,
+    /// The execution whose status changed.
+    pub execution_arn: String,
+    /// Its new status.
+    pub status: String,
+    /// The event, as AWS sends it.
+    pub event: Value,
+    /// The handler's result, or `(error, cause)` of its last attempt.
+    pub result: Result<Value, (String, String)>,
+    /// Invocations made (a failing handler is invoked up to 3 times, as Lambda retries an
+    /// asynchronous invocation twice).
+    pub attempts: u32,
+}
+
+/// Deliveries [`LocalEngine::deliveries`] keeps (the oldest go first).
+const MAX_DELIVERIES_KEPT: usize = 1000;
 
 /// StopExecution's `(error, cause)`, set before the stop token is cancelled.
 type StopReason = Arc<Mutex<Option<(Option<String>, Option<String>)>>>;
@@ -356,6 +388,7 @@ impl Engine {
             info: serde_json::to_string(&info).expect("info serialises"),
         };
         self.store.insert_execution(&record).map_err(internal)?;
+        self.status_changed(&arn);
         self.spawn_run(
             record,
             Some(machine.definition.clone()),
@@ -388,6 +421,7 @@ impl Engine {
                         Some(&format!("The stored definition no longer loads: {e}")),
                         &Utc::now(),
                     );
+                    self.status_changed(&record.arn);
                     self.finished.notify_waiters();
                     return;
                 }
@@ -452,6 +486,9 @@ impl Engine {
                 tracing::error!(execution = %arn, error = %e, "cannot record the end of an execution");
             }
             tracing::info!(execution = %arn, status, "execution ended");
+            // Deliveries are counted before the waiters wake: `wait` + `deliveries_settled`
+            // sees this execution's end notified.
+            engine.status_changed(&arn);
             engine.finished.notify_waiters();
         });
     }
@@ -554,6 +591,7 @@ impl Engine {
         self.store
             .redrive_execution(arn, info.redrive_count, &now, &info_text, &snap_text)
             .map_err(internal)?;
+        self.status_changed(arn);
         let input: Value = serde_json::from_str(&record.input).unwrap_or(Value::Null);
         let mut record = record;
         record.status = "RUNNING".into();
@@ -577,6 +615,108 @@ impl Engine {
                     return Err(api(ApiErrorKind::InternalFailure, "the engine is shutting down"));
                 }
             }
+        }
+    }
+
+    /// Sends the execution's status change to every matching rule's targets, in the
+    /// background (EventBridge invokes Lambda targets asynchronously).
+    fn status_changed(self: &Arc<Self>, arn: &str) {
+        let rules = self.event_rules.read().expect("rules lock").clone();
+        if rules.is_empty() {
+            return;
+        }
+        let record = match self.store.execution(arn) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(execution = %arn, error = %e, "cannot read the execution for its status-change event");
+                return;
+            }
+        };
+        let event = status_change_event(&self.locality, &record);
+        for rule in rules.iter().filter(|r| r.pattern.matches(&event)) {
+            for target in &rule.targets {
+                self.in_flight
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let engine = self.clone();
+                let (rule, target) = (rule.id.clone(), target.clone());
+                let (event, status, arn) =
+                    (event.clone(), record.status.clone(), record.arn.clone());
+                self.tasks.spawn(async move {
+                    let shutdown = engine.shutdown.clone();
+                    let deliver = engine.deliver(&rule, &target, event, status, arn);
+                    tokio::select! {
+                        d = deliver => {
+                            let mut all = engine.deliveries.lock().expect("deliveries lock");
+                            if all.len() >= MAX_DELIVERIES_KEPT {
+                                all.remove(0);
+                            }
+                            all.push(d);
+                        }
+                        _ = shutdown.cancelled() => {}
+                    }
+                    engine
+                        .in_flight
+                        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    engine.delivered.notify_waiters();
+                });
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        rule: &str,
+        target: &crate::events::RuleTarget,
+        event: Value,
+        status: String,
+        arn: String,
+    ) -> Delivery {
+        let mut attempts = 0;
+        let result = loop {
+            attempts += 1;
+            let outcome = match self
+                .lambdas
+                .resolve(&target.logical_id)
+                .or_else(|| self.lambdas.resolve(&target.name))
+            {
+                None => Err((
+                    "Lambda.ResourceNotFoundException".to_owned(),
+                    format!(
+                        "rule {rule} targets {} but no in-process handler is registered for it (registered: {})",
+                        target.logical_id,
+                        self.lambdas.names().join(", ")
+                    ),
+                )),
+                Some(h) => match crate::lambda::invoke(h, &target.name, event.clone()).await {
+                    crate::lambda::Invocation::Ok(v) => Ok(v),
+                    crate::lambda::Invocation::Err(e, c) => Err((e, c)),
+                },
+            };
+            match outcome {
+                Ok(v) => {
+                    tracing::info!(rule, function = %target.logical_id, execution = %arn, status = %status, "status change delivered");
+                    break Ok(v);
+                }
+                Err((e, c)) if attempts < 3 && e != "Lambda.ResourceNotFoundException" => {
+                    tracing::warn!(rule, function = %target.logical_id, execution = %arn, error = %e, cause = %c, attempt = attempts, "status-change delivery failed; retrying");
+                    let delay = Duration::from_secs_f64(f64::from(attempts) * self.time_scale);
+                    tokio::time::sleep(delay).await;
+                }
+                Err((e, c)) => {
+                    tracing::error!(rule, function = %target.logical_id, execution = %arn, error = %e, cause = %c, attempts, "status-change delivery failed");
+                    break Err((e, c));
+                }
+            }
+        };
+        Delivery {
+            rule: rule.to_owned(),
+            function: target.logical_id.clone(),
+            execution_arn: arn,
+            status,
+            event,
+            result,
+            attempts,
         }
     }
 
@@ -682,6 +822,10 @@ impl LocalEngine {
             finished: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
+            event_rules: RwLock::new(Vec::new()),
+            deliveries: Mutex::new(Vec::new()),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            delivered: Notify::new(),
             _lock: lock,
         });
         for (arn, name, created) in store.activities()? {
@@ -703,6 +847,13 @@ impl LocalEngine {
                 for f in &t.functions {
                     engine.lambdas.alias(&f.logical_id, &f.name);
                 }
+                for r in &t.event_rules {
+                    tracing::info!("{}", r.describe());
+                }
+                for u in &t.unemulated_rules {
+                    tracing::info!(rule = %u.id, "not run locally: {}", u.reason);
+                }
+                *engine.event_rules.write().expect("rules lock") = t.event_rules.clone();
                 for m in &t.state_machines {
                     let created = engine
                         .machines
@@ -888,6 +1039,37 @@ impl LocalEngine {
     pub fn redrive_execution(&self, execution_arn: &str) -> Result<(), LocalError> {
         self.engine.redrive_execution(execution_arn)?;
         Ok(())
+    }
+
+    /// Every status-change event delivered to a rule's target so far (see [`Delivery`]).
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.engine
+            .deliveries
+            .lock()
+            .expect("deliveries lock")
+            .clone()
+    }
+
+    /// Waits until no status-change delivery is in flight (after [`LocalEngine::wait`], the
+    /// execution's end has then reached its rules' targets).
+    pub async fn deliveries_settled(&self) {
+        loop {
+            let notified = self.engine.delivered.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self
+                .engine
+                .in_flight
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+            {
+                return;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = self.engine.shutdown.cancelled() => return,
+            }
+        }
     }
 
     /// The execution's history events, oldest first.

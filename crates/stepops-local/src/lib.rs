@@ -13,13 +13,14 @@ pub mod arn;
 mod dispatch;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod lambda;
 pub mod store;
 pub mod tasks;
 pub mod template;
 
-pub use engine::{EngineConfig, ExecutionOutcome, LocalEngine};
+pub use engine::{Delivery, EngineConfig, ExecutionOutcome, LocalEngine};
 pub use error::{ApiError, ApiErrorKind, LocalError};
 pub use lambda::{LambdaError, LambdaHandler, LambdaRegistry, handler};
 pub use template::{LoadedTemplate, TemplateOptions, load_template};

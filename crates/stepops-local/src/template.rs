@@ -6,6 +6,9 @@
 //! definitions need (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::If` with `Conditions`,
 //! `Fn::Equals`/`Not`/`And`/`Or`, `Fn::Select`, `Fn::Split`, `Fn::FindInMap`, in long and short
 //! `!Tag` form) to local ARNs, and applies `DefinitionSubstitutions` to each definition file.
+//! It also reads the EventBridge rules (`AWS::Events::Rule`, and `EventBridgeRule` /
+//! `CloudWatchEvent` entries of a SAM resource's `Events`) that the engine runs on execution
+//! status changes (see [`crate::events`]).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::arn::Locality;
 use crate::error::LocalError;
+use crate::events::{EventPattern, EventRuleSpec, RuleTarget, UnemulatedRule};
 
 /// How to read a template.
 #[derive(Clone, Debug)]
@@ -89,6 +93,10 @@ pub struct LoadedTemplate {
     pub activities: Vec<ActivitySpec>,
     /// Functions, in template order.
     pub functions: Vec<FunctionSpec>,
+    /// EventBridge rules the engine runs on execution status changes, in template order.
+    pub event_rules: Vec<EventRuleSpec>,
+    /// Rules (and schedules) nothing in a local run can trigger, with the reason.
+    pub unemulated_rules: Vec<UnemulatedRule>,
 }
 
 /// Reads `path` and resolves its state machines, activities and functions.
@@ -116,6 +124,8 @@ pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTem
         state_machines: Vec::new(),
         activities: Vec::new(),
         functions: Vec::new(),
+        event_rules: Vec::new(),
+        unemulated_rules: Vec::new(),
     };
     for (id, resource) in &resolver.resources {
         if !resolver.resource_enabled(id).map_err(err)? {
@@ -150,8 +160,35 @@ pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTem
             _ => {}
         }
     }
+    // Rules last: their targets are the functions found above.
+    for (id, resource) in &resolver.resources {
+        if !resolver.resource_enabled(id).map_err(err)? {
+            continue;
+        }
+        let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
+        let in_res = |m: String| err(format!("resource {id}: {m}"));
+        let rules = match kind {
+            "AWS::Events::Rule" => resolver.events_rule(id, resource, &out.functions),
+            "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
+                let me = out.functions.iter().find(|f| f.logical_id == *id).cloned();
+                resolver.sam_events(id, resource, me.as_ref())
+            }
+            "AWS::Serverless::StateMachine" => resolver.sam_events(id, resource, None),
+            _ => continue,
+        }
+        .map_err(in_res)?;
+        for rule in rules {
+            match rule {
+                Ok(r) => out.event_rules.push(r),
+                Err(u) => out.unemulated_rules.push(u),
+            }
+        }
+    }
     Ok(out)
 }
+
+/// A rule found in the template: run locally, or not (and why).
+type FoundRule = Result<EventRuleSpec, UnemulatedRule>;
 
 /// YAML (with `!Tag` short forms) to JSON with long-form intrinsics (`{"Fn::Sub": …}`).
 fn yaml_to_json(v: serde_norway::Value) -> Value {
@@ -634,6 +671,203 @@ impl<'a> Resolver<'a> {
         Ok(out)
     }
 
+    /// An `AWS::Events::Rule`.
+    fn events_rule(
+        &self,
+        id: &str,
+        resource: &Value,
+        functions: &[FunctionSpec],
+    ) -> Result<Vec<FoundRule>, String> {
+        let empty = Value::Object(Map::new());
+        let props = resource.get("Properties").unwrap_or(&empty);
+        let not_run = |reason: String| {
+            Ok(vec![Err(UnemulatedRule {
+                id: id.to_owned(),
+                reason,
+            })])
+        };
+        let Some(raw) = props.get("EventPattern") else {
+            return not_run(
+                "a schedule rule (no EventPattern): schedules do not run locally; start \
+                 executions yourself"
+                    .into(),
+            );
+        };
+        let Some(pattern) = self.rule_pattern(raw, props.get("EventBusName"))? else {
+            return not_run(self.bus_reason(props.get("EventBusName"))?);
+        };
+        if !pattern.may_match_status_changes() {
+            return not_run(irrelevant_reason());
+        }
+        if let Some(why) = pattern.unsupported() {
+            return Err(unsupported_message(&why));
+        }
+        if let Some(state) = props.get("State") {
+            let state = self.eval_text(state, 0)?;
+            if state == "DISABLED" {
+                return not_run("State is DISABLED (AWS delivers nothing either)".into());
+            }
+        }
+        let targets = match props.get("Targets") {
+            None => Vec::new(),
+            Some(t) => match self.eval(t, 0)? {
+                Some(Value::Array(items)) => items,
+                None => Vec::new(),
+                Some(other) => return Err(format!("Targets must be a list, got {other}")),
+            },
+        };
+        if targets.is_empty() {
+            return not_run("no Targets".into());
+        }
+        let mut found = Vec::new();
+        for t in &targets {
+            let tid = t.get("Id").map(scalar_text).unwrap_or_default();
+            for key in ["Input", "InputPath", "InputTransformer"] {
+                if t.get(key).is_some() {
+                    return Err(transformed_input_message(&format!("target {tid}"), key));
+                }
+            }
+            let arn = t.get("Arn").map(scalar_text).unwrap_or_default();
+            let Some(f) = functions.iter().find(|f| f.arn == arn) else {
+                return Err(format!(
+                    "target {tid} ({arn}) is not a function of this template: the local engine \
+                     delivers Step Functions status changes to the template's functions only"
+                ));
+            };
+            found.push(RuleTarget {
+                logical_id: f.logical_id.clone(),
+                name: f.name.clone(),
+                arn: f.arn.clone(),
+            });
+        }
+        Ok(vec![Ok(EventRuleSpec {
+            id: id.to_owned(),
+            pattern,
+            targets: found,
+        })])
+    }
+
+    /// The rules of a SAM resource's `Events` (its `EventBridgeRule` / `CloudWatchEvent`
+    /// entries; schedules are listed as not run). `target` is the function itself, or `None`
+    /// for a state machine (whose rules the engine cannot run).
+    fn sam_events(
+        &self,
+        id: &str,
+        resource: &Value,
+        target: Option<&FunctionSpec>,
+    ) -> Result<Vec<FoundRule>, String> {
+        let Some(events) = resource
+            .get("Properties")
+            .and_then(|p| p.get("Events"))
+            .and_then(Value::as_object)
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (name, ev) in events {
+            let rule_id = format!("{id}.{name}");
+            let not_run = |reason: String| {
+                Err(UnemulatedRule {
+                    id: rule_id.clone(),
+                    reason,
+                })
+            };
+            let kind = ev.get("Type").map(|t| self.eval_text(t, 0)).transpose()?;
+            let empty = Value::Object(Map::new());
+            let props = ev.get("Properties").unwrap_or(&empty);
+            match kind.as_deref().unwrap_or("") {
+                "Schedule" | "ScheduleV2" => {
+                    out.push(not_run(
+                        "a schedule: schedules do not run locally; start executions yourself"
+                            .into(),
+                    ));
+                }
+                "EventBridgeRule" | "CloudWatchEvent" => {
+                    let in_event = |m: String| format!("Events.{name}: {m}");
+                    let raw = props
+                        .get("Pattern")
+                        .ok_or_else(|| in_event("an EventBridgeRule needs a Pattern".into()))?;
+                    let Some(pattern) = self
+                        .rule_pattern(raw, props.get("EventBusName"))
+                        .map_err(in_event)?
+                    else {
+                        out.push(not_run(self.bus_reason(props.get("EventBusName"))?));
+                        continue;
+                    };
+                    if !pattern.may_match_status_changes() {
+                        out.push(not_run(irrelevant_reason()));
+                        continue;
+                    }
+                    if let Some(why) = pattern.unsupported() {
+                        return Err(in_event(unsupported_message(&why)));
+                    }
+                    let disabled = match (props.get("State"), props.get("Enabled")) {
+                        (Some(s), _) => self.eval_text(s, 0)? == "DISABLED",
+                        (None, Some(e)) => self.eval_text(e, 0)? == "false",
+                        _ => false,
+                    };
+                    if disabled {
+                        out.push(not_run("disabled (AWS delivers nothing either)".into()));
+                        continue;
+                    }
+                    for key in ["Input", "InputPath", "InputTransformer"] {
+                        if props.get(key).is_some() {
+                            return Err(in_event(transformed_input_message("the rule", key)));
+                        }
+                    }
+                    let Some(f) = target else {
+                        return Err(in_event(
+                            "a rule targeting a state machine: the local engine delivers Step \
+                             Functions status changes to the template's functions only"
+                                .into(),
+                        ));
+                    };
+                    out.push(Ok(EventRuleSpec {
+                        id: rule_id.clone(),
+                        pattern,
+                        targets: vec![RuleTarget {
+                            logical_id: f.logical_id.clone(),
+                            name: f.name.clone(),
+                            arn: f.arn.clone(),
+                        }],
+                    }));
+                }
+                _ => {} // Api, SQS, S3, …: not EventBridge rules.
+            }
+        }
+        Ok(out)
+    }
+
+    /// The pattern of a rule on the default bus; `None` for a rule on another bus (Step
+    /// Functions sends its events to the default bus).
+    fn rule_pattern(
+        &self,
+        raw: &Value,
+        bus: Option<&Value>,
+    ) -> Result<Option<EventPattern>, String> {
+        if let Some(b) = bus {
+            let b = self.eval_text(b, 0)?;
+            if !(b.is_empty() || b == "default" || b.ends_with(":event-bus/default")) {
+                return Ok(None);
+            }
+        }
+        let value = match self.eval(raw, 0)? {
+            Some(Value::String(text)) => serde_json::from_str(&text)
+                .map_err(|e| format!("EventPattern is a string but not JSON: {e}"))?,
+            Some(v) => v,
+            None => Value::Null,
+        };
+        EventPattern::parse(&value).map(Some)
+    }
+
+    fn bus_reason(&self, bus: Option<&Value>) -> Result<String, String> {
+        let b = bus.map(|b| self.eval_text(b, 0)).transpose()?;
+        Ok(format!(
+            "on event bus {}: Step Functions sends its events to the default bus",
+            b.unwrap_or_default()
+        ))
+    }
+
     fn state_machine(
         &self,
         id: &str,
@@ -757,6 +991,29 @@ fn substitute_str(s: &str, subs: &BTreeMap<String, String>) -> Result<String, St
     }
     out.push_str(rest);
     Ok(out)
+}
+
+fn irrelevant_reason() -> String {
+    "its pattern matches no Step Functions execution status change (source aws.states, \
+     detail-type \"Step Functions Execution Status Change\"): nothing in a local run sends \
+     such events"
+        .into()
+}
+
+fn unsupported_message(why: &str) -> String {
+    format!(
+        "its event pattern may match Step Functions status changes but {why}; rewrite it with \
+         exact values (e.g. \"detail\": {{\"status\": [\"FAILED\", \"TIMED_OUT\"]}}) or run it \
+         in AWS only"
+    )
+}
+
+fn transformed_input_message(what: &str, key: &str) -> String {
+    format!(
+        "{what} sets {key}: the local engine delivers the Step Functions event unchanged and \
+         does not transform it; remove {key} (the target then gets the whole event, as the \
+         notify function expects)"
+    )
 }
 
 fn single_key(v: &Value) -> Option<(&str, &Value)> {
