@@ -7,24 +7,34 @@
 //! - [`validate_input`]: the execution input → the normalised input later states use, or
 //!   `Stepops.InvalidInput` / `Stepops.WrongEnvironment` (the environment guard: a target not
 //!   configured for the stack's own environment is refused before anything is touched).
-//! - [`notify`]: a run's outcome → one SNS message and, optionally, a chat webhook post.
+//! - [`notify`]: a run's outcome → one SNS message and, optionally, a chat webhook post. The
+//!   outcome is either the state machine's own request (a success, an admin task) or a Step
+//!   Functions status-change event from the template's EventBridge rule (every failure,
+//!   timeout and abort of the migration), completed from the execution's history
+//!   ([`ExecutionHistory`], [`SfnHistory`]).
 //!
 //! The contract these follow is `docs/dev/pipeline-steps.md`; users read
 //! `docs/execution-input.md`.
 
 mod error;
+mod history;
 mod input;
 mod notify;
 mod redact;
 
 pub use error::PipelineError;
+pub use history::{
+    ExecutionHistory, FailureFacts, HistoryItem, NoHistory, READ_ONLY_STATE, READ_WRITE_STATE,
+    SfnHistory, failure_facts,
+};
 pub use input::{
     AllowedTarget, Environment, Limits, NormalisedInput, StackEnvironment, Target, TargetKind,
     valid_slot_name, validate_input,
 };
 pub use notify::{
-    ChatWebhook, MemoryPublisher, Message, NotifyOutput, NotifyRequest, Publisher, RunStatus,
-    SnsPublisher, StepError, Summary, compose, notify, webhook_url_from_secret,
+    ChatWebhook, MemoryPublisher, Message, NotifyInput, NotifyOutput, NotifyRequest, Publisher,
+    RunStatus, STATES_SOURCE, STATUS_CHANGE, SnsPublisher, StatusChangeDetail, StatusChangeEvent,
+    StepError, Summary, compose, notify, request_from_status_change, webhook_url_from_secret,
 };
 pub use redact::redact;
 
@@ -37,16 +47,25 @@ pub fn validate_handler(input: &Value, stack: &StackEnvironment) -> Result<Value
     Ok(serde_json::to_value(normalised).expect("the normalised input serialises"))
 }
 
-/// The `notify` handler on JSON values, as the Lambda binary and the local engine call it:
-/// the state machine's payload → `{delivered, failed}`.
-pub async fn notify_handler<P: Publisher>(
+/// The `notify` handler on JSON values, as the Lambda binary and the local engine call it: the
+/// state machine's payload or a status-change event → the request it became and
+/// `{delivered, failed}`. `history` reads the execution's history for events; `environment`
+/// is the stack's own (`STEPOPS_ENVIRONMENT`).
+pub async fn notify_handler<P: Publisher, H: ExecutionHistory>(
     payload: Value,
     publisher: &P,
     webhook: Option<&ChatWebhook>,
-) -> Result<Value, PipelineError> {
-    let req = NotifyRequest::from_value(payload)?;
+    history: &H,
+    environment: Option<&str>,
+) -> Result<(NotifyRequest, NotifyOutput), PipelineError> {
+    let req = match NotifyInput::from_value(payload)? {
+        NotifyInput::Request(r) => r,
+        NotifyInput::StatusChange(event) => {
+            request_from_status_change(&event, history, environment).await?
+        }
+    };
     let out = notify(&req, publisher, webhook, chrono::Utc::now()).await?;
-    Ok(serde_json::to_value(out).expect("the output serialises"))
+    Ok((req, out))
 }
 
 /// Environment variable holding the stack's own environment (`dev` or `prod`).

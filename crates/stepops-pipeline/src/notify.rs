@@ -8,24 +8,34 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::history::{ExecutionHistory, FailureFacts, failure_facts};
 use crate::{PipelineError, redact};
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
 pub enum RunStatus {
     /// Destination equals source (or a dry run finished).
+    #[serde(rename = "SUCCEEDED")]
     Succeeded,
     /// A step failed; `error` and `failedStep` say which and why.
+    #[serde(rename = "FAILED")]
     Failed,
+    /// The execution ran past its `TimeoutSeconds`; `failedStep` is the state it was in.
+    #[serde(rename = "TIMED_OUT")]
+    TimedOut,
+    /// Someone stopped the execution (`StopExecution`); `failedStep` is the state it was in.
+    #[serde(rename = "ABORTED")]
+    Aborted,
 }
 
 impl RunStatus {
-    /// `SUCCEEDED` / `FAILED`.
+    /// `SUCCEEDED` / `FAILED` / `TIMED_OUT` / `ABORTED`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RunStatus::Succeeded => "SUCCEEDED",
             RunStatus::Failed => "FAILED",
+            RunStatus::TimedOut => "TIMED_OUT",
+            RunStatus::Aborted => "ABORTED",
         }
     }
 }
@@ -66,7 +76,9 @@ pub struct StepError {
     pub cause: Option<String>,
 }
 
-/// The notify function's input, built by the state machine.
+/// A notification about one run: built by the state machine (a success, an admin task's
+/// outcome) or from a Step Functions status-change event and the execution's history
+/// ([`request_from_status_change`]: every failure, timeout and abort of the migration).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotifyRequest {
@@ -100,6 +112,12 @@ pub struct NotifyRequest {
     /// and change are summarised.
     #[serde(default)]
     pub admin: Option<Value>,
+    /// How often the execution was redriven before it ended this way.
+    #[serde(default)]
+    pub redrive_count: Option<u32>,
+    /// Why the execution's history could not be read (the failed step is then unknown).
+    #[serde(default)]
+    pub history_error: Option<String>,
 }
 
 impl NotifyRequest {
@@ -107,6 +125,150 @@ impl NotifyRequest {
     pub fn from_value(value: Value) -> Result<NotifyRequest, PipelineError> {
         serde_json::from_value(value).map_err(|e| PipelineError::InvalidNotification(e.to_string()))
     }
+}
+
+/// `source` of Step Functions' EventBridge events.
+pub const STATES_SOURCE: &str = "aws.states";
+/// `detail-type` of an execution status change.
+pub const STATUS_CHANGE: &str = "Step Functions Execution Status Change";
+
+/// The EventBridge event Step Functions sends when an execution's status changes (what the
+/// template's rule hands the notify function; fields it does not need are ignored).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct StatusChangeEvent {
+    /// `aws.states`.
+    pub source: String,
+    /// `Step Functions Execution Status Change`.
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    /// The execution, as `DescribeExecution` describes it.
+    pub detail: StatusChangeDetail,
+}
+
+/// The `detail` of a [`StatusChangeEvent`].
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChangeDetail {
+    /// The execution.
+    pub execution_arn: String,
+    /// Its state machine.
+    #[serde(default)]
+    pub state_machine_arn: Option<String>,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    pub status: String,
+    /// Start, epoch milliseconds.
+    #[serde(default)]
+    pub start_date: Option<i64>,
+    /// End, epoch milliseconds.
+    #[serde(default)]
+    pub stop_date: Option<i64>,
+    /// The execution input (JSON text; left out by AWS when too large).
+    #[serde(default)]
+    pub input: Option<String>,
+    /// The execution's error.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Its cause.
+    #[serde(default)]
+    pub cause: Option<String>,
+    /// Redrives so far.
+    #[serde(default)]
+    pub redrive_count: Option<u32>,
+}
+
+/// What the notify function receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifyInput {
+    /// A request the state machine built (`NotifySuccess`, the admin machine).
+    Request(NotifyRequest),
+    /// A Step Functions status change (the template's EventBridge rule).
+    StatusChange(StatusChangeEvent),
+}
+
+impl NotifyInput {
+    /// Tells the two apart: an event has `source` `aws.states` and a `detail-type`.
+    pub fn from_value(value: Value) -> Result<NotifyInput, PipelineError> {
+        let is_event = value.get("detail-type").is_some()
+            || value.get("source").and_then(Value::as_str) == Some(STATES_SOURCE);
+        if !is_event {
+            return NotifyRequest::from_value(value).map(NotifyInput::Request);
+        }
+        let event: StatusChangeEvent = serde_json::from_value(value).map_err(|e| {
+            PipelineError::InvalidNotification(format!("not a Step Functions status change: {e}"))
+        })?;
+        if event.source != STATES_SOURCE || event.detail_type != STATUS_CHANGE {
+            return Err(PipelineError::InvalidNotification(format!(
+                "an event of source {:?} and detail-type {:?}: the notify function takes                  \"{STATUS_CHANGE}\" events of {STATES_SOURCE} only (check the rule's pattern)",
+                event.source, event.detail_type
+            )));
+        }
+        Ok(NotifyInput::StatusChange(event))
+    }
+}
+
+/// Builds the notification for a status change: the status, error and cause from the event,
+/// the failed step and whether the destination was left read-only from the execution's
+/// history (read through `history`; if it cannot be read the notification still goes out,
+/// saying so). `environment` is the stack's own (the function's `STEPOPS_ENVIRONMENT`); without
+/// it, the execution input's `environment`.
+pub async fn request_from_status_change<H: ExecutionHistory>(
+    event: &StatusChangeEvent,
+    history: &H,
+    environment: Option<&str>,
+) -> Result<NotifyRequest, PipelineError> {
+    let d = &event.detail;
+    let status = match d.status.as_str() {
+        "FAILED" => RunStatus::Failed,
+        "TIMED_OUT" => RunStatus::TimedOut,
+        "ABORTED" => RunStatus::Aborted,
+        "SUCCEEDED" => RunStatus::Succeeded,
+        other => {
+            return Err(PipelineError::InvalidNotification(format!(
+                "status {other} is not how a run ends: the rule's pattern should list FAILED, \
+                 TIMED_OUT and ABORTED"
+            )));
+        }
+    };
+    let environment = environment
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .or_else(|| {
+            let input: Value = serde_json::from_str(d.input.as_deref()?).ok()?;
+            input.get("environment")?.as_str().map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let migration = !machine_name(&d.execution_arn).contains("admin");
+    let (facts, history_error) = match history.history(&d.execution_arn).await {
+        Ok(events) => (failure_facts(&events), None),
+        Err(e) => {
+            tracing::warn!(execution = %d.execution_arn, error = %e, "cannot read the execution history: the failed step is unknown");
+            (FailureFacts::default(), Some(e))
+        }
+    };
+    let error = d.error.clone().or(facts.error.clone());
+    let cause = d.cause.clone().or(facts.cause.clone());
+    Ok(NotifyRequest {
+        status,
+        environment,
+        execution_arn: d.execution_arn.clone(),
+        summary: None,
+        error: (error.is_some() || cause.is_some()).then_some(StepError { error, cause }),
+        failed_step: facts.failed_step.clone(),
+        start_time: d
+            .start_date
+            .and_then(DateTime::<Utc>::from_timestamp_millis),
+        workflow: None,
+        destination_read_only: (migration && history_error.is_none())
+            .then_some(facts.destination_read_only),
+        admin: None,
+        redrive_count: d.redrive_count.or(Some(facts.redrives)).filter(|n| *n > 0),
+        history_error,
+    })
+}
+
+/// The state machine's name in an execution ARN (`arn:aws:states:R:A:execution:MACHINE:NAME`).
+fn machine_name(execution_arn: &str) -> &str {
+    execution_arn.split(':').nth(6).unwrap_or("")
 }
 
 /// A composed notification.
@@ -293,7 +455,7 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
     let dry = summary.dry_run == Some(true)
         || admin.and_then(|a| a.get("dryRun")?.as_bool()) == Some(true);
     let workflow = req.workflow.clone().unwrap_or_else(|| {
-        let machine = req.execution_arn.split(':').nth(6).unwrap_or("");
+        let machine = machine_name(&req.execution_arn);
         if machine.contains("admin") || admin.is_some() {
             "admin task".to_owned()
         } else {
@@ -372,14 +534,39 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
                 lines.push("The destination was already in sync: nothing to copy.".into());
             }
         }
-        RunStatus::Failed => {
-            let step = req.failed_step.as_deref().unwrap_or("an unknown step");
+        RunStatus::Failed | RunStatus::TimedOut | RunStatus::Aborted => {
+            let step_name = req.failed_step.as_deref();
+            let step = step_name
+                .map(|s| format!("\"{s}\""))
+                .unwrap_or_else(|| "an unknown step".into());
             let err = req.error.clone().unwrap_or_default();
             let name = err.error.as_deref().unwrap_or("(no error name)");
-            subject = format!("[stepops {env}] {what} FAILED: {name}");
+            let (verb, why) = match req.status {
+                RunStatus::TimedOut => (
+                    "TIMED OUT",
+                    " (it ran past the state machine's TimeoutSeconds and was stopped)",
+                ),
+                RunStatus::Aborted => ("was ABORTED", " (someone stopped it: StopExecution)"),
+                _ => ("FAILED", ""),
+            };
+            subject = match req.status {
+                RunStatus::Aborted => format!("[stepops {env}] {what} ABORTED"),
+                status => format!("[stepops {env}] {what} {}: {name}", status.as_str()),
+            };
             lines.push(format!(
-                "stepops {what} FAILED in {env} at step \"{step}\"."
+                "stepops {what} {verb} in {env} at step {step}{why}."
             ));
+            if let Some(n) = req.redrive_count {
+                lines.push(format!("It had been redriven {n} time(s)."));
+            }
+            if step_name.is_none()
+                && let Some(e) = &req.history_error
+            {
+                lines.push(format!(
+                    "(The failed step is unknown: the execution history could not be read: {}.)",
+                    redact(e)
+                ));
+            }
             lines.push(format!("error: {name}"));
             if let Some(cause) = err.cause.as_deref() {
                 lines.push(format!("cause: {}", redact(&unwrap_cause(cause))));
@@ -399,11 +586,7 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
                         .to_owned(),
                 );
             }
-            lines.push(format!(
-                "To resume after fixing the cause (only failed chunks run again): \
-                 aws stepfunctions redrive-execution --execution-arn {}",
-                req.execution_arn
-            ));
+            lines.push(next_step(req, step_name, admin.is_some()));
         }
     }
     lines.push(format!("execution: {}", req.execution_arn));
@@ -454,6 +637,38 @@ pub async fn notify<P: Publisher>(
         return Err(PipelineError::Undelivered(out.failed.join("; ")));
     }
     Ok(out)
+}
+
+/// What to do after a failure, timeout or abort.
+fn next_step(req: &NotifyRequest, step: Option<&str>, admin_record: bool) -> String {
+    let arn = &req.execution_arn;
+    let admin = admin_record || machine_name(arn).contains("admin");
+    if admin {
+        return "Admin tasks are idempotent: fix the cause and start the task again (a redrive \
+                of this execution would only repeat its failure)."
+            .into();
+    }
+    if step == Some("ValidateInput") {
+        return "The input was refused before anything was touched: correct it and start a new \
+                execution (a redrive re-uses the same input and would fail again)."
+            .into();
+    }
+    let at = match step {
+        Some("CopyChunks") => "resumes at \"CopyChunks\", where only the chunks that did not \
+                               succeed are copied again (copying a chunk is idempotent)"
+            .to_owned(),
+        Some(s) => format!("resumes at \"{s}\""),
+        None => "resumes at the step that did not succeed".to_owned(),
+    };
+    let limit = if req.status == RunStatus::TimedOut {
+        " A redrive also restarts the execution's time limit."
+    } else {
+        ""
+    };
+    format!(
+        "Fix the cause, then redrive: the execution {at}; the steps that succeeded are not run \
+         again.{limit} aws stepfunctions redrive-execution --execution-arn {arn}"
+    )
 }
 
 /// Lambda causes arrive as `{"errorType":…,"errorMessage":…}`: keep the message.

@@ -15,7 +15,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use stepops_error::Named;
 use stepops_pipeline::{
-    ChatWebhook, NotifyRequest, SnsPublisher, compose, notify, webhook_url_from_secret,
+    ChatWebhook, ExecutionHistory, HistoryItem, NoHistory, NotifyRequest, STATUS_CHANGE,
+    SfnHistory, SnsPublisher, compose, notify, webhook_url_from_secret,
 };
 
 const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:stepops-dev-notifications";
@@ -388,17 +389,302 @@ async fn a_failing_webhook_is_reported_without_its_url_and_sns_still_counts() {
 async fn the_json_handler_serves_the_local_engine_with_a_memory_publisher() {
     let publisher = stepops_pipeline::MemoryPublisher::default();
     let payload = serde_json::to_value(failed()).unwrap();
-    let out = stepops_pipeline::notify_handler(payload, &publisher, None)
+    let none = NoHistory("not needed".into());
+    let (req, out) = stepops_pipeline::notify_handler(payload, &publisher, None, &none, None)
         .await
         .unwrap();
-    assert_eq!(out, json!({"delivered": ["sns"], "failed": []}));
+    assert_eq!(req, failed());
+    assert_eq!(out.delivered, vec!["sns"]);
     let msgs = publisher.messages();
     assert_eq!(msgs.len(), 1);
     assert!(msgs[0].text.contains("FAILED in prod"));
-    let err = stepops_pipeline::notify_handler(json!({"status": "?"}), &publisher, None)
-        .await
-        .unwrap_err();
+    let err =
+        stepops_pipeline::notify_handler(json!({"status": "?"}), &publisher, None, &none, None)
+            .await
+            .unwrap_err();
     assert_eq!(err.error_name().as_str(), "Stepops.InvalidInput");
+}
+
+/// The history of a migration that put the destination read-only, planned, and failed in the
+/// copy Map, redriven once and failing there again.
+fn copy_failed_history() -> Vec<HistoryItem> {
+    let mut h = vec![HistoryItem::new("ExecutionStarted")];
+    for s in ["ValidateInput", "SetDestinationReadOnly", "Plan"] {
+        h.push(HistoryItem::state("TaskStateEntered", s));
+        h.push(HistoryItem::state("TaskStateExited", s));
+    }
+    h.push(HistoryItem::state("MapStateEntered", "CopyChunks"));
+    h.push(HistoryItem::new("MapRunFailed"));
+    h.push(HistoryItem {
+        error: Some("States.ExceedToleratedFailureThreshold".into()),
+        cause: Some("The specified tolerated failure threshold was exceeded".into()),
+        ..HistoryItem::new("ExecutionFailed")
+    });
+    h
+}
+
+struct Fixed(Result<Vec<HistoryItem>, String>);
+impl ExecutionHistory for Fixed {
+    async fn history(&self, arn: &str) -> Result<Vec<HistoryItem>, String> {
+        assert_eq!(arn, EXEC);
+        self.0.clone()
+    }
+}
+
+fn status_event(status: &str, extra: Value) -> Value {
+    let mut detail = json!({
+        "executionArn": EXEC,
+        "stateMachineArn": "arn:aws:states:eu-west-1:123456789012:stateMachine:stepops-dev-migrate",
+        "name": "weekly-1", "status": status,
+        "startDate": 1_795_600_000_000_i64, "stopDate": 1_795_600_600_000_i64,
+        "input": "{\"environment\": \"dev\"}", "inputDetails": {"included": true},
+        "output": null, "outputDetails": null, "redriveCount": 0,
+        "redriveStatus": "REDRIVABLE"
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        detail[k] = v.clone();
+    }
+    json!({"version": "0", "id": "e-1", "detail-type": "Step Functions Execution Status Change",
+           "source": "aws.states", "account": "123456789012", "time": "2026-11-25T10:10:00Z",
+           "region": "eu-west-1", "resources": [EXEC], "detail": detail})
+}
+
+#[tokio::test]
+async fn a_status_change_event_becomes_a_failure_naming_the_step_from_the_history() {
+    let publisher = stepops_pipeline::MemoryPublisher::default();
+    let history = Fixed(Ok(copy_failed_history()));
+    let event = status_event(
+        "FAILED",
+        json!({"error": "States.ExceedToleratedFailureThreshold", "cause": "The specified tolerated failure threshold was exceeded"}),
+    );
+    let (req, _) = stepops_pipeline::notify_handler(event, &publisher, None, &history, Some("dev"))
+        .await
+        .unwrap();
+    assert_eq!(req.status, stepops_pipeline::RunStatus::Failed);
+    assert_eq!(req.failed_step.as_deref(), Some("CopyChunks"));
+    assert_eq!(req.destination_read_only, Some(true));
+    assert_eq!(req.environment, "dev");
+    assert_eq!(
+        req.start_time.unwrap().timestamp_millis(),
+        1_795_600_000_000
+    );
+    let text = &publisher.messages()[0].text;
+    assert!(
+        text.contains("FAILED in dev at step \"CopyChunks\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("error: States.ExceedToleratedFailureThreshold"),
+        "{text}"
+    );
+    assert!(
+        text.contains("The destination is still READ-ONLY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("resumes at \"CopyChunks\", where only the chunks that did not succeed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("redrive-execution --execution-arn {EXEC}")),
+        "{text}"
+    );
+
+    // Older events carry no error: the history's ExecutionFailed gives it. The environment
+    // falls back to the input's.
+    let (req, _) = stepops_pipeline::notify_handler(
+        status_event("FAILED", json!({})),
+        &publisher,
+        None,
+        &history,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        req.error.unwrap().error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+    assert_eq!(req.environment, "dev");
+}
+
+#[tokio::test]
+async fn timeouts_and_aborts_notify_and_an_unreadable_history_still_notifies() {
+    let publisher = stepops_pipeline::MemoryPublisher::default();
+    let mut h = copy_failed_history();
+    h.truncate(6); // in Plan
+    let (req, _) = stepops_pipeline::notify_handler(
+        status_event(
+            "TIMED_OUT",
+            json!({"error": "States.Timeout", "redriveCount": 1}),
+        ),
+        &publisher,
+        None,
+        &Fixed(Ok(h.clone())),
+        Some("prod"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(req.failed_step.as_deref(), Some("Plan"));
+    let m = &publisher.messages()[0];
+    assert_eq!(
+        m.subject,
+        "[stepops prod] migration TIMED_OUT: States.Timeout"
+    );
+    assert_eq!(m.status, "TIMED_OUT");
+    assert!(
+        m.text.contains("TIMED OUT in prod at step \"Plan\""),
+        "{}",
+        m.text
+    );
+    assert!(m.text.contains("redriven 1 time(s)"), "{}", m.text);
+    assert!(
+        m.text.contains("restarts the execution's time limit"),
+        "{}",
+        m.text
+    );
+
+    stepops_pipeline::notify_handler(
+        status_event("ABORTED", json!({})),
+        &publisher,
+        None,
+        &Fixed(Ok(h)),
+        Some("prod"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        publisher.messages()[1].subject,
+        "[stepops prod] migration ABORTED"
+    );
+
+    let (req, _) = stepops_pipeline::notify_handler(
+        status_event("FAILED", json!({"error": "Stepops.Internal"})),
+        &publisher,
+        None,
+        &Fixed(Err("AccessDeniedException: not allowed".into())),
+        Some("prod"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(req.failed_step, None);
+    assert_eq!(req.destination_read_only, None, "unknown, not false");
+    let text = &publisher.messages()[2].text;
+    assert!(
+        text.contains("at step an unknown step") || text.contains("an unknown step"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the execution history could not be read: AccessDeniedException"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn events_the_rule_should_not_send_are_refused() {
+    let publisher = stepops_pipeline::MemoryPublisher::default();
+    let history = Fixed(Ok(Vec::new()));
+    for (bad, says) in [
+        (status_event("RUNNING", json!({})), "is not how a run ends"),
+        (
+            {
+                let mut e = status_event("FAILED", json!({}));
+                e["detail-type"] = json!("Step Functions State Machine Version State Change");
+                e
+            },
+            "detail-type",
+        ),
+        (
+            json!({"source": "aws.states", "detail-type": STATUS_CHANGE}),
+            "not a Step Functions status change",
+        ),
+    ] {
+        let err = stepops_pipeline::notify_handler(bad, &publisher, None, &history, Some("dev"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_name().as_str(), "Stepops.InvalidInput");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    assert!(publisher.messages().is_empty());
+}
+
+/// The AWS side of the history reader: GetExecutionHistory pages through the real client
+/// (aws-smithy-mocks), without execution data.
+#[tokio::test]
+async fn sfn_history_reads_every_page() {
+    use aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryOutput;
+    use aws_sdk_sfn::types::{
+        ExecutionFailedEventDetails, HistoryEvent, HistoryEventType, StateEnteredEventDetails,
+    };
+    let ts = aws_smithy_types::DateTime::from_secs(1_795_600_000);
+    let entered = move |id, name: &str| {
+        HistoryEvent::builder()
+            .id(id)
+            .timestamp(ts)
+            .r#type(HistoryEventType::TaskStateEntered)
+            .state_entered_event_details(
+                StateEnteredEventDetails::builder()
+                    .name(name)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    };
+    let first = mock!(aws_sdk_sfn::Client::get_execution_history)
+        .match_requests(|r| {
+            r.next_token().is_none()
+                && r.include_execution_data() == Some(false)
+                && r.execution_arn() == Some(EXEC)
+        })
+        .then_output(move || {
+            GetExecutionHistoryOutput::builder()
+                .events(entered(1, "Plan"))
+                .next_token("page-2")
+                .build()
+                .unwrap()
+        });
+    let second = mock!(aws_sdk_sfn::Client::get_execution_history)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_output(move || {
+            GetExecutionHistoryOutput::builder()
+                .events(
+                    HistoryEvent::builder()
+                        .id(2)
+                        .timestamp(ts)
+                        .r#type(HistoryEventType::ExecutionFailed)
+                        .execution_failed_event_details(
+                            ExecutionFailedEventDetails::builder()
+                                .error("Stepops.Unauthorized")
+                                .cause("password refused")
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap()
+        });
+    let client = mock_client!(
+        aws_sdk_sfn,
+        aws_smithy_mocks::RuleMode::MatchAny,
+        [&first, &second]
+    );
+    let items = SfnHistory::new(client).history(EXEC).await.unwrap();
+    assert_eq!(
+        items,
+        vec![
+            HistoryItem::state("TaskStateEntered", "Plan"),
+            HistoryItem {
+                error: Some("Stepops.Unauthorized".into()),
+                cause: Some("password refused".into()),
+                ..HistoryItem::new("ExecutionFailed")
+            }
+        ]
+    );
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    let f = stepops_pipeline::failure_facts(&items);
+    assert_eq!(f.failed_step.as_deref(), Some("Plan"));
 }
 
 #[test]

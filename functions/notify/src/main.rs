@@ -1,9 +1,13 @@
 //! Lambda `notify`: a run's outcome → one SNS message (and a chat webhook post when configured);
-//! returns `{delivered, failed}`.
+//! returns `{delivered, failed}`. The outcome is the state machine's own request (a migration's
+//! success, an admin task) or a Step Functions status-change event from template.yaml's
+//! `MigrationEnded` rule (every failure, timeout and abort), whose failed step is read from the
+//! execution's history (`states:GetExecutionHistory`).
 //!
-//! Configuration (environment variables, set by template.yaml): `STEPOPS_TOPIC_ARN` (required)
-//! and `STEPOPS_CHAT_WEBHOOK_SECRET` (optional: the Secrets Manager secret holding the webhook
-//! URL, read once per cold start).
+//! Configuration (environment variables, set by template.yaml): `STEPOPS_TOPIC_ARN` (required),
+//! `STEPOPS_ENVIRONMENT` (the stack's environment, for events) and
+//! `STEPOPS_CHAT_WEBHOOK_SECRET` (optional: the Secrets Manager secret holding the webhook URL,
+//! read once per cold start).
 
 use std::sync::Arc;
 
@@ -11,12 +15,14 @@ use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn, tracing};
 use serde_json::Value;
 use stepops_error::TaskFailure;
 use stepops_pipeline::{
-    ChatWebhook, ENV_TOPIC_ARN, ENV_WEBHOOK_SECRET, NotifyOutput, NotifyRequest, PipelineError,
-    SnsPublisher, notify, webhook_url_from_secret,
+    ChatWebhook, ENV_ENVIRONMENT, ENV_TOPIC_ARN, ENV_WEBHOOK_SECRET, NotifyOutput, PipelineError,
+    SfnHistory, SnsPublisher, notify_handler, webhook_url_from_secret,
 };
 
 struct Clients {
     sns: Option<SnsPublisher>,
+    history: SfnHistory,
+    environment: Option<String>,
     webhook: Option<ChatWebhook>,
     /// Why the configured webhook could not be set up (reported in every output).
     webhook_problem: Option<String>,
@@ -45,6 +51,8 @@ async fn main() -> Result<(), Error> {
     };
     let clients = Arc::new(Clients {
         sns,
+        history: SfnHistory::new(aws_sdk_sfn::Client::new(&config)),
+        environment: std::env::var(ENV_ENVIRONMENT).ok(),
         webhook,
         webhook_problem,
     });
@@ -77,15 +85,20 @@ async fn load_webhook(
 }
 
 async fn handle(payload: Value, clients: &Clients) -> Result<NotifyOutput, Diagnostic> {
-    let req = NotifyRequest::from_value(payload).map_err(|e| diagnostic(&e))?;
     let Some(sns) = clients.sns.as_ref() else {
         return Err(diagnostic(&PipelineError::Misconfigured(format!(
             "{ENV_TOPIC_ARN} is not set"
         ))));
     };
-    let mut out = notify(&req, sns, clients.webhook.as_ref(), chrono::Utc::now())
-        .await
-        .map_err(|e| diagnostic(&e))?;
+    let (_req, mut out) = notify_handler(
+        payload,
+        sns,
+        clients.webhook.as_ref(),
+        &clients.history,
+        clients.environment.as_deref(),
+    )
+    .await
+    .map_err(|e| diagnostic(&e))?;
     if let Some(problem) = &clients.webhook_problem {
         out.failed.push(problem.clone());
     }
