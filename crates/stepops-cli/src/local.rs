@@ -169,6 +169,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                 ..EngineConfig::new(&state_dir)
             };
             let mut environment = None;
+            let mut hooks = None;
             if pipeline {
                 let template = match template {
                     Some(t) => t,
@@ -195,9 +196,10 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                 }
                 config.template = Some(template);
                 config.template_options = template_options(params);
-                let (with_lambdas, _notifications) =
+                let (with_lambdas, pipeline_hooks) =
                     stepops_embedded::with_pipeline_lambdas(config, &env, &allowed)?;
                 config = with_lambdas;
+                hooks = Some(pipeline_hooks);
                 match &synapse_endpoint {
                     Some(synapse) => {
                         config = stepops_embedded::with_admin_lambda(config, &env, synapse)?;
@@ -211,7 +213,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                     ),
                 }
                 eprintln!(
-                    "pipeline: validate-input (environment {env}, allowed targets {allowed}) and notify (logged, not sent) in-process"
+                    "pipeline: validate-input (environment {env}, allowed targets {allowed}) and notify (logged, not sent) in-process; failures, timeouts and aborts reach notify through the template's MigrationEnded rule"
                 );
                 environment = Some(env);
             } else {
@@ -228,6 +230,9 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                 config.template_options = template_options(params);
             }
             let engine = LocalEngine::start(config).await?;
+            if let Some(h) = &hooks {
+                h.engine_started(&engine);
+            }
             let endpoint = engine.endpoint().unwrap_or_default();
             // Machine-readable on stdout: the endpoint first, then one line per resource.
             println!("{endpoint}");
@@ -243,6 +248,12 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                 for a in &t.activities {
                     println!("activity {} {}", a.logical_id, a.arn);
                     eprintln!("  activity      {}", a.arn);
+                }
+                for r in &t.event_rules {
+                    eprintln!("  {}", r.describe());
+                }
+                for u in &t.unemulated_rules {
+                    eprintln!("  rule {} not run locally: {}", u.id, u.reason);
                 }
             }
             if let Some(env) = environment {

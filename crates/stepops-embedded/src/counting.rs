@@ -1,8 +1,8 @@
 //! Live progress: the workers' step handler wrapped so that every finished `plan`, `copy` and
 //! `verify` is counted.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -23,6 +23,8 @@ pub struct Progress {
     rows_inserted: AtomicU64,
     rows_deleted: AtomicU64,
     verified: AtomicU64,
+    /// `(table, min, max)` of every finished copy.
+    copied: Mutex<Vec<(String, i64, i64)>>,
 }
 
 /// A copy of the counters.
@@ -65,7 +67,13 @@ impl Progress {
         }
     }
 
+    /// `(table, min, max)` of every chunk copied, in order.
+    pub fn copied_chunks(&self) -> Vec<(String, i64, i64)> {
+        self.copied.lock().expect("copied chunks").clone()
+    }
+
     pub(crate) fn reset(&self) {
+        self.copied.lock().expect("copied chunks").clear();
         for a in [
             &self.round,
             &self.tables,
@@ -100,6 +108,14 @@ impl Progress {
                     .fetch_add(n("estimatedRows"), Ordering::Relaxed);
             }
             "copy" => {
+                self.copied.lock().expect("copied chunks").push((
+                    out.get("table")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    out.get("min").and_then(Value::as_i64).unwrap_or_default(),
+                    out.get("max").and_then(Value::as_i64).unwrap_or_default(),
+                ));
                 self.chunks_copied.fetch_add(1, Ordering::Relaxed);
                 self.rows_inserted
                     .fetch_add(n("rowsInserted"), Ordering::Relaxed);

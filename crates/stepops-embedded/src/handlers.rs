@@ -1,11 +1,15 @@
 //! The pipeline's Lambda handlers, in-process: the same `stepops-pipeline` functions the
 //! `functions/validate-input` and `functions/notify` binaries wrap.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stepops_local::{LambdaError, LambdaHandler, handler};
-use stepops_pipeline::{Message, NotifyRequest, Publisher, StackEnvironment, validate_input};
+use stepops_pipeline::{
+    ExecutionHistory, HistoryItem, Message, NotifyRequest, Publisher, SfnHistory, StackEnvironment,
+    validate_input,
+};
 
 /// `validate-input` for a stack of `stack`'s environment and allow-list.
 pub(crate) fn validate_input_handler(stack: StackEnvironment) -> LambdaHandler {
@@ -45,17 +49,57 @@ impl Publisher for LocalPublisher {
     }
 }
 
-/// `notify` with a [`LocalPublisher`]; every request and its message are also kept in `sink`.
-pub(crate) fn notify(sink: Arc<Mutex<Vec<(NotifyRequest, Message)>>>) -> LambdaHandler {
+/// The engine's endpoint, known once it serves: the notify handler reads the execution history
+/// there, through the same `aws-sdk-sfn` code the Lambda uses in AWS.
+pub(crate) type Endpoint = Arc<OnceLock<String>>;
+
+/// [`SfnHistory`] at the engine's endpoint, once it is known (an event that arrives before,
+/// e.g. of an execution resumed at start, waits for it up to 10 s).
+struct LocalHistory(Endpoint);
+
+impl ExecutionHistory for LocalHistory {
+    async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryItem>, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let endpoint = loop {
+            if let Some(e) = self.0.get() {
+                break e.clone();
+            }
+            if Instant::now() > deadline {
+                return Err("the local engine serves no Step Functions endpoint".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        SfnHistory::at_endpoint(&endpoint)
+            .history(execution_arn)
+            .await
+    }
+}
+
+/// `notify` with a [`LocalPublisher`]: the state machine's requests and the status-change
+/// events of the template's rule (the history read at `endpoint`); every request and its
+/// message are also kept in `sink`.
+pub(crate) fn notify(
+    sink: Arc<Mutex<Vec<(NotifyRequest, Message)>>>,
+    environment: String,
+    endpoint: Endpoint,
+) -> LambdaHandler {
     let publisher = LocalPublisher::default();
+    let history = Arc::new(LocalHistory(endpoint));
+    let environment = Arc::new(environment);
     handler(move |event: Value| {
         let (sink, publisher) = (sink.clone(), publisher.clone());
+        let (history, environment) = (history.clone(), environment.clone());
         async move {
-            let req = NotifyRequest::from_value(event).map_err(|e| LambdaError::from_named(&e))?;
             let before = publisher.messages().len();
-            let out = stepops_pipeline::notify(&req, &publisher, None, chrono::Utc::now())
-                .await
-                .map_err(|e| LambdaError::from_named(&e))?;
+            let (req, out) = stepops_pipeline::notify_handler(
+                event,
+                &publisher,
+                None,
+                history.as_ref(),
+                Some(environment.as_str()),
+            )
+            .await
+            .map_err(|e| LambdaError::from_named(&e))?;
             if let Some(m) = publisher.messages().get(before) {
                 sink.lock().expect("notifications").push((req, m.clone()));
             }

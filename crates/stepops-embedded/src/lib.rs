@@ -7,7 +7,10 @@
 //! registers the `validate-input` and `notify` Lambda handlers in-process (the same
 //! `stepops-pipeline` functions the Lambda binaries wrap; notifications go to a local publisher
 //! instead of SNS), and starts runner workers in-process that poll the engine over HTTP through
-//! `aws-sdk-sfn`, exactly as the deployed runner polls Step Functions.
+//! `aws-sdk-sfn`, exactly as the deployed runner polls Step Functions. As in AWS, a success is
+//! notified by the state machine and every failure, timeout and abort by the template's
+//! EventBridge rule, which the engine runs (the notify handler reads the failed step from the
+//! execution's history over the engine's API).
 //!
 //! ```no_run
 //! # async fn demo(input: serde_json::Value) -> Result<(), stepops_embedded::EmbeddedError> {
@@ -30,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stepops_error::{ErrorName, Named};
 use stepops_local::{EngineConfig, LocalEngine, LocalError, TemplateOptions};
-use stepops_pipeline::{Message, NotifyRequest, StackEnvironment};
+use stepops_pipeline::{Message, NotifyRequest, RunStatus, StackEnvironment};
 use stepops_runner::{RunReport, Runner, RunnerOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -135,7 +138,7 @@ pub struct LocalPipeline {
     workers: Vec<Worker>,
     next_worker: usize,
     progress: Arc<Progress>,
-    notifications: Notifications,
+    hooks: PipelineHooks,
     started: Mutex<Vec<(String, Instant)>>,
 }
 
@@ -165,9 +168,13 @@ pub struct RunSummary {
     pub error: Option<String>,
     /// The execution's cause (FAILED).
     pub cause: Option<String>,
-    /// The state that failed (from the failure notification).
+    /// The state whose failure (timeout, abort) ended the execution, as the failure
+    /// notification names it (from the history); `None` for a success. A redrive resumes there.
     pub failed_step: Option<String>,
-    /// The notification messages the run sent (local publisher).
+    /// The failure notification says this run left the destination read-only.
+    pub destination_read_only: Option<bool>,
+    /// The notification messages of the execution so far, oldest first (local publisher): a
+    /// redriven execution has its earlier failures' too.
     pub notifications: Vec<Message>,
     /// The execution's output (SUCCEEDED).
     pub output: Option<Value>,
@@ -202,9 +209,9 @@ impl LocalPipeline {
             s3_root: Some(s3_root.clone()),
             ..EngineConfig::new(options.state_dir.join("engine"))
         };
-        let (config, notifications) =
-            with_pipeline_lambdas(config, ENVIRONMENT, &options.allowed_targets)?;
+        let (config, hooks) = with_pipeline_lambdas(config, ENVIRONMENT, &options.allowed_targets)?;
         let engine = LocalEngine::start(config).await?;
+        hooks.engine_started(&engine);
         let endpoint = engine
             .endpoint()
             .ok_or_else(|| EmbeddedError::Invalid("the local engine serves no endpoint".into()))?;
@@ -218,7 +225,7 @@ impl LocalPipeline {
             workers: Vec::new(),
             next_worker: 0,
             progress: Arc::new(Progress::default()),
-            notifications,
+            hooks,
             started: Mutex::new(Vec::new()),
         };
         for _ in 0..pipeline.options.workers {
@@ -306,9 +313,17 @@ impl LocalPipeline {
         Ok(arn)
     }
 
-    /// Waits for the execution to end and sums it up.
+    /// Every chunk a `copy` step finished, `(table, min, max)`, in order (a chunk copied twice
+    /// is listed twice).
+    pub fn copied_chunks(&self) -> Vec<(String, i64, i64)> {
+        self.progress.copied_chunks()
+    }
+
+    /// Waits for the execution to end (and its status change to reach the notify function) and
+    /// sums it up.
     pub async fn wait(&self, execution_arn: &str) -> Result<RunSummary, EmbeddedError> {
         let outcome = self.engine.wait(execution_arn).await?;
+        self.engine.deliveries_settled().await;
         let started = self
             .started
             .lock()
@@ -319,6 +334,7 @@ impl LocalPipeline {
         let duration = started.map(|t| t.elapsed()).unwrap_or_default();
         let p = self.progress.snapshot();
         let mine: Vec<(NotifyRequest, Message)> = self
+            .hooks
             .notifications
             .lock()
             .expect("notifications")
@@ -326,8 +342,16 @@ impl LocalPipeline {
             .filter(|(r, _)| r.execution_arn == execution_arn)
             .cloned()
             .collect();
-        let failed_step = mine.iter().find_map(|(r, _)| r.failed_step.clone());
-        let summary = mine.iter().find_map(|(r, _)| r.summary.clone());
+        let ended = (outcome.status != "SUCCEEDED")
+            .then(|| {
+                mine.iter()
+                    .rev()
+                    .find(|(r, _)| r.status != RunStatus::Succeeded)
+            })
+            .flatten();
+        let failed_step = ended.and_then(|(r, _)| r.failed_step.clone());
+        let destination_read_only = ended.and_then(|(r, _)| r.destination_read_only);
+        let summary = mine.iter().rev().find_map(|(r, _)| r.summary.clone());
         Ok(RunSummary {
             execution_arn: execution_arn.to_owned(),
             status: outcome.status,
@@ -355,6 +379,7 @@ impl LocalPipeline {
             error: outcome.error,
             cause: outcome.cause,
             failed_step,
+            destination_read_only,
             notifications: mine.into_iter().map(|(_, m)| m).collect(),
             output: outcome.output,
         })
@@ -392,27 +417,59 @@ async fn run_worker<H: stepops_runner::StepHandler>(
 /// Every notification the local `notify` Lambda published, with its request (newest last).
 pub type Notifications = Arc<Mutex<Vec<(NotifyRequest, Message)>>>;
 
+/// What [`with_pipeline_lambdas`] hands back: the notifications, and the hook that tells the
+/// notify handler where the engine serves (it reads execution histories there).
+#[derive(Clone)]
+pub struct PipelineHooks {
+    /// Every notification sent, with its request.
+    pub notifications: Notifications,
+    endpoint: handlers::Endpoint,
+}
+
+impl PipelineHooks {
+    /// Call once the engine has started: the notify handler reads histories at its endpoint
+    /// (an engine without one leaves failure notifications without their failed step).
+    pub fn engine_started(&self, engine: &LocalEngine) {
+        if let Some(e) = engine.endpoint() {
+            let _ = self.endpoint.set(e);
+        }
+    }
+}
+
 /// Registers the pipeline's Lambdas on `config`, as every local run of the project's template
 /// needs them (`LocalPipeline`, `stepops local serve --pipeline`): `ValidateInputFunction`
 /// (the `validate-input` logic for a stack of `environment` whose allowed targets are
 /// `allowed_targets`, the `STEPOPS_ALLOWED_TARGETS` syntax) and `NotifyFunction` (the `notify`
 /// logic with a [`LocalPublisher`]: each message is logged at `info`, not sent to SNS, and kept
-/// in the returned [`Notifications`]).
+/// in [`PipelineHooks::notifications`]). The notify function takes the state machine's
+/// success requests and the status-change events the template's `MigrationEnded` rule sends;
+/// call [`PipelineHooks::engine_started`] after starting the engine so that it can read the
+/// failed execution's history.
 pub fn with_pipeline_lambdas(
     config: EngineConfig,
     environment: &str,
     allowed_targets: &str,
-) -> Result<(EngineConfig, Notifications), EmbeddedError> {
+) -> Result<(EngineConfig, PipelineHooks), EmbeddedError> {
     let stack = StackEnvironment::parse(environment, allowed_targets)
         .map_err(|e| EmbeddedError::Invalid(e.to_string()))?;
-    let notifications: Notifications = Arc::new(Mutex::new(Vec::new()));
+    let hooks = PipelineHooks {
+        notifications: Arc::new(Mutex::new(Vec::new())),
+        endpoint: Arc::default(),
+    };
     let config = config
         .with_lambda(
             "ValidateInputFunction",
             handlers::validate_input_handler(stack),
         )
-        .with_lambda("NotifyFunction", handlers::notify(notifications.clone()));
-    Ok((config, notifications))
+        .with_lambda(
+            "NotifyFunction",
+            handlers::notify(
+                hooks.notifications.clone(),
+                environment.to_owned(),
+                hooks.endpoint.clone(),
+            ),
+        );
+    Ok((config, hooks))
 }
 
 /// Registers the admin function (`AdminFunction`, the admin state machine's task) on `config`

@@ -300,3 +300,126 @@ async fn postgresql_with_change_tracking_copies_only_what_the_source_changed() {
     assert_eq!(third.chunks, 0, "{third:?}");
     pipeline.shutdown().await;
 }
+
+/// Redrive, as an operator does it: a copy fails permanently on some chunks (a trigger on the
+/// destination refuses inserts into `events`), the execution fails AT the copy Map (no Catch in
+/// migrate.asl.json), the template's EventBridge rule makes the notify function send a failure
+/// naming `CopyChunks` (read from the history through aws-sdk-sfn); the cause is removed and
+/// `RedriveExecution` (the real SDK against the engine's API) resumes the Map Run: only the chunks
+/// that had not succeeded are copied, the run succeeds, and the destination equals the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_copy_is_notified_and_a_redrive_copies_only_the_chunks_that_did_not_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest_path = dir.path().join("dest.db");
+    let source = format!("sqlite:{}", dir.path().join("source.db").display());
+    let dest = format!("sqlite:{}", dest_path.display());
+    sample(&source, 4_000).await;
+    std::fs::copy(dir.path().join("source.db"), &dest_path).unwrap();
+    make_stale(&dest).await;
+    assert_differ(&source, &dest).await;
+    let block = rusqlite::Connection::open(&dest_path).unwrap();
+    block
+        .execute_batch(
+            "CREATE TRIGGER refuse_events BEFORE INSERT ON events
+             BEGIN SELECT RAISE(ABORT, 'inserts into events are refused (test)'); END;",
+        )
+        .unwrap();
+
+    let pipeline = LocalPipeline::start(options(dir.path())).await.unwrap();
+    // One chunk at a time: the chunks before the first refused one succeed, the rest never start.
+    let mut run = input(&source, &dest, 200);
+    run["maxConcurrency"] = json!(1);
+    let arn = pipeline.start_migration(&run).unwrap();
+    let failed = pipeline.wait(&arn).await.unwrap();
+    assert_eq!(failed.status, "FAILED", "{failed:?}");
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("States.ExceedToleratedFailureThreshold")
+    );
+    assert_eq!(
+        failed.failed_step.as_deref(),
+        Some("CopyChunks"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.destination_read_only, Some(false));
+    assert_eq!(failed.notifications.len(), 1, "{:?}", failed.notifications);
+    let note = &failed.notifications[0];
+    assert!(note.subject.contains("FAILED"), "{}", note.subject);
+    assert!(
+        note.text.contains("at step \"CopyChunks\"")
+            && note.text.contains("redrive-execution --execution-arn"),
+        "{}",
+        note.text
+    );
+    // The notification came from the rule, as in AWS.
+    let deliveries = pipeline.engine().deliveries();
+    assert!(
+        deliveries
+            .iter()
+            .any(|d| d.rule == "NotifyFunction.MigrationEnded"
+                && d.execution_arn == arn
+                && d.status == "FAILED"
+                && d.result.is_ok()),
+        "{deliveries:?}"
+    );
+    let before: Vec<_> = pipeline.copied_chunks();
+    assert!(
+        !before.is_empty(),
+        "some chunks succeeded before the failure"
+    );
+    assert!(
+        before.iter().all(|c| c.0 != "events"),
+        "no events chunk was copied: {before:?}"
+    );
+
+    // Remove the cause, then redrive through the Step Functions API.
+    block.execute_batch("DROP TRIGGER refuse_events").unwrap();
+    drop(block);
+    let sfn = stepops_runner::local_sfn_client(pipeline.endpoint());
+    sfn.redrive_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .expect("RedriveExecution");
+    let done = pipeline.wait(&arn).await.unwrap();
+    assert_succeeded(&done);
+    assert_eq!(done.failed_step, None);
+    assert_equal(&source, &dest).await;
+
+    // Only what had not succeeded was copied again: the chunks copied after the redrive are
+    // disjoint from those before, and together they are the plan's chunks, each once.
+    let all = pipeline.copied_chunks();
+    let after = &all[before.len()..];
+    assert!(!after.is_empty());
+    for c in after {
+        assert!(
+            !before.contains(c),
+            "{c:?} succeeded before and was copied again"
+        );
+    }
+    assert!(after.iter().any(|c| c.0 == "events"));
+    assert_eq!(all.len() as u64, done.chunks, "{done:?}");
+    assert_eq!(
+        done.chunks_copied, done.chunks,
+        "the Map Run's results count every chunk once"
+    );
+    assert_eq!(
+        done.rounds, 1,
+        "the redrive resumed round 1's copy, it did not plan again"
+    );
+    // The history: one plan, the Map Run redriven (not started again).
+    let history = pipeline.engine().history(&arn).unwrap();
+    let count = |t: &str| history.iter().filter(|e| e.event_type == t).count();
+    assert_eq!(count("ExecutionRedriven"), 1);
+    assert_eq!(count("MapRunStarted"), 1);
+    assert_eq!(count("MapRunRedriven"), 1);
+    let plans = history
+        .iter()
+        .filter(|e| e.event_type == "TaskStateEntered" && e.details["name"] == "Plan")
+        .count();
+    assert_eq!(plans, 1);
+    // The failure and then the success were notified.
+    assert_eq!(done.notifications.len(), 2);
+    assert!(done.notifications[1].subject.contains("succeeded"));
+    pipeline.shutdown().await;
+}

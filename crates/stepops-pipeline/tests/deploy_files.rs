@@ -98,6 +98,33 @@ fn the_local_engine_loads_the_template_with_defaults_only() {
         .unwrap();
     assert_eq!(act.name, "stepops-dev-migrate");
     assert!(sm.definition.contains(&act.arn));
+    // Failures are notified by the EventBridge rule on the machine's status changes, which the
+    // local engine runs too.
+    let rule = t
+        .event_rules
+        .iter()
+        .find(|r| r.id == "NotifyFunction.MigrationEnded")
+        .expect("the MigrationEnded rule");
+    assert_eq!(rule.targets[0].logical_id, "NotifyFunction");
+    assert_eq!(
+        rule.pattern.values_at("detail.stateMachineArn"),
+        Some(vec![serde_json::json!(sm.arn)])
+    );
+    assert_eq!(
+        rule.pattern.values_at("detail.status"),
+        Some(vec![
+            serde_json::json!("FAILED"),
+            serde_json::json!("TIMED_OUT"),
+            serde_json::json!("ABORTED")
+        ])
+    );
+    assert!(
+        t.unemulated_rules
+            .iter()
+            .any(|u| u.id == "MigrateStateMachine.Weekly"),
+        "{:?}",
+        t.unemulated_rules
+    );
     for (id, name) in [
         ("ValidateInputFunction", "stepops-dev-validate-input"),
         ("NotifyFunction", "stepops-dev-notify"),

@@ -3,6 +3,12 @@
 //! "runner" behind its activity tasks (plan/copy/verify/set-status per
 //! docs/dev/pipeline-steps.md, manifests written to the folder standing in for S3; `verify`
 //! adds up the copy Map's ResultWriter files with the real runner's `round_totals`).
+//!
+//! Failures are not caught by the machine: the execution ends at the failing state (so that a
+//! redrive resumes there) and the notification comes from Step Functions' status-change event
+//! through template.yaml's rule. These tests check that the machine sends no notification of
+//! its own on failure, and build the one the rule's notify call would send from the recorded
+//! history with this crate's `request_from_status_change`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +23,10 @@ use stepops_asl::{
     StoreError, TaskDispatcher, TaskError, TaskInvocation,
 };
 use stepops_error::TaskFailure;
-use stepops_pipeline::{NotifyRequest, RunStatus, StackEnvironment, compose, validate_handler};
+use stepops_pipeline::{
+    ExecutionHistory, HistoryItem, NotifyRequest, RunStatus, StackEnvironment, StatusChangeEvent,
+    compose, request_from_status_change, validate_handler,
+};
 use tokio_util::sync::CancellationToken;
 
 const ACTIVITY: &str = "arn:aws:states:eu-west-1:123456789012:activity:stepops-dev-migrate";
@@ -68,6 +77,8 @@ struct World {
     status_failure: Mutex<Option<&'static str>>,
     /// Added to every copy's rowsInserted (a migration of billions of rows).
     extra_rows_per_copy: u64,
+    /// The execution's history.
+    history: Arc<Recorded>,
 }
 
 impl World {
@@ -85,6 +96,7 @@ impl World {
             dest_read_only: Mutex::default(),
             status_failure: Mutex::default(),
             extra_rows_per_copy: 0,
+            history: Arc::default(),
         })
     }
 
@@ -331,18 +343,62 @@ impl TaskDispatcher for Dispatcher {
     }
 }
 
+/// Keeps the history.
 #[derive(Default)]
-struct NoStore;
-impl ExecutionStore for NoStore {
-    fn record(&self, _: &str, _: &[HistoryEvent], _: &Snapshot) -> Result<(), StoreError> {
+struct Recorded(Mutex<Vec<HistoryEvent>>);
+impl ExecutionStore for Recorded {
+    fn record(&self, _: &str, events: &[HistoryEvent], _: &Snapshot) -> Result<(), StoreError> {
+        self.0.lock().unwrap().extend_from_slice(events);
         Ok(())
     }
 }
 
+/// The recorded history as `GetExecutionHistory` would give it to the notify function.
+impl ExecutionHistory for Recorded {
+    async fn history(&self, _arn: &str) -> Result<Vec<HistoryItem>, String> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| HistoryItem {
+                event_type: e.event_type.clone(),
+                state: e.details["name"].as_str().map(str::to_owned),
+                error: e.details["error"].as_str().map(str::to_owned),
+                cause: e.details["cause"].as_str().map(str::to_owned),
+            })
+            .collect())
+    }
+}
+
+const EXECUTION: &str = "arn:aws:states:eu-west-1:123456789012:execution:stepops-dev-migrate:t1";
+
+/// The notification the template's rule makes the notify function send for `r` (a failure),
+/// after checking that the machine itself sent none.
+async fn failure_notification(world: &World, r: &ExecutionResult) -> NotifyRequest {
+    let ExecutionResult::Failed { error, cause } = r else {
+        panic!("expected a failure, got {r:?}");
+    };
+    assert!(
+        world.notifications.lock().unwrap().is_empty(),
+        "the machine notifies no failure itself (no Catch)"
+    );
+    let event: StatusChangeEvent = serde_json::from_value(json!({
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {"executionArn": EXECUTION, "status": "FAILED", "error": error, "cause": cause,
+                   "startDate": Utc::now().timestamp_millis()}
+    }))
+    .unwrap();
+    let history = world.history.clone();
+    request_from_status_change(&event, history.as_ref(), Some("dev"))
+        .await
+        .unwrap()
+}
+
 async fn run(world: &Arc<World>, input: Value) -> ExecutionResult {
     let info = ExecutionInfo {
-        execution_arn: "arn:aws:states:eu-west-1:123456789012:execution:stepops-dev-migrate:t1"
-            .into(),
+        execution_arn: EXECUTION.into(),
         name: "t1".into(),
         state_machine_arn: "arn:aws:states:eu-west-1:123456789012:stateMachine:stepops-dev-migrate"
             .into(),
@@ -357,7 +413,7 @@ async fn run(world: &Arc<World>, input: Value) -> ExecutionResult {
         input,
         None,
         Arc::new(Dispatcher(world.clone())),
-        Arc::new(NoStore),
+        world.history.clone(),
         RunOptions {
             time_scale: 0.0,
             s3_root: Some(world.s3_root.clone()),
@@ -572,23 +628,25 @@ async fn a_prod_target_from_dev_fails_in_validate_before_any_step_and_notifies()
         input(json!({"dest": {"secret": "stepops/prod/dest-db"}})),
     )
     .await;
-    match r {
+    match &r {
         ExecutionResult::Failed { error, cause } => {
             assert_eq!(error.as_deref(), Some("Stepops.WrongEnvironment"));
-            assert!(cause.unwrap().contains("a prod target"));
+            assert!(cause.as_deref().unwrap().contains("a prod target"));
         }
         other => panic!("expected failure, got {other:?}"),
     }
     assert!(world.steps().is_empty(), "no runner step ran");
     assert_eq!(*world.dest.lock().unwrap(), d);
-    let notes = world.notifications.lock().unwrap();
-    assert_eq!(notes[0].status, RunStatus::Failed);
-    assert_eq!(notes[0].failed_step.as_deref(), Some("ValidateInput"));
-    assert_eq!(notes[0].destination_read_only, Some(false));
+    let n = failure_notification(&world, &r).await;
+    assert_eq!(n.status, RunStatus::Failed);
+    assert_eq!(n.failed_step.as_deref(), Some("ValidateInput"));
+    assert_eq!(n.destination_read_only, Some(false));
     assert_eq!(
-        notes[0].error.as_ref().unwrap().error.as_deref(),
+        n.error.as_ref().unwrap().error.as_deref(),
         Some("Stepops.WrongEnvironment")
     );
+    let text = compose(&n, Utc::now()).text;
+    assert!(text.contains("start a new execution"), "{text}");
 }
 
 #[tokio::test]
@@ -600,7 +658,8 @@ async fn inputs_that_are_not_objects_still_fail_with_a_notification() {
         matches!(&r, ExecutionResult::Failed { error: Some(e), .. } if e == "Stepops.InvalidInput"),
         "{r:?}"
     );
-    assert_eq!(world.notifications.lock().unwrap().len(), 1);
+    let n = failure_notification(&world, &r).await;
+    assert_eq!(n.failed_step.as_deref(), Some("ValidateInput"));
 }
 
 #[tokio::test]
@@ -628,10 +687,10 @@ async fn a_source_that_never_settles_fails_not_converged_at_the_round_limit() {
         "stays read-only on failure"
     );
     assert!(*w.dest_read_only.lock().unwrap());
-    let notes = w.notifications.lock().unwrap();
-    assert_eq!(notes[0].failed_step.as_deref(), Some("Verify"));
-    assert_eq!(notes[0].destination_read_only, Some(true));
-    let text = compose(&notes[0], Utc::now()).text;
+    let n = failure_notification(&w, &r).await;
+    assert_eq!(n.failed_step.as_deref(), Some("Verify"));
+    assert_eq!(n.destination_read_only, Some(true));
+    let text = compose(&n, Utc::now()).text;
     assert!(text.contains("still different after 3 rounds"), "{text}");
     assert!(
         text.contains("The destination is still READ-ONLY"),
@@ -646,10 +705,14 @@ async fn a_chunk_that_keeps_failing_fails_the_map_and_notifies_copy_chunks() {
     let world = World::new(dir.path(), s, d);
     *world.copy_failures.lock().unwrap() = vec!["Stepops.SchemaMismatch"];
     let r = run(&world, input(json!({"maxConcurrency": 1}))).await;
-    assert!(matches!(r, ExecutionResult::Failed { .. }), "{r:?}");
-    let notes = world.notifications.lock().unwrap();
-    assert_eq!(notes[0].failed_step.as_deref(), Some("CopyChunks"));
+    let n = failure_notification(&world, &r).await;
+    assert_eq!(n.failed_step.as_deref(), Some("CopyChunks"));
     assert!(!world.steps().contains(&"Verify:verify".to_owned()));
+    let text = compose(&n, Utc::now()).text;
+    assert!(
+        text.contains("only the chunks that did not succeed are copied again"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -674,10 +737,10 @@ async fn a_failed_copy_after_read_only_leaves_it_read_only_and_says_so() {
             .contains(&"SetDestinationReadWrite:set-status".to_owned())
     );
     assert!(*world.dest_read_only.lock().unwrap(), "left read-only");
-    let notes = world.notifications.lock().unwrap();
-    assert_eq!(notes[0].failed_step.as_deref(), Some("CopyChunks"));
-    assert_eq!(notes[0].destination_read_only, Some(true));
-    let text = compose(&notes[0], Utc::now()).text;
+    let n = failure_notification(&world, &r).await;
+    assert_eq!(n.failed_step.as_deref(), Some("CopyChunks"));
+    assert_eq!(n.destination_read_only, Some(true));
+    let text = compose(&n, Utc::now()).text;
     assert!(
         text.contains("The destination is still READ-ONLY"),
         "{text}"
@@ -691,10 +754,9 @@ async fn a_failed_copy_without_read_only_does_not_mention_it() {
     let world = World::new(dir.path(), s, d);
     *world.copy_failures.lock().unwrap() = vec!["Stepops.SchemaMismatch"];
     let r = run(&world, input(json!({"maxConcurrency": 1}))).await;
-    assert!(matches!(r, ExecutionResult::Failed { .. }), "{r:?}");
-    let notes = world.notifications.lock().unwrap();
-    assert_eq!(notes[0].destination_read_only, Some(false));
-    assert!(!compose(&notes[0], Utc::now()).text.contains("READ-ONLY"));
+    let n = failure_notification(&world, &r).await;
+    assert_eq!(n.destination_read_only, Some(false));
+    assert!(!compose(&n, Utc::now()).text.contains("READ-ONLY"));
 }
 
 #[tokio::test]
@@ -710,12 +772,9 @@ async fn a_refused_set_status_stops_before_the_plan_and_notifies() {
     );
     assert_eq!(world.steps(), vec!["SetDestinationReadOnly:set-status"]);
     assert_eq!(*world.dest.lock().unwrap(), d);
-    let notes = world.notifications.lock().unwrap();
-    assert_eq!(
-        notes[0].failed_step.as_deref(),
-        Some("SetDestinationReadOnly")
-    );
-    assert_eq!(notes[0].destination_read_only, Some(false));
+    let n = failure_notification(&world, &r).await;
+    assert_eq!(n.failed_step.as_deref(), Some("SetDestinationReadOnly"));
+    assert_eq!(n.destination_read_only, Some(false));
 }
 
 #[tokio::test]
