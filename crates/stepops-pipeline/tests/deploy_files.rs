@@ -1,5 +1,7 @@
 //! The runner's user data lives twice: in template.yaml (what CloudFormation deploys) and in
-//! deploy/ (what people read and edit). They must not drift apart.
+//! deploy/ (what people read and edit). They must not drift apart. Also: the template's
+//! permissions the pipeline relies on, and the rule that notifies failures as the local engine
+//! reads it.
 
 use std::path::Path;
 
@@ -136,4 +138,85 @@ fn the_local_engine_loads_the_template_with_defaults_only() {
             "{id} is wired into the definition"
         );
     }
+}
+
+/// template.yaml as a YAML tree (short-form tags kept as tagged values).
+fn template() -> serde_norway::Value {
+    serde_norway::from_str(&read("template.yaml")).expect("template.yaml is YAML")
+}
+
+/// A scalar or tagged scalar (`!Sub "…"`, `!Ref X`) as text; lists as their items' texts.
+fn text(v: &serde_norway::Value) -> String {
+    use serde_norway::Value as Y;
+    match v {
+        Y::String(s) => s.clone(),
+        Y::Tagged(t) => text(&t.value),
+        Y::Sequence(items) => items.iter().map(text).collect::<Vec<_>>().join(" "),
+        other => serde_norway::to_string(other).unwrap_or_default(),
+    }
+}
+
+fn statements(policies: &serde_norway::Value) -> Vec<&serde_norway::Value> {
+    let mut out = Vec::new();
+    for p in policies.as_sequence().into_iter().flatten() {
+        let list = p
+            .get("Statement")
+            .or_else(|| p.get("PolicyDocument").and_then(|d| d.get("Statement")));
+        for s in list.and_then(|l| l.as_sequence()).into_iter().flatten() {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn statement<'a>(all: &[&'a serde_norway::Value], sid: &str) -> &'a serde_norway::Value {
+    all.iter()
+        .find(|s| s.get("Sid").map(text).as_deref() == Some(sid))
+        .unwrap_or_else(|| panic!("no statement {sid}"))
+}
+
+#[test]
+fn the_runner_may_read_copy_results_and_notify_may_read_the_migrations_history_only() {
+    let t = template();
+    let res = &t["Resources"];
+    // verify reads the copy Map's ResultWriter files (results/EXECUTION/round-N/…).
+    let runner = statements(&res["RunnerRole"]["Properties"]["Policies"]);
+    let results = statement(&runner, "ReadCopyResults");
+    assert_eq!(text(&results["Action"]), "s3:GetObject");
+    assert_eq!(
+        text(&results["Resource"]),
+        "${ManifestBucket.Arn}/results/*"
+    );
+    let manifests = statement(&runner, "WriteAndReadManifests");
+    assert_eq!(
+        text(&manifests["Resource"]),
+        "${ManifestBucket.Arn}/manifests/*"
+    );
+    for s in &runner {
+        assert!(
+            !text(&s["Action"]).contains("s3:PutObject")
+                || text(&s["Resource"]).contains("/manifests/"),
+            "the runner writes manifests only: {s:?}"
+        );
+    }
+
+    // notify reads the failed execution's history: that machine's executions, nothing else.
+    let notify = &res["NotifyFunction"]["Properties"];
+    let history = statement(&statements(&notify["Policies"]), "ReadTheMigrationsHistory");
+    assert_eq!(text(&history["Action"]), "states:GetExecutionHistory");
+    let resource = text(&history["Resource"]);
+    assert!(
+        resource.contains(":execution:stepops-${Environment}${Suffix}-migrate:*"),
+        "{resource}"
+    );
+    assert_eq!(
+        text(&notify["Environment"]["Variables"]["STEPOPS_ENVIRONMENT"]),
+        "Environment"
+    );
+    let rule = &notify["Events"]["MigrationEnded"];
+    assert_eq!(text(&rule["Type"]), "EventBridgeRule");
+    assert_eq!(
+        text(&rule["Properties"]["Pattern"]["detail"]["stateMachineArn"]),
+        "MigrateStateMachine"
+    );
 }
