@@ -12,6 +12,7 @@ activities: ["${MigrateActivity}"]
 concurrency: ${RunnerConcurrency}
 environment: ${Environment}
 region: ${AWS::Region}
+drain_timeout_seconds: 120
 YAML
 cat > /etc/systemd/system/stepops-runner.service <<'UNIT'
 [Unit]
@@ -28,7 +29,7 @@ ExecStart=/opt/stepops/bin/stepops-runner
 Restart=always
 RestartSec=5
 KillSignal=SIGTERM
-TimeoutStopSec=120
+TimeoutStopSec=180
 NoNewPrivileges=true
 ProtectSystem=strict
 ProtectHome=true

@@ -1,7 +1,7 @@
 //! The runner's user data lives twice: in template.yaml (what CloudFormation deploys) and in
-//! deploy/ (what people read and edit). They must not drift apart. Also: the template's
-//! permissions the pipeline relies on, and the rule that notifies failures as the local engine
-//! reads it.
+//! deploy/ (what people read and edit). They must not drift apart. Also: systemd waits longer
+//! than the runner drains, the template's permissions the pipeline relies on, and the rule that
+//! notifies failures as the local engine reads it.
 
 use std::path::Path;
 
@@ -138,6 +138,42 @@ fn the_local_engine_loads_the_template_with_defaults_only() {
             "{id} is wired into the definition"
         );
     }
+}
+
+/// Between `start` and `end` (both excluded) in `text`.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let a = text.find(start).unwrap_or_else(|| panic!("no {start:?}")) + start.len();
+    let b = a + text[a..].find(end).unwrap_or_else(|| panic!("no {end:?}"));
+    &text[a..b]
+}
+
+/// systemd SIGKILLs a service still running TimeoutStopSec after SIGTERM: the runner's drain
+/// (running tasks finish) plus handing back the rest (answers retried for up to about a minute)
+/// must fit well inside it.
+#[test]
+fn systemd_waits_longer_than_the_runner_drains() {
+    let ud = template_user_data();
+    let unit = between(&ud, "<<'UNIT'\n", "\nUNIT\n");
+    let stop: u64 = between(unit, "TimeoutStopSec=", "\n").parse().unwrap();
+    let yaml = between(&ud, "<<'YAML'\n", "\nYAML\n")
+        .replace(
+            "${MigrateActivity}",
+            "arn:aws:states:eu-west-1:123456789012:activity:a",
+        )
+        .replace("${RunnerConcurrency}", "8")
+        .replace("${Environment}", "dev")
+        .replace("${AWS::Region}", "eu-west-1");
+    let config = stepops_runner::RawConfig::from_yaml(&yaml, "user data")
+        .unwrap()
+        .build()
+        .unwrap();
+    let drain = config.drain_timeout.as_secs();
+    assert!(
+        drain + 60 <= stop,
+        "TimeoutStopSec={stop} must be at least 60 s above drain_timeout_seconds={drain}"
+    );
+    // The unit in deploy/ says the same (checked verbatim above) and documents the relation.
+    assert!(read("deploy/stepops-runner.service").contains("TimeoutStopSec (180)"));
 }
 
 /// template.yaml as a YAML tree (short-form tags kept as tagged values).
