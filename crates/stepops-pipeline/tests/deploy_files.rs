@@ -256,3 +256,22 @@ fn the_runner_may_read_copy_results_and_notify_may_read_the_migrations_history_o
         "MigrateStateMachine"
     );
 }
+
+/// The "runner stopped polling" alarm fires when tasks were scheduled and none started, not
+/// when busy runners start fewer than were scheduled.
+#[test]
+fn the_not_polling_alarm_means_no_task_started_while_work_was_scheduled() {
+    let t = template();
+    let metrics = &t["Resources"]["RunnerNotPollingAlarm"]["Properties"]["Metrics"];
+    let returned: Vec<_> = metrics
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|m| m.get("ReturnData").and_then(|r| r.as_bool()) == Some(true))
+        .collect();
+    assert_eq!(returned.len(), 1);
+    assert_eq!(
+        text(&returned[0]["Expression"]),
+        "IF(FILL(scheduled, 0) > 0 AND FILL(started, 0) == 0, 1, 0)"
+    );
+}
