@@ -74,7 +74,7 @@ enum LocalCommand {
         #[arg(long = "param", value_parser = key_value)]
         params: Vec<(String, String)>,
         /// Multiplies every wait (Wait states, Retry intervals, timeouts, HeartbeatSeconds):
-        /// 0 = no waiting. Below 1, runners must heartbeat faster (STEPOPS_HEARTBEAT_SECONDS).
+        /// 0 = no waiting. Below 1, runners must heartbeat faster (STEPOPS_RUNNER_HEARTBEAT_SECONDS).
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
         /// Serve the migration pipeline: the built-in template.yaml unless --template, the
@@ -307,7 +307,7 @@ fn print_pipeline_hints(
         String::new()
     };
     eprintln!(
-        "\nrun a runner in another terminal:\n  STEPOPS_ACTIVITIES='[{activity}]' STEPOPS_ENVIRONMENT={env} \\\n  STEPOPS_OBJECT_STORE_ROOT={} STEPOPS_HEARTBEAT_SECONDS={heartbeat} \\\n{secrets_env}  stepops-runner --endpoint {endpoint}",
+        "\nrun a runner in another terminal:\n  STEPOPS_RUNNER_ACTIVITIES='[{activity}]' STEPOPS_RUNNER_ENVIRONMENT={env} \\\n  STEPOPS_RUNNER_OBJECT_STORE_ROOT={} STEPOPS_RUNNER_HEARTBEAT_SECONDS={heartbeat} \\\n{secrets_env}  stepops-runner --endpoint {endpoint}",
         s3.display()
     );
     eprintln!(

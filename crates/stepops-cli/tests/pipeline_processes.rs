@@ -16,7 +16,7 @@
 //!
 //! The `stepops-runner` binary belongs to another package, so Cargo does not hand this test its
 //! path: [`runner_binary`] builds it with `cargo build -p stepops-runner` into this test's target
-//! directory (a no-op when up to date), or takes `STEPOPS_RUNNER_BIN`.
+//! directory (a no-op when up to date), or takes `STEPOPS_TEST_RUNNER_BIN`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +30,7 @@ const TOKEN: &str = "Pw9xQz7Kv3Tk";
 
 /// The `stepops-runner` binary next to this test's own executable, built first.
 fn runner_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("STEPOPS_RUNNER_BIN") {
+    if let Some(p) = std::env::var_os("STEPOPS_TEST_RUNNER_BIN") {
         return p.into();
     }
     // target/<profile>/deps/<this test> → target/<profile>/stepops-runner
@@ -60,7 +60,7 @@ fn runner_binary() -> PathBuf {
     let bin = profile_dir.join("stepops-runner");
     assert!(
         bin.exists(),
-        "{} is missing after the build; set STEPOPS_RUNNER_BIN to the runner binary",
+        "{} is missing after the build; set STEPOPS_TEST_RUNNER_BIN to the runner binary",
         bin.display()
     );
     bin
@@ -191,7 +191,7 @@ fn start_runner(bin: &Path, dir: &Path, n: usize, config: &Path, endpoint: &str)
     let child = clean(bin, dir)
         .arg("--config")
         .arg(config)
-        .env("STEPOPS_WORKER_NAME", format!("runner-{n}"))
+        .env("STEPOPS_RUNNER_WORKER_NAME", format!("runner-{n}"))
         .env("STEPOPS_LOG", "debug")
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
         .stdout(log_file(&dir.join(format!("runner-{n}.out"))))

@@ -1,9 +1,14 @@
-//! The runner's configuration: one YAML file plus `STEPOPS_*` environment overrides.
+//! The runner's configuration: one YAML file plus `STEPOPS_RUNNER_*` environment overrides.
 //!
-//! Every top-level key can be overridden by `STEPOPS_<KEY>` (upper case), whose value is parsed
-//! as YAML: `STEPOPS_CONCURRENCY=4`, `STEPOPS_ACTIVITIES='[arn1, arn2]'`. `STEPOPS_LOG` (log
-//! level) and `STEPOPS_CONFIG` (the file's path) are not keys. Unknown keys, in the file or the
-//! environment, are refused; every error names the key and where its value came from.
+//! Every top-level key can be overridden by `STEPOPS_RUNNER_<KEY>` (upper case), whose value is
+//! parsed as YAML: `STEPOPS_RUNNER_CONCURRENCY=4`, `STEPOPS_RUNNER_ACTIVITIES='[arn1, arn2]'`.
+//! That prefix is the runner's own namespace: every variable in it must be a key (a misspelt
+//! one is refused, naming the nearest key), while the other `STEPOPS_*` variables belong to
+//! other stepops commands and functions (`STEPOPS_ALLOWED_TARGETS`, `STEPOPS_LOCAL_PORT`,
+//! `STEPOPS_ENVIRONMENT`, `STEPOPS_ADMIN_TOKEN_*`, …) and are ignored; one spelt like a runner
+//! key without the prefix (`STEPOPS_CONCURRENCY`) is ignored with a warning. `STEPOPS_LOG` (log
+//! level) and `STEPOPS_CONFIG` (the file's path) are the runner's too but not keys. Unknown keys
+//! in the file are refused; every error names the key and where its value came from.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +17,10 @@ use serde::de::DeserializeOwned;
 use serde_norway::Value as Yaml;
 use stepops_error::{ErrorName, Named};
 
-/// Environment variables that start with `STEPOPS_` but are not configuration keys.
+/// The prefix of the runner's configuration overrides: `STEPOPS_RUNNER_<KEY>`.
+pub const ENV_PREFIX: &str = "STEPOPS_RUNNER_";
+
+/// Environment variables the runner reads that are not configuration keys.
 pub const NOT_KEYS: [&str; 2] = ["STEPOPS_LOG", "STEPOPS_CONFIG"];
 
 /// The runner's settings, validated.
@@ -144,19 +152,50 @@ impl RawConfig {
         Ok(raw)
     }
 
-    /// Applies `STEPOPS_*` overrides from `vars` (normally `std::env::vars()`).
+    /// Applies `STEPOPS_RUNNER_*` overrides from `vars` (normally `std::env::vars()`); other
+    /// variables are ignored. Returns warnings for variables that look meant for the runner but
+    /// are outside its namespace (`STEPOPS_CONCURRENCY` for `STEPOPS_RUNNER_CONCURRENCY`);
+    /// they never hold a value.
     pub fn apply_env(
         &mut self,
         vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<(), ConfigError> {
-        let mut vars: Vec<_> = vars
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("STEPOPS_") && !NOT_KEYS.contains(&k.as_str()))
-            .collect();
-        vars.sort();
+    ) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        let mut mine = Vec::new();
         for (name, text) in vars {
-            let key = name["STEPOPS_".len()..].to_ascii_lowercase();
+            if let Some(key) = name.strip_prefix(ENV_PREFIX) {
+                mine.push((name.clone(), key.to_ascii_lowercase(), text));
+            } else if let Some(rest) = name.strip_prefix("STEPOPS_")
+                && KEYS.contains(&rest.to_ascii_lowercase().as_str())
+            {
+                warnings.push(format!(
+                    "{name} is not read by stepops-runner (its overrides are {ENV_PREFIX}<KEY>; \
+                     other STEPOPS_* variables belong to other stepops commands): for the runner \
+                     set {ENV_PREFIX}{rest}"
+                ));
+            }
+        }
+        warnings.sort();
+        mine.sort();
+        for (name, key, text) in mine {
             let origin = format!("environment {name}");
+            if !KEYS.contains(&key.as_str()) {
+                let hint = match key.as_str() {
+                    "config" => " (the file is named by STEPOPS_CONFIG or --config)".to_owned(),
+                    "log" => " (the log level is STEPOPS_LOG)".to_owned(),
+                    _ => nearest_key(&key)
+                        .map(|k| format!(" (did you mean {ENV_PREFIX}{}?)", k.to_uppercase()))
+                        .unwrap_or_default(),
+                };
+                return Err(ConfigError::Key {
+                    key,
+                    origin,
+                    message: format!(
+                        "unknown key{hint}; {ENV_PREFIX}* variables must name one of: {}",
+                        KEYS.join(", ")
+                    ),
+                });
+            }
             let value: Yaml = if text.trim().is_empty() {
                 Yaml::Null
             } else {
@@ -168,7 +207,7 @@ impl RawConfig {
             };
             self.set(key, value, &origin)?;
         }
-        Ok(())
+        Ok(warnings)
     }
 
     /// Sets one key (a later value replaces an earlier one).
@@ -318,6 +357,32 @@ impl RawConfig {
     }
 }
 
+/// The key closest to `key` (edit distance at most 3), for "did you mean".
+fn nearest_key(key: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let cost = usize::from(ca != *cb);
+                cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    KEYS.iter()
+        .map(|k| {
+            // A key given without its unit (`heartbeat` for `heartbeat_seconds`) is close too.
+            let stem = k.strip_suffix("_seconds").unwrap_or(k);
+            (distance(key, k).min(distance(key, stem)), *k)
+        })
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
 fn default_worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
@@ -330,14 +395,16 @@ fn default_worker_name() -> String {
 }
 
 impl RunnerConfig {
-    /// Loads `path` (when given), applies the process environment's `STEPOPS_*` overrides and
-    /// validates.
+    /// Loads `path` (when given), applies the process environment's `STEPOPS_RUNNER_*`
+    /// overrides (logging the warnings) and validates.
     pub fn load(path: Option<&Path>) -> Result<RunnerConfig, ConfigError> {
         let mut raw = match path {
             Some(p) => RawConfig::from_file(p)?,
             None => RawConfig::default(),
         };
-        raw.apply_env(std::env::vars())?;
+        for w in raw.apply_env(std::env::vars())? {
+            tracing::warn!("{w}");
+        }
         raw.build()
     }
 }
@@ -359,6 +426,89 @@ mod tests {
         let mut raw = RawConfig::from_yaml(yaml, "file runner.yaml")?;
         raw.apply_env(env(vars))?;
         raw.build()
+    }
+
+    #[test]
+    fn other_commands_variables_are_ignored_and_old_spellings_warned() {
+        let base = format!("activities: [{ARN}]\nconcurrency: 8\n");
+        // Variables of validate-input, stepops local/start/admin, the notify function, tests…
+        let others = [
+            ("STEPOPS_ALLOWED_TARGETS", "secret:stepops/dev/*"),
+            ("STEPOPS_LOCAL_PORT", "8083"),
+            ("STEPOPS_LOCAL_STATE_DIR", "/tmp/x"),
+            (
+                "STEPOPS_STATE_MACHINE_ARN",
+                "arn:aws:states:eu-west-1:1:stateMachine:m",
+            ),
+            ("STEPOPS_ADMIN_TOKEN_DEV", "not-a-key-and-secret"),
+            ("STEPOPS_ADMIN_TOKEN_FILE", "/run/token"),
+            ("STEPOPS_SYNAPSE_ENDPOINT", "https://repo"),
+            ("STEPOPS_TOPIC_ARN", "arn:aws:sns:x"),
+            ("STEPOPS_SOURCE", "sqlite:a.db"),
+            ("STEPOPS_TEST_RUNNER_BIN", "/bin/x"),
+            ("STEPOPS_LOG", "debug"),
+        ];
+        let mut raw = RawConfig::from_yaml(&base, "file runner.yaml").unwrap();
+        let warnings = raw.apply_env(env(&others)).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(raw.build().unwrap().concurrency, 8);
+
+        // A runner key without the prefix is not applied, and said so (without its value).
+        let mut raw = RawConfig::from_yaml(&base, "file runner.yaml").unwrap();
+        let warnings = raw
+            .apply_env(env(&[
+                ("STEPOPS_CONCURRENCY", "2"),
+                ("STEPOPS_ENVIRONMENT", "prod"),
+            ]))
+            .unwrap();
+        let c = raw.build().unwrap();
+        assert_eq!((c.concurrency, c.environment), (8, None));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("STEPOPS_CONCURRENCY is not read by stepops-runner")
+                && warnings[0].ends_with("set STEPOPS_RUNNER_CONCURRENCY"),
+            "{}",
+            warnings[0]
+        );
+        assert!(warnings.iter().all(|w| !w.contains("prod")));
+    }
+
+    #[test]
+    fn a_misspelt_runner_key_fails_naming_the_nearest() {
+        let base = format!("activities: [{ARN}]");
+        for (var, says) in [
+            (
+                "STEPOPS_RUNNER_CONCURENCY",
+                "did you mean STEPOPS_RUNNER_CONCURRENCY?",
+            ),
+            (
+                "STEPOPS_RUNNER_HEARTBEAT",
+                "did you mean STEPOPS_RUNNER_HEARTBEAT_SECONDS?",
+            ),
+            (
+                "STEPOPS_RUNNER_DRAIN_TIMEOUT",
+                "did you mean STEPOPS_RUNNER_DRAIN_TIMEOUT_SECONDS?",
+            ),
+            (
+                "STEPOPS_RUNNER_ACTIVITY",
+                "did you mean STEPOPS_RUNNER_ACTIVITIES?",
+            ),
+            ("STEPOPS_RUNNER_CONFIG", "STEPOPS_CONFIG or --config"),
+            (
+                "STEPOPS_RUNNER_WHATEVER",
+                "must name one of: activities, concurrency",
+            ),
+        ] {
+            let e = load(&base, &[(var, "1")]).unwrap_err().to_string();
+            let key = var.strip_prefix("STEPOPS_RUNNER_").unwrap().to_lowercase();
+            assert!(
+                e.starts_with(&format!(
+                    "configuration key `{key}` (environment {var}): unknown key"
+                )),
+                "{e}"
+            );
+            assert!(e.contains(says), "{var}: {e}");
+        }
     }
 
     #[test]
@@ -387,9 +537,9 @@ mod tests {
         let c = load(
             &format!("activities: [{ARN}]\nconcurrency: 8\n"),
             &[
-                ("STEPOPS_CONCURRENCY", "4"),
-                ("STEPOPS_ACTIVITIES", &format!("[{ARN}, {other}]")),
-                ("STEPOPS_ENDPOINT", "http://127.0.0.1:8083"),
+                ("STEPOPS_RUNNER_CONCURRENCY", "4"),
+                ("STEPOPS_RUNNER_ACTIVITIES", &format!("[{ARN}, {other}]")),
+                ("STEPOPS_RUNNER_ENDPOINT", "http://127.0.0.1:8083"),
                 ("STEPOPS_LOG", "debug"),
                 ("HOME", "/root"),
             ],
@@ -410,17 +560,17 @@ mod tests {
         );
         let e = load(
             &format!("activities: [{ARN}]"),
-            &[("STEPOPS_CONCURRENCY", "many")],
+            &[("STEPOPS_RUNNER_CONCURRENCY", "many")],
         )
         .unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("configuration key `concurrency` (environment STEPOPS_CONCURRENCY): expected a whole number"),
+                .starts_with("configuration key `concurrency` (environment STEPOPS_RUNNER_CONCURRENCY): expected a whole number"),
             "{e}"
         );
         let e = load(
             &format!("activities: [{ARN}]"),
-            &[("STEPOPS_CONCURRENCY", "0")],
+            &[("STEPOPS_RUNNER_CONCURRENCY", "0")],
         )
         .unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
@@ -431,10 +581,15 @@ mod tests {
         );
         let e = load("activities: [nope]", &[]).unwrap_err();
         assert!(e.to_string().contains("not an activity ARN"), "{e}");
-        let e = load(&format!("activities: [{ARN}]"), &[("STEPOPS_FOO", "1")]).unwrap_err();
+        let e = load(
+            &format!("activities: [{ARN}]"),
+            &[("STEPOPS_RUNNER_FOO", "1")],
+        )
+        .unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("configuration key `foo` (environment STEPOPS_FOO): unknown key"),
+            e.to_string().starts_with(
+                "configuration key `foo` (environment STEPOPS_RUNNER_FOO): unknown key"
+            ),
             "{e}"
         );
         let e = load(

@@ -12,12 +12,14 @@ use stepops_runner::{RawConfig, RunnerConfig};
 /// drains: polling stops, running tasks get `drain_timeout_seconds` to finish, the rest are
 /// handed back as Stepops.Transient so the state machine retries them.
 ///
-/// Configuration: a YAML file (--config) whose keys can each be overridden by a STEPOPS_<KEY>
-/// environment variable parsed as YAML, e.g. STEPOPS_CONCURRENCY=8 or
-/// STEPOPS_ACTIVITIES='[arn:aws:states:eu-west-1:123456789012:activity:stepops-dev-migrate]'.
+/// Configuration: a YAML file (--config) whose keys can each be overridden by a
+/// STEPOPS_RUNNER_<KEY> environment variable parsed as YAML, e.g. STEPOPS_RUNNER_CONCURRENCY=8 or
+/// STEPOPS_RUNNER_ACTIVITIES='[arn:aws:states:eu-west-1:123456789012:activity:stepops-dev-migrate]'.
 /// Keys: activities (required), concurrency, heartbeat_seconds, drain_timeout_seconds,
 /// poll_read_timeout_seconds, endpoint, region, worker_name, environment, object_store_root,
-/// secret_cache_seconds. See docs/runner.md. Log level: STEPOPS_LOG (info, debug, …).
+/// secret_cache_seconds. A STEPOPS_RUNNER_* variable that names no key is an error; other
+/// STEPOPS_* variables belong to other stepops commands and are ignored. See docs/runner.md.
+/// Log level: STEPOPS_LOG (info, debug, …).
 #[derive(Parser)]
 #[command(name = "stepops-runner", version, about, verbatim_doc_comment)]
 struct Args {
@@ -41,7 +43,9 @@ fn load(args: &Args) -> Result<RunnerConfig, stepops_runner::ConfigError> {
         Some(path) => RawConfig::from_file(path)?,
         None => RawConfig::default(),
     };
-    raw.apply_env(std::env::vars())?;
+    for warning in raw.apply_env(std::env::vars())? {
+        eprintln!("warning: {warning}");
+    }
     if let Some(endpoint) = &args.endpoint {
         raw.set(
             "endpoint".into(),

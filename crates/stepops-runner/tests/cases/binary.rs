@@ -113,11 +113,16 @@ async fn configuration_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let good = format!("activities: [{ARN}]\n");
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
-    let cases: [Case; 3] = [
+    let cases: [Case; 4] = [
         (
             &good,
-            vec![("STEPOPS_CONCURRENCY", "lots")],
-            "configuration key `concurrency` (environment STEPOPS_CONCURRENCY): expected a whole number",
+            vec![("STEPOPS_RUNNER_CONCURRENCY", "lots")],
+            "configuration key `concurrency` (environment STEPOPS_RUNNER_CONCURRENCY): expected a whole number",
+        ),
+        (
+            &good,
+            vec![("STEPOPS_RUNNER_CONCURENCY", "4")],
+            "configuration key `concurency` (environment STEPOPS_RUNNER_CONCURENCY): unknown key (did you mean STEPOPS_RUNNER_CONCURRENCY?)",
         ),
         (
             "activities: [x]\nconcurrency: 2\n",
@@ -144,18 +149,37 @@ async fn configuration_errors_name_the_key() {
         dir.path(),
         &good,
         &[
-            ("STEPOPS_CONCURRENCY", "7"),
-            ("STEPOPS_ACTIVITIES", &format!("[{ARN}, {ARN}2]")),
+            ("STEPOPS_RUNNER_CONCURRENCY", "7"),
+            ("STEPOPS_RUNNER_ACTIVITIES", &format!("[{ARN}, {ARN}2]")),
+            // Other stepops commands' variables in the same environment are no concern of the
+            // runner's; a runner key without the prefix is ignored with a warning.
+            ("STEPOPS_ALLOWED_TARGETS", "secret:stepops/dev/*"),
+            ("STEPOPS_LOCAL_PORT", "8083"),
+            (
+                "STEPOPS_STATE_MACHINE_ARN",
+                "arn:aws:states:us-east-1:1:stateMachine:m",
+            ),
+            ("STEPOPS_ADMIN_TOKEN_DEV", "tok-Hidden123"),
+            ("STEPOPS_ENVIRONMENT", "prod"),
         ],
     )
     .arg("--check-config")
     .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
     .output()
     .unwrap();
-    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("concurrency: 7"), "{stdout}");
     assert!(stdout.contains(&format!("{ARN}2")), "{stdout}");
+    assert!(stdout.contains("environment: None"), "{stdout}");
+    assert!(
+        stderr.contains("STEPOPS_ENVIRONMENT is not read by stepops-runner")
+            && stderr.contains("STEPOPS_RUNNER_ENVIRONMENT"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tok-Hidden123") && !stdout.contains("tok-Hidden123"));
 }
 
 #[tokio::test]
