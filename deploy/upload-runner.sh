@@ -4,6 +4,8 @@
 # with that key so the launch template changes and the runners roll to the new binary.
 #
 #   deploy/upload-runner.sh BUCKET            build, upload, print ArtifactKey=...
+#   deploy/upload-runner.sh BUCKET ENV        also set ArtifactBucket/ArtifactKey in samconfig.toml
+#                                             [ENV.deploy.parameters] (then: sam deploy --config-env ENV)
 #   deploy/upload-runner.sh --build-only      build and print where the binary is
 #
 # Needs: cargo-lambda (pip install cargo-lambda; it brings zig) or cargo-zigbuild
@@ -11,8 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-[ $# -eq 1 ] || usage
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || usage
 case "$1" in -h|--help) usage ;; esac
 
 rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
@@ -45,8 +47,18 @@ if [ "$1" = "--build-only" ]; then
 fi
 
 bucket=$1
+env=${2:-}
+case "$env" in ''|dev|prod) ;; *) echo "upload-runner: ENV must be dev or prod, not $env" >&2; exit 2 ;; esac
 command -v aws >/dev/null 2>&1 || { echo "upload-runner: the aws CLI is needed for the upload" >&2; exit 1; }
 aws s3 cp "$binary" "s3://${bucket}/${key}" --sse AES256 --only-show-errors
 echo "upload-runner: uploaded s3://${bucket}/${key}" >&2
-echo "Deploy with: sam deploy --config-env ENV --parameter-overrides ArtifactBucket=${bucket} ArtifactKey=${key} ..." >&2
+if [ -n "$env" ]; then
+  python3 deploy/sam-overrides.py --write "$env" "ArtifactBucket=${bucket}" "ArtifactKey=${key}"
+  echo "Deploy with: sam deploy --config-env ${env}   (samconfig.toml now names this binary: commit it)" >&2
+else
+  # A command-line --parameter-overrides REPLACES samconfig.toml's whole list: never pass only
+  # the key. Either put it in samconfig.toml, or pass the merged list.
+  echo "Deploy with, either: deploy/upload-runner.sh ${bucket} ENV (sets it in samconfig.toml), then sam deploy --config-env ENV" >&2
+  echo "  or: sam deploy --config-env ENV --parameter-overrides \"\$(deploy/sam-overrides.py ENV ArtifactBucket=${bucket} ArtifactKey=${key})\"" >&2
+fi
 echo "ArtifactKey=${key}"

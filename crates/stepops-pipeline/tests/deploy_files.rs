@@ -275,3 +275,85 @@ fn the_not_polling_alarm_means_no_task_started_while_work_was_scheduled() {
         "IF(FILL(scheduled, 0) > 0 AND FILL(started, 0) == 0, 1, 0)"
     );
 }
+
+/// `sam deploy --parameter-overrides` replaces samconfig.toml's whole list, so the deploy docs
+/// use deploy/sam-overrides.py: it prints samconfig's list with the given keys set, or writes
+/// them into samconfig.toml (what upload-runner.sh ENV does with the artifact key).
+#[test]
+fn sam_overrides_keeps_samconfigs_parameters() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/sam-overrides.py");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("python3 runs deploy/sam-overrides.py");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let merged = run(&[
+        "dev",
+        "ArtifactKey=stepops-runner/abc/stepops-runner",
+        "Namespace=feature-x",
+    ]);
+    let pairs: Vec<&str> = merged.split_whitespace().collect();
+    for needed in [
+        "Environment=dev",
+        "VpcId=vpc-REPLACE",
+        "PrivateSubnetIds=subnet-REPLACE1,subnet-REPLACE2",
+        "SourceSecretName=stepops/dev/source-db",
+        "DestSecretName=stepops/dev/dest-db",
+        "AdminSecretName=/synapse/dev/admin-pat",
+        "ArtifactKey=stepops-runner/abc/stepops-runner",
+        "Namespace=feature-x",
+    ] {
+        assert!(pairs.contains(&needed), "{needed} missing from {merged}");
+    }
+    assert_eq!(
+        pairs
+            .iter()
+            .filter(|p| p.starts_with("ArtifactKey="))
+            .count(),
+        1
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("samconfig.toml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samconfig.toml"),
+        &copy,
+    )
+    .unwrap();
+    let file = copy.to_str().unwrap();
+    run(&[
+        "--file",
+        file,
+        "--write",
+        "prod",
+        "ArtifactKey=k-1",
+        "NotificationEmail=ops@example.org",
+    ]);
+    let prod = run(&["--file", file, "prod"]);
+    assert!(prod.contains("ArtifactKey=k-1") && prod.contains("NotificationEmail=ops@example.org"));
+    assert!(
+        prod.contains("SourceSecretName=stepops/prod/source-db"),
+        "{prod}"
+    );
+    let dev = run(&["--file", file, "dev"]);
+    assert!(
+        dev.contains("ArtifactKey=stepops-runner/latest/stepops-runner"),
+        "dev untouched: {dev}"
+    );
+    // The written file still passes the dev/prod separation check.
+    let check = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check-samconfig.py"))
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
