@@ -40,6 +40,11 @@ pub struct Config {
     /// each comparison reads only the rows the source changed since the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_tracking: Option<TrackingConfig>,
+    /// PostgreSQL destinations: load a table that is empty on the destination without its
+    /// secondary indexes and build them after the copies (default `true`; see
+    /// [`crate::defer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defer_indexes: Option<bool>,
 }
 
 /// Settings of one table.
@@ -57,7 +62,7 @@ impl Config {
     pub fn from_yaml(text: &str) -> Result<Config> {
         serde_norway::from_str(text).map_err(|e| {
             MigrateError::InvalidInput(format!(
-                "invalid migration config: {e}. Expected keys: include, exclude, tables.<name>.range_key, status: {{table, column, readOnly, readWrite}}, changeTracking: {{slot}}"
+                "invalid migration config: {e}. Expected keys: include, exclude, tables.<name>.range_key, status: {{table, column, readOnly, readWrite}}, changeTracking: {{slot, fullCheck}}, deferIndexes"
             ))
         })
         .and_then(|c: Config| {
@@ -83,6 +88,7 @@ impl Config {
             && !self.exclude.iter().any(|t| t == table)
             && self.status.as_ref().is_none_or(|s| s.table != table)
             && table != MARKER_TABLE
+            && table != crate::defer::DEFERRED_TABLE
     }
 }
 

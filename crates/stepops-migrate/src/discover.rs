@@ -40,7 +40,11 @@ pub fn resolve(
 
     let dest_only: Vec<&str> = dst
         .keys()
-        .filter(|n| !src.contains_key(*n) && **n != crate::track::MARKER_TABLE)
+        .filter(|n| {
+            !src.contains_key(*n)
+                && **n != crate::track::MARKER_TABLE
+                && **n != crate::defer::DEFERRED_TABLE
+        })
         .copied()
         .collect();
     if !dest_only.is_empty() {

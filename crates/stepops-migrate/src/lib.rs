@@ -14,6 +14,7 @@
 //! Stacks: PostgreSQL (`postgres://…`) and SQLite (`sqlite:PATH`); both sides use one engine.
 
 mod config;
+pub mod defer;
 mod discover;
 mod error;
 mod model;
@@ -100,6 +101,7 @@ pub struct Migration {
     stacks: Stacks,
     tables: Vec<TableSpec>,
     tracking: Option<TrackingConfig>,
+    defer_indexes: bool,
 }
 
 impl Migration {
@@ -152,6 +154,7 @@ impl Migration {
             stacks,
             tables: Vec::new(),
             tracking: config.change_tracking.clone(),
+            defer_indexes: config.defer_indexes.unwrap_or(true),
         };
         m.tables = with_stacks!(m, |s, d| {
             let (a, b) = futures::try_join!(s.schema(), d.schema())?;
@@ -174,6 +177,69 @@ impl Migration {
     /// change tracking (creating the source's slot on first use; recording the marker when
     /// nothing differs), and then never in a dry run.
     pub async fn plan(&self, options: &PlanOptions) -> Result<Plan> {
+        let mut plan = self.compare(options).await?;
+        if !options.dry_run && self.defer_indexes {
+            self.defer_for_load(&mut plan).await?;
+        }
+        Ok(plan)
+    }
+
+    /// PostgreSQL: drops the secondary indexes of the tables this plan loads into an empty
+    /// destination table (recorded; rebuilt by [`Migration::rebuild_indexes`]).
+    async fn defer_for_load(&self, plan: &mut Plan) -> Result<()> {
+        let Stacks::Pg(_, d) = &self.stacks else {
+            return Ok(());
+        };
+        for tp in &mut plan.tables {
+            let empty_load = tp.changed_keys.is_none()
+                && tp.dest.count == 0
+                && tp.source.count > 0
+                && tp.chunks > 0;
+            if !empty_load {
+                continue;
+            }
+            if let Some(spec) = self.tables.iter().find(|t| t.name == tp.table) {
+                tp.deferred_indexes = d.defer_indexes(spec).await?.len();
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the indexes that a load deferred (see [`defer`]), two at a time; returns how
+    /// many. Run after the copies, before comparing again; a no-op when none are pending.
+    pub async fn rebuild_indexes(&self) -> Result<usize> {
+        let Stacks::Pg(_, d) = &self.stacks else {
+            return Ok(0);
+        };
+        let pending = d.deferred_indexes(&self.tables).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let started = Instant::now();
+        let mut todo = pending.iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        loop {
+            while running.len() < 2 {
+                match todo.next() {
+                    Some(ix) => running.push(d.rebuild_index(ix)),
+                    None => break,
+                }
+            }
+            match futures::StreamExt::next(&mut running).await {
+                Some(r) => r?,
+                None => break,
+            }
+        }
+        tracing::info!(
+            indexes = pending.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "deferred indexes built"
+        );
+        Ok(pending.len())
+    }
+
+    /// The comparison of [`Migration::plan`], without the index deferral.
+    async fn compare(&self, options: &PlanOptions) -> Result<Plan> {
         let salt = new_salt();
         if let (Some(tracking), Stacks::Pg(s, d)) = (&self.tracking, &self.stacks) {
             return track::plan(s, d, &self.tables, tracking, options, &salt).await;
@@ -255,6 +321,7 @@ impl Migration {
         max_rounds: u32,
         baseline: Option<&TrackingState>,
     ) -> Result<VerifyReport> {
+        self.rebuild_indexes().await?;
         let plan = self
             .plan(&PlanOptions {
                 chunk_rows: DEFAULT_CHUNK_ROWS,

@@ -136,6 +136,14 @@ pub struct TablePlan {
     /// hold its statistics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_keys: Option<u64>,
+    /// Secondary indexes dropped for loading this (empty) destination table, rebuilt before
+    /// the verification ([`crate::defer`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred_indexes: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The plan of one round: chunks in dependency order (parents first).

@@ -102,6 +102,7 @@ pub async fn plan_table<S: Stack>(
         chunks: chunks.len(),
         estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
         changed_keys: None,
+        deferred_indexes: 0,
     };
     Ok((plan, chunks))
 }
@@ -133,6 +134,7 @@ pub fn chunks_of_unique_keys(
         chunks: chunks.len(),
         estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
         changed_keys: Some(changed_keys),
+        deferred_indexes: 0,
     };
     (plan, chunks)
 }
@@ -194,6 +196,7 @@ pub async fn plan_ranges<S: Stack>(
         chunks: chunks.len(),
         estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
         changed_keys: Some(changed_keys),
+        deferred_indexes: 0,
     };
     Ok((plan, chunks))
 }
@@ -540,6 +543,34 @@ mod tests {
             [
                 (0, 39, 30, vec![[0, 19], [30, 39]]),
                 (50, 89, 98, vec![[50, 59], [70, 89]]),
+            ]
+        );
+    }
+
+    #[test]
+    fn unique_changed_keys_become_chunks_of_at_most_target_rows() {
+        let table = TableSpec {
+            name: "t".into(),
+            range_key: "id".into(),
+            key_is_unique: true,
+            columns: vec!["id".into()],
+            types: vec!["bigint".into()],
+            parents: Vec::new(),
+            primary_key: vec!["id".into()],
+        };
+        let (tp, chunks) =
+            chunks_of_unique_keys(&table, &[(1, 3), (10, 10), (20, 29), (40, 40)], 15, 12);
+        assert_eq!(tp.changed_keys, Some(15));
+        assert_eq!(tp.estimated_rows, 15);
+        let got: Vec<_> = chunks
+            .iter()
+            .map(|c| (c.min, c.max, c.estimated_rows, c.ranges.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, 10, 4, vec![[1, 3], [10, 10]]),
+                (20, 40, 11, vec![[20, 29], [40, 40]]),
             ]
         );
     }

@@ -71,6 +71,10 @@ impl Migration {
         let mut round = 1;
         let mut baseline = None;
         loop {
+            // After the copies, the indexes a load deferred are built before comparing again.
+            if round > 1 && !options.dry_run {
+                self.rebuild_indexes().await?;
+            }
             // With change tracking, each plan after the first compares only what the source
             // changed since the previous one (whose chunks are copied by now).
             let plan = self
@@ -125,6 +129,8 @@ impl Migration {
             round += 1;
         }
         if !options.dry_run {
+            // Left by an earlier run that stopped between its load and its verification.
+            self.rebuild_indexes().await?;
             summary.sequences_synced = self.sync_sequences().await?;
         }
         summary.duration_seconds = started.elapsed().as_secs_f64();

@@ -270,7 +270,14 @@ const FIELDS: [&str; 9] = [
     "readOnlyDuringCopy",
     "dryRun",
 ];
-const CONFIG_FIELDS: [&str; 5] = ["changeTracking", "exclude", "include", "status", "tables"];
+const CONFIG_FIELDS: [&str; 6] = [
+    "changeTracking",
+    "deferIndexes",
+    "exclude",
+    "include",
+    "status",
+    "tables",
+];
 const TABLE_FIELDS: [&str; 2] = ["rangeKey", "range_key"];
 
 /// Validates an execution input against the stack it runs on.
@@ -557,6 +564,12 @@ fn config(value: Option<&Value>, problems: &mut Vec<String>) -> Map<String, Valu
         }
         if key == "changeTracking" {
             tracking_settings(v, problems);
+            continue;
+        }
+        if key == "deferIndexes" {
+            if !v.is_boolean() {
+                problems.push("`config.deferIndexes` must be true or false".into());
+            }
             continue;
         }
         let ok = v.as_array().is_some_and(|a| {

@@ -130,13 +130,14 @@ fn change_tracking_passes_through_and_the_first_round_has_no_baseline() {
         "environment": "dev",
         "source": {"secret": "stepops/dev/source-db"},
         "dest": {"secret": "stepops/dev/dest-db"},
-        "config": {"changeTracking": {"slot": "stepops_dev", "fullCheck": true}}
+        "config": {"changeTracking": {"slot": "stepops_dev", "fullCheck": true}, "deferIndexes": false}
     });
     let out = serde_json::to_value(validate_input(&input, &dev_stack()).unwrap()).unwrap();
     assert_eq!(
         out["config"]["changeTracking"],
         json!({"slot": "stepops_dev", "fullCheck": true})
     );
+    assert_eq!(out["config"]["deferIndexes"], json!(false));
     assert_eq!(out["baseline"], Value::Null);
     assert!(out.as_object().unwrap().contains_key("baseline"));
 }

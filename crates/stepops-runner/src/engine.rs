@@ -27,7 +27,7 @@ fn config(value: &Value) -> Result<Config, StepError> {
         StepError::invalid_input(format!(
             "argument `config`: {e}; expected {{include?: [table], exclude?: [table], \
              tables?: {{NAME: {{rangeKey: COLUMN}}}}, status?: {{table, column, readOnly, \
-             readWrite}}, changeTracking?: {{slot, fullCheck?}}}}"
+             readWrite}}, changeTracking?: {{slot, fullCheck?}}, deferIndexes?: bool}}"
         ))
     })
 }
