@@ -192,6 +192,9 @@ pub(crate) struct Exec {
     pub persisted: tokio::sync::watch::Sender<Persisted>,
     /// Cancelled by the recorder when the store fails: stops every frame.
     pub abort: CancellationToken,
+    /// Wakes the recorder from its pause between snapshots: a task waits in [`Exec::flush`],
+    /// or the run is over.
+    pub urgent: Notify,
     pub ctx_execution: Value,
     /// `ctx_execution` without `Input` (for states that cannot read it).
     pub ctx_execution_lite: Value,
@@ -233,6 +236,7 @@ impl Exec {
             g.taken + u64::from(!g.pending.is_empty() || g.changed)
         };
         self.dirty.notify_one();
+        self.urgent.notify_one();
         let mut rx = self.persisted.subscribe();
         match rx
             .wait_for(|p| p.failed.is_some() || p.batches >= target)
@@ -1043,6 +1047,7 @@ pub(crate) async fn run(
         dirty: Notify::new(),
         persisted: tokio::sync::watch::Sender::new(Persisted::default()),
         abort: stop.child_token(),
+        urgent: Notify::new(),
     });
     {
         let mut g = exec.lock();
@@ -1084,6 +1089,7 @@ pub(crate) async fn run(
             .await;
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             exec.dirty.notify_one();
+            exec.urgent.notify_one();
             r
         }
     };
@@ -1211,6 +1217,16 @@ async fn drive(
     result
 }
 
+/// Group commit. After each write the recorder waits before taking the next batch (unless a
+/// task waits to be dispatched, see [`Exec::flush`], or the run is over): at least
+/// [`PACE_MIN`], so that a fast run commits once per millisecond rather than once per
+/// transition, and `PACE_FACTOR × t` after a snapshot that took `t` to take (under the
+/// execution's lock), so that snapshotting a large tree (a Map with thousands of items) holds
+/// the lock at most a fifth of the time however fast the store is; at most [`PACE_MAX`].
+const PACE_MIN: Duration = Duration::from_millis(1);
+const PACE_FACTOR: u32 = 4;
+const PACE_MAX: Duration = Duration::from_millis(250);
+
 /// Pauses between the attempts of a failing store write.
 const STORE_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(400)];
 
@@ -1226,7 +1242,15 @@ async fn record_loop(
     done: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut broken = false;
+    let mut pace = Duration::ZERO;
     loop {
+        if !pace.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(pace) => {}
+                _ = exec.urgent.notified() => {}
+            }
+            pace = Duration::ZERO;
+        }
         let finished = done.load(std::sync::atomic::Ordering::SeqCst);
         let batch = {
             let mut g = exec.lock();
@@ -1239,7 +1263,12 @@ async fn record_loop(
                 let snap = if broken {
                     Value::Null
                 } else {
-                    serde_json::to_value(&g.tree).unwrap_or(Value::Null)
+                    let started = std::time::Instant::now();
+                    let snap = serde_json::to_value(&g.tree).unwrap_or(Value::Null);
+                    if !finished {
+                        pace = (started.elapsed() * PACE_FACTOR).clamp(PACE_MIN, PACE_MAX);
+                    }
+                    snap
                 };
                 Some((g.taken, events, snap))
             }
