@@ -1,4 +1,5 @@
-//! `stepops local`: the local Step Functions engine (`exec` one definition, `serve` the API).
+//! `stepops local`: the local Step Functions engine (`exec` one definition, `serve` the API,
+//! `bench` its throughput).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -98,6 +99,35 @@ enum LocalCommand {
         #[arg(long, env = "STEPOPS_SYNAPSE_ENDPOINT", value_name = "URL")]
         synapse_endpoint: Option<String>,
     },
+    /// Measure the engine: state transitions per second on a long Pass chain and the time of a
+    /// 10,000-item inline Map with MaxConcurrency 40, in memory and with the SQLite store, and
+    /// say whether the goals (at least 20,000 transitions/s, the Map in under 5 s) are met.
+    ///
+    /// Run it in a release build: cargo run --release --bin stepops -- local bench
+    Bench {
+        /// Pass states in the chain.
+        #[arg(long, default_value_t = 20_000)]
+        chain: usize,
+        /// Items of the Map.
+        #[arg(long, default_value_t = 10_000)]
+        items: usize,
+        /// The Map's MaxConcurrency.
+        #[arg(long, default_value_t = 40)]
+        max_concurrency: u32,
+        /// Runs of each measurement (the median is reported, with the range).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Keep the SQLite store's runs here (default: a temporary directory, removed after).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+impl LocalArgs {
+    /// `stepops local bench` (which logs only warnings unless STEPOPS_LOG asks for more).
+    pub fn is_bench(&self) -> bool {
+        matches!(self.command, LocalCommand::Bench { .. })
+    }
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -146,6 +176,27 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             if outcome.status != "SUCCEEDED" {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        LocalCommand::Bench {
+            chain,
+            items,
+            max_concurrency,
+            runs,
+            state_dir,
+        } => {
+            let report = stepops_local::bench::run(
+                stepops_local::bench::BenchOptions {
+                    chain,
+                    items,
+                    max_concurrency,
+                    runs,
+                    state_dir,
+                },
+                |step| eprintln!("running: {step}"),
+            )
+            .await?;
+            print!("{}", report.render());
             Ok(())
         }
         LocalCommand::Serve {

@@ -46,12 +46,14 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo shows progress and a summary; its in-process runner and engine log only
-    // warnings unless STEPOPS_LOG asks for more.
-    let default_level = if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
+    // warnings unless STEPOPS_LOG asks for more. So does the engine benchmark, whose report
+    // goes to stdout.
+    let quiet = match &cli.command {
+        Command::Demo(_) => true,
+        Command::Local(args) => args.is_bench(),
+        _ => false,
     };
+    let default_level = if quiet { "warn" } else { "info" };
     stepops_runner::logging::init_with_default(default_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

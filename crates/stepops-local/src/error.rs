@@ -48,6 +48,9 @@ pub enum LocalError {
         /// Why.
         source: std::io::Error,
     },
+    /// `stepops local bench` could not run a measurement.
+    #[error("benchmark: {0}")]
+    Bench(String),
 }
 
 impl Named for LocalError {

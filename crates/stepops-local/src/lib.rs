@@ -7,9 +7,11 @@
 //!   in-process handlers ([`LambdaRegistry`], [`lambda::handler`]), activity tasks to pollers
 //!   (`GetActivityTask`), `.waitForTaskToken` to `SendTask*`, `states:startExecution` to nested
 //!   executions.
+//! * [`bench`]: `stepops local bench`, the engine's throughput with and without the store.
 
 mod api;
 pub mod arn;
+pub mod bench;
 mod dispatch;
 pub mod engine;
 pub mod error;

@@ -1,61 +1,56 @@
-//! Throughput through the engine, store included (ignored by default; run with
-//! `cargo nextest run -p stepops-local --release --run-ignored only bench`): a long Pass chain
-//! and a 10,000-item inline Map with MaxConcurrency 40, each recorded in SQLite.
+//! `stepops local bench` works: tiny sizes, one run, both stores, the report's shape. No timing
+//! assertion: the benchmark itself is `cargo run --release --bin stepops -- local bench`
+//! (docs/local-engine.md, "Benchmark").
 
-use std::time::Instant;
+use stepops_local::bench::{BenchOptions, run};
 
-use serde_json::{Map, Value, json};
-use stepops_local::{EngineConfig, LocalEngine};
-
-async fn timed(engine: &LocalEngine, name: &str, def: Value, input: Value) -> f64 {
-    let arn = engine.create_state_machine(name, &def.to_string()).unwrap();
-    let started = Instant::now();
-    let exec = engine.start_execution(&arn, &input, None).unwrap();
-    let out = engine.wait(&exec).await.unwrap();
-    assert_eq!(out.status, "SUCCEEDED", "{out:?}");
-    started.elapsed().as_secs_f64()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark: run explicitly, in release"]
-async fn bench_engine_with_sqlite_store() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_every_measurement_and_reports_the_goals() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = LocalEngine::start(EngineConfig {
-        port: None,
-        time_scale: 0.0,
-        ..EngineConfig::new(dir.path())
-    })
+    let mut steps = Vec::new();
+    let report = run(
+        BenchOptions {
+            chain: 30,
+            items: 25,
+            max_concurrency: 4,
+            runs: 2,
+            state_dir: Some(dir.path().to_path_buf()),
+        },
+        |s| steps.push(s.to_owned()),
+    )
     .await
     .unwrap();
-
-    let n = 20_000;
-    let mut states = Map::new();
-    for i in 0..n {
-        states.insert(
-            format!("S{i}"),
-            json!({"Type": "Pass", "Next": format!("S{}", i + 1)}),
-        );
-    }
-    states.insert(format!("S{n}"), json!({"Type": "Succeed"}));
-    let secs = timed(
-        &engine,
-        "chain",
-        json!({"StartAt": "S0", "States": states}),
-        json!({}),
-    )
-    .await;
-    println!(
-        "pass chain: {} transitions in {secs:.2} s = {:.0} transitions/s",
-        n + 1,
-        (n + 1) as f64 / secs
+    assert_eq!(steps.len(), 8, "{steps:?}");
+    let shape: Vec<(&str, &str)> = report
+        .measurements
+        .iter()
+        .map(|m| (m.what, m.store))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("pass chain", "in memory"),
+            ("map", "in memory"),
+            ("pass chain", "SQLite store"),
+            ("map", "SQLite store")
+        ]
     );
-
-    let map = json!({"StartAt": "M", "States": {"M": {
-        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 40,
-        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "A",
-            "States": {"A": {"Type": "Pass", "End": true}}},
-        "ResultSelector": {"n.$": "States.ArrayLength($)"}, "End": true}}});
-    let items: Vec<u32> = (0..10_000).collect();
-    let secs = timed(&engine, "map", map, json!({"items": items})).await;
-    println!("10,000-item Map, MaxConcurrency 40: {secs:.2} s");
+    for m in &report.measurements {
+        assert_eq!(m.samples.len(), 2);
+        for s in &m.samples {
+            // The chain enters each of its states; the Map its own state and 2 per item.
+            let expected = if m.what == "map" { 1 + 2 * 25 } else { 30 };
+            assert_eq!(s.transitions, expected, "{m:?}");
+            assert!(s.events > s.transitions && s.secs > 0.0, "{m:?}");
+        }
+    }
+    assert!(dir.path().join("engine.sqlite3").exists());
+    let text = report.render();
+    assert_eq!(text.matches("; goal ").count(), 4, "{text}");
+    assert!(
+        text.contains("the goals are for the default sizes"),
+        "{text}"
+    );
+    assert!(text.contains("transitions/s"), "{text}");
+    assert!(text.contains("met"), "{text}");
 }
