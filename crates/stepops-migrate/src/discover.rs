@@ -94,6 +94,7 @@ pub fn resolve(
         }
         match range_key(table, &src, config, is_integer) {
             Ok((key, unique)) => {
+                let conflict_keys = conflict_keys(other, &key);
                 let mut cols: Vec<(String, String)> = table
                     .columns
                     .iter()
@@ -109,6 +110,7 @@ pub fn resolve(
                     types,
                     parents: Vec::new(),
                     primary_key: table.primary_key.clone(),
+                    conflict_keys,
                 });
             }
             Err(why) => problems.push(format!(
@@ -133,6 +135,28 @@ pub fn resolve(
         spec.parents = parents;
     }
     Ok(order(specs))
+}
+
+/// The destination table's unique keys (its primary key included) that do not contain the
+/// range key, each once.
+fn conflict_keys(dest: &TableSchema, range_key: &str) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let keys = std::iter::once(&dest.primary_key).chain(&dest.unique_keys);
+    for key in keys {
+        if key.is_empty() || key.iter().any(|c| c == range_key) {
+            continue;
+        }
+        let mut sorted = key.clone();
+        sorted.sort();
+        if !out.iter().any(|k| {
+            let mut k = k.clone();
+            k.sort();
+            k == sorted
+        }) {
+            out.push(key.clone());
+        }
+    }
+    out
 }
 
 /// The range key of a table and whether it is unique.
@@ -239,6 +263,7 @@ mod tests {
                     ref_table: (*r).into(),
                 })
                 .collect(),
+            unique_keys: Vec::new(),
         }
     }
 
@@ -269,6 +294,33 @@ mod tests {
         assert_eq!(specs[2].range_key, "entity_id");
         assert!(!specs[2].key_is_unique);
         assert_eq!(specs[1].parents, ["users"]);
+        assert!(specs.iter().all(|s| s.conflict_keys.is_empty()));
+    }
+
+    #[test]
+    fn unique_keys_without_the_range_key_are_conflict_keys() {
+        let mut child = t(
+            "child",
+            &[("id", "int"), ("parent", "int"), ("name", "int")],
+            &["id"],
+            &[],
+        );
+        child.unique_keys = vec![
+            vec!["id".into()],
+            vec!["parent".into(), "name".into()],
+            vec!["name".into()],
+        ];
+        let parent = t("parent", &[("id", "int")], &["id"], &[]);
+        let schema = vec![child, parent];
+        let cfg = Config::from_yaml("tables: {child: {rangeKey: parent}}").unwrap();
+        let specs = resolve(&schema, &schema, &cfg, is_int).unwrap();
+        let c = specs.iter().find(|s| s.name == "child").unwrap();
+        assert_eq!(
+            c.conflict_keys,
+            [vec!["id".to_owned()], vec!["name".to_owned()]]
+        );
+        let p = specs.iter().find(|s| s.name == "parent").unwrap();
+        assert!(p.conflict_keys.is_empty());
     }
 
     #[test]

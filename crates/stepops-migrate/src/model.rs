@@ -32,6 +32,10 @@ pub struct TableSchema {
     pub primary_key: Vec<String>,
     /// Foreign keys.
     pub foreign_keys: Vec<ForeignKey>,
+    /// Column lists of the unique keys (primary key, unique constraints and unique indexes on
+    /// plain columns, without partial or expression indexes).
+    #[serde(default)]
+    pub unique_keys: Vec<Vec<String>>,
 }
 
 /// A table selected for migration: a *type* in the design's words.
@@ -54,6 +58,12 @@ pub struct TableSpec {
     /// Primary key columns, in key order (empty: none).
     #[serde(default)]
     pub primary_key: Vec<String>,
+    /// The destination's unique keys that do not contain the range key: a row may hold such a
+    /// value under another range key on the destination (a child moved to another parent, a
+    /// unique name passed from one row to another), so a copy also deletes the destination's
+    /// rows that collide with the incoming ones on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflict_keys: Vec<Vec<String>>,
 }
 
 /// `min`, `max` and `count` of a range key on one side.

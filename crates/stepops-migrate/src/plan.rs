@@ -557,6 +557,7 @@ mod tests {
             types: vec!["bigint".into()],
             parents: Vec::new(),
             primary_key: vec!["id".into()],
+            conflict_keys: Vec::new(),
         };
         let (tp, chunks) =
             chunks_of_unique_keys(&table, &[(1, 3), (10, 10), (20, 29), (40, 40)], 15, 12);

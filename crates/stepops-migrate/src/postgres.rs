@@ -219,12 +219,23 @@ impl PgStack {
                 .await
                 .map_err(|e| source.err(e))?;
         }
-        let deleted = tx.execute(delete, &[]).await.map_err(|e| self.err(e))?;
-        let sink = tx
-            .copy_in::<_, bytes::Bytes>(&format!(
-                "COPY {t} ({cols}) FROM STDIN (FORMAT binary)",
+        let mut deleted = tx.execute(delete, &[]).await.map_err(|e| self.err(e))?;
+        // Rows may collide with destination rows of other ranges on a unique key without the
+        // range key: load into a staging table first, delete those, then insert.
+        let staged = !table.conflict_keys.is_empty();
+        let into = if staged {
+            tx.batch_execute(&format!(
+                "CREATE TEMP TABLE stepops_stage ON COMMIT DROP AS SELECT {cols} FROM {t} WITH NO DATA",
                 t = t(table)
             ))
+            .await
+            .map_err(|e| self.err(e))?;
+            "stepops_stage".to_owned()
+        } else {
+            t(table)
+        };
+        let sink = tx
+            .copy_in::<_, bytes::Bytes>(&format!("COPY {into} ({cols}) FROM STDIN (FORMAT binary)"))
             .await
             .map_err(|e| self.err(e))?;
         let stream = src
@@ -238,7 +249,36 @@ impl PgStack {
             let buf = buf.map_err(|e| source.err(e))?;
             sink.feed(buf).await.map_err(|e| self.err(e))?;
         }
-        let inserted = sink.as_mut().finish().await.map_err(|e| self.err(e))?;
+        let mut inserted = sink.as_mut().finish().await.map_err(|e| self.err(e))?;
+        if staged {
+            for key in &table.conflict_keys {
+                let on = key
+                    .iter()
+                    .map(|c| format!("d.{c} = s.{c}", c = quote_ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                deleted += tx
+                    .execute(
+                        &format!(
+                            "DELETE FROM {t} d USING stepops_stage s WHERE {on}",
+                            t = t(table)
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+            inserted = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO {t} ({cols}) SELECT {cols} FROM stepops_stage",
+                        t = t(table)
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|e| self.err(e))?;
+        }
         tx.commit().await.map_err(|e| self.err(e))?;
         if by_index {
             src.0
@@ -393,6 +433,19 @@ impl Stack for PgStack {
                 },
             )
             .await?;
+        let uniques = self
+            .query_with(
+                "SELECT c.relname::text, array_agg(a.attname::text ORDER BY k.ord)
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                 WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+                   AND n.nspname = current_schema() AND k.ord <= i.indnkeyatts
+                 GROUP BY i.indexrelid, c.relname",
+                |r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, Vec<String>>(1)?)),
+            )
+            .await?;
         let mut out: Vec<TableSchema> = Vec::new();
         for (table, col, ty) in cols {
             if out.last().is_none_or(|t| t.name != table) {
@@ -401,6 +454,7 @@ impl Stack for PgStack {
                     columns: Vec::new(),
                     primary_key: Vec::new(),
                     foreign_keys: Vec::new(),
+                    unique_keys: Vec::new(),
                 });
             }
             out.last_mut().expect("pushed").columns.push(Column {
@@ -412,6 +466,11 @@ impl Stack for PgStack {
             if let Some((_, pk)) = pks.iter().find(|(n, _)| *n == t.name) {
                 t.primary_key = pk.clone();
             }
+            t.unique_keys = uniques
+                .iter()
+                .filter(|(n, _)| *n == t.name)
+                .map(|(_, cols)| cols.clone())
+                .collect();
             t.foreign_keys = fks
                 .iter()
                 .filter(|(n, _, _)| *n == t.name)

@@ -218,11 +218,30 @@ impl Stack for SqliteStack {
                         )),
                     }
                 }
+                let mut unique_keys = Vec::new();
+                let mut stmt = conn.prepare(&format!("PRAGMA index_list({})", quote_ident(&name)))?;
+                let indexes: Vec<(String, bool, bool)> = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, bool>(2)?, r.get::<_, bool>(4)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (index, unique, partial) in indexes {
+                    if !unique || partial {
+                        continue;
+                    }
+                    let mut stmt = conn.prepare(&format!("PRAGMA index_info({})", quote_ident(&index)))?;
+                    let cols: Vec<Option<String>> = stmt
+                        .query_map([], |r| r.get::<_, Option<String>>(2))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    // An expression index names no column: not a plain unique key.
+                    if let Some(cols) = cols.into_iter().collect::<Option<Vec<String>>>() {
+                        unique_keys.push(cols);
+                    }
+                }
                 out.push(TableSchema {
                     name,
                     columns,
                     primary_key: pk.into_iter().map(|(_, c)| c).collect(),
                     foreign_keys: fks.into_iter().map(|(_, f)| f).collect(),
+                    unique_keys,
                 });
             }
             Ok(out)
@@ -397,6 +416,20 @@ impl Stack for SqliteStack {
             k = k(table),
             t = t(table)
         );
+        // Destination rows that collide with incoming ones on a unique key without the range
+        // key (they sit under another range key) go first.
+        let conflicts: Vec<String> = table
+            .conflict_keys
+            .iter()
+            .map(|key| {
+                let cols = key.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+                format!(
+                    "DELETE FROM main.{t} WHERE ({cols}) IN (SELECT {cols} FROM stepops_src.{t} WHERE {k} BETWEEN ?1 AND ?2)",
+                    k = k(table),
+                    t = t(table)
+                )
+            })
+            .collect();
         let ranges = ranges.to_vec();
         self.blocking(true, move |conn, _| {
             conn.execute_batch("PRAGMA foreign_keys = OFF")?;
@@ -406,8 +439,15 @@ impl Stack for SqliteStack {
             {
                 let mut del = tx.prepare(&delete)?;
                 let mut ins = tx.prepare(&insert)?;
+                let mut collide = conflicts
+                    .iter()
+                    .map(|sql| tx.prepare(sql))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 for (lo, hi) in ranges {
                     deleted += del.execute([lo, hi])? as u64;
+                    for c in &mut collide {
+                        deleted += c.execute([lo, hi])? as u64;
+                    }
                     inserted += ins.execute([lo, hi])? as u64;
                 }
             }

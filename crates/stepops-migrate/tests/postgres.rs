@@ -586,3 +586,51 @@ async fn pg_copy_1m_rows_vs_pg_dump() {
         inc.rows_copied
     );
 }
+
+/// A child table cut by a range key that is not part of its primary key: children that moved
+/// to another parent are in two chunks (old and new parent), which may be copied in any order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_children_moving_between_parents_in_separate_chunks() {
+    let pg = server();
+    let src = pg.create_database("src").unwrap();
+    let dst = pg.create_database("dst").unwrap();
+    let schema = "CREATE TABLE parent (id bigint PRIMARY KEY, name text UNIQUE);
+        CREATE TABLE child (id bigint PRIMARY KEY, parent_id bigint NOT NULL, note text);
+        CREATE INDEX child_parent ON child (parent_id);";
+    exec(&src, schema).await;
+    exec(&dst, schema).await;
+    exec(
+        &src,
+        "INSERT INTO parent SELECT g, 'p' || g FROM generate_series(1, 100) g;
+         INSERT INTO child SELECT g, 1 + g % 100, 'c' || g FROM generate_series(1, 1000) g;",
+    )
+    .await;
+    let cfg = Config::from_yaml("tables: {child: {rangeKey: parent_id}}").unwrap();
+    migrate(&src, &dst, &cfg, &opts(20, 1), &NoProgress)
+        .await
+        .unwrap();
+    // Children of parent 2 move to parent 90 and back-and-forth between far parents; two
+    // parents far apart swap their unique names.
+    exec(
+        &src,
+        "UPDATE child SET parent_id = 90 WHERE parent_id = 2;
+         UPDATE child SET parent_id = 3 WHERE id IN (89, 189);
+         UPDATE parent SET name = 'tmp' WHERE id = 1; UPDATE parent SET name = 'p1' WHERE id = 99;
+         UPDATE parent SET name = 'p99' WHERE id = 1;",
+    )
+    .await;
+    for jobs in [1, 3] {
+        migrate(&src, &dst, &cfg, &opts(20, jobs), &NoProgress)
+            .await
+            .unwrap_or_else(|e| panic!("jobs {jobs}: {e}"));
+        assert_eq!(
+            dump(&src, &["parent", "child"]).await,
+            dump(&dst, &["parent", "child"]).await
+        );
+        exec(
+            &src,
+            "UPDATE child SET parent_id = 1 + (parent_id + 37) % 100 WHERE id % 7 = 0",
+        )
+        .await;
+    }
+}

@@ -540,3 +540,61 @@ async fn sqlite_refinement_never_splits_a_range_key_value() {
     let e = copy_chunk(&s, &d, &cfg, &bad).await.unwrap_err();
     assert_eq!(e.error_name(), ErrorName::InvalidInput);
 }
+
+/// A child table cut by a range key that is not part of its primary key, and a unique name:
+/// rows that moved between ranges collide with the destination's copies in another chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rows_moving_between_ranges_on_unique_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("s.db"), dir.path().join("d.db"));
+    let schema = "CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT UNIQUE);
+        CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL, note TEXT);
+        CREATE INDEX child_parent ON child (parent_id);";
+    create(&src, schema);
+    create(&dst, schema);
+    exec(
+        &src,
+        "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < 1000)
+         INSERT INTO child SELECT x, 1 + x % 100, 'c' || x FROM g;
+         WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < 100)
+         INSERT INTO parent SELECT x, 'p' || x FROM g;",
+    );
+    let cfg = Config::from_yaml("tables: {child: {rangeKey: parent_id}}").unwrap();
+    migrate(&url(&src), &url(&dst), &cfg, &opts(20, 1), &NoProgress)
+        .await
+        .unwrap();
+    exec(
+        &src,
+        "UPDATE child SET parent_id = 90 WHERE parent_id = 2;
+         UPDATE child SET parent_id = 3 WHERE id IN (89, 189);
+         UPDATE parent SET name = 'tmp' WHERE id = 1; UPDATE parent SET name = 'p1' WHERE id = 99;
+         UPDATE parent SET name = 'p99' WHERE id = 1;",
+    );
+    for jobs in [1, 3] {
+        migrate(&url(&src), &url(&dst), &cfg, &opts(20, jobs), &NoProgress)
+            .await
+            .unwrap_or_else(|e| panic!("jobs {jobs}: {e}"));
+        let rows = |p: &Path| {
+            let c = rusqlite::Connection::open(p).unwrap();
+            let mut out = Vec::new();
+            for sql in [
+                "SELECT id || ':' || name FROM parent ORDER BY id",
+                "SELECT id || ':' || parent_id || ':' || note FROM child ORDER BY id",
+            ] {
+                let mut st = c.prepare(sql).unwrap();
+                let v: Vec<String> = st
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(|r| r.unwrap())
+                    .collect();
+                out.push(v);
+            }
+            out
+        };
+        assert_eq!(rows(&src), rows(&dst), "jobs {jobs}");
+        exec(
+            &src,
+            "UPDATE child SET parent_id = 1 + (parent_id + 37) % 100 WHERE id % 7 = 0",
+        );
+    }
+}

@@ -629,6 +629,7 @@ mod tests {
             types: vec!["bigint".into(), "bigint".into(), "text".into()],
             parents: Vec::new(),
             primary_key: pk.iter().map(|s| (*s).into()).collect(),
+            conflict_keys: Vec::new(),
         }
     }
 
