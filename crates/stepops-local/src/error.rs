@@ -38,7 +38,8 @@ pub enum LocalError {
         source: std::io::Error,
     },
     /// A call through the library API was refused, as the HTTP API would refuse it.
-    #[error("{0}")]
+    /// (Transparent: printed once, not again as its own source.)
+    #[error(transparent)]
     Api(#[from] ApiError),
     /// Input/output on the state directory.
     #[error("{path}: {source}")]
