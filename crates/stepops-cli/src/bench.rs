@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// Skip the row-by-row comparisons after the copies.
     #[arg(long)]
     pub no_verify: bool,
+    /// Keep the work directory (every tool's log; with RUST_LOG=stepops_migrate=debug the
+    /// engine's timings) instead of deleting it at the end.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// One measured child process.
@@ -663,5 +667,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     print!("{out}");
     std::fs::write(b.work.join("report.md"), &out).ok();
+    if args.keep {
+        let kept = work.keep();
+        eprintln!("bench: work files kept in {}", kept.display());
+    }
     Ok(())
 }

@@ -219,7 +219,17 @@ impl PgStack {
                 .await
                 .map_err(|e| source.err(e))?;
         }
-        let mut deleted = tx.execute(delete, &[]).await.map_err(|e| self.err(e))?;
+        // The source starts sending while the destination deletes (both wait on their pages):
+        // its rows queue in the connection until the COPY into the destination reads them.
+        let (mut deleted, stream) = futures::try_join!(
+            async { tx.execute(delete, &[]).await.map_err(|e| self.err(e)) },
+            async {
+                src.0
+                    .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+                    .await
+                    .map_err(|e| source.err(e))
+            }
+        )?;
         // Rows may collide with destination rows of other ranges on a unique key without the
         // range key: load into a staging table first, delete those, then insert.
         let staged = !table.conflict_keys.is_empty();
@@ -238,11 +248,6 @@ impl PgStack {
             .copy_in::<_, bytes::Bytes>(&format!("COPY {into} ({cols}) FROM STDIN (FORMAT binary)"))
             .await
             .map_err(|e| self.err(e))?;
-        let stream = src
-            .0
-            .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
-            .await
-            .map_err(|e| source.err(e))?;
         let mut sink = std::pin::pin!(sink);
         let mut stream = std::pin::pin!(stream);
         while let Some(buf) = stream.next().await {
@@ -490,23 +495,21 @@ impl Stack for PgStack {
         } else {
             &["SELECT"]
         };
-        let mut missing = Vec::new();
-        for table in tables {
-            for p in privs {
-                let ok: bool = s
-                    .0
-                    .query_one(
-                        "SELECT has_table_privilege(quote_ident(current_schema()) || '.' || quote_ident($1), $2)",
-                        &[&table.name, p],
-                    )
-                    .await
-                    .map_err(|e| self.err(e))?
-                    .get(0);
-                if !ok {
-                    missing.push(format!("{p} on {}", table.name));
-                }
-            }
-        }
+        // One round trip for every table and privilege.
+        let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+        let missing: Vec<String> =
+            s.0.query(
+                "SELECT p || ' on ' || t FROM unnest($1::text[]) WITH ORDINALITY AS x(t, i) \
+                 CROSS JOIN unnest($2::text[]) WITH ORDINALITY AS y(p, j) \
+                 WHERE NOT has_table_privilege(quote_ident(current_schema()) || '.' || quote_ident(t), p) \
+                 ORDER BY i, j",
+                &[&names, &privs],
+            )
+            .await
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         if !missing.is_empty() {
             return Err(MigrateError::Unauthorized {
                 target: self.describe(),

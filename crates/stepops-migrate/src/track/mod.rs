@@ -343,14 +343,7 @@ pub(crate) async fn plan(
             slot.database, slot.plugin
         )));
     }
-    let slot_pos = parse_lsn(&slot.confirmed_flush_lsn)?;
-    // The snapshot comes after the slot exists: every transaction it does not see is decoded.
-    let snapshot_text = source.current_snapshot().await?;
-    let now = Snapshot::parse(&snapshot_text)?;
-    // Every transaction the snapshot sees must be decodable now (flushed), or its changes
-    // could be missed here and then skipped as already seen.
-    source.flush_wal().await?;
-
+    let mut slot_pos = parse_lsn(&slot.confirmed_flush_lsn)?;
     let baseline = if config.full_check {
         None
     } else {
@@ -366,6 +359,23 @@ pub(crate) async fn plan(
             None
         }
     });
+    if let Some(b) = baseline
+        .as_ref()
+        .filter(|_| options.baseline.is_some() && !options.dry_run)
+    {
+        // An earlier plan of this run, all its chunks copied: its promise (equal, or in its
+        // chunks) now holds for every row, so it is a marker, and the slot can move past what
+        // it saw. This comparison then decodes only what came after.
+        commit(source, dest, b, "earlier plan's chunks copied").await?;
+        slot_pos = slot_pos.max(parse_lsn(&b.advance_to)?);
+    }
+    // The snapshot comes after the slot exists: every transaction it does not see is decoded.
+    let snapshot_text = source.current_snapshot().await?;
+    let now = Snapshot::parse(&snapshot_text)?;
+    // Every transaction the snapshot sees must be decodable now (flushed), or its changes
+    // could be missed here and then skipped as already seen.
+    source.flush_wal().await?;
+
     let base = baseline
         .as_ref()
         .map(|b| Snapshot::parse(&b.snapshot))
@@ -472,13 +482,13 @@ pub(crate) async fn plan(
         slot: name.to_owned(),
         database,
         snapshot: snapshot_text,
-        slot_lsn: slot.confirmed_flush_lsn,
+        slot_lsn: format_lsn(slot_pos),
         advance_to: format_lsn(advance_to),
         tables: tables.iter().map(|t| t.name.clone()).collect(),
     };
     let compared_ms = started.elapsed().as_millis() as u64;
     if out.in_sync() && !options.dry_run {
-        commit(source, dest, &state).await?;
+        commit(source, dest, &state, "equal").await?;
     }
     tracing::debug!(
         slot = name,
@@ -558,7 +568,7 @@ async fn full_plan(
 }
 
 /// Records `state` as the destination's marker, then advances the slot to its `advance_to`.
-async fn commit(source: &PgStack, dest: &PgStack, state: &TrackingState) -> Result<()> {
+async fn commit(source: &PgStack, dest: &PgStack, state: &TrackingState, why: &str) -> Result<()> {
     dest.write_marker(state).await?;
     let target = parse_lsn(&state.advance_to)?;
     if let Some(slot) = source.slot(&state.slot).await? {
@@ -567,7 +577,7 @@ async fn commit(source: &PgStack, dest: &PgStack, state: &TrackingState) -> Resu
             source.advance_slot(&state.slot, &state.advance_to).await?;
         }
     }
-    tracing::info!(slot = %state.slot, advanced_to = %state.advance_to, "equal: change-tracking marker recorded");
+    tracing::info!(slot = %state.slot, advanced_to = %state.advance_to, "{why}: change-tracking marker recorded");
     Ok(())
 }
 
