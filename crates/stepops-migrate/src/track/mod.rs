@@ -23,7 +23,10 @@
 //!   truncated, or with more than [`MAX_TRACKED_KEYS`] changed rows) is compared in full.
 //! - When a comparison finds nothing to copy (and it is not a dry run), its state becomes the
 //!   marker, and the slot is advanced over the longest run of decoded transactions that the
-//!   new snapshot sees, so the source stops keeping their WAL. A crash anywhere leaves an older
+//!   new snapshot sees, so the source stops keeping their WAL. A comparison whose baseline is
+//!   an earlier plan of the run (all its chunks copied, so its promise holds for every row)
+//!   first records that plan as the marker and advances the slot to it, so it decodes only
+//!   what came after. A crash anywhere leaves an older
 //!   marker and a slot that is not further: the next run re-reads more changes, never fewer.
 //!
 //! Assumptions, checked where they can be: the destination is written by stepops only (it is
