@@ -14,18 +14,22 @@ use stepops_testkit::{PgOptions, PgServer};
 const LONG_ABOUT: &str = "\
 Benchmark `stepops migrate` on PostgreSQL and print the figures (a harness, not a timed test).
 
-In one run, on a throwaway PostgreSQL server (127.0.0.1, temporary directory):
+In one run, on two throwaway PostgreSQL servers (127.0.0.1, temporary directories): the source
+with wal_level=logical (change tracking reads its slot), the destinations with
+--dest-wal-level (replica by default, what managed PostgreSQL runs; minimal lets pgcopydb's
+TRUNCATE + COPY skip the WAL):
   1. builds the sample source (`stepops sample`: users, projects, entities, acl, events);
-  2. full copy into an empty destination: `stepops migrate` (schema pre-created, as it requires),
-     `pgcopydb clone` (creates schema, copies, builds indexes) and
+  2. full copy into an empty destination: `stepops migrate` (schema pre-created, as it requires;
+     then a full verification pass), `stepops migrate --track` (change tracking: verifies what
+     changed meanwhile), `pgcopydb clone` (creates schema, copies, builds indexes) and
      `pg_dump --data-only | psql` (into the pre-created schema);
   3. incremental re-sync after 0.1% updates, 0.01% deletes and 0.1% inserts scattered over the
-     source (stepops' destination from step 2 is the stale copy);
-  4. a pass with no differences: `stepops migrate` again, beside `reladiff` (hashdiff, every
-     column, each table);
+     source, with and without tracking (each into its destination from step 2);
+  4. a pass with no differences: `stepops migrate` again, with and without tracking, beside
+     `reladiff` (hashdiff, every column, each table);
   5. peak memory (max RSS) of every stepops child process.
-After steps 2 and 3 the destination is compared with the source row by row (client-side digest,
-independent of stepops' own checksums).
+After steps 2 and 3 every stepops destination is compared with the source row by row
+(client-side digest, independent of stepops' own checksums).
 
 Peers missing from PATH are reported and skipped (bench/run.sh installs them: apt-get install
 pgcopydb; pip install 'reladiff[postgresql]').
@@ -60,6 +64,11 @@ pub struct BenchArgs {
     /// Skip the row-by-row comparisons after the copies.
     #[arg(long)]
     pub no_verify: bool,
+    /// wal_level of the destinations' server: `replica` (the default: what every replicated or
+    /// managed PostgreSQL runs, Amazon RDS and Aurora included) or `minimal` (where a loader
+    /// that truncates and copies in one transaction, as pgcopydb does, writes no WAL).
+    #[arg(long, default_value = "replica", value_parser = ["minimal", "replica", "logical"], value_name = "LEVEL")]
+    pub dest_wal_level: String,
     /// Keep the work directory (every tool's log; with RUST_LOG=stepops_migrate=debug the
     /// engine's timings) instead of deleting it at the end.
     #[arg(long)]
@@ -249,8 +258,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .context("cannot create the bench work directory")?;
     // Two servers, as two stacks are: the source with wal_level = logical (what change
     // tracking needs; a production primary runs at least `replica`), the destinations with
-    // wal_level = minimal (every loader's best case).
-    let server = |wal_level: &'static str| {
+    // --dest-wal-level (replica by default; minimal lets pgcopydb skip WAL).
+    let server = |wal_level: &str| {
         let mut settings: Vec<(String, String)> = [
             ("shared_buffers", "1GB"),
             ("max_wal_size", "8GB"),
@@ -272,11 +281,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         })
     };
     let src_pg = server("logical")?;
-    let pg = server("minimal")?;
+    let pg = server(&args.dest_wal_level)?;
     eprintln!(
-        "bench: PostgreSQL source on 127.0.0.1:{} (wal_level=logical), destinations on 127.0.0.1:{} (wal_level=minimal) ({}), work files in {}",
+        "bench: PostgreSQL source on 127.0.0.1:{} (wal_level=logical), destinations on 127.0.0.1:{} (wal_level={}) ({}), work files in {}",
         src_pg.port(),
         pg.port(),
+        args.dest_wal_level,
         pg.bindir().display(),
         work.path().display()
     );
@@ -604,11 +614,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nstepops bench: {} rows (seed {}), PostgreSQL {version}, --jobs {}, {} CPU(s)\n",
+        "\nstepops bench: {} rows (seed {}), PostgreSQL {version}, --jobs {}, {} CPU(s), source wal_level=logical, destinations wal_level={}\n",
         report.counts.total(),
         args.seed,
         args.jobs,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.dest_wal_level
     );
     let _ = writeln!(out, "| step | tool | seconds | vs stepops | notes |");
     let _ = writeln!(out, "|---|---|---:|---:|---|");

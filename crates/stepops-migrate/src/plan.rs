@@ -107,22 +107,38 @@ pub async fn plan_table<S: Stack>(
     Ok((plan, chunks))
 }
 
-/// Cuts known-different key ranges of a table with a unique range key into chunks without
-/// comparing them (each key is at most one row on each side, so a range of `n` keys holds at
-/// most `n` rows): change tracking's changed keys, which almost all differ (copying an equal
-/// row again is harmless, and cheaper than checksumming it first).
-pub fn chunks_of_unique_keys(
+/// Cuts key ranges known to differ into chunks without comparing them: change tracking's
+/// changed keys since the marker, which almost all differ (copying an equal row again is
+/// harmless, and cheaper than checksumming it first). With a unique range key a range of `n`
+/// keys holds at most `n` rows; otherwise (a child table keyed by its parent id) the source's
+/// rows per range are counted, so chunks keep to `target` rows.
+pub async fn plan_changed_ranges<S: Stack>(
+    source: &S,
     table: &TableSpec,
     ranges: &[(i64, i64)],
     changed_keys: u64,
     target: u64,
-) -> (TablePlan, Vec<Chunk>) {
+) -> Result<(TablePlan, Vec<Chunk>)> {
+    let counts = if table.key_is_unique {
+        ranges
+            .iter()
+            .map(|&(lo, hi)| (hi as i128 - lo as i128 + 1) as u64)
+            .collect()
+    } else {
+        let mut counts = Vec::with_capacity(ranges.len());
+        for batch in ranges.chunks(REFINE_BATCH) {
+            counts.extend(source.count_ranges(table, batch).await?);
+        }
+        counts
+    };
     let mut segments: Vec<Segment> = ranges
         .iter()
-        .map(|&(lo, hi)| Segment {
+        .zip(counts)
+        .map(|(&(lo, hi), rows)| Segment {
             min: lo,
             max: hi,
-            rows: (hi as i128 - lo as i128 + 1) as u64,
+            // A key deleted on the source still has destination rows to delete.
+            rows: rows.max(1),
         })
         .collect();
     let chunks = coalesce(&table.name, &mut segments, target.max(1));
@@ -136,7 +152,7 @@ pub fn chunks_of_unique_keys(
         changed_keys: Some(changed_keys),
         deferred_indexes: 0,
     };
-    (plan, chunks)
+    Ok((plan, chunks))
 }
 
 /// Plans one table from the key ranges that may differ (change tracking: the runs of range
@@ -547,8 +563,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn unique_changed_keys_become_chunks_of_at_most_target_rows() {
+    #[tokio::test]
+    async fn unique_changed_keys_become_chunks_of_at_most_target_rows() {
         let table = TableSpec {
             name: "t".into(),
             range_key: "id".into(),
@@ -559,8 +575,17 @@ mod tests {
             primary_key: vec!["id".into()],
             conflict_keys: Vec::new(),
         };
-        let (tp, chunks) =
-            chunks_of_unique_keys(&table, &[(1, 3), (10, 10), (20, 29), (40, 40)], 15, 12);
+        // A unique key needs no query: the stack is never asked (its file does not exist).
+        let never = crate::sqlite::SqliteStack::new("/nonexistent/stepops.db");
+        let (tp, chunks) = plan_changed_ranges(
+            &never,
+            &table,
+            &[(1, 3), (10, 10), (20, 29), (40, 40)],
+            15,
+            12,
+        )
+        .await
+        .unwrap();
         assert_eq!(tp.changed_keys, Some(15));
         assert_eq!(tp.estimated_rows, 15);
         let got: Vec<_> = chunks

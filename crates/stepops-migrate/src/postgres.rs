@@ -204,7 +204,7 @@ impl PgStack {
     ) -> Result<(u64, u64)> {
         let cols = column_list(table);
         let mut dst = self.take().await?;
-        let src = source.take().await?;
+        let mut src = source.take().await?;
         let tx = dst.0.transaction().await.map_err(|e| self.err(e))?;
         tx.batch_execute("SET LOCAL session_replication_role = replica")
             .await
@@ -214,86 +214,134 @@ impl PgStack {
             tx.batch_execute("SET LOCAL enable_seqscan = off")
                 .await
                 .map_err(|e| self.err(e))?;
-            src.0
-                .batch_execute("SET enable_seqscan = off")
-                .await
-                .map_err(|e| source.err(e))?;
+            source.by_index(&src, true).await?;
         }
         // The source starts sending while the destination deletes (both wait on their pages):
         // its rows queue in the connection until the COPY into the destination reads them.
+        let copy_out = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
         let (mut deleted, stream) = futures::try_join!(
             async { tx.execute(delete, &[]).await.map_err(|e| self.err(e)) },
-            async {
-                src.0
-                    .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
-                    .await
-                    .map_err(|e| source.err(e))
-            }
+            async { src.0.copy_out(&copy_out).await.map_err(|e| source.err(e)) }
         )?;
-        // Rows may collide with destination rows of other ranges on a unique key without the
-        // range key: load into a staging table first, delete those, then insert.
-        let staged = !table.conflict_keys.is_empty();
-        let into = if staged {
-            tx.batch_execute(&format!(
-                "CREATE TEMP TABLE stepops_stage ON COMMIT DROP AS SELECT {cols} FROM {t} WITH NO DATA",
-                t = t(table)
-            ))
-            .await
-            .map_err(|e| self.err(e))?;
-            "stepops_stage".to_owned()
+        let direct = format!("COPY {} ({cols}) FROM STDIN (FORMAT binary)", t(table));
+        let inserted = if table.conflict_keys.is_empty() {
+            self.pump(source, &tx, stream, &direct)
+                .await
+                .map_err(|f| f.into_error(self))?
         } else {
-            t(table)
-        };
-        let sink = tx
-            .copy_in::<_, bytes::Bytes>(&format!("COPY {into} ({cols}) FROM STDIN (FORMAT binary)"))
-            .await
-            .map_err(|e| self.err(e))?;
-        let mut sink = std::pin::pin!(sink);
-        let mut stream = std::pin::pin!(stream);
-        while let Some(buf) = stream.next().await {
-            let buf = buf.map_err(|e| source.err(e))?;
-            sink.feed(buf).await.map_err(|e| self.err(e))?;
-        }
-        let mut inserted = sink.as_mut().finish().await.map_err(|e| self.err(e))?;
-        if staged {
-            for key in &table.conflict_keys {
-                let on = key
-                    .iter()
-                    .map(|c| format!("d.{c} = s.{c}", c = quote_ident(c)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                deleted += tx
-                    .execute(
+            // Rows may collide with destination rows of other ranges on a unique key without
+            // the range key (rare): try the direct COPY; on a duplicate key, read the range
+            // again into a staging table, delete the colliding rows, then insert.
+            tx.batch_execute("SAVEPOINT stepops_direct")
+                .await
+                .map_err(|e| self.err(e))?;
+            match self.pump(source, &tx, stream, &direct).await {
+                Ok(n) => {
+                    tx.batch_execute("RELEASE SAVEPOINT stepops_direct")
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    n
+                }
+                Err(Failed::Dest(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    tracing::debug!(table = %table.name, "rows collide on a unique key: copying through a staging table");
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT stepops_direct")
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    // The first read may not have been drained: read again on a fresh session.
+                    src = source.take().await?;
+                    if by_index {
+                        source.by_index(&src, true).await?;
+                    }
+                    tx.batch_execute(&format!(
+                        "CREATE TEMP TABLE stepops_stage ON COMMIT DROP AS SELECT {cols} FROM {t} WITH NO DATA",
+                        t = t(table)
+                    ))
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    let stream = src.0.copy_out(&copy_out).await.map_err(|e| source.err(e))?;
+                    self.pump(
+                        source,
+                        &tx,
+                        stream,
+                        &format!("COPY stepops_stage ({cols}) FROM STDIN (FORMAT binary)"),
+                    )
+                    .await
+                    .map_err(|f| f.into_error(self))?;
+                    for key in &table.conflict_keys {
+                        let on = key
+                            .iter()
+                            .map(|c| format!("d.{c} = s.{c}", c = quote_ident(c)))
+                            .collect::<Vec<_>>()
+                            .join(" AND ");
+                        deleted += tx
+                            .execute(
+                                &format!(
+                                    "DELETE FROM {t} d USING stepops_stage s WHERE {on}",
+                                    t = t(table)
+                                ),
+                                &[],
+                            )
+                            .await
+                            .map_err(|e| self.err(e))?;
+                    }
+                    tx.execute(
                         &format!(
-                            "DELETE FROM {t} d USING stepops_stage s WHERE {on}",
+                            "INSERT INTO {t} ({cols}) SELECT {cols} FROM stepops_stage",
                             t = t(table)
                         ),
                         &[],
                     )
                     .await
-                    .map_err(|e| self.err(e))?;
+                    .map_err(|e| self.err(e))?
+                }
+                Err(other) => return Err(other.into_error(self)),
             }
-            inserted = tx
-                .execute(
-                    &format!(
-                        "INSERT INTO {t} ({cols}) SELECT {cols} FROM stepops_stage",
-                        t = t(table)
-                    ),
-                    &[],
-                )
-                .await
-                .map_err(|e| self.err(e))?;
-        }
+        };
         tx.commit().await.map_err(|e| self.err(e))?;
         if by_index {
-            src.0
-                .batch_execute("RESET enable_seqscan")
-                .await
-                .map_err(|e| source.err(e))?;
+            source.by_index(&src, false).await?;
         }
         source.give(src);
         self.give(dst);
         Ok((deleted, inserted))
+    }
+
+    /// `SET` / `RESET enable_seqscan` on a source session.
+    async fn by_index(&self, s: &Session, on: bool) -> Result<()> {
+        s.0.batch_execute(if on {
+            "SET enable_seqscan = off"
+        } else {
+            "RESET enable_seqscan"
+        })
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    /// Streams a source COPY into `copy_in` (a COPY … FROM STDIN statement) inside `tx`;
+    /// returns the rows written.
+    async fn pump(
+        &self,
+        source: &Self,
+        tx: &tokio_postgres::Transaction<'_>,
+        stream: tokio_postgres::CopyOutStream,
+        copy_in: &str,
+    ) -> std::result::Result<u64, Failed> {
+        let sink = tx
+            .copy_in::<_, bytes::Bytes>(copy_in)
+            .await
+            .map_err(|e| Failed::Dest(e).with(self, source))?;
+        let mut sink = std::pin::pin!(sink);
+        let mut stream = std::pin::pin!(stream);
+        while let Some(buf) = stream.next().await {
+            let buf = buf.map_err(|e| Failed::Source(e).with(self, source))?;
+            sink.feed(buf)
+                .await
+                .map_err(|e| Failed::Dest(e).with(self, source))?;
+        }
+        sink.as_mut()
+            .finish()
+            .await
+            .map_err(|e| Failed::Dest(e).with(self, source))
     }
 
     async fn query_with<T>(
@@ -310,6 +358,33 @@ impl PgStack {
             .map_err(|e| self.err(e))?;
         self.give(s);
         Ok(out)
+    }
+}
+
+/// Which side of a copy failed, with the driver's error (mapped once the side is known).
+enum Failed {
+    Source(tokio_postgres::Error),
+    Dest(tokio_postgres::Error),
+    Mapped(MigrateError),
+}
+
+impl Failed {
+    /// Keeps the raw error for the caller to inspect (a destination duplicate key), mapping
+    /// everything else now.
+    fn with(self, dest: &PgStack, source: &PgStack) -> Failed {
+        match self {
+            Failed::Dest(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Failed::Dest(e),
+            Failed::Dest(e) => Failed::Mapped(dest.err(e)),
+            Failed::Source(e) => Failed::Mapped(source.err(e)),
+            m => m,
+        }
+    }
+
+    fn into_error(self, dest: &PgStack) -> MigrateError {
+        match self {
+            Failed::Mapped(e) => e,
+            Failed::Dest(e) | Failed::Source(e) => dest.err(e),
+        }
     }
 }
 
@@ -581,6 +656,30 @@ impl Stack for PgStack {
         );
         let rows = self.query_with(&sql, |r| r.try_get::<_, i64>(0)).await?;
         Ok(rows.first().copied().unwrap_or(0) as u64)
+    }
+
+    async fn count_ranges(&self, table: &TableSpec, ranges: &[(i64, i64)]) -> Result<Vec<u64>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query: index (often index-only) range scans joined to the ranges, no row read.
+        let sql = format!(
+            "SELECT r.i, count({t}.{k}) FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS r(lo, hi, i) \
+             LEFT JOIN {t} ON {t}.{k} BETWEEN r.lo AND r.hi GROUP BY r.i ORDER BY r.i",
+            k = k(table),
+            t = t(table)
+        );
+        let los: Vec<i64> = ranges.iter().map(|r| r.0).collect();
+        let his: Vec<i64> = ranges.iter().map(|r| r.1).collect();
+        let s = self.take().await?;
+        self.by_index(&s, true).await?;
+        let rows =
+            s.0.query(&sql, &[&los, &his])
+                .await
+                .map_err(|e| self.err(e))?;
+        self.by_index(&s, false).await?;
+        self.give(s);
+        Ok(rows.iter().map(|r| r.get::<_, i64>(1) as u64).collect())
     }
 
     async fn boundaries(

@@ -28,6 +28,16 @@ pub trait Stack: Send + Sync {
     /// Rows with range key in `[lo, hi]`.
     async fn count_range(&self, table: &TableSpec, lo: i64, hi: i64) -> Result<u64>;
 
+    /// Rows in each of several disjoint key ranges (one query where the engine allows), in
+    /// the order of `ranges`.
+    async fn count_ranges(&self, table: &TableSpec, ranges: &[(i64, i64)]) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(ranges.len());
+        for &(lo, hi) in ranges {
+            out.push(self.count_range(table, lo, hi).await?);
+        }
+        Ok(out)
+    }
+
     /// The range keys of the rows numbered `every`, `2 * every`, … (in key order) among the
     /// rows with key in `[lo, hi]`: where to cut that range into chunks of `every` rows.
     async fn boundaries(&self, table: &TableSpec, lo: i64, hi: i64, every: u64)

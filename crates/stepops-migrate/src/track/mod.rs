@@ -508,8 +508,7 @@ pub(crate) async fn plan(
 }
 
 /// Plans one table from its changed keys (and the keys its looked-up rows have on the
-/// destination). `compare`: checksum them first (else a table with a unique range key copies
-/// them as they are).
+/// destination). `compare`: checksum them first (else they are copied as they are).
 #[allow(clippy::too_many_arguments)]
 async fn plan_changed(
     source: &PgStack,
@@ -526,14 +525,10 @@ async fn plan_changed(
     }
     let ranges = runs(&keys);
     tracing::debug!(table = %spec.name, keys = keys.len(), ranges = ranges.len(), "the changed rows");
-    if spec.key_is_unique && !compare {
-        // One row per key at most: the changed keys are the rows to copy.
-        return Ok(planner::chunks_of_unique_keys(
-            spec,
-            &ranges,
-            keys.len() as u64,
-            chunk_rows,
-        ));
+    if !compare {
+        // The destination has seen none of these changes: copy the changed keys.
+        return planner::plan_changed_ranges(source, spec, &ranges, keys.len() as u64, chunk_rows)
+            .await;
     }
     planner::plan_ranges(
         source,
