@@ -49,8 +49,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_name = "S")]
     pub seed: u64,
     /// Concurrency given to every tool (stepops --jobs, pgcopydb --table-jobs/--index-jobs,
-    /// reladiff --threads).
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    /// reladiff --threads); the default is stepops migrate's own default.
+    #[arg(long, default_value_t = 4, value_name = "N")]
     pub jobs: usize,
     /// stepops --chunk-rows (default: stepops' own default).
     #[arg(long, value_name = "N")]
