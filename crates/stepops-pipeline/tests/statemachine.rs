@@ -83,11 +83,16 @@ struct World {
 
 impl World {
     fn new(dir: &Path, source: Db, dest: Db) -> Arc<World> {
+        let stack = StackEnvironment::parse("dev", "secret:stepops/dev/*").unwrap();
+        World::with_stack(dir, source, dest, stack)
+    }
+
+    fn with_stack(dir: &Path, source: Db, dest: Db, stack: StackEnvironment) -> Arc<World> {
         Arc::new(World {
             source: Mutex::new(source),
             dest: Mutex::new(dest),
             s3_root: dir.to_path_buf(),
-            stack: StackEnvironment::parse("dev", "secret:stepops/dev/*").unwrap(),
+            stack,
             activity_calls: Mutex::default(),
             notifications: Mutex::default(),
             change_source_at_first_verify: Mutex::default(),
@@ -660,6 +665,62 @@ async fn inputs_that_are_not_objects_still_fail_with_a_notification() {
     );
     let n = failure_notification(&world, &r).await;
     assert_eq!(n.failed_step.as_deref(), Some("ValidateInput"));
+}
+
+/// The validate-input corpus of `tests/data/bad-inputs.json`, each case as an execution of the
+/// real machine: it fails at ValidateInput with the case's error name and cause, before any
+/// runner step, with no notification of the machine's own, and with the failed step named in
+/// the notification the template's rule sends.
+#[tokio::test]
+async fn every_bad_input_of_the_corpus_fails_the_execution_in_validate_before_any_step() {
+    let corpus: Value =
+        serde_json::from_str(include_str!("data/bad-inputs.json")).expect("corpus parses");
+    let stack = || {
+        StackEnvironment::parse(
+            corpus["stack"]["environment"].as_str().unwrap(),
+            corpus["stack"]["allowedTargets"].as_str().unwrap(),
+        )
+        .unwrap()
+    };
+    let cases = corpus["cases"].as_array().unwrap();
+    assert!(cases.len() >= 20, "the issue asks for at least 20 cases");
+    let mut failures = Vec::new();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (s, d) = stale_pair();
+        let world = World::with_stack(dir.path(), s, d.clone(), stack());
+        let r = run(&world, case["input"].clone()).await;
+        let ExecutionResult::Failed { error, cause } = &r else {
+            failures.push(format!("{name}: the execution did not fail: {r:?}"));
+            continue;
+        };
+        let message = cause
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .and_then(|c| c["errorMessage"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let (want_error, want_cause) = (case["error"].as_str(), case["cause"].as_str().unwrap());
+        if error.as_deref() != want_error || !message.contains(want_cause) {
+            failures.push(format!(
+                "{name}: got {error:?} / {message:?}, want {want_error:?} / …{want_cause}…"
+            ));
+        }
+        if cause.as_deref().unwrap_or_default().contains("hunter2") {
+            failures.push(format!("{name}: the cause leaks a password"));
+        }
+        if !world.steps().is_empty() {
+            failures.push(format!("{name}: runner steps ran: {:?}", world.steps()));
+        }
+        if *world.dest.lock().unwrap() != d {
+            failures.push(format!("{name}: the destination changed"));
+        }
+        let n = failure_notification(&world, &r).await;
+        if n.failed_step.as_deref() != Some("ValidateInput") {
+            failures.push(format!("{name}: failed step {:?}", n.failed_step));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test]
