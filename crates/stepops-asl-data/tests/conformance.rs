@@ -2,8 +2,8 @@
 //! Succeed, Fail, intrinsic functions, Assign) through a tiny driver built on this crate.
 //!
 //! The whole corpus (Map, Parallel, Wait, Retry/Catch, …) is run by `stepops-asl`; this test keeps
-//! the data layer honest on its own. The corpus is read in place from
-//! `../shared/asl-conformance` beside the repository (or `$STEPOPS_ASL_CONFORMANCE`).
+//! the data layer honest on its own. The corpus is read in place from `$STEPOPS_ASL_CONFORMANCE`
+//! (CI's `.ci/run` always sets it); unset, the test prints one line saying it was not run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +22,18 @@ const NOT_DATA_LAYER: &[(&str, &str)] = &[(
     "States.DataLimitExceeded on a state's 256 KB output is enforced by the interpreter",
 )];
 
-fn corpus_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("STEPOPS_ASL_CONFORMANCE") {
-        return PathBuf::from(dir);
+/// The corpus's folder, or `None` (after saying so) when `STEPOPS_ASL_CONFORMANCE` is unset.
+fn corpus_dir() -> Option<PathBuf> {
+    match std::env::var_os("STEPOPS_ASL_CONFORMANCE") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            eprintln!(
+                "data-layer conformance: NOT RUN: STEPOPS_ASL_CONFORMANCE is unset (the \
+                 AWS-recorded corpus is an extra suite; .ci/run sets it)"
+            );
+            None
+        }
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/asl-conformance")
 }
 
 fn read_json(path: &Path) -> Value {
@@ -254,11 +261,11 @@ fn same(expected: &Value, actual: &Value, placeholders: bool) -> bool {
 
 #[test]
 fn data_layer_conformance() {
-    let dir = corpus_dir();
+    let Some(dir) = corpus_dir() else { return };
     let index_path = dir.join("index.json");
     assert!(
         index_path.is_file(),
-        "the ASL conformance corpus is missing: expected {} (clone the shared folder beside the repository, or set STEPOPS_ASL_CONFORMANCE to its path)",
+        "the ASL conformance corpus is missing: expected {} (STEPOPS_ASL_CONFORMANCE must name the corpus's folder)",
         index_path.display()
     );
     let index = read_json(&index_path);
