@@ -25,6 +25,10 @@ pub enum ErrorName {
     SchemaMismatch,
     /// Credentials were refused (wrong password, expired or revoked token, missing privilege).
     Unauthorized,
+    /// A TLS connection could not be made as the URL asks (certificate not trusted, wrong host
+    /// name, a server without TLS under `sslmode=require`, a server that refuses plaintext).
+    /// Fix the URL's `ssl*` parameters or the server; retrying fails the same way.
+    TlsFailed,
     /// The named object (user, client, entity, secret, table) does not exist.
     NotFound,
     /// The object changed underneath (stale etag, concurrent update). Re-read and try again.
@@ -37,12 +41,13 @@ pub enum ErrorName {
 
 impl ErrorName {
     /// All names, in documentation order.
-    pub const ALL: [ErrorName; 9] = [
+    pub const ALL: [ErrorName; 10] = [
         ErrorName::Transient,
         ErrorName::InvalidInput,
         ErrorName::WrongEnvironment,
         ErrorName::SchemaMismatch,
         ErrorName::Unauthorized,
+        ErrorName::TlsFailed,
         ErrorName::NotFound,
         ErrorName::Conflict,
         ErrorName::NotConverged,
@@ -57,6 +62,7 @@ impl ErrorName {
             ErrorName::WrongEnvironment => "Stepops.WrongEnvironment",
             ErrorName::SchemaMismatch => "Stepops.SchemaMismatch",
             ErrorName::Unauthorized => "Stepops.Unauthorized",
+            ErrorName::TlsFailed => "Stepops.TlsFailed",
             ErrorName::NotFound => "Stepops.NotFound",
             ErrorName::Conflict => "Stepops.Conflict",
             ErrorName::NotConverged => "Stepops.NotConverged",

@@ -25,6 +25,15 @@ pub enum MigrateError {
         /// What was refused and what to grant.
         reason: String,
     },
+    /// A TLS failure retrying cannot fix (untrusted certificate, wrong host name, a server
+    /// without TLS under `sslmode=require`, a server that refuses plaintext).
+    #[error("{target}: {reason}")]
+    Tls {
+        /// Redacted URL.
+        target: String,
+        /// Which failure, and what to change.
+        reason: String,
+    },
     /// A database (or SQLite file) does not exist.
     #[error("{target}: {reason}")]
     NotFound {
@@ -68,6 +77,7 @@ impl Named for MigrateError {
                 ErrorName::Transient
             }
             MigrateError::Unauthorized { .. } => ErrorName::Unauthorized,
+            MigrateError::Tls { .. } => ErrorName::TlsFailed,
             MigrateError::NotFound { .. } => ErrorName::NotFound,
             MigrateError::SchemaMismatch(_) => ErrorName::SchemaMismatch,
             MigrateError::NotConverged { .. } => ErrorName::NotConverged,

@@ -337,10 +337,18 @@ impl Migration {
                 tables: differing,
             });
         }
+        // Converged: the destination can take over, so its sequences must not hand out keys
+        // that the copied rows already hold.
+        let sequences_synced = if differing.is_empty() {
+            self.sync_sequences().await?
+        } else {
+            0
+        };
         Ok(VerifyReport {
             converged: differing.is_empty(),
             round,
             differing_tables: differing,
+            sequences_synced,
         })
     }
 }

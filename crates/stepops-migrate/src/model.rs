@@ -298,6 +298,9 @@ pub struct VerifyReport {
     pub round: u32,
     /// Tables still different.
     pub differing_tables: Vec<String>,
+    /// Sequences (serial and identity columns) of the destination moved past its largest key,
+    /// done once converged (0 otherwise, and on SQLite).
+    pub sequences_synced: u32,
 }
 
 /// The summary of a whole migration.

@@ -15,8 +15,9 @@ use crate::target::redact_url;
 use futures::{SinkExt, StreamExt};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use stepops_pg::{ConnectError, PgConnector};
+use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
 
 /// Settings every session starts with, so both sides render values identically. JIT is off:
 /// compiling took longer (about 0.2 s a query) than the short refinement and chunk queries.
@@ -27,7 +28,7 @@ const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
 /// A PostgreSQL database as one side of a migration, with a small pool of idle sessions.
 pub struct PgStack {
     url: String,
-    config: tokio_postgres::Config,
+    connector: PgConnector,
     read_only: bool,
     idle: Mutex<Vec<Client>>,
     record_hash: AtomicBool,
@@ -49,16 +50,21 @@ impl PgStack {
     /// A stack on `url`; `read_only` sessions refuse writes (`default_transaction_read_only`),
     /// which is how sources are opened.
     pub fn new(url: &str, read_only: bool) -> Result<Self> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let mut connector = PgConnector::parse(url).map_err(|e| {
             MigrateError::InvalidInput(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
         })?;
+        let config = connector.config_mut();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(15));
         }
+        // A dead peer is noticed in about two minutes, not the kernel's two hours.
         config.keepalives_idle(std::time::Duration::from_secs(60));
+        config.keepalives_interval(std::time::Duration::from_secs(15));
+        config.keepalives_retries(4);
+        config.tcp_user_timeout(std::time::Duration::from_secs(120));
         Ok(PgStack {
             url: url.to_owned(),
-            config,
+            connector,
             read_only,
             idle: Mutex::new(Vec::new()),
             record_hash: AtomicBool::new(false),
@@ -90,16 +96,11 @@ impl PgStack {
                 None => break,
             }
         }
-        let (client, conn) = self
-            .config
-            .connect(NoTls)
+        let client = self
+            .connector
+            .connect()
             .await
             .map_err(|e| self.connect_err(e))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "PostgreSQL connection ended");
-            }
-        });
         client
             .batch_execute(SESSION_SETUP)
             .await
@@ -127,10 +128,17 @@ impl PgStack {
         }
     }
 
-    fn connect_err(&self, e: tokio_postgres::Error) -> MigrateError {
-        match e.code() {
-            Some(_) => self.err(e),
-            None => MigrateError::Unreachable {
+    fn connect_err(&self, e: ConnectError) -> MigrateError {
+        match e {
+            ConnectError::InvalidSettings(reason) => {
+                MigrateError::InvalidInput(format!("{}: {reason}", self.describe()))
+            }
+            ConnectError::Tls(problem) => MigrateError::Tls {
+                target: self.describe(),
+                reason: problem.advice(),
+            },
+            ConnectError::Postgres(e) if e.code().is_some() => self.err(e),
+            ConnectError::Postgres(e) => MigrateError::Unreachable {
                 target: self.describe(),
                 reason: error_text(&e),
             },
@@ -389,12 +397,32 @@ impl Failed {
 }
 
 /// The driver's message with the server's detail and hint, never the connection string.
+/// A driver error for messages and task causes: the server's message (for data exceptions,
+/// whose messages quote values, only their kind), the SQLSTATE, the table, column and
+/// constraint, and the hint. Never the `detail`, which quotes row values (`Key (email)=(…)`,
+/// `Failing row contains (…)`).
 fn error_text(e: &tokio_postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
-        let mut s = db.message().to_owned();
-        if let Some(d) = db.detail() {
-            s.push_str(&format!(" ({d})"));
+        let code = db.code().code();
+        let mut s = if code.starts_with("22") {
+            "a value was refused as invalid data".to_owned()
+        } else {
+            db.message().to_owned()
+        };
+        s.push_str(&format!(" (SQLSTATE {code}"));
+        if let Some(t) = db.table() {
+            match db.schema() {
+                Some(schema) => s.push_str(&format!(", table {schema}.{t}")),
+                None => s.push_str(&format!(", table {t}")),
+            }
         }
+        if let Some(c) = db.column() {
+            s.push_str(&format!(", column {c}"));
+        }
+        if let Some(c) = db.constraint() {
+            s.push_str(&format!(", constraint {c}"));
+        }
+        s.push(')');
         if let Some(h) = db.hint() {
             s.push_str(&format!(" hint: {h}"));
         }
@@ -846,18 +874,24 @@ impl Stack for PgStack {
     async fn sync_sequences(&self, source: &Self, tables: &[TableSpec]) -> Result<u32> {
         let owned = source
             .query_with(
-                "SELECT c.relname::text, s.seq
+                "SELECT c.relname::text, a.attname::text, s.seq
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  JOIN pg_attribute a ON a.attrelid = c.oid
                  CROSS JOIN LATERAL (SELECT pg_get_serial_sequence(
                      quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) AS seq) s
                  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
                    AND a.attnum > 0 AND NOT a.attisdropped AND s.seq IS NOT NULL",
-                |r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, String>(1)?)),
+                |r| {
+                    Ok((
+                        r.try_get::<_, String>(0)?,
+                        r.try_get::<_, String>(1)?,
+                        r.try_get::<_, String>(2)?,
+                    ))
+                },
             )
             .await?;
         let mut n = 0;
-        for (table, seq) in owned {
+        for (table, column, seq) in owned {
             if !tables.iter().any(|t| t.name == table) {
                 continue;
             }
@@ -870,19 +904,24 @@ impl Stack for PgStack {
             let Some((value, called)) = values.first().copied() else {
                 continue;
             };
+            // The source's position, or past the destination's largest key if that is further
+            // (rows inserted with explicit keys): the next default never collides.
+            let sql = format!(
+                "SELECT setval($1::text::regclass, GREATEST($2, m), m >= $2 OR $3)
+                 FROM (SELECT COALESCE(max({col}), 0)::bigint AS m FROM {tbl}) x",
+                col = quote_ident(&column),
+                tbl = quote_ident(&table),
+            );
             let s = self.take().await?;
-            s.0.query_one(
-                "SELECT setval($1::text::regclass, $2, $3)",
-                &[&seq, &value, &called],
-            )
-            .await
-            .map_err(|e| match self.err(e) {
-                MigrateError::Unauthorized { target, reason } => MigrateError::Unauthorized {
-                    target,
-                    reason: format!("{reason}; grant UPDATE on the sequence {seq}"),
-                },
-                other => other,
-            })?;
+            s.0.query_one(&sql, &[&seq, &value, &called])
+                .await
+                .map_err(|e| match self.err(e) {
+                    MigrateError::Unauthorized { target, reason } => MigrateError::Unauthorized {
+                        target,
+                        reason: format!("{reason}; grant UPDATE on the sequence {seq}"),
+                    },
+                    other => other,
+                })?;
             self.give(s);
             n += 1;
         }

@@ -6,17 +6,15 @@ use common::{Dialect, TABLES, fill, mutate, schema};
 use std::time::{Duration, Instant};
 use stepops_error::{ErrorName, Named};
 use stepops_migrate::{Chunk, Config, MigrateOptions, Migration, NoProgress, migrate};
-use stepops_testkit::PgServer;
-use tokio_postgres::{Client, NoTls};
+use stepops_testkit::{PgOptions, PgServer, TestCa};
+use tokio_postgres::Client;
 
 fn server() -> PgServer {
     PgServer::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL for the tests: {e}"))
 }
 
 async fn client(url: &str) -> Client {
-    let (c, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(conn);
-    c
+    stepops_pg::connect(url).await.unwrap()
 }
 
 async fn exec(url: &str, sql: &str) {
@@ -106,6 +104,65 @@ async fn pg_randomised_divergence_converges_and_second_run_copies_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(orphans, 0);
+}
+
+/// A server that accepts TCP over TLS only (as Amazon RDS with `rds.force_ssl=1`): plaintext is
+/// refused with `Stepops.TlsFailed` and what to add; with `verify-full` the migration runs over
+/// TLS and the destination equals the source row by row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_migration_over_tls_with_verify_full() {
+    let ca = TestCa::new();
+    let pg = PgServer::start_with(PgOptions {
+        tls: Some(ca.server_tls(&["localhost"], true)),
+        ..PgOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("rds-like-ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let tls_url = |plain: &str| {
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}&hostaddr=127.0.0.1",
+            plain.replace("@127.0.0.1:", "@localhost:"),
+            ca_file.display()
+        )
+    };
+    let (src_plain, dst_plain) = (
+        pg.create_database("src").unwrap(),
+        pg.create_database("dst").unwrap(),
+    );
+    let (src, dst) = (tls_url(&src_plain), tls_url(&dst_plain));
+    exec(&src, schema(Dialect::Pg)).await;
+    exec(&dst, schema(Dialect::Pg)).await;
+    exec(&src, &fill(Dialect::Pg, 5, 1500)).await;
+
+    let e = migrate(
+        &format!("{src_plain}?sslmode=disable"),
+        &dst,
+        &Config::default(),
+        &opts(200, 2),
+        &NoProgress,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.error_name(), ErrorName::TlsFailed, "{e}");
+    assert!(e.to_string().contains("add sslmode=require"), "{e}");
+
+    let s = migrate(&src, &dst, &Config::default(), &opts(200, 2), &NoProgress)
+        .await
+        .unwrap();
+    assert!(s.chunks > 0);
+    common::assert_same(&dump(&src, &TABLES).await, &dump(&dst, &TABLES).await);
+    let c = client(&dst).await;
+    let encrypted: bool = c
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -499,4 +556,37 @@ async fn pg_children_moving_between_parents_in_separate_chunks() {
         )
         .await;
     }
+}
+
+/// A copy the destination refuses (a CHECK constraint, a unique key the source breaks): the
+/// error names the SQLSTATE, table and constraint, never the row's values (PostgreSQL's
+/// `detail` quotes them: `Failing row contains (…)`, `Key (email)=(…)`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_refused_rows_are_never_quoted_in_errors() {
+    let pg = server();
+    let src = pg.create_database("src").unwrap();
+    let dst = pg.create_database("dst").unwrap();
+    exec(
+        &src,
+        "CREATE TABLE people(id bigint PRIMARY KEY, email text NOT NULL);
+         INSERT INTO people VALUES (1, 'alice.private@example.com'), (2, 'bob@example.com');",
+    )
+    .await;
+    exec(
+        &dst,
+        "CREATE TABLE people(id bigint PRIMARY KEY, email text NOT NULL
+             CONSTRAINT no_private CHECK (email NOT LIKE '%private%'));",
+    )
+    .await;
+    let e = migrate(&src, &dst, &Config::default(), &opts(100, 1), &NoProgress)
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("SQLSTATE 23514"), "{text}");
+    assert!(text.contains("no_private"), "{text}");
+    assert!(
+        !text.contains("alice"),
+        "a row's value in the error: {text}"
+    );
+    assert!(!text.contains("Failing row"), "{text}");
 }

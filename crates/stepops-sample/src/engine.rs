@@ -4,8 +4,6 @@
 
 use std::path::PathBuf;
 
-use tokio_postgres::NoTls;
-
 use crate::data::Val;
 use crate::encode::{pg_text, sqlite_value};
 use crate::error::{Result, SampleError};
@@ -66,15 +64,9 @@ pub fn redact(url: &str) -> String {
 
 /// Connects to PostgreSQL and drives the connection on the runtime.
 pub async fn pg_connect(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
+    stepops_pg::connect(url)
         .await
-        .map_err(SampleError::pg(format!("connect to {}", redact(url))))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!("sample: PostgreSQL connection ended: {e}");
-        }
-    });
-    Ok(client)
+        .map_err(SampleError::connect(format!("connect to {}", redact(url))))
 }
 
 /// Which SQL dialect a statement is written for.

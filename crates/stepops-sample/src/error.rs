@@ -16,6 +16,14 @@ pub enum SampleError {
         /// The driver's error.
         source: tokio_postgres::Error,
     },
+    /// A connection could not be made: invalid TLS settings, or a TLS failure.
+    #[error("PostgreSQL: {context}: {source}")]
+    Connect {
+        /// What was being done.
+        context: String,
+        /// Why.
+        source: stepops_pg::ConnectError,
+    },
     /// SQLite failed.
     #[error("SQLite: {context}: {source}")]
     Sqlite {
@@ -32,6 +40,13 @@ pub enum SampleError {
 impl SampleError {
     pub(crate) fn pg(context: String) -> impl FnOnce(tokio_postgres::Error) -> SampleError {
         move |source| SampleError::Postgres { context, source }
+    }
+
+    pub(crate) fn connect(context: String) -> impl FnOnce(stepops_pg::ConnectError) -> SampleError {
+        move |source| match source {
+            stepops_pg::ConnectError::Postgres(source) => SampleError::Postgres { context, source },
+            source => SampleError::Connect { context, source },
+        }
     }
 
     pub(crate) fn sqlite(context: String) -> impl FnOnce(rusqlite::Error) -> SampleError {
@@ -52,6 +67,10 @@ impl Named for SampleError {
                 Some("42P07") => ErrorName::InvalidInput,
                 Some(_) => ErrorName::Internal,
                 None => ErrorName::Transient, // connection-level failure (refused, closed)
+            },
+            SampleError::Connect { source, .. } => match source {
+                stepops_pg::ConnectError::Tls(_) => ErrorName::TlsFailed,
+                _ => ErrorName::InvalidInput,
             },
             SampleError::Sqlite { .. } | SampleError::Internal(_) => ErrorName::Internal,
         }

@@ -97,6 +97,72 @@ pub struct PgOptions {
     pub parent_dir: Option<PathBuf>,
     /// The port to try first (default: a free one); if it is taken, other free ports are tried.
     pub first_port: Option<u16>,
+    /// TLS: the server's certificate and key (`ssl=on`).
+    pub tls: Option<ServerTls>,
+}
+
+/// A server certificate for [`PgOptions::tls`].
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The certificate chain, PEM.
+    pub cert_pem: String,
+    /// Its private key, PEM.
+    pub key_pem: String,
+    /// TCP connections must use TLS (`pg_hba.conf` has only `hostssl` lines), as on a server
+    /// that forces TLS (Amazon RDS with `rds.force_ssl=1`).
+    pub hostssl_only: bool,
+}
+
+/// A throwaway certificate authority for TLS tests: it signs server certificates for
+/// [`PgOptions::tls`] and gives its own certificate (PEM) for clients to trust.
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    /// A new CA with a fresh key.
+    pub fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("generate a CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "stepops test CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        TestCa {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, key).expect("self-sign the CA"),
+        }
+    }
+
+    /// The CA's certificate, PEM (what a client's `sslrootcert` file holds).
+    pub fn cert_pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses), signed by this CA.
+    pub fn server_tls(&self, names: &[&str], hostssl_only: bool) -> ServerTls {
+        let key = rcgen::KeyPair::generate().expect("generate a server key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).expect("server certificate params");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign the server certificate");
+        ServerTls {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            hostssl_only,
+        }
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A running throwaway PostgreSQL server; stopped (`-m immediate`) and deleted on drop.
@@ -450,6 +516,42 @@ impl PgServer {
         }
         self.run("initdb", cmd)?;
         let _ = std::fs::remove_file(dir.join("pwfile"));
+        if let Some(tls) = &options.tls {
+            self.install_tls(tls, options.superuser_password.is_some())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the certificate and key into the data directory and, for `hostssl_only`, a
+    /// `pg_hba.conf` that accepts TCP connections over TLS only.
+    fn install_tls(&self, tls: &ServerTls, password: bool) -> Result<()> {
+        let data = self.data_dir();
+        let write = |name: &str, text: &str, mode: u32| -> Result<()> {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data.join(name);
+            std::fs::write(&path, text).map_err(io("write a TLS file"))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(io("set a TLS file's mode"))
+        };
+        write("server.crt", &tls.cert_pem, 0o644)?;
+        write("server.key", &tls.key_pem, 0o600)?;
+        if tls.hostssl_only {
+            let method = if password { "scram-sha-256" } else { "trust" };
+            let hba = format!(
+                "local all all trust\nhostssl all all 127.0.0.1/32 {method}\n\
+                 hostssl all all ::1/128 {method}\n"
+            );
+            write("pg_hba.conf", &hba, 0o600)?;
+        }
+        if self.as_postgres {
+            let mut chown = Command::new("chown");
+            chown
+                .arg("postgres:")
+                .arg(data.join("server.crt"))
+                .arg(data.join("server.key"))
+                .arg(data.join("pg_hba.conf"));
+            self.run("chown postgres (TLS files)", chown)?;
+        }
         Ok(())
     }
 
@@ -464,6 +566,9 @@ impl PgServer {
             self.port,
             dir.display()
         );
+        if options.tls.is_some() {
+            settings.push_str(" -c ssl=on");
+        }
         for (k, v) in &options.settings {
             settings.push_str(&format!(" -c {k}={v}"));
         }
