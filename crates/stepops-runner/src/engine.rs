@@ -14,6 +14,7 @@ use stepops_migrate::{Chunk, Config, PlanOptions, StatusMechanism, TrackingState
 
 use crate::migration::{
     ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, PlanRequest, StatusOutcome, TableSummary,
+    VerifyOutcome,
 };
 use crate::secrets::Secret;
 use crate::step::StepError;
@@ -123,7 +124,7 @@ impl MigrationEngine for LibraryEngine {
         config_value: &Value,
         round: u32,
         baseline_value: Option<&Value>,
-    ) -> Result<Vec<String>, StepError> {
+    ) -> Result<VerifyOutcome, StepError> {
         let config = config(config_value)?;
         let baseline = baseline(baseline_value)?;
         // The round limit is the handler's business: never fail here.
@@ -136,7 +137,10 @@ impl MigrationEngine for LibraryEngine {
             baseline.as_ref(),
         )
         .await?;
-        Ok(report.differing_tables)
+        Ok(VerifyOutcome {
+            differing_tables: report.differing_tables,
+            sequences_synced: report.sequences_synced,
+        })
     }
 
     async fn set_read_only(

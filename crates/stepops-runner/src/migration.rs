@@ -84,6 +84,15 @@ pub struct CopyOutcome {
     pub rows_inserted: u64,
 }
 
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifyOutcome {
+    /// Tables still different (empty: converged).
+    pub differing_tables: Vec<String>,
+    /// Destination sequences moved past its largest keys (done once converged).
+    pub sequences_synced: u32,
+}
+
 /// What setting a stack's status did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -118,8 +127,8 @@ pub trait MigrationEngine: Send + Sync + 'static {
         chunk: &ChunkSpec,
     ) -> impl Future<Output = Result<CopyOutcome, StepError>> + Send;
 
-    /// The tables that still differ (empty: converged). `baseline`: with change tracking, the
-    /// round's plan's `tracking`.
+    /// The tables that still differ (empty: converged, and then the destination's sequences
+    /// are synced). `baseline`: with change tracking, the round's plan's `tracking`.
     fn verify(
         &self,
         source: &Secret,
@@ -127,7 +136,7 @@ pub trait MigrationEngine: Send + Sync + 'static {
         config: &Value,
         round: u32,
         baseline: Option<&Value>,
-    ) -> impl Future<Output = Result<Vec<String>, StepError>> + Send;
+    ) -> impl Future<Output = Result<VerifyOutcome, StepError>> + Send;
 
     /// Puts a stack read-only (or back read-write), through the status table of `config`
     /// (`status`) or the engine's own mechanism; idempotent.
@@ -265,12 +274,15 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let results = results_arg(&args)?;
         let previous = totals_arg(&args)?;
         let baseline = baseline_arg(&args)?;
-        let differing = self
+        let VerifyOutcome {
+            differing_tables: differing,
+            sequences_synced,
+        } = self
             .engine
             .verify(&source, &dest, &config, round, baseline.as_ref())
             .await?;
         let converged = differing.is_empty();
-        info!(round, max_rounds, converged, differing = ?differing, "verified");
+        info!(round, max_rounds, converged, differing = ?differing, sequences_synced, "verified");
         if !converged && round >= max_rounds {
             return Err(StepError::new(
                 ErrorName::NotConverged,
@@ -284,7 +296,12 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
                 ),
             ));
         }
-        let mut out = json!({"converged": converged, "round": round, "differingTables": differing});
+        let mut out = json!({
+            "converged": converged,
+            "round": round,
+            "differingTables": differing,
+            "sequencesSynced": sequences_synced,
+        });
         if let Some((bucket, key)) = results {
             // The row counts are for the report: a result file that cannot be read is logged
             // and counted as nothing copied (`chunksCopied` then falls short of the plan's
@@ -555,8 +572,11 @@ mod tests {
             _c: &Value,
             _round: u32,
             _baseline: Option<&Value>,
-        ) -> Result<Vec<String>, StepError> {
-            Ok(self.differing.clone())
+        ) -> Result<VerifyOutcome, StepError> {
+            Ok(VerifyOutcome {
+                differing_tables: self.differing.clone(),
+                sequences_synced: u32::from(self.differing.is_empty()),
+            })
         }
         async fn set_read_only(
             &self,
