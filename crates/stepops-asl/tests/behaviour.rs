@@ -12,8 +12,7 @@ mod common;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use stepops_asl::{Definition, ExecutionResult, RunOptions};
-use tokio_util::sync::CancellationToken;
+use stepops_asl::{Definition, ExecutionResult};
 
 /// What an execution must end with.
 enum Expect {
@@ -105,20 +104,7 @@ async fn execute(definition: &Value, input: Value) -> (ExecutionResult, Arc<comm
     let def = Definition::parse(&definition.to_string())
         .unwrap_or_else(|e| panic!("the definition does not load: {e}\n{definition}"));
     let store = Arc::new(common::MemStore::default());
-    let result = stepops_asl::run(
-        Arc::new(def),
-        common::info("behaviour"),
-        input,
-        None,
-        Arc::new(common::NoTasks),
-        store.clone(),
-        RunOptions {
-            time_scale: 0.0,
-            ..Default::default()
-        },
-        CancellationToken::new(),
-    )
-    .await;
+    let result = common::run_untimed(def, "behaviour", input, store.clone()).await;
     (result, store)
 }
 
