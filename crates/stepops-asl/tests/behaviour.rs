@@ -586,7 +586,7 @@ async fn choice_states() {
         "F": {"End": true, "Type": "Pass", "Result": "F"}}});
     check(vec![
         ok(
-            "Choice: And inside Not/And/Or: the AWS documentation example picks Twenties for 22",
+            "Choice: And of two comparisons: the AWS documentation example sends 22 to Twenties",
             docs_example.clone(),
             json!({"type": "Private", "value": 22}),
             json!("Twenties"),
