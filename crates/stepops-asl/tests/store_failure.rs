@@ -153,18 +153,11 @@ async fn a_store_failing_at_the_end_fails_the_execution() {
     store.broken.store(true, Ordering::SeqCst);
     let def = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"},
         "B": {"Type": "Pass", "End": true}}});
-    let r = stepops_asl::run(
-        Arc::new(Definition::parse(&def.to_string()).unwrap()),
-        common::info("end"),
+    let r = common::run_untimed(
+        Definition::parse(&def.to_string()).unwrap(),
+        "end",
         json!({"x": 1}),
-        None,
-        Arc::new(common::NoTasks),
         store.clone(),
-        RunOptions {
-            time_scale: 0.0,
-            ..Default::default()
-        },
-        CancellationToken::new(),
     )
     .await;
     assert!(

@@ -7,9 +7,10 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use stepops_asl::{
-    ExecutionInfo, ExecutionStore, HistoryEvent, Snapshot, StoreError, TaskDispatcher, TaskError,
-    TaskInvocation,
+    Definition, ExecutionInfo, ExecutionResult, ExecutionStore, HistoryEvent, RunOptions, Snapshot,
+    StoreError, TaskDispatcher, TaskError, TaskInvocation,
 };
+use tokio_util::sync::CancellationToken;
 
 pub fn info(name: &str) -> ExecutionInfo {
     ExecutionInfo {
@@ -21,6 +22,30 @@ pub fn info(name: &str) -> ExecutionInfo {
         start_time: Utc::now(),
         redrive_count: 0,
     }
+}
+
+/// Runs `definition` from the start to its end, recording into `store`, with no task handler
+/// and no waiting (time scale 0: Waits and Retry intervals are skipped).
+pub async fn run_untimed(
+    definition: Definition,
+    name: &str,
+    input: Value,
+    store: Arc<dyn ExecutionStore>,
+) -> ExecutionResult {
+    stepops_asl::run(
+        Arc::new(definition),
+        info(name),
+        input,
+        None,
+        Arc::new(NoTasks),
+        store,
+        RunOptions {
+            time_scale: 0.0,
+            ..Default::default()
+        },
+        CancellationToken::new(),
+    )
+    .await
 }
 
 /// Keeps every event and the latest snapshot in memory.
