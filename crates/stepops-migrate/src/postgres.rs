@@ -21,9 +21,12 @@ use tokio_postgres::error::SqlState;
 
 /// Settings every session starts with, so both sides render values identically. JIT is off:
 /// compiling took longer (about 0.2 s a query) than the short refinement and chunk queries.
+/// `standard_conforming_strings` is pinned: the status switch writes quoted literals, whose
+/// meaning must not depend on a server or role default.
 const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
      SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'; \
-     SET statement_timeout = 0; SET lock_timeout = '60s'; SET jit = off";
+     SET statement_timeout = 0; SET lock_timeout = '60s'; SET jit = off; \
+     SET standard_conforming_strings = on";
 
 /// A PostgreSQL database as one side of a migration, with a small pool of idle sessions.
 pub struct PgStack {

@@ -185,7 +185,8 @@ fn missing_table(describe: &str, config: &StatusConfig) -> MigrateError {
     }
 }
 
-/// An SQL string literal (single quotes doubled; sessions use standard conforming strings).
+/// An SQL string literal: single quotes doubled, backslashes literal (every session sets
+/// `standard_conforming_strings = on`, postgres.rs `SESSION_SETUP`).
 fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
@@ -636,5 +637,30 @@ mod tests {
         assert!(!e.to_string().contains(":pw@"), "{e}");
         // … but it can use the status table.
         assert!(set_read_only(&app, &c, true).await.unwrap().read_only);
+    }
+
+    /// A value with a backslash and a quote is written exactly, even where the database's
+    /// default turns `standard_conforming_strings` off (backslashes would be escapes).
+    #[tokio::test]
+    async fn postgres_status_values_are_written_exactly_whatever_the_string_settings() {
+        let pg = stepops_testkit::PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+        let dst = pg.create_database("dst").unwrap();
+        pg.psql(
+            "dst",
+            "ALTER DATABASE dst SET standard_conforming_strings = off;
+             CREATE TABLE stack_status(status text NOT NULL);
+             INSERT INTO stack_status VALUES ('up');",
+        )
+        .unwrap();
+        let c = Config::from_yaml(
+            r"status: {table: stack_status, column: status, readOnly: 'ro\n''x', readWrite: up}",
+        )
+        .unwrap();
+        assert!(set_read_only(&dst, &c, true).await.unwrap().read_only);
+        let stored = pg
+            .psql("dst", "SELECT status = E'ro\\\\n''x' FROM stack_status")
+            .unwrap();
+        assert_eq!(stored, "t", "the status value was altered on the way");
+        assert!(status(&dst, &c).await.unwrap().read_only);
     }
 }
