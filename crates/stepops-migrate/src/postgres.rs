@@ -217,6 +217,14 @@ impl PgStack {
         let mut dst = self.take().await?;
         let mut src = source.take().await?;
         let tx = dst.0.transaction().await.map_err(|e| self.err(e))?;
+        // Step Functions delivers a task at least once: two copies of the same chunk at the
+        // same time take turns (the second then replaces what the first wrote).
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7340))",
+            &[&delete],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
         tx.batch_execute("SET LOCAL session_replication_role = replica")
             .await
             .map_err(|e| self.err(e))?;
@@ -391,15 +399,27 @@ impl Failed {
         }
     }
 
+    /// A duplicate key left at the end means rows of this range were written by something
+    /// else at the same time (an earlier run's copy of an overlapping range, not yet
+    /// committed when this one read): the same copy run again sees them and succeeds.
     fn into_error(self, dest: &PgStack) -> MigrateError {
         match self {
             Failed::Mapped(e) => e,
+            Failed::Dest(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                MigrateError::Transient {
+                    target: dest.describe(),
+                    reason: format!(
+                        "{} while copying: rows of the range were written concurrently; \
+                         copying the chunk again heals it",
+                        error_text(&e)
+                    ),
+                }
+            }
             Failed::Dest(e) | Failed::Source(e) => dest.err(e),
         }
     }
 }
 
-/// The driver's message with the server's detail and hint, never the connection string.
 /// A driver error for messages and task causes: the server's message (for data exceptions,
 /// whose messages quote values, only their kind), the SQLSTATE, the table, column and
 /// constraint, and the hint. Never the `detail`, which quotes row values (`Key (email)=(…)`,

@@ -590,3 +590,38 @@ async fn pg_refused_rows_are_never_quoted_in_errors() {
     );
     assert!(!text.contains("Failing row"), "{text}");
 }
+
+/// Step Functions delivers a task at least once: the same chunk handed to two workers at the
+/// same time. Both copies succeed (they take turns on the range), and the destination equals
+/// the source. Without the turn-taking the second failed with a duplicate key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_the_same_chunk_copied_twice_at_once_succeeds_both_times() {
+    let pg = server();
+    let (src, dst) = pair(&pg, 2000, 9, false).await;
+    let config = Config::default();
+    let plan = stepops_migrate::plan(
+        &src,
+        &dst,
+        &config,
+        &stepops_migrate::PlanOptions {
+            chunk_rows: 400,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(plan.chunks.len() > 3, "{}", plan.chunks.len());
+    for chunk in &plan.chunks {
+        let (a, b) = tokio::join!(
+            stepops_migrate::copy_chunk(&src, &dst, &config, chunk),
+            stepops_migrate::copy_chunk(&src, &dst, &config, chunk)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.rows_inserted, b.rows_inserted, "{}", chunk.table);
+    }
+    let v = stepops_migrate::verify(&src, &dst, &config, 1, 1, None)
+        .await
+        .unwrap();
+    assert!(v.converged, "{v:?}");
+    common::assert_same(&dump(&src, &TABLES).await, &dump(&dst, &TABLES).await);
+}
