@@ -93,6 +93,14 @@ pub fn resolve(
             continue;
         }
         match range_key(table, &src, config, is_integer) {
+            Ok((key, _)) if [table, other].iter().any(|t| allows_null(t, &key)) => {
+                problems.push(format!(
+                    "table {name}: its range key {key} allows NULL (on the {}), and rows whose key \
+                     is NULL would be neither compared nor copied; make the column NOT NULL on \
+                     both sides, or set tables.{name}.rangeKey to a NOT NULL column",
+                    if allows_null(table, &key) { "source" } else { "destination" }
+                ));
+            }
             Ok((key, unique)) => {
                 let conflict_keys = conflict_keys(other, &key);
                 let mut cols: Vec<(String, String)> = table
@@ -157,6 +165,11 @@ fn conflict_keys(dest: &TableSchema, range_key: &str) -> Vec<Vec<String>> {
         }
     }
     out
+}
+
+/// Whether `column` of `table` may hold NULL.
+fn allows_null(table: &TableSchema, column: &str) -> bool {
+    table.columns.iter().any(|c| c.name == column && c.nullable)
 }
 
 /// The range key of a table and whether it is unique.
@@ -253,6 +266,7 @@ mod tests {
                 .map(|(n, ty)| Column {
                     name: (*n).into(),
                     sql_type: (*ty).into(),
+                    nullable: false,
                 })
                 .collect(),
             primary_key: pk.iter().map(|s| (*s).into()).collect(),

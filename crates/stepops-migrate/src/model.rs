@@ -10,6 +10,9 @@ pub struct Column {
     pub name: String,
     /// The column's type as the engine spells it (`bigint`, `numeric(10,2)`, `INTEGER`, …).
     pub sql_type: String,
+    /// Whether it may hold NULL (a range key may not: such rows would be in no range).
+    #[serde(default)]
+    pub nullable: bool,
 }
 
 /// A foreign key of a table.

@@ -517,7 +517,8 @@ impl Stack for PgStack {
     async fn schema(&self) -> Result<Vec<TableSchema>> {
         let cols = self
             .query_with(
-                "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+                "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod),
+                        NOT a.attnotnull
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  JOIN pg_attribute a ON a.attrelid = c.oid
                  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
@@ -529,6 +530,7 @@ impl Stack for PgStack {
                         r.try_get::<_, String>(0)?,
                         r.try_get::<_, String>(1)?,
                         r.try_get::<_, String>(2)?,
+                        r.try_get::<_, bool>(3)?,
                     ))
                 },
             )
@@ -578,7 +580,7 @@ impl Stack for PgStack {
             )
             .await?;
         let mut out: Vec<TableSchema> = Vec::new();
-        for (table, col, ty) in cols {
+        for (table, col, ty, nullable) in cols {
             if out.last().is_none_or(|t| t.name != table) {
                 out.push(TableSchema {
                     name: table.clone(),
@@ -591,6 +593,7 @@ impl Stack for PgStack {
             out.last_mut().expect("pushed").columns.push(Column {
                 name: col,
                 sql_type: ty,
+                nullable,
             });
         }
         for t in &mut out {

@@ -189,13 +189,18 @@ impl Stack for SqliteStack {
                 while let Some(r) = rows.next()? {
                     let col: String = r.get(1)?;
                     let ty: String = r.get(2)?;
+                    let not_null: bool = r.get(3)?;
                     let pk_pos: i64 = r.get(5)?;
                     if pk_pos > 0 {
                         pk.push((pk_pos, col.clone()));
                     }
+                    let sql_type = ty.trim().to_ascii_uppercase();
+                    // An INTEGER PRIMARY KEY is the rowid: never NULL whatever it declares.
+                    let rowid = pk_pos == 1 && sql_type == "INTEGER";
                     columns.push(Column {
                         name: col,
-                        sql_type: ty.trim().to_ascii_uppercase(),
+                        sql_type,
+                        nullable: !not_null && !rowid,
                     });
                 }
                 pk.sort();

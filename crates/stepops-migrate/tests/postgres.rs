@@ -625,3 +625,29 @@ async fn pg_the_same_chunk_copied_twice_at_once_succeeds_both_times() {
     assert!(v.converged, "{v:?}");
     common::assert_same(&dump(&src, &TABLES).await, &dump(&dst, &TABLES).await);
 }
+
+/// A range key that allows NULL is refused before anything is written (rows whose key is NULL,
+/// here on both sides, would be in no range and never compared nor copied).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_nullable_range_key_is_refused() {
+    let pg = server();
+    let src = pg.create_database("src").unwrap();
+    let dst = pg.create_database("dst").unwrap();
+    let ddl = "CREATE TABLE notes(id bigint, body text);";
+    exec(&src, ddl).await;
+    exec(&dst, ddl).await;
+    exec(
+        &src,
+        "INSERT INTO notes VALUES (1, 'a'), (NULL, 'source only');",
+    )
+    .await;
+    exec(&dst, "INSERT INTO notes VALUES (NULL, 'destination only');").await;
+    let before = dump(&dst, &["notes"]).await;
+    let config = Config::from_yaml("tables: {notes: {rangeKey: id}}").unwrap();
+    let e = migrate(&src, &dst, &config, &opts(10, 1), &NoProgress)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_name(), ErrorName::SchemaMismatch, "{e}");
+    assert!(e.to_string().contains("range key id allows NULL"), "{e}");
+    assert_eq!(dump(&dst, &["notes"]).await, before, "nothing written");
+}
