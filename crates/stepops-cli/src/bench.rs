@@ -28,6 +28,9 @@ TRUNCATE + COPY skip the WAL):
   4. a pass with no differences: `stepops migrate` again, with and without tracking, beside
      `reladiff` (hashdiff, every column, each table);
   5. peak memory (max RSS) of every stepops child process.
+With --tls both servers also accept TLS (a certificate from a CA made for the run) and step 2
+adds the same full copy with both URLs at sslmode=verify-full, reported as a ratio of the
+plaintext one.
 After steps 2 and 3 every stepops destination is compared with the source row by row
 (client-side digest, independent of stepops' own checksums).
 
@@ -36,7 +39,8 @@ pgcopydb; pip install 'reladiff[postgresql]').
 
 Examples:
   bench/run.sh                           # release build, peers installed, 5M rows
-  stepops bench --rows 200000            # a quick run";
+  stepops bench --rows 200000            # a quick run
+  stepops bench --rows 1000000 --tls --no-peers   # TLS against plaintext";
 
 /// Arguments of `stepops bench`.
 #[derive(clap::Args, Debug)]
@@ -73,6 +77,10 @@ pub struct BenchArgs {
     /// engine's timings) instead of deleting it at the end.
     #[arg(long)]
     pub keep: bool,
+    /// Also run the full copy over TLS (sslmode=verify-full on both sides) and report it as a
+    /// ratio of the plaintext copy.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// One measured child process.
@@ -143,9 +151,23 @@ struct Bench<'a> {
     exe: PathBuf,
     rows: Vec<Row>,
     peak_rss_kb: i64,
+    /// With --tls: the URL parameters of a verify-full connection (the run's CA file).
+    tls_query: Option<String>,
 }
 
 impl Bench<'_> {
+    /// The URL of `db` on `server`, over TLS (verify-full, by the certificate's name) or not.
+    fn url(&self, server: &PgServer, db: &str, tls: bool) -> String {
+        let plain = server.database_url(db);
+        match (&self.tls_query, tls) {
+            (Some(q), true) => format!(
+                "{}?{q}&hostaddr=127.0.0.1",
+                plain.replace("@127.0.0.1:", "@localhost:")
+            ),
+            _ => plain,
+        }
+    }
+
     /// Runs `stepops migrate` from the source into `dest`, with change tracking through the
     /// slot `track` when given.
     fn stepops_migrate(
@@ -154,12 +176,23 @@ impl Bench<'_> {
         label: &str,
         track: Option<&str>,
     ) -> anyhow::Result<(Run, String)> {
+        self.stepops_migrate_over(dest, label, track, false)
+    }
+
+    /// [`Self::stepops_migrate`], over TLS when `tls`.
+    fn stepops_migrate_over(
+        &mut self,
+        dest: &str,
+        label: &str,
+        track: Option<&str>,
+        tls: bool,
+    ) -> anyhow::Result<(Run, String)> {
         let mut cmd = Command::new(&self.exe);
         cmd.args(["migrate", "--json", "--jobs", &self.args.jobs.to_string()])
             .arg("--source")
-            .arg(self.src_pg.database_url("src"))
+            .arg(self.url(&self.src_pg, "src", tls))
             .arg("--dest")
-            .arg(self.pg.database_url(dest));
+            .arg(self.url(&self.pg, dest, tls));
         if let Some(slot) = track {
             cmd.arg("--track").arg(slot);
         }
@@ -259,6 +292,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Two servers, as two stacks are: the source with wal_level = logical (what change
     // tracking needs; a production primary runs at least `replica`), the destinations with
     // --dest-wal-level (replica by default; minimal lets pgcopydb skip WAL).
+    let ca = args.tls.then(stepops_testkit::TestCa::new);
     let server = |wal_level: &str| {
         let mut settings: Vec<(String, String)> = [
             ("shared_buffers", "1GB"),
@@ -277,6 +311,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         PgServer::start_with(PgOptions {
             settings,
             parent_dir: args.workdir.clone(),
+            tls: ca.as_ref().map(|ca| ca.server_tls(&["localhost"], false)),
             ..PgOptions::default()
         })
     };
@@ -299,7 +334,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         exe,
         rows: Vec::new(),
         peak_rss_kb: 0,
+        tls_query: None,
     };
+    if let Some(ca) = &ca {
+        let file = b.work.join("bench-ca.pem");
+        std::fs::write(&file, ca.cert_pem()).context("cannot write the bench's CA file")?;
+        b.tls_query = Some(format!(
+            "sslmode=verify-full&sslrootcert={}",
+            file.display()
+        ));
+    }
 
     // 1. The source.
     let src = b.src_pg.create_database("src")?;
@@ -347,6 +391,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             full.max_rss_kb / 1024
         ),
     );
+    if args.tls {
+        let tls_dst = b.pg.create_database("dst_tls")?;
+        stepops_sample::create_schema(&tls_dst).await?;
+        let (run, summary) = b.stepops_migrate_over("dst_tls", "full-tls", None, true)?;
+        let note = b.verify("dst_tls", "the full copy over TLS").await?;
+        b.push(
+            "full copy",
+            "stepops migrate (TLS, verify-full)",
+            Some(run.seconds),
+            format!(
+                "{summary}; {:.2}x the plaintext full copy's time{note}",
+                run.seconds / full.seconds
+            ),
+        );
+    }
     let tracked_dst = b.pg.create_database("dst_tracked")?;
     stepops_sample::create_schema(&tracked_dst).await?;
     let (tfull, summary) = b.stepops_migrate("dst_tracked", "full-tracked", Some(SLOT))?;

@@ -256,7 +256,7 @@ async fn postgresql_with_change_tracking_copies_only_what_the_source_changed() {
     assert_eq!(first.rows_copied, 6_000, "{first:?}");
     assert_equal(&source, &dest).await;
     let marker = pg
-        .psql("dst", "SELECT state->>'slot' FROM stepops_sync_state")
+        .psql("dst", "SELECT state->>'slot' FROM stepops.sync_state")
         .unwrap();
     assert_eq!(marker.trim(), "stepops_e2e");
 
@@ -356,6 +356,62 @@ async fn postgresql_pipeline_syncs_sequences_when_converged() {
         synced.iter().any(|n| n.as_u64() >= Some(2)),
         "Verify's output reports the synced sequences: {synced:?}"
     );
+    pipeline.shutdown().await;
+}
+
+/// One writer per destination through the real migrate.asl.json: while a run copies, a second
+/// execution against the same destination fails fast at Plan with Stepops.Busy naming the
+/// first (nothing of it is copied); the first succeeds and releases the lease, and a run after
+/// it proceeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_second_run_on_a_destination_is_refused_while_the_first_holds_it() {
+    let pg = stepops_testkit::PgServer::start()
+        .expect("PostgreSQL server binaries are needed (initdb, postgres): install postgresql (scripts/install-deps.sh)");
+    let source = pg.create_database("src").unwrap();
+    let dest = pg.create_database("dst").unwrap();
+    sample(&source, 12_000).await;
+    stepops_sample::create_schema(&dest).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = LocalPipeline::start(options(dir.path())).await.unwrap();
+    let mut slow = input(&source, &dest, 100);
+    slow["maxConcurrency"] = json!(1);
+    let first = pipeline.start_migration(&slow).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while pipeline.progress().chunks_copied < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first run never copied"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = pipeline
+        .start_migration(&input(&source, &dest, 100))
+        .unwrap();
+    let refused = pipeline.wait(&second).await.unwrap();
+    assert_eq!(refused.status, "FAILED", "{refused:?}");
+    assert_eq!(
+        refused.error.as_deref(),
+        Some("Stepops.Busy"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.failed_step.as_deref(), Some("Plan"), "{refused:?}");
+    let cause = refused.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains(&first),
+        "the cause names the holder: {cause}"
+    );
+    let done = pipeline.wait(&first).await.unwrap();
+    assert_succeeded(&done);
+    assert_equal(&source, &dest).await;
+    let left = pg
+        .psql("dst", "SELECT count(*) FROM stepops.lease")
+        .unwrap();
+    assert_eq!(left.trim(), "0", "the converged run released its lease");
+    pipeline.reset_progress();
+    let third = pipeline
+        .start_migration(&input(&source, &dest, 100))
+        .unwrap();
+    assert_succeeded(&pipeline.wait(&third).await.unwrap());
     pipeline.shutdown().await;
 }
 

@@ -33,6 +33,9 @@ pub enum ErrorName {
     NotFound,
     /// The object changed underneath (stale etag, concurrent update). Re-read and try again.
     Conflict,
+    /// Another run holds what this one needs (a destination's lease): the cause names it.
+    /// Wait for it to end, or stop it; retrying at once fails the same way.
+    Busy,
     /// A migration did not converge within its round limit: the source kept changing.
     NotConverged,
     /// A bug or an unexpected state in stepops itself. Report it.
@@ -41,7 +44,7 @@ pub enum ErrorName {
 
 impl ErrorName {
     /// All names, in documentation order.
-    pub const ALL: [ErrorName; 10] = [
+    pub const ALL: [ErrorName; 11] = [
         ErrorName::Transient,
         ErrorName::InvalidInput,
         ErrorName::WrongEnvironment,
@@ -50,6 +53,7 @@ impl ErrorName {
         ErrorName::TlsFailed,
         ErrorName::NotFound,
         ErrorName::Conflict,
+        ErrorName::Busy,
         ErrorName::NotConverged,
         ErrorName::Internal,
     ];
@@ -65,6 +69,7 @@ impl ErrorName {
             ErrorName::TlsFailed => "Stepops.TlsFailed",
             ErrorName::NotFound => "Stepops.NotFound",
             ErrorName::Conflict => "Stepops.Conflict",
+            ErrorName::Busy => "Stepops.Busy",
             ErrorName::NotConverged => "Stepops.NotConverged",
             ErrorName::Internal => "Stepops.Internal",
         }

@@ -12,7 +12,7 @@
 
 use crate::error::{MigrateError, Result};
 use crate::status::StatusConfig;
-use crate::track::{MARKER_TABLE, TrackingConfig};
+use crate::track::TrackingConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -81,14 +81,12 @@ impl Config {
         Config::from_yaml(&text)
     }
 
-    /// Whether the table is selected by include/exclude (never the status table nor
-    /// stepops' own change-tracking table).
+    /// Whether the table is selected by include/exclude (never the status table; stepops'
+    /// own tables live in their own schema, never discovered).
     pub fn selects(&self, table: &str) -> bool {
         (self.include.is_empty() || self.include.iter().any(|t| t == table))
             && !self.exclude.iter().any(|t| t == table)
             && self.status.as_ref().is_none_or(|s| s.table != table)
-            && table != MARKER_TABLE
-            && table != crate::defer::DEFERRED_TABLE
     }
 }
 

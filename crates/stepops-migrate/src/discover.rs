@@ -40,11 +40,7 @@ pub fn resolve(
 
     let dest_only: Vec<&str> = dst
         .keys()
-        .filter(|n| {
-            !src.contains_key(*n)
-                && **n != crate::track::MARKER_TABLE
-                && **n != crate::defer::DEFERRED_TABLE
-        })
+        .filter(|n| !src.contains_key(*n))
         .copied()
         .collect();
     if !dest_only.is_empty() {

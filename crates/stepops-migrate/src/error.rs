@@ -34,6 +34,9 @@ pub enum MigrateError {
         /// Which failure, and what to change.
         reason: String,
     },
+    /// Another run holds the destination (its lease): the message names it.
+    #[error("{0}")]
+    Busy(String),
     /// A database (or SQLite file) does not exist.
     #[error("{target}: {reason}")]
     NotFound {
@@ -78,6 +81,7 @@ impl Named for MigrateError {
             }
             MigrateError::Unauthorized { .. } => ErrorName::Unauthorized,
             MigrateError::Tls { .. } => ErrorName::TlsFailed,
+            MigrateError::Busy(_) => ErrorName::Busy,
             MigrateError::NotFound { .. } => ErrorName::NotFound,
             MigrateError::SchemaMismatch(_) => ErrorName::SchemaMismatch,
             MigrateError::NotConverged { .. } => ErrorName::NotConverged,

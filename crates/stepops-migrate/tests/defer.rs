@@ -29,8 +29,8 @@ async fn recorded(pg: &PgServer, db: &str) -> usize {
     let out = pg
         .psql(
             db,
-            "SELECT CASE WHEN to_regclass('stepops_deferred_indexes') IS NULL THEN 0 \
-             ELSE (SELECT count(*) FROM stepops_deferred_indexes) END",
+            "SELECT CASE WHEN to_regclass('stepops.deferred_indexes') IS NULL THEN 0 \
+             ELSE (SELECT count(*) FROM stepops.deferred_indexes) END",
         )
         .unwrap();
     out.trim().parse().unwrap()
@@ -181,4 +181,60 @@ async fn verify_builds_deferred_indexes_and_the_opt_out_and_non_owners_keep_them
     assert_eq!(s.rows_copied, 20_000);
     assert_eq!(indexes(&dst3).await, before);
     assert_eq!(digest(&src).await.unwrap(), digest(&dst3).await.unwrap());
+}
+
+/// stepops' own state lives in the schema `stepops`, used only while stepops' role owns it: a
+/// schema of that name created by another role is refused (Stepops.Unauthorized naming its
+/// owner), and a record planted in stepops' table is never run unless it is one CREATE INDEX
+/// of the recorded index on the recorded table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn own_schema_of_another_role_and_planted_records_are_refused() {
+    use stepops_error::{ErrorName, Named};
+    let pg = PgServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let (src, dst) = setup(&pg).await;
+    pg.create_role("intruder", "pw").unwrap();
+    pg.psql("dst", "CREATE SCHEMA stepops AUTHORIZATION intruder")
+        .unwrap();
+    let e = migrate(&src, &dst, &Config::default(), &opts(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_name(), ErrorName::Unauthorized, "{e}");
+    assert!(e.to_string().contains("owned by the role intruder"), "{e}");
+
+    // Empty again, so that the load defers indexes and records them in stepops' own schema.
+    pg.psql(
+        "dst",
+        "DROP SCHEMA stepops; TRUNCATE users, projects, entities, acl, events CASCADE",
+    )
+    .unwrap();
+    migrate(&src, &dst, &Config::default(), &opts(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(digest(&src).await.unwrap(), digest(&dst).await.unwrap());
+    let owner = pg
+        .psql(
+            "dst",
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'stepops'",
+        )
+        .unwrap();
+    assert_eq!(owner.trim(), "postgres", "stepops created its own schema");
+
+    // A planted record: a second statement, or another table's index.
+    let before = indexes(&dst).await;
+    pg.psql(
+        "dst",
+        "INSERT INTO stepops.deferred_indexes (index_name, table_name, definition) VALUES
+           ('planted', 'users', 'CREATE INDEX planted ON public.users USING btree (id); DROP TABLE acl')",
+    )
+    .unwrap();
+    let e = migrate(&src, &dst, &Config::default(), &opts(), &NoProgress)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_name(), ErrorName::Internal, "{e}");
+    assert!(e.to_string().contains("refused"), "{e}");
+    let acl = pg
+        .psql("dst", "SELECT to_regclass('acl') IS NOT NULL")
+        .unwrap();
+    assert_eq!(acl.trim(), "t", "the planted statement ran");
+    assert_eq!(indexes(&dst).await, before);
 }

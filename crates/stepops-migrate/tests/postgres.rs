@@ -651,3 +651,36 @@ async fn pg_nullable_range_key_is_refused() {
     assert!(e.to_string().contains("range key id allows NULL"), "{e}");
     assert_eq!(dump(&dst, &["notes"]).await, before, "nothing written");
 }
+
+/// One writer per destination: a run's lease refuses another run (Stepops.Busy naming the
+/// holder), is renewed by its own run, lapses after its time, and is released only by its run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_destination_lease_admits_one_run_at_a_time() {
+    use stepops_migrate::lease;
+    let pg = server();
+    let dst = pg.create_database("dst").unwrap();
+    let (a, b) = (
+        "arn:aws:states:eu-west-1:1:execution:m:a",
+        "arn:…:execution:m:b",
+    );
+    let short = Duration::from_secs(2);
+    lease::hold(&dst, a, short).await.unwrap();
+    lease::hold(&dst, a, short).await.unwrap();
+    let e = lease::hold(&dst, b, short).await.unwrap_err();
+    assert_eq!(e.error_name(), ErrorName::Busy, "{e}");
+    assert!(e.to_string().contains(a), "names the holder: {e}");
+    let holder = lease::holder(&dst).await.unwrap().unwrap();
+    assert_eq!(holder.run, a);
+    assert!(holder.holder.ends_with(&format!("/{}", std::process::id())));
+    assert!(
+        !lease::release(&dst, b).await.unwrap(),
+        "only its run releases it"
+    );
+    // Not renewed: it lapses, and the other run takes it.
+    tokio::time::sleep(short + Duration::from_millis(500)).await;
+    lease::hold(&dst, b, short).await.unwrap();
+    assert_eq!(lease::holder(&dst).await.unwrap().unwrap().run, b);
+    assert!(lease::release(&dst, b).await.unwrap());
+    assert_eq!(lease::holder(&dst).await.unwrap(), None);
+    lease::hold(&dst, a, short).await.unwrap();
+}

@@ -86,7 +86,7 @@ async fn slot_lsn(src: &str, slot: &str) -> Option<String> {
 async fn marker(dst: &str, slot: &str) -> Option<serde_json::Value> {
     let c = client(dst).await;
     let exists: bool = c
-        .query_one("SELECT to_regclass('stepops_sync_state') IS NOT NULL", &[])
+        .query_one("SELECT to_regclass('stepops.sync_state') IS NOT NULL", &[])
         .await
         .unwrap()
         .get(0);
@@ -94,7 +94,7 @@ async fn marker(dst: &str, slot: &str) -> Option<serde_json::Value> {
         return None;
     }
     c.query_opt(
-        "SELECT state::text FROM stepops_sync_state WHERE slot = $1",
+        "SELECT state::text FROM stepops.sync_state WHERE slot = $1",
         &[&slot],
     )
     .await

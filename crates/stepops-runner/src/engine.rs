@@ -143,6 +143,16 @@ impl MigrationEngine for LibraryEngine {
         })
     }
 
+    async fn hold_lease(&self, dest: &Secret, run: &str) -> Result<(), StepError> {
+        stepops_migrate::lease::hold(dest.expose(), run, crate::migration::LEASE_TTL).await?;
+        Ok(())
+    }
+
+    async fn release_lease(&self, dest: &Secret, run: &str) -> Result<(), StepError> {
+        stepops_migrate::lease::release(dest.expose(), run).await?;
+        Ok(())
+    }
+
     async fn set_read_only(
         &self,
         target: &Secret,

@@ -146,7 +146,33 @@ pub trait MigrationEngine: Send + Sync + 'static {
         config: &Value,
         read_only: bool,
     ) -> impl Future<Output = Result<StatusOutcome, StepError>> + Send;
+
+    /// Takes or renews the destination's lease for `run` for [`LEASE_TTL`]; `Stepops.Busy`
+    /// while another run holds it. Engines without leases accept every run.
+    fn hold_lease(
+        &self,
+        _dest: &Secret,
+        _run: &str,
+    ) -> impl Future<Output = Result<(), StepError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Releases the destination's lease if `run` holds it.
+    fn release_lease(
+        &self,
+        _dest: &Secret,
+        _run: &str,
+    ) -> impl Future<Output = Result<(), StepError>> + Send {
+        async { Ok(()) }
+    }
 }
+
+/// How long a destination's lease lasts unless renewed: a run's steps renew it when they start
+/// and every [`LEASE_RENEW`] while they run, so it lapses this long after a holder died.
+pub const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// How often a running step renews its run's lease.
+pub const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(3 * 60);
 
 /// Runs the migration steps.
 pub struct MigrationHandler<E, S, O> {
@@ -359,6 +385,57 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> StepHandler
                 "step `{step}`: missing string argument `environment`"
             )));
         }
+        let run = match (step, args.get("run")) {
+            ("plan" | "copy" | "verify", Some(Value::String(run))) if !is_dry_run(&args) => {
+                Some(run.clone())
+            }
+            (_, Some(v)) if !v.is_string() => {
+                return Err(StepError::invalid_input(
+                    "argument `run` must be the execution's ARN (a string)",
+                ));
+            }
+            _ => None,
+        };
+        let Some(run) = run else {
+            return self.dispatch(step, args).await;
+        };
+        // One run at a time writes a destination: take (or renew) its lease first, keep it
+        // while the step runs, and give it back when the run is over.
+        let dest = self.target(&args, "dest").await?;
+        self.engine.hold_lease(&dest, &run).await?;
+        let work = self.dispatch(step, args);
+        tokio::pin!(work);
+        let mut renew = tokio::time::interval(LEASE_RENEW);
+        renew.tick().await;
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = renew.tick() => {
+                    if let Err(e) = self.engine.hold_lease(&dest, &run).await {
+                        warn!(error = %e.cause, "cannot renew the destination's lease");
+                    }
+                }
+            }
+        };
+        let over = match &result {
+            Ok(out) => step == "verify" && out["converged"] == json!(true),
+            // Failed for good: the execution ends here (a redrive takes the lease again).
+            Err(e) => !e.name.is_retryable() && e.name != ErrorName::Busy,
+        };
+        if over && let Err(e) = self.engine.release_lease(&dest, &run).await {
+            warn!(error = %e.cause, "cannot release the destination's lease (it expires by itself)");
+        }
+        result
+    }
+}
+
+/// Whether a step's arguments ask for a dry run (writes nothing, takes no lease).
+fn is_dry_run(args: &Value) -> bool {
+    args.get("dryRun").and_then(Value::as_bool) == Some(true)
+}
+
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S, O> {
+    async fn dispatch(&self, step: &str, args: Value) -> Result<Value, StepError> {
         match step {
             "plan" => self.plan(args).await,
             "copy" => self.copy(args).await,
@@ -713,7 +790,7 @@ mod tests {
         let out = h.run("verify", args.clone()).await.unwrap();
         assert_eq!(
             out,
-            json!({"converged": false, "round": 1, "differingTables": ["users"]})
+            json!({"converged": false, "round": 1, "differingTables": ["users"], "sequencesSynced": 0})
         );
         args["round"] = json!(3);
         let err = h.run("verify", args).await.unwrap_err();
@@ -761,7 +838,7 @@ mod tests {
         let out = h.run("verify", args.clone()).await.unwrap();
         assert_eq!(
             out,
-            json!({"converged": true, "round": 2, "differingTables": [],
+            json!({"converged": true, "round": 2, "differingTables": [], "sequencesSynced": 1,
                    "chunksCopied": 2, "rowsCopied": 42, "rowsDeleted": 11,
                    "totals": {"chunksCopied": 42, "rowsCopied": 5_000_000_042_u64,
                               "rowsDeleted": 18}})

@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The destination table that holds the markers (one row per slot). Never migrated.
-pub const MARKER_TABLE: &str = "stepops_sync_state";
+pub const MARKER_TABLE: &str = "sync_state";
 
 /// A table with more changed rows than this since the baseline is compared in full (bounds
 /// the memory of a comparison).

@@ -4,6 +4,7 @@
 use super::{MARKER_TABLE, TrackingState};
 use crate::error::{MigrateError, Result};
 use crate::model::TableSpec;
+use crate::own::own_table;
 use crate::postgres::{PgStack, t};
 use crate::stack::{Stack, quote_ident};
 use futures::{StreamExt, TryStreamExt};
@@ -223,15 +224,7 @@ impl PgStack {
     /// The destination's committed marker for `slot`, if any.
     pub(crate) async fn read_marker(&self, slot: &str) -> Result<Option<TrackingState>> {
         let s = self.take().await?;
-        let exists: bool =
-            s.0.query_one(
-                "SELECT to_regclass(quote_ident(current_schema()) || '.' || quote_ident($1)) IS NOT NULL",
-                &[&MARKER_TABLE],
-            )
-            .await
-            .map_err(|e| self.err(e))?
-            .get(0);
-        if !exists {
+        if !self.own_table_exists(&s, MARKER_TABLE).await? {
             self.give(s);
             return Ok(None);
         }
@@ -239,7 +232,7 @@ impl PgStack {
             s.0.query(
                 &format!(
                     "SELECT state::text FROM {} WHERE slot = $1",
-                    quote_ident(MARKER_TABLE)
+                    own_table(MARKER_TABLE)
                 ),
                 &[&slot],
             )
@@ -263,9 +256,10 @@ impl PgStack {
 
     /// Writes the destination's marker for `state.slot` (creating the table on first use).
     pub(crate) async fn write_marker(&self, state: &TrackingState) -> Result<()> {
-        let table = quote_ident(MARKER_TABLE);
+        let table = own_table(MARKER_TABLE);
         let json = serde_json::to_string(state).expect("a tracking state serialises");
         let s = self.take().await?;
+        self.ensure_own_schema(&s).await?;
         s.0.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {table} (slot text PRIMARY KEY, state jsonb NOT NULL, \
              updated_at timestamptz NOT NULL DEFAULT now())"
@@ -293,7 +287,7 @@ impl PgStack {
         let s = self.take().await?;
         let n =
             s.0.execute(
-                &format!("DELETE FROM {} WHERE slot = $1", quote_ident(MARKER_TABLE)),
+                &format!("DELETE FROM {} WHERE slot = $1", own_table(MARKER_TABLE)),
                 &[&slot],
             )
             .await
@@ -307,7 +301,8 @@ impl PgStack {
             MigrateError::Unauthorized { target, reason } => MigrateError::Unauthorized {
                 target,
                 reason: format!(
-                    "{reason}; change tracking keeps its marker in the destination table {MARKER_TABLE}: grant CREATE on the schema (first run) or create it and grant SELECT, INSERT, UPDATE on it"
+                    "{reason}; change tracking keeps its marker in stepops' own table {}: stepops' role creates it in its own schema on the first run",
+                    own_table(MARKER_TABLE)
                 ),
             },
             other => other,

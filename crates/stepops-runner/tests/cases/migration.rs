@@ -144,7 +144,7 @@ async fn plan_copy_verify_on_sqlite_through_the_runner() {
         .unwrap();
         assert_eq!(
             v,
-            json!({"converged": true, "round": round, "differingTables": []})
+            json!({"converged": true, "round": round, "differingTables": [], "sequencesSynced": 0})
         );
     }
     assert_eq!(dump(&src), dump(&dst));
