@@ -25,4 +25,4 @@ pub mod template;
 pub use engine::{Delivery, EngineConfig, ExecutionOutcome, LocalEngine};
 pub use error::{ApiError, ApiErrorKind, LocalError};
 pub use lambda::{LambdaError, LambdaHandler, LambdaRegistry, handler};
-pub use template::{LoadedTemplate, TemplateOptions, load_template};
+pub use template::{LoadedTemplate, TemplateOptions, load_template, resolve_resources};

@@ -4,11 +4,12 @@
 //! `AWS::StepFunctions::StateMachine`), activity (`AWS::StepFunctions::Activity`) and function
 //! (`AWS::Serverless::Function`, `AWS::Lambda::Function`), resolves the intrinsic functions the
 //! definitions need (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::If` with `Conditions`,
-//! `Fn::Equals`/`Not`/`And`/`Or`, `Fn::Select`, `Fn::Split`, `Fn::FindInMap`, in long and short
+//! `Fn::Equals`/`Not`/`And`/`Or`, `Fn::Select`, `Fn::Split`, `Fn::FindInMap`, `Fn::Base64`, in long and short
 //! `!Tag` form) to local ARNs, and applies `DefinitionSubstitutions` to each definition file.
 //! It also reads the EventBridge rules (`AWS::Events::Rule`, and `EventBridgeRule` /
 //! `CloudWatchEvent` entries of a SAM resource's `Events`) that the engine runs on execution
-//! status changes (see [`crate::events`]).
+//! status changes (see [`crate::events`]). [`resolve_resources`] resolves every resource the same
+//! way, for checks of what a stack grants.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -99,8 +100,8 @@ pub struct LoadedTemplate {
     pub unemulated_rules: Vec<UnemulatedRule>,
 }
 
-/// Reads `path` and resolves its state machines, activities and functions.
-pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTemplate, LocalError> {
+/// The template at `path` as JSON with long-form intrinsics, and how to report its errors.
+fn read_template(path: &Path) -> Result<Value, LocalError> {
     let err = |message: String| LocalError::Template {
         path: path.display().to_string(),
         message,
@@ -114,7 +115,46 @@ pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTem
         serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
     yaml.apply_merge()
         .map_err(|e| err(format!("YAML merge keys (<<): {e}")))?;
-    let root = yaml_to_json(yaml);
+    Ok(yaml_to_json(yaml))
+}
+
+/// Every resource of the template at `path` as CloudFormation would see it for `options`
+/// (parameter values, conditions, mappings): the intrinsic functions the reader knows resolved,
+/// `AWS::NoValue` dropped, resources whose `Condition` is false left out, attributes local runs
+/// have no value for given as `LogicalId.Attribute`. Keyed by logical id.
+/// For checks of what a stack grants (IAM, key and topic policies, security groups); local runs
+/// use [`load_template`].
+pub fn resolve_resources(
+    path: &Path,
+    options: &TemplateOptions,
+) -> Result<BTreeMap<String, Value>, LocalError> {
+    let err = |message: String| LocalError::Template {
+        path: path.display().to_string(),
+        message,
+    };
+    let root = read_template(path)?;
+    let mut resolver = Resolver::new(&root, options).map_err(err)?;
+    resolver.placeholder_attributes = true;
+    let mut out = BTreeMap::new();
+    for (id, resource) in &resolver.resources {
+        if !resolver.resource_enabled(id).map_err(err)? {
+            continue;
+        }
+        let value = resolver
+            .eval(resource, 0)
+            .map_err(|m| err(format!("resource {id}: {m}")))?;
+        out.insert(id.clone(), value.unwrap_or(Value::Null));
+    }
+    Ok(out)
+}
+
+/// Reads `path` and resolves its state machines, activities and functions.
+pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTemplate, LocalError> {
+    let err = |message: String| LocalError::Template {
+        path: path.display().to_string(),
+        message,
+    };
+    let root = read_template(path)?;
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let resolver = Resolver::new(&root, options).map_err(err)?;
 
@@ -240,6 +280,9 @@ struct Resolver<'a> {
     conditions: Map<String, Value>,
     mappings: Map<String, Value>,
     condition_values: RefCell<HashMap<String, bool>>,
+    /// `Fn::GetAtt` of an attribute local runs have no value for (a launch template's version)
+    /// gives `LogicalId.Attribute` instead of an error ([`resolve_resources`]).
+    placeholder_attributes: bool,
 }
 
 const NO_VALUE: &str = "AWS::NoValue";
@@ -313,6 +356,7 @@ impl<'a> Resolver<'a> {
                 .cloned()
                 .unwrap_or_default(),
             condition_values: RefCell::new(HashMap::new()),
+            placeholder_attributes: false,
         })
     }
 
@@ -473,6 +517,19 @@ impl<'a> Resolver<'a> {
     fn get_att(&self, id: &str, attr: &str) -> Result<Value, String> {
         let l = &self.options.locality;
         if self.resource(id).is_none() {
+            // The role SAM generates for a function or state machine without `Role`.
+            let sam_role = id.strip_suffix("Role").is_some_and(|owner| {
+                matches!(
+                    self.resource_type(owner),
+                    "AWS::Serverless::Function" | "AWS::Serverless::StateMachine"
+                )
+            });
+            if sam_role && attr == "Arn" {
+                return Ok(Value::String(format!(
+                    "arn:aws:iam::{}:role/{id}",
+                    l.account
+                )));
+            }
             return Err(format!("Fn::GetAtt {id}.{attr}: no resource {id}"));
         }
         let name = self.resource_name(id)?;
@@ -495,7 +552,9 @@ impl<'a> Resolver<'a> {
             ("AWS::S3::Bucket", "Arn") => format!("arn:aws:s3:::{name}"),
             ("AWS::S3::Bucket", "DomainName") => format!("{name}.s3.amazonaws.com"),
             ("AWS::IAM::Role", "Arn") => format!("arn:aws:iam::{}:role/{name}", l.account),
+            ("AWS::EC2::SecurityGroup", "GroupId") => format!("sg-{id}"),
             (_, "Arn") => format!("arn:aws:local:{}:{}:{id}", l.region, l.account),
+            _ if self.placeholder_attributes => format!("{id}.{attr}"),
             _ => {
                 return Err(format!(
                     "Fn::GetAtt {id}.{attr} ({ty}) is not supported by the local engine"
@@ -581,6 +640,12 @@ impl<'a> Resolver<'a> {
                             .map(|p| Value::String(p.into()))
                             .collect(),
                     )));
+                }
+                "Fn::Base64" => {
+                    use base64::Engine as _;
+                    let text = self.eval_text(arg, d)?;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                    return Ok(Some(Value::String(encoded)));
                 }
                 "Fn::FindInMap" => {
                     let args = args_n(arg, 3, "Fn::FindInMap")?;

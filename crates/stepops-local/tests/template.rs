@@ -152,3 +152,77 @@ fn yaml_anchors_and_merge_keys() {
     let names: Vec<_> = t.activities.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, vec!["shared", "shared"]);
 }
+
+/// `resolve_resources` gives every resource as CloudFormation would see it: conditions applied,
+/// mappings and `Fn::Base64` resolved, SAM's generated roles and deploy-only attributes named.
+#[test]
+fn resolve_resources_applies_conditions_mappings_and_attributes() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("template.yaml");
+    std::fs::write(
+        &path,
+        r#"
+Parameters:
+  Environment: {Type: String, Default: dev}
+Mappings:
+  Guard: {dev: {Other: prod}, prod: {Other: dev}}
+Conditions:
+  IsProd: !Equals [!Ref Environment, prod]
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: fn}
+  Key:
+    Type: AWS::KMS::Key
+    Condition: IsProd
+    Properties:
+      KeyPolicy:
+        Statement:
+          - Principal: {AWS: !GetAtt FnRole.Arn}
+            Resource: !Sub
+              - "arn:aws:secretsmanager:*:*:secret:*/${Other}/*"
+              - Other: !FindInMap [Guard, !Ref Environment, Other]
+  Template:
+    Type: AWS::EC2::LaunchTemplate
+    Properties:
+      LaunchTemplateData:
+        UserData: !Base64 {"Fn::Sub": "echo ${Environment}"}
+  Group:
+    Type: AWS::AutoScaling::AutoScalingGroup
+    Properties:
+      Version: !GetAtt Template.LatestVersionNumber
+      Tags: [!If [IsProd, {Key: a, Value: b}, !Ref AWS::NoValue]]
+"#,
+    )
+    .unwrap();
+    let dev = stepops_local::resolve_resources(&path, &options(&[])).unwrap();
+    assert!(
+        !dev.contains_key("Key"),
+        "a false Condition leaves the resource out"
+    );
+    let data = dev["Template"]["Properties"]["LaunchTemplateData"]["UserData"]
+        .as_str()
+        .unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    assert_eq!(decoded, b"echo dev");
+    assert_eq!(
+        dev["Group"]["Properties"]["Version"],
+        "Template.LatestVersionNumber"
+    );
+    assert_eq!(dev["Group"]["Properties"]["Tags"], serde_json::json!([]));
+
+    let prod =
+        stepops_local::resolve_resources(&path, &options(&[("Environment", "prod")])).unwrap();
+    let statement = &prod["Key"]["Properties"]["KeyPolicy"]["Statement"][0];
+    assert_eq!(
+        statement["Resource"],
+        "arn:aws:secretsmanager:*:*:secret:*/dev/*"
+    );
+    assert_eq!(
+        statement["Principal"]["AWS"],
+        "arn:aws:iam::123456789012:role/FnRole"
+    );
+}

@@ -304,7 +304,7 @@ fn sam_overrides_keeps_samconfigs_parameters() {
         "PrivateSubnetIds=subnet-REPLACE1,subnet-REPLACE2",
         "SourceSecretName=stepops/dev/source-db",
         "DestSecretName=stepops/dev/dest-db",
-        "AdminSecretName=/synapse/dev/admin-pat",
+        "AdminSecretName=stepops/dev/synapse-admin-pat",
         "ArtifactKey=stepops-runner/abc/stepops-runner",
         "Namespace=feature-x",
     ] {
@@ -356,4 +356,758 @@ fn sam_overrides_keeps_samconfigs_parameters() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+// ------------------------------------------------------------------ what the stack grants
+// The checks below read template.yaml through stepops-local's resolver (parameters, conditions,
+// mappings and intrinsic functions evaluated as CloudFormation would) for each environment.
+
+/// The template's resources resolved for `env` with the required parameters set (plus `extra`).
+fn resolved(env: &str, extra: &[(&str, &str)]) -> std::collections::BTreeMap<String, Value> {
+    let mut options = stepops_local::TemplateOptions::default();
+    for (k, v) in [
+        ("Environment", env.to_owned()),
+        ("VpcId", "vpc-0123456789abcdef0".to_owned()),
+        ("PrivateSubnetIds", "subnet-0a,subnet-0b".to_owned()),
+        ("ArtifactBucket", "acme-stepops-artifacts".to_owned()),
+        ("RunnerSha256", "ab".repeat(32)),
+        ("SourceSecretName", format!("stepops/{env}/source-db")),
+        ("DestSecretName", format!("stepops/{env}/dest-db")),
+    ] {
+        options.parameter_overrides.insert(k.into(), v);
+    }
+    for (k, v) in extra {
+        options.parameter_overrides.insert((*k).into(), (*v).into());
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+    stepops_local::resolve_resources(&path, &options)
+        .unwrap_or_else(|e| panic!("template.yaml does not resolve for {env}: {e}"))
+}
+
+use serde_json::Value;
+
+/// A JSON string or list of strings as a list.
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// IAM's wildcard match: `*` any run of characters (`/` included), `?` one character.
+fn iam_match(pattern: &str, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match p.first() {
+            None => v.is_empty(),
+            Some('*') => (0..=v.len()).any(|i| go(&p[1..], &v[i..])),
+            Some('?') => !v.is_empty() && go(&p[1..], &v[1..]),
+            Some(c) => v.first() == Some(c) && go(&p[1..], &v[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    go(&p, &v)
+}
+
+/// Every IAM role the stack creates, with all its policy statements: `AWS::IAM::Role`s
+/// (inline policies and the stack's managed policies they attach) and the roles SAM generates
+/// for functions and state machines (their `Policies`: statements, or the stack's managed
+/// policies by Ref). SAM's own managed policies (logs, VPC access) grant no secret or
+/// parameter read.
+fn roles(res: &std::collections::BTreeMap<String, Value>) -> Vec<(String, Vec<Value>)> {
+    let managed = |name: &str| -> Option<Vec<Value>> {
+        let r = res.get(name)?;
+        (r["Type"] == "AWS::IAM::ManagedPolicy")
+            .then(|| {
+                r["Properties"]["PolicyDocument"]["Statement"]
+                    .as_array()
+                    .cloned()
+            })
+            .flatten()
+    };
+    let mut out = Vec::new();
+    for (id, r) in res {
+        let props = &r["Properties"];
+        let mut all = Vec::new();
+        match r["Type"].as_str().unwrap_or("") {
+            "AWS::IAM::Role" => {
+                for p in props["Policies"].as_array().into_iter().flatten() {
+                    all.extend(
+                        p["PolicyDocument"]["Statement"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                }
+                for arn in strings(&props["ManagedPolicyArns"]) {
+                    all.extend(managed(&arn).unwrap_or_else(|| {
+                        panic!("{id} attaches {arn}, not one of the stack's managed policies")
+                    }));
+                }
+            }
+            "AWS::Serverless::Function" | "AWS::Serverless::StateMachine" => {
+                for p in props["Policies"].as_array().into_iter().flatten() {
+                    match p {
+                        Value::String(name) => all.extend(managed(name).unwrap_or_else(|| {
+                            panic!("{id} attaches {name}, not one of the stack's managed policies")
+                        })),
+                        Value::Object(o) if o.contains_key("Statement") => {
+                            all.extend(o["Statement"].as_array().cloned().unwrap_or_default())
+                        }
+                        // SAM policy templates (LambdaInvokePolicy): invoke one function.
+                        Value::Object(o) => assert!(
+                            o.keys().all(|k| k == "LambdaInvokePolicy"),
+                            "{id}: unexpected policy {p}"
+                        ),
+                        other => panic!("{id}: unexpected policy {other}"),
+                    }
+                }
+            }
+            _ => continue,
+        }
+        out.push((id.clone(), all));
+    }
+    out
+}
+
+/// Whether `statement` (its effect `effect`) covers `action` on `resource` whatever the
+/// request and the resource's tags (no `Condition`).
+fn covers(statement: &Value, effect: &str, action: &str, resource: &str) -> bool {
+    statement.get("Condition").is_none() && covers_when(statement, effect, action, resource)
+}
+
+/// Whether `statement` covers `action` on `resource` when its `Condition` (if any) holds.
+fn covers_when(statement: &Value, effect: &str, action: &str, resource: &str) -> bool {
+    statement["Effect"] == effect
+        && strings(&statement["Action"])
+            .iter()
+            .any(|a| iam_match(a, action))
+        && strings(&statement["Resource"])
+            .iter()
+            .any(|r| iam_match(r, resource))
+}
+
+fn other(env: &str) -> &'static str {
+    if env == "dev" { "prod" } else { "dev" }
+}
+
+/// Names of the other environment's secrets and parameters, in the documented scheme and the
+/// older one (`/synapse/ENV/admin-pat`), as the ARNs IAM evaluates.
+fn foreign_arns(env: &str) -> Vec<String> {
+    let o = other(env);
+    vec![
+        format!(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:stepops/{o}/source-db-AbCdEf"
+        ),
+        format!(
+            "arn:aws:secretsmanager:us-east-1:210987654321:secret:stepops/{o}/synapse-admin-pat-AbCdEf"
+        ),
+        format!(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:/synapse/{o}/admin-pat-AbCdEf"
+        ),
+        format!("arn:aws:ssm:eu-west-1:123456789012:parameter/stepops/{o}/source-url"),
+    ]
+}
+
+/// A wrong parameter cannot open the other environment: every role the stack creates carries
+/// an explicit Deny on the other environment's secrets (by name and by tag) and parameters.
+#[test]
+fn every_role_denies_the_other_environments_secrets_and_parameters() {
+    for env in ["dev", "prod"] {
+        // Even when the stack is handed the other environment's secret names.
+        let o = other(env);
+        let res = resolved(
+            env,
+            &[
+                ("SourceSecretName", &format!("stepops/{o}/source-db")),
+                ("AdminSecretName", &format!("stepops/{o}/synapse-admin-pat")),
+                (
+                    "ChatWebhookSecretName",
+                    &format!("stepops/{o}/chat-webhook"),
+                ),
+            ],
+        );
+        let all = roles(&res);
+        let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+        for needed in [
+            "RunnerRole",
+            "ValidateInputFunction",
+            "NotifyFunction",
+            "AdminFunction",
+            "MigrateStateMachine",
+            "AdminStateMachine",
+        ] {
+            assert!(ids.contains(&needed), "{needed} missing from {ids:?}");
+        }
+        for (id, statements) in &all {
+            for arn in foreign_arns(env) {
+                let action = if arn.contains(":ssm:") {
+                    "ssm:GetParameter"
+                } else {
+                    "secretsmanager:GetSecretValue"
+                };
+                assert!(
+                    statements.iter().any(|s| covers(s, "Deny", action, &arn)),
+                    "{env}: {id} has no Deny of {action} on {arn}"
+                );
+            }
+            // Its own environment's names are not denied.
+            let own = format!(
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:stepops/{env}/source-db-AbCdEf"
+            );
+            assert!(
+                !statements.iter().any(|s| covers(
+                    s,
+                    "Deny",
+                    "secretsmanager:GetSecretValue",
+                    &own
+                )),
+                "{env}: {id} denies its own {own}"
+            );
+            // Secrets named outside the scheme but tagged as the other environment's.
+            let by_tag = statements.iter().find(|s| {
+                s["Effect"] == "Deny"
+                    && s["Condition"]["StringEquals"]["secretsmanager:ResourceTag/stepops:environment"] == o
+            });
+            let by_tag = by_tag.unwrap_or_else(|| panic!("{env}: {id} has no Deny by tag"));
+            assert_eq!(strings(&by_tag["Resource"]), ["*"]);
+            let actions = strings(&by_tag["Action"]);
+            assert!(
+                actions
+                    .iter()
+                    .any(|a| iam_match(a, "secretsmanager:GetSecretValue"))
+            );
+        }
+    }
+}
+
+/// Allows on secrets and parameters are scoped: never `*`, never a wildcard outside the stack's
+/// own `stepops/ENV/` names; a named secret outside that scheme needs this environment's tag.
+#[test]
+fn no_role_reads_secrets_or_parameters_by_wildcard() {
+    let reads = [
+        "secretsmanager:GetSecretValue",
+        "ssm:GetParameter",
+        "ssm:GetParameters",
+        "ssm:GetParametersByPath",
+    ];
+    for env in ["dev", "prod"] {
+        let res = resolved(
+            env,
+            &[(
+                "ChatWebhookSecretName",
+                &format!("stepops/{env}/chat-webhook"),
+            )],
+        );
+        let mut seen = 0;
+        for (id, statements) in roles(&res) {
+            for s in statements.iter().filter(|s| s["Effect"] == "Allow") {
+                let actions = strings(&s["Action"]);
+                if !reads
+                    .iter()
+                    .any(|r| actions.iter().any(|a| iam_match(a, r)))
+                {
+                    continue;
+                }
+                seen += 1;
+                for r in strings(&s["Resource"]) {
+                    let name = r
+                        .split_once(":secret:")
+                        .or_else(|| r.split_once(":parameter/"))
+                        .map(|(_, n)| n)
+                        .unwrap_or_else(|| {
+                            panic!("{env}: {id} reads {r}: not a secret or parameter ARN")
+                        });
+                    let scoped = format!("stepops/{env}/");
+                    let own_prefix = name.starts_with(&scoped)
+                        && !name[scoped.len()..].starts_with('*')
+                        || name == format!("{scoped}*");
+                    let one_secret = name.ends_with("-??????")
+                        && !name.trim_end_matches("-??????").contains(['*', '?']);
+                    assert!(
+                        own_prefix || one_secret,
+                        "{env}: {id} reads {r}: a wildcard beyond stepops/{env}/"
+                    );
+                    if one_secret && !name.starts_with(&scoped) {
+                        assert_eq!(
+                            s["Condition"]["StringEquals"]["secretsmanager:ResourceTag/stepops:environment"],
+                            env,
+                            "{env}: {id} reads {r} outside stepops/{env}/ without requiring the environment's tag"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            seen >= 4,
+            "{env}: expected the runner's, notify's and admin's reads, saw {seen}"
+        );
+    }
+    // A secret named outside the scheme (an RDS-managed one) is read only when tagged.
+    let res = resolved("dev", &[("SourceSecretName", "rds!db-0a1b")]);
+    let runner = &roles(&res)
+        .into_iter()
+        .find(|(id, _)| id == "RunnerRole")
+        .unwrap()
+        .1;
+    let rds = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-0a1b-AbCdEf";
+    let allows: Vec<_> = runner
+        .iter()
+        .filter(|s| covers_when(s, "Allow", "secretsmanager:GetSecretValue", rds))
+        .collect();
+    assert_eq!(allows.len(), 1);
+    assert_eq!(
+        allows[0]["Condition"]["StringEquals"]["secretsmanager:ResourceTag/stepops:environment"],
+        "dev"
+    );
+}
+
+/// AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on every parameter: the runner has no
+/// AWS managed policy, only what Session Manager needs, and reads its own parameters only.
+#[test]
+fn the_runner_role_has_no_managed_policy_granting_parameter_reads() {
+    let res = resolved("prod", &[]);
+    let role = &res["RunnerRole"]["Properties"];
+    for arn in strings(&role["ManagedPolicyArns"]) {
+        assert!(
+            !arn.contains(":iam::aws:policy/"),
+            "AWS managed policy {arn}"
+        );
+        let doc = &res[&arn]["Properties"]["PolicyDocument"];
+        for s in doc["Statement"].as_array().unwrap() {
+            assert_eq!(s["Effect"], "Deny", "{arn} allows {s}");
+        }
+    }
+    let inline: Vec<Value> = role["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_array()
+                .cloned()
+                .unwrap()
+        })
+        .collect();
+    let ssm = inline
+        .iter()
+        .find(|s| s["Sid"] == "SessionManager")
+        .expect("SessionManager");
+    let mut actions = strings(&ssm["Action"]);
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            "ec2messages:AcknowledgeMessage",
+            "ec2messages:DeleteMessage",
+            "ec2messages:FailMessage",
+            "ec2messages:GetEndpoint",
+            "ec2messages:GetMessages",
+            "ec2messages:SendReply",
+            "ssm:UpdateInstanceInformation",
+            "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+        ]
+    );
+    let any_param = "arn:aws:ssm:eu-west-1:123456789012:parameter/anything";
+    let own_param = "arn:aws:ssm:us-east-1:123456789012:parameter/stepops/prod/source-url";
+    assert!(
+        !inline
+            .iter()
+            .any(|s| covers(s, "Allow", "ssm:GetParameter", any_param))
+    );
+    assert!(
+        inline
+            .iter()
+            .any(|s| covers(s, "Allow", "ssm:GetParameters", own_param))
+    );
+}
+
+/// The admin token's secret defaults to a name inside the stack's environment, which the admin
+/// function may read; the older shared `/synapse/admin-pat` is gone.
+#[test]
+fn the_admin_secret_defaults_to_a_name_inside_the_environment() {
+    for env in ["dev", "prod"] {
+        let res = resolved(env, &[]);
+        let f = &res["AdminFunction"]["Properties"];
+        let name = f["Environment"]["Variables"]["STEPOPS_ADMIN_SECRET"]
+            .as_str()
+            .unwrap();
+        assert_eq!(name, format!("stepops/{env}/synapse-admin-pat"));
+        let (_, statements) = roles(&res)
+            .into_iter()
+            .find(|(id, _)| id == "AdminFunction")
+            .unwrap();
+        let arn = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf");
+        assert!(statements.iter().any(|s| covers(
+            s,
+            "Allow",
+            "secretsmanager:GetSecretValue",
+            &arn
+        )));
+        assert!(!statements.iter().any(|s| covers(
+            s,
+            "Deny",
+            "secretsmanager:GetSecretValue",
+            &arn
+        )));
+    }
+    let t = template();
+    assert_eq!(text(&t["Parameters"]["AdminSecretName"]["Default"]), "");
+}
+
+/// Alarms publish to a topic encrypted with a customer-managed key whose policy lets CloudWatch,
+/// EventBridge and the notify function use it; the topic refuses publishing without TLS.
+#[test]
+fn alarms_can_publish_to_the_encrypted_topic_and_only_over_tls() {
+    let res = resolved("prod", &[]);
+    let topic = &res["NotificationTopic"]["Properties"];
+    assert_eq!(
+        topic["KmsMasterKeyId"],
+        "arn:aws:local:us-east-1:123456789012:NotificationKey"
+    );
+    let key = &res["NotificationKey"]["Properties"];
+    assert_eq!(key["EnableKeyRotation"], true);
+    let statements = key["KeyPolicy"]["Statement"].as_array().unwrap();
+    let principal_may = |p: &str, action: &str| {
+        statements.iter().any(|s| {
+            s["Effect"] == "Allow"
+                && (strings(&s["Principal"]["Service"]).iter().any(|x| x == p)
+                    || strings(&s["Principal"]["AWS"]).iter().any(|x| x == p))
+                && strings(&s["Action"]).iter().any(|a| iam_match(a, action))
+        })
+    };
+    for p in [
+        "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",
+        "arn:aws:iam::123456789012:role/NotifyFunctionRole",
+    ] {
+        for action in ["kms:Decrypt", "kms:GenerateDataKey"] {
+            assert!(
+                principal_may(p, action),
+                "the key policy does not let {p} {action}"
+            );
+        }
+        assert!(
+            !principal_may(p, "kms:ScheduleKeyDeletion"),
+            "{p} may administer the key"
+        );
+    }
+    assert!(
+        principal_may("arn:aws:iam::123456789012:root", "kms:PutKeyPolicy"),
+        "the account administers the key"
+    );
+    // The notify role's publish permission names the topic the stack creates.
+    let (_, notify) = roles(&res)
+        .into_iter()
+        .find(|(id, _)| id == "NotifyFunction")
+        .unwrap();
+    let topic_arn = "arn:aws:sns:us-east-1:123456789012:stepops-prod-notifications";
+    assert!(
+        notify
+            .iter()
+            .any(|s| covers(s, "Allow", "sns:Publish", topic_arn))
+    );
+    assert_eq!(
+        res["NotifyFunction"]["Properties"]["Environment"]["Variables"]["STEPOPS_TOPIC_ARN"],
+        topic_arn
+    );
+
+    let policy = &res["NotificationTopicPolicy"]["Properties"];
+    assert_eq!(strings(&policy["Topics"]), [topic_arn]);
+    let ps = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+    let deny = ps
+        .iter()
+        .find(|s| s["Effect"] == "Deny")
+        .expect("a Deny statement");
+    assert_eq!(deny["Principal"], "*");
+    assert!(covers_when(deny, "Deny", "sns:Publish", topic_arn));
+    assert_eq!(deny["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    let alarms = ps
+        .iter()
+        .find(|s| {
+            strings(&s["Principal"]["Service"]).contains(&"cloudwatch.amazonaws.com".to_owned())
+        })
+        .expect("CloudWatch may publish");
+    assert!(covers_when(alarms, "Allow", "sns:Publish", topic_arn));
+    assert_eq!(
+        alarms["Condition"]["StringEquals"]["aws:SourceAccount"],
+        "123456789012"
+    );
+    // Every alarm notifies that topic.
+    let mut n = 0;
+    for (id, r) in &res {
+        if r["Type"] == "AWS::CloudWatch::Alarm" {
+            n += 1;
+            assert_eq!(
+                strings(&r["Properties"]["AlarmActions"]),
+                [topic_arn],
+                "{id}"
+            );
+        }
+    }
+    assert!(n >= 7, "{n} alarms");
+    // An existing topic: no key, no policy created (its own key must allow CloudWatch: docs).
+    let external = "arn:aws:sns:us-east-1:123456789012:ops-alarms";
+    let res = resolved("prod", &[("NotificationTopicArn", external)]);
+    for gone in [
+        "NotificationKey",
+        "NotificationTopic",
+        "NotificationTopicPolicy",
+    ] {
+        assert!(
+            !res.contains_key(gone),
+            "{gone} created for an existing topic"
+        );
+    }
+    assert_eq!(
+        res["NotifyFunction"]["Properties"]["Environment"]["Variables"]["STEPOPS_TOPIC_ARN"],
+        external
+    );
+}
+
+/// The runners' egress: any address by default; with destinations given, a placeholder rule
+/// that matches nothing (it removes EC2's default allow-all) plus TCP to exactly those.
+#[test]
+fn runner_egress_is_open_by_default_and_narrows_to_the_listed_destinations() {
+    let egress_rules = |res: &std::collections::BTreeMap<String, Value>| -> Vec<Value> {
+        res.values()
+            .filter(|r| r["Type"] == "AWS::EC2::SecurityGroupEgress")
+            .map(|r| r["Properties"].clone())
+            .collect()
+    };
+    let res = resolved("dev", &[]);
+    let inline = &res["RunnerSecurityGroup"]["Properties"]["SecurityGroupEgress"];
+    assert_eq!(inline[0]["CidrIp"], "0.0.0.0/0");
+    assert_eq!(inline[0]["IpProtocol"], "-1");
+    assert!(egress_rules(&res).is_empty());
+
+    let groups = [
+        "sg-0aaaaaaaaaaaaaaa1",
+        "sg-0aaaaaaaaaaaaaaa2",
+        "sg-0aaaaaaaaaaaaaaa3",
+        "sg-0aaaaaaaaaaaaaaa4",
+        "sg-0aaaaaaaaaaaaaaa5",
+    ];
+    let lists = [
+        "pl-0bbbbbbbbbbbbbbb1",
+        "pl-0bbbbbbbbbbbbbbb2",
+        "pl-0bbbbbbbbbbbbbbb3",
+    ];
+    for (ng, np) in [(1, 0), (0, 1), (2, 1), (5, 3)] {
+        let g = groups[..ng].join(",");
+        let p = lists[..np].join(",");
+        let res = resolved(
+            "dev",
+            &[
+                ("RunnerEgressSecurityGroupIds", &g),
+                ("RunnerEgressPrefixListIds", &p),
+            ],
+        );
+        let inline = res["RunnerSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(inline.len(), 1);
+        assert_eq!(
+            inline[0]["CidrIp"], "255.255.255.255/32",
+            "{g} {p}: the placeholder"
+        );
+        let rules = egress_rules(&res);
+        let mut to_groups: Vec<String> = rules
+            .iter()
+            .filter_map(|r| r["DestinationSecurityGroupId"].as_str().map(str::to_owned))
+            .collect();
+        let mut to_lists: Vec<String> = rules
+            .iter()
+            .filter_map(|r| r["DestinationPrefixListId"].as_str().map(str::to_owned))
+            .collect();
+        to_groups.sort();
+        to_lists.sort();
+        assert_eq!(to_groups, groups[..ng], "{g} {p}");
+        assert_eq!(to_lists, lists[..np], "{g} {p}");
+        for r in &rules {
+            assert_eq!(r["GroupId"], "sg-RunnerSecurityGroup");
+            assert_eq!(r["IpProtocol"], "tcp");
+            assert!(r.get("CidrIp").is_none());
+        }
+    }
+    // The parameters' patterns allow exactly as many entries as there are rule slots.
+    let t = template();
+    for (param, slots) in [
+        ("RunnerEgressSecurityGroupIds", 5),
+        ("RunnerEgressPrefixListIds", 3),
+    ] {
+        let pattern = text(&t["Parameters"][param]["AllowedPattern"]);
+        assert!(
+            pattern.ends_with(&format!("{{0,{}}}$", slots - 1)),
+            "{param}: {pattern}"
+        );
+    }
+}
+
+/// The user data's `verify_sha256` function, as bash text.
+fn verify_sha256_function() -> String {
+    let ud = template_user_data();
+    let start = ud
+        .find("verify_sha256() {\n")
+        .expect("user data defines verify_sha256");
+    let end = start + ud[start..].find("\n}\n").expect("verify_sha256 ends") + 3;
+    ud[start..end].to_owned()
+}
+
+/// Runs the user data's `verify_sha256 FILE DIGEST NAME` in bash: (exit status, stderr).
+fn run_verify(file: &Path, digest: &str) -> (bool, String) {
+    let script = format!(
+        "set -euo pipefail\n{}\nverify_sha256 \"$1\" \"$2\" s3://bucket/key",
+        verify_sha256_function()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script, "verify"])
+        .arg(file)
+        .arg(digest)
+        .output()
+        .expect("bash runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The runner binary runs only when its SHA-256 is the stack's RunnerSha256: the user data's
+/// check, run for real on a file, refuses a changed binary with a clear line and stops the boot
+/// before the binary is installed or the service enabled.
+#[test]
+fn user_data_refuses_a_runner_binary_whose_sha256_differs() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("stepops-runner.download");
+    std::fs::write(&binary, b"\x7fELF the runner").unwrap();
+    let digest = format!("{:x}", sha2::Sha256::digest(b"\x7fELF the runner"));
+
+    let (ok, stderr) = run_verify(&binary, &digest);
+    assert!(ok, "the right digest is refused: {stderr}");
+    assert!(stderr.contains("has the expected SHA-256"), "{stderr}");
+
+    std::fs::write(&binary, b"\x7fELF another runner").unwrap();
+    let (ok, stderr) = run_verify(&binary, &digest);
+    assert!(!ok, "a changed binary passes");
+    let changed = format!("{:x}", sha2::Sha256::digest(b"\x7fELF another runner"));
+    assert!(
+        stderr.contains("stepops-boot: NOT starting the runner: s3://bucket/key has SHA-256")
+            && stderr.contains(&changed)
+            && stderr.contains(&format!("RunnerSha256 is {digest}"))
+            && stderr.contains("deploy/upload-runner.sh"),
+        "{stderr}"
+    );
+    // A missing download is refused too.
+    let (ok, _) = run_verify(&dir.path().join("missing"), &digest);
+    assert!(!ok);
+
+    // In the user data: download, check (exit on mismatch), only then install and start.
+    let ud = template_user_data();
+    let at = |needle: &str| {
+        ud.find(needle)
+            .unwrap_or_else(|| panic!("user data lacks {needle}"))
+    };
+    let check = at(
+        "verify_sha256 /opt/stepops/bin/stepops-runner.download \"${RunnerSha256}\" \"s3://${ArtifactBucket}/${ArtifactKey}\" || exit 1\n",
+    );
+    assert!(at("/opt/stepops/bin/stepops-runner.download\n") < check);
+    assert!(
+        check
+            < at(
+                "install -m 0755 /opt/stepops/bin/stepops-runner.download /opt/stepops/bin/stepops-runner\n"
+            )
+    );
+    assert!(check < at("systemctl enable --now stepops-runner.service"));
+    // RunnerSha256 is a full SHA-256, as upload-runner.sh prints it.
+    let t = template();
+    assert_eq!(
+        text(&t["Parameters"]["RunnerSha256"]["AllowedPattern"]),
+        "^[0-9a-f]{64}$"
+    );
+    let upload = read("deploy/upload-runner.sh");
+    assert!(upload.contains("sha256=$(sha256sum \"$binary\" | cut -d' ' -f1)"));
+    assert!(upload.contains("\"RunnerSha256=${sha256}\""));
+}
+
+/// The whole user data is valid bash (placeholders filled as CloudFormation would).
+#[test]
+fn user_data_is_valid_bash() {
+    let ud = template_user_data()
+        .replace("${AWS::Region}", "eu-west-1")
+        .replace("${", "$X{");
+    let out = std::process::Command::new("bash")
+        .args(["-n", "-c", &ud])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runner logs outlive the instance: the unit appends them to a file the CloudWatch agent sends
+/// to the stack's log group (per environment, with the stack's retention), and the runner role
+/// may write to that group only.
+#[test]
+fn runner_logs_reach_the_stacks_log_group() {
+    let ud = template_user_data();
+    let unit = between(&ud, "<<'UNIT'\n", "\nUNIT\n");
+    let file = between(unit, "StandardOutput=append:", "\n");
+    assert_eq!(between(unit, "StandardError=append:", "\n"), file);
+    let agent: Value = serde_json::from_str(between(&ud, "<<'JSON'\n", "\nJSON\n"))
+        .expect("the CloudWatch agent's configuration is JSON");
+    let collected = agent["logs"]["logs_collected"]["files"]["collect_list"]
+        .as_array()
+        .unwrap();
+    let runner = collected
+        .iter()
+        .find(|c| c["file_path"] == file)
+        .unwrap_or_else(|| panic!("the agent does not collect {file}: {agent}"));
+    assert_eq!(runner["log_group_name"], "${RunnerLogGroup}");
+    assert!(
+        collected
+            .iter()
+            .any(|c| c["file_path"] == "/var/log/cloud-init-output.log"),
+        "the boot log (and a refused binary's line)"
+    );
+    assert!(ud.find("amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:/etc/stepops/cloudwatch-agent.json").unwrap() < ud.find("verify_sha256 /opt").unwrap());
+    assert!(between(&ud, "<<'ROTATE'\n", "\nROTATE\n").starts_with(&format!("{file} {{")));
+
+    for env in ["dev", "prod"] {
+        let res = resolved(env, &[("LogRetentionDays", "30")]);
+        let group = &res["RunnerLogGroup"]["Properties"];
+        assert_eq!(group["LogGroupName"], format!("/stepops/{env}/runner"));
+        assert_eq!(
+            group["RetentionInDays"]
+                .as_str()
+                .or(group["RetentionInDays"].as_i64().map(|_| "30")),
+            Some("30")
+        );
+        let (_, statements) = roles(&res)
+            .into_iter()
+            .find(|(id, _)| id == "RunnerRole")
+            .unwrap();
+        let group_arn = "arn:aws:local:us-east-1:123456789012:RunnerLogGroup";
+        let logs: Vec<&Value> = statements
+            .iter()
+            .filter(|s| {
+                s["Effect"] == "Allow"
+                    && strings(&s["Action"])
+                        .iter()
+                        .any(|a| a.starts_with("logs:") || a == "*")
+            })
+            .collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        let mut actions = strings(&logs[0]["Action"]);
+        actions.sort();
+        assert_eq!(actions, ["logs:CreateLogStream", "logs:PutLogEvents"]);
+        assert_eq!(strings(&logs[0]["Resource"]), [group_arn]);
+    }
 }
