@@ -43,6 +43,16 @@ aws s3 cp --region ${AWS::Region} "s3://${ArtifactBucket}/${ArtifactKey}" /opt/s
 verify_sha256 /opt/stepops/bin/stepops-runner.download "${RunnerSha256}" "s3://${ArtifactBucket}/${ArtifactKey}" || exit 1
 install -m 0755 /opt/stepops/bin/stepops-runner.download /opt/stepops/bin/stepops-runner
 rm -f /opt/stepops/bin/stepops-runner.download
+# TLS to Amazon RDS: the global CA bundle from AWS's trust store, for database URLs with
+# sslmode=verify-full&sslrootcert=/opt/stepops/rds-global-bundle.pem (docs/security.md).
+if curl -fsS --retry 5 --max-time 60 -o /opt/stepops/rds-global-bundle.pem.download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem \
+  && grep -q 'BEGIN CERTIFICATE' /opt/stepops/rds-global-bundle.pem.download; then
+  install -m 0644 /opt/stepops/rds-global-bundle.pem.download /opt/stepops/rds-global-bundle.pem
+  echo "stepops-boot: RDS CA bundle installed: $(grep -c 'BEGIN CERTIFICATE' /opt/stepops/rds-global-bundle.pem) certificates" >&2
+else
+  echo "stepops-boot: WARNING: the RDS CA bundle could not be downloaded: database URLs with sslrootcert=/opt/stepops/rds-global-bundle.pem will fail (Stepops.InvalidInput) until it is there" >&2
+fi
+rm -f /opt/stepops/rds-global-bundle.pem.download
 cat > /etc/stepops/runner.yaml <<'YAML'
 activities: ["${MigrateActivity}"]
 concurrency: ${RunnerConcurrency}
