@@ -137,6 +137,14 @@ impl MigrationConfig {
         }
     }
 
+    /// Reads a YAML/JSON file.
+    pub fn load(path: &std::path::Path) -> Result<MigrationConfig, ConfigProblem> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigProblem(format!("cannot read config {}: {e}", path.display()))
+        })?;
+        MigrationConfig::from_yaml(&text)
+    }
+
     /// Deserializes the JSON object `value` (an execution input's `config`, named `field`) and
     /// checks it; every problem is reported with its path (`` `config.status` ``).
     pub fn from_json(field: &str, value: &Value) -> Result<MigrationConfig, Vec<String>> {

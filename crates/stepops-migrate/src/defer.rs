@@ -22,7 +22,7 @@ use crate::postgres::PgStack;
 use crate::stack::{Stack, quote_ident};
 
 /// The destination table that records the indexes dropped for a load. Never migrated.
-pub const DEFERRED_TABLE: &str = "stepops_deferred_indexes";
+pub use stepops_error::config::DEFERRED_TABLE;
 
 /// An index recorded for rebuilding.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 use crate::error::{MigrateError, Result};
 use crate::model::{Bin, Column, ForeignKey, KeyStats, TableSchema, TableSpec};
 use crate::stack::{Stack, column_list, quote_ident};
-use crate::target::redact_url;
+use stepops_error::redact as redact_url;
 use futures::{SinkExt, StreamExt};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
