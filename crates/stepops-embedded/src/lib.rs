@@ -450,7 +450,7 @@ pub fn with_pipeline_lambdas(
     environment: &str,
     allowed_targets: &str,
 ) -> Result<(EngineConfig, PipelineHooks), EmbeddedError> {
-    let stack = StackEnvironment::parse(environment, allowed_targets)
+    let stack = stepops_pipeline::stack_environment(environment, allowed_targets)
         .map_err(|e| EmbeddedError::Invalid(e.to_string()))?;
     let hooks = PipelineHooks {
         notifications: Arc::new(Mutex::new(Vec::new())),
