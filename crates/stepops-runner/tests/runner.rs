@@ -356,6 +356,9 @@ mod local_engine;
 #[path = "cases/postgres.rs"]
 mod postgres;
 
+#[path = "cases/trust.rs"]
+mod trust;
+
 #[path = "cases/pipeline.rs"]
 mod pipeline;
 
