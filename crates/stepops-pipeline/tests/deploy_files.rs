@@ -72,6 +72,8 @@ fn user_data_configures_the_runner_for_its_own_activity_and_environment() {
     for needed in [
         "activities: [\"${MigrateActivity}\"]",
         "environment: ${Environment}",
+        // The runner checks every task's targets against the same list as validate-input.
+        "allowed_targets: \"${AllowedTargets}\"",
         "aws s3 cp --region ${AWS::Region} \"s3://${ArtifactBucket}/${ArtifactKey}\"",
         "systemctl enable --now stepops-runner.service",
     ] {
