@@ -41,7 +41,11 @@ impl Named for ConfigProblem {
 
 /// Which tables to migrate and how to cut them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object {include, exclude, tables, status, changeTracking, deferIndexes}")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "an object {include, exclude, tables, status, changeTracking, deferIndexes}"
+)]
 pub struct MigrationConfig {
     /// Tables to migrate; empty means every table of the source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -69,7 +73,11 @@ pub struct MigrationConfig {
 
 /// Settings of one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object such as {\"rangeKey\": \"id\"}")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "an object such as {\"rangeKey\": \"id\"}"
+)]
 pub struct TableConfig {
     /// The integer column whose ranges make the chunks (default: the single integer primary
     /// key, or the leading integer column of the primary key when it references a keyed table).
@@ -80,7 +88,11 @@ pub struct TableConfig {
 /// An application status table that says whether the stack is read-only (`status:` in the
 /// migration config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object {table, column, readOnly, readWrite}")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "an object {table, column, readOnly, readWrite}"
+)]
 pub struct StatusConfig {
     /// The table (in the connection's current schema on PostgreSQL).
     pub table: String,
@@ -96,7 +108,11 @@ pub struct StatusConfig {
 
 /// `changeTracking` in the migration config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", expecting = "an object {slot, fullCheck}")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "an object {slot, fullCheck}"
+)]
 pub struct TrackingConfig {
     /// Name of the logical replication slot on the source (created on first use): lower-case
     /// letters, digits and underscores, at most 63. One per migration (source → destination).
@@ -139,9 +155,8 @@ impl MigrationConfig {
 
     /// Reads a YAML/JSON file.
     pub fn load(path: &std::path::Path) -> Result<MigrationConfig, ConfigProblem> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigProblem(format!("cannot read config {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigProblem(format!("cannot read config {}: {e}", path.display())))?;
         MigrationConfig::from_yaml(&text)
     }
 

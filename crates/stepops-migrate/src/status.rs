@@ -24,8 +24,8 @@ use crate::error::{MigrateError, Result};
 use crate::postgres::PgStack;
 use crate::sqlite::SqliteStack;
 use crate::stack::{Stack, quote_ident};
-pub use stepops_error::StatusConfig;
 use stepops_error::DatabaseUrl;
+pub use stepops_error::StatusConfig;
 
 /// How a stack's status is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,13 +29,13 @@ pub use history::{
 pub use input::{
     Limits, NormalisedInput, stack_environment, stack_environment_from_lookup, validate_input,
 };
-pub use stepops_error::{
-    AllowedTarget, Environment, StackEnvironment, TargetKind, TargetRef, redact,
-};
 pub use notify::{
     ChatWebhook, MemoryPublisher, Message, NotifyInput, NotifyOutput, NotifyRequest, Publisher,
     RunStatus, STATES_SOURCE, STATUS_CHANGE, SnsPublisher, StatusChangeDetail, StatusChangeEvent,
     StepError, Summary, compose, notify, request_from_status_change, webhook_url_from_secret,
+};
+pub use stepops_error::{
+    AllowedTarget, Environment, StackEnvironment, TargetKind, TargetRef, redact,
 };
 
 use serde_json::Value;

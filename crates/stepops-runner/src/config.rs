@@ -731,11 +731,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_origin() {
-        let e = load(
-            &format!("activities: [{ARN}]\nconcurency: 3\n{LOCAL}"),
-            &[],
-        )
-        .unwrap_err();
+        let e = load(&format!("activities: [{ARN}]\nconcurency: 3\n{LOCAL}"), &[]).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("configuration key `concurency` (file runner.yaml): unknown key"),

@@ -529,7 +529,10 @@ fn check_task(step: &str, args: &Value, options: &RunnerOptions) -> Result<(), S
         if let Some(stack) = &options.allowed_targets {
             stack.check(field, &target).map_err(|refusal| {
                 let mut err = StepError::from(refusal);
-                err.cause = format!("step `{step}`: {} (the runner's allowed_targets)", err.cause);
+                err.cause = format!(
+                    "step `{step}`: {} (the runner's allowed_targets)",
+                    err.cause
+                );
                 err
             })?;
         }

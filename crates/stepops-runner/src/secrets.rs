@@ -47,7 +47,8 @@ impl fmt::Display for Secret {
 /// [`TargetRef`]: exactly one of `secret`, `parameter`, `url`; a URL with a password inline is
 /// refused.
 pub fn target_arg(field: &str, value: Option<&Value>) -> Result<TargetRef, SecretError> {
-    TargetRef::from_json(field, value).map_err(|why| SecretError::Invalid(format!("argument {why}")))
+    TargetRef::from_json(field, value)
+        .map_err(|why| SecretError::Invalid(format!("argument {why}")))
 }
 
 /// Why a target could not be resolved. Messages name the reference, never a value.
@@ -429,7 +430,17 @@ mod tests {
     #[test]
     fn percent_decoding_never_panics_on_multi_byte_characters() {
         assert_eq!(percent_decode("p%40ss%2Fword"), "p@ss/word");
-        for tricky in ["%é", "%aé", "é%", "%", "%%", "%4", "%zz", "a%€b", "%\u{10FFFF}1"] {
+        for tricky in [
+            "%é",
+            "%aé",
+            "é%",
+            "%",
+            "%%",
+            "%4",
+            "%zz",
+            "a%€b",
+            "%\u{10FFFF}1",
+        ] {
             let _ = percent_decode(tricky);
         }
         assert_eq!(percent_decode("%é1"), "%é1");

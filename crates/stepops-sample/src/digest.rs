@@ -5,8 +5,8 @@ use futures::TryStreamExt;
 
 use crate::data::{TABLES, columns};
 use crate::engine::{pg_connect, sqlite_open};
-use stepops_error::DatabaseUrl;
 use crate::error::{Result, SampleError};
+use stepops_error::DatabaseUrl;
 
 /// Row count and content hash of one table.
 #[derive(Debug, Clone, PartialEq, Eq)]

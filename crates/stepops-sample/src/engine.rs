@@ -160,4 +160,3 @@ pub fn sqlite_open(path: &std::path::Path) -> Result<rusqlite::Connection> {
         .map_err(SampleError::sqlite("set busy timeout".to_owned()))?;
     Ok(conn)
 }
-

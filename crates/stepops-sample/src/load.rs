@@ -10,9 +10,9 @@ use futures::SinkExt;
 use crate::data::{self, Counts, EventIds, TABLES, Val, columns};
 use crate::encode::{copy_row, sqlite_value};
 use crate::engine::{pg_connect, sqlite_open};
-use stepops_error::{DatabaseUrl, redact};
 use crate::error::{Result, SampleError};
 use crate::schema::{DROP_ALL, PG_FOREIGN_KEYS, PG_KEYS, PG_TABLES, SQLITE_SCHEMA};
+use stepops_error::{DatabaseUrl, redact};
 
 /// Progress of a load: `(table, rows written so far, rows planned for the table)`.
 pub type Progress = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;

@@ -4,9 +4,9 @@
 
 use crate::data::{self, TABLES, Val, columns};
 use crate::engine::{Dialect, Exec, PgExec, SqliteExec, pg_connect, sqlite_open};
-use stepops_error::DatabaseUrl;
 use crate::error::{Result, SampleError};
 use crate::rng::{Rng, mix};
+use stepops_error::DatabaseUrl;
 
 /// Fractions of each table's current row count to change (`0.001` = 0.1%). Any positive
 /// fraction changes at least one row per table.

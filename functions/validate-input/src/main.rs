@@ -16,7 +16,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A misconfigured stack answers every invocation with a named error instead of crashing
     // the runtime, so the state machine's Catch reports it.
-    let stack = Arc::new(stepops_pipeline::stack_environment_from_lookup(|k| std::env::var(k).ok()));
+    let stack = Arc::new(stepops_pipeline::stack_environment_from_lookup(|k| {
+        std::env::var(k).ok()
+    }));
     if let Err(e) = stack.as_ref() {
         lambda_runtime::tracing::error!(error = %e, "validate-input is misconfigured");
     }

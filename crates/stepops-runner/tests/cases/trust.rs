@@ -18,7 +18,9 @@ use stepops_testkit::{PgOptions, PgServer};
 fn connections(pg: &PgServer, database: &str) -> usize {
     pg.log_tail(usize::MAX)
         .lines()
-        .filter(|l| l.contains("connection authorized") && l.contains(&format!("database={database}")))
+        .filter(|l| {
+            l.contains("connection authorized") && l.contains(&format!("database={database}"))
+        })
         .count()
 }
 
@@ -54,7 +56,9 @@ async fn a_dev_runner_refuses_foreign_targets_without_touching_a_database() {
     let schema = "CREATE TABLE items(id bigint PRIMARY KEY, name text NOT NULL);";
     pg.psql(
         "src",
-        &format!("{schema} INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g;"),
+        &format!(
+            "{schema} INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g;"
+        ),
     )
     .unwrap();
     pg.psql("dst", schema).unwrap();
@@ -96,7 +100,10 @@ async fn a_dev_runner_refuses_foreign_targets_without_touching_a_database() {
     let cases = [
         (
             "a prod secret",
-            plan(dev_source.clone(), json!({"secret": "stepops/prod/dest-db"})),
+            plan(
+                dev_source.clone(),
+                json!({"secret": "stepops/prod/dest-db"}),
+            ),
             "Stepops.WrongEnvironment",
             "a prod target, but this stack is `dev`",
         ),
@@ -139,8 +146,15 @@ async fn a_dev_runner_refuses_foreign_targets_without_touching_a_database() {
         transactions(&pg, "src"),
         transactions(&pg, "dst"),
     );
-    assert_eq!(after, before, "(connections src, dst; transactions src, dst)");
-    assert_eq!(fake.secret_reads(), 0, "no secret was read for a refused task");
+    assert_eq!(
+        after, before,
+        "(connections src, dst; transactions src, dst)"
+    );
+    assert_eq!(
+        fake.secret_reads(),
+        0,
+        "no secret was read for a refused task"
+    );
 
     // The control: an allowed task reads both secrets and connects to both databases.
     let token = fake.push(
@@ -155,7 +169,11 @@ async fn a_dev_runner_refuses_foreign_targets_without_touching_a_database() {
     assert!(transactions(&pg, "src") > before.2);
 
     sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).await.success());
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(15))
+            .await
+            .success()
+    );
 }
 
 #[tokio::test]
