@@ -57,6 +57,7 @@ cat > /etc/stepops/runner.yaml <<'YAML'
 activities: ["${MigrateActivity}"]
 concurrency: ${RunnerConcurrency}
 environment: ${Environment}
+allowed_targets: "${AllowedTargets}"
 region: ${AWS::Region}
 drain_timeout_seconds: 120
 YAML

@@ -33,4 +33,4 @@ pub use settings::AdminSettings;
 pub use token::{
     DEFAULT_SECRET_NAME, LocalTokenSource, SecretsManagerTokenSource, Token, TokenSource,
 };
-pub use types::{ClientId, Email, EntityId, Environment, Feature, UserId};
+pub use types::{ClientId, Email, EntityId, Environment, Feature, UserId, parse_environment};

@@ -286,7 +286,7 @@ impl AdminRequest {
 }
 
 fn check_environment(raw: &str, stack: Environment) -> Result<Environment, AdminError> {
-    let env = Environment::parse(raw)?;
+    let env = crate::types::parse_environment(raw)?;
     if env != stack {
         return Err(AdminError::WrongEnvironment {
             requested: env.to_string(),

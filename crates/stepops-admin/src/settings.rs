@@ -42,7 +42,7 @@ impl AdminSettings {
                 ))
             })
         };
-        let environment = Environment::parse(&required(ENV_ENVIRONMENT)?)
+        let environment = crate::types::parse_environment(&required(ENV_ENVIRONMENT)?)
             .map_err(|e| AdminError::invalid(format!("{ENV_ENVIRONMENT}: {e}")))?;
         let mut client = ClientConfig::new(&required(ENV_ENDPOINT)?)
             .map_err(|e| AdminError::invalid(format!("{ENV_ENDPOINT}: {e}")))?;

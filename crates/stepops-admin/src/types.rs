@@ -8,6 +8,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::error::AdminError;
+pub use stepops_error::Environment;
 
 /// The largest id the service accepts (ids are Java `long`s).
 const MAX_ID: u64 = i64::MAX as u64;
@@ -289,47 +290,14 @@ impl Serialize for Feature {
     }
 }
 
-/// A deployment environment. There are exactly two, and they must never be confused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// The development stack.
-    Dev,
-    /// The production stack.
-    Prod,
-}
-
-impl Environment {
-    /// `dev` or `prod`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Environment::Dev => "dev",
-            Environment::Prod => "prod",
-        }
-    }
-
-    /// Parses exactly `dev` or `prod`.
-    pub fn parse(raw: &str) -> Result<Self, AdminError> {
-        match raw {
-            "dev" => Ok(Environment::Dev),
-            "prod" => Ok(Environment::Prod),
-            _ => Err(AdminError::invalid(format!(
-                "environment {} is unknown; use `dev` or `prod`",
-                quote(raw)
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Environment {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
+/// Parses exactly `dev` or `prod` into the shared [`Environment`].
+pub fn parse_environment(raw: &str) -> Result<Environment, AdminError> {
+    Environment::parse(raw).ok_or_else(|| {
+        AdminError::invalid(format!(
+            "environment {} is unknown; use `dev` or `prod`",
+            quote(raw)
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -408,8 +376,8 @@ mod tests {
             Feature::MultipartAutoCleanup
         );
         assert!(Feature::parse("multipart_auto_cleanup").is_err());
-        assert_eq!(Environment::parse("prod").unwrap(), Environment::Prod);
-        assert!(Environment::parse("Prod").is_err());
-        assert!(Environment::parse("staging").is_err());
+        assert_eq!(parse_environment("prod").unwrap(), Environment::Prod);
+        assert!(parse_environment("Prod").is_err());
+        assert!(parse_environment("staging").is_err());
     }
 }

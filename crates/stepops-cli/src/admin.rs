@@ -154,7 +154,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 
 /// The library's validation, exactly as the state machine applies it.
 fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
-    let stack = Environment::parse(&args.environment).map_err(|e| e.to_string())?;
+    let stack = stepops_admin::parse_environment(&args.environment).map_err(|e| e.to_string())?;
     let mut raw: Vec<String> = args.target.clone();
     if let Some(s) = &args.status {
         raw.extend(["--status".to_owned(), s.clone()]);

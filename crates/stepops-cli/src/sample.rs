@@ -63,7 +63,7 @@ pub async fn run(args: SampleArgs) -> anyhow::Result<()> {
 }
 
 async fn execute(args: &SampleArgs) -> Result<(), SampleError> {
-    let target = stepops_sample::Target::parse(&args.out)?;
+    let target = stepops_sample::DatabaseUrl::parse(&args.out)?;
     let counts = Counts::for_total(args.rows);
     eprintln!(
         "sample: {} rows (seed {}) into {}: {}",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use stepops_pipeline::{StackEnvironment, validate_input};
+use stepops_pipeline::validate_input;
 
 const LONG_ABOUT: &str = "\
 Start an execution of the migration state machine (statemachine/migrate.asl.json) in AWS, or on
@@ -140,7 +140,7 @@ async fn migrate(args: StartMigrateArgs) -> anyhow::Result<()> {
 /// The validate-input Lambda's own check, for a stack of `env` that allows any target name
 /// (the stack's allow-list itself is only known to the Lambda).
 fn check_input(input: &Value, env: &str) -> anyhow::Result<()> {
-    let stack = StackEnvironment::parse(env, "secret:*,parameter:*,url:*")?;
+    let stack = stepops_pipeline::stack_environment(env, "secret:*,parameter:*,url:*")?;
     match validate_input(input, &stack) {
         Ok(_) => Ok(()),
         Err(e) => bail!(

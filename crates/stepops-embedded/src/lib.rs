@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stepops_error::{ErrorName, Named};
 use stepops_local::{EngineConfig, LocalEngine, LocalError, TemplateOptions};
-use stepops_pipeline::{Message, NotifyRequest, RunStatus, StackEnvironment};
+use stepops_pipeline::{Message, NotifyRequest, RunStatus};
 use stepops_runner::{RunReport, Runner, RunnerOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -268,7 +268,7 @@ impl LocalPipeline {
         options.heartbeat_interval = self.options.heartbeat_interval;
         options.drain_timeout = Duration::from_secs(5);
         options.worker_name = name.clone();
-        options.environment = Some(ENVIRONMENT.into());
+        options.environment = stepops_error::Environment::parse(ENVIRONMENT);
         let runner = counting::counted_runner(
             &self.endpoint,
             options,
@@ -450,7 +450,7 @@ pub fn with_pipeline_lambdas(
     environment: &str,
     allowed_targets: &str,
 ) -> Result<(EngineConfig, PipelineHooks), EmbeddedError> {
-    let stack = StackEnvironment::parse(environment, allowed_targets)
+    let stack = stepops_pipeline::stack_environment(environment, allowed_targets)
         .map_err(|e| EmbeddedError::Invalid(e.to_string()))?;
     let hooks = PipelineHooks {
         notifications: Arc::new(Mutex::new(Vec::new())),

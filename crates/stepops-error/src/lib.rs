@@ -1,10 +1,31 @@
-//! The error names stepops reports to Step Functions and to users.
+//! stepops' shared vocabulary: the error names stepops reports, and the few concepts every
+//! layer speaks of.
 //!
-//! Every failure a stepops step can report carries one of the names below. State machines
-//! `Retry` on [`ErrorName::Transient`] (and on `States.HeartbeatTimeout` / `States.Timeout`) and
-//! `Catch` the rest; the names are part of the public interface and documented once, in
-//! `docs/errors.md`. Domain error types implement [`Named`] so that a runner, a Lambda handler or
-//! the CLI can turn any of them into `{"error": name, "cause": message}` without knowing the type.
+//! - [`ErrorName`], [`Named`], [`TaskFailure`]: every failure a stepops step can report carries
+//!   one of the names below. State machines `Retry` on [`ErrorName::Transient`] (and on
+//!   `States.HeartbeatTimeout` / `States.Timeout`) and `Catch` the rest; the names are part of
+//!   the public interface and documented once, in `docs/errors.md`. Domain error types implement
+//!   [`Named`] so that a runner, a Lambda handler or the CLI can turn any of them into
+//!   `{"error": name, "cause": message}` without knowing the type.
+//! - [`Environment`] (`dev`, `prod`).
+//! - [`TargetRef`], the database a step names (`{"secret": NAME}`, `{"parameter": NAME}`,
+//!   `{"url": URL}`), and [`StackEnvironment`], the stack's allow-list that validate-input and
+//!   the runner both check it against.
+//! - [`DatabaseUrl`] and [`redact`], the one redactor of credentials in text.
+//! - [`MigrationConfig`], the migration's configuration, read by the engine and validate-input.
+
+pub mod config;
+pub mod environment;
+pub mod target;
+pub mod url;
+
+pub use config::{ConfigProblem, MigrationConfig, StatusConfig, TableConfig, TrackingConfig};
+pub use environment::Environment;
+pub use target::{
+    AllowedTarget, StackEnvironment, TARGET_SHAPE, TargetKind, TargetRef, TargetRefusal,
+    json_type_name,
+};
+pub use url::{DatabaseUrl, UrlError, check_inline_url, has_inline_password, redact};
 
 use std::fmt;
 

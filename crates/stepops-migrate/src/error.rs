@@ -93,6 +93,18 @@ impl Named for MigrateError {
 /// Result with [`MigrateError`].
 pub type Result<T, E = MigrateError> = std::result::Result<T, E>;
 
+impl From<stepops_error::ConfigProblem> for MigrateError {
+    fn from(e: stepops_error::ConfigProblem) -> Self {
+        MigrateError::InvalidInput(e.0)
+    }
+}
+
+impl From<stepops_error::UrlError> for MigrateError {
+    fn from(e: stepops_error::UrlError) -> Self {
+        MigrateError::InvalidInput(e.0)
+    }
+}
+
 impl From<tokio::task::JoinError> for MigrateError {
     fn from(e: tokio::task::JoinError) -> Self {
         MigrateError::Internal(format!("a worker task failed: {e}"))

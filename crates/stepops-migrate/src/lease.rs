@@ -13,7 +13,7 @@ use crate::error::{MigrateError, Result};
 use crate::own::own_table;
 use crate::postgres::PgStack;
 use crate::stack::Stack;
-use crate::target::Target;
+use stepops_error::DatabaseUrl;
 
 /// stepops' table (in its own schema) holding the destination's lease.
 pub const LEASE_TABLE: &str = "lease";
@@ -32,7 +32,7 @@ pub struct LeaseHolder {
 /// Takes the destination's lease for `run`, or renews it if `run` already holds it, for `ttl`
 /// from now. Fails `Stepops.Busy` naming the holder while another unexpired run holds it.
 pub async fn hold(dest: &str, run: &str, ttl: Duration) -> Result<()> {
-    let Target::Postgres(url) = Target::parse(dest)? else {
+    let DatabaseUrl::Postgres(url) = DatabaseUrl::parse(dest)? else {
         return Ok(());
     };
     let stack = PgStack::new(&url, false)?;
@@ -41,7 +41,7 @@ pub async fn hold(dest: &str, run: &str, ttl: Duration) -> Result<()> {
 
 /// Releases the lease if `run` holds it; returns whether it did.
 pub async fn release(dest: &str, run: &str) -> Result<bool> {
-    let Target::Postgres(url) = Target::parse(dest)? else {
+    let DatabaseUrl::Postgres(url) = DatabaseUrl::parse(dest)? else {
         return Ok(false);
     };
     PgStack::new(&url, false)?.release_lease(run).await
@@ -49,7 +49,7 @@ pub async fn release(dest: &str, run: &str) -> Result<bool> {
 
 /// The current holder of the destination's lease, expired or not.
 pub async fn holder(dest: &str) -> Result<Option<LeaseHolder>> {
-    let Target::Postgres(url) = Target::parse(dest)? else {
+    let DatabaseUrl::Postgres(url) = DatabaseUrl::parse(dest)? else {
         return Ok(None);
     };
     PgStack::new(&url, false)?.lease_holder().await

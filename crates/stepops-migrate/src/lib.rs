@@ -26,7 +26,6 @@ mod run;
 pub mod sqlite;
 mod stack;
 pub mod status;
-mod target;
 pub mod track;
 
 pub use config::{Config, TableConfig};
@@ -39,7 +38,7 @@ pub use model::{
 pub use run::{MigrateOptions, NoProgress, Progress};
 pub use stack::{Stack, quote_ident};
 pub use status::{StackStatus, StatusChange, StatusConfig, StatusMechanism, StatusSwitch};
-pub use target::{Target, redact_url};
+pub use stepops_error::{DatabaseUrl, redact};
 pub use track::{TrackingConfig, TrackingState, TrackingStatus};
 
 use postgres::PgStack;
@@ -114,9 +113,9 @@ impl Migration {
     /// `Stepops.Transient` (unreachable), `Stepops.Unauthorized`, `Stepops.NotFound`
     /// (database or file missing), `Stepops.SchemaMismatch`.
     pub async fn open(source: &str, dest: &str, config: &Config) -> Result<Migration> {
-        let (s, d) = (Target::parse(source)?, Target::parse(dest)?);
+        let (s, d) = (DatabaseUrl::parse(source)?, DatabaseUrl::parse(dest)?);
         let stacks = match (&s, &d) {
-            (Target::Postgres(a), Target::Postgres(b)) => {
+            (DatabaseUrl::Postgres(a), DatabaseUrl::Postgres(b)) => {
                 let (s, d) = (PgStack::new(a, true)?, PgStack::new(b, false)?);
                 let (vs, vd) = futures::try_join!(s.server_version(), d.server_version())?;
                 // hash_record_extended exists from PostgreSQL 14 on; both sides must agree.
@@ -125,7 +124,7 @@ impl Migration {
                 d.allow_record_hash(record_hash);
                 Stacks::Pg(s, d)
             }
-            (Target::Sqlite(a), Target::Sqlite(b)) => {
+            (DatabaseUrl::Sqlite(a), DatabaseUrl::Sqlite(b)) => {
                 if std::path::absolute(a).ok() == std::path::absolute(b).ok() {
                     return Err(MigrateError::InvalidInput(format!(
                         "source and destination are the same file ({})",

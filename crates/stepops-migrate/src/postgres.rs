@@ -11,10 +11,10 @@
 use crate::error::{MigrateError, Result};
 use crate::model::{Bin, Column, ForeignKey, KeyStats, TableSchema, TableSpec};
 use crate::stack::{Stack, column_list, quote_ident};
-use crate::target::redact_url;
 use futures::{SinkExt, StreamExt};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use stepops_error::redact as redact_url;
 use stepops_pg::{ConnectError, PgConnector};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;

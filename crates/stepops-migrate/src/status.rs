@@ -24,52 +24,8 @@ use crate::error::{MigrateError, Result};
 use crate::postgres::PgStack;
 use crate::sqlite::SqliteStack;
 use crate::stack::{Stack, quote_ident};
-use crate::target::Target;
-
-/// An application status table that says whether the stack is read-only (`status:` in the
-/// migration config).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct StatusConfig {
-    /// The table (in the connection's current schema on PostgreSQL).
-    pub table: String,
-    /// The column holding the status (text, or any type the values below convert to).
-    pub column: String,
-    /// The column's value meaning read-only (e.g. `READ_ONLY`).
-    #[serde(alias = "read_only")]
-    pub read_only: String,
-    /// The column's value meaning read-write (e.g. `READ_WRITE`).
-    #[serde(alias = "read_write")]
-    pub read_write: String,
-}
-
-impl StatusConfig {
-    /// Checks the names and values: non-empty, the two values different.
-    pub fn check(&self) -> Result<()> {
-        let mut problems = Vec::new();
-        for (key, v) in [
-            ("table", &self.table),
-            ("column", &self.column),
-            ("readOnly", &self.read_only),
-            ("readWrite", &self.read_write),
-        ] {
-            if v.trim().is_empty() {
-                problems.push(format!("status.{key} must not be empty"));
-            }
-        }
-        if self.read_only == self.read_write {
-            problems.push("status.readOnly and status.readWrite must differ".into());
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(MigrateError::InvalidInput(format!(
-                "invalid migration config: {}",
-                problems.join("; ")
-            )))
-        }
-    }
-}
+use stepops_error::DatabaseUrl;
+pub use stepops_error::StatusConfig;
 
 /// How a stack's status is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,13 +328,13 @@ pub async fn status(url: &str, config: &Config) -> Result<StackStatus> {
     if let Some(s) = &config.status {
         s.check()?;
     }
-    match Target::parse(url)? {
-        Target::Postgres(u) => {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Postgres(u) => {
             PgStack::new(&u, false)?
                 .status(config.status.as_ref())
                 .await
         }
-        Target::Sqlite(p) => SqliteStack::new(p).status(config.status.as_ref()).await,
+        DatabaseUrl::Sqlite(p) => SqliteStack::new(p).status(config.status.as_ref()).await,
     }
 }
 
@@ -393,13 +349,13 @@ pub async fn set_read_only(url: &str, config: &Config, read_only: bool) -> Resul
     if let Some(s) = &config.status {
         s.check()?;
     }
-    let change = match Target::parse(url)? {
-        Target::Postgres(u) => {
+    let change = match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Postgres(u) => {
             PgStack::new(&u, false)?
                 .set_read_only(config.status.as_ref(), read_only)
                 .await?
         }
-        Target::Sqlite(p) => {
+        DatabaseUrl::Sqlite(p) => {
             SqliteStack::new(p)
                 .set_read_only(config.status.as_ref(), read_only)
                 .await?

@@ -20,7 +20,6 @@ mod error;
 mod history;
 mod input;
 mod notify;
-mod redact;
 
 pub use error::PipelineError;
 pub use history::{
@@ -28,15 +27,16 @@ pub use history::{
     SfnHistory, failure_facts,
 };
 pub use input::{
-    AllowedTarget, Environment, Limits, NormalisedInput, StackEnvironment, Target, TargetKind,
-    valid_slot_name, validate_input,
+    Limits, NormalisedInput, stack_environment, stack_environment_from_lookup, validate_input,
 };
 pub use notify::{
     ChatWebhook, MemoryPublisher, Message, NotifyInput, NotifyOutput, NotifyRequest, Publisher,
     RunStatus, STATES_SOURCE, STATUS_CHANGE, SnsPublisher, StatusChangeDetail, StatusChangeEvent,
     StepError, Summary, compose, notify, request_from_status_change, webhook_url_from_secret,
 };
-pub use redact::redact;
+pub use stepops_error::{
+    AllowedTarget, Environment, StackEnvironment, TargetKind, TargetRef, redact,
+};
 
 use serde_json::Value;
 
@@ -70,7 +70,7 @@ pub async fn notify_handler<P: Publisher, H: ExecutionHistory>(
 
 /// Environment variable holding the stack's own environment (`dev` or `prod`).
 pub const ENV_ENVIRONMENT: &str = "STEPOPS_ENVIRONMENT";
-/// Environment variable holding the targets this stack may use (see [`StackEnvironment::parse`]).
+/// Environment variable holding the targets this stack may use (see [`stack_environment`]).
 pub const ENV_ALLOWED_TARGETS: &str = "STEPOPS_ALLOWED_TARGETS";
 /// Environment variable holding the SNS topic the notify function publishes to.
 pub const ENV_TOPIC_ARN: &str = "STEPOPS_TOPIC_ARN";

@@ -12,7 +12,8 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// The literal block of `RunnerLaunchTemplate`'s `UserData`, de-indented.
+/// The literal block of `RunnerLaunchTemplate`'s `UserData`, de-indented (it ends where its
+/// `!Sub` variables, `AllowedTargets`, begin).
 fn template_user_data() -> String {
     let t = read("template.yaml");
     let start = t
@@ -20,8 +21,8 @@ fn template_user_data() -> String {
         .expect("template.yaml has the runner user data");
     let end = start
         + t[start..]
-            .find("\n            - {}")
-            .expect("user data ends");
+            .find("\n            - AllowedTargets: ")
+            .expect("user data ends where its substitutions begin");
     t[start..end]
         .lines()
         .map(|l| l.strip_prefix("              ").unwrap_or(l.trim()))
@@ -72,6 +73,8 @@ fn user_data_configures_the_runner_for_its_own_activity_and_environment() {
     for needed in [
         "activities: [\"${MigrateActivity}\"]",
         "environment: ${Environment}",
+        // The runner checks every task's targets against the same list as validate-input.
+        "allowed_targets: \"${AllowedTargets}\"",
         "aws s3 cp --region ${AWS::Region} \"s3://${ArtifactBucket}/${ArtifactKey}\"",
         "systemctl enable --now stepops-runner.service",
     ] {
@@ -162,11 +165,18 @@ fn systemd_waits_longer_than_the_runner_drains() {
         )
         .replace("${RunnerConcurrency}", "8")
         .replace("${Environment}", "dev")
+        .replace(
+            "${AllowedTargets}",
+            "secret:stepops/dev/source-db,secret:stepops/dev/dest-db",
+        )
         .replace("${AWS::Region}", "eu-west-1");
+    // A valid AWS-mode configuration: environment and allow-list given, no endpoint.
     let config = stepops_runner::RawConfig::from_yaml(&yaml, "user data")
         .unwrap()
         .build()
         .unwrap();
+    assert_eq!(config.endpoint, None);
+    assert_eq!(config.allowed_targets.unwrap().allowed_targets.len(), 2);
     let drain = config.drain_timeout.as_secs();
     assert!(
         drain + 60 <= stop,

@@ -85,7 +85,7 @@ struct World {
 
 impl World {
     fn new(dir: &Path, source: Db, dest: Db) -> Arc<World> {
-        let stack = StackEnvironment::parse("dev", "secret:stepops/dev/*").unwrap();
+        let stack = stepops_pipeline::stack_environment("dev", "secret:stepops/dev/*").unwrap();
         World::with_stack(dir, source, dest, stack)
     }
 

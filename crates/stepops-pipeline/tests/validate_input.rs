@@ -7,7 +7,7 @@ use stepops_error::{Named, TaskFailure};
 use stepops_pipeline::{PipelineError, StackEnvironment, validate_input};
 
 fn dev_stack() -> StackEnvironment {
-    StackEnvironment::parse(
+    stepops_pipeline::stack_environment(
         "dev",
         "secret:stepops/dev/*,parameter:/stepops/dev/*,url:sqlite:*",
     )
@@ -144,7 +144,14 @@ fn slot_names_are_judged_as_the_migration_engine_judges_them() {
         }
         .validate()
         .is_ok();
-        assert_eq!(stepops_pipeline::valid_slot_name(name), engine, "{name:?}");
+        let input = json!({
+            "environment": "dev",
+            "source": {"secret": "stepops/dev/a"},
+            "dest": {"secret": "stepops/dev/b"},
+            "config": {"changeTracking": {"slot": name}},
+        });
+        let ours = validate_input(&input, &dev_stack()).is_ok();
+        assert_eq!(ours, engine, "{name:?}");
     }
 }
 
@@ -168,7 +175,7 @@ fn all_problems_are_reported_at_once() {
 
 #[test]
 fn a_prod_stack_refuses_dev_targets_and_accepts_its_own() {
-    let prod = StackEnvironment::parse(
+    let prod = stepops_pipeline::stack_environment(
         "prod",
         "secret:stepops/prod/source-db secret:stepops/prod/dest-db",
     )
@@ -201,7 +208,7 @@ fn a_prod_stack_refuses_dev_targets_and_accepts_its_own() {
 
 #[test]
 fn exact_names_do_not_match_longer_ones() {
-    let stack = StackEnvironment::parse(
+    let stack = stepops_pipeline::stack_environment(
         "dev",
         "secret:stepops/dev/source-db,secret:stepops/dev/dest-db",
     )
@@ -216,19 +223,19 @@ fn exact_names_do_not_match_longer_ones() {
 
 #[test]
 fn the_stack_configuration_is_checked() {
-    let err = StackEnvironment::parse("staging", "secret:a").unwrap_err();
+    let err = stepops_pipeline::stack_environment("staging", "secret:a").unwrap_err();
     assert_eq!(err.error_name().as_str(), "Stepops.Internal");
-    assert!(StackEnvironment::parse("dev", "").is_err());
-    assert!(StackEnvironment::parse("dev", "vault:a").is_err());
-    assert!(StackEnvironment::parse("dev", "secret:").is_err());
-    let s = StackEnvironment::from_lookup(|k| match k {
+    assert!(stepops_pipeline::stack_environment("dev", "").is_err());
+    assert!(stepops_pipeline::stack_environment("dev", "vault:a").is_err());
+    assert!(stepops_pipeline::stack_environment("dev", "secret:").is_err());
+    let s = stepops_pipeline::stack_environment_from_lookup(|k| match k {
         "STEPOPS_ENVIRONMENT" => Some("prod".into()),
         "STEPOPS_ALLOWED_TARGETS" => Some("secret:x, parameter:/y/*".into()),
         _ => None,
     })
     .unwrap();
     assert_eq!(s.allowed_targets.len(), 2);
-    assert!(StackEnvironment::from_lookup(|_| None).is_err());
+    assert!(stepops_pipeline::stack_environment_from_lookup(|_| None).is_err());
 }
 
 /// `config` is handed to the migration engine as is: whatever the validator accepts, the engine's

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_norway::Value as Yaml;
-use stepops_error::{ErrorName, Named};
+use stepops_error::{Environment, ErrorName, Named, StackEnvironment, TargetKind};
 
 /// The prefix of the runner's configuration overrides: `STEPOPS_RUNNER_<KEY>`.
 pub const ENV_PREFIX: &str = "STEPOPS_RUNNER_";
@@ -45,9 +45,18 @@ pub struct RunnerConfig {
     pub region: Option<String>,
     /// `worker_name`: the name sent with each poll (default: the host name).
     pub worker_name: String,
-    /// `environment`: when set, tasks whose `args.environment` differs are refused with
-    /// `Stepops.WrongEnvironment`.
-    pub environment: Option<String>,
+    /// `environment`: the stack's environment (`dev`, `prod`); required in AWS mode (no
+    /// `endpoint`). When set, a task without `args.environment` is refused
+    /// (`Stepops.InvalidInput`) and one for the other environment too
+    /// (`Stepops.WrongEnvironment`).
+    pub environment: Option<Environment>,
+    /// `allowed_targets`: the targets a task may name, `KIND:NAME` entries as validate-input's
+    /// `STEPOPS_ALLOWED_TARGETS` (a YAML list, or one string separated by commas); required in
+    /// AWS mode, where `url:` entries are refused. Unset in local mode: any target.
+    pub allowed_targets: Option<StackEnvironment>,
+    /// `answer_timeout_seconds`: how long one `SendTaskHeartbeat`, `SendTaskSuccess` or
+    /// `SendTaskFailure` may take before it is abandoned (and retried) (default 10).
+    pub answer_timeout: Duration,
     /// `object_store_root`: the folder standing in for S3 (`<root>/<bucket>/<key>`); S3 when
     /// unset (feature `s3`).
     pub object_store_root: Option<PathBuf>,
@@ -92,7 +101,7 @@ impl Named for ConfigError {
     }
 }
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 13] = [
     "activities",
     "concurrency",
     "heartbeat_seconds",
@@ -104,6 +113,8 @@ const KEYS: [&str; 11] = [
     "environment",
     "object_store_root",
     "secret_cache_seconds",
+    "allowed_targets",
+    "answer_timeout_seconds",
 ];
 
 /// Values gathered from the file and the environment, each with its origin.
@@ -334,9 +345,18 @@ impl RawConfig {
             }
             None => default_worker_name(),
         };
-        let environment = self
-            .take::<String>("environment", "an environment name (dev, prod)")?
-            .map(|v| v.0);
+        let environment = match self.take::<String>("environment", "an environment name")? {
+            Some((name, origin)) => Some(Environment::parse(&name).ok_or_else(|| {
+                key_err(
+                    "environment",
+                    &origin,
+                    format!("`{name}` is not an environment: expected dev or prod"),
+                )
+            })?),
+            None => None,
+        };
+        let allowed_targets = self.allowed_targets(environment, endpoint.is_none())?;
+        let answer_timeout = seconds("answer_timeout_seconds", 10, 1, 60)?;
         let object_store_root = self
             .take::<PathBuf>("object_store_root", "a folder path")?
             .map(|v| v.0);
@@ -351,9 +371,90 @@ impl RawConfig {
             region,
             worker_name,
             environment,
+            allowed_targets,
+            answer_timeout,
             object_store_root,
             secret_cache,
         })
+    }
+
+    /// `allowed_targets`, checked against `environment`; in AWS mode both are required and
+    /// `url:` entries are refused.
+    fn allowed_targets(
+        &self,
+        environment: Option<Environment>,
+        aws: bool,
+    ) -> Result<Option<StackEnvironment>, ConfigError> {
+        /// A YAML list of entries, or one string of them.
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Entries {
+            One(String),
+            Many(Vec<String>),
+        }
+        const AWS: &str = "required when the runner talks to AWS (no `endpoint`)";
+        let key_err = |key: &str, origin: &str, message: String| ConfigError::Key {
+            key: key.to_owned(),
+            origin: origin.to_owned(),
+            message,
+        };
+        let listed = self.take::<Entries>(
+            "allowed_targets",
+            "a list of KIND:NAME entries (KIND secret, parameter or url)",
+        )?;
+        let Some(environment) = environment else {
+            if aws {
+                return Err(key_err(
+                    "environment",
+                    "missing",
+                    format!("{AWS}: the stack's environment, dev or prod"),
+                ));
+            }
+            if let Some((_, origin)) = listed {
+                return Err(key_err(
+                    "allowed_targets",
+                    &origin,
+                    "needs `environment` (dev or prod): an allow-list belongs to one environment"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let Some((entries, origin)) = listed else {
+            if aws {
+                return Err(key_err(
+                    "allowed_targets",
+                    "missing",
+                    format!(
+                        "{AWS}: the targets the stack's tasks may name, e.g. \
+                         [secret:stepops/{environment}/source-db, secret:stepops/{environment}/dest-db]"
+                    ),
+                ));
+            }
+            return Ok(None);
+        };
+        let text = match entries {
+            Entries::One(s) => s,
+            Entries::Many(v) => v.join(","),
+        };
+        let stack = StackEnvironment::new(environment, &text)
+            .map_err(|why| key_err("allowed_targets", &origin, format!("the list {why}")))?;
+        if aws
+            && let Some(url) = stack
+                .allowed_targets
+                .iter()
+                .find(|a| a.kind == TargetKind::Url)
+        {
+            return Err(key_err(
+                "allowed_targets",
+                &origin,
+                format!(
+                    "`{url}`: url targets are refused when the runner talks to AWS (no \
+                     `endpoint`); they are for local runs: name secrets or parameters"
+                ),
+            ));
+        }
+        Ok(Some(stack))
     }
 }
 
@@ -414,6 +515,8 @@ mod tests {
     use super::*;
 
     const ARN: &str = "arn:aws:states:eu-west-1:123456789012:activity:stepops-dev-migrate";
+    /// Local mode: no environment nor allow-list required.
+    const LOCAL: &str = "endpoint: http://127.0.0.1:8083\n";
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -430,10 +533,9 @@ mod tests {
 
     #[test]
     fn other_commands_variables_are_ignored_and_old_spellings_warned() {
-        let base = format!("activities: [{ARN}]\nconcurrency: 8\n");
+        let base = format!("activities: [{ARN}]\nconcurrency: 8\n{LOCAL}");
         // Variables of validate-input, stepops local/start/admin, the notify function, tests…
         let others = [
-            ("STEPOPS_ALLOWED_TARGETS", "secret:stepops/dev/*"),
             ("STEPOPS_LOCAL_PORT", "8083"),
             ("STEPOPS_LOCAL_STATE_DIR", "/tmp/x"),
             (
@@ -459,16 +561,19 @@ mod tests {
             .apply_env(env(&[
                 ("STEPOPS_CONCURRENCY", "2"),
                 ("STEPOPS_ENVIRONMENT", "prod"),
+                // validate-input's allow-list: the runner has its own key of that name.
+                ("STEPOPS_ALLOWED_TARGETS", "secret:stepops/prod/*"),
             ]))
             .unwrap();
         let c = raw.build().unwrap();
         assert_eq!((c.concurrency, c.environment), (8, None));
-        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(c.allowed_targets.is_none());
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
         assert!(
-            warnings[0].starts_with("STEPOPS_CONCURRENCY is not read by stepops-runner")
-                && warnings[0].ends_with("set STEPOPS_RUNNER_CONCURRENCY"),
+            warnings[1].starts_with("STEPOPS_CONCURRENCY is not read by stepops-runner")
+                && warnings[1].ends_with("set STEPOPS_RUNNER_CONCURRENCY"),
             "{}",
-            warnings[0]
+            warnings[1]
         );
         assert!(warnings.iter().all(|w| !w.contains("prod")));
     }
@@ -515,19 +620,26 @@ mod tests {
     fn the_example_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("runner.example.yaml");
         let c = RawConfig::from_file(&path).unwrap().build().unwrap();
-        assert_eq!(c.environment.as_deref(), Some("dev"));
+        assert_eq!(c.environment, Some(Environment::Dev));
+        assert_eq!(c.endpoint, None, "the example is an AWS runner");
+        assert!(c.allowed_targets.is_some());
         assert_eq!(c.concurrency, 4);
     }
 
     #[test]
     fn defaults_and_file_values() {
-        let c = load(&format!("activities: [{ARN}]\nconcurrency: 8\n"), &[]).unwrap();
+        let c = load(
+            &format!("activities: [{ARN}]\nconcurrency: 8\n{LOCAL}"),
+            &[],
+        )
+        .unwrap();
         assert_eq!(c.activities, vec![ARN.to_string()]);
         assert_eq!(c.concurrency, 8);
         assert_eq!(c.heartbeat_interval, Duration::from_secs(20));
         assert_eq!(c.drain_timeout, Duration::from_secs(120));
         assert_eq!(c.poll_read_timeout, Duration::from_secs(70));
-        assert_eq!(c.endpoint, None);
+        assert_eq!(c.answer_timeout, Duration::from_secs(10));
+        assert_eq!((c.environment, &c.allowed_targets), (None, &None));
         assert!(!c.worker_name.is_empty());
     }
 
@@ -551,8 +663,75 @@ mod tests {
     }
 
     #[test]
+    fn an_aws_runner_needs_its_environment_and_allow_list() {
+        let aws = format!("activities: [{ARN}]\n");
+        let ok = load(
+            &format!("{aws}environment: dev\nallowed_targets: [secret:stepops/dev/*, parameter:/stepops/dev/db]\n"),
+            &[],
+        )
+        .unwrap();
+        let stack = ok.allowed_targets.unwrap();
+        assert_eq!(stack.environment, Environment::Dev);
+        assert_eq!(stack.allowed_targets.len(), 2);
+        // The template's user data writes one string; the environment variable is YAML too.
+        let env = load(
+            &format!("{aws}environment: prod\n"),
+            &[(
+                "STEPOPS_RUNNER_ALLOWED_TARGETS",
+                "secret:stepops/prod/source-db,secret:stepops/prod/dest-db",
+            )],
+        )
+        .unwrap();
+        assert_eq!(env.allowed_targets.unwrap().allowed_targets.len(), 2);
+        for (yaml, says) in [
+            (
+                aws.clone(),
+                "`environment` (missing): required when the runner talks to AWS",
+            ),
+            (
+                format!("{aws}environment: dev\n"),
+                "`allowed_targets` (missing): required when the runner talks to AWS",
+            ),
+            (
+                format!("{aws}environment: dev\nallowed_targets: [url:sqlite:*]\n"),
+                "url targets are refused when the runner talks to AWS",
+            ),
+            (
+                format!("{aws}environment: dev\nallowed_targets: [vault:x]\n"),
+                "the list entry `vault:x` is not KIND:NAME",
+            ),
+            (
+                format!("{aws}environment: dev\nallowed_targets: []\n"),
+                "the list is empty",
+            ),
+            (
+                format!("{aws}environment: staging\nallowed_targets: [secret:a]\n"),
+                "`staging` is not an environment",
+            ),
+            (
+                format!("{aws}{LOCAL}allowed_targets: [url:sqlite:*]\n"),
+                "needs `environment`",
+            ),
+            (
+                format!("{aws}{LOCAL}answer_timeout_seconds: 0\n"),
+                "expected 1 to 60 seconds",
+            ),
+        ] {
+            let e = load(&yaml, &[]).unwrap_err().to_string();
+            assert!(e.contains(says), "{yaml}: {e}");
+        }
+        // Locally, url entries are what a run names.
+        let local = load(
+            &format!("{aws}{LOCAL}environment: dev\nallowed_targets: url:sqlite:*\n"),
+            &[],
+        )
+        .unwrap();
+        assert!(local.allowed_targets.is_some());
+    }
+
+    #[test]
     fn errors_name_the_key_and_origin() {
-        let e = load(&format!("activities: [{ARN}]\nconcurency: 3\n"), &[]).unwrap_err();
+        let e = load(&format!("activities: [{ARN}]\nconcurency: 3\n{LOCAL}"), &[]).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("configuration key `concurency` (file runner.yaml): unknown key"),

@@ -47,7 +47,7 @@ pub use migration::{
 pub use results::{RoundTotals, round_totals};
 pub use runner::{RunReport, Runner, RunnerOptions};
 pub use secrets::{
-    AwsSecretSource, NoSecretSource, Resolver, Secret, SecretError, SecretSource, Target,
+    AwsSecretSource, NoSecretSource, Resolver, Secret, SecretError, SecretSource, target_arg,
 };
 pub use sfn::{load_sdk_config, local_sfn_client, sfn_client};
 pub use step::{CancelOnDrop, StepError, StepHandler};

@@ -15,7 +15,7 @@ use stepops_error::ErrorName;
 use tracing::{info, warn};
 
 use crate::results::{RoundTotals, round_totals};
-use crate::secrets::{Resolver, Secret, SecretSource, Target};
+use crate::secrets::{Resolver, Secret, SecretSource, target_arg};
 use crate::step::{StepError, StepHandler};
 use crate::store::ObjectStore;
 
@@ -193,10 +193,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
     }
 
     async fn target(&self, args: &Value, name: &str) -> Result<Secret, StepError> {
-        let value = args
-            .get(name)
-            .ok_or_else(|| StepError::invalid_input(format!("missing argument `{name}`")))?;
-        let target = Target::from_json(name, value)?;
+        let target = target_arg(name, args.get(name))?;
         Ok(self.resolver.resolve(&target).await?)
     }
 

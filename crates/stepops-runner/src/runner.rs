@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_sdk_sfn::config::http::HttpResponse;
 use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use serde_json::{Value, json};
-use stepops_error::ErrorName;
+use stepops_error::{Environment, ErrorName, StackEnvironment, TargetKind, TargetRef};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -46,8 +46,17 @@ pub struct RunnerOptions {
     pub drain_timeout: Duration,
     /// Sent as `workerName` with each poll.
     pub worker_name: String,
-    /// When set, tasks whose `args.environment` differs are refused (`Stepops.WrongEnvironment`).
-    pub environment: Option<String>,
+    /// When set, a task must say its `args.environment` (else `Stepops.InvalidInput`) and it
+    /// must be this one (else `Stepops.WrongEnvironment`).
+    pub environment: Option<Environment>,
+    /// When set, every target a task names (`source`, `dest`, `target`) must be on this
+    /// allow-list (the one validate-input checks), before its step runs.
+    pub allowed_targets: Option<StackEnvironment>,
+    /// Refuse `{"url": …}` targets (AWS mode: no `endpoint`); URLs are for local runs.
+    pub refuse_url_targets: bool,
+    /// How long one heartbeat or answer call may take before it is abandoned (a heartbeat is
+    /// tried again at the next interval, an answer retried), far below the poll's timeout.
+    pub answer_timeout: Duration,
     /// Attempts at sending one answer (success, failure) before giving up.
     pub answer_attempts: u32,
     /// First backoff delay between answer attempts (doubles, with jitter, up to 10 s).
@@ -64,6 +73,9 @@ impl RunnerOptions {
             drain_timeout: Duration::from_secs(120),
             worker_name: "stepops-runner".into(),
             environment: None,
+            allowed_targets: None,
+            refuse_url_targets: false,
+            answer_timeout: Duration::from_secs(10),
             answer_attempts: 8,
             answer_backoff: Duration::from_millis(200),
         }
@@ -78,7 +90,10 @@ impl From<&RunnerConfig> for RunnerOptions {
             heartbeat_interval: c.heartbeat_interval,
             drain_timeout: c.drain_timeout,
             worker_name: c.worker_name.clone(),
-            environment: c.environment.clone(),
+            environment: c.environment,
+            allowed_targets: c.allowed_targets.clone(),
+            refuse_url_targets: c.endpoint.is_none(),
+            answer_timeout: c.answer_timeout,
             ..RunnerOptions::new(Vec::new())
         }
     }
@@ -341,7 +356,7 @@ async fn run_task<H: StepHandler>(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let started = std::time::Instant::now();
-    let parsed = parse_input(&input, shared.options.environment.as_deref());
+    let parsed = parse_input(&input, &shared.options);
     let step_name = parsed.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
     info!(step = %step_name, "task started");
     let outcome = {
@@ -437,8 +452,9 @@ async fn hand_back<H>(shared: &Shared<H>, token: &str, cause: &str) {
     }
 }
 
-/// Parses `{"step": NAME, "args": {…}}` and checks the runner's environment.
-fn parse_input(input: &str, environment: Option<&str>) -> Result<(String, Value), StepError> {
+/// Parses `{"step": NAME, "args": {…}}` and checks it against the runner's own configuration
+/// ([`check_task`]).
+fn parse_input(input: &str, options: &RunnerOptions) -> Result<(String, Value), StepError> {
     let value: Value = serde_json::from_str(input).map_err(|e| {
         StepError::invalid_input(format!(
             "the task input is not JSON ({e}); expected {{\"step\": NAME, \"args\": {{…}}}}"
@@ -459,19 +475,69 @@ fn parse_input(input: &str, environment: Option<&str>) -> Result<(String, Value)
             )));
         }
     };
-    if let (Some(mine), Some(theirs)) =
-        (environment, args.get("environment").and_then(Value::as_str))
-        && mine != theirs
-    {
-        return Err(StepError::new(
-            ErrorName::WrongEnvironment,
-            format!(
-                "this runner serves environment `{mine}`, the task is for `{theirs}`: start the \
-                 execution in the `{theirs}` stack"
-            ),
-        ));
-    }
+    check_task(step, &args, options)?;
     Ok((step.to_owned(), args))
+}
+
+/// The arguments that name a database.
+const TARGET_ARGS: [&str; 3] = ["source", "dest", "target"];
+
+/// The runner trusts no task (any state machine in the account can schedule on its activity):
+/// before a step runs, its `environment` must be the runner's and every target it names must
+/// be on the runner's own allow-list (the check validate-input makes, from the same stack
+/// parameters), and in AWS mode no `url` target is accepted. Nothing is read or written before
+/// this passes. `ping` names no database and is exempt.
+fn check_task(step: &str, args: &Value, options: &RunnerOptions) -> Result<(), StepError> {
+    if step == "ping" {
+        return Ok(());
+    }
+    if let Some(mine) = options.environment {
+        match args.get("environment").and_then(Value::as_str) {
+            None => {
+                return Err(StepError::invalid_input(format!(
+                    "step `{step}`: the task has no string argument `environment`; this runner \
+                     serves `{mine}` and refuses a task that does not say which environment it \
+                     is for (check the Task state's Parameters)"
+                )));
+            }
+            Some(theirs) if theirs != mine.as_str() => {
+                return Err(StepError::new(
+                    ErrorName::WrongEnvironment,
+                    format!(
+                        "this runner serves environment `{mine}`, the task is for `{theirs}`: \
+                         start the execution in the `{theirs}` stack"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for field in TARGET_ARGS {
+        let Some(value) = args.get(field) else {
+            continue;
+        };
+        let target = TargetRef::from_json(field, Some(value))
+            .map_err(|why| StepError::invalid_input(format!("step `{step}`: argument {why}")))?;
+        if options.refuse_url_targets && target.kind == TargetKind::Url {
+            return Err(StepError::invalid_input(format!(
+                "step `{step}`: argument `{field}` is {}: this runner talks to AWS (no \
+                 `endpoint`), where a task names its databases by secret or parameter; url \
+                 targets are for local runs",
+                target.describe()
+            )));
+        }
+        if let Some(stack) = &options.allowed_targets {
+            stack.check(field, &target).map_err(|refusal| {
+                let mut err = StepError::from(refusal);
+                err.cause = format!(
+                    "step `{step}`: {} (the runner's allowed_targets)",
+                    err.cause
+                );
+                err
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The built-in `ping` step: `{"sleepMs"?: N}` → `{"pong": true, "worker": NAME}`. A smoke test
@@ -497,13 +563,19 @@ async fn heartbeat_until_lost<H>(shared: &Shared<H>, token: &str) -> String {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match shared
-            .client
-            .send_task_heartbeat()
-            .task_token(token)
-            .send()
-            .await
-        {
+        let sent = tokio::time::timeout(
+            shared.options.answer_timeout,
+            shared.client.send_task_heartbeat().task_token(token).send(),
+        )
+        .await;
+        let Ok(sent) = sent else {
+            warn!(
+                timeout_seconds = shared.options.answer_timeout.as_secs_f64(),
+                "heartbeat got no answer in time; abandoned, the next one goes at the next interval"
+            );
+            continue;
+        };
+        match sent {
             Ok(_) => debug!("heartbeat sent"),
             Err(err) => match err.code() {
                 Some(code @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
@@ -522,27 +594,39 @@ async fn answer<H>(shared: &Shared<H>, token: &str, mut answer: Answer) -> bool 
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = match &answer {
-            Answer::Success(output) => shared
-                .client
-                .send_task_success()
-                .task_token(token)
-                .output(output)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(classify),
-            Answer::Failure { error, cause } => shared
-                .client
-                .send_task_failure()
-                .task_token(token)
-                .error(truncate_chars(error, MAX_ERROR_CHARS))
-                .cause(truncate_chars(cause, MAX_CAUSE_CHARS))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(classify),
+        let send = async {
+            match &answer {
+                Answer::Success(output) => shared
+                    .client
+                    .send_task_success()
+                    .task_token(token)
+                    .output(output)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify),
+                Answer::Failure { error, cause } => shared
+                    .client
+                    .send_task_failure()
+                    .task_token(token)
+                    .error(truncate_chars(error, MAX_ERROR_CHARS))
+                    .cause(truncate_chars(cause, MAX_CAUSE_CHARS))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(classify),
+            }
         };
+        let timeout = shared.options.answer_timeout;
+        let result = tokio::time::timeout(timeout, send)
+            .await
+            .unwrap_or_else(|_| {
+                Err((
+                    None,
+                    format!("no answer within {} s", timeout.as_secs_f64()),
+                    true,
+                ))
+            });
         let (code, text, retryable) = match result {
             Ok(()) => return true,
             Err(e) => e,
@@ -651,33 +735,71 @@ mod tests {
 
     #[test]
     fn inputs_are_checked() {
+        let open = RunnerOptions::new(vec![]);
         assert_eq!(
-            parse_input(r#"{"step":"copy","args":{"a":1}}"#, None).unwrap(),
+            parse_input(r#"{"step":"copy","args":{"a":1}}"#, &open).unwrap(),
             ("copy".to_owned(), json!({"a": 1}))
         );
         assert_eq!(
-            parse_input(r#"{"step":"ping"}"#, None).unwrap().1,
+            parse_input(r#"{"step":"ping"}"#, &open).unwrap().1,
             json!({})
         );
         for bad in ["nope", r#"{"args":{}}"#, r#"{"step":"x","args":[1]}"#] {
             assert_eq!(
-                parse_input(bad, None).unwrap_err().name,
+                parse_input(bad, &open).unwrap_err().name,
                 ErrorName::InvalidInput
             );
         }
-        let e = parse_input(
-            r#"{"step":"copy","args":{"environment":"prod"}}"#,
-            Some("dev"),
-        )
-        .unwrap_err();
-        assert_eq!(e.name, ErrorName::WrongEnvironment);
-        assert!(
-            parse_input(
-                r#"{"step":"copy","args":{"environment":"dev"}}"#,
-                Some("dev")
-            )
-            .is_ok()
+    }
+
+    #[test]
+    fn tasks_are_checked_against_the_runners_own_configuration() {
+        let mut dev = RunnerOptions::new(vec![]);
+        dev.environment = Some(Environment::Dev);
+        dev.allowed_targets = Some(
+            StackEnvironment::new(Environment::Dev, "secret:stepops/dev/*,url:sqlite:*").unwrap(),
         );
+        let task = |args: Value| json!({"step": "copy", "args": args}).to_string();
+        let ok = json!({"environment": "dev", "source": {"secret": "stepops/dev/a"},
+                        "dest": {"url": "sqlite:/tmp/d.db"}});
+        assert!(parse_input(&task(ok.clone()), &dev).is_ok());
+        for (args, name, says) in [
+            (
+                json!({"environment": "prod", "source": {"secret": "stepops/dev/a"}}),
+                ErrorName::WrongEnvironment,
+                "the task is for `prod`",
+            ),
+            (
+                json!({"source": {"secret": "stepops/dev/a"}}),
+                ErrorName::InvalidInput,
+                "no string argument `environment`",
+            ),
+            (
+                json!({"environment": "dev", "dest": {"secret": "stepops/prod/db"}}),
+                ErrorName::WrongEnvironment,
+                "a prod target",
+            ),
+            (
+                json!({"environment": "dev", "target": {"parameter": "/other/db"}}),
+                ErrorName::InvalidInput,
+                "not configured for this dev stack",
+            ),
+            (
+                json!({"environment": "dev", "source": {"url": "postgres://u:pw@h/db"}}),
+                ErrorName::InvalidInput,
+                "password inline",
+            ),
+        ] {
+            let e = parse_input(&task(args.clone()), &dev).unwrap_err();
+            assert_eq!(e.name, name, "{args}: {e}");
+            assert!(e.cause.contains(says), "{args}: {e}");
+        }
+        let mut aws = dev.clone();
+        aws.refuse_url_targets = true;
+        let e = parse_input(&task(ok), &aws).unwrap_err();
+        assert!(e.cause.contains("url targets are for local runs"), "{e}");
+        // ping names no database: a smoke test needs no environment.
+        assert!(parse_input(r#"{"step":"ping"}"#, &aws).is_ok());
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Targets and secrets: `{"secret": NAME}` (Secrets Manager), `{"parameter": NAME}` (SSM
-//! SecureString) and `{"url": URL}` (local runs; a password inline is refused) resolve to a
-//! database URL held in a [`Secret`], which never prints its value. Values are cached per
-//! process for `secret_cache` (rotation is picked up after that).
+//! Targets and secrets: a [`TargetRef`] (`{"secret": NAME}` for Secrets Manager,
+//! `{"parameter": NAME}` for an SSM SecureString, `{"url": URL}` for local runs, a password
+//! inline refused) resolves to a database URL held in a [`Secret`], which never prints its
+//! value. Values are cached per process for `secret_cache` (rotation is picked up after that).
+//! No input can panic a resolver: its locks recover from poisoning, and the parsing of secret
+//! values never slices text inside a character.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stepops_error::{ErrorName, Named};
+use stepops_error::{ErrorName, Named, TargetKind, TargetRef};
 
 /// A secret value (a database URL, a token). `Debug` and `Display` print `[redacted]`; read the
 /// value with [`Secret::expose`] only where it is handed to a driver.
@@ -41,90 +43,12 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Where a database URL comes from, as a step's `source`/`dest`/`target` argument names it.
-/// Its `Display` names the reference (`secret stepops/dev/source-db`), never a value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// A Secrets Manager secret: a URL, or JSON with `url`, or the RDS shape
-    /// (`engine, host, port, username, password, dbname`).
-    Secret(String),
-    /// An SSM parameter (SecureString), read with decryption.
-    Parameter(String),
-    /// A URL given inline (local runs): no password allowed.
-    Url(Secret),
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Secret(name) => write!(f, "secret {name}"),
-            Target::Parameter(name) => write!(f, "parameter {name}"),
-            Target::Url(url) => write!(f, "url {}", url_scheme(url.expose())),
-        }
-    }
-}
-
-fn url_scheme(url: &str) -> String {
-    match url.split_once(':') {
-        Some((scheme, _)) => format!("{scheme}:…"),
-        None => "…".to_owned(),
-    }
-}
-
-impl Target {
-    /// Parses a target argument; `what` names the argument in errors (`source`, `dest`).
-    pub fn from_json(what: &str, value: &Value) -> Result<Target, SecretError> {
-        let invalid = |msg: String| SecretError::Invalid(format!("argument `{what}`: {msg}"));
-        let Some(obj) = value.as_object() else {
-            return Err(invalid(
-                "expected an object {\"secret\": NAME}, {\"parameter\": NAME} or {\"url\": URL}"
-                    .into(),
-            ));
-        };
-        if obj.len() != 1 {
-            return Err(invalid(format!(
-                "expected exactly one of `secret`, `parameter`, `url`; got keys {:?}",
-                obj.keys().collect::<Vec<_>>()
-            )));
-        }
-        let (key, v) = obj.iter().next().expect("one key");
-        let Some(s) = v.as_str().filter(|s| !s.trim().is_empty()) else {
-            return Err(invalid(format!("`{key}` must be a non-empty string")));
-        };
-        match key.as_str() {
-            "secret" => Ok(Target::Secret(s.to_owned())),
-            "parameter" => Ok(Target::Parameter(s.to_owned())),
-            "url" => {
-                if url_has_password(s) {
-                    return Err(invalid(
-                        "the URL holds a password inline; store it in Secrets Manager or SSM \
-                         and pass {\"secret\": NAME} or {\"parameter\": NAME} instead"
-                            .into(),
-                    ));
-                }
-                Ok(Target::Url(Secret::new(s)))
-            }
-            other => Err(invalid(format!(
-                "unknown key `{other}`; expected `secret`, `parameter` or `url`"
-            ))),
-        }
-    }
-}
-
-/// Whether `scheme://user:password@host…` carries a password (or `password=` in a query or
-/// key/value connection string).
-pub fn url_has_password(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    if lower.contains("password=") {
-        return true;
-    }
-    if let Some((_, rest)) = url.split_once("://") {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            return userinfo.contains(':');
-        }
-    }
-    false
+/// Parses a step's target argument `field` (`source`, `dest`, `target`) into the shared
+/// [`TargetRef`]: exactly one of `secret`, `parameter`, `url`; a URL with a password inline is
+/// refused.
+pub fn target_arg(field: &str, value: Option<&Value>) -> Result<TargetRef, SecretError> {
+    TargetRef::from_json(field, value)
+        .map_err(|why| SecretError::Invalid(format!("argument {why}")))
 }
 
 /// Why a target could not be resolved. Messages name the reference, never a value.
@@ -268,13 +192,13 @@ impl SecretSource for NoSecretSource {
     }
 }
 
-/// Resolves [`Target`]s to database URLs through a [`SecretSource`], caching values for a
+/// Resolves [`TargetRef`]s to database URLs through a [`SecretSource`], caching values for a
 /// while, and remembers every value it handed out so that [`Resolver::redact`] can scrub them
 /// (and the passwords inside them) from any text before it is logged or sent.
 pub struct Resolver<S> {
     source: S,
     ttl: Duration,
-    cache: Mutex<HashMap<Target, (Secret, Instant)>>,
+    cache: Mutex<HashMap<TargetRef, (Secret, Instant)>>,
     known: Mutex<Vec<String>>,
 }
 
@@ -290,29 +214,26 @@ impl<S: SecretSource> Resolver<S> {
     }
 
     /// The database URL `target` names.
-    pub async fn resolve(&self, target: &Target) -> Result<Secret, SecretError> {
-        if let Some((value, at)) = self.cache.lock().expect("cache lock").get(target)
+    pub async fn resolve(&self, target: &TargetRef) -> Result<Secret, SecretError> {
+        if let Some((value, at)) = lock(&self.cache).get(target)
             && at.elapsed() < self.ttl
         {
             return Ok(value.clone());
         }
-        let raw = match target {
-            Target::Url(url) => url.clone(),
-            Target::Secret(name) => self.source.secret(name).await?,
-            Target::Parameter(name) => self.source.parameter(name).await?,
+        let raw = match target.kind {
+            TargetKind::Url => Secret::new(target.name.clone()),
+            TargetKind::Secret => self.source.secret(&target.name).await?,
+            TargetKind::Parameter => self.source.parameter(&target.name).await?,
         };
         self.remember(raw.expose());
         let url = database_url(&target.to_string(), &raw)?;
         self.remember(url.expose());
-        self.cache
-            .lock()
-            .expect("cache lock")
-            .insert(target.clone(), (url.clone(), Instant::now()));
+        lock(&self.cache).insert(target.clone(), (url.clone(), Instant::now()));
         Ok(url)
     }
 
     fn remember(&self, value: &str) {
-        let mut known = self.known.lock().expect("known lock");
+        let mut known = lock(&self.known);
         for piece in secret_pieces(value) {
             if !known.contains(&piece) {
                 known.push(piece);
@@ -322,17 +243,24 @@ impl<S: SecretSource> Resolver<S> {
         known.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
-    /// `text` with every secret value this resolver has seen replaced by `[redacted]`.
+    /// `text` with every secret value this resolver has seen replaced by `[redacted]`, then
+    /// through the shared [`stepops_error::redact`] (passwords in URLs, `password=`, tokens).
     pub fn redact(&self, text: &str) -> String {
-        let known = self.known.lock().expect("known lock");
+        let known = lock(&self.known);
         let mut out = text.to_owned();
         for value in known.iter() {
             if out.contains(value.as_str()) {
                 out = out.replace(value.as_str(), "[redacted]");
             }
         }
-        out
+        stepops_error::redact(&out)
     }
+}
+
+/// Locks `m`, recovering the data if a thread panicked while holding it: the cache and the
+/// list of known values stay usable for every later task.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The strings worth scrubbing from a secret value: the whole value, a password in a URL, and
@@ -359,16 +287,23 @@ fn secret_pieces(value: &str) -> Vec<String> {
     pieces
 }
 
+/// Decodes `%XX` escapes; anything else (a lone `%`, a `%` before a multi-byte character) is
+/// kept as it is. Works on bytes, so no input can make it panic.
 fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
         {
-            out.push(b);
+            out.push(hi << 4 | lo);
             i += 3;
             continue;
         }
@@ -466,32 +401,86 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("postgres://u:pw@h/db");
         assert_eq!(format!("{s:?} {s}"), "Secret([redacted]) [redacted]");
-        let t = Target::Url(s);
-        assert_eq!(t.to_string(), "url postgres:…");
-        assert!(!format!("{t:?}").contains("pw"));
     }
 
     #[test]
-    fn targets_parse_and_refuse_inline_passwords() {
+    fn target_arguments_parse_and_refuse_inline_passwords() {
+        let t = |field, v: Value| target_arg(field, Some(&v));
         assert_eq!(
-            Target::from_json("source", &json!({"secret": "a/b"})).unwrap(),
-            Target::Secret("a/b".into())
+            t("source", json!({"secret": "a/b"})).unwrap().to_string(),
+            "secret a/b"
         );
         assert_eq!(
-            Target::from_json("dest", &json!({"parameter": "/p"})).unwrap(),
-            Target::Parameter("/p".into())
+            t("dest", json!({"parameter": "/p"})).unwrap().kind,
+            TargetKind::Parameter
         );
-        assert!(Target::from_json("dest", &json!({"url": "sqlite:/tmp/a.db"})).is_ok());
-        assert!(Target::from_json("dest", &json!({"url": "postgres://u@h/db"})).is_ok());
-        let err = Target::from_json("dest", &json!({"url": "postgres://u:pw@h/db"})).unwrap_err();
+        assert!(t("dest", json!({"url": "sqlite:/tmp/a.db"})).is_ok());
+        assert!(t("dest", json!({"url": "postgres://u@h/db"})).is_ok());
+        let err = t("dest", json!({"url": "postgres://u:pw@h/db"})).unwrap_err();
         assert_eq!(err.error_name(), ErrorName::InvalidInput);
-        assert!(err.to_string().contains("argument `dest`"));
-        assert!(!err.to_string().contains("pw"));
-        let err = Target::from_json("source", &json!({"secret": "a", "url": "b"})).unwrap_err();
+        assert!(err.to_string().contains("argument `dest.url`"), "{err}");
+        assert!(!err.to_string().contains(":pw@"), "{err}");
+        let err = t("source", json!({"secret": "a", "url": "b"})).unwrap_err();
         assert!(err.to_string().contains("exactly one"), "{err}");
-        assert!(Target::from_json("source", &json!("sqlite:x")).is_err());
-        assert!(Target::from_json("source", &json!({"file": "x"})).is_err());
-        assert!(url_has_password("host=h user=u password=x"));
+        assert!(t("source", json!("sqlite:x")).is_err());
+        assert!(t("source", json!({"file": "x"})).is_err());
+        assert!(target_arg("source", None).is_err());
+    }
+
+    #[test]
+    fn percent_decoding_never_panics_on_multi_byte_characters() {
+        assert_eq!(percent_decode("p%40ss%2Fword"), "p@ss/word");
+        for tricky in [
+            "%é",
+            "%aé",
+            "é%",
+            "%",
+            "%%",
+            "%4",
+            "%zz",
+            "a%€b",
+            "%\u{10FFFF}1",
+        ] {
+            let _ = percent_decode(tricky);
+        }
+        assert_eq!(percent_decode("%é1"), "%é1");
+        // The whole path a secret value takes: a password with `%` before a multi-byte
+        // character used to panic while the resolver's lock was held.
+        let pieces = secret_pieces("postgres://app:ab%écd1234@db/x");
+        assert!(pieces.iter().any(|p| p == "ab%écd1234"), "{pieces:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Secret values are whatever an operator stored: no value, and no text handed to the
+        /// redactor, may panic the runner (a panic under the resolver's lock used to break
+        /// every later task of the process).
+        #[test]
+        fn no_secret_value_panics(value in "\\PC*", text in "\\PC*") {
+            let _ = percent_decode(&value);
+            let _ = secret_pieces(&value);
+            let _ = database_url("secret x", &Secret::new(value.clone()));
+            let r = Resolver::new(NoSecretSource, Duration::from_secs(60));
+            r.remember(&value);
+            let _ = r.redact(&text);
+        }
+
+        /// A password the resolver handed out never survives its redactor, whatever the
+        /// text around it.
+        #[test]
+        fn a_resolved_password_never_survives(
+            password in "[A-Za-z0-9!$()*+,;=:@/._~%?#é€-]{6,24}",
+            before in "\\PC{0,30}",
+            after in "\\PC{0,30}",
+        ) {
+            let r = Resolver::new(NoSecretSource, Duration::from_secs(60));
+            let url = format!("postgres://app:{}@db/main", percent_encode(&password));
+            r.remember(&url);
+            let text = format!("{before}{url}{after} and {password}");
+            let out = r.redact(&text);
+            proptest::prop_assert!(!out.contains(&password), "{}", out);
+        }
     }
 
     #[tokio::test]
@@ -502,19 +491,23 @@ mod tests {
             },
             Duration::from_secs(60),
         );
-        let t = Target::Secret("plain".into());
+        let secret = |name: &str| TargetRef {
+            kind: TargetKind::Secret,
+            name: name.into(),
+        };
+        let t = secret("plain");
         let url = r.resolve(&t).await.unwrap();
         assert_eq!(url.expose(), "postgres://app:hunter2-secret@db:5432/app");
         r.resolve(&t).await.unwrap();
         assert_eq!(r.source.calls.load(Ordering::SeqCst), 1, "cached");
-        let rds = r.resolve(&Target::Secret("rds".into())).await.unwrap();
+        let rds = r.resolve(&secret("rds")).await.unwrap();
         assert_eq!(rds.expose(), "postgres://app:p%40ss%2Fword@db:5432/app");
         let text = "connect postgres://app:hunter2-secret@db:5432/app failed; \
                     password hunter2-secret; other p@ss/word";
         let red = r.redact(text);
         assert!(!red.contains("hunter2"), "{red}");
         assert!(!red.contains("p@ss/word"), "{red}");
-        let err = r.resolve(&Target::Secret("nope".into())).await.unwrap_err();
+        let err = r.resolve(&secret("nope")).await.unwrap_err();
         assert_eq!(err.error_name(), ErrorName::NotFound);
         assert!(err.to_string().contains("secret nope"));
     }

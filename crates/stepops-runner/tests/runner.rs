@@ -230,14 +230,14 @@ async fn timed_out_heartbeat_cancels_the_step_and_rolls_back() {
 async fn failures_carry_stepops_names_within_the_api_limits() {
     let fake = FakeSfn::start(Duration::from_secs(2)).await;
     let mut opts = options(4, 5_000);
-    opts.environment = Some("dev".into());
+    opts.environment = Some(stepops_error::Environment::Dev);
     let runner = start(&fake, opts, Arc::new(TestSteps::default()));
     let long_cause = "é".repeat(40_000);
     let cases = [
         (
             fake.push(
                 ARN,
-                json!({"step": "fail", "args": {"name": "Stepops.SchemaMismatch", "cause": "table t has no key"}}),
+                json!({"step": "fail", "args": {"environment": "dev", "name": "Stepops.SchemaMismatch", "cause": "table t has no key"}}),
             ),
             "Stepops.SchemaMismatch",
             "table t has no key",
@@ -245,7 +245,7 @@ async fn failures_carry_stepops_names_within_the_api_limits() {
         (
             fake.push(
                 ARN,
-                json!({"step": "fail", "args": {"name": "Stepops.Transient", "cause": long_cause}}),
+                json!({"step": "fail", "args": {"environment": "dev", "name": "Stepops.Transient", "cause": long_cause}}),
             ),
             "Stepops.Transient",
             "ééé",
@@ -261,7 +261,16 @@ async fn failures_carry_stepops_names_within_the_api_limits() {
             "Stepops.WrongEnvironment",
             "serves environment `dev`",
         ),
-        (fake.push(ARN, json!({"step": "big"})), "Stepops.Internal", "over Step Functions' limit"),
+        (
+            fake.push(ARN, json!({"step": "big", "args": {"environment": "dev"}})),
+            "Stepops.Internal",
+            "over Step Functions' limit",
+        ),
+        (
+            fake.push(ARN, json!({"step": "sleep", "args": {"ms": 1}})),
+            "Stepops.InvalidInput",
+            "no string argument `environment`",
+        ),
     ];
     for (token, name, text) in &cases {
         match fake.wait_answer(token, Duration::from_secs(10)).await {
@@ -279,7 +288,7 @@ async fn failures_carry_stepops_names_within_the_api_limits() {
         Answer::Success(json!({"pong": true, "worker": "test-worker"}))
     );
     let report = runner.stop().await;
-    assert_eq!(report.failed, 6);
+    assert_eq!(report.failed, 7);
 }
 
 #[tokio::test]
@@ -346,6 +355,9 @@ mod local_engine;
 
 #[path = "cases/postgres.rs"]
 mod postgres;
+
+#[path = "cases/trust.rs"]
+mod trust;
 
 #[path = "cases/pipeline.rs"]
 mod pipeline;

@@ -4,8 +4,9 @@
 use futures::TryStreamExt;
 
 use crate::data::{TABLES, columns};
-use crate::engine::{Target, pg_connect, sqlite_open};
+use crate::engine::{pg_connect, sqlite_open};
 use crate::error::{Result, SampleError};
+use stepops_error::DatabaseUrl;
 
 /// Row count and content hash of one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +48,8 @@ fn order_by(table: &str) -> &'static str {
 /// exact numerics count; SQLite: each value's type and content). Streams: fine for millions
 /// of rows.
 pub async fn digest(url: &str) -> Result<Vec<TableDigest>> {
-    match Target::parse(url)? {
-        Target::Postgres(url) => {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Postgres(url) => {
             let client = pg_connect(&url).await?;
             let mut out = Vec::new();
             for t in TABLES {
@@ -76,7 +77,7 @@ pub async fn digest(url: &str) -> Result<Vec<TableDigest>> {
             }
             Ok(out)
         }
-        Target::Sqlite(path) => tokio::task::spawn_blocking(move || {
+        DatabaseUrl::Sqlite(path) => tokio::task::spawn_blocking(move || {
             let conn = sqlite_open(&path)?;
             let mut out = Vec::new();
             for t in TABLES {

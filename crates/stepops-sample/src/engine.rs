@@ -2,65 +2,11 @@
 //! read single integers. PostgreSQL parameters travel as text and are cast in SQL
 //! (`$1::text::jsonb`), so every type of the schema needs no client-side codec.
 
-use std::path::PathBuf;
-
 use crate::data::Val;
 use crate::encode::{pg_text, sqlite_value};
 use crate::error::{Result, SampleError};
 use crate::schema::pg_type;
-
-/// Where the sample lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// `postgres://…` or `postgresql://…`.
-    Postgres(String),
-    /// `sqlite:PATH` (or `sqlite://PATH`).
-    Sqlite(PathBuf),
-}
-
-impl Target {
-    /// Parses `postgres://…` or `sqlite:PATH`.
-    pub fn parse(url: &str) -> Result<Target> {
-        let url = url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Target::Postgres(url.to_owned()));
-        }
-        if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.strip_prefix("//").unwrap_or(rest);
-            if !path.is_empty() {
-                return Ok(Target::Sqlite(PathBuf::from(path)));
-            }
-        }
-        Err(SampleError::InvalidInput(format!(
-            "unsupported URL {:?}: use sqlite:PATH or postgres://USER@HOST:PORT/DB",
-            redact(url)
-        )))
-    }
-
-    /// The URL without its password.
-    pub fn redacted(&self) -> String {
-        match self {
-            Target::Postgres(u) => redact(u),
-            Target::Sqlite(p) => format!("sqlite:{}", p.display()),
-        }
-    }
-}
-
-/// Replaces the password of `scheme://user:password@host` by `***`.
-pub fn redact(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[start..];
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => match rest[..at].find(':') {
-            Some(colon) => format!("{}{}***{}", &url[..start], &rest[..colon + 1], &rest[at..]),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
+use stepops_error::redact;
 
 /// Connects to PostgreSQL and drives the connection on the runtime.
 pub async fn pg_connect(url: &str) -> Result<tokio_postgres::Client> {
@@ -205,30 +151,4 @@ pub fn sqlite_open(path: &std::path::Path) -> Result<rusqlite::Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(SampleError::sqlite("set busy timeout".to_owned()))?;
     Ok(conn)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_and_redacts() {
-        assert_eq!(
-            Target::parse("sqlite:/tmp/a.db").unwrap(),
-            Target::Sqlite("/tmp/a.db".into())
-        );
-        assert_eq!(
-            Target::parse("sqlite:///tmp/a.db").unwrap(),
-            Target::Sqlite("/tmp/a.db".into())
-        );
-        assert!(Target::parse("mysql://x").is_err());
-        assert!(Target::parse("sqlite:").is_err());
-        assert_eq!(
-            redact("postgres://u:secret@h:5/db"),
-            "postgres://u:***@h:5/db"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        let err = Target::parse("mysql://u:secret@h/db").unwrap_err();
-        assert!(!err.to_string().contains("secret"));
-    }
 }

@@ -37,6 +37,12 @@ pub enum SampleError {
     Internal(String),
 }
 
+impl From<stepops_error::UrlError> for SampleError {
+    fn from(e: stepops_error::UrlError) -> Self {
+        SampleError::InvalidInput(e.0)
+    }
+}
+
 impl SampleError {
     pub(crate) fn pg(context: String) -> impl FnOnce(tokio_postgres::Error) -> SampleError {
         move |source| SampleError::Postgres { context, source }

@@ -23,7 +23,7 @@ mod schema;
 
 pub use data::{Counts, TABLES, Val, columns};
 pub use digest::{TableDigest, digest};
-pub use engine::{Target, redact};
 pub use error::{Result, SampleError};
 pub use load::{Progress, SampleReport, SampleSpec, create_schema, rows, sample};
 pub use mutate::{Fractions, MutateReport, TableChanges, mutate};
+pub use stepops_error::{DatabaseUrl, redact};

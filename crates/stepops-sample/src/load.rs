@@ -9,9 +9,10 @@ use futures::SinkExt;
 
 use crate::data::{self, Counts, EventIds, TABLES, Val, columns};
 use crate::encode::{copy_row, sqlite_value};
-use crate::engine::{Target, pg_connect, redact, sqlite_open};
+use crate::engine::{pg_connect, sqlite_open};
 use crate::error::{Result, SampleError};
 use crate::schema::{DROP_ALL, PG_FOREIGN_KEYS, PG_KEYS, PG_TABLES, SQLITE_SCHEMA};
+use stepops_error::{DatabaseUrl, redact};
 
 /// Progress of a load: `(table, rows written so far, rows planned for the table)`.
 pub type Progress = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
@@ -82,9 +83,9 @@ pub async fn sample(url: &str, spec: SampleSpec) -> Result<SampleReport> {
     }
     let counts = Counts::for_total(spec.rows);
     let started = Instant::now();
-    match Target::parse(url)? {
-        Target::Postgres(url) => load_pg(&url, &spec, counts).await?,
-        Target::Sqlite(path) => {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Postgres(url) => load_pg(&url, &spec, counts).await?,
+        DatabaseUrl::Sqlite(path) => {
             let spec = spec.clone();
             tokio::task::spawn_blocking(move || load_sqlite(&path, &spec, counts))
                 .await
@@ -99,8 +100,8 @@ pub async fn sample(url: &str, spec: SampleSpec) -> Result<SampleReport> {
 
 /// Creates the sample tables, empty, with their keys and foreign keys (for a destination).
 pub async fn create_schema(url: &str) -> Result<()> {
-    match Target::parse(url)? {
-        Target::Postgres(url) => {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Postgres(url) => {
             let client = pg_connect(&url).await?;
             refuse_existing_pg(&client, &url, false).await?;
             let mut sql = String::from("BEGIN;");
@@ -118,7 +119,7 @@ pub async fn create_schema(url: &str) -> Result<()> {
                 .await
                 .map_err(SampleError::pg("create the sample schema".into()))
         }
-        Target::Sqlite(path) => tokio::task::spawn_blocking(move || {
+        DatabaseUrl::Sqlite(path) => tokio::task::spawn_blocking(move || {
             let conn = sqlite_open(&path)?;
             refuse_existing_sqlite(&conn, &path, false)?;
             conn.execute_batch(&format!("BEGIN;{SQLITE_SCHEMA}COMMIT;"))

@@ -3,9 +3,10 @@
 //! consistent with the foreign keys. Deterministic for a given database state and seed.
 
 use crate::data::{self, TABLES, Val, columns};
-use crate::engine::{Dialect, Exec, PgExec, SqliteExec, Target, pg_connect, sqlite_open};
+use crate::engine::{Dialect, Exec, PgExec, SqliteExec, pg_connect, sqlite_open};
 use crate::error::{Result, SampleError};
 use crate::rng::{Rng, mix};
+use stepops_error::DatabaseUrl;
 
 /// Fractions of each table's current row count to change (`0.001` = 0.1%). Any positive
 /// fraction changes at least one row per table.
@@ -65,12 +66,12 @@ pub async fn mutate(url: &str, seed: u64, fractions: Fractions) -> Result<Mutate
             )));
         }
     }
-    match Target::parse(url)? {
-        Target::Postgres(url) => {
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Postgres(url) => {
             let mut e = PgExec(pg_connect(&url).await?);
             run(&mut e, seed, fractions).await
         }
-        Target::Sqlite(path) => {
+        DatabaseUrl::Sqlite(path) => {
             let handle = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
                 let mut e = SqliteExec(sqlite_open(&path)?);

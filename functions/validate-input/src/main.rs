@@ -2,7 +2,7 @@
 //! `Stepops.InvalidInput` / `Stepops.WrongEnvironment` as the error type Step Functions catches.
 //!
 //! Configuration (environment variables, set by template.yaml): `STEPOPS_ENVIRONMENT` (`dev` or
-//! `prod`) and `STEPOPS_ALLOWED_TARGETS` (`KIND:NAME` list, see `StackEnvironment::parse`).
+//! `prod`) and `STEPOPS_ALLOWED_TARGETS` (`KIND:NAME` list, see `stepops_pipeline::stack_environment`).
 
 use std::sync::Arc;
 
@@ -16,7 +16,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A misconfigured stack answers every invocation with a named error instead of crashing
     // the runtime, so the state machine's Catch reports it.
-    let stack = Arc::new(StackEnvironment::from_lookup(|k| std::env::var(k).ok()));
+    let stack = Arc::new(stepops_pipeline::stack_environment_from_lookup(|k| {
+        std::env::var(k).ok()
+    }));
     if let Err(e) = stack.as_ref() {
         lambda_runtime::tracing::error!(error = %e, "validate-input is misconfigured");
     }

@@ -57,43 +57,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The destination table that holds the markers (one row per slot). Never migrated.
 pub const MARKER_TABLE: &str = "sync_state";
+pub use stepops_error::config::TrackingConfig;
 
 /// A table with more changed rows than this since the baseline is compared in full (bounds
 /// the memory of a comparison).
 pub const MAX_TRACKED_KEYS: usize = 250_000;
-
-/// `changeTracking` in the migration config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct TrackingConfig {
-    /// Name of the logical replication slot on the source (created on first use): lower-case
-    /// letters, digits and underscores, at most 63. One per migration (source → destination).
-    pub slot: String,
-    /// Compare every row this run, as without tracking, and record a new marker when equal
-    /// (for example once before a switch-over, or to catch changes made on the destination).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub full_check: bool,
-}
-
-impl TrackingConfig {
-    /// Checks the slot name as PostgreSQL requires it.
-    pub fn validate(&self) -> Result<()> {
-        let ok = !self.slot.is_empty()
-            && self.slot.len() <= 63
-            && self
-                .slot
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if ok {
-            Ok(())
-        } else {
-            Err(MigrateError::InvalidInput(format!(
-                "changeTracking.slot {:?} is not a valid replication slot name: use 1 to 63 lower-case letters, digits and underscores (for example stepops_dev)",
-                self.slot
-            )))
-        }
-    }
-}
 
 /// Where a comparison stands in the source's change stream (see the module documentation).
 /// Serialised into the plan's output and, once converged, into the destination's marker.

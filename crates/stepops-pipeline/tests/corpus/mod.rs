@@ -34,7 +34,7 @@ pub fn bad_inputs() -> (StackEnvironment, Vec<BadInput>) {
     let corpus: Value =
         serde_json::from_str(include_str!("../data/bad-inputs.json")).expect("corpus parses");
     let text = |v: &Value| v.as_str().expect("corpus field is a string").to_owned();
-    let stack = StackEnvironment::parse(
+    let stack = stepops_pipeline::stack_environment(
         &text(&corpus["stack"]["environment"]),
         &text(&corpus["stack"]["allowedTargets"]),
     )

@@ -111,7 +111,8 @@ async fn sigterm_drains_then_exits_zero() {
 #[tokio::test]
 async fn configuration_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let good = format!("activities: [{ARN}]\n");
+    // Local mode (an endpoint): no environment nor allow-list needed.
+    let good = format!("activities: [{ARN}]\nendpoint: http://127.0.0.1:1\n");
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
     let cases: [Case; 4] = [
         (

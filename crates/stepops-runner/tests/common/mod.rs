@@ -37,6 +37,8 @@ struct Inner {
     polls: usize,
     poll_starts: Vec<Instant>,
     secrets: HashMap<String, String>,
+    secret_reads: usize,
+    hang: HashMap<String, usize>,
     objects: HashMap<String, Vec<u8>>,
     next_token: u64,
 }
@@ -121,6 +123,17 @@ impl FakeSfn {
     /// The next `n` SendTaskSuccess/SendTaskFailure calls get HTTP 500.
     pub fn fail_next_answers(&self, n: usize) {
         self.inner.lock().unwrap().fail_next_answers = n;
+    }
+
+    /// The next `n` calls of `op` (`SendTaskHeartbeat`, `SendTaskSuccess`, …) are recorded and
+    /// then never answered (held two minutes): a hung connection.
+    pub fn hang_next(&self, op: &str, n: usize) {
+        self.inner.lock().unwrap().hang.insert(op.to_owned(), n);
+    }
+
+    /// How many GetSecretValue and GetParameter calls arrived.
+    pub fn secret_reads(&self) -> usize {
+        self.inner.lock().unwrap().secret_reads
     }
 
     pub fn set_secret(&self, name: &str, value: &str) {
@@ -272,6 +285,31 @@ async fn handle(
     let body: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
     let op = target.rsplit('.').next().unwrap_or("");
     let token = body["taskToken"].as_str().unwrap_or("").to_owned();
+    let hang = {
+        let mut i = inner.lock().unwrap();
+        if matches!(op, "GetSecretValue" | "GetParameter") {
+            i.secret_reads += 1;
+        }
+        match i.hang.get_mut(op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                if op == "SendTaskHeartbeat" {
+                    i.heartbeats
+                        .entry(token.clone())
+                        .or_default()
+                        .push(Instant::now());
+                } else {
+                    *i.answer_attempts.entry(token.clone()).or_default() += 1;
+                }
+                true
+            }
+            _ => false,
+        }
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        return Ok(reply(200, json!({})));
+    }
     Ok(match op {
         "GetActivityTask" => {
             let arn = body["activityArn"].as_str().unwrap_or("").to_owned();
