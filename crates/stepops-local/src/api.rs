@@ -1,5 +1,11 @@
 //! The Step Functions JSON API (`application/x-amz-json-1.0`, `X-Amz-Target:
 //! AWSStepFunctions.<Op>`) on 127.0.0.1. SigV4 headers are accepted and not checked.
+//!
+//! Bounded as a service on a developer's machine must be: request bodies of at most
+//! [`MAX_BODY`] (larger: 413, nothing read further), payload fields of at most AWS's 256 KiB
+//! (`ValidationException`), a `Host` that names a loopback address (anything else, as a page
+//! rebinding its DNS name to 127.0.0.1 would send: 403), and headers that arrive within
+//! [`HEADER_TIMEOUT`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +25,24 @@ use crate::error::{ApiError, ApiErrorKind};
 use crate::store::ExecutionRecord;
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+
+/// The largest request body read: AWS's 256 KiB payloads with room for JSON escaping.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// AWS's limit on a payload field (an execution's input, a task's output), in UTF-8 bytes.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// How long a client may take to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The free-text fields of the operations and AWS's limit on each: payloads in UTF-8 bytes,
+/// `cause` and `error` in characters.
+const FIELD_LIMITS: &[(&str, usize, bool)] = &[
+    ("input", MAX_PAYLOAD, true),
+    ("output", MAX_PAYLOAD, true),
+    ("cause", 32_768, false),
+    ("error", 256, false),
+];
 
 /// Accepts connections until the engine shuts down.
 pub(crate) async fn serve(listener: TcpListener, engine: Arc<Engine>) {
@@ -42,6 +66,8 @@ pub(crate) async fn serve(listener: TcpListener, engine: Arc<Engine>) {
                 async move { Ok::<_, Infallible>(handle(engine, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 r = conn => if let Err(e) = r {
@@ -74,15 +100,61 @@ fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
     )
 }
 
+/// Whether a `Host` header names this machine (`localhost`, `*.localhost`, 127.0.0.0/8,
+/// `[::1]`, with or without a port). A request without one (HTTP/1.0) is taken as local.
+fn loopback_host(host: Option<&str>) -> bool {
+    let Some(host) = host else { return true };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A refusal before the request is read (not a Step Functions error shape of an operation).
+fn refuse(status: StatusCode, kind: &str, message: String) -> Response<Full<Bytes>> {
+    respond(status, json!({"__type": kind, "message": message}))
+}
+
 async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .map(|v| v.to_str().unwrap_or("?"));
+    if !loopback_host(host) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            format!(
+                "the local engine answers requests for loopback host names only (localhost, \
+                 127.0.0.1, [::1]), not Host {:?}",
+                host.unwrap_or("")
+            ),
+        );
+    }
     let target = req
         .headers()
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let body = match req.into_body().collect().await {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLargeException",
+                format!("the request body is larger than {MAX_BODY} bytes"),
+            );
+        }
         Err(e) => {
             return error_response(&ApiError::new(
                 ApiErrorKind::SerializationException,
@@ -115,6 +187,17 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<By
         ));
     };
     tracing::debug!(op, "api call");
+    if let Some((field, max, _)) = FIELD_LIMITS.iter().find(|(f, max, bytes)| {
+        s(&input, f).is_some_and(|v| if *bytes { v.len() } else { v.chars().count() } > *max)
+    }) {
+        return error_response(&ApiError::new(
+            ApiErrorKind::ValidationException,
+            format!(
+                "1 validation error detected: Value at '{field}' failed to satisfy constraint: \
+                 Member must have length less than or equal to {max}"
+            ),
+        ));
+    }
     match call(&engine, op, &input).await {
         Ok(v) => respond(StatusCode::OK, v),
         Err(e) => error_response(&e),

@@ -264,3 +264,86 @@ async fn abandoned_poll_does_not_take_a_task() {
         .unwrap();
     assert_eq!(engine.wait(&exec).await.unwrap().status, "SUCCEEDED");
 }
+
+/// Sends `request` as is on a fresh connection and returns what the engine answered.
+async fn raw(endpoint: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The engine may answer (and close) before the whole body is sent: that is the point.
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The local API is bounded: a body over 1 MiB is refused (413) without being read whole, an
+/// execution input or task output over AWS's 256 KiB is a ValidationException, a Host that is
+/// not a loopback name (DNS rebinding) is refused (403), and a client that does not finish its
+/// headers is disconnected.
+#[tokio::test]
+async fn requests_are_bounded_loopback_only_and_timed() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LocalEngine::start(config(dir.path())).await.unwrap();
+    let endpoint = engine.endpoint().unwrap();
+    let sfn = client(&engine);
+
+    let big = format!("\"{}\"", "x".repeat(256 * 1024));
+    let e = sfn
+        .send_task_success()
+        .task_token("any")
+        .output(&big)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "ValidationException");
+    assert!(
+        e.message()
+            .unwrap_or("")
+            .contains("less than or equal to 262144"),
+        "{e:?}"
+    );
+
+    let body_len = 2 * 1024 * 1024;
+    let mut req = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         X-Amz-Target: AWSStepFunctions.ListActivities\r\nContent-Length: {body_len}\r\n\r\n"
+    )
+    .into_bytes();
+    req.extend(std::iter::repeat_n(b' ', body_len));
+    let answer = raw(&endpoint, &req).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
+    assert!(
+        answer.contains("RequestEntityTooLargeException"),
+        "{answer:.400}"
+    );
+
+    for host in ["localhost", "127.0.0.1:9", "[::1]:8083", "api.localhost"] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: AWSStepFunctions.ListActivities\r\n\
+             Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        );
+        let answer = raw(&endpoint, req.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer:.300}");
+    }
+    for host in ["evil.example", "127.0.0.1.evil.example:8083", "10.0.0.1"] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: AWSStepFunctions.ListActivities\r\n\
+             Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        );
+        let answer = raw(&endpoint, req.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{host}: {answer:.300}");
+        assert!(answer.contains("loopback host names only"), "{answer:.400}");
+    }
+
+    // Headers never finished: the connection is closed after the header timeout.
+    let started = Instant::now();
+    let answer = raw(&endpoint, b"POST / HTTP/1.1\r\nHost: localhost\r\n").await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(19),
+        "closed after {waited:?}: {answer:.200}"
+    );
+    assert!(!answer.contains(" 200 "), "{answer:.200}");
+    engine.shutdown().await;
+}

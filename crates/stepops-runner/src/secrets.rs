@@ -325,8 +325,14 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// Where the runner's instance keeps the Amazon RDS CA bundle (installed at boot by the
+/// template's user data): an RDS-shaped secret verifies the server against it by default.
+pub const RDS_CA_BUNDLE: &str = "/opt/stepops/rds-global-bundle.pem";
+
 /// Turns a secret's value into a database URL: a URL as is, JSON `{"url": …}`, or the RDS
-/// secret shape `{engine, host, port, username, password, dbname}`.
+/// secret shape `{engine, host, port, username, password, dbname}`, which connects with
+/// `sslmode=verify-full` against [`RDS_CA_BUNDLE`] unless the secret says otherwise
+/// (`sslmode`, `sslrootcert` fields).
 fn database_url(reference: &str, raw: &Secret) -> Result<Secret, SecretError> {
     let text = raw.expose().trim();
     if !text.starts_with('{') {
@@ -367,7 +373,18 @@ fn database_url(reference: &str, raw: &Secret) -> Result<Secret, SecretError> {
     } else {
         format!("{}:{}", percent_encode(&user), percent_encode(&password))
     };
-    Ok(Secret::new(format!("postgres://{auth}@{host}:{port}/{db}")))
+    let sslmode = field("sslmode").unwrap_or_else(|| "verify-full".into());
+    let mut query = format!("sslmode={}", percent_encode(&sslmode));
+    match field("sslrootcert") {
+        Some(root) => query.push_str(&format!("&sslrootcert={}", percent_encode(&root))),
+        None if sslmode.starts_with("verify") => {
+            query.push_str(&format!("&sslrootcert={}", percent_encode(RDS_CA_BUNDLE)))
+        }
+        None => {}
+    }
+    Ok(Secret::new(format!(
+        "postgres://{auth}@{host}:{port}/{db}?{query}"
+    )))
 }
 
 #[cfg(test)]
@@ -501,7 +518,11 @@ mod tests {
         r.resolve(&t).await.unwrap();
         assert_eq!(r.source.calls.load(Ordering::SeqCst), 1, "cached");
         let rds = r.resolve(&secret("rds")).await.unwrap();
-        assert_eq!(rds.expose(), "postgres://app:p%40ss%2Fword@db:5432/app");
+        assert_eq!(
+            rds.expose(),
+            "postgres://app:p%40ss%2Fword@db:5432/app?sslmode=verify-full\
+             &sslrootcert=%2Fopt%2Fstepops%2Frds-global-bundle.pem"
+        );
         let text = "connect postgres://app:hunter2-secret@db:5432/app failed; \
                     password hunter2-secret; other p@ss/word";
         let red = r.redact(text);

@@ -196,7 +196,7 @@ async fn secret_values_never_reach_the_logs() {
     fake.set_secret(
         "stepops/dev/dest-db",
         &json!({"engine": "postgres", "host": "127.0.0.1", "port": 1, "username": "app",
-                "password": PASSWORD, "dbname": "dst"})
+                "password": PASSWORD, "dbname": "dst", "sslmode": "prefer"})
         .to_string(),
     );
     let config = format!(

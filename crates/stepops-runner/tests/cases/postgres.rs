@@ -46,7 +46,18 @@ async fn postgres_migration_with_secrets_never_logs_a_password() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let pg = PgServer::start_with_password_auth().unwrap_or_else(|e| panic!("{e}"));
+    // The destination's secret has the RDS shape: it connects with verify-full, here against
+    // the test's CA (the secret's sslrootcert; in AWS the instance's RDS bundle).
+    let ca = stepops_testkit::TestCa::new();
+    let pg = PgServer::start_with(stepops_testkit::PgOptions {
+        superuser_password: Some("pw-rds-shape-7".into()),
+        tls: Some(ca.server_tls(&["127.0.0.1"], false)),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
     let password = pg.superuser_password().unwrap().to_owned();
     let src = pg.create_database("src").unwrap();
     pg.create_database("dst").unwrap();
@@ -71,7 +82,8 @@ async fn postgres_migration_with_secrets_never_logs_a_password() {
     fake.set_secret(
         "/stepops/dev/dest-db",
         &json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port(),
-                "username": "postgres", "password": password, "dbname": "dst"})
+                "username": "postgres", "password": password, "dbname": "dst",
+                "sslrootcert": ca_file.display().to_string()})
         .to_string(),
     );
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
