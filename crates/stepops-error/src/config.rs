@@ -61,6 +61,49 @@ pub struct MigrationConfig {
     /// secondary indexes and build them after the copies (default `true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defer_indexes: Option<bool>,
+    /// PostgreSQL: the longest one statement of each step may run (seconds); a statement
+    /// cancelled for it fails the step `Stepops.Transient`, which the machine retries. Defaults:
+    /// [`StatementTimeouts::default`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_timeouts: Option<StatementTimeouts>,
+}
+
+/// Per-step statement timeouts in seconds (`statementTimeouts: {plan, copy, verify}`); a key
+/// left out keeps its default, 0 means none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "an object such as {\"plan\": 21600, \"copy\": 3600, \"verify\": 21600}"
+)]
+pub struct StatementTimeouts {
+    /// A plan's statements (bin checksums over whole tables): 6 hours, the Plan state's limit.
+    #[serde(default = "six_hours")]
+    pub plan: u64,
+    /// A chunk's statements: 1 hour, the CopyChunk state's limit.
+    #[serde(default = "one_hour")]
+    pub copy: u64,
+    /// A verification's statements: 6 hours, the Verify state's limit.
+    #[serde(default = "six_hours")]
+    pub verify: u64,
+}
+
+fn six_hours() -> u64 {
+    6 * 3600
+}
+
+fn one_hour() -> u64 {
+    3600
+}
+
+impl Default for StatementTimeouts {
+    fn default() -> Self {
+        StatementTimeouts {
+            plan: six_hours(),
+            copy: one_hour(),
+            verify: six_hours(),
+        }
+    }
 }
 
 /// Settings of one table.
@@ -124,7 +167,7 @@ pub fn valid_slot_name(slot: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-const EXPECTED: &str = "include, exclude, tables.<name>.rangeKey, status: {table, column, readOnly, readWrite}, changeTracking: {slot, fullCheck}, deferIndexes";
+const EXPECTED: &str = "include, exclude, tables.<name>.rangeKey, status: {table, column, readOnly, readWrite}, changeTracking: {slot, fullCheck}, deferIndexes, statementTimeouts: {plan, copy, verify}";
 
 impl MigrationConfig {
     /// Parses YAML (JSON is YAML too) and checks it ([`MigrationConfig::problems`]).
@@ -209,7 +252,22 @@ impl MigrationConfig {
         {
             problems.push(format!("`{prefix}changeTracking.slot`: {e}"));
         }
+        if let Some(t) = &self.statement_timeouts {
+            for (step, seconds) in [("plan", t.plan), ("copy", t.copy), ("verify", t.verify)] {
+                if seconds > 7 * 24 * 3600 {
+                    problems.push(format!(
+                        "`{prefix}statementTimeouts.{step}` is {seconds} s: at most 604800 (a \
+                         week), or 0 for none"
+                    ));
+                }
+            }
+        }
         problems
+    }
+
+    /// The statement timeouts, with the defaults for what the config leaves out.
+    pub fn statement_timeouts(&self) -> StatementTimeouts {
+        self.statement_timeouts.unwrap_or_default()
     }
 
     /// Whether the table is selected by include/exclude (never the status table; stepops'

@@ -206,6 +206,16 @@ impl Migration {
         Ok(())
     }
 
+    /// Limits each statement of this migration's PostgreSQL sessions to `seconds` (0: no
+    /// limit); the steps use the config's `statementTimeouts`.
+    pub fn set_statement_timeout(&self, seconds: u64) {
+        if let Stacks::Pg(s, d) = &self.stacks {
+            let limit = (seconds > 0).then(|| std::time::Duration::from_secs(seconds));
+            s.set_statement_timeout(limit);
+            d.set_statement_timeout(limit);
+        }
+    }
+
     /// Builds the indexes that a load deferred (see [`defer`]), two at a time; returns how
     /// many. Run after the copies, before comparing again; a no-op when none are pending.
     pub async fn rebuild_indexes(&self) -> Result<usize> {
@@ -370,10 +380,9 @@ pub async fn plan(
     config: &Config,
     options: &PlanOptions,
 ) -> Result<Plan> {
-    Migration::open(source, dest, config)
-        .await?
-        .plan(options)
-        .await
+    let m = Migration::open(source, dest, config).await?;
+    m.set_statement_timeout(config.statement_timeouts().plan);
+    m.plan(options).await
 }
 
 /// Step `copy`: opens both stacks and copies one chunk.
@@ -383,10 +392,9 @@ pub async fn copy_chunk(
     config: &Config,
     chunk: &Chunk,
 ) -> Result<CopyReport> {
-    Migration::open(source, dest, config)
-        .await?
-        .copy_chunk(chunk)
-        .await
+    let m = Migration::open(source, dest, config).await?;
+    m.set_statement_timeout(config.statement_timeouts().copy);
+    m.copy_chunk(chunk).await
 }
 
 /// Step `verify`: opens both stacks and verifies (see [`Migration::verify`]).
@@ -398,10 +406,9 @@ pub async fn verify(
     max_rounds: u32,
     baseline: Option<&TrackingState>,
 ) -> Result<VerifyReport> {
-    Migration::open(source, dest, config)
-        .await?
-        .verify(round, max_rounds, baseline)
-        .await
+    let m = Migration::open(source, dest, config).await?;
+    m.set_statement_timeout(config.statement_timeouts().verify);
+    m.verify(round, max_rounds, baseline).await
 }
 
 /// The change-tracking slot and marker of `config.changeTracking` (reads only).

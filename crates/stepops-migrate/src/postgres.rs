@@ -13,7 +13,7 @@ use crate::model::{Bin, Column, ForeignKey, KeyStats, TableSchema, TableSpec};
 use crate::stack::{Stack, column_list, quote_ident};
 use futures::{SinkExt, StreamExt};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use stepops_error::redact as redact_url;
 use stepops_pg::{ConnectError, PgConnector};
 use tokio_postgres::Client;
@@ -25,7 +25,7 @@ use tokio_postgres::error::SqlState;
 /// meaning must not depend on a server or role default.
 const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
      SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'; \
-     SET statement_timeout = 0; SET lock_timeout = '60s'; SET jit = off; \
+     SET lock_timeout = '60s'; SET jit = off; \
      SET standard_conforming_strings = on";
 
 /// A PostgreSQL database as one side of a migration, with a small pool of idle sessions.
@@ -35,6 +35,8 @@ pub struct PgStack {
     read_only: bool,
     idle: Mutex<Vec<Client>>,
     record_hash: AtomicBool,
+    /// `statement_timeout` of new sessions in milliseconds (0: none).
+    statement_timeout_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for PgStack {
@@ -71,6 +73,7 @@ impl PgStack {
             read_only,
             idle: Mutex::new(Vec::new()),
             record_hash: AtomicBool::new(false),
+            statement_timeout_ms: AtomicU64::new(0),
         })
     }
 
@@ -90,6 +93,15 @@ impl PgStack {
         self.record_hash.store(on, Ordering::Relaxed);
     }
 
+    /// The longest one statement of this stack's sessions may run (`None`: no limit); a
+    /// statement cancelled for it is `Stepops.Transient` (SQLSTATE 57014). Sessions opened
+    /// from now on get it.
+    pub fn set_statement_timeout(&self, limit: Option<std::time::Duration>) {
+        let ms = limit.map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64);
+        self.statement_timeout_ms.store(ms, Ordering::Relaxed);
+        self.idle.lock().expect("pool lock").clear();
+    }
+
     pub(crate) async fn take(&self) -> Result<Session> {
         loop {
             let c = self.idle.lock().expect("pool lock").pop();
@@ -105,7 +117,10 @@ impl PgStack {
             .await
             .map_err(|e| self.connect_err(e))?;
         client
-            .batch_execute(SESSION_SETUP)
+            .batch_execute(&format!(
+                "{SESSION_SETUP}; SET statement_timeout = {}",
+                self.statement_timeout_ms.load(Ordering::Relaxed)
+            ))
             .await
             .map_err(|e| self.err(e))?;
         if self.read_only {

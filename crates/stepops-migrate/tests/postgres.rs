@@ -684,3 +684,45 @@ async fn pg_destination_lease_admits_one_run_at_a_time() {
     assert_eq!(lease::holder(&dst).await.unwrap(), None);
     lease::hold(&dst, a, short).await.unwrap();
 }
+
+/// A step's statement that runs past its `statementTimeouts` limit is cancelled by the server
+/// and fails `Stepops.Transient` (retried by the machine), instead of holding the step for
+/// hours; the config key is checked like the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_statement_past_its_step_timeout_is_transient() {
+    let pg = server();
+    let (src, dst) = pair(&pg, 300, 3, false).await;
+    let config = Config::from_yaml("statementTimeouts: {copy: 1}").unwrap();
+    assert_eq!(config.statement_timeouts().copy, 1);
+    assert_eq!(config.statement_timeouts().plan, 6 * 3600, "default kept");
+    let plan = stepops_migrate::plan(&src, &dst, &config, &Default::default())
+        .await
+        .unwrap();
+    let chunk = plan.chunks.first().expect("a chunk to copy").clone();
+    // Another session holds the destination table (lock_timeout is 60 s): the copy's first
+    // statement waits past the 1 s limit and is cancelled.
+    let blocker = stepops_pg::connect(&dst).await.unwrap();
+    blocker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            chunk.table
+        ))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = stepops_migrate::copy_chunk(&src, &dst, &config, &chunk)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_name(), ErrorName::Transient, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+    stepops_migrate::copy_chunk(&src, &dst, &config, &chunk)
+        .await
+        .unwrap();
+    let e = Config::from_yaml("statementTimeouts: {copy: 9999999}").unwrap_err();
+    assert!(e.to_string().contains("statementTimeouts.copy"), "{e}");
+}
