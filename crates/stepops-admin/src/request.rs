@@ -266,10 +266,10 @@ impl AdminRequest {
     pub fn with_confirmation(mut self, typed: &str) -> Result<Self, AdminError> {
         if !self.confirms(typed) {
             return Err(AdminError::NotConfirmed(format!(
-                "`confirm` {} does not name the target {} of {}; nothing was sent",
+                "`confirm` {} does not name the target of {}: the input needs \"confirm\": {} (the target typed again); nothing was sent",
                 quote(typed),
+                self.task.name(),
                 quote(&self.task.target_id()),
-                self.task.name()
             )));
         }
         self.confirm = Some(self.task.target_id());
