@@ -139,14 +139,14 @@ impl Harness {
         let client = Arc::new(
             SynapseClient::new(config, LocalTokenSource::new(None, Some(token_file))).unwrap(),
         );
-        let environment = settings.environment;
+        let stack = settings.environment;
         let admin_calls = Arc::new(AtomicUsize::new(0));
         let calls = admin_calls.clone();
         let admin = handler(move |event: Value| {
             let client = client.clone();
             calls.fetch_add(1, Ordering::SeqCst);
             async move {
-                stepops_admin::invoke(&event, environment, &client)
+                stepops_admin::invoke(&event, stack, &client)
                     .await
                     .map_err(|e| LambdaError::from_named(&e))
             }
