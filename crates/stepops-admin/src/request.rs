@@ -182,7 +182,14 @@ impl AdminRequest {
         reject_unknown_keys(
             "input",
             obj,
-            &["environment", "task", "args", "dryRun", "startedBy", "confirm"],
+            &[
+                "environment",
+                "task",
+                "args",
+                "dryRun",
+                "startedBy",
+                "confirm",
+            ],
         )?;
         let environment = check_environment(required_str(obj, "environment", "input")?, stack)?;
         let task_name = required_str(obj, "task", "input")?;
@@ -671,8 +678,8 @@ mod tests {
             }
             i
         };
-        let ok = AdminRequest::from_input(&input(Some(json!("SYN123"))), Environment::Prod)
-            .unwrap();
+        let ok =
+            AdminRequest::from_input(&input(Some(json!("SYN123"))), Environment::Prod).unwrap();
         assert_eq!(ok.confirm.as_deref(), Some("syn123"));
         assert_eq!(ok.to_input()["confirm"], "syn123");
         assert_eq!(
@@ -687,8 +694,8 @@ mod tests {
             (Some(json!("123")), ErrorName::NotConfirmed),
             (Some(json!(123)), ErrorName::InvalidInput),
         ] {
-            let err = AdminRequest::from_input(&input(confirm.clone()), Environment::Prod)
-                .unwrap_err();
+            let err =
+                AdminRequest::from_input(&input(confirm.clone()), Environment::Prod).unwrap_err();
             assert_eq!(err.error_name(), name, "{confirm:?}: {err}");
         }
         let missing = AdminRequest::from_input(&input(None), Environment::Prod).unwrap_err();

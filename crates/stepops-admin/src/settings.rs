@@ -73,7 +73,11 @@ impl AdminSettings {
         let secret_name = lookup(ENV_SECRET)
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_SECRET_NAME.to_owned());
-        let optional = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let optional = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         Ok(AdminSettings {
             environment,
             client,

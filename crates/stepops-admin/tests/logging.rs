@@ -5,34 +5,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
-use common::{ListTokens, MockSynapse, Recorded, Reply, SECRET};
+use common::{Captured, ListTokens, MockSynapse, Recorded, Reply, SECRET};
 use serde_json::{Value, json};
 use stepops_admin::logging::{LogFormat, lambda_subscriber};
 use stepops_admin::{AUDIT_TARGET, AuditContext, Environment, handle};
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 fn service(r: &Recorded) -> Reply {
     match (r.method.as_str(), r.path.as_str()) {

@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
-use common::{ListTokens, MockSynapse, Recorded, Reply, SECRET};
+use common::{Captured, ListTokens, MockSynapse, Recorded, Reply, SECRET};
 use serde_json::{Value, json};
 use stepops_admin::{Environment, ProfileRecords, invoke};
 use stepops_error::{ErrorName, Named, TaskFailure};
@@ -67,9 +65,7 @@ fn personal_values() -> Vec<String> {
     let mut out = Vec::new();
     walk(&bundle(), &mut out);
     // And the parts of them a log line could hold on its own.
-    out.extend(
-        ["Janet", "Doerington", "Springfield", "0000-0002-1825-0097"].map(str::to_owned),
-    );
+    out.extend(["Janet", "Doerington", "Springfield", "0000-0002-1825-0097"].map(str::to_owned));
     assert!(out.len() > 20, "{out:?}");
     out
 }
@@ -92,19 +88,6 @@ fn service(redact: Reply) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// All tracing output at TRACE, as JSON lines, while `f` runs.
 async fn capture_logs<F: std::future::Future<Output = ()>>(f: F) -> String {
     let captured = Captured::default();
@@ -117,7 +100,7 @@ async fn capture_logs<F: std::future::Future<Output = ()>>(f: F) -> String {
     let guard = tracing::subscriber::set_default(subscriber);
     f.await;
     drop(guard);
-    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    captured.text()
 }
 
 fn run_event(dry_run: bool) -> Value {
@@ -217,8 +200,8 @@ async fn a_kept_profile_goes_to_one_sse_kms_object_and_the_record_holds_its_key(
         key.starts_with("admin-records/prod/remove-user/user-3350396/") && key.ends_with(".json"),
         "{key}"
     );
-    let kept: Value = serde_json::from_slice(&folder.get("stack-bucket", key).await.unwrap())
-        .unwrap();
+    let kept: Value =
+        serde_json::from_slice(&folder.get("stack-bucket", key).await.unwrap()).unwrap();
     assert_eq!(kept["profile"], bundle());
     assert_eq!(kept["target"], "user:3350396");
     assert_eq!(
@@ -236,7 +219,10 @@ async fn a_kept_profile_goes_to_one_sse_kms_object_and_the_record_holds_its_key(
     assert_eq!(server.requests().len(), 2, "read, then redacted");
     assert_nothing_personal("the output", &out.to_string());
     assert_nothing_personal("the logs", &logs);
-    assert!(logs.contains(key), "the logged record names the object: {logs}");
+    assert!(
+        logs.contains(key),
+        "the logged record names the object: {logs}"
+    );
 
     // A dry run removes nothing, so it keeps nothing.
     let dry = invoke(&run_event(true), Environment::Prod, &client)

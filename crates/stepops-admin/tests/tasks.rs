@@ -476,7 +476,11 @@ async fn the_lambda_event_validates_without_requests_then_runs() {
             );
         }
     }
-    assert_eq!(server.requests().len(), 1, "unconfirmed requests send nothing");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "unconfirmed requests send nothing"
+    );
 }
 
 #[tokio::test]
@@ -532,7 +536,10 @@ async fn a_failed_write_keeps_what_the_read_found_in_the_logged_record() {
         record["before"],
         json!({"userId": "3350396", "parts": ["userProfile", "isCertified", "isVerified"]})
     );
-    assert!(!text.contains("alice"), "the profile is in no log line: {text}");
+    assert!(
+        !text.contains("alice"),
+        "the profile is in no log line: {text}"
+    );
     assert_eq!(record["error"]["error"], "Stepops.Transient");
     assert_eq!(record["requests"].as_array().unwrap().len(), 2);
 }

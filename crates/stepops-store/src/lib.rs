@@ -292,7 +292,13 @@ impl ObjectStore for LocalFolderStore {
 pub struct NoStore;
 
 impl ObjectStore for NoStore {
-    async fn put_with(&self, _: &str, _: &str, _: Vec<u8>, _: PutOptions) -> Result<(), StoreError> {
+    async fn put_with(
+        &self,
+        _: &str,
+        _: &str,
+        _: Vec<u8>,
+        _: PutOptions,
+    ) -> Result<(), StoreError> {
         Err(StoreError::NotConfigured)
     }
 
@@ -343,14 +349,12 @@ impl ObjectStore for S3Store {
                 .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
                 .set_ssekms_key_id(key_id);
         }
-        put.send()
-            .await
-            .map_err(|e| StoreError::S3 {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                code: e.code().map(str::to_owned),
-                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            })?;
+        put.send().await.map_err(|e| StoreError::S3 {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            code: e.code().map(str::to_owned),
+            message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        })?;
         Ok(())
     }
 
@@ -475,11 +479,19 @@ mod tests {
             },
         };
         store
-            .put_with("bucket", "admin-records/a.json", b"{}".to_vec(), kms.clone())
+            .put_with(
+                "bucket",
+                "admin-records/a.json",
+                b"{}".to_vec(),
+                kms.clone(),
+            )
             .await
             .unwrap();
         assert_eq!(
-            store.options_of("bucket", "admin-records/a.json").await.unwrap(),
+            store
+                .options_of("bucket", "admin-records/a.json")
+                .await
+                .unwrap(),
             kms
         );
         // Written again with the defaults: the options written before are gone.
@@ -488,15 +500,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            store.options_of("bucket", "admin-records/a.json").await.unwrap(),
+            store
+                .options_of("bucket", "admin-records/a.json")
+                .await
+                .unwrap(),
             PutOptions::default()
         );
         let missing = store.options_of("bucket", "none").await.unwrap_err();
         assert_eq!(missing.error_name(), ErrorName::NotFound);
         // The options live outside every bucket: no object read can reach them.
-        assert!(!dir.path().join(".options/bucket/admin-records/a.json").exists());
+        assert!(
+            !dir.path()
+                .join(".options/bucket/admin-records/a.json")
+                .exists()
+        );
         assert_eq!(
-            store.get(".options", "bucket/admin-records/a.json").await.unwrap_err().error_name(),
+            store
+                .get(".options", "bucket/admin-records/a.json")
+                .await
+                .unwrap_err()
+                .error_name(),
             ErrorName::InvalidInput
         );
     }

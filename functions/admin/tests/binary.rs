@@ -325,7 +325,10 @@ async fn the_binary_runs_tasks_with_the_secret_and_names_its_errors() {
     assert_eq!(done["record"]["task"], "remove-user", "{done}");
     assert_eq!(done["record"]["target"], "user:77");
     assert_eq!(done["record"]["outcome"], "done");
-    assert_eq!(done["record"]["before"], json!({"userId": "77", "parts": []}));
+    assert_eq!(
+        done["record"]["before"],
+        json!({"userId": "77", "parts": []})
+    );
     assert_eq!(
         done["record"]["executionId"],
         "arn:aws:states:us-east-1:123456789012:execution:stepops-dev-admin:x"
@@ -359,7 +362,10 @@ async fn the_binary_keeps_a_removed_profile_in_s3_with_sse_kms_only() {
             ("STEPOPS_SYNAPSE_ENDPOINT", format!("http://{addr}")),
             ("STEPOPS_ADMIN_SECRET", SECRET_NAME.into()),
             ("STEPOPS_ADMIN_RECORDS_BUCKET", "stack-bucket".into()),
-            ("STEPOPS_ADMIN_RECORDS_KMS_KEY", "alias/stepops-prod-admin".into()),
+            (
+                "STEPOPS_ADMIN_RECORDS_KMS_KEY",
+                "alias/stepops-prod-admin".into(),
+            ),
             ("AWS_ENDPOINT_URL_S3", format!("http://{addr}")),
         ],
     );

@@ -110,7 +110,10 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
     let (tag, bucket) = tagged(&vars["STEPOPS_ADMIN_RECORDS_BUCKET"]);
     assert_eq!(tag, "!If");
     assert_eq!(bucket[0], "KeepAdminRecords");
-    assert_eq!(tagged(&bucket[1]), ("!Ref".to_owned(), &Value::from("ManifestBucket")));
+    assert_eq!(
+        tagged(&bucket[1]),
+        ("!Ref".to_owned(), &Value::from("ManifestBucket"))
+    );
     assert_eq!(bucket[2], "");
 
     // Two statements: the records' PutObject when kept, and GetSecretValue on the admin secret
@@ -130,7 +133,10 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
         resource.as_str().unwrap(),
         format!("${{ManifestBucket.Arn}}/{}*", stepops_admin::RECORDS_PREFIX)
     );
-    assert_eq!(tagged(&kept[2]), ("!Ref".to_owned(), &Value::from("AWS::NoValue")));
+    assert_eq!(
+        tagged(&kept[2]),
+        ("!Ref".to_owned(), &Value::from("AWS::NoValue"))
+    );
     let s = &statements[1];
     assert_eq!(s["Effect"], "Allow");
     assert_eq!(s["Action"], "secretsmanager:GetSecretValue");
@@ -173,9 +179,11 @@ fn kept_profile_records_expire_by_their_own_parameter() {
         let prefix = rule.get("Prefix").and_then(Value::as_str);
         if expires {
             // Every expiring rule names its prefix: none applies to the whole bucket.
-            let prefix = prefix.unwrap_or_else(|| panic!("a rule expires the whole bucket: {rule:?}"));
+            let prefix =
+                prefix.unwrap_or_else(|| panic!("a rule expires the whole bucket: {rule:?}"));
             assert!(
-                !stepops_admin::RECORDS_PREFIX.starts_with(prefix) || prefix == stepops_admin::RECORDS_PREFIX,
+                !stepops_admin::RECORDS_PREFIX.starts_with(prefix)
+                    || prefix == stepops_admin::RECORDS_PREFIX,
                 "{rule:?}"
             );
         }
