@@ -68,7 +68,7 @@ pub enum ErrorName {
 
 impl ErrorName {
     /// All names, in documentation order.
-    pub const ALL: [ErrorName; 11] = [
+    pub const ALL: [ErrorName; 12] = [
         ErrorName::Transient,
         ErrorName::InvalidInput,
         ErrorName::WrongEnvironment,
