@@ -95,14 +95,25 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
     for (var, param) in [
         ("STEPOPS_ENVIRONMENT", "Environment"),
         ("STEPOPS_SYNAPSE_ENDPOINT", "SynapseEndpoint"),
-        ("STEPOPS_ADMIN_SECRET", "AdminSecretName"),
     ] {
         let (tag, v) = tagged(&vars[var]);
         assert_eq!((tag.as_str(), v.as_str()), ("!Ref", Some(param)), "{var}");
     }
+    // The secret: AdminSecretName, or the environment's own default name when it is empty.
+    let secret_name = &vars["STEPOPS_ADMIN_SECRET"];
+    let (tag, choice) = tagged(secret_name);
+    assert_eq!(tag, "!If");
+    assert_eq!(choice[0], "HasAdminSecretName");
     assert_eq!(
-        t["Parameters"]["AdminSecretName"]["Default"],
-        stepops_admin::DEFAULT_SECRET_NAME
+        tagged(&choice[1]),
+        ("!Ref".to_owned(), &Value::from("AdminSecretName"))
+    );
+    assert_eq!(
+        tagged(&choice[2]),
+        (
+            "!Sub".to_owned(),
+            &Value::from("stepops/${Environment}/synapse-admin-pat")
+        )
     );
 
     // The kept profile records (docs/admin.md): the bucket only when AdminRecordRetentionDays
@@ -116,11 +127,16 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
     );
     assert_eq!(bucket[2], "");
 
-    // Two statements: the records' PutObject when kept, and GetSecretValue on the admin secret
-    // (its ARN with the random 6-character suffix), nothing else; no managed policy templates.
+    // The environment guard, and two statements: the records' PutObject when kept, and
+    // GetSecretValue on the admin secret (its ARN with the random 6-character suffix), nothing
+    // else; no managed policy templates.
     let policies = p["Policies"].as_sequence().unwrap();
-    assert_eq!(policies.len(), 1, "{policies:?}");
-    let statements = policies[0]["Statement"].as_sequence().unwrap();
+    assert_eq!(policies.len(), 2, "{policies:?}");
+    assert_eq!(
+        tagged(&policies[0]),
+        ("!Ref".to_owned(), &Value::from("EnvironmentGuardPolicy"))
+    );
+    let statements = policies[1]["Statement"].as_sequence().unwrap();
     assert_eq!(statements.len(), 2, "{statements:?}");
     let (tag, kept) = tagged(&statements[0]);
     assert_eq!(tag, "!If");
@@ -143,9 +159,10 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
     let (tag, resource) = tagged(&s["Resource"]);
     assert_eq!(tag, "!Sub");
     assert_eq!(
-        resource.as_str().unwrap(),
-        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AdminSecretName}-??????"
+        resource[0].as_str().unwrap(),
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Name}-??????"
     );
+    assert_eq!(&resource[1]["Name"], secret_name, "the same name as the setting");
 
     let (_, log_group) =
         tagged(&t["Resources"]["AdminFunctionLogGroup"]["Properties"]["LogGroupName"]);
