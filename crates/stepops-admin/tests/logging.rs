@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::{Captured, ListTokens, MockSynapse, Recorded, Reply, SECRET};
 use serde_json::{Value, json};
 use stepops_admin::logging::{LogFormat, lambda_subscriber};

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{Captured, ListTokens, MockSynapse, Recorded, Reply, SECRET};
 use serde_json::{Value, json};
 use stepops_admin::{AuditContext, Environment, handle};

@@ -162,7 +162,10 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
         resource[0].as_str().unwrap(),
         "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Name}-??????"
     );
-    assert_eq!(&resource[1]["Name"], secret_name, "the same name as the setting");
+    assert_eq!(
+        &resource[1]["Name"], secret_name,
+        "the same name as the setting"
+    );
 
     let (_, log_group) =
         tagged(&t["Resources"]["AdminFunctionLogGroup"]["Properties"]["LogGroupName"]);
