@@ -359,10 +359,12 @@ impl<S: TokenSource> SynapseClient<S> {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
+            // The body is not quoted: a successful answer may hold personal data (a user's
+            // bundle), which must not reach an error, a log line or a notification.
             return serde_json::from_str(&text).map_err(|e| {
                 AdminError::Internal(format!(
-                    "{what} answered {status} with a body that is not JSON ({e}): {}",
-                    excerpt(&text)
+                    "{what} answered {status} with a body of {} bytes that is not JSON ({e}); a proxy or a captive portal in the way?",
+                    text.len()
                 ))
             });
         }

@@ -154,6 +154,21 @@ async fn no_personal_field_reaches_the_record_the_logs_or_an_error() {
         assert_eq!(err.error_name(), ErrorName::Transient);
         outputs.push(TaskFailure::from_error(&err).to_string());
         outputs.push(format!("{err:?}"));
+        // A bundle cut short (not JSON): the error does not quote it.
+        let cut = bundle().to_string()[..400].to_owned();
+        let server = MockSynapse::start(move |_: &Recorded| Reply {
+            status: 200,
+            body: cut.clone(),
+            delay: std::time::Duration::ZERO,
+        })
+        .await;
+        let client = server.client(ListTokens::new(&[SECRET]));
+        let err = invoke(&run_event(false), Environment::Prod, &client)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_name(), ErrorName::Internal, "{err}");
+        assert_eq!(server.requests().len(), 1, "nothing redacted");
+        outputs.push(TaskFailure::from_error(&err).to_string());
     })
     .await;
     assert_eq!(sent, [2, 1, 2], "the reads (and writes) did happen");
@@ -166,7 +181,7 @@ async fn no_personal_field_reaches_the_record_the_logs_or_an_error() {
         .lines()
         .filter(|l| l.contains(stepops_admin::AUDIT_TARGET))
         .count();
-    assert_eq!(audits, 4, "{logs}");
+    assert_eq!(audits, 5, "{logs}");
     assert_nothing_personal("the logs", &logs);
 }
 
