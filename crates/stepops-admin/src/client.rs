@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::AdminError;
+use crate::records::ProfileRecords;
 use crate::token::{Token, TokenSource};
 use crate::types::{ClientId, Email, EntityId, Feature, UserId, quote};
 
@@ -67,6 +68,12 @@ impl ClientConfig {
                 quote(base_url)
             )));
         }
+        if url.scheme() == "http" && !is_loopback(&url) {
+            return Err(AdminError::invalid(format!(
+                "endpoint {} must be https:// (the admin token is sent with every request); plain http:// is accepted only on loopback (127.0.0.0/8, ::1, localhost)",
+                quote(base_url)
+            )));
+        }
         Ok(ClientConfig {
             base_url: url,
             connect_timeout: Duration::from_secs(5),
@@ -75,6 +82,19 @@ impl ClientConfig {
             task_timeout: Self::DEFAULT_TASK_TIMEOUT,
             system_proxy: true,
         })
+    }
+}
+
+/// Whether `url`'s host is this machine: an address in 127.0.0.0/8, `::1`, or `localhost`.
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // An IPv6 host is written in brackets.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
@@ -269,6 +289,7 @@ pub struct SynapseClient<S> {
     base: Url,
     tokens: S,
     task_timeout: Duration,
+    records: Option<ProfileRecords>,
 }
 
 impl<S: TokenSource> SynapseClient<S> {
@@ -290,7 +311,20 @@ impl<S: TokenSource> SynapseClient<S> {
             base: config.base_url,
             tokens,
             task_timeout: config.task_timeout,
+            records: None,
         })
+    }
+
+    /// Keeps what `remove-user` reads of a user in `records` before redacting (off by
+    /// default: then nothing of the profile is kept anywhere).
+    pub fn with_profile_records(mut self, records: Option<ProfileRecords>) -> Self {
+        self.records = records;
+        self
+    }
+
+    /// Where removed users' profiles are kept, if anywhere.
+    pub fn profile_records(&self) -> Option<&ProfileRecords> {
+        self.records.as_ref()
     }
 
     /// The base URL.
@@ -325,10 +359,12 @@ impl<S: TokenSource> SynapseClient<S> {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
             }
+            // The body is not quoted: a successful answer may hold personal data (a user's
+            // bundle), which must not reach an error, a log line or a notification.
             return serde_json::from_str(&text).map_err(|e| {
                 AdminError::Internal(format!(
-                    "{what} answered {status} with a body that is not JSON ({e}): {}",
-                    excerpt(&text)
+                    "{what} answered {status} with a body of {} bytes that is not JSON ({e}); a proxy or a captive portal in the way?",
+                    text.len()
                 ))
             });
         }
@@ -442,6 +478,36 @@ mod tests {
                 .as_str(),
             "http://127.0.0.1:9/prefix/repo/v1/admin/resetuserstatus/5"
         );
+    }
+
+    #[test]
+    fn endpoints_are_https_except_on_loopback() {
+        use stepops_error::{ErrorName, Named};
+        for good in [
+            "https://repo-prod.prod.sagebase.org",
+            "https://10.0.0.5:8443/base/",
+            "http://127.0.0.1:8080",
+            "http://127.10.20.30",
+            "http://[::1]:9000/",
+            "http://localhost:1234",
+            "http://LOCALHOST",
+        ] {
+            assert!(ClientConfig::new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://repo-prod.prod.sagebase.org",
+            "http://10.0.0.5",
+            "http://128.0.0.1",
+            "http://0.0.0.0:80",
+            "http://[::2]",
+            "http://[::ffff:127.0.0.1]",
+            "http://localhost.example.org",
+            "http://127.0.0.1.nip.io",
+        ] {
+            let err = ClientConfig::new(bad).unwrap_err();
+            assert_eq!(err.error_name(), ErrorName::InvalidInput, "{bad}");
+            assert!(err.to_string().contains("must be https://"), "{bad}: {err}");
+        }
     }
 
     #[test]

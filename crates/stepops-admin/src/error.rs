@@ -21,6 +21,11 @@ pub enum AdminError {
         stack: String,
     },
 
+    /// A prod request lacks `"confirm"` naming its target, or a request's `confirm` names
+    /// another target. Nothing was sent.
+    #[error("not confirmed: {0}")]
+    NotConfirmed(String),
+
     /// The service refused the credentials (HTTP 401/403), or the token could not be read.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
@@ -58,6 +63,7 @@ impl Named for AdminError {
         match self {
             AdminError::InvalidInput(_) | AdminError::Rejected(_) => ErrorName::InvalidInput,
             AdminError::WrongEnvironment { .. } => ErrorName::WrongEnvironment,
+            AdminError::NotConfirmed(_) => ErrorName::NotConfirmed,
             AdminError::Unauthorized(_) => ErrorName::Unauthorized,
             AdminError::NotFound(_) => ErrorName::NotFound,
             AdminError::Conflict(_) => ErrorName::Conflict,

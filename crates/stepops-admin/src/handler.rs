@@ -11,7 +11,7 @@ use crate::client::{Call, SynapseClient, USER_BUNDLE_MASK_ALL, USER_BUNDLE_MASK_
 use crate::error::AdminError;
 use crate::request::{AdminRequest, Task};
 use crate::token::TokenSource;
-use crate::types::Environment;
+use crate::types::{Environment, UserId};
 
 /// The tracing target of the audit record's log line. The line also carries the fields
 /// `audit = true` and `record` (the [`AuditRecord`] as JSON): that is how it is found in the
@@ -78,7 +78,9 @@ pub struct AuditRecord {
     pub outcome: String,
     /// What the task changes (or would change), in words.
     pub change: String,
-    /// The state before, as read from the service (`null` where the API offers no read).
+    /// The state before, as read from the service (`null` where the API offers no read). For
+    /// `remove-user`, only the user id and which parts the bundle had (see
+    /// [`user_bundle_summary`]): never the profile itself.
     pub before: Value,
     /// The state after, as the service answered the write (`null` in a dry run).
     pub after: Value,
@@ -87,6 +89,10 @@ pub struct AuditRecord {
     /// The error name and cause, for a failed run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+    /// Where `remove-user` kept the profile it removed (`s3://BUCKET/admin-records/…`), when
+    /// the stack keeps them ([`crate::ProfileRecords`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_record: Option<String>,
     /// When the record was made (RFC 3339, UTC).
     pub timestamp: String,
 }
@@ -100,10 +106,15 @@ impl AuditRecord {
 
 struct Run<'a, S> {
     client: &'a SynapseClient<S>,
+    request: &'a AdminRequest,
+    context: &'a AuditContext,
     dry_run: bool,
     requests: Vec<RequestLine>,
-    /// What the reads found, kept for the record of a write that fails.
+    /// What the reads found (as the record may show it), kept for the record of a write that
+    /// fails.
     before: Value,
+    /// Where a removed profile was kept.
+    profile_record: Option<String>,
 }
 
 impl<S: TokenSource> Run<'_, S> {
@@ -160,9 +171,12 @@ pub async fn run_until<S: TokenSource>(
 ) -> Result<AuditRecord, AdminError> {
     let mut run = Run {
         client,
+        request,
+        context,
         dry_run: request.dry_run,
         requests: Vec::new(),
         before: Value::Null,
+        profile_record: None,
     };
     let budget = deadline.saturating_duration_since(Instant::now());
     let result = match tokio::time::timeout_at(
@@ -195,6 +209,7 @@ pub async fn run_until<S: TokenSource>(
         after,
         requests: run.requests.clone(),
         error,
+        profile_record: run.profile_record.clone(),
         timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
     };
     match result {
@@ -377,12 +392,21 @@ async fn perform<S: TokenSource>(
     let change = describe_change(task);
     Ok(match task {
         Task::RemoveUser { user_id } => {
-            let before = run
+            // The bundle is the personal data the task removes: it reaches neither the record
+            // nor a log line; only a kept profile record (an SSE-KMS object) holds it.
+            let bundle = run
                 .read(api::get_user_bundle(*user_id, USER_BUNDLE_MASK_ALL))
                 .await?;
+            let before = user_bundle_summary(*user_id, &bundle);
             run.before = before.clone();
-            let after = run.write(api::redact_user(*user_id)).await?;
-            let after = done_or_null(run.dry_run, after, json!({ "redacted": true }));
+            if !run.dry_run
+                && let Some(records) = run.client.profile_records()
+            {
+                run.profile_record = Some(records.keep(run.request, run.context, &bundle).await?);
+            }
+            // The write's answer is not recorded either: it could echo the profile.
+            let _answer = run.write(api::redact_user(*user_id)).await?;
+            let after = done_or_null(run.dry_run, Value::Null, json!({ "redacted": true }));
             (change, before, after)
         }
         Task::VerifyOAuthClient { client_id, status } => {
@@ -447,6 +471,29 @@ async fn perform<S: TokenSource>(
             (change, before, after)
         }
     })
+}
+
+/// The parts of a user bundle (the `UserBundle` model's fields), as the audit record may name
+/// them.
+const USER_BUNDLE_PARTS: [&str; 7] = [
+    "userProfile",
+    "ORCID",
+    "verificationSubmission",
+    "isCertified",
+    "isVerified",
+    "isACTMember",
+    "isARReviewer",
+];
+
+/// What the audit record says about a user's bundle: the user id and which parts the bundle
+/// had (`{"userId": "3350396", "parts": ["userProfile", "ORCID", …]}`): no value of any part,
+/// so no name, email, ORCID or profile text.
+pub fn user_bundle_summary(user_id: UserId, bundle: &Value) -> Value {
+    let parts: Vec<&str> = USER_BUNDLE_PARTS
+        .into_iter()
+        .filter(|p| bundle.get(p).is_some_and(|v| !v.is_null()))
+        .collect();
+    json!({ "userId": user_id, "parts": parts })
 }
 
 /// The service answers some writes with an empty body: record what was done instead.

@@ -10,6 +10,9 @@
 //! 3. [`run`] performs the reads, then (unless `dryRun`) the write, within a time budget, and
 //!    returns one [`AuditRecord`], which it also logs as one line (target [`AUDIT_TARGET`],
 //!    `audit = true`; [`logging`] is the Lambda's subscriber, which writes the record as JSON).
+//!    The record holds ids, the request and what changed, never a removed user's profile: that
+//!    goes, when the stack keeps it, to an SSE-KMS object of [`ProfileRecords`], and the record
+//!    holds only its location.
 //!
 //! Every error is an [`AdminError`], which implements [`stepops_error::Named`].
 
@@ -17,6 +20,7 @@ pub mod client;
 pub mod error;
 pub mod handler;
 pub mod logging;
+pub mod records;
 pub mod request;
 pub mod settings;
 pub mod token;
@@ -26,8 +30,9 @@ pub use client::{Call, ClientConfig, SynapseClient, api};
 pub use error::AdminError;
 pub use handler::{
     AUDIT_TARGET, AuditContext, AuditRecord, LAMBDA_MARGIN, RequestLine, handle, handle_until,
-    invocation_deadline, invoke, invoke_until, run, run_until,
+    invocation_deadline, invoke, invoke_until, run, run_until, user_bundle_summary,
 };
+pub use records::{ProfileRecords, RECORDS_PREFIX};
 pub use request::{AdminRequest, TASK_NAMES, Task};
 pub use settings::AdminSettings;
 pub use token::{

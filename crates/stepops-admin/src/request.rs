@@ -4,7 +4,9 @@
 //! State machine input:
 //! `{"environment": "dev", "task": "remove-user", "args": {"userId": "3350396"}, "dryRun": true}`.
 //! Unknown keys anywhere are refused (a typo such as `dry_run` must not turn a dry run into a
-//! real one).
+//! real one). A `prod` request must carry `"confirm"`: its target typed again (`"3350396"`,
+//! `"syn123"`, the email or the feature), so that a start from the console is confirmed as
+//! `stepops admin` confirms it on the terminal; `Stepops.NotConfirmed` otherwise.
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -137,6 +139,9 @@ pub struct AdminRequest {
     /// Who asked for the run, as the starter declared it (`startedBy` in the input; the CLI
     /// fills it with the caller's identity). Recorded in the audit record; not an authorisation.
     pub started_by: Option<String>,
+    /// The target typed again to confirm the run (`confirm` in the input), in its canonical
+    /// form; required in `prod` (see [`AdminRequest::with_confirmation`]).
+    pub confirm: Option<String>,
 }
 
 /// The state machine input form of a request (what [`AdminRequest::to_input`] produces).
@@ -149,6 +154,8 @@ struct Input<'a> {
     dry_run: bool,
     #[serde(rename = "startedBy", skip_serializing_if = "Option::is_none")]
     started_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm: Option<&'a str>,
 }
 
 /// Checks a declared `startedBy`: 1 to 256 printable characters.
@@ -175,7 +182,14 @@ impl AdminRequest {
         reject_unknown_keys(
             "input",
             obj,
-            &["environment", "task", "args", "dryRun", "startedBy"],
+            &[
+                "environment",
+                "task",
+                "args",
+                "dryRun",
+                "startedBy",
+                "confirm",
+            ],
         )?;
         let environment = check_environment(required_str(obj, "environment", "input")?, stack)?;
         let task_name = required_str(obj, "task", "input")?;
@@ -208,12 +222,26 @@ impl AdminRequest {
                 )));
             }
         };
-        Ok(AdminRequest {
+        let request = AdminRequest {
             environment,
             task,
             dry_run,
             started_by,
-        })
+            confirm: None,
+        };
+        match obj.get("confirm") {
+            None | Some(Value::Null) if environment == Environment::Prod => {
+                Err(AdminError::NotConfirmed(format!(
+                    "a prod admin task must be confirmed: add \"confirm\": {} (the target typed again) to the input; nothing was sent",
+                    quote(&request.task.target_id())
+                )))
+            }
+            None | Some(Value::Null) => Ok(request),
+            Some(Value::String(typed)) => request.with_confirmation(typed),
+            Some(other) => Err(AdminError::invalid(format!(
+                "`confirm` must be a string (the target typed again), not {other}"
+            ))),
+        }
     }
 
     /// Parses and validates CLI arguments: `environment` from `--env`, the task name, then the
@@ -235,7 +263,24 @@ impl AdminRequest {
             task,
             dry_run,
             started_by: None,
+            confirm: None,
         })
+    }
+
+    /// Records `typed` (the target typed again by whoever starts the run) as the request's
+    /// confirmation, in the target's canonical form. [`AdminError::NotConfirmed`] if it does
+    /// not name this request's target (see [`AdminRequest::confirms`]).
+    pub fn with_confirmation(mut self, typed: &str) -> Result<Self, AdminError> {
+        if !self.confirms(typed) {
+            return Err(AdminError::NotConfirmed(format!(
+                "`confirm` {} does not name the target of {}: the input needs \"confirm\": {} (the target typed again); nothing was sent",
+                quote(typed),
+                self.task.name(),
+                quote(&self.task.target_id()),
+            )));
+        }
+        self.confirm = Some(self.task.target_id());
+        Ok(self)
     }
 
     /// Records who asks for the run (for example the CLI caller's IAM ARN).
@@ -280,6 +325,7 @@ impl AdminRequest {
             args: self.task.args_json(),
             dry_run: self.dry_run,
             started_by: self.started_by.as_deref(),
+            confirm: self.confirm.as_deref(),
         })
         .unwrap_or(Value::Null)
     }
@@ -613,11 +659,62 @@ mod tests {
     #[test]
     fn numbers_are_accepted_for_ids_in_json() {
         let r = AdminRequest::from_input(
-            &json!({"environment": "prod", "task": "remove-user", "args": {"userId": 42}}),
+            &json!({"environment": "prod", "task": "remove-user", "args": {"userId": 42}, "confirm": "42"}),
             Environment::Prod,
         )
         .unwrap();
         assert_eq!(r.task.target(), "user:42");
         assert!(!r.dry_run);
+    }
+
+    #[test]
+    fn prod_inputs_must_name_their_target_in_confirm() {
+        use stepops_error::{ErrorName, Named};
+        let input = |confirm: Option<Value>| {
+            let mut i = json!({"environment": "prod", "task": "make-public",
+                               "args": {"entityId": "syn123"}, "dryRun": true});
+            if let Some(c) = confirm {
+                i["confirm"] = c;
+            }
+            i
+        };
+        let ok =
+            AdminRequest::from_input(&input(Some(json!("SYN123"))), Environment::Prod).unwrap();
+        assert_eq!(ok.confirm.as_deref(), Some("syn123"));
+        assert_eq!(ok.to_input()["confirm"], "syn123");
+        assert_eq!(
+            AdminRequest::from_input(&ok.to_input(), Environment::Prod).unwrap(),
+            ok
+        );
+        for (confirm, name) in [
+            (None, ErrorName::NotConfirmed),
+            (Some(Value::Null), ErrorName::NotConfirmed),
+            (Some(json!("")), ErrorName::NotConfirmed),
+            (Some(json!("syn124")), ErrorName::NotConfirmed),
+            (Some(json!("123")), ErrorName::NotConfirmed),
+            (Some(json!(123)), ErrorName::InvalidInput),
+        ] {
+            let err =
+                AdminRequest::from_input(&input(confirm.clone()), Environment::Prod).unwrap_err();
+            assert_eq!(err.error_name(), name, "{confirm:?}: {err}");
+        }
+        let missing = AdminRequest::from_input(&input(None), Environment::Prod).unwrap_err();
+        assert!(
+            missing.to_string().contains("\"confirm\": \"syn123\""),
+            "{missing}"
+        );
+        // dev needs none, but a confirmation that names another target is refused there too.
+        let dev = |confirm: Value| {
+            json!({"environment": "dev", "task": "remove-user", "args": {"userId": "7"},
+                   "confirm": confirm})
+        };
+        assert!(AdminRequest::from_input(&dev(Value::Null), Environment::Dev).is_ok());
+        assert!(AdminRequest::from_input(&dev(json!("7")), Environment::Dev).is_ok());
+        assert_eq!(
+            AdminRequest::from_input(&dev(json!("8")), Environment::Dev)
+                .unwrap_err()
+                .error_name(),
+            ErrorName::NotConfirmed
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::client::ClientConfig;
 use crate::error::AdminError;
+use crate::records::ProfileRecords;
 use crate::token::DEFAULT_SECRET_NAME;
 use crate::types::Environment;
 
@@ -15,6 +16,12 @@ pub const ENV_ENDPOINT: &str = "STEPOPS_SYNAPSE_ENDPOINT";
 pub const ENV_SECRET: &str = "STEPOPS_ADMIN_SECRET";
 /// `STEPOPS_HTTP_TIMEOUT_SECONDS`: the whole-request timeout (default 60).
 pub const ENV_TIMEOUT: &str = "STEPOPS_HTTP_TIMEOUT_SECONDS";
+/// `STEPOPS_ADMIN_RECORDS_BUCKET`: the bucket where `remove-user` keeps the profile it removes
+/// (under [`crate::RECORDS_PREFIX`], SSE-KMS). Unset or empty: no profile is kept anywhere.
+pub const ENV_RECORDS_BUCKET: &str = "STEPOPS_ADMIN_RECORDS_BUCKET";
+/// `STEPOPS_ADMIN_RECORDS_KMS_KEY`: the KMS key (id, ARN or alias) of the kept records; unset:
+/// the account's AWS-managed `aws/s3` key.
+pub const ENV_RECORDS_KMS_KEY: &str = "STEPOPS_ADMIN_RECORDS_KMS_KEY";
 
 /// What the admin function needs to know about its stack.
 #[derive(Debug, Clone)]
@@ -25,6 +32,10 @@ pub struct AdminSettings {
     pub client: ClientConfig,
     /// The Secrets Manager name of the admin token.
     pub secret_name: String,
+    /// The bucket where removed profiles are kept (`None`: kept nowhere).
+    pub records_bucket: Option<String>,
+    /// The KMS key of the kept records (`None`: `aws/s3`).
+    pub records_kms_key: Option<String>,
 }
 
 impl AdminSettings {
@@ -62,11 +73,25 @@ impl AdminSettings {
         let secret_name = lookup(ENV_SECRET)
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_SECRET_NAME.to_owned());
+        let optional = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         Ok(AdminSettings {
             environment,
             client,
             secret_name,
+            records_bucket: optional(ENV_RECORDS_BUCKET),
+            records_kms_key: optional(ENV_RECORDS_KMS_KEY),
         })
+    }
+
+    /// The kept profile records through `store`, if a bucket is configured.
+    pub fn profile_records(&self, store: stepops_store::AnyStore) -> Option<ProfileRecords> {
+        self.records_bucket
+            .as_ref()
+            .map(|bucket| ProfileRecords::new(store, bucket, self.records_kms_key.clone()))
     }
 }
 
@@ -96,12 +121,26 @@ mod tests {
         assert_eq!(s.secret_name, "/synapse/admin-pat");
         assert_eq!(s.client.request_timeout.as_secs(), 20);
         assert_eq!(s.client.read_timeout.as_secs(), 20);
+        assert_eq!(s.records_bucket, None);
+        let kept = AdminSettings::from_lookup(lookup(&[
+            (ENV_ENVIRONMENT, "prod"),
+            (ENV_ENDPOINT, "https://repo-prod.prod.sagebase.org"),
+            (ENV_RECORDS_BUCKET, "stack-bucket"),
+            (ENV_RECORDS_KMS_KEY, ""),
+        ]))
+        .unwrap();
+        assert_eq!(kept.records_bucket.as_deref(), Some("stack-bucket"));
+        assert_eq!(kept.records_kms_key, None);
 
         for bad in [
             vec![(ENV_ENDPOINT, "https://x.org")],
             vec![(ENV_ENVIRONMENT, "dev")],
             vec![(ENV_ENVIRONMENT, "qa"), (ENV_ENDPOINT, "https://x.org")],
             vec![(ENV_ENVIRONMENT, "dev"), (ENV_ENDPOINT, "x.org")],
+            vec![
+                (ENV_ENVIRONMENT, "dev"),
+                (ENV_ENDPOINT, "http://repo-dev.dev.sagebase.org"),
+            ],
             vec![
                 (ENV_ENVIRONMENT, "dev"),
                 (ENV_ENDPOINT, "https://x.org"),

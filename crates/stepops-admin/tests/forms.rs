@@ -97,12 +97,21 @@ fn the_cli_form_and_the_input_form_give_the_same_request() {
             for dry_run in [false, true] {
                 let from_cli = AdminRequest::from_cli(env.as_str(), env, task, cli_args, dry_run)
                     .unwrap_or_else(|e| panic!("{task} {cli_args:?} --env {env}: {e}"));
-                let input = json!({
+                let mut input = json!({
                     "environment": env.as_str(),
                     "task": task,
                     "args": args,
                     "dryRun": dry_run,
                 });
+                // prod inputs carry the target typed again; `stepops admin` adds it after the
+                // operator typed it (or with --yes).
+                let target = from_cli.task.target_id();
+                let from_cli = if env == Environment::Prod {
+                    input["confirm"] = json!(target);
+                    from_cli.with_confirmation(&target).unwrap()
+                } else {
+                    from_cli
+                };
                 let from_input = AdminRequest::from_input(&input, env)
                     .unwrap_or_else(|e| panic!("{input}: {e}"));
                 assert_eq!(from_cli, from_input, "{task} {cli_args:?} vs {input}");

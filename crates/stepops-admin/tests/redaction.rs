@@ -3,32 +3,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use common::{ListTokens, MockSynapse, Recorded, Reply, SECRET};
+use common::{Captured, ListTokens, MockSynapse, Recorded, Reply, SECRET};
 use serde_json::{Value, json};
 use stepops_admin::{AuditContext, Environment, handle};
 use stepops_error::TaskFailure;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 /// A service that answers the reads, and echoes the Authorization header back in its errors.
 fn echoing(r: &Recorded) -> Reply {

@@ -90,8 +90,15 @@ fn assert_request(got: &Recorded, want: &Expect) {
     }
 }
 
+/// A prod input, confirmed with its target (the first argument) as `stepops admin` sends it.
 fn input(task: &str, args: Value, dry_run: bool) -> Value {
-    json!({"environment": "prod", "task": task, "args": args, "dryRun": dry_run})
+    let target = match args.as_object().and_then(|a| a.values().next()) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    json!({"environment": "prod", "task": task, "args": args, "dryRun": dry_run,
+           "confirm": target})
 }
 
 fn ctx() -> AuditContext {
@@ -125,7 +132,10 @@ fn cases() -> Vec<Case> {
             ],
             Box::new(|rec: &Value| {
                 assert_eq!(rec["target"], "user:3350396");
-                assert_eq!(rec["before"]["userProfile"]["userName"], "alice");
+                assert_eq!(
+                    rec["before"],
+                    json!({"userId": "3350396", "parts": ["userProfile", "isCertified", "isVerified"]})
+                );
                 assert_eq!(rec["after"], json!({"redacted": true}));
             }),
         ),
@@ -385,8 +395,8 @@ async fn a_client_without_an_etag_is_not_updated() {
 async fn the_lambda_event_validates_without_requests_then_runs() {
     let server = MockSynapse::start(synapse_like).await;
     let client = server.client(ListTokens::new(&[SECRET]));
-    let request =
-        json!({"environment": "prod", "task": "make-public", "args": {"entityId": "Syn123"}});
+    let request = json!({"environment": "prod", "task": "make-public",
+                         "args": {"entityId": "Syn123"}, "confirm": "SYN123"});
 
     let validated = stepops_admin::invoke(
         &json!({"action": "validate", "request": request}),
@@ -400,7 +410,8 @@ async fn the_lambda_event_validates_without_requests_then_runs() {
         validated,
         json!({
             "request": {"environment": "prod", "task": "make-public",
-                        "args": {"entityId": "syn123"}, "dryRun": false},
+                        "args": {"entityId": "syn123"}, "dryRun": false,
+                        "confirm": "syn123"},
             "task": "make-public", "target": "syn123", "targetId": "syn123",
             "change": "set the data type of syn123 to OPEN_DATA", "dryRun": false
         })
@@ -439,6 +450,37 @@ async fn the_lambda_event_validates_without_requests_then_runs() {
         );
     }
     assert_eq!(server.requests().len(), 1, "refused events send nothing");
+
+    // In prod both actions refuse an input whose `confirm` is missing or names another target
+    // (a console start, a redrive with an edited input): Stepops.NotConfirmed, nothing sent.
+    for confirm in [None, Some(json!("syn124")), Some(json!(""))] {
+        let mut unconfirmed = request.clone();
+        match &confirm {
+            Some(c) => unconfirmed["confirm"] = c.clone(),
+            None => {
+                unconfirmed.as_object_mut().unwrap().remove("confirm");
+            }
+        }
+        for action in ["validate", "run"] {
+            let err = stepops_admin::invoke(
+                &json!({"action": action, "request": unconfirmed}),
+                Environment::Prod,
+                &client,
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(
+                stepops_error::Named::error_name(&err),
+                stepops_error::ErrorName::NotConfirmed,
+                "{action} {confirm:?}: {err}"
+            );
+        }
+    }
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "unconfirmed requests send nothing"
+    );
 }
 
 #[tokio::test]
@@ -490,7 +532,14 @@ async fn a_failed_write_keeps_what_the_read_found_in_the_logged_record() {
     assert_eq!(line["fields"]["audit"], true, "{line}");
     let record: Value = serde_json::from_str(line["fields"]["record"].as_str().unwrap()).unwrap();
     assert_eq!(record["outcome"], "failed");
-    assert_eq!(record["before"]["userProfile"]["userName"], "alice");
+    assert_eq!(
+        record["before"],
+        json!({"userId": "3350396", "parts": ["userProfile", "isCertified", "isVerified"]})
+    );
+    assert!(
+        !text.contains("alice"),
+        "the profile is in no log line: {text}"
+    );
     assert_eq!(record["error"]["error"], "Stepops.Transient");
     assert_eq!(record["requests"].as_array().unwrap().len(), 2);
 }

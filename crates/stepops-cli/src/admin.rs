@@ -1,5 +1,6 @@
 //! `stepops admin`: validate an admin task's arguments exactly as the admin state machine does,
-//! ask for the target again in `prod`, start the execution (AWS, a local engine at `--endpoint`,
+//! ask for the target again in `prod` (sent as the input's `confirm`, which the service
+//! requires in prod), start the execution (AWS, a local engine at `--endpoint`,
 //! or an in-process engine with `--local`), wait for it and print the audit record.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -97,9 +98,19 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             std::process::exit(EXIT_INVALID);
         }
     };
-    if request.environment == Environment::Prod && !args.yes {
-        confirm(&request)?;
-    }
+    // prod: the service refuses an input without `confirm` naming the target; it is filled
+    // with what the operator typed again (with --yes, the script vouches for the target).
+    let request = if request.environment != Environment::Prod {
+        request
+    } else if args.yes {
+        let target = request.task.target_id();
+        request.with_confirmation(&target)?
+    } else {
+        let typed = confirm(&request)?;
+        request
+            .with_confirmation(&typed)
+            .map_err(|_| anyhow!("the typed target does not match; nothing was started"))?
+    };
 
     // --local: an engine in this process; it stays alive until the execution ends.
     let mut _engine = None;
@@ -170,8 +181,9 @@ fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
     }
 }
 
-/// Asks for the target to be typed again; refuses without a terminal.
-fn confirm(request: &AdminRequest) -> anyhow::Result<()> {
+/// Asks for the target to be typed again and returns what was typed; refuses without a
+/// terminal.
+fn confirm(request: &AdminRequest) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         eprintln!(
@@ -194,10 +206,7 @@ fn confirm(request: &AdminRequest) -> anyhow::Result<()> {
     std::io::stderr().flush().ok();
     let mut typed = String::new();
     stdin.lock().read_line(&mut typed)?;
-    if !request.confirms(&typed) {
-        bail!("the typed target does not match; nothing was started");
-    }
-    Ok(())
+    Ok(typed)
 }
 
 /// The Step Functions client: for `endpoint` with placeholder credentials, else from the AWS

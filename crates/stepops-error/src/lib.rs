@@ -59,13 +59,16 @@ pub enum ErrorName {
     Busy,
     /// A migration did not converge within its round limit: the source kept changing.
     NotConverged,
+    /// A prod admin task was started without `"confirm"` naming its target (the target typed
+    /// again), or with one that names another target. Nothing was sent.
+    NotConfirmed,
     /// A bug or an unexpected state in stepops itself. Report it.
     Internal,
 }
 
 impl ErrorName {
     /// All names, in documentation order.
-    pub const ALL: [ErrorName; 11] = [
+    pub const ALL: [ErrorName; 12] = [
         ErrorName::Transient,
         ErrorName::InvalidInput,
         ErrorName::WrongEnvironment,
@@ -76,6 +79,7 @@ impl ErrorName {
         ErrorName::Conflict,
         ErrorName::Busy,
         ErrorName::NotConverged,
+        ErrorName::NotConfirmed,
         ErrorName::Internal,
     ];
 
@@ -92,6 +96,7 @@ impl ErrorName {
             ErrorName::Conflict => "Stepops.Conflict",
             ErrorName::Busy => "Stepops.Busy",
             ErrorName::NotConverged => "Stepops.NotConverged",
+            ErrorName::NotConfirmed => "Stepops.NotConfirmed",
             ErrorName::Internal => "Stepops.Internal",
         }
     }
@@ -109,7 +114,7 @@ impl ErrorName {
     /// The process exit code the CLI uses for this error (2 for bad input, as most tools do).
     pub const fn exit_code(self) -> i32 {
         match self {
-            ErrorName::InvalidInput | ErrorName::WrongEnvironment => 2,
+            ErrorName::InvalidInput | ErrorName::WrongEnvironment | ErrorName::NotConfirmed => 2,
             ErrorName::Transient => 75,    // EX_TEMPFAIL
             ErrorName::Unauthorized => 77, // EX_NOPERM
             _ => 1,

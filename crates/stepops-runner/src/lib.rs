@@ -33,7 +33,8 @@ pub mod runner;
 pub mod secrets;
 pub mod sfn;
 pub mod step;
-pub mod store;
+/// The object store (the shared `stepops-store` crate).
+pub use stepops_store as store;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -4,8 +4,10 @@
 //!
 //! Configuration (environment variables, set by template.yaml; see `AdminSettings`):
 //! `STEPOPS_ENVIRONMENT`, `STEPOPS_SYNAPSE_ENDPOINT`, `STEPOPS_ADMIN_SECRET` (default
-//! `/synapse/admin-pat`), `STEPOPS_HTTP_TIMEOUT_SECONDS`. The admin token is read from Secrets
-//! Manager on first use, cached for the container's life, and read again once on a 401.
+//! `/synapse/admin-pat`), `STEPOPS_HTTP_TIMEOUT_SECONDS`, and optionally
+//! `STEPOPS_ADMIN_RECORDS_BUCKET` / `STEPOPS_ADMIN_RECORDS_KMS_KEY` (where `remove-user` keeps
+//! the profile it removes, in S3 with SSE-KMS; unset: kept nowhere). The admin token is read from
+//! Secrets Manager on first use, cached for the container's life, and read again once on a 401.
 //!
 //! Each invocation's requests (token reads, a refresh and the retry after a 401 included) end
 //! by the invocation's deadline minus `stepops_admin::LAMBDA_MARGIN`: a task cut off there fails
@@ -24,6 +26,7 @@ use stepops_admin::{
     AdminError, AdminSettings, Environment, SecretsManagerTokenSource, SynapseClient,
 };
 use stepops_error::TaskFailure;
+use stepops_store::{AnyStore, S3Store};
 
 /// What every invocation shares: built once per container.
 struct Admin {
@@ -54,11 +57,13 @@ async fn build() -> Result<Admin, AdminError> {
         aws_sdk_secretsmanager::Client::new(&config),
         settings.secret_name.clone(),
     );
-    let client = SynapseClient::new(settings.client, tokens)?;
+    let records = settings.profile_records(AnyStore::S3(S3Store::from_config(&config)));
+    let client = SynapseClient::new(settings.client, tokens)?.with_profile_records(records);
     tracing::info!(
         environment = %settings.environment,
         endpoint = %client.base_url(),
         secret = %settings.secret_name,
+        profile_records = settings.records_bucket.as_deref().unwrap_or("(not kept)"),
         "admin function ready"
     );
     Ok(Admin {

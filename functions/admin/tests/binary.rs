@@ -39,6 +39,8 @@ struct World {
     deadline_in_ms: Option<u128>,
     /// When the last event was handed out.
     handed_out: Option<Instant>,
+    /// S3 PutObject requests: (path, lower-cased headers, body).
+    s3_puts: Vec<(String, std::collections::BTreeMap<String, String>, Vec<u8>)>,
 }
 
 async fn serve(world: Arc<Mutex<World>>) -> String {
@@ -120,6 +122,23 @@ async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<B
             .push((id.to_owned(), kind.to_owned(), value));
         return reply(202, "{}".into());
     }
+    if parts.method == hyper::Method::PUT && path.starts_with("/stack-bucket/") {
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        world
+            .lock()
+            .unwrap()
+            .s3_puts
+            .push((path.clone(), headers, body.to_vec()));
+        return Response::builder()
+            .status(200)
+            .header("etag", "\"e1\"")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+    }
     if path == "/" {
         let target = parts
             .headers
@@ -168,9 +187,21 @@ async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<B
             }
         }
         "/repo/v1/user/77/bundle" => reply(200, json!({"userId": "77"}).to_string()),
+        "/repo/v1/user/78/bundle" => reply(200, personal_bundle().to_string()),
+        "/repo/v1/admin/redact/user/78" => reply(200, String::new()),
         "/repo/v1/admin/redact/user/77" => reply(200, String::new()),
         _ => reply(404, json!({"reason": "no such thing"}).to_string()),
     }
+}
+
+/// A bundle full of personal data.
+fn personal_bundle() -> Value {
+    json!({"userId": "78",
+           "userProfile": {"ownerId": "78", "userName": "mx-personal", "firstName": "Morwenna",
+                           "lastName": "Quillfeather", "emails": ["morwenna.q@example.org"],
+                           "company": "Quillfeather Labs"},
+           "ORCID": "https://orcid.org/0000-0001-5109-3700",
+           "isCertified": true})
 }
 
 fn now_ms() -> u128 {
@@ -258,7 +289,7 @@ async fn the_binary_runs_tasks_with_the_secret_and_names_its_errors() {
     let (_, kind, audit) = &w.answers[1];
     assert_eq!(kind, "response", "{audit}");
     assert_eq!(audit["outcome"], "done");
-    assert_eq!(audit["before"], json!({"userId": "77"}));
+    assert_eq!(audit["before"], json!({"userId": "77", "parts": []}));
     let (_, kind, error) = &w.answers[2];
     assert_eq!(kind, "error");
     assert_eq!(error["errorType"], "Stepops.WrongEnvironment", "{error}");
@@ -294,7 +325,10 @@ async fn the_binary_runs_tasks_with_the_secret_and_names_its_errors() {
     assert_eq!(done["record"]["task"], "remove-user", "{done}");
     assert_eq!(done["record"]["target"], "user:77");
     assert_eq!(done["record"]["outcome"], "done");
-    assert_eq!(done["record"]["before"], json!({"userId": "77"}));
+    assert_eq!(
+        done["record"]["before"],
+        json!({"userId": "77", "parts": []})
+    );
     assert_eq!(
         done["record"]["executionId"],
         "arn:aws:states:us-east-1:123456789012:execution:stepops-dev-admin:x"
@@ -305,6 +339,78 @@ async fn the_binary_runs_tasks_with_the_secret_and_names_its_errors() {
     assert_eq!(failed["record"]["task"], "reenable-user");
     assert_eq!(failed["record"]["outcome"], "failed");
     assert_eq!(failed["record"]["error"]["error"], "Stepops.NotFound");
+}
+
+/// With `STEPOPS_ADMIN_RECORDS_BUCKET` set, the deployed binary keeps the removed profile in
+/// one S3 object through the real S3 client, asking for SSE-KMS with the configured key, before
+/// it redacts; its answer (the execution output) and its log lines hold the object's location and
+/// none of the profile.
+#[tokio::test]
+async fn the_binary_keeps_a_removed_profile_in_s3_with_sse_kms_only() {
+    let world = Arc::new(Mutex::new(World::default()));
+    let request = json!({"environment": "prod", "task": "remove-user", "args": {"userId": "78"},
+                         "confirm": "78"});
+    world.lock().unwrap().events.extend([json!({
+        "action": "run", "request": request,
+        "executionId": "arn:aws:states:us-east-1:123456789012:execution:stepops-prod-admin:y"
+    })]);
+    let addr = serve(world.clone()).await;
+    let mut child = start_binary(
+        &addr,
+        &[
+            ("STEPOPS_ENVIRONMENT", "prod".into()),
+            ("STEPOPS_SYNAPSE_ENDPOINT", format!("http://{addr}")),
+            ("STEPOPS_ADMIN_SECRET", SECRET_NAME.into()),
+            ("STEPOPS_ADMIN_RECORDS_BUCKET", "stack-bucket".into()),
+            (
+                "STEPOPS_ADMIN_RECORDS_KMS_KEY",
+                "alias/stepops-prod-admin".into(),
+            ),
+            ("AWS_ENDPOINT_URL_S3", format!("http://{addr}")),
+        ],
+    );
+    wait_for_answers(&world, 1).await;
+    let _ = child.0.kill();
+    let output = child.0.wait_with_output_ref();
+
+    let w = world.lock().unwrap();
+    let (_, kind, audit) = &w.answers[0];
+    assert_eq!(kind, "response", "{audit}");
+    assert_eq!(audit["outcome"], "done");
+    assert_eq!(w.s3_puts.len(), 1, "{:?}", w.synapse);
+    let (path, headers, body) = &w.s3_puts[0];
+    assert!(
+        path.starts_with("/stack-bucket/admin-records/prod/remove-user/user-78/"),
+        "{path}"
+    );
+    assert_eq!(
+        audit["profileRecord"],
+        format!("s3://{}", path.trim_start_matches('/'))
+    );
+    let header = |n: &str| headers.get(n).map(String::as_str);
+    assert_eq!(header("x-amz-server-side-encryption"), Some("aws:kms"));
+    assert_eq!(
+        header("x-amz-server-side-encryption-aws-kms-key-id"),
+        Some("alias/stepops-prod-admin")
+    );
+    let kept: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(kept["profile"], personal_bundle());
+    // Kept first, then redacted.
+    assert_eq!(w.synapse.len(), 2, "{:?}", w.synapse);
+    assert!(w.synapse[1].starts_with("POST /repo/v1/admin/redact/user/78"));
+    for personal in [
+        "mx-personal",
+        "Morwenna",
+        "Quillfeather",
+        "morwenna.q@example.org",
+        "0000-0001-5109-3700",
+    ] {
+        assert!(!audit.to_string().contains(personal), "{personal}: {audit}");
+        assert!(!output.contains(personal), "{personal} logged: {output}");
+    }
+    let audits = audit_lines(&output);
+    assert_eq!(audits.len(), 1, "{output}");
+    assert_eq!(audits[0]["record"]["profileRecord"], audit["profileRecord"]);
 }
 
 /// Every line of `output` parsed as JSON (each must be); those with `"audit": true`.

@@ -111,16 +111,24 @@ struct Harness {
     sfn: aws_sdk_sfn::Client,
     notifications: Arc<Mutex<Vec<Value>>>,
     admin_calls: Arc<AtomicUsize>,
+    /// The stack's environment (`dev` or `prod`).
+    environment: &'static str,
 }
 
 impl Harness {
+    /// A dev stack.
     async fn start(synapse: &FakeSynapse) -> Self {
+        Harness::start_in("dev", synapse).await
+    }
+
+    /// A stack of `environment` (`dev` or `prod`).
+    async fn start_in(environment: &'static str, synapse: &FakeSynapse) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("admin-token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
         // The function's settings as the template sets them (environment variables).
         let settings = AdminSettings::from_lookup(|k| match k {
-            "STEPOPS_ENVIRONMENT" => Some("dev".into()),
+            "STEPOPS_ENVIRONMENT" => Some(environment.into()),
             "STEPOPS_SYNAPSE_ENDPOINT" => Some(synapse.base_url.clone()),
             "STEPOPS_HTTP_TIMEOUT_SECONDS" => Some("5".into()),
             _ => None,
@@ -131,14 +139,14 @@ impl Harness {
         let client = Arc::new(
             SynapseClient::new(config, LocalTokenSource::new(None, Some(token_file))).unwrap(),
         );
-        let environment = settings.environment;
+        let stack = settings.environment;
         let admin_calls = Arc::new(AtomicUsize::new(0));
         let calls = admin_calls.clone();
         let admin = handler(move |event: Value| {
             let client = client.clone();
             calls.fetch_add(1, Ordering::SeqCst);
             async move {
-                stepops_admin::invoke(&event, environment, &client)
+                stepops_admin::invoke(&event, stack, &client)
                     .await
                     .map_err(|e| LambdaError::from_named(&e))
             }
@@ -155,7 +163,7 @@ impl Harness {
                 template: Some(template),
                 template_options: TemplateOptions {
                     parameter_overrides: [
-                        ("Environment".to_string(), "dev".to_string()),
+                        ("Environment".to_string(), environment.to_string()),
                         ("SynapseEndpoint".to_string(), synapse.base_url.clone()),
                     ]
                     .into(),
@@ -185,16 +193,18 @@ impl Harness {
             sfn,
             notifications,
             admin_calls,
+            environment,
         }
     }
 
     /// The admin state machine's ARN, found by its deployed name through the API.
     async fn admin_arn(&self) -> String {
         let list = self.sfn.list_state_machines().send().await.unwrap();
+        let name = format!("stepops-{}-admin", self.environment);
         list.state_machines()
             .iter()
-            .find(|m| m.name() == "stepops-dev-admin")
-            .unwrap_or_else(|| panic!("no stepops-dev-admin in {list:?}"))
+            .find(|m| m.name() == name)
+            .unwrap_or_else(|| panic!("no {name} in {list:?}"))
             .state_machine_arn()
             .to_owned()
     }
@@ -254,8 +264,9 @@ fn output(d: &aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutpu
 
 #[tokio::test]
 async fn remove_user_succeeds_end_to_end_with_its_audit_record() {
-    let bundle =
-        json!({"userId": "3350396", "userProfile": {"userName": "jdoe"}, "isCertified": true});
+    let bundle = json!({"userId": "3350396",
+        "userProfile": {"userName": "jdoe", "firstName": "Janet", "emails": ["janet.doe@example.org"]},
+        "isCertified": true});
     let body = bundle.to_string();
     let synapse = FakeSynapse::start(move |s, _| match (s.method.as_str(), s.uri.as_str()) {
         ("GET", "/repo/v1/user/3350396/bundle?mask=127") => (200, body.clone()),
@@ -274,7 +285,11 @@ async fn remove_user_succeeds_end_to_end_with_its_audit_record() {
     assert_eq!(audit["environment"], "dev");
     assert_eq!(audit["outcome"], "done");
     assert_eq!(audit["dryRun"], false);
-    assert_eq!(audit["before"], bundle);
+    // Ids and which parts the bundle had; none of the profile.
+    assert_eq!(
+        audit["before"],
+        json!({"userId": "3350396", "parts": ["userProfile", "isCertified"]})
+    );
     assert_eq!(audit["after"], json!({"redacted": true}));
     assert_eq!(audit["executionId"], d.execution_arn());
     assert_eq!(
@@ -307,15 +322,28 @@ async fn remove_user_succeeds_end_to_end_with_its_audit_record() {
     for (field, needle) in [
         ("ExecutionStarted.input", "3350396"),
         ("TaskScheduled.parameters", "\"action\":\"run\""),
-        ("TaskSucceeded.output", "jdoe"),
+        ("TaskSucceeded.output", "\"redacted\":true"),
         ("StateEntered.input", "remove-user"),
-        ("StateExited.output", "jdoe"),
-        ("ExecutionSucceeded.output", "jdoe"),
+        ("StateExited.output", "\"parts\":[\"userProfile\""),
+        ("ExecutionSucceeded.output", "user:3350396"),
     ] {
         assert!(
             seen(field, needle),
             "no {field} holding {needle}: {texts:?}"
         );
+    }
+    // The user's personal data is in no event of the history, nor in the notification.
+    for personal in ["jdoe", "Janet", "janet.doe@example.org"] {
+        assert!(
+            !texts.iter().any(|(_, t)| t.contains(personal)),
+            "{personal} in the history: {texts:?}"
+        );
+        assert!(
+            !d.output().unwrap().contains(personal),
+            "{personal} in the output"
+        );
+        let notes = serde_json::to_string(&h.notifications()).unwrap();
+        assert!(!notes.contains(personal), "{personal} notified: {notes}");
     }
     // And it would catch the token in any of them (a made-up event holding it).
     let planted = aws_sdk_sfn::types::HistoryEvent::builder()
@@ -467,6 +495,59 @@ async fn wrong_environment_is_refused_before_any_request() {
         .await;
     assert_eq!(d.error(), Some("Stepops.InvalidInput"));
     assert!(synapse.seen().is_empty());
+}
+
+/// A prod stack's machine refuses an input whose `confirm` is missing or names another target
+/// (a console start cannot skip the confirmation `stepops admin` asks for): the execution fails
+/// `Stepops.NotConfirmed` in `Validate`, nothing reaches the service; with the target typed
+/// again it runs.
+#[tokio::test]
+async fn prod_runs_need_the_target_confirmed_in_the_input() {
+    let synapse = FakeSynapse::start(|s, _| match (s.method.as_str(), s.uri.as_str()) {
+        ("PUT", "/repo/v1/admin/resetuserstatus/42") => (200, String::new()),
+        _ => (400, json!({"reason": "unexpected"}).to_string()),
+    })
+    .await;
+    let h = Harness::start_in("prod", &synapse).await;
+    let base = json!({"environment": "prod", "task": "reenable-user", "args": {"userId": "42"}});
+    for confirm in [None, Some(json!("43")), Some(json!(" ")), Some(json!(null))] {
+        let mut input = base.clone();
+        if let Some(c) = &confirm {
+            input["confirm"] = c.clone();
+        }
+        let calls = h.admin_calls.load(Ordering::SeqCst);
+        let d = h.run(input).await;
+        assert_eq!(d.status(), &ExecutionStatus::Failed, "{confirm:?}: {d:?}");
+        assert_eq!(d.error(), Some("Stepops.NotConfirmed"), "{confirm:?}");
+        // The cause is the Lambda's error document; its message says what to add.
+        let cause = d.cause().unwrap_or_default();
+        let message = serde_json::from_str::<Value>(cause)
+            .ok()
+            .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| cause.to_owned());
+        assert!(
+            message.contains("\"confirm\": \"42\""),
+            "{confirm:?}: {message}"
+        );
+        assert_eq!(
+            h.admin_calls.load(Ordering::SeqCst),
+            calls + 1,
+            "only Validate ran"
+        );
+    }
+    assert!(synapse.seen().is_empty(), "{:?}", synapse.seen());
+    let notes = h.notifications();
+    assert_eq!(notes.len(), 4);
+    assert!(notes.iter().all(|n| n["failedStep"] == "Validate"));
+
+    let mut confirmed = base.clone();
+    confirmed["confirm"] = json!("42");
+    let d = h.run(confirmed).await;
+    assert_eq!(d.status(), &ExecutionStatus::Succeeded, "{d:?}");
+    assert_eq!(output(&d)["outcome"], "done");
+    let seen = synapse.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].uri, "/repo/v1/admin/resetuserstatus/42");
 }
 
 /// The raw texts of `history`'s events (see [`event_texts`]), checked to hold no trace of the

@@ -88,41 +88,151 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
         set(&[
             "STEPOPS_ENVIRONMENT",
             "STEPOPS_SYNAPSE_ENDPOINT",
-            "STEPOPS_ADMIN_SECRET"
+            "STEPOPS_ADMIN_SECRET",
+            "STEPOPS_ADMIN_RECORDS_BUCKET"
         ])
     );
     for (var, param) in [
         ("STEPOPS_ENVIRONMENT", "Environment"),
         ("STEPOPS_SYNAPSE_ENDPOINT", "SynapseEndpoint"),
-        ("STEPOPS_ADMIN_SECRET", "AdminSecretName"),
     ] {
         let (tag, v) = tagged(&vars[var]);
         assert_eq!((tag.as_str(), v.as_str()), ("!Ref", Some(param)), "{var}");
     }
+    // The secret: AdminSecretName, or the environment's own default name when it is empty.
+    let secret_name = &vars["STEPOPS_ADMIN_SECRET"];
+    let (tag, choice) = tagged(secret_name);
+    assert_eq!(tag, "!If");
+    assert_eq!(choice[0], "HasAdminSecretName");
     assert_eq!(
-        t["Parameters"]["AdminSecretName"]["Default"],
-        stepops_admin::DEFAULT_SECRET_NAME
+        tagged(&choice[1]),
+        ("!Ref".to_owned(), &Value::from("AdminSecretName"))
+    );
+    assert_eq!(
+        tagged(&choice[2]),
+        (
+            "!Sub".to_owned(),
+            &Value::from("stepops/${Environment}/synapse-admin-pat")
+        )
     );
 
-    // Exactly one statement: GetSecretValue on the admin secret (its ARN with the random
-    // 6-character suffix), nothing else; no managed policy templates.
+    // The kept profile records (docs/admin.md): the bucket only when AdminRecordRetentionDays
+    // is not 0, and then only PutObject under the records' prefix.
+    let (tag, bucket) = tagged(&vars["STEPOPS_ADMIN_RECORDS_BUCKET"]);
+    assert_eq!(tag, "!If");
+    assert_eq!(bucket[0], "KeepAdminRecords");
+    assert_eq!(
+        tagged(&bucket[1]),
+        ("!Ref".to_owned(), &Value::from("ManifestBucket"))
+    );
+    assert_eq!(bucket[2], "");
+
+    // The environment guard, and two statements: the records' PutObject when kept, and
+    // GetSecretValue on the admin secret (its ARN with the random 6-character suffix), nothing
+    // else; no managed policy templates.
     let policies = p["Policies"].as_sequence().unwrap();
-    assert_eq!(policies.len(), 1, "{policies:?}");
-    let statements = policies[0]["Statement"].as_sequence().unwrap();
-    assert_eq!(statements.len(), 1, "{statements:?}");
-    let s = &statements[0];
+    assert_eq!(policies.len(), 2, "{policies:?}");
+    assert_eq!(
+        tagged(&policies[0]),
+        ("!Ref".to_owned(), &Value::from("EnvironmentGuardPolicy"))
+    );
+    let statements = policies[1]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 2, "{statements:?}");
+    let (tag, kept) = tagged(&statements[0]);
+    assert_eq!(tag, "!If");
+    assert_eq!(kept[0], "KeepAdminRecords");
+    assert_eq!(kept[1]["Effect"], "Allow");
+    assert_eq!(kept[1]["Action"], "s3:PutObject");
+    let (tag, resource) = tagged(&kept[1]["Resource"]);
+    assert_eq!(tag, "!Sub");
+    assert_eq!(
+        resource.as_str().unwrap(),
+        format!("${{ManifestBucket.Arn}}/{}*", stepops_admin::RECORDS_PREFIX)
+    );
+    assert_eq!(
+        tagged(&kept[2]),
+        ("!Ref".to_owned(), &Value::from("AWS::NoValue"))
+    );
+    let s = &statements[1];
     assert_eq!(s["Effect"], "Allow");
     assert_eq!(s["Action"], "secretsmanager:GetSecretValue");
     let (tag, resource) = tagged(&s["Resource"]);
     assert_eq!(tag, "!Sub");
     assert_eq!(
-        resource.as_str().unwrap(),
-        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AdminSecretName}-??????"
+        resource[0].as_str().unwrap(),
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Name}-??????"
+    );
+    assert_eq!(
+        &resource[1]["Name"], secret_name,
+        "the same name as the setting"
     );
 
     let (_, log_group) =
         tagged(&t["Resources"]["AdminFunctionLogGroup"]["Properties"]["LogGroupName"]);
     assert_eq!(log_group.as_str(), Some("/aws/lambda/${AdminFunction}"));
+}
+
+/// The records expire after `AdminRecordRetentionDays` by their own lifecycle rule, and no
+/// other rule of the bucket (the plans' and results' 30 days) reaches their prefix.
+#[test]
+fn kept_profile_records_expire_by_their_own_parameter() {
+    let t = template();
+    let param = &t["Parameters"]["AdminRecordRetentionDays"];
+    assert_eq!(param["Type"], "Number");
+    assert_eq!(param["Default"], 0, "off unless the team asks for it");
+    let (tag, cond) = tagged(&t["Conditions"]["KeepAdminRecords"]);
+    assert_eq!(tag, "!Not");
+    let (tag, eq) = tagged(&cond[0]);
+    assert_eq!(tag, "!Equals");
+    assert_eq!(
+        tagged(&eq[0]),
+        ("!Ref".to_owned(), &Value::from("AdminRecordRetentionDays"))
+    );
+    assert_eq!(eq[1], 0);
+
+    let rules = t["Resources"]["ManifestBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .unwrap();
+    let mut records_rules = 0;
+    for rule in rules {
+        let expires = rule.get("ExpirationInDays").is_some();
+        let prefix = rule.get("Prefix").and_then(Value::as_str);
+        if expires {
+            // Every expiring rule names its prefix: none applies to the whole bucket.
+            let prefix =
+                prefix.unwrap_or_else(|| panic!("a rule expires the whole bucket: {rule:?}"));
+            assert!(
+                !stepops_admin::RECORDS_PREFIX.starts_with(prefix)
+                    || prefix == stepops_admin::RECORDS_PREFIX,
+                "{rule:?}"
+            );
+        }
+        if prefix == Some(stepops_admin::RECORDS_PREFIX) {
+            records_rules += 1;
+            assert_eq!(rule["Status"], "Enabled");
+            let (tag, days) = tagged(&rule["ExpirationInDays"]);
+            assert_eq!(tag, "!If");
+            assert_eq!(days[0], "KeepAdminRecords");
+            assert_eq!(
+                tagged(&days[1]),
+                ("!Ref".to_owned(), &Value::from("AdminRecordRetentionDays"))
+            );
+            assert_eq!(days[2], 1, "records kept before it was switched off go too");
+        }
+    }
+    assert_eq!(records_rules, 1, "{rules:?}");
+}
+
+/// The Synapse endpoint parameter takes https URLs only (the function refuses plain http
+/// except on loopback, which a deployed stack never uses).
+#[test]
+fn the_synapse_endpoint_parameter_is_https_only() {
+    let t = template();
+    let pattern = t["Parameters"]["SynapseEndpoint"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert!(pattern.starts_with("^$|^https://"), "{pattern}");
+    assert!(!pattern.contains("https?"), "{pattern}");
 }
 
 #[test]

@@ -203,3 +203,24 @@ impl TokenSource for ListTokens {
 
 /// The token value the tests use; it must never show up in logs or output.
 pub const SECRET: &str = "syn-pat-eyJ0eXAiOiJKV1QiLCJ-SECRET-7f3a9c";
+
+/// A writer for a tracing subscriber that keeps everything written (the tests' log capture).
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}

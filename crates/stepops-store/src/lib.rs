@@ -1,10 +1,14 @@
-//! Where plan manifests go and copy results are read: an object store addressed by bucket and
-//! key. [`LocalFolderStore`] stands in for S3 on a laptop (the local engine reads and writes
-//! `<root>/<bucket>/<key>`); `S3Store` (cargo feature `s3`, on by default) uses S3 in AWS.
+//! The object store stepops writes through, addressed by bucket and key: the runner's plan
+//! manifests and copy results, the admin tasks' kept records. [`LocalFolderStore`] stands in for
+//! S3 on a laptop (the local engine reads and writes `<root>/<bucket>/<key>`); `S3Store` (cargo
+//! feature `s3`, on by default) uses S3 in AWS. [`PutOptions`] say how an object is written (its
+//! content type, server-side encryption with KMS); the local folder keeps what was asked beside
+//! the object ([`LocalFolderStore::options_of`]) so that tests can check it.
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use stepops_error::{ErrorName, Named};
 
 /// Why an object could not be written or read.
@@ -77,15 +81,64 @@ impl Named for StoreError {
     }
 }
 
+/// How an object is encrypted at rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Encryption {
+    /// The bucket's default encryption.
+    #[default]
+    BucketDefault,
+    /// SSE-KMS (`x-amz-server-side-encryption: aws:kms`) with `key_id`, or the account's
+    /// AWS-managed `aws/s3` key when `None`.
+    Kms {
+        /// A KMS key id, ARN or alias; `None` for the AWS-managed `aws/s3` key.
+        #[serde(skip_serializing_if = "Option::is_none", rename = "keyId")]
+        key_id: Option<String>,
+    },
+}
+
+/// How an object is written. The default (used by [`ObjectStore::put`]) is an NDJSON object
+/// under the bucket's default encryption.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PutOptions {
+    /// The object's `Content-Type` (default `application/x-ndjson`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Server-side encryption.
+    pub encryption: Encryption,
+}
+
+impl PutOptions {
+    /// The content type the object is written with.
+    pub fn content_type(&self) -> &str {
+        self.content_type
+            .as_deref()
+            .unwrap_or("application/x-ndjson")
+    }
+}
+
 /// Stores objects by bucket and key (S3's model).
 pub trait ObjectStore: Send + Sync + 'static {
-    /// Writes `body` at `bucket`/`key`, replacing any previous object.
+    /// Writes `body` at `bucket`/`key` as `options` say, replacing any previous object.
+    fn put_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        options: PutOptions,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes `body` at `bucket`/`key` with the default [`PutOptions`], replacing any previous
+    /// object.
     fn put(
         &self,
         bucket: &str,
         key: &str,
         body: Vec<u8>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.put_with(bucket, key, body, PutOptions::default())
+    }
 
     /// Reads the object at `bucket`/`key` ([`StoreError::Missing`] when there is none).
     fn get(
@@ -95,7 +148,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 }
 
-/// A folder standing in for S3: object `bucket`/`key` is the file `<root>/<bucket>/<key>`.
+/// A folder standing in for S3: object `bucket`/`key` is the file `<root>/<bucket>/<key>`. An
+/// object written with other than the default [`PutOptions`] has them, as JSON, in
+/// `<root>/.options/<bucket>/<key>` (no bucket name starts with `.`), as S3 keeps an object's
+/// metadata.
 #[derive(Debug, Clone)]
 pub struct LocalFolderStore {
     root: PathBuf,
@@ -128,24 +184,89 @@ impl LocalFolderStore {
         }
         Ok(self.root.join(bucket).join(rel))
     }
+
+    /// The file that holds the [`PutOptions`] `bucket`/`key` was written with.
+    fn options_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StoreError> {
+        self.path_of(bucket, key)?;
+        Ok(self.root.join(".options").join(bucket).join(key))
+    }
+
+    /// The [`PutOptions`] the object at `bucket`/`key` was written with (the defaults when it
+    /// was written with them); [`StoreError::Missing`] when there is no such object.
+    pub async fn options_of(&self, bucket: &str, key: &str) -> Result<PutOptions, StoreError> {
+        let path = self.path_of(bucket, key)?;
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return Err(StoreError::Missing {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+            });
+        }
+        let options = self.options_path(bucket, key)?;
+        match tokio::fs::read(&options).await {
+            Ok(text) => serde_json::from_slice(&text).map_err(|e| StoreError::Io {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                path: options,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PutOptions::default()),
+            Err(source) => Err(StoreError::Io {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                path: options,
+                source,
+            }),
+        }
+    }
+}
+
+/// Writes `body` to `path` through a temporary file and a rename, creating the folders.
+async fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    tokio::fs::write(&tmp, body).await?;
+    tokio::fs::rename(&tmp, path).await
 }
 
 impl ObjectStore for LocalFolderStore {
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        options: PutOptions,
+    ) -> Result<(), StoreError> {
         let path = self.path_of(bucket, key)?;
-        let io = |source| StoreError::Io {
+        let options_path = self.options_path(bucket, key)?;
+        let io = |path: &Path, source| StoreError::Io {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        if options == PutOptions::default() {
+            match tokio::fs::remove_file(&options_path).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(&options_path, e));
+                }
+                _ => {}
+            }
+        } else {
+            let text = serde_json::to_vec(&options).map_err(|e| {
+                io(
+                    &options_path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                )
+            })?;
+            write_atomically(&options_path, &text)
+                .await
+                .map_err(|e| io(&options_path, e))?;
         }
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        tokio::fs::write(&tmp, body).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
-        Ok(())
+        write_atomically(&path, &body)
+            .await
+            .map_err(|e| io(&path, e))
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
@@ -171,7 +292,13 @@ impl ObjectStore for LocalFolderStore {
 pub struct NoStore;
 
 impl ObjectStore for NoStore {
-    async fn put(&self, _: &str, _: &str, _: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_with(
+        &self,
+        _: &str,
+        _: &str,
+        _: Vec<u8>,
+        _: PutOptions,
+    ) -> Result<(), StoreError> {
         Err(StoreError::NotConfigured)
     }
 
@@ -202,22 +329,32 @@ impl S3Store {
 
 #[cfg(feature = "s3")]
 impl ObjectStore for S3Store {
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        options: PutOptions,
+    ) -> Result<(), StoreError> {
         use aws_sdk_s3::error::ProvideErrorMetadata;
-        self.client
+        let mut put = self
+            .client
             .put_object()
             .bucket(bucket)
             .key(key)
-            .content_type("application/x-ndjson")
-            .body(aws_sdk_s3::primitives::ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| StoreError::S3 {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                code: e.code().map(str::to_owned),
-                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            })?;
+            .content_type(options.content_type())
+            .body(aws_sdk_s3::primitives::ByteStream::from(body));
+        if let Encryption::Kms { key_id } = options.encryption {
+            put = put
+                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(key_id);
+        }
+        put.send().await.map_err(|e| StoreError::S3 {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            code: e.code().map(str::to_owned),
+            message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        })?;
         Ok(())
     }
 
@@ -270,12 +407,18 @@ pub enum AnyStore {
 }
 
 impl ObjectStore for AnyStore {
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+    async fn put_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        options: PutOptions,
+    ) -> Result<(), StoreError> {
         match self {
-            AnyStore::Local(s) => s.put(bucket, key, body).await,
-            AnyStore::None(s) => s.put(bucket, key, body).await,
+            AnyStore::Local(s) => s.put_with(bucket, key, body, options).await,
+            AnyStore::None(s) => s.put_with(bucket, key, body, options).await,
             #[cfg(feature = "s3")]
-            AnyStore::S3(s) => s.put(bucket, key, body).await,
+            AnyStore::S3(s) => s.put_with(bucket, key, body, options).await,
         }
     }
 
@@ -323,5 +466,61 @@ mod tests {
             let e = store.put(b, k, vec![]).await.unwrap_err();
             assert_eq!(e.error_name(), ErrorName::InvalidInput, "{b} {k}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_local_folder_keeps_what_a_put_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFolderStore::new(dir.path());
+        let kms = PutOptions {
+            content_type: Some("application/json".into()),
+            encryption: Encryption::Kms {
+                key_id: Some("alias/stepops".into()),
+            },
+        };
+        store
+            .put_with(
+                "bucket",
+                "admin-records/a.json",
+                b"{}".to_vec(),
+                kms.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .options_of("bucket", "admin-records/a.json")
+                .await
+                .unwrap(),
+            kms
+        );
+        // Written again with the defaults: the options written before are gone.
+        store
+            .put("bucket", "admin-records/a.json", b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .options_of("bucket", "admin-records/a.json")
+                .await
+                .unwrap(),
+            PutOptions::default()
+        );
+        let missing = store.options_of("bucket", "none").await.unwrap_err();
+        assert_eq!(missing.error_name(), ErrorName::NotFound);
+        // The options live outside every bucket: no object read can reach them.
+        assert!(
+            !dir.path()
+                .join(".options/bucket/admin-records/a.json")
+                .exists()
+        );
+        assert_eq!(
+            store
+                .get(".options", "bucket/admin-records/a.json")
+                .await
+                .unwrap_err()
+                .error_name(),
+            ErrorName::InvalidInput
+        );
     }
 }

@@ -1,0 +1,149 @@
+//! `S3Store` through the real `aws-sdk-s3` client against a recording HTTP server on 127.0.0.1:
+//! what a `PutObject` asks for (SSE-KMS, the key, the content type) is in the request S3 would
+//! receive.
+
+#![cfg(feature = "s3")]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use stepops_store::{Encryption, ObjectStore, PutOptions, S3Store};
+use tokio::net::TcpListener;
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    /// Lower-cased names.
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// A server that answers every request 200 with an empty body and records it.
+async fn recording_s3() -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let rec = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let rec = rec.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let rec = rec.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.unwrap().to_bytes().to_vec();
+                        let headers = parts
+                            .headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                            })
+                            .collect();
+                        rec.lock().unwrap().push(Seen {
+                            method: parts.method.to_string(),
+                            path: parts.uri.path().to_owned(),
+                            headers,
+                            body,
+                        });
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn store(endpoint: &str) -> S3Store {
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "t", "t", None, None, "t",
+        ))
+        .build();
+    S3Store::new(aws_sdk_s3::Client::from_conf(config))
+}
+
+#[tokio::test]
+async fn put_object_asks_for_sse_kms_when_told_and_not_otherwise() {
+    let (endpoint, seen) = recording_s3().await;
+    let s3 = store(&endpoint);
+    s3.put_with(
+        "stack-bucket",
+        "admin-records/prod/x.json",
+        b"{}".to_vec(),
+        PutOptions {
+            content_type: Some("application/json".into()),
+            encryption: Encryption::Kms {
+                key_id: Some("alias/stepops-prod".into()),
+            },
+        },
+    )
+    .await
+    .unwrap();
+    s3.put_with(
+        "stack-bucket",
+        "admin-records/prod/y.json",
+        b"{}".to_vec(),
+        PutOptions {
+            content_type: None,
+            encryption: Encryption::Kms { key_id: None },
+        },
+    )
+    .await
+    .unwrap();
+    s3.put("stack-bucket", "manifests/m.jsonl", b"{}\n".to_vec())
+        .await
+        .unwrap();
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    let kms = &seen[0];
+    assert_eq!(kms.method, "PUT");
+    assert_eq!(kms.path, "/stack-bucket/admin-records/prod/x.json");
+    assert_eq!(kms.body, b"{}");
+    assert_eq!(kms.header("x-amz-server-side-encryption"), Some("aws:kms"));
+    assert_eq!(
+        kms.header("x-amz-server-side-encryption-aws-kms-key-id"),
+        Some("alias/stepops-prod")
+    );
+    assert_eq!(kms.header("content-type"), Some("application/json"));
+
+    let managed_key = &seen[1];
+    assert_eq!(
+        managed_key.header("x-amz-server-side-encryption"),
+        Some("aws:kms")
+    );
+    assert_eq!(
+        managed_key.header("x-amz-server-side-encryption-aws-kms-key-id"),
+        None
+    );
+
+    let plain = &seen[2];
+    assert_eq!(plain.path, "/stack-bucket/manifests/m.jsonl");
+    assert_eq!(plain.header("x-amz-server-side-encryption"), None);
+    assert_eq!(plain.header("content-type"), Some("application/x-ndjson"));
+}
