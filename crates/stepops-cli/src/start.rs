@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use stepops_pipeline::{StackEnvironment, validate_input};
+use stepops_pipeline::validate_input;
 
 const LONG_ABOUT: &str = "\
 Start an execution of the migration state machine (statemachine/migrate.asl.json) in AWS, or on
