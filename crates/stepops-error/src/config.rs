@@ -177,15 +177,7 @@ impl MigrationConfig {
                 "invalid migration config: {e}. Expected keys: {EXPECTED}"
             ))
         })?;
-        let problems = config.problems("");
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigProblem(format!(
-                "invalid migration config: {}",
-                problems.join("; ")
-            )))
-        }
+        refuse(config.problems("")).map(|()| config)
     }
 
     /// Reads a YAML/JSON file.
@@ -279,6 +271,18 @@ impl MigrationConfig {
     }
 }
 
+/// `problems` as one error, or none.
+fn refuse(problems: Vec<String>) -> Result<(), ConfigProblem> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigProblem(format!(
+            "invalid migration config: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
 impl StatusConfig {
     fn problems(&self, prefix: &str) -> Vec<String> {
         let mut problems = Vec::new();
@@ -303,15 +307,7 @@ impl StatusConfig {
 
     /// Checks the names and values: non-empty, the two values different.
     pub fn check(&self) -> Result<(), ConfigProblem> {
-        let problems = self.problems("");
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigProblem(format!(
-                "invalid migration config: {}",
-                problems.join("; ")
-            )))
-        }
+        refuse(self.problems(""))
     }
 }
 
