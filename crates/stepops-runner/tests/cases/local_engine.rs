@@ -348,11 +348,19 @@ async fn an_answer_for_a_stopped_execution_is_logged_for_what_it_is() {
         .await
         .unwrap();
     while !read().contains("answer refused") {
-        assert!(t0.elapsed() < Duration::from_secs(20), "no refusal:\n{}", read());
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no refusal:\n{}",
+            read()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).await.success());
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(15))
+            .await
+            .success()
+    );
     let line: Value = read()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
