@@ -979,7 +979,7 @@ pub(crate) async fn run(
     tasks: Arc<dyn TaskDispatcher>,
     store: Arc<dyn ExecutionStore>,
     options: RunOptions,
-    stop: CancellationToken,
+    stop: crate::StopSignal,
 ) -> ExecutionResult {
     let machine = definition.machine.clone();
     let mut fresh = false;
@@ -1046,7 +1046,7 @@ pub(crate) async fn run(
         }),
         dirty: Notify::new(),
         persisted: tokio::sync::watch::Sender::new(Persisted::default()),
-        abort: stop.child_token(),
+        abort: stop.token().child_token(),
         urgent: Notify::new(),
     });
     {
@@ -1085,6 +1085,7 @@ pub(crate) async fn run(
                 definition.timeout_seconds,
                 exec_input,
                 abort,
+                &stop,
             )
             .await;
             done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -1136,6 +1137,7 @@ async fn drive(
     timeout: Option<u64>,
     input: Value,
     stop: CancellationToken,
+    signal: &crate::StopSignal,
 ) -> ExecutionResult {
     let size = serde_json::to_vec(&input).map(|v| v.len()).unwrap_or(0);
     let token = stop.child_token();
@@ -1208,7 +1210,21 @@ async fn drive(
         }
         Err(None) => {
             g.tree.status = "ABORTED".into();
-            g.emit(0, "ExecutionAborted", None, json!({}));
+            // As AWS: the error and cause given to StopExecution, in the event.
+            let (error, cause) = signal.reason();
+            let mut d = Map::new();
+            if let Some(e) = error {
+                d.insert("error".into(), Value::String(e));
+            }
+            if let Some(c) = cause {
+                d.insert("cause".into(), Value::String(c));
+            }
+            g.emit(
+                0,
+                "ExecutionAborted",
+                Some("executionAbortedEventDetails"),
+                Value::Object(d),
+            );
             ExecutionResult::Aborted
         }
     };

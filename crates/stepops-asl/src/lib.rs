@@ -90,7 +90,7 @@ pub struct TaskInvocation {
     pub resource: String,
     /// Effective input (after `InputPath` and `Parameters`).
     pub input: Value,
-    /// Unique per attempt; also `$$.Task.Token`.
+    /// Unique per attempt (64 lowercase hexadecimal characters); also `$$.Task.Token`.
     pub task_token: String,
     /// The dispatcher calls `heartbeat.beat()` on `SendTaskHeartbeat`.
     pub heartbeat: Heartbeat,
@@ -115,6 +115,7 @@ struct HeartbeatInner {
     notify: Notify,
     beats: AtomicU64,
     waiting: std::sync::atomic::AtomicBool,
+    worker: std::sync::Mutex<Option<String>>,
 }
 
 impl Heartbeat {
@@ -136,6 +137,22 @@ impl Heartbeat {
     /// `TimeoutSeconds` still counts from scheduling, as in AWS.
     pub fn waiting_for_worker(&self) {
         self.inner.waiting.store(true, Ordering::SeqCst);
+    }
+
+    /// A worker took the task (`GetActivityTask`), naming itself `worker` (its `workerName`,
+    /// which the `ActivityStarted` event records): a [`Heartbeat::beat`] that remembers who.
+    pub fn taken_by(&self, worker: Option<&str>) {
+        *self.inner.worker.lock().unwrap_or_else(|p| p.into_inner()) = worker.map(str::to_owned);
+        self.beat();
+    }
+
+    /// The `workerName` given to [`Heartbeat::taken_by`], if any.
+    pub fn worker(&self) -> Option<String> {
+        self.inner
+            .worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Whether [`Heartbeat::waiting_for_worker`] was called.
@@ -264,7 +281,57 @@ pub enum ExecutionResult {
     TimedOut,
 }
 
-/// Runs (or resumes from `resume`) one execution to its end.
+/// Stops an execution (`StopExecution`): [`StopSignal::stop`] cancels it and gives the error
+/// and cause that its `ExecutionAborted` event records, as AWS records them
+/// (`executionAbortedEventDetails`). A bare `CancellationToken` converts into one (a stop
+/// without error or cause).
+#[derive(Clone, Debug, Default)]
+pub struct StopSignal {
+    token: CancellationToken,
+    reason: Arc<std::sync::Mutex<StopReason>>,
+}
+
+/// `(error, cause)` given to [`StopSignal::stop`].
+type StopReason = (Option<String>, Option<String>);
+
+impl StopSignal {
+    /// A signal not yet given.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the execution, recording `error` and `cause` in its `ExecutionAborted` event.
+    pub fn stop(&self, error: Option<String>, cause: Option<String>) {
+        *self.reason.lock().unwrap_or_else(|p| p.into_inner()) = (error, cause);
+        self.token.cancel();
+    }
+
+    /// The token that [`StopSignal::stop`] cancels.
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// The error and cause given to [`StopSignal::stop`] (both `None` before, or when none
+    /// were given).
+    pub fn reason(&self) -> (Option<String>, Option<String>) {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl From<CancellationToken> for StopSignal {
+    fn from(token: CancellationToken) -> Self {
+        StopSignal {
+            token,
+            reason: Arc::default(),
+        }
+    }
+}
+
+/// Runs (or resumes from `resume`) one execution to its end. `stop`: a [`StopSignal`] (or a
+/// `CancellationToken`) that ends it `ABORTED`.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     definition: Arc<Definition>,
@@ -274,9 +341,19 @@ pub async fn run(
     tasks: Arc<dyn TaskDispatcher>,
     store: Arc<dyn ExecutionStore>,
     options: RunOptions,
-    stop: CancellationToken,
+    stop: impl Into<StopSignal>,
 ) -> ExecutionResult {
-    engine::run(definition, info, input, resume, tasks, store, options, stop).await
+    engine::run(
+        definition,
+        info,
+        input,
+        resume,
+        tasks,
+        store,
+        options,
+        stop.into(),
+    )
+    .await
 }
 
 /// For RedriveExecution: from the snapshot of a FAILED/TIMED_OUT/ABORTED execution, a snapshot

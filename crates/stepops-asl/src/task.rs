@@ -141,28 +141,32 @@ impl Exec {
                 details,
             );
         }
-        let started = if prefix == "Task" {
-            Value::Object(base.clone())
-        } else if prefix == "Activity" {
-            json!({"workerName": "stepops-local"})
-        } else {
-            json!({})
-        };
         let started_key = if prefix == "LambdaFunction" {
             None
         } else {
             Some(key("Started"))
         };
+        let hb = Heartbeat::new();
         let emit_started = || {
+            let started = if prefix == "Task" {
+                Value::Object(base.clone())
+            } else if prefix == "Activity" {
+                // As AWS: the `workerName` the poller sent with GetActivityTask, if any.
+                match hb.worker() {
+                    Some(w) => json!({ "workerName": w }),
+                    None => json!({}),
+                }
+            } else {
+                json!({})
+            };
             self.emit(
                 node,
                 &format!("{prefix}Started"),
                 started_key.as_deref(),
-                started.clone(),
+                started,
             );
         };
 
-        let hb = Heartbeat::new();
         let invocation = TaskInvocation {
             resource: resource.clone(),
             input,

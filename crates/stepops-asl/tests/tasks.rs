@@ -343,6 +343,37 @@ async fn execution_timeout_and_stop() {
     assert_eq!(r, ExecutionResult::Aborted);
     assert_eq!(store.event_types().last().unwrap(), "ExecutionAborted");
     assert_eq!(dropped.load(Ordering::SeqCst), 2);
+
+    // StopExecution with an error and a cause: AWS records them in the event.
+    let def = Arc::new(Definition::parse(&task_def(json!({})).to_string()).unwrap());
+    let stop = stepops_asl::StopSignal::new();
+    let store = Arc::new(MemStore::default());
+    let fut = stepops_asl::run(
+        def,
+        common::info("s2"),
+        json!({}),
+        None,
+        never_answers(dropped.clone()),
+        store.clone(),
+        RunOptions::default(),
+        stop.clone(),
+    );
+    let stopper = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        stop.stop(Some("Ops.Stopped".into()), Some("stopped by hand".into()));
+    };
+    let (r, ()) = futures::join!(fut, stopper);
+    assert_eq!(r, ExecutionResult::Aborted);
+    let last = store.events.lock().unwrap().last().unwrap().clone();
+    assert_eq!(last.event_type, "ExecutionAborted");
+    assert_eq!(
+        last.details_key.as_deref(),
+        Some("executionAbortedEventDetails")
+    );
+    assert_eq!(
+        last.details,
+        json!({"error": "Ops.Stopped", "cause": "stopped by hand"})
+    );
 }
 
 #[tokio::test]
@@ -663,7 +694,7 @@ async fn activity_waiting_for_a_worker_starts_its_heartbeat_at_pickup() {
         t.heartbeat.waiting_for_worker();
         async move {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            t.heartbeat.beat(); // GetActivityTask handed it to a worker
+            t.heartbeat.taken_by(Some("runner-a")); // GetActivityTask handed it to a worker
             tokio::time::sleep(Duration::from_millis(10)).await;
             Ok(json!("picked up late, finished in time"))
         }
@@ -676,6 +707,11 @@ async fn activity_waiting_for_a_worker_starts_its_heartbeat_at_pickup() {
     let events = store.events.lock().unwrap().clone();
     let at = |t: &str| events.iter().find(|e| e.event_type == t).unwrap().timestamp;
     assert!(at("ActivityStarted") - at("ActivityScheduled") >= chrono::Duration::milliseconds(100));
+    let started = events
+        .iter()
+        .find(|e| e.event_type == "ActivityStarted")
+        .unwrap();
+    assert_eq!(started.details, json!({"workerName": "runner-a"}));
 
     // Nobody picks it up: TimeoutSeconds (counted from scheduling) ends it.
     let dropped = Arc::new(AtomicUsize::new(0));

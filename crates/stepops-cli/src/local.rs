@@ -98,6 +98,12 @@ enum LocalCommand {
         /// _PROD, else the file STEPOPS_ADMIN_TOKEN_FILE).
         #[arg(long, env = "STEPOPS_SYNAPSE_ENDPOINT", value_name = "URL")]
         synapse_endpoint: Option<String>,
+        /// Hand a task to a held GetActivityTask whose client has gone (a runner killed while
+        /// polling), as AWS may: that task is lost until its HeartbeatSeconds run out and its
+        /// state's Retry runs it again. Default: such polls end and the task goes to a live
+        /// poller. For crash tests.
+        #[arg(long)]
+        abandoned_polls_take_tasks: bool,
     },
     /// Measure the engine: state transitions per second on a long Pass chain and the time of a
     /// 10,000-item inline Map with MaxConcurrency 40, in memory and with the SQLite store, and
@@ -209,6 +215,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             allowed_targets,
             secrets,
             synapse_endpoint,
+            abandoned_polls_take_tasks,
         } => {
             let secrets = read_secrets(secrets)?;
             let has_secrets = !secrets.is_empty();
@@ -217,6 +224,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
                 port: Some(port),
                 time_scale,
                 secrets,
+                abandoned_polls_take_tasks,
                 ..EngineConfig::new(&state_dir)
             };
             let mut environment = None;

@@ -926,3 +926,212 @@ async fn postgresql_urls_from_secrets_full_run_no_password_logged() {
         }
     }
 }
+
+/// Serves the pipeline with AWS's handling of abandoned polls (`--abandoned-polls-take-tasks`,
+/// time scale 0.05: `HeartbeatSeconds` 60 are 3 s), migrates `source` into `dest` through the
+/// real runner binary with big chunks, and SIGKILLs the runner `kills` times, each time while
+/// its log shows a copy started and unanswered *and* `copying()` says the destination is in the
+/// middle of a copy transaction; a new runner starts after each kill. Returns the execution's
+/// status and error, and how many kills `copying()` confirmed.
+async fn kill_runner_during_copies(
+    dir: &Path,
+    source: &str,
+    dest: &str,
+    chunk_rows: u64,
+    kills: usize,
+    copying: impl Fn() -> bool,
+) -> (String, Option<String>, Option<String>, usize) {
+    let runner_bin = runner_binary();
+    std::fs::write(dir.join("source.secret"), source).unwrap();
+    std::fs::write(dir.join("dest.secret"), dest).unwrap();
+    let state = dir.join("engine");
+    let (mut serve, endpoint, activity) = serve_pipeline(
+        dir,
+        &[
+            "--state-dir".into(),
+            state.display().to_string(),
+            "--time-scale".into(),
+            "0.05".into(),
+            "--abandoned-polls-take-tasks".into(),
+            format!(
+                "--secret=stepops/dev/source-db=@{}",
+                dir.join("source.secret").display()
+            ),
+            format!(
+                "--secret=stepops/dev/dest-db=@{}",
+                dir.join("dest.secret").display()
+            ),
+        ],
+        &[("STEPOPS_LOG", "info")],
+    )
+    .await;
+    let config = dir.join("runner.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "activities: [{activity}]\nendpoint: {endpoint}\nconcurrency: 2\nheartbeat_seconds: 1\n\
+             environment: dev\nobject_store_root: {}\n",
+            state.join("s3").display()
+        ),
+    )
+    .unwrap();
+    let input = dir.join("run.json");
+    std::fs::write(
+        &input,
+        json!({"environment": "dev",
+               "source": {"secret": "stepops/dev/source-db"},
+               "dest": {"secret": "stepops/dev/dest-db"},
+               "chunkRows": chunk_rows, "maxConcurrency": 2})
+        .to_string(),
+    )
+    .unwrap();
+    let mut n = 1;
+    let mut runner = start_runner(&runner_bin, dir, n, &config, &endpoint);
+    let (execution, _) = start_migration(dir, &endpoint, &input);
+    let mut confirmed = 0;
+    while confirmed < kills {
+        assert!(
+            n <= kills + 5,
+            "{n} runners, only {confirmed} kills mid-copy"
+        );
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if copies_open(&read(&runner.log)) >= 1 && copying() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "runner {n} was never seen in the middle of a copy:\n{}",
+                read(&runner.log)
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        runner.child.kill().unwrap(); // SIGKILL, right after the copy was seen in progress
+        runner.child.wait().unwrap();
+        confirmed += 1;
+        n += 1;
+        runner = start_runner(&runner_bin, dir, n, &config, &endpoint);
+    }
+    let client = stepops_runner::local_sfn_client(&endpoint);
+    let described = wait_done(&client, &execution, || read(&runner.log)).await;
+    signal(&runner.child, libc::SIGTERM);
+    wait_exit(&mut runner.child, Duration::from_secs(20)).await;
+    signal(&serve, libc::SIGTERM);
+    assert!(
+        wait_exit(&mut serve, Duration::from_secs(20))
+            .await
+            .success()
+    );
+    let engine_log = read(&dir.join("serve.log"));
+    let timeouts = engine_log
+        .lines()
+        .filter(|l| l.contains("timed out on heartbeat") && l.contains("CopyChunk"))
+        .count();
+    eprintln!(
+        "{confirmed} SIGKILLs mid-copy over {n} runners; {timeouts} copies timed out on heartbeat; {} tasks handed to abandoned polls",
+        engine_log
+            .matches("handed to a poll whose client has gone")
+            .count()
+    );
+    assert!(
+        timeouts >= kills,
+        "{timeouts} heartbeat timeouts for {kills} kills"
+    );
+    (
+        described.status().as_str().to_owned(),
+        described.error().map(str::to_owned),
+        described.cause().map(str::to_owned),
+        confirmed,
+    )
+}
+
+/// SQLite: the runner is SIGKILLed three times while a copy's transaction is open on the
+/// destination (its rollback journal exists at the kill, and stays as a hot journal). The
+/// retried copies roll it back and the execution succeeds with the destination equal to the
+/// source (`stepops_sample::digest`, independent of the migration engine). Before the fix the
+/// first retry failed `Stepops.Unauthorized` and with it the execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_runner_killed_during_real_copies_three_times_run_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let source = format!("sqlite:{}", dir.join("source.db").display());
+    let dest = format!("sqlite:{}", dir.join("dest.db").display());
+    for (url, rows) in [(&source, 120_000), (&dest, 1_000)] {
+        stepops_sample::sample(
+            url,
+            SampleSpec {
+                rows,
+                seed: 21,
+                replace: false,
+                progress: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let source_digest = stepops_sample::digest(&source).await.unwrap();
+    // Hot: the journal's header is written (its first byte set) once the copy has started to
+    // write the database file itself (a page cache spill): killed then, the file must be
+    // rolled back before anyone may read it. Big chunks make copies spill.
+    let journal = dir.join("dest.db-journal");
+    let hot = || {
+        use std::io::Read;
+        let mut first = [0u8; 1];
+        std::fs::File::open(&journal)
+            .and_then(|mut f| f.read_exact(&mut first))
+            .is_ok_and(|()| first[0] != 0)
+    };
+    let (status, error, cause, kills) =
+        kill_runner_during_copies(dir, &source, &dest, 100_000, 3, hot).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}");
+    assert_eq!(kills, 3);
+    assert_eq!(
+        source_digest,
+        stepops_sample::digest(&dest).await.unwrap(),
+        "the destination differs from the source"
+    );
+}
+
+/// PostgreSQL: the runner is SIGKILLed three times while the destination server runs a copy's
+/// `COPY … FROM STDIN` (seen in `pg_stat_activity`); the execution succeeds and the
+/// destination equals the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_runner_killed_during_real_copies_three_times_run_succeeds() {
+    let pg = stepops_testkit::PgServer::start().expect(
+        "PostgreSQL server binaries are needed (initdb, postgres): install postgresql (scripts/install-deps.sh)",
+    );
+    let source = pg.create_database("src").unwrap();
+    let dest = pg.create_database("dst").unwrap();
+    for (url, rows) in [(&source, 60_000), (&dest, 1_000)] {
+        stepops_sample::sample(
+            url,
+            SampleSpec {
+                rows,
+                seed: 22,
+                replace: false,
+                progress: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let source_digest = stepops_sample::digest(&source).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let copying = || {
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'dst' AND state = 'active' \
+             AND query ILIKE 'COPY %FROM STDIN%'",
+        )
+        .is_ok_and(|out| out.trim().parse::<u32>().unwrap_or(0) > 0)
+    };
+    let (status, error, cause, kills) =
+        kill_runner_during_copies(dir.path(), &source, &dest, 6_000, 3, copying).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}");
+    assert_eq!(kills, 3);
+    assert_eq!(
+        source_digest,
+        stepops_sample::digest(&dest).await.unwrap(),
+        "the destination differs from the source"
+    );
+}

@@ -394,6 +394,36 @@ fn api_event(stored: &str, include_data: bool) -> Option<Value> {
     Some(Value::Object(m))
 }
 
+/// `GetActivityTask` with [`crate::EngineConfig::abandoned_polls_take_tasks`]: the poll runs on
+/// its own task, so it outlives its connection, as AWS's may: when the client has gone (the
+/// runner was killed while polling), a task it takes is lost until its heartbeat times out.
+async fn held_poll(
+    engine: &Arc<Engine>,
+    arn: &str,
+    wait: Duration,
+    worker: Option<&str>,
+) -> Result<Option<crate::tasks::ActivityTask>, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (hub, shutdown) = (engine.hub.clone(), engine.shutdown.clone());
+    let (arn, worker) = (arn.to_owned(), worker.map(str::to_owned));
+    tokio::spawn(async move {
+        let task = tokio::select! {
+            t = hub.poll(&arn, wait, worker.as_deref()) => t,
+            _ = shutdown.cancelled() => Ok(None),
+        };
+        if let Err(Ok(Some(lost))) = tx.send(task) {
+            tracing::info!(
+                activity = %arn,
+                worker = worker.as_deref().unwrap_or(""),
+                token_end = &lost.task_token[lost.task_token.len().saturating_sub(12)..],
+                "activity task handed to a poll whose client has gone (as AWS may): nobody works \
+                 on it; it is lost until its HeartbeatSeconds run out"
+            );
+        }
+    });
+    rx.await.unwrap_or(Ok(None))
+}
+
 async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, ApiError> {
     match op {
         "CreateActivity" => {
@@ -426,11 +456,17 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
         }
         "GetActivityTask" => {
             let arn = required(input, "activityArn")?;
+            let worker = s(input, "workerName");
             let wait = engine.poll_timeout.min(Duration::from_secs(60));
-            let poll = engine.hub.poll(arn, wait);
-            let task = tokio::select! {
-                t = poll => t?,
-                _ = engine.shutdown.cancelled() => None,
+            let task = if engine.abandoned_polls_take_tasks {
+                held_poll(engine, arn, wait, worker).await?
+            } else {
+                // This future is dropped when the client goes away: the poll ends with it.
+                let poll = engine.hub.poll(arn, wait, worker);
+                tokio::select! {
+                    t = poll => t?,
+                    _ = engine.shutdown.cancelled() => None,
+                }
             };
             Ok(match task {
                 Some(t) => json!({"taskToken": t.task_token, "input": t.input}),

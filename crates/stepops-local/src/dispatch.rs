@@ -13,7 +13,7 @@ use crate::arn::states_resource;
 use crate::engine::Engine;
 use crate::lambda::{Invocation, invoke, invoke_result};
 use crate::store::ExecutionRecord;
-use crate::tasks::{HeartbeatFn, TaskOutcome, TaskWaiter};
+use crate::tasks::{HeartbeatFn, PickupFn, TaskOutcome, TaskWaiter};
 
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
@@ -126,9 +126,16 @@ async fn dispatch(engine: Arc<Engine>, task: TaskInvocation) -> Result<Value, Ta
                 hb.beat()
             })
         };
+        let pickup: PickupFn = {
+            let (hb, last) = (task.heartbeat.clone(), last_beat.clone());
+            Arc::new(move |worker: Option<&str>| {
+                *last.lock().expect("last beat") = Some(Instant::now());
+                hb.taken_by(worker)
+            })
+        };
         let waiter = engine
             .hub
-            .schedule_activity(base, &task.task_token, &task.input, beat)
+            .schedule_activity(base, &task.task_token, &task.input, beat, pickup)
             .map_err(runtime)?;
         let mut watch = Abandoned {
             task: &task,

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use stepops_asl::{
     Definition, ExecutionInfo, ExecutionResult, ExecutionStore, HistoryEvent, RunOptions, Snapshot,
-    StoreError,
+    StopSignal, StoreError,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,12 @@ pub struct EngineConfig {
     pub time_scale: f64,
     /// How long `GetActivityTask` holds a poll when no task is queued (AWS: 60 s).
     pub poll_timeout: Duration,
+    /// What a held `GetActivityTask` does when its client goes away (a runner killed while it
+    /// polls). `false` (default): the poll ends and the next task goes to a live poller.
+    /// `true`, as AWS may do: the poll stays in line and takes a task that arrives before its
+    /// time is up; that task is then lost (nobody works on it) until its `HeartbeatSeconds` run
+    /// out and the state's `Retry` schedules it again. Crash tests use it.
+    pub abandoned_polls_take_tasks: bool,
     /// Folder standing in for S3 (Distributed Map); default `<state_dir>/s3`.
     pub s3_root: Option<PathBuf>,
     /// Lambda handlers. Register them here (or before starting executions) so that executions
@@ -64,6 +70,7 @@ impl Default for EngineConfig {
             template_options: TemplateOptions::default(),
             time_scale: 1.0,
             poll_timeout: Duration::from_secs(60),
+            abandoned_polls_take_tasks: false,
             s3_root: None,
             lambdas: LambdaRegistry::new(),
             resume: true,
@@ -139,6 +146,8 @@ pub(crate) struct Engine {
     pub hub: Arc<TaskHub>,
     pub lambdas: LambdaRegistry,
     pub poll_timeout: Duration,
+    /// [`EngineConfig::abandoned_polls_take_tasks`].
+    pub abandoned_polls_take_tasks: bool,
     pub time_scale: f64,
     pub s3_root: PathBuf,
     /// The Secrets Manager stand-in's values, by name.
@@ -184,12 +193,10 @@ pub struct Delivery {
 /// Deliveries [`LocalEngine::deliveries`] keeps (the oldest go first).
 const MAX_DELIVERIES_KEPT: usize = 1000;
 
-/// StopExecution's `(error, cause)`, set before the stop token is cancelled.
-type StopReason = Arc<Mutex<Option<(Option<String>, Option<String>)>>>;
-
+/// A running execution's StopExecution handle (it carries the error and cause to the
+/// `ExecutionAborted` event and to DescribeExecution).
 struct RunningExecution {
-    stop: CancellationToken,
-    stop_reason: StopReason,
+    stop: StopSignal,
 }
 
 fn api(kind: ApiErrorKind, message: impl Into<String>) -> ApiError {
@@ -427,15 +434,11 @@ impl Engine {
                 }
             },
         };
-        let stop = CancellationToken::new();
-        let stop_reason: StopReason = Arc::new(Mutex::new(None));
-        self.running.lock().expect("running lock").insert(
-            record.arn.clone(),
-            RunningExecution {
-                stop: stop.clone(),
-                stop_reason: stop_reason.clone(),
-            },
-        );
+        let stop = StopSignal::new();
+        self.running
+            .lock()
+            .expect("running lock")
+            .insert(record.arn.clone(), RunningExecution { stop: stop.clone() });
         let engine = self.clone();
         let dispatcher: Arc<dyn stepops_asl::TaskDispatcher> =
             Arc::new(Dispatcher::new(Arc::downgrade(self)));
@@ -448,7 +451,14 @@ impl Engine {
         let arn = record.arn.clone();
         self.tasks.spawn(async move {
             let run = stepops_asl::run(
-                definition, info, input, resume, dispatcher, store, options, stop,
+                definition,
+                info,
+                input,
+                resume,
+                dispatcher,
+                store,
+                options,
+                stop.clone(),
             );
             let result = tokio::select! {
                 r = run => r,
@@ -458,14 +468,13 @@ impl Engine {
             };
             engine.running.lock().expect("running lock").remove(&arn);
             let now = Utc::now();
-            let reason = stop_reason.lock().expect("stop lock").take();
             let (status, output, error, cause) = match result {
                 ExecutionResult::Succeeded { output } => {
                     ("SUCCEEDED", Some(output.to_string()), None, None)
                 }
                 ExecutionResult::Failed { error, cause } => ("FAILED", None, error, cause),
                 ExecutionResult::Aborted => {
-                    let (e, c) = reason.unwrap_or((None, None));
+                    let (e, c) = stop.reason();
                     ("ABORTED", None, e, c)
                 }
                 ExecutionResult::TimedOut => (
@@ -544,8 +553,7 @@ impl Engine {
         }
         let running = self.running.lock().expect("running lock");
         if let Some(r) = running.get(arn) {
-            *r.stop_reason.lock().expect("stop lock") = Some((error, cause));
-            r.stop.cancel();
+            r.stop.stop(error, cause);
         }
         Ok(Utc::now())
     }
@@ -814,6 +822,7 @@ impl LocalEngine {
             hub: TaskHub::with_log(store.clone()),
             lambdas: config.lambdas.clone(),
             poll_timeout: config.poll_timeout,
+            abandoned_polls_take_tasks: config.abandoned_polls_take_tasks,
             time_scale: config.time_scale,
             s3_root,
             secrets: config.secrets.clone(),

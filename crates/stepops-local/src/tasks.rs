@@ -30,8 +30,11 @@ pub enum TaskOutcome {
     },
 }
 
-/// Called on `SendTaskHeartbeat` (and when a worker picks the task up).
+/// Called on `SendTaskHeartbeat`.
 pub type HeartbeatFn = Arc<dyn Fn() + Send + Sync>;
+
+/// Called when a worker takes an activity task, with the `workerName` it sent.
+pub type PickupFn = Arc<dyn Fn(Option<&str>) + Send + Sync>;
 
 /// An activity as the API describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,7 +57,7 @@ pub struct ActivityTask {
 }
 
 /// Maximum number of closed tokens remembered (to answer `TaskTimedOut` rather than
-/// `TaskDoesNotExist`).
+/// `TaskDoesNotExist`; the [`TokenLog`] remembers the rest).
 const CLOSED_MEMORY: usize = 200_000;
 
 /// Remembers issued tokens across engine restarts, so that a token of a task that was in
@@ -84,6 +87,8 @@ struct Inner {
 struct Pending {
     sender: oneshot::Sender<TaskOutcome>,
     heartbeat: HeartbeatFn,
+    /// Activity tasks: called at pickup (starts the heartbeat clock, records the worker).
+    pickup: Option<PickupFn>,
 }
 
 struct Activity {
@@ -164,6 +169,15 @@ impl TaskHub {
 
     /// Registers a token a Task state now waits on (`.waitForTaskToken`).
     pub fn register(self: &Arc<Self>, token: &str, heartbeat: HeartbeatFn) -> TaskWaiter {
+        self.register_with(token, heartbeat, None)
+    }
+
+    fn register_with(
+        self: &Arc<Self>,
+        token: &str,
+        heartbeat: HeartbeatFn,
+        pickup: Option<PickupFn>,
+    ) -> TaskWaiter {
         if let Some(log) = &self.log {
             log.issued(token);
         }
@@ -173,6 +187,7 @@ impl TaskHub {
             Pending {
                 sender: tx,
                 heartbeat,
+                pickup,
             },
         );
         TaskWaiter {
@@ -182,13 +197,15 @@ impl TaskHub {
         }
     }
 
-    /// Queues a task for the activity `arn`'s workers.
+    /// Queues a task for the activity `arn`'s workers: `heartbeat` on each
+    /// `SendTaskHeartbeat`, `pickup` when a worker takes it.
     pub fn schedule_activity(
         self: &Arc<Self>,
         arn: &str,
         token: &str,
         input: &Value,
         heartbeat: HeartbeatFn,
+        pickup: PickupFn,
     ) -> Result<TaskWaiter, String> {
         if self.activity(arn).is_none() {
             return Err(format!(
@@ -196,7 +213,7 @@ impl TaskHub {
                  (AWS::StepFunctions::Activity) or create it with CreateActivity."
             ));
         }
-        let waiter = self.register(token, heartbeat);
+        let waiter = self.register_with(token, heartbeat, Some(pickup));
         let mut inner = self.lock();
         if let Some(activity) = inner.activities.get_mut(arn) {
             activity.queue.push_back(ActivityTask {
@@ -208,8 +225,14 @@ impl TaskHub {
         Ok(waiter)
     }
 
-    /// `GetActivityTask`: the next task for `arn`, waiting up to `wait` for one.
-    pub async fn poll(&self, arn: &str, wait: Duration) -> Result<Option<ActivityTask>, ApiError> {
+    /// `GetActivityTask`: the next task for `arn`, waiting up to `wait` for one, for the worker
+    /// named `worker` (its `workerName`).
+    pub async fn poll(
+        &self,
+        arn: &str,
+        wait: Duration,
+        worker: Option<&str>,
+    ) -> Result<Option<ActivityTask>, ApiError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let notify = {
@@ -228,7 +251,10 @@ impl TaskHub {
                 while let Some(task) = activity.queue.pop_front() {
                     if let Some(p) = pending.get(&task.task_token) {
                         // The heartbeat clock starts when a worker takes the task.
-                        (p.heartbeat)();
+                        match &p.pickup {
+                            Some(pickup) => pickup(worker),
+                            None => (p.heartbeat)(),
+                        }
                         return Ok(Some(task));
                     }
                 }
@@ -340,29 +366,69 @@ fn remember_closed(inner: &mut Inner, token: &str) {
 
 impl TaskHub {
     fn gone(&self, closed: bool, token: &str) -> ApiError {
-        gone_error(closed || self.log.as_ref().is_some_and(|l| l.was_issued(token)))
+        gone_error(
+            closed || self.log.as_ref().is_some_and(|l| l.was_issued(token)),
+            token,
+        )
     }
 }
 
-fn gone_error(closed: bool) -> ApiError {
+/// Whether `token` has the form of the engine's tokens (`stepops_asl` issues 64 lowercase
+/// hexadecimal characters).
+fn engine_form(token: &str) -> bool {
+    token.len() == 64
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The answer to a token that is not pending, as AWS names it: `TaskTimedOut` for a task that
+/// was closed (answered, timed out, its execution ended), `TaskDoesNotExist` for a token of
+/// the engine's form that it never issued, `InvalidToken` for anything else (AWS cannot
+/// decode a token it did not issue).
+fn gone_error(closed: bool, token: &str) -> ApiError {
     if closed {
         ApiError::new(
             ApiErrorKind::TaskTimedOut,
             "Task Timed Out: 'Provided task does not exist anymore'",
         )
-    } else {
+    } else if engine_form(token) {
         ApiError::new(
             ApiErrorKind::TaskDoesNotExist,
             "Task Does Not Exist: no task of this engine has that token",
         )
+    } else {
+        ApiError::new(
+            ApiErrorKind::InvalidToken,
+            "Invalid Token: not a task token of this engine (its tokens are 64 hexadecimal \
+             characters, as GetActivityTask or $$.Task.Token gave them)",
+        )
     }
 }
 
+/// AWS's checks before the token is looked up: its length constraint (1 to 2048 characters)
+/// fails as `ValidationException`, as every API's constraints do; a token with other than
+/// printable ASCII cannot be one AWS issued: `InvalidToken`.
 fn check_token(token: &str) -> Result<(), ApiError> {
-    if token.is_empty() || token.len() > 2048 || !token.chars().all(|c| c.is_ascii_graphic()) {
+    let chars = token.chars().count();
+    if chars == 0 || chars > 2048 {
+        return Err(ApiError::new(
+            ApiErrorKind::ValidationException,
+            format!(
+                "1 validation error detected: Value at 'taskToken' failed to satisfy constraint: \
+                 Member must have length {} (it has {chars})",
+                if chars == 0 {
+                    "greater than or equal to 1"
+                } else {
+                    "less than or equal to 2048"
+                }
+            ),
+        ));
+    }
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
         return Err(ApiError::new(
             ApiErrorKind::InvalidToken,
-            "Invalid Token: the task token must be 1 to 2048 printable ASCII characters",
+            "Invalid Token: a task token is printable ASCII, without spaces",
         ));
     }
     Ok(())
@@ -417,16 +483,32 @@ mod tests {
         )
     }
 
+    /// A pickup that beats `hb` and records the worker's name in `who`.
+    fn pickup(hb: &HeartbeatFn, who: &Arc<Mutex<Vec<Option<String>>>>) -> PickupFn {
+        let (hb, who) = (hb.clone(), who.clone());
+        Arc::new(move |w: Option<&str>| {
+            who.lock().unwrap().push(w.map(str::to_owned));
+            hb()
+        })
+    }
+
     #[tokio::test]
     async fn activity_round_trip() {
         let hub = TaskHub::new();
         hub.create_activity(ARN, "copy", Utc::now());
         let (hb, count) = beats();
+        let who = Arc::default();
         let waiter = hub
-            .schedule_activity(ARN, "tok-1", &serde_json::json!({"a": 1}), hb)
+            .schedule_activity(
+                ARN,
+                "tok-1",
+                &serde_json::json!({"a": 1}),
+                hb.clone(),
+                pickup(&hb, &who),
+            )
             .unwrap();
         let task = hub
-            .poll(ARN, Duration::from_millis(10))
+            .poll(ARN, Duration::from_millis(10), Some("runner-7"))
             .await
             .unwrap()
             .unwrap();
@@ -437,6 +519,7 @@ mod tests {
             1,
             "pickup starts the heartbeat clock"
         );
+        assert_eq!(*who.lock().unwrap(), vec![Some("runner-7".to_owned())]);
         hub.heartbeat("tok-1").unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);
         hub.succeed("tok-1", r#"{"done":true}"#).unwrap();
@@ -447,13 +530,23 @@ mod tests {
         let again = hub.succeed("tok-1", "{}").unwrap_err();
         assert_eq!(again.kind, ApiErrorKind::TaskTimedOut);
         assert_eq!(
-            hub.heartbeat("nope").unwrap_err().kind,
-            ApiErrorKind::TaskDoesNotExist
+            hub.heartbeat(&"ab12".repeat(16)).unwrap_err().kind,
+            ApiErrorKind::TaskDoesNotExist,
+            "of the engine's form, never issued"
         );
-        assert_eq!(
-            hub.heartbeat("").unwrap_err().kind,
-            ApiErrorKind::InvalidToken
-        );
+        for malformed in ["nope", "tok 1", &"AB12".repeat(16)] {
+            assert_eq!(
+                hub.heartbeat(malformed).unwrap_err().kind,
+                ApiErrorKind::InvalidToken,
+                "{malformed}"
+            );
+        }
+        for wrong_length in ["".to_owned(), "a".repeat(2049)] {
+            assert_eq!(
+                hub.heartbeat(&wrong_length).unwrap_err().kind,
+                ApiErrorKind::ValidationException
+            );
+        }
     }
 
     #[tokio::test]
@@ -462,25 +555,37 @@ mod tests {
         hub.create_activity(ARN, "copy", Utc::now());
         let started = tokio::time::Instant::now();
         assert_eq!(
-            hub.poll(ARN, Duration::from_millis(100)).await.unwrap(),
+            hub.poll(ARN, Duration::from_millis(100), None)
+                .await
+                .unwrap(),
             None
         );
         assert!(started.elapsed() >= Duration::from_millis(100));
 
         let h2 = hub.clone();
-        let poller = tokio::spawn(async move { h2.poll(ARN, Duration::from_secs(10)).await });
+        let poller = tokio::spawn(async move { h2.poll(ARN, Duration::from_secs(10), None).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         let (hb, _) = beats();
         let _w = hub
-            .schedule_activity(ARN, "tok-2", &Value::Null, hb)
+            .schedule_activity(
+                ARN,
+                "tok-2",
+                &Value::Null,
+                hb.clone(),
+                pickup(&hb, &Arc::default()),
+            )
             .unwrap();
         let got = poller.await.unwrap().unwrap().unwrap();
         assert_eq!(got.task_token, "tok-2");
         assert_eq!(
-            hub.poll("arn:aws:states:us-east-1:1:activity:none", Duration::ZERO)
-                .await
-                .unwrap_err()
-                .kind,
+            hub.poll(
+                "arn:aws:states:us-east-1:1:activity:none",
+                Duration::ZERO,
+                None
+            )
+            .await
+            .unwrap_err()
+            .kind,
             ApiErrorKind::ActivityDoesNotExist
         );
     }
@@ -491,11 +596,19 @@ mod tests {
         hub.create_activity(ARN, "copy", Utc::now());
         let (hb, _) = beats();
         let waiter = hub
-            .schedule_activity(ARN, "tok-3", &Value::Null, hb)
+            .schedule_activity(
+                ARN,
+                "tok-3",
+                &Value::Null,
+                hb.clone(),
+                pickup(&hb, &Arc::default()),
+            )
             .unwrap();
         drop(waiter); // the executor timed the task out
         assert_eq!(
-            hub.poll(ARN, Duration::from_millis(10)).await.unwrap(),
+            hub.poll(ARN, Duration::from_millis(10), None)
+                .await
+                .unwrap(),
             None,
             "a timed-out task is not handed to workers"
         );

@@ -79,6 +79,10 @@ async fn activities_crud_and_empty_long_poll() {
     assert!(err.is_activity_does_not_exist(), "{err:?}");
 }
 
+/// The names AWS documents for a token that is not pending: a token of the engine's form it
+/// never issued `TaskDoesNotExist`, anything else that is not its token `InvalidToken`, a
+/// length outside 1 to 2048 `ValidationException` (the API's length constraint). A closed
+/// token's `TaskTimedOut` is in tests/engine.rs.
 #[tokio::test]
 async fn task_token_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,29 +90,33 @@ async fn task_token_errors() {
     let sfn = client(&engine);
     let err = sfn
         .send_task_success()
-        .task_token("no-such-token")
+        .task_token("0123456789abcdef".repeat(4))
         .output("{}")
         .send()
         .await
         .unwrap_err()
         .into_service_error();
     assert!(err.is_task_does_not_exist(), "{err:?}");
-    let err = sfn
-        .send_task_heartbeat()
-        .task_token("bad token with spaces")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
-    assert!(err.is_invalid_token(), "{err:?}");
-    let err = sfn
-        .send_task_failure()
-        .task_token("x".repeat(3000))
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
-    assert!(err.is_invalid_token(), "{err:?}");
+    for malformed in ["no-such-token", "bad token with spaces"] {
+        let err = sfn
+            .send_task_heartbeat()
+            .task_token(malformed)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert!(err.is_invalid_token(), "{malformed}: {err:?}");
+    }
+    for wrong_length in ["".to_owned(), "x".repeat(3000)] {
+        let err = sfn
+            .send_task_failure()
+            .task_token(wrong_length)
+            .send()
+            .await
+            .unwrap_err()
+            .into_service_error();
+        assert_eq!(err.meta().code(), Some("ValidationException"), "{err:?}");
+    }
 }
 
 #[tokio::test]
@@ -203,25 +211,16 @@ async fn state_machine_and_execution_errors() {
     assert_eq!(code(&err), "InvalidName");
 }
 
-/// A poller that goes away (client timeout, runner drain) must not swallow the next task.
-#[tokio::test]
-async fn abandoned_poll_does_not_take_a_task() {
+/// Sends a `GetActivityTask` for `activity` over a raw connection and closes it while the poll
+/// is held (a runner killed while polling).
+async fn abandon_a_poll(engine: &LocalEngine, activity: &str) {
     use tokio::io::AsyncWriteExt;
-    let dir = tempfile::tempdir().unwrap();
-    let engine = LocalEngine::start(common::EngineConfig {
-        poll_timeout: Duration::from_secs(5),
-        ..config(dir.path())
-    })
-    .await
-    .unwrap();
-    let sfn = client(&engine);
-    let activity = engine.create_activity("work").unwrap();
     let addr = engine
         .endpoint()
         .unwrap()
         .trim_start_matches("http://")
         .to_string();
-    let body = format!(r#"{{"activityArn":"{activity}"}}"#);
+    let body = format!(r#"{{"activityArn":"{activity}","workerName":"killed"}}"#);
     let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
     raw.write_all(
         format!(
@@ -236,13 +235,39 @@ async fn abandoned_poll_does_not_take_a_task() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(raw); // the poller goes away while its poll is held
     tokio::time::sleep(Duration::from_millis(200)).await;
+}
 
-    let machine = engine
-        .create_state_machine(
-            "m",
-            &format!(r#"{{"StartAt":"W","States":{{"W":{{"Type":"Task","Resource":"{activity}","End":true}}}}}}"#),
-        )
-        .unwrap();
+/// A one-state machine on `activity`; `state` adds to the Task state.
+fn activity_machine(
+    engine: &LocalEngine,
+    name: &str,
+    activity: &str,
+    state: serde_json::Value,
+) -> String {
+    let mut task = serde_json::json!({"Type": "Task", "Resource": activity, "End": true});
+    for (k, v) in state.as_object().unwrap() {
+        task[k] = v.clone();
+    }
+    let def = serde_json::json!({"StartAt": "W", "States": {"W": task}});
+    engine.create_state_machine(name, &def.to_string()).unwrap()
+}
+
+/// By default a poller that goes away (client timeout, runner drain) must not swallow the next
+/// task.
+#[tokio::test]
+async fn abandoned_poll_does_not_take_a_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LocalEngine::start(common::EngineConfig {
+        poll_timeout: Duration::from_secs(5),
+        ..config(dir.path())
+    })
+    .await
+    .unwrap();
+    let sfn = client(&engine);
+    let activity = engine.create_activity("work").unwrap();
+    abandon_a_poll(&engine, &activity).await;
+
+    let machine = activity_machine(&engine, "m", &activity, serde_json::json!({}));
     let exec = engine
         .start_execution(&machine, &serde_json::json!({"n": 1}), None)
         .unwrap();
@@ -346,4 +371,83 @@ async fn requests_are_bounded_loopback_only_and_timed() {
     );
     assert!(!answer.contains(" 200 "), "{answer:.200}");
     engine.shutdown().await;
+}
+
+/// With `abandoned_polls_take_tasks` (what AWS may do): the poll of a client that has gone
+/// takes the next task, which nobody works on; it times out on heartbeat, the state's Retry
+/// schedules it again and a live poller gets the new attempt. The history records the
+/// abandoned poll's workerName on the lost attempt.
+#[tokio::test]
+async fn with_the_aws_behaviour_an_abandoned_poll_loses_the_task_until_its_heartbeat_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LocalEngine::start(common::EngineConfig {
+        poll_timeout: Duration::from_secs(5),
+        time_scale: 0.2,
+        abandoned_polls_take_tasks: true,
+        ..config(dir.path())
+    })
+    .await
+    .unwrap();
+    let sfn = client(&engine);
+    let activity = engine.create_activity("work").unwrap();
+    abandon_a_poll(&engine, &activity).await;
+
+    // HeartbeatSeconds 5 at time scale 0.2: 1 s.
+    let machine = activity_machine(
+        &engine,
+        "m",
+        &activity,
+        serde_json::json!({"HeartbeatSeconds": 5, "Retry": [{"ErrorEquals": ["States.HeartbeatTimeout"],
+            "IntervalSeconds": 1, "MaxAttempts": 2}]}),
+    );
+    let started = std::time::Instant::now();
+    let exec = engine
+        .start_execution(&machine, &serde_json::json!({"n": 1}), None)
+        .unwrap();
+    let t = sfn
+        .get_activity_task()
+        .activity_arn(&activity)
+        .worker_name("live")
+        .send()
+        .await
+        .unwrap();
+    let token = t
+        .task_token()
+        .filter(|t| !t.is_empty())
+        .expect("the retried task reaches the live poller");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the live poller got the task after {:?}: the abandoned poll did not take the first attempt",
+        started.elapsed()
+    );
+    sfn.send_task_success()
+        .task_token(token)
+        .output("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(engine.wait(&exec).await.unwrap().status, "SUCCEEDED");
+    let history = sfn
+        .get_execution_history()
+        .execution_arn(&exec)
+        .send()
+        .await
+        .unwrap();
+    let types: Vec<&str> = history
+        .events()
+        .iter()
+        .map(|e| e.r#type().as_str())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "ActivityTimedOut").count(),
+        1,
+        "{types:?}"
+    );
+    let workers: Vec<Option<&str>> = history
+        .events()
+        .iter()
+        .filter_map(|e| e.activity_started_event_details())
+        .map(|d| d.worker_name())
+        .collect();
+    assert_eq!(workers, vec![Some("killed"), Some("live")]);
 }

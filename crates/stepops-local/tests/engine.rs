@@ -236,6 +236,13 @@ async fn activity_worker_succeeds_fails_and_history_pages() {
     assert_eq!(types.last().map(String::as_str), Some("ExecutionSucceeded"));
     assert!(types.iter().any(|t| t == "ActivityScheduled"), "{types:?}");
     assert!(types.iter().any(|t| t == "ActivitySucceeded"), "{types:?}");
+    // As AWS: ActivityStarted names the worker, by the workerName it polled with.
+    let started = all
+        .events()
+        .iter()
+        .find_map(|e| e.activity_started_event_details())
+        .expect("an ActivityStarted event with details");
+    assert_eq!(started.worker_name(), Some("test-worker"));
     let mut paged = Vec::new();
     let mut next = None;
     loop {
@@ -586,6 +593,20 @@ async fn stop_and_redrive_rerun_only_what_failed() {
     let done = engine.wait(&exec).await.unwrap();
     assert_eq!(done.status, "ABORTED");
     assert_eq!(done.error.as_deref(), Some("Operator.Stop"));
+    // As AWS: the stop's error and cause are in the ExecutionAborted event too.
+    let history = sfn
+        .get_execution_history()
+        .execution_arn(&exec)
+        .reverse_order(true)
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
+    let aborted = history.events()[0]
+        .execution_aborted_event_details()
+        .expect("executionAbortedEventDetails");
+    assert_eq!(aborted.error(), Some("Operator.Stop"));
+    assert_eq!(aborted.cause(), Some("stopped by the test"));
 }
 
 #[tokio::test]

@@ -33,6 +33,10 @@ impl SqliteStack {
         &self.path
     }
 
+    /// A connection, read-write when `write`. A read-only open that finds the file in need of
+    /// recovery (a write transaction interrupted by a crash or SIGKILL left a hot journal,
+    /// which a read-only connection may not roll back) opens it read-write once, which rolls
+    /// the interrupted transaction back, then reads as asked.
     fn open(&self, write: bool) -> Result<Connection> {
         if !self.path.exists() {
             return Err(MigrateError::NotFound {
@@ -40,31 +44,62 @@ impl SqliteStack {
                 reason: "the SQLite file does not exist (create the schema first, for example with `stepops sample`)".into(),
             });
         }
+        match self.try_open(write) {
+            Err(e) if !write && needs_recovery(&e) => {
+                tracing::info!(
+                    target = %self.describe(),
+                    "rolling back a write transaction that was interrupted (hot journal) before reading"
+                );
+                match self.try_open(true).and_then(|_| self.try_open(false)) {
+                    Ok(conn) => Ok(conn),
+                    Err(e) if needs_recovery(&e) => Err(MigrateError::Unauthorized {
+                        target: self.describe(),
+                        reason: format!(
+                            "{e}: a write transaction was interrupted and must be rolled back, \
+                             which needs write access to the file and its directory (check \
+                             their permissions)"
+                        ),
+                    }),
+                    Err(e) => Err(self.err(e)),
+                }
+            }
+            r => r.map_err(|e| self.err(e)),
+        }
+    }
+
+    fn try_open(&self, write: bool) -> rusqlite::Result<Connection> {
         let mut flags = OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         flags |= if write {
             OpenFlags::SQLITE_OPEN_READ_WRITE
         } else {
             OpenFlags::SQLITE_OPEN_READ_ONLY
         };
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| self.err(e))?;
-        conn.busy_timeout(Duration::from_secs(60))
-            .map_err(|e| self.err(e))?;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(Duration::from_secs(60))?;
         conn.create_aggregate_function(
             "stepops_rowsum",
             -1,
             FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
             RowSum,
-        )
-        .map_err(|e| self.err(e))?;
-        // Make sure it is a database at all (a text file opens fine until the first read).
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(|e| self.err(e))?;
+        )?;
+        // Make sure it is a database at all (a text file opens fine until the first read); on
+        // a read-write connection this first read also rolls back a hot journal.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
         Ok(conn)
     }
 
     fn err(&self, e: rusqlite::Error) -> MigrateError {
         use rusqlite::ErrorCode as C;
         let reason = e.to_string();
+        if needs_recovery(&e) {
+            return MigrateError::Transient {
+                target: self.describe(),
+                reason: format!(
+                    "{reason}: the file needs recovery from an interrupted write (a hot journal or \
+                     WAL index), which the next read-write connection does"
+                ),
+            };
+        }
         match e.sqlite_error_code() {
             Some(C::DatabaseBusy | C::DatabaseLocked) => MigrateError::Transient {
                 target: self.describe(),
@@ -94,6 +129,25 @@ impl SqliteStack {
         })
         .await?
     }
+}
+
+/// Whether SQLite refused because the file needs recovery that this connection may not do:
+/// read-only because a hot journal must be rolled back (`SQLITE_READONLY_ROLLBACK`), a WAL
+/// index must be rebuilt (`SQLITE_READONLY_RECOVERY`, `_CANTINIT`, `_CANTLOCK`), or the file
+/// was replaced under the connection (`SQLITE_READONLY_DBMOVED`). All pass once a read-write
+/// connection has opened the file: worth retrying, unlike a permission problem.
+fn needs_recovery(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    e.sqlite_error().is_some_and(|f| {
+        matches!(
+            f.extended_code,
+            ffi::SQLITE_READONLY_ROLLBACK
+                | ffi::SQLITE_READONLY_RECOVERY
+                | ffi::SQLITE_READONLY_CANTINIT
+                | ffi::SQLITE_READONLY_CANTLOCK
+                | ffi::SQLITE_READONLY_DBMOVED
+        )
+    })
 }
 
 /// `stepops_rowsum(salt, v1, v2, …)`: the wrapping sum of a SipHash of each row's values.
@@ -478,5 +532,47 @@ impl SqliteStack {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
         self.blocking(write, move |conn, _| f(conn)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stepops_error::{ErrorName, Named};
+
+    fn failure(extended: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(extended), None)
+    }
+
+    #[test]
+    fn recovery_and_locks_are_transient_permissions_are_not() {
+        let stack = SqliteStack::new("/nowhere/x.db");
+        for code in [
+            rusqlite::ffi::SQLITE_READONLY_ROLLBACK,
+            rusqlite::ffi::SQLITE_READONLY_RECOVERY,
+            rusqlite::ffi::SQLITE_READONLY_CANTINIT,
+            rusqlite::ffi::SQLITE_READONLY_DBMOVED,
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_BUSY_RECOVERY,
+            rusqlite::ffi::SQLITE_LOCKED,
+        ] {
+            let e = stack.err(failure(code));
+            assert_eq!(e.error_name(), ErrorName::Transient, "{code}: {e}");
+        }
+        for code in [
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_READONLY_DIRECTORY,
+            rusqlite::ffi::SQLITE_PERM,
+            rusqlite::ffi::SQLITE_CANTOPEN,
+        ] {
+            let e = stack.err(failure(code));
+            assert_eq!(e.error_name(), ErrorName::Unauthorized, "{code}: {e}");
+        }
+        assert!(
+            stack
+                .err(failure(rusqlite::ffi::SQLITE_READONLY_ROLLBACK))
+                .to_string()
+                .contains("interrupted write")
+        );
     }
 }

@@ -636,3 +636,103 @@ async fn sqlite_nullable_range_key_is_refused() {
     assert!(e.to_string().contains("range key id allows NULL"), "{e}");
     assert_eq!(rows(&dst), before, "nothing written");
 }
+
+/// A copy killed with SIGKILL in the middle of its transaction leaves a hot journal
+/// (`dst.db-journal`), which a read-only connection may not roll back
+/// (`SQLITE_READONLY_ROLLBACK`). A child process (this test binary, re-executed) opens a write
+/// transaction on the destination, rewrites half of it with a tiny page cache (so the file
+/// itself is already half-written), says so and is killed. Then schema discovery (read-only
+/// opens), the plan and the copy all succeed: the interrupted transaction is rolled back first,
+/// and the destination ends equal to the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_hot_journal_of_a_killed_writer_is_rolled_back_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.db");
+    let dst = dir.path().join("dst.db");
+    let ddl = "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT, w BLOB);";
+    create(&src, ddl);
+    exec(
+        &src,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO big SELECT i, 'row ' || i, randomblob(200) FROM n;",
+    );
+    std::fs::copy(&src, &dst).unwrap();
+    exec(&dst, "DELETE FROM big WHERE id % 7 = 0");
+    let before = sqlite_dump_big(&dst);
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "hot_journal_child", "--nocapture"])
+        .env("STEPOPS_HOT_JOURNAL_DB", &dst)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("IN_TRANSACTION") {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0,
+            "the child ended before holding its transaction"
+        );
+    }
+    child.kill().unwrap(); // SIGKILL
+    assert!(!child.wait().unwrap().success());
+    let journal = dir.path().join("dst.db-journal");
+    assert!(
+        std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0),
+        "the killed writer left no hot journal"
+    );
+    // What a read-only connection gets from it (what schema discovery used to fail on).
+    let ro =
+        rusqlite::Connection::open_with_flags(&dst, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let refused = ro
+        .query_row("SELECT count(*) FROM big", [], |r| r.get::<_, i64>(0))
+        .unwrap_err();
+    assert_eq!(
+        refused.sqlite_error().map(|e| e.extended_code),
+        Some(rusqlite::ffi::SQLITE_READONLY_ROLLBACK),
+        "{refused}"
+    );
+    drop(ro);
+
+    // Schema discovery (both sides read-only) rolls the interrupted transaction back.
+    let m = Migration::open(&url(&src), &url(&dst), &Config::default())
+        .await
+        .unwrap();
+    assert!(!journal.exists(), "the hot journal was not rolled back");
+    assert_eq!(
+        sqlite_dump_big(&dst),
+        before,
+        "the rollback restored the last commit"
+    );
+    let p = m
+        .plan(&PlanOptions {
+            chunk_rows: 1_000_000,
+            round: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for chunk in &p.chunks {
+        copy_chunk(&url(&src), &url(&dst), &Config::default(), chunk)
+            .await
+            .unwrap();
+    }
+    assert_eq!(sqlite_dump_big(&dst), sqlite_dump_big(&src));
+}
+
+/// The child half of [`sqlite_hot_journal_of_a_killed_writer_is_rolled_back_not_refused`]:
+/// holds a half-written write transaction until it is killed.
+#[test]
+#[ignore = "helper process for sqlite_hot_journal_of_a_killed_writer_is_rolled_back_not_refused"]
+fn hot_journal_child() {
+    let db = std::env::var("STEPOPS_HOT_JOURNAL_DB").expect("run by the hot-journal test only");
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch(
+        "PRAGMA cache_size = 8; BEGIN IMMEDIATE; UPDATE big SET v = 'half-written' WHERE id % 2 = 0;",
+    )
+    .unwrap();
+    println!("IN_TRANSACTION");
+    std::thread::sleep(std::time::Duration::from_secs(600));
+}

@@ -4,10 +4,11 @@
 //! shutdown.
 //!
 //! Cancellation: a heartbeat answered with `TaskTimedOut`/`TaskDoesNotExist`/`InvalidToken`
-//! means Step Functions gave up on the task (it retries it elsewhere): the step's future is
-//! dropped at once and nothing is answered. When the drain timeout passes, the remaining steps'
-//! futures are dropped too and each task is answered `Stepops.Transient` so the state machine
-//! retries it. Handlers must be cancel-safe (see [`crate::step`]).
+//! means Step Functions no longer waits for the task (it timed out, and the state's `Retry`
+//! runs it again if it has one; or its execution is no longer running): the step's future is
+//! dropped at once and nothing is answered. `refusal_meaning` words each refusal for the log.
+//! When the drain timeout passes, the remaining steps' futures are dropped too and each task is
+//! answered `Stepops.Transient` so the state machine retries it. Handlers must be cancel-safe (see [`crate::step`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -345,7 +346,8 @@ fn short_token(token: &str) -> String {
 
 enum Outcome {
     Done(Result<Value, StepError>),
-    Lost(String),
+    /// A heartbeat was refused: `(error code, the service's message)`.
+    Lost((String, String)),
     Aborted,
 }
 
@@ -392,14 +394,15 @@ async fn run_task<H: StepHandler>(
             }
         }
         Outcome::Done(Err(err)) => send_failure(&shared, &token, &err, elapsed_ms).await,
-        Outcome::Lost(reason) => {
+        Outcome::Lost((code, message)) => {
             shared.counters.abandoned.fetch_add(1, Ordering::Relaxed);
             warn!(
                 step = %step_name,
                 elapsed_ms,
-                reason = %reason,
-                "heartbeat refused: the task timed out on the Step Functions side; work cancelled \
-                 (uncommitted changes rolled back), Step Functions retries it"
+                answered = %code,
+                service_message = %message,
+                meaning = refusal_meaning(&code),
+                "heartbeat refused: work cancelled (uncommitted changes rolled back); nothing is answered"
             );
         }
         Outcome::Aborted => {
@@ -554,8 +557,9 @@ async fn ping(worker: &str, args: &Value) -> Result<Value, StepError> {
     Ok(json!({"pong": true, "worker": worker}))
 }
 
-/// Sends heartbeats at the interval; returns only when the task is gone (timed out, unknown).
-async fn heartbeat_until_lost<H>(shared: &Shared<H>, token: &str) -> String {
+/// Sends heartbeats at the interval; returns only when the service refuses one because the task
+/// is gone (see `refusal_meaning`), with the error code and the service's message.
+async fn heartbeat_until_lost<H>(shared: &Shared<H>, token: &str) -> (String, String) {
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + shared.options.heartbeat_interval,
         shared.options.heartbeat_interval,
@@ -579,13 +583,41 @@ async fn heartbeat_until_lost<H>(shared: &Shared<H>, token: &str) -> String {
             Ok(_) => debug!("heartbeat sent"),
             Err(err) => match err.code() {
                 Some(code @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
-                    return format!("{code}: {}", err.message().unwrap_or_default());
+                    return (
+                        code.to_owned(),
+                        err.message().unwrap_or_default().to_owned(),
+                    );
                 }
                 _ => {
                     warn!(error = %sdk_error_text(&err), "heartbeat failed; will try again at the next interval")
                 }
             },
         }
+    }
+}
+
+/// What Step Functions means when it refuses a heartbeat or an answer with `code`
+/// (`TaskTimedOut`, `TaskDoesNotExist`, `InvalidToken`), for the log. The service gives the same
+/// `TaskTimedOut` for a task that timed out and for one whose execution ended (failed, stopped,
+/// timed out): the runner cannot tell which, so both are said.
+fn refusal_meaning(code: &str) -> &'static str {
+    match code {
+        "TaskTimedOut" => {
+            "Step Functions closed this task: either it timed out (HeartbeatSeconds or \
+             TimeoutSeconds), and the state's Retry runs it again if it has one (the migration's \
+             machine retries States.HeartbeatTimeout and States.Timeout), or its execution is no \
+             longer running (failed, stopped or timed out), and there is nothing to do"
+        }
+        "TaskDoesNotExist" => {
+            "Step Functions knows no task with this token (its execution or activity is gone): \
+             nothing to do"
+        }
+        "InvalidToken" => {
+            "Step Functions refused the task token as invalid (not one it issued, or from \
+             another account or region): nothing to do here; check the runner's endpoint and \
+             region if it repeats"
+        }
+        _ => "unexpected refusal",
     }
 }
 
@@ -632,9 +664,14 @@ async fn answer<H>(shared: &Shared<H>, token: &str, mut answer: Answer) -> bool 
             Err(e) => e,
         };
         match code.as_deref() {
-            Some("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken") => {
+            Some(c @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
                 shared.counters.abandoned.fetch_add(1, Ordering::Relaxed);
-                warn!(error = %text, "answer refused: the task is gone (timed out on the Step Functions side); it is retried there");
+                warn!(
+                    answered = c,
+                    error = %text,
+                    meaning = refusal_meaning(c),
+                    "answer refused; nothing more is sent for this task"
+                );
                 return false;
             }
             Some("InvalidOutput") if matches!(answer, Answer::Success(_)) => {

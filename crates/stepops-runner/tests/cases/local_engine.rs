@@ -305,3 +305,90 @@ async fn sigterm_hands_back_to_the_engine() {
     assert_eq!(error.as_deref(), Some("Stepops.Transient"));
     assert!(cause.unwrap_or_default().contains("runner shutting down"));
 }
+
+/// An execution stopped while the runner binary holds its task: the answer is refused with
+/// `TaskTimedOut`, and the runner's log says what the service answered and what it means
+/// (not "timed out, retried there" alone). The history names the runner in `ActivityStarted`
+/// (its `worker_name`) and keeps the stop's error and cause in `ExecutionAborted`.
+#[tokio::test]
+async fn an_answer_for_a_stopped_execution_is_logged_for_what_it_is() {
+    use super::binary::{runner, sigterm, wait_exit};
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "activities: [{}]\nendpoint: {}\nconcurrency: 1\nheartbeat_seconds: 30\nworker_name: runner-on-host-7\n",
+        s.activity,
+        s.engine.endpoint().unwrap()
+    );
+    let mut child = runner(dir.path(), &config, &[("STEPOPS_LOG", "info")])
+        .spawn()
+        .unwrap();
+    let state = json!({"Type": "Task", "Resource": s.activity, "HeartbeatSeconds": 60,
+        "TimeoutSeconds": 120, "End": true});
+    let exec = start(
+        &s,
+        "stopped",
+        state,
+        json!({"step": "ping", "args": {"sleepMs": 1500}}),
+    )
+    .await;
+    let log = dir.path().join("stderr.log");
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let t0 = Instant::now();
+    while !read().contains("task started") {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no task taken");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.client
+        .stop_execution()
+        .execution_arn(&exec)
+        .error("Ops.Stopped")
+        .cause("stopped by the operator")
+        .send()
+        .await
+        .unwrap();
+    while !read().contains("answer refused") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no refusal:\n{}",
+            read()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sigterm(&child);
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(15))
+            .await
+            .success()
+    );
+    let line: Value = read()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.to_string().contains("answer refused"))
+        .unwrap();
+    let text = line.to_string();
+    assert!(text.contains("\"answered\":\"TaskTimedOut\""), "{text}");
+    assert!(text.contains("no longer running"), "{text}");
+    assert!(!read().contains("it is retried there"), "{}", read());
+
+    let history = s
+        .client
+        .get_execution_history()
+        .execution_arn(&exec)
+        .send()
+        .await
+        .unwrap();
+    let worker = history
+        .events()
+        .iter()
+        .find_map(|e| e.activity_started_event_details())
+        .and_then(|d| d.worker_name());
+    assert_eq!(worker, Some("runner-on-host-7"));
+    let aborted = history
+        .events()
+        .iter()
+        .find_map(|e| e.execution_aborted_event_details())
+        .expect("ExecutionAborted with details");
+    assert_eq!(aborted.error(), Some("Ops.Stopped"));
+    assert_eq!(aborted.cause(), Some("stopped by the operator"));
+}

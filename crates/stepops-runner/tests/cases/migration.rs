@@ -159,6 +159,21 @@ async fn plan_copy_verify_on_sqlite_through_the_runner() {
     .unwrap_err();
     assert_eq!(error, "Stepops.InvalidInput", "{cause}");
     assert!(cause.contains("config"), "{cause}");
+    // A chunk naming a table outside the migration (a hand-edited or foreign manifest line).
+    let before = dump(&dst);
+    let (error, cause) = step(
+        &fake,
+        json!({"step": "copy", "args": with(json!({"chunk":
+            {"table": "not_migrated", "min": 1, "max": 10, "estimatedRows": 10}}))}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error, "Stepops.InvalidInput", "{cause}");
+    assert!(
+        cause.contains("\"not_migrated\"") && cause.contains("not part of this migration"),
+        "{cause}"
+    );
+    assert_eq!(dump(&dst), before, "a refused chunk wrote nothing");
     stop.cancel();
     handle.await.unwrap();
 }
