@@ -116,7 +116,8 @@ async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitSt
 }
 
 /// Copy tasks the runner's log shows started and never answered (a lower bound: every
-/// failure or hand-back line counts as a copy's end).
+/// failure or hand-back of a started task counts as a copy's end; a task handed back before
+/// it started, received while the runner was shutting down, is not a copy's end).
 fn copies_open(log: &str) -> i64 {
     let mut open = 0i64;
     for line in log.lines() {
@@ -124,7 +125,7 @@ fn copies_open(log: &str) -> i64 {
             open += 1;
         } else if (line.contains("task succeeded") && line.contains("\"copy\""))
             || line.contains("task failed")
-            || line.contains("handed back")
+            || (line.contains("handed back") && !line.contains("before it started"))
         {
             open -= 1;
         }

@@ -343,22 +343,29 @@ async fn requests_are_bounded_loopback_only_and_timed() {
         "{answer:.400}"
     );
 
-    for host in ["localhost", "127.0.0.1:9", "[::1]:8083", "api.localhost"] {
-        let req = format!(
+    let list_for = |host: &str| {
+        format!(
             "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: AWSStepFunctions.ListActivities\r\n\
              Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        )
+    };
+    for (host, status) in [
+        ("localhost", "200"),
+        ("127.0.0.1:9", "200"),
+        ("[::1]:8083", "200"),
+        ("api.localhost", "200"),
+        ("evil.example", "403"),
+        ("127.0.0.1.evil.example:8083", "403"),
+        ("10.0.0.1", "403"),
+    ] {
+        let answer = raw(&endpoint, list_for(host).as_bytes()).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{host}: {answer:.300}"
         );
-        let answer = raw(&endpoint, req.as_bytes()).await;
-        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer:.300}");
-    }
-    for host in ["evil.example", "127.0.0.1.evil.example:8083", "10.0.0.1"] {
-        let req = format!(
-            "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: AWSStepFunctions.ListActivities\r\n\
-             Content-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-        );
-        let answer = raw(&endpoint, req.as_bytes()).await;
-        assert!(answer.starts_with("HTTP/1.1 403"), "{host}: {answer:.300}");
-        assert!(answer.contains("loopback host names only"), "{answer:.400}");
+        if status == "403" {
+            assert!(answer.contains("loopback host names only"), "{answer:.400}");
+        }
     }
 
     // Headers never finished: the connection is closed after the header timeout.

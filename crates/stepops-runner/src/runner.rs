@@ -304,7 +304,12 @@ async fn poll_loop<H: StepHandler>(
                 if stop.is_cancelled() {
                     let shared = shared.clone();
                     tasks.lock().await.spawn(async move {
-                        hand_back(&shared, &token, "runner shutting down: task handed back").await;
+                        hand_back(
+                            &shared,
+                            &token,
+                            "runner shutting down: task handed back before it started",
+                        )
+                        .await;
                         drop(permit);
                     });
                     return;
