@@ -267,6 +267,13 @@ const TRACKED: &str = "stepops migrate --track";
 /// The incremental step's name.
 const INCREMENTAL: &str = "incremental (0.1% upd, 0.01% del, 0.1% ins)";
 
+/// `, N% of pgcopydb's` (its full copy) when pgcopydb ran, else nothing.
+fn of_pgcopydb(b: &Bench<'_>, seconds: f64) -> String {
+    b.peer_seconds("full copy", "pgcopydb clone")
+        .map(|p| format!(", {:.1}% of pgcopydb's", 100.0 * seconds / p))
+        .unwrap_or_default()
+}
+
 /// A short text from `stepops migrate --json`'s summary.
 fn summarize(stdout: &str) -> String {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(stdout.trim()) else {
@@ -526,9 +533,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         TRACKED,
         Some(tinc.seconds),
         format!(
-            "{:.1}% of its full copy, {:.1}% of pgcopydb's; compares only the changed keys read from the slot; {summary}{note}",
+            "{:.1}% of its full copy{}; compares only the changed keys read from the slot; {summary}{note}",
             100.0 * tinc.seconds / tfull.seconds,
-            100.0 * tinc.seconds / b.peer_seconds("full copy", "pgcopydb clone").unwrap_or(f64::NAN)
+            of_pgcopydb(&b, tinc.seconds)
         ),
     );
 
@@ -718,16 +725,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             200.0 * same.seconds / full.seconds
         );
     }
+    let versus_pgcopydb = match b.peer_seconds("full copy", "pgcopydb clone") {
+        Some(p) => format!("full copy {:.2}x pgcopydb's time; ", tfull.seconds / p),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "with tracking: full copy {:.2}x pgcopydb's time; incremental {:.1}% of its full copy ({:.1}% of pgcopydb's); no-difference pass {:.2} s",
-        tfull.seconds
-            / b.peer_seconds("full copy", "pgcopydb clone")
-                .unwrap_or(f64::NAN),
+        "with tracking: {versus_pgcopydb}incremental {:.1}% of its full copy{}; no-difference pass {:.2} s",
         100.0 * tinc.seconds / tfull.seconds,
-        100.0 * tinc.seconds
-            / b.peer_seconds("full copy", "pgcopydb clone")
-                .unwrap_or(f64::NAN),
+        of_pgcopydb(&b, tinc.seconds),
         tsame.seconds
     );
     let _ = writeln!(
