@@ -37,5 +37,6 @@ pub use request::{AdminRequest, TASK_NAMES, Task};
 pub use settings::AdminSettings;
 pub use token::{
     DEFAULT_SECRET_NAME, LocalTokenSource, SecretsManagerTokenSource, Token, TokenSource,
+    default_secret_name,
 };
 pub use types::{ClientId, Email, EntityId, Environment, Feature, UserId, parse_environment};

@@ -4,7 +4,7 @@
 use crate::client::ClientConfig;
 use crate::error::AdminError;
 use crate::records::ProfileRecords;
-use crate::token::DEFAULT_SECRET_NAME;
+use crate::token::default_secret_name;
 use crate::types::Environment;
 
 /// `STEPOPS_ENVIRONMENT`: the stack's own environment (`dev` or `prod`).
@@ -12,7 +12,7 @@ pub const ENV_ENVIRONMENT: &str = "STEPOPS_ENVIRONMENT";
 /// `STEPOPS_SYNAPSE_ENDPOINT`: the service's base URL for this environment.
 pub const ENV_ENDPOINT: &str = "STEPOPS_SYNAPSE_ENDPOINT";
 /// `STEPOPS_ADMIN_SECRET`: the Secrets Manager name of the admin token (default
-/// [`DEFAULT_SECRET_NAME`]).
+/// [`default_secret_name`]).
 pub const ENV_SECRET: &str = "STEPOPS_ADMIN_SECRET";
 /// `STEPOPS_HTTP_TIMEOUT_SECONDS`: the whole-request timeout (default 60).
 pub const ENV_TIMEOUT: &str = "STEPOPS_HTTP_TIMEOUT_SECONDS";
@@ -72,7 +72,7 @@ impl AdminSettings {
         }
         let secret_name = lookup(ENV_SECRET)
             .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_SECRET_NAME.to_owned());
+            .unwrap_or_else(|| default_secret_name(environment));
         let optional = |k: &str| {
             lookup(k)
                 .map(|v| v.trim().to_owned())
@@ -118,7 +118,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s.environment, Environment::Prod);
-        assert_eq!(s.secret_name, "/synapse/admin-pat");
+        assert_eq!(s.secret_name, "stepops/prod/synapse-admin-pat");
         assert_eq!(s.client.request_timeout.as_secs(), 20);
         assert_eq!(s.client.read_timeout.as_secs(), 20);
         assert_eq!(s.records_bucket, None);

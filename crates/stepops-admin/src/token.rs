@@ -11,9 +11,15 @@ use tokio::sync::Mutex;
 
 use crate::error::AdminError;
 
-/// The default Secrets Manager name of the admin personal access token (one per account, so
-/// each environment's stack reads its own).
-pub const DEFAULT_SECRET_NAME: &str = "/synapse/admin-pat";
+/// The default Secrets Manager name of the admin personal access token of `environment`:
+/// `stepops/ENV/synapse-admin-pat`, inside the environment's own names (docs/security.md), as
+/// the template's `AdminSecretName` default.
+pub fn default_secret_name(environment: stepops_error::Environment) -> String {
+    format!("stepops/{environment}/synapse-admin-pat")
+}
+
+/// A name for an admin token secret (the dev default); tests and examples.
+pub const DEFAULT_SECRET_NAME: &str = "stepops/dev/synapse-admin-pat";
 
 /// A bearer token. `Debug` and `Display` print `Token(***)`; only [`Token::expose`] gives the
 /// value, and only the HTTP client calls it, to build the `Authorization` header.

@@ -34,7 +34,7 @@ fn reenable(id: &str) -> AdminRequest {
 async fn the_secret_is_read_once_by_name_and_cached() {
     let rule = mock!(Client::get_secret_value)
         .match_requests(|req| {
-            req.secret_id() == Some("/synapse/admin-pat") && req.version_id().is_none()
+            req.secret_id() == Some(DEFAULT_SECRET_NAME) && req.version_id().is_none()
         })
         .then_output(|| secret("pat-one\n"));
     let sm = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&rule]);
@@ -64,7 +64,7 @@ async fn the_secret_is_read_once_by_name_and_cached() {
 #[tokio::test]
 async fn a_401_reads_the_secret_again_and_retries_with_the_new_token() {
     let rule = mock!(Client::get_secret_value)
-        .match_requests(|req| req.secret_id() == Some("/synapse/admin-pat"))
+        .match_requests(|req| req.secret_id() == Some(DEFAULT_SECRET_NAME))
         .sequence()
         .output(|| secret("rotated-out"))
         .output(|| secret("rotated-in"))

@@ -4,7 +4,7 @@
 //!
 //! Configuration (environment variables, set by template.yaml; see `AdminSettings`):
 //! `STEPOPS_ENVIRONMENT`, `STEPOPS_SYNAPSE_ENDPOINT`, `STEPOPS_ADMIN_SECRET` (default
-//! `/synapse/admin-pat`), `STEPOPS_HTTP_TIMEOUT_SECONDS`, and optionally
+//! `stepops/ENV/synapse-admin-pat`), `STEPOPS_HTTP_TIMEOUT_SECONDS`, and optionally
 //! `STEPOPS_ADMIN_RECORDS_BUCKET` / `STEPOPS_ADMIN_RECORDS_KMS_KEY` (where `remove-user` keeps
 //! the profile it removes, in S3 with SSE-KMS; unset: kept nowhere). The admin token is read from
 //! Secrets Manager on first use, cached for the container's life, and read again once on a 401.
