@@ -133,6 +133,14 @@ fn copies_open(log: &str) -> i64 {
     open
 }
 
+/// `--secret=stepops/dev/SIDE-db=@DIR/SIDE.secret`: the engine serves the URL the test wrote.
+fn secret_arg(dir: &Path, side: &str) -> String {
+    format!(
+        "--secret=stepops/dev/{side}-db=@{}",
+        dir.join(format!("{side}.secret")).display()
+    )
+}
+
 /// `stepops start migrate --endpoint` (terminal 3); returns the execution ARN and the output.
 fn start_migration(dir: &Path, endpoint: &str, input: &Path) -> (String, String) {
     let start = clean(env!("CARGO_BIN_EXE_stepops"), dir)
@@ -261,14 +269,8 @@ async fn runner_killed_mid_copy_three_times_then_drained_no_secret_logged() {
         ])
         .arg("--state-dir")
         .arg(&state)
-        .arg(format!(
-            "--secret=stepops/dev/source-db=@{}",
-            dir.join("source.secret").display()
-        ))
-        .arg(format!(
-            "--secret=stepops/dev/dest-db=@{}",
-            dir.join("dest.secret").display()
-        ))
+        .arg(secret_arg(dir, "source"))
+        .arg(secret_arg(dir, "dest"))
         .env("STEPOPS_LOG", "debug")
         .stdout(log_file(&serve_out))
         .stderr(log_file(&serve_err))
@@ -831,14 +833,8 @@ async fn postgresql_urls_from_secrets_full_run_no_password_logged() {
         &[
             "--state-dir".into(),
             state.display().to_string(),
-            format!(
-                "--secret=stepops/dev/source-db=@{}",
-                dir.join("source.secret").display()
-            ),
-            format!(
-                "--secret=stepops/dev/dest-db=@{}",
-                dir.join("dest.secret").display()
-            ),
+            secret_arg(dir, "source"),
+            secret_arg(dir, "dest"),
         ],
         &[("STEPOPS_LOG", "debug")],
     )
@@ -954,14 +950,8 @@ async fn kill_runner_during_copies(
             "--time-scale".into(),
             "0.05".into(),
             "--abandoned-polls-take-tasks".into(),
-            format!(
-                "--secret=stepops/dev/source-db=@{}",
-                dir.join("source.secret").display()
-            ),
-            format!(
-                "--secret=stepops/dev/dest-db=@{}",
-                dir.join("dest.secret").display()
-            ),
+            secret_arg(dir, "source"),
+            secret_arg(dir, "dest"),
         ],
         &[("STEPOPS_LOG", "info")],
     )
