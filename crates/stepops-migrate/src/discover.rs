@@ -127,8 +127,8 @@ pub fn resolve(
             continue;
         }
         let conflict_keys = match key.kind {
-            KeyKind::Integer => conflict_keys(other, &key.columns[0]),
-            _ => Vec::new(),
+            KeyKind::Whole => Vec::new(),
+            _ => conflict_keys(other, &key.columns),
         };
         let mut cols: Vec<(String, String)> = table
             .columns
@@ -263,13 +263,13 @@ fn column_differences(table: &TableSchema, other: &TableSchema) -> Option<String
     Some(diffs.join("; "))
 }
 
-/// The destination table's unique keys (its primary key included) that do not contain the
-/// range key, each once.
-fn conflict_keys(dest: &TableSchema, range_key: &str) -> Vec<Vec<String>> {
+/// The destination table's unique keys (its primary key included) that do not contain every
+/// column of the range key, each once: two rows sharing such a value may sit in two ranges.
+fn conflict_keys(dest: &TableSchema, range_key: &[String]) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = Vec::new();
     let keys = std::iter::once(&dest.primary_key).chain(&dest.unique_keys);
     for key in keys {
-        if key.is_empty() || key.iter().any(|c| c == range_key) {
+        if key.is_empty() || range_key.iter().all(|k| key.contains(k)) {
             continue;
         }
         let mut sorted = key.clone();

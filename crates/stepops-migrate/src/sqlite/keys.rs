@@ -250,10 +250,21 @@ impl SqliteStack {
         };
         let t = t(table);
         let cols = column_list(table);
-        let delete = format!("DELETE FROM main.{t} WHERE {cond}");
+        let mut deletes = vec![format!("DELETE FROM main.{t} WHERE {cond}")];
+        // Destination rows that collide with incoming ones on another unique key go too.
+        for key in &table.conflict_keys {
+            let kc = key
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ");
+            deletes.push(format!(
+                "DELETE FROM main.{t} WHERE ({kc}) IN (SELECT {kc} FROM stepops_src.{t} WHERE {cond})"
+            ));
+        }
         let insert = format!(
             "INSERT INTO main.{t} ({cols}) SELECT {cols} FROM stepops_src.{t} WHERE {cond}"
         );
-        self.copy_statements(source, vec![(delete, insert)]).await
+        self.copy_statements(source, deletes, vec![insert]).await
     }
 }

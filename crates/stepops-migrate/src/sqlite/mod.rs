@@ -582,12 +582,13 @@ impl Stack for SqliteStack {
 }
 
 impl SqliteStack {
-    /// In one `IMMEDIATE` transaction with the source attached read-only and foreign keys off:
-    /// each `(delete, insert)` pair of statements in order. Returns `(deleted, inserted)`.
+    /// In one `IMMEDIATE` transaction with the source attached read-only (`stepops_src`) and
+    /// foreign keys off: the `deletes`, then the `inserts`. Returns `(deleted, inserted)`.
     pub(crate) async fn copy_statements(
         &self,
         source: &Self,
-        statements: Vec<(String, String)>,
+        deletes: Vec<String>,
+        inserts: Vec<String>,
     ) -> Result<(u64, u64)> {
         if !source.path.exists() {
             source.open(false)?;
@@ -598,8 +599,10 @@ impl SqliteStack {
             conn.execute("ATTACH DATABASE ?1 AS stepops_src", [&uri])?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let (mut deleted, mut inserted) = (0u64, 0u64);
-            for (delete, insert) in &statements {
+            for delete in &deletes {
                 deleted += tx.execute(delete, [])? as u64;
+            }
+            for insert in &inserts {
                 inserted += tx.execute(insert, [])? as u64;
             }
             tx.commit()?;
