@@ -252,6 +252,17 @@ impl KeyRange {
 }
 
 impl Chunk {
+    /// What the chunk covers, for messages: `[min, max]`, `N key range(s)` or `whole table`.
+    pub fn bounds(&self) -> String {
+        if self.whole_table {
+            "whole table".to_owned()
+        } else if !self.keys.is_empty() {
+            format!("{} key range(s)", self.keys.len())
+        } else {
+            format!("[{}, {}]", self.min, self.max)
+        }
+    }
+
     /// The key ranges this chunk copies: [`Chunk::ranges`], or `[min, max]` when that is empty.
     pub fn key_ranges(&self) -> Vec<(i64, i64)> {
         if self.ranges.is_empty() {

@@ -44,7 +44,7 @@ async fn dump(url: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 13] = [
     "app.users",
     "app.tags",
     "app.prices",
@@ -56,6 +56,8 @@ const TABLES: [&str; 11] = [
     "audit.log",
     "app.shapes",
     "\"Odd.Schema\".\"Ünïcode \"\"T\"\"\"",
+    "app.metrics",
+    "app.handles",
 ];
 
 /// The schema; `coll` is the collation of the text keys (different on the two sides).
@@ -77,7 +79,12 @@ fn ddl(coll: &str) -> String {
         CREATE TABLE audit.items (id int PRIMARY KEY, v text, w int);
         CREATE TABLE audit.log (at timestamptz, who text, what text);
         CREATE TABLE app.shapes (id int PRIMARY KEY, p app.pair, r int4range, ps app.pair[]);
-        CREATE TABLE "Odd.Schema"."Ünïcode ""T""" (k text PRIMARY KEY, v int);"#
+        CREATE TABLE "Odd.Schema"."Ünïcode ""T""" (k text PRIMARY KEY, v int);
+        CREATE TABLE app.metrics (id int, at date, v int, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+        CREATE TABLE app.metrics_2026a PARTITION OF app.metrics FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
+        CREATE TABLE app.metrics_2026b PARTITION OF app.metrics FOR VALUES FROM ('2026-07-01') TO ('2027-01-01');
+        CREATE EXTENSION citext SCHEMA app; CREATE EXTENSION hstore SCHEMA app;
+        CREATE TABLE app.handles (handle app.citext PRIMARY KEY, attrs app.hstore);"#
     )
 }
 
@@ -101,6 +108,8 @@ const FILL: &str = r#"
     INSERT INTO app.shapes SELECT g, ROW(g, 'b' || g)::app.pair, int4range(g, g + 10), ARRAY[ROW(g, 'x')::app.pair]
         FROM generate_series(1, 300) g;
     INSERT INTO "Odd.Schema"."Ünïcode ""T""" SELECT 'k' || g, g FROM generate_series(1, 200) g;
+    INSERT INTO app.metrics SELECT g, date '2026-01-01' + (g % 360), g FROM generate_series(1, 900) g;
+    INSERT INTO app.handles SELECT (ARRAY['Bob','alice','Zoë'])[1 + g % 3] || g, ('k=>' || g)::app.hstore FROM generate_series(1, 300) g;
 "#;
 
 /// Changes on the source after the destination was filled.
@@ -126,6 +135,8 @@ const SOURCE_CHANGES: &str = r#"
     INSERT INTO audit.log SELECT at, who, what FROM audit.log WHERE who = 'w3' LIMIT 5;
     UPDATE app.shapes SET p = ROW(0, 'zero')::app.pair, r = int4range(0, 1) WHERE id = 42;
     UPDATE "Odd.Schema"."Ünïcode ""T""" SET v = 0 WHERE k = 'k17';
+    UPDATE app.metrics SET at = at + 200 WHERE id % 101 = 0 AND at < '2026-06-01';
+    UPDATE app.handles SET attrs = 'k=>changed' WHERE handle::text = 'Bob3';
 "#;
 
 /// Changes on the destination that the migration must undo.
@@ -178,6 +189,8 @@ async fn an_application_schema_migrates_with_no_configuration() {
             KeyKind::Ordered,
             "k",
         ),
+        ("app.metrics", KeyKind::Ordered, "id, at"),
+        ("app.handles", KeyKind::Ordered, "handle"),
     ] {
         assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
     }
