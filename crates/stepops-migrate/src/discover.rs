@@ -151,6 +151,7 @@ pub fn resolve(
                         name: c.clone(),
                         sql_type: col.sql_type.clone(),
                         collatable: col.collatable,
+                        fixed_width: col.fixed_width,
                     }
                 })
                 .collect(),
@@ -462,6 +463,7 @@ mod tests {
                     sql_type: (*ty).into(),
                     nullable: false,
                     collatable: false,
+                    fixed_width: false,
                 })
                 .collect(),
             primary_key: pk.iter().map(|s| (*s).into()).collect(),

@@ -17,6 +17,10 @@ pub struct Column {
     /// by its UTF-8 bytes on both sides, whatever their collations.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub collatable: bool,
+    /// Whether its values have a fixed width (PostgreSQL `typlen > 0`: uuid, dates and times,
+    /// floats, enums), which `width_bucket` searches quickly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_width: bool,
 }
 
 /// A foreign key of a table.
@@ -83,6 +87,9 @@ pub struct KeyColumn {
     /// Ordered by UTF-8 bytes rather than by a collation.
     #[serde(default)]
     pub collatable: bool,
+    /// Values of a fixed width ([`Column::fixed_width`]).
+    #[serde(default)]
+    pub fixed_width: bool,
 }
 
 /// A table selected for migration: a *type* in the design's words.

@@ -574,7 +574,8 @@ impl Stack for PgStack {
             "SELECT n.nspname::text, c.relname::text, a.attname::text,
                     format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
                     a.attcollation <> 0, a.atttypid = 'oid'::regtype,
-                    n.nspname = current_schema()
+                    n.nspname = current_schema(),
+                    (SELECT ty.typlen > 0 FROM pg_type ty WHERE ty.oid = a.atttypid)
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              JOIN pg_attribute a ON a.attrelid = c.oid
              WHERE c.oid IN ({tables})
@@ -638,6 +639,7 @@ impl Stack for PgStack {
                 sql_type: r.get(3),
                 nullable: r.get(4),
                 collatable: r.get(5),
+                fixed_width: r.get::<_, Option<bool>>(8).unwrap_or(false),
             });
         }
         for t in &mut out {

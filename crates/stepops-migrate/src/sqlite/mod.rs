@@ -274,6 +274,7 @@ impl Stack for SqliteStack {
                         sql_type,
                         nullable: !not_null && !rowid,
                         collatable: false,
+                        fixed_width: false,
                     });
                 }
                 pk.sort();
