@@ -6,17 +6,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use aws_config::BehaviorVersion;
-use aws_sdk_sfn::config::{Credentials, Region};
-use aws_sdk_sfn::error::DisplayErrorContext;
-use aws_sdk_sfn::types::ExecutionStatus;
 use clap::Args;
 use serde_json::{Value, json};
 use stepops_admin::{AdminRequest, AdminSettings, Environment, LocalTokenSource, SynapseClient};
 use stepops_local::{EngineConfig, LambdaError, LocalEngine, TemplateOptions, handler};
+use stepops_sfn::WaitOptions;
 
 /// Exit status for arguments refused before anything was sent.
 const EXIT_INVALID: i32 = 2;
@@ -124,7 +121,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     } else {
         args.endpoint.clone()
     };
-    let (sfn, aws) = sfn_client(endpoint.as_deref(), args.region.as_deref()).await;
+    let (sfn, aws) = stepops_sfn::connect(endpoint.as_deref(), args.region.as_deref()).await;
     let request = if args.started_by.is_some() {
         request
     } else {
@@ -150,15 +147,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let name = request.execution_name(chrono::Utc::now());
     let input = request.to_input();
     tracing::info!(state_machine = %machine, execution = %name, "starting the admin task");
-    let started = sfn
-        .start_execution()
-        .state_machine_arn(&machine)
-        .name(&name)
-        .input(input.to_string())
-        .send()
-        .await
-        .map_err(|e| anyhow!("cannot start the execution: {}", DisplayErrorContext(&e)))?;
-    let arn = started.execution_arn().to_owned();
+    let arn = stepops_sfn::start_execution(&sfn, &machine, Some(&name), &input).await?;
     eprintln!("started {arn}");
     wait_and_print(&sfn, &arn, Duration::from_secs(args.wait_seconds)).await
 }
@@ -209,39 +198,6 @@ fn confirm(request: &AdminRequest) -> anyhow::Result<String> {
     Ok(typed)
 }
 
-/// The Step Functions client: for `endpoint` with placeholder credentials, else from the AWS
-/// default chain (whose configuration is returned too, for STS).
-async fn sfn_client(
-    endpoint: Option<&str>,
-    region: Option<&str>,
-) -> (aws_sdk_sfn::Client, Option<aws_config::SdkConfig>) {
-    match endpoint {
-        Some(endpoint) => {
-            let config = aws_sdk_sfn::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .endpoint_url(endpoint)
-                .region(Region::new(region.unwrap_or("us-east-1").to_owned()))
-                .credentials_provider(Credentials::new(
-                    "stepops-local",
-                    "stepops-local",
-                    None,
-                    None,
-                    "stepops-local",
-                ))
-                .build();
-            (aws_sdk_sfn::Client::from_conf(config), None)
-        }
-        None => {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest());
-            if let Some(region) = region {
-                loader = loader.region(Region::new(region.to_owned()));
-            }
-            let config = loader.load().await;
-            (aws_sdk_sfn::Client::new(&config), Some(config))
-        }
-    }
-}
-
 /// The caller's IAM identity (`sts:GetCallerIdentity`, which needs no permission), recorded as
 /// `startedBy`; `None` (with a warning) if STS cannot be asked.
 async fn caller_identity(config: &aws_config::SdkConfig) -> Option<String> {
@@ -264,76 +220,49 @@ async fn caller_identity(config: &aws_config::SdkConfig) -> Option<String> {
 /// The state machine named `stepops-ENV-admin`.
 async fn find_state_machine(sfn: &aws_sdk_sfn::Client, env: Environment) -> anyhow::Result<String> {
     let wanted = format!("stepops-{env}-admin");
-    let mut pages = sfn.list_state_machines().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            anyhow!(
-                "cannot list the state machines (credentials, region?): {}",
-                DisplayErrorContext(&e)
-            )
-        })?;
-        if let Some(m) = page.state_machines().iter().find(|m| m.name() == wanted) {
-            return Ok(m.state_machine_arn().to_owned());
-        }
+    match stepops_sfn::find_state_machines(sfn, |name| name == wanted)
+        .await?
+        .into_iter()
+        .next()
+    {
+        Some((_, arn)) => Ok(arn),
+        None => bail!(
+            "no state machine named {wanted}: deploy the {env} stack, check the region, or pass --state-machine-arn"
+        ),
     }
-    bail!(
-        "no state machine named {wanted}: deploy the {env} stack, check the region, or pass --state-machine-arn"
-    )
 }
 
-/// Polls DescribeExecution until the execution ends; prints the audit record or the error.
+/// Waits for the execution to end; prints the audit record or the error.
 async fn wait_and_print(
     sfn: &aws_sdk_sfn::Client,
     arn: &str,
     limit: Duration,
 ) -> anyhow::Result<()> {
-    let start = Instant::now();
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let d = sfn
-            .describe_execution()
-            .execution_arn(arn)
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot describe {arn}: {}", DisplayErrorContext(&e)))?;
-        match d.status() {
-            ExecutionStatus::Running | ExecutionStatus::PendingRedrive => {}
-            ExecutionStatus::Succeeded => {
-                let output: Value = d
-                    .output()
-                    .map(serde_json::from_str)
-                    .transpose()
-                    .context("the execution's output is not JSON")?
-                    .unwrap_or(Value::Null);
-                println!("{}", serde_json::to_string_pretty(&output)?);
-                eprintln!(
-                    "SUCCEEDED ({}): {}",
-                    output["outcome"].as_str().unwrap_or("?"),
-                    output["change"].as_str().unwrap_or("")
-                );
-                return Ok(());
-            }
-            other => {
-                let error = d.error().unwrap_or("(no error name)");
-                let cause = readable_cause(d.cause().unwrap_or(""));
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"status": other.as_str(), "error": error, "cause": cause, "executionArn": arn})
-                    )?
-                );
-                bail!("the admin task {}: {error}: {cause}", other.as_str());
-            }
-        }
-        if start.elapsed() > limit {
-            bail!(
-                "gave up waiting after {} s; the execution {arn} is still running",
-                limit.as_secs()
-            );
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
+    let options = WaitOptions {
+        limit: Some(limit),
+        ..WaitOptions::default()
+    };
+    let finished = stepops_sfn::wait_for_execution(sfn, arn, &options, |_| {}).await?;
+    if finished.succeeded() {
+        let output = finished.output.unwrap_or(Value::Null);
+        println!("{}", serde_json::to_string_pretty(&output)?);
+        eprintln!(
+            "SUCCEEDED ({}): {}",
+            output["outcome"].as_str().unwrap_or("?"),
+            output["change"].as_str().unwrap_or("")
+        );
+        return Ok(());
     }
+    let status = finished.status.as_str();
+    let error = finished.error.as_deref().unwrap_or("(no error name)");
+    let cause = readable_cause(finished.cause.as_deref().unwrap_or(""));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(
+            &json!({"status": status, "error": error, "cause": cause, "executionArn": arn})
+        )?
+    );
+    bail!("the admin task {status}: {error}: {cause}");
 }
 
 /// A Lambda error document (`{"errorType","errorMessage"}`) as its message; other text as is.

@@ -31,7 +31,6 @@ pub mod migration;
 pub mod results;
 pub mod runner;
 pub mod secrets;
-pub mod sfn;
 pub mod step;
 /// The object store (the shared `stepops-store` crate).
 pub use stepops_store as store;
@@ -50,8 +49,9 @@ pub use runner::{RunReport, Runner, RunnerOptions};
 pub use secrets::{
     AwsSecretSource, NoSecretSource, Resolver, Secret, SecretError, SecretSource, target_arg,
 };
-pub use sfn::{load_sdk_config, local_sfn_client, sfn_client};
 pub use step::{CancelOnDrop, StepError, StepHandler};
+/// The Step Functions clients (the shared `stepops-sfn` crate).
+pub use stepops_sfn::{load_sdk_config, local_sfn_client, sfn_client};
 #[cfg(feature = "s3")]
 pub use store::S3Store;
 pub use store::{AnyStore, LocalFolderStore, NoStore, ObjectStore, StoreError};
