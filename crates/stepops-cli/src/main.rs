@@ -34,6 +34,7 @@ enum Command {
     /// Create the sample schema and fill it with deterministic, exotic data.
     Sample(sample::SampleArgs),
     /// Benchmark `stepops migrate` against pgcopydb, pg_dump | psql and reladiff (prints figures).
+    #[command(long_about = stepops_bench::LONG_ABOUT)]
     Bench(bench::BenchArgs),
     /// Make a destination database's tables equal to a source's, in resumable chunks.
     Migrate(migrate::MigrateArgs),
