@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use stepops_secrets::SecretSource;
 
 use crate::history::{ExecutionHistory, FailureFacts, failure_facts};
 use crate::{PipelineError, redact};
@@ -407,6 +408,19 @@ impl ChatWebhook {
         }
         Ok(())
     }
+}
+
+/// The chat webhook held by the secret `name` of `source` (the notify function's
+/// `STEPOPS_CHAT_WEBHOOK_SECRET`), read through the shared [`SecretSource`] as every other
+/// secret; the URL is never part of an error.
+pub async fn chat_webhook_from_secret<S: SecretSource>(
+    source: &S,
+    name: &str,
+) -> Result<ChatWebhook, PipelineError> {
+    let value = source.secret(name).await.map_err(|e| {
+        PipelineError::Misconfigured(format!("cannot read the chat webhook secret: {e}"))
+    })?;
+    ChatWebhook::new(webhook_url_from_secret(value.expose())?)
 }
 
 /// Reads the webhook URL out of a secret's value: either the URL itself or a JSON object
