@@ -11,12 +11,11 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use serde_json::{Value, json};
-use stepops_admin::{AdminRequest, AdminSettings, Environment, LocalTokenSource, SynapseClient};
+use stepops_admin::{
+    AdminError, AdminRequest, AdminSettings, Environment, LocalTokenSource, SynapseClient,
+};
 use stepops_local::{EngineConfig, LambdaError, LocalEngine, TemplateOptions, handler};
 use stepops_sfn::WaitOptions;
-
-/// Exit status for arguments refused before anything was sent.
-const EXIT_INVALID: i32 = 2;
 
 /// Arguments of `stepops admin`.
 #[derive(Args)]
@@ -88,13 +87,7 @@ pub struct AdminArgs {
 
 /// Runs `stepops admin`.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let request = match validate(&args) {
-        Ok(r) => r,
-        Err(message) => {
-            eprintln!("error: {message}\nnothing was sent.");
-            std::process::exit(EXIT_INVALID);
-        }
-    };
+    let request = validate(&args).context("refused, nothing was sent")?;
     // prod: the service refuses an input without `confirm` naming the target; it is filled
     // with what the operator typed again (with --yes, the script vouches for the target).
     let request = if request.environment != Environment::Prod {
@@ -153,8 +146,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 }
 
 /// The library's validation, exactly as the state machine applies it.
-fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
-    let stack = stepops_admin::parse_environment(&args.environment).map_err(|e| e.to_string())?;
+fn validate(args: &AdminArgs) -> Result<AdminRequest, AdminError> {
+    let stack = stepops_admin::parse_environment(&args.environment)?;
     let mut raw: Vec<String> = args.target.clone();
     if let Some(s) = &args.status {
         raw.extend(["--status".to_owned(), s.clone()]);
@@ -162,10 +155,9 @@ fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
     if let Some(e) = &args.enabled {
         raw.extend(["--enabled".to_owned(), e.clone()]);
     }
-    let request = AdminRequest::from_cli(&args.environment, stack, &args.task, &raw, args.dry_run)
-        .map_err(|e| e.to_string())?;
+    let request = AdminRequest::from_cli(&args.environment, stack, &args.task, &raw, args.dry_run)?;
     match &args.started_by {
-        Some(who) => request.with_started_by(who).map_err(|e| e.to_string()),
+        Some(who) => request.with_started_by(who),
         None => Ok(request),
     }
 }
@@ -175,11 +167,11 @@ fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
 fn confirm(request: &AdminRequest) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        eprintln!(
-            "error: {} in prod needs the target typed again, but stdin is not a terminal; pass --yes to run it from a script.\nnothing was sent.",
+        return Err(AdminError::NotConfirmed(format!(
+            "{} in prod needs the target typed again, but stdin is not a terminal; pass --yes to run it from a script. Nothing was sent.",
             request.task.name()
-        );
-        std::process::exit(EXIT_INVALID);
+        ))
+        .into());
     }
     let dry = if request.dry_run {
         " (dry run: reads only)"

@@ -122,13 +122,8 @@ async fn migrate(args: StartMigrateArgs) -> anyhow::Result<()> {
 /// (the stack's allow-list itself is only known to the Lambda).
 fn check_input(input: &Value, env: &str) -> anyhow::Result<()> {
     let stack = stepops_pipeline::stack_environment(env, "secret:*,parameter:*,url:*")?;
-    match validate_input(input, &stack) {
-        Ok(_) => Ok(()),
-        Err(e) => bail!(
-            "the input is refused ({}), nothing was started: {e}",
-            stepops_error::Named::error_name(&e)
-        ),
-    }
+    validate_input(input, &stack).context("the input is refused, nothing was started")?;
+    Ok(())
 }
 
 /// The state machine: `--state-machine-arn`; on `--endpoint` without `--stack-name`, the one
