@@ -23,6 +23,7 @@ pub struct Run {
 
 /// Runs `cmd` to completion (stdout to a file we return, stderr to `log`), measuring wall time
 /// and the child's peak resident memory (`wait4`).
+#[allow(unsafe_code)] // wait4: the only way to read a child's peak memory (ru_maxrss).
 pub fn measure(mut cmd: Command, log: &Path) -> anyhow::Result<Run> {
     let out_path = log.with_extension("out");
     let out = std::fs::File::create(&out_path)?;

@@ -7,6 +7,7 @@
 //! * `serve` killed with SIGKILL while one execution sits in a Wait state and another in an
 //!   activity task a worker holds; a new `serve` on the same state dir finishes both (status and
 //!   output through `aws-sdk-sfn`), the killed engine's task token answering `TaskTimedOut`.
+#![allow(unsafe_code)] // libc: signals to the processes under test (kill).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -25,7 +25,7 @@
 //! [`local_sfn_client`] (or [`sfn_client`] for AWS).
 
 pub mod config;
-pub mod engine;
+pub mod library_engine;
 pub mod logging;
 pub mod migration;
 pub mod results;
@@ -39,7 +39,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use config::{ConfigError, RawConfig, RunnerConfig};
-pub use engine::LibraryEngine;
+pub use library_engine::LibraryEngine;
 pub use migration::{
     ChunkSpec, CopyOutcome, MigrationEngine, MigrationHandler, PlanOutcome, PlanRequest,
     StatusOutcome, TableSummary,

@@ -253,25 +253,27 @@ mod tests {
 
     #[test]
     fn target_arguments_parse_and_refuse_inline_passwords() {
-        let t = |field, v: Value| target_arg(field, Some(&v));
+        let parse = |field, v: Value| target_arg(field, Some(&v));
         assert_eq!(
-            t("source", json!({"secret": "a/b"})).unwrap().to_string(),
+            parse("source", json!({"secret": "a/b"}))
+                .unwrap()
+                .to_string(),
             "secret a/b"
         );
         assert_eq!(
-            t("dest", json!({"parameter": "/p"})).unwrap().kind,
+            parse("dest", json!({"parameter": "/p"})).unwrap().kind,
             TargetKind::Parameter
         );
-        assert!(t("dest", json!({"url": "sqlite:/tmp/a.db"})).is_ok());
-        assert!(t("dest", json!({"url": "postgres://u@h/db"})).is_ok());
-        let err = t("dest", json!({"url": "postgres://u:pw@h/db"})).unwrap_err();
+        assert!(parse("dest", json!({"url": "sqlite:/tmp/a.db"})).is_ok());
+        assert!(parse("dest", json!({"url": "postgres://u@h/db"})).is_ok());
+        let err = parse("dest", json!({"url": "postgres://u:pw@h/db"})).unwrap_err();
         assert_eq!(err.error_name(), ErrorName::InvalidInput);
         assert!(err.to_string().contains("argument `dest.url`"), "{err}");
         assert!(!err.to_string().contains(":pw@"), "{err}");
-        let err = t("source", json!({"secret": "a", "url": "b"})).unwrap_err();
+        let err = parse("source", json!({"secret": "a", "url": "b"})).unwrap_err();
         assert!(err.to_string().contains("exactly one"), "{err}");
-        assert!(t("source", json!("sqlite:x")).is_err());
-        assert!(t("source", json!({"file": "x"})).is_err());
+        assert!(parse("source", json!("sqlite:x")).is_err());
+        assert!(parse("source", json!({"file": "x"})).is_err());
         assert!(target_arg("source", None).is_err());
     }
 
@@ -293,7 +295,7 @@ mod tests {
         }
         assert_eq!(percent_decode("%é1"), "%é1");
         // The whole path a secret value takes: a password with `%` before a multi-byte
-        // character used to panic while the resolver's lock was held.
+        // character is decoded without panicking under the resolver's lock.
         let pieces = secret_pieces("postgres://app:ab%écd1234@db/x");
         assert!(pieces.iter().any(|p| p == "ab%écd1234"), "{pieces:?}");
     }
@@ -302,8 +304,8 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
 
         /// Secret values are whatever an operator stored: no value, and no text handed to the
-        /// redactor, may panic the runner (a panic under the resolver's lock used to break
-        /// every later task of the process).
+        /// redactor, may panic the runner (a panic under the resolver's lock would poison it
+        /// for every later task of the process).
         #[test]
         fn no_secret_value_panics(value in "\\PC*", text in "\\PC*") {
             let _ = percent_decode(&value);
