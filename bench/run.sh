@@ -12,7 +12,10 @@ command -v pgcopydb >/dev/null 2>&1 || echo "bench: pgcopydb missing: apt-get in
 command -v reladiff >/dev/null 2>&1 || echo "bench: reladiff missing: pip install 'reladiff[postgresql]' (it will be skipped)" >&2
 
 echo "bench: building the release binary" >&2
-cargo build --release --locked -p stepops-cli
+# The same package selection as the README's `cargo run --release --bin stepops` (the whole
+# workspace's feature set): `-p stepops-cli` would resolve features differently and rebuild the
+# dependency tree after a first `cargo run`.
+cargo build --release --locked --bin stepops
 bin="${CARGO_TARGET_DIR:-target}/release/stepops"
 
 "$bin" bench "$@" | tee bench/last-report.md

@@ -5,8 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+use stepops_secrets::{AwsSecretSource, SecretError, SecretSource};
 use tokio::sync::Mutex;
 
 use crate::error::AdminError;
@@ -73,11 +72,11 @@ pub trait TokenSource: Send + Sync {
     fn refresh(&self, rejected: &Token) -> impl Future<Output = Result<Token, AdminError>> + Send;
 }
 
-/// Reads the token from AWS Secrets Manager by name, once per process; a 401 makes it read the
-/// secret again (the token may have been rotated).
+/// Reads the token from AWS Secrets Manager by name (through the shared [`SecretSource`]),
+/// once per process; a 401 makes it read the secret again (the token may have been rotated).
 #[derive(Debug)]
 pub struct SecretsManagerTokenSource {
-    client: aws_sdk_secretsmanager::Client,
+    source: AwsSecretSource,
     secret_id: String,
     cached: Mutex<Option<Token>>,
 }
@@ -86,7 +85,7 @@ impl SecretsManagerTokenSource {
     /// A source for the secret `secret_id` (for example [`DEFAULT_SECRET_NAME`]).
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
         SecretsManagerTokenSource {
-            client,
+            source: AwsSecretSource::secrets_manager(client),
             secret_id: secret_id.into(),
             cached: Mutex::new(None),
         }
@@ -100,61 +99,30 @@ impl SecretsManagerTokenSource {
     async fn fetch(&self) -> Result<Token, AdminError> {
         let id = &self.secret_id;
         tracing::debug!(secret_id = %id, "reading the admin token from Secrets Manager");
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(id)
-            .send()
+        let value = self
+            .source
+            .secret(id)
             .await
-            .map_err(|e| secrets_error(id, e))?;
-        let value = out.secret_string().ok_or_else(|| {
-            AdminError::Unauthorized(format!(
-                "secret {id} has no string value; store the token as the secret string"
-            ))
-        })?;
-        Token::new(value).map_err(|e| match e {
+            .map_err(|e| secret_error(id, e))?;
+        Token::new(value.expose()).map_err(|e| match e {
             AdminError::Unauthorized(m) => AdminError::Unauthorized(format!("secret {id}: {m}")),
             other => other,
         })
     }
 }
 
-fn secrets_error<R: fmt::Debug>(id: &str, err: SdkError<GetSecretValueError, R>) -> AdminError {
-    match &err {
-        SdkError::ServiceError(se) => {
-            let e = se.err();
-            let code = e.code().unwrap_or(match e {
-                GetSecretValueError::ResourceNotFoundException(_) => "ResourceNotFoundException",
-                GetSecretValueError::InternalServiceError(_) => "InternalServiceError",
-                GetSecretValueError::DecryptionFailure(_) => "DecryptionFailure",
-                GetSecretValueError::InvalidParameterException(_) => "InvalidParameterException",
-                GetSecretValueError::InvalidRequestException(_) => "InvalidRequestException",
-                _ => "Unknown",
-            });
-            let msg = format!("Secrets Manager {code} for secret {id}");
-            match code {
-                "ResourceNotFoundException" => AdminError::NotFound(format!(
-                    "{msg}: create the secret or fix its name in the configuration"
-                )),
-                "AccessDeniedException"
-                | "DecryptionFailure"
-                | "UnrecognizedClientException"
-                | "ExpiredTokenException" => AdminError::Unauthorized(format!(
-                    "{msg}: give the function's role secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)"
-                )),
-                "InternalServiceError"
-                | "ThrottlingException"
-                | "RequestTimeout"
-                | "ServiceUnavailable" => AdminError::Transient(msg),
-                _ => AdminError::InvalidInput(format!(
-                    "{msg}: check the secret's name and state (a secret scheduled for deletion cannot be read)"
-                )),
-            }
+/// The admin function's name for a failed read of the token's secret `id`.
+fn secret_error(id: &str, err: SecretError) -> AdminError {
+    match err {
+        SecretError::NotFound(_) => AdminError::NotFound(err.to_string()),
+        SecretError::Denied(_) => AdminError::Unauthorized(err.to_string()),
+        SecretError::Unavailable(..) => AdminError::Transient(err.to_string()),
+        SecretError::NoValue(_) => AdminError::Unauthorized(format!(
+            "secret {id} has no string value; store the token as the secret string"
+        )),
+        SecretError::Invalid(_) | SecretError::BadValue(..) => {
+            AdminError::InvalidInput(err.to_string())
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            AdminError::Transient(format!("cannot reach Secrets Manager to read secret {id}"))
-        }
-        _ => AdminError::Internal(format!("reading secret {id} failed: {err}")),
     }
 }
 

@@ -541,16 +541,16 @@ mod tests {
 
     #[test]
     fn type_tests() {
-        let t = |op: &str, flag: bool, x: Value| {
+        let type_test = |op: &str, flag: bool, x: Value| {
             eval(json!({"Variable": "$.x", op: flag}), json!({"x": x}))
         };
-        assert!(t("IsNull", true, Value::Null).unwrap());
-        assert!(t("IsPresent", true, Value::Null).unwrap());
-        assert!(t("IsNumeric", false, json!("1")).unwrap());
-        assert!(t("IsString", true, json!("")).unwrap());
-        assert!(t("IsBoolean", true, json!(false)).unwrap());
-        assert!(t("IsTimestamp", true, json!("2023-02-24T00:00:00.123+02:00")).unwrap());
-        assert!(t("IsTimestamp", false, json!("2023-02-24")).unwrap());
+        assert!(type_test("IsNull", true, Value::Null).unwrap());
+        assert!(type_test("IsPresent", true, Value::Null).unwrap());
+        assert!(type_test("IsNumeric", false, json!("1")).unwrap());
+        assert!(type_test("IsString", true, json!("")).unwrap());
+        assert!(type_test("IsBoolean", true, json!(false)).unwrap());
+        assert!(type_test("IsTimestamp", true, json!("2023-02-24T00:00:00.123+02:00")).unwrap());
+        assert!(type_test("IsTimestamp", false, json!("2023-02-24")).unwrap());
         assert!(eval(json!({"Variable": "$.nope", "IsPresent": false}), json!({})).unwrap());
         let e = eval(json!({"Variable": "$.nope", "IsNull": true}), json!({})).unwrap_err();
         assert_eq!(e.error, "States.Runtime");

@@ -300,8 +300,9 @@ impl Exec {
     }
 }
 
-/// Everything a state's data processing needs.
-pub(crate) struct Env {
+/// Everything the data processing of one state needs: the state, its node in the frame tree,
+/// the Context object and the variables in scope.
+pub(crate) struct StateContext {
     pub state: Arc<State>,
     pub node: u64,
     pub entered: i64,
@@ -311,7 +312,7 @@ pub(crate) struct Env {
     pub outer: Arc<Map<String, Value>>,
 }
 
-impl Env {
+impl StateContext {
     pub fn scope<'a>(&'a self, input: &'a Value) -> Scope<'a> {
         Scope::new(input, &self.context, &self.vars)
     }
@@ -489,7 +490,7 @@ impl Exec {
                 let mut vars = (*outer).clone();
                 vars.extend(own_vars);
                 let child_outer = Arc::new(vars.clone());
-                let env = Env {
+                let cx = StateContext {
                     context: self.context(&state, entered_time, retries),
                     state: state.clone(),
                     node: id,
@@ -497,7 +498,7 @@ impl Exec {
                     vars,
                     outer: child_outer,
                 };
-                let result = self.clone().run_state(&env, input, cancel.clone()).await;
+                let result = self.clone().run_state(&cx, input, cancel.clone()).await;
                 let result = match result {
                     Ok(step) => {
                         let size = serde_json::to_vec(&step.output)
@@ -595,22 +596,22 @@ impl Exec {
     /// Runs one state (with its Retry/Catch) and returns where to go next.
     async fn run_state(
         self: Arc<Self>,
-        env: &Env,
+        cx: &StateContext,
         raw: Value,
         cancel: CancellationToken,
     ) -> Result<Step, Stop> {
-        let state = env.state.clone();
+        let state = cx.state.clone();
         match &state.kind {
             Kind::Pass { result } => {
-                let eff = env.input_path(&raw)?;
+                let eff = cx.input_path(&raw)?;
                 let eff = match &state.parameters {
-                    Some(p) => env.template(p, &eff)?,
+                    Some(p) => cx.template(p, &eff)?,
                     None => eff,
                 };
                 let result = result.clone().unwrap_or(eff);
-                let out = env.result_path(&state.result_path, &raw, result.clone())?;
-                let out = env.output_path(out)?;
-                let assigned = env.assign(state.assign.as_ref(), &result)?;
+                let out = cx.result_path(&state.result_path, &raw, result.clone())?;
+                let out = cx.output_path(out)?;
+                let assigned = cx.assign(state.assign.as_ref(), &result)?;
                 Ok(Step {
                     output: out,
                     next: state.next.clone(),
@@ -618,8 +619,8 @@ impl Exec {
                 })
             }
             Kind::Succeed => {
-                let eff = env.input_path(&raw)?;
-                let out = env.output_path(eff)?;
+                let eff = cx.input_path(&raw)?;
+                let out = cx.output_path(eff)?;
                 Ok(Step {
                     output: out,
                     next: None,
@@ -627,7 +628,7 @@ impl Exec {
                 })
             }
             Kind::Fail { error, cause } => {
-                let scope = env.scope(&raw);
+                let scope = cx.scope(&raw);
                 let resolve = |f: &Option<StrOrPath>| -> Result<Option<String>, Stop> {
                     match f {
                         None => Ok(None),
@@ -635,12 +636,12 @@ impl Exec {
                         Some(StrOrPath::Path { field, expr }) => {
                             let v = if stepops_asl_data::intrinsic::is_intrinsic(expr) {
                                 stepops_asl_data::intrinsic::evaluate(expr, &scope)
-                                    .map_err(|e| env.fail(e))?
+                                    .map_err(|e| cx.fail(e))?
                             } else {
-                                let p = JsonPath::parse(expr)
-                                    .map_err(|e| env.runtime(e.to_string()))?;
+                                let p =
+                                    JsonPath::parse(expr).map_err(|e| cx.runtime(e.to_string()))?;
                                 p.read(&scope).ok_or_else(|| {
-                                    env.fail(stepops_asl_data::template::path_not_found(
+                                    cx.fail(stepops_asl_data::template::path_not_found(
                                         &p, field, &scope,
                                     ))
                                 })?
@@ -657,10 +658,10 @@ impl Exec {
                 Err(Stop::Failed(Failure { error, cause }))
             }
             Kind::Choice { choices, default } => {
-                let eff = env.input_path(&raw)?;
+                let eff = cx.input_path(&raw)?;
                 let mut chosen: Option<(String, Option<&Value>)> = None;
                 for (rule, assign) in choices {
-                    if rule.matches(&env.scope(&eff)).map_err(|e| env.fail(e))? {
+                    if rule.matches(&cx.scope(&eff)).map_err(|e| cx.fail(e))? {
                         chosen =
                             Some((rule.next().unwrap_or_default().to_owned(), assign.as_ref()));
                         break;
@@ -673,16 +674,16 @@ impl Exec {
                         None => {
                             return Err(Stop::Failed(Failure::new(
                                 "States.NoChoiceMatched",
-                                env.prefixed("No Matches!"),
+                                cx.prefixed("No Matches!"),
                             )));
                         }
                     },
                 };
-                let out = env.output_path(eff.clone())?;
+                let out = cx.output_path(eff.clone())?;
                 // The state's Assign applies whatever the outcome; a matched rule's own Assign
                 // is evaluated against the same values and wins on conflicts.
-                let mut assigned = env.assign(state.assign.as_ref(), &eff)?;
-                assigned.extend(env.assign(assign, &eff)?);
+                let mut assigned = cx.assign(state.assign.as_ref(), &eff)?;
+                assigned.extend(cx.assign(assign, &eff)?);
                 Ok(Step {
                     output: out,
                     next: Some(next),
@@ -690,11 +691,11 @@ impl Exec {
                 })
             }
             Kind::Wait(spec) => {
-                let eff = env.input_path(&raw)?;
-                let d = self.wait_duration(env, spec, &eff)?;
+                let eff = cx.input_path(&raw)?;
+                let d = self.wait_duration(cx, spec, &eff)?;
                 self.sleep(d, &cancel).await?;
-                let out = env.output_path(eff.clone())?;
-                let assigned = env.assign(state.assign.as_ref(), &eff)?;
+                let out = cx.output_path(eff.clone())?;
+                let assigned = cx.assign(state.assign.as_ref(), &eff)?;
                 Ok(Step {
                     output: out,
                     next: state.next.clone(),
@@ -702,12 +703,17 @@ impl Exec {
                 })
             }
             Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_) => {
-                self.run_with_retry(env, raw, cancel).await
+                self.run_with_retry(cx, raw, cancel).await
             }
         }
     }
 
-    fn wait_duration(&self, env: &Env, spec: &WaitSpec, eff: &Value) -> Result<Duration, Stop> {
+    fn wait_duration(
+        &self,
+        cx: &StateContext,
+        spec: &WaitSpec,
+        eff: &Value,
+    ) -> Result<Duration, Stop> {
         let until = |t: DateTime<Utc>| {
             let secs = (t - Utc::now()).num_milliseconds().max(0) as f64 / 1000.0;
             self.scaled(secs)
@@ -716,14 +722,14 @@ impl Exec {
             WaitSpec::Seconds(n) => Ok(self.scaled(*n as f64)),
             WaitSpec::Timestamp(s) => Ok(parse_timestamp(s).map(until).unwrap_or_default()),
             WaitSpec::SecondsPath(p) => {
-                let v = read_or_invalid(p, &env.scope(eff)).map_err(|c| env.runtime(c))?;
+                let v = read_or_invalid(p, &cx.scope(eff)).map_err(|c| cx.runtime(c))?;
                 let shown = match &v {
                     Value::String(s) => s.clone(),
                     other => to_json(other),
                 };
                 if let Some(n) = v.as_i64() {
                     if n < 0 {
-                        return Err(env.runtime(format!(
+                        return Err(cx.runtime(format!(
                             "The SecondsPath parameter references a negative value: {} == {shown}",
                             p.as_str()
                         )));
@@ -733,20 +739,20 @@ impl Exec {
                 if let Some(n) = v.as_u64() {
                     return Ok(self.scaled(n as f64));
                 }
-                Err(env.runtime(format!(
+                Err(cx.runtime(format!(
                     "The SecondsPath parameter cannot be parsed as a long value: {} == {shown}",
                     p.as_str()
                 )))
             }
             WaitSpec::TimestampPath(p) => {
-                let v = read_or_invalid(p, &env.scope(eff)).map_err(|c| env.runtime(c))?;
+                let v = read_or_invalid(p, &cx.scope(eff)).map_err(|c| cx.runtime(c))?;
                 let shown = match &v {
                     Value::String(s) => s.clone(),
                     other => to_json(other),
                 };
                 match v.as_str().and_then(parse_timestamp) {
                     Some(t) => Ok(until(t)),
-                    None => Err(env.runtime(format!(
+                    None => Err(cx.runtime(format!(
                         "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {shown}",
                         p.as_str()
                     ))),
@@ -758,32 +764,30 @@ impl Exec {
     /// Task, Parallel and Map: attempts with Retry, then Catch.
     async fn run_with_retry(
         self: Arc<Self>,
-        env: &Env,
+        cx: &StateContext,
         raw: Value,
         cancel: CancellationToken,
     ) -> Result<Step, Stop> {
-        let state = env.state.clone();
-        let eff = env.input_path(&raw)?;
+        let state = cx.state.clone();
+        let eff = cx.input_path(&raw)?;
         loop {
             let attempt = match &state.kind {
-                Kind::Task(spec) => self.clone().run_task(env, spec, &eff, &cancel).await,
+                Kind::Task(spec) => self.clone().run_task(cx, spec, &eff, &cancel).await,
                 Kind::Parallel { branches } => {
-                    self.clone()
-                        .run_parallel(env, branches, &eff, &cancel)
-                        .await
+                    self.clone().run_parallel(cx, branches, &eff, &cancel).await
                 }
-                Kind::Map(spec) => self.clone().run_map(env, spec, &eff, &cancel).await,
+                Kind::Map(spec) => self.clone().run_map(cx, spec, &eff, &cancel).await,
                 _ => unreachable!("only Task, Parallel and Map retry"),
             };
             match attempt {
                 Ok(result) => {
                     let selected = match &state.result_selector {
-                        Some(sel) => env.template(sel, &result)?,
+                        Some(sel) => cx.template(sel, &result)?,
                         None => result,
                     };
-                    let out = env.result_path(&state.result_path, &raw, selected.clone())?;
-                    let out = env.output_path(out)?;
-                    let assigned = env.assign(state.assign.as_ref(), &selected)?;
+                    let out = cx.result_path(&state.result_path, &raw, selected.clone())?;
+                    let out = cx.output_path(out)?;
+                    let assigned = cx.assign(state.assign.as_ref(), &selected)?;
                     return Ok(Step {
                         output: out,
                         next: state.next.clone(),
@@ -792,12 +796,12 @@ impl Exec {
                 }
                 Err(Stop::Cancelled) => return Err(Stop::Cancelled),
                 Err(Stop::Failed(f)) => {
-                    if let Some(delay) = self.retry_delay(env, &f) {
+                    if let Some(delay) = self.retry_delay(cx, &f) {
                         // A retried Map/Parallel runs again from scratch.
                         {
                             let mut g = self.lock();
-                            let children = std::mem::take(&mut g.node(env.node).children);
-                            g.node(env.node).map = None;
+                            let children = std::mem::take(&mut g.node(cx.node).children);
+                            g.node(cx.node).map = None;
                             for c in children {
                                 g.drop_subtree(c);
                             }
@@ -811,7 +815,7 @@ impl Exec {
                         .iter()
                         .find(|c| error_matches(&c.error_equals, f.error.as_deref()))
                     {
-                        return self.caught(env, c, &raw, f);
+                        return self.caught(cx, c, &raw, f);
                     }
                     return Err(Stop::Failed(f));
                 }
@@ -819,7 +823,13 @@ impl Exec {
         }
     }
 
-    fn caught(&self, env: &Env, c: &Catcher, raw: &Value, f: Failure) -> Result<Step, Stop> {
+    fn caught(
+        &self,
+        cx: &StateContext,
+        c: &Catcher,
+        raw: &Value,
+        f: Failure,
+    ) -> Result<Step, Stop> {
         let mut err = Map::new();
         if let Some(e) = f.error {
             err.insert("Error".into(), Value::String(e));
@@ -828,11 +838,11 @@ impl Exec {
             err.insert("Cause".into(), Value::String(c));
         }
         let err = Value::Object(err);
-        let out = env.result_path(&c.result_path, raw, err.clone())?;
-        let assigned = env.assign(c.assign.as_ref(), &err)?;
+        let out = cx.result_path(&c.result_path, raw, err.clone())?;
+        let assigned = cx.assign(c.assign.as_ref(), &err)?;
         {
             let mut g = self.lock();
-            let children = std::mem::take(&mut g.node(env.node).children);
+            let children = std::mem::take(&mut g.node(cx.node).children);
             for ch in children {
                 g.drop_subtree(ch);
             }
@@ -845,17 +855,17 @@ impl Exec {
     }
 
     /// The delay before the next attempt, or None when no retrier applies (or they ran out).
-    fn retry_delay(&self, env: &Env, f: &Failure) -> Option<Duration> {
-        let (i, r) = env
+    fn retry_delay(&self, cx: &StateContext, f: &Failure) -> Option<Duration> {
+        let (i, r) = cx
             .state
             .retry
             .iter()
             .enumerate()
             .find(|(_, r)| error_matches(&r.error_equals, f.error.as_deref()))?;
         let mut g = self.lock();
-        let n = g.node(env.node);
-        if n.retries.len() < env.state.retry.len() {
-            n.retries.resize(env.state.retry.len(), 0);
+        let n = g.node(cx.node);
+        if n.retries.len() < cx.state.retry.len() {
+            n.retries.resize(cx.state.retry.len(), 0);
         }
         let used = n.retries[i];
         if used >= r.max_attempts {
@@ -876,7 +886,7 @@ impl Exec {
     /// Resolves an integer field given literally or by path (Task timeouts).
     pub fn int_field(
         &self,
-        env: &Env,
+        cx: &StateContext,
         f: &Option<IntOrPath>,
         input: &Value,
         name: &str,
@@ -885,10 +895,10 @@ impl Exec {
             None => Ok(None),
             Some(IntOrPath::Literal(n)) => Ok(Some(*n)),
             Some(IntOrPath::Path(p)) => {
-                let v = read_or_invalid(p, &env.scope(input)).map_err(|c| env.runtime(c))?;
+                let v = read_or_invalid(p, &cx.scope(input)).map_err(|c| cx.runtime(c))?;
                 match v.as_u64() {
                     Some(n) if n > 0 => Ok(Some(n)),
-                    _ => Err(env.runtime(format!(
+                    _ => Err(cx.runtime(format!(
                         "The {name}Path field refers to value \"{}\" which is not a valid positive integer: {}",
                         match &v {
                             Value::String(s) => s.clone(),

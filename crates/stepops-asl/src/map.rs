@@ -9,7 +9,7 @@ use stepops_asl_data::Scope;
 use tokio_util::sync::CancellationToken;
 
 use crate::definition::{IntOrPath, ItemReader, Machine, MapSpec, NumOrPath};
-use crate::engine::{Env, Exec, Failure, Node, NodeStatus, Stop, to_json};
+use crate::engine::{Exec, Failure, Node, NodeStatus, StateContext, Stop, to_json};
 
 /// Resolved settings of a Map state in flight (kept in the snapshot).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -53,13 +53,13 @@ fn shown(v: &Value) -> String {
 impl Exec {
     fn child_nodes(
         &self,
-        env: &Env,
+        cx: &StateContext,
         inputs: Vec<Value>,
         starts: &[String],
         quiet: bool,
     ) -> Vec<u64> {
         let mut g = self.lock();
-        let parent_quiet = g.node(env.node).quiet;
+        let parent_quiet = g.node(cx.node).quiet;
         let ids: Vec<u64> = inputs
             .into_iter()
             .zip(starts.iter().cycle())
@@ -76,28 +76,28 @@ impl Exec {
                 })
             })
             .collect();
-        g.node(env.node).children = ids.clone();
+        g.node(cx.node).children = ids.clone();
         ids
     }
 
     pub(crate) async fn run_parallel(
         self: Arc<Self>,
-        env: &Env,
+        cx: &StateContext,
         branches: &[Arc<Machine>],
         eff: &Value,
         cancel: &CancellationToken,
     ) -> Result<Value, Stop> {
-        let input = match &env.state.parameters {
-            Some(p) => env.template(p, eff)?,
+        let input = match &cx.state.parameters {
+            Some(p) => cx.template(p, eff)?,
             None => eff.clone(),
         };
-        self.emit(env.node, "ParallelStateStarted", None, json!({}));
-        let existing = self.lock().node(env.node).children.clone();
+        self.emit(cx.node, "ParallelStateStarted", None, json!({}));
+        let existing = self.lock().node(cx.node).children.clone();
         let ids = if existing.len() == branches.len() {
             existing
         } else {
             let starts: Vec<String> = branches.iter().map(|b| b.start_at.clone()).collect();
-            self.child_nodes(env, vec![input; branches.len()], &starts, false)
+            self.child_nodes(cx, vec![input; branches.len()], &starts, false)
         };
         let list: Vec<(u64, Arc<Machine>)> =
             ids.into_iter().zip(branches.iter().cloned()).collect();
@@ -105,7 +105,7 @@ impl Exec {
         let results = self
             .run_children(
                 list,
-                env.outer.clone(),
+                cx.outer.clone(),
                 0,
                 cancel,
                 |_| {},
@@ -122,14 +122,14 @@ impl Exec {
             )
             .await;
         if let Some(f) = first {
-            self.emit(env.node, "ParallelStateFailed", None, json!({}));
+            self.emit(cx.node, "ParallelStateFailed", None, json!({}));
             return Err(Stop::Failed(f));
         }
         if cancel.is_cancelled() || results.iter().any(|r| !matches!(r, Some(Ok(_)))) {
-            self.emit(env.node, "ParallelStateAborted", None, json!({}));
+            self.emit(cx.node, "ParallelStateAborted", None, json!({}));
             return Err(Stop::Cancelled);
         }
-        self.emit(env.node, "ParallelStateSucceeded", None, json!({}));
+        self.emit(cx.node, "ParallelStateSucceeded", None, json!({}));
         Ok(Value::Array(
             results
                 .into_iter()
@@ -138,15 +138,15 @@ impl Exec {
         ))
     }
 
-    fn resolve_map(&self, env: &Env, spec: &MapSpec, eff: &Value) -> Result<MapRun, Stop> {
-        let scope = env.scope(eff);
+    fn resolve_map(&self, cx: &StateContext, spec: &MapSpec, eff: &Value) -> Result<MapRun, Stop> {
+        let scope = cx.scope(eff);
         let max_concurrency = match &spec.max_concurrency {
             None => 0,
             Some(IntOrPath::Literal(n)) => *n,
             Some(IntOrPath::Path(p)) => {
                 let v = p.read(&scope).unwrap_or(Value::Null);
                 as_int(&v).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| {
-                    env.runtime(format!(
+                    cx.runtime(format!(
                         "The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {}",
                         shown(&v),
                         p.as_str()
@@ -161,11 +161,11 @@ impl Exec {
                 let v = p.read(&scope).unwrap_or(Value::Null);
                 match as_int(&v) {
                     Some(n) if n < 0 => {
-                        return Err(env.runtime("ToleratedFailureCount cannot be negative."));
+                        return Err(cx.runtime("ToleratedFailureCount cannot be negative."));
                     }
                     Some(n) => Some(n as u64),
                     None => {
-                        return Err(env.runtime(format!(
+                        return Err(cx.runtime(format!(
                             "The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {}",
                             shown(&v),
                             p.as_str()
@@ -182,12 +182,12 @@ impl Exec {
                 match as_float(&v) {
                     Some(n) if !(0.0..=100.0).contains(&n) => {
                         return Err(
-                            env.runtime("ToleratedFailurePercentage must be between 0 and 100.")
+                            cx.runtime("ToleratedFailurePercentage must be between 0 and 100.")
                         );
                     }
                     Some(n) => Some(n),
                     None => {
-                        return Err(env.runtime(format!(
+                        return Err(cx.runtime(format!(
                             "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {}",
                             shown(&v),
                             p.as_str()
@@ -203,7 +203,7 @@ impl Exec {
                 .replacen(":stateMachine:", ":mapRun:", 1);
             format!(
                 "{base}/{}:{}",
-                spec.label.as_deref().unwrap_or(&env.state.name),
+                spec.label.as_deref().unwrap_or(&cx.state.name),
                 uuid::Uuid::new_v4()
             )
         });
@@ -218,20 +218,22 @@ impl Exec {
     }
 
     /// The items of a Map state, after ItemReader/ItemsPath, ItemSelector and ItemBatcher.
-    fn map_items(&self, env: &Env, spec: &MapSpec, eff: &Value) -> Result<Vec<Value>, Stop> {
-        let scope = env.scope(eff);
+    fn map_items(
+        &self,
+        cx: &StateContext,
+        spec: &MapSpec,
+        eff: &Value,
+    ) -> Result<Vec<Value>, Stop> {
+        let scope = cx.scope(eff);
         let items: Vec<Value> = if let Some(reader) = &spec.item_reader {
-            read_items(self, env, reader, eff).map_err(|cause| {
-                Stop::Failed(Failure::new(
-                    "States.ItemReaderFailed",
-                    env.prefixed(&cause),
-                ))
+            read_items(self, cx, reader, eff).map_err(|cause| {
+                Stop::Failed(Failure::new("States.ItemReaderFailed", cx.prefixed(&cause)))
             })?
         } else {
             let v = match &spec.items_path {
                 None => eff.clone(),
                 Some(p) => p.read(&scope).ok_or_else(|| {
-                    env.runtime(format!(
+                    cx.runtime(format!(
                         "Invalid path '{}' : No results for path: {}",
                         p.as_str(),
                         p.normalized()
@@ -241,7 +243,7 @@ impl Exec {
             match v {
                 Value::Array(a) => a,
                 other => {
-                    return Err(env.runtime(format!(
+                    return Err(cx.runtime(format!(
                         "Item(s) at ItemsPath '{}' must be a JSON array, got {}",
                         spec.items_path.as_ref().map(|p| p.as_str()).unwrap_or("$"),
                         to_json(&other)
@@ -254,11 +256,11 @@ impl Exec {
             Some(sel) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
-                    let mut ctx = env.context.clone();
+                    let mut ctx = cx.context.clone();
                     ctx["Map"] = json!({"Item": {"Index": i, "Value": item}});
-                    let s = Scope::new(eff, &ctx, &env.vars);
+                    let s = Scope::new(eff, &ctx, &cx.vars);
                     out.push(
-                        stepops_asl_data::template::evaluate(sel, &s).map_err(|e| env.fail(e))?,
+                        stepops_asl_data::template::evaluate(sel, &s).map_err(|e| cx.fail(e))?,
                     );
                 }
                 out
@@ -274,7 +276,7 @@ impl Exec {
                 Some(IntOrPath::Path(p)) => {
                     let v = p.read(&scope).unwrap_or(Value::Null);
                     as_int(&v).filter(|n| *n > 0).map(|n| Some(n as u64)).ok_or_else(|| {
-                        env.runtime(format!(
+                        cx.runtime(format!(
                             "The {name}Path field refers to value \"{}\" which is not a valid integer: {}",
                             shown(&v),
                             p.as_str()
@@ -287,7 +289,7 @@ impl Exec {
         let max_bytes =
             resolve(&b.max_bytes, "MaxInputBytesPerBatch")?.unwrap_or(u64::MAX) as usize;
         let batch_input = match &b.batch_input {
-            Some(t) => Some(env.template(t, eff)?),
+            Some(t) => Some(cx.template(t, eff)?),
             None => None,
         };
         let mut batches = Vec::new();
@@ -320,34 +322,34 @@ impl Exec {
 
     pub(crate) async fn run_map(
         self: Arc<Self>,
-        env: &Env,
+        cx: &StateContext,
         spec: &MapSpec,
         eff: &Value,
         cancel: &CancellationToken,
     ) -> Result<Value, Stop> {
         let (existing, saved) = {
             let mut g = self.lock();
-            let n = g.node(env.node);
+            let n = g.node(cx.node);
             (n.children.clone(), n.map.clone())
         };
         let (ids, run) = match saved.and_then(|v| serde_json::from_value::<MapRun>(v).ok()) {
             Some(run) => (existing, run),
             None => {
-                let run = self.resolve_map(env, spec, eff)?;
-                let items = self.map_items(env, spec, eff)?;
+                let run = self.resolve_map(cx, spec, eff)?;
+                let items = self.map_items(cx, spec, eff)?;
                 let ids = self.child_nodes(
-                    env,
+                    cx,
                     items,
                     std::slice::from_ref(&spec.processor.start_at),
                     spec.distributed,
                 );
-                self.lock().node(env.node).map = serde_json::to_value(&run).ok();
+                self.lock().node(cx.node).map = serde_json::to_value(&run).ok();
                 (ids, run)
             }
         };
         let total = ids.len();
-        let node = env.node;
-        let name = env.state.name.clone();
+        let node = cx.node;
+        let name = cx.state.name.clone();
         self.emit(
             node,
             "MapStateStarted",
@@ -385,7 +387,7 @@ impl Exec {
         let outer = if distributed {
             Arc::new(Map::new())
         } else {
-            env.outer.clone()
+            cx.outer.clone()
         };
         let list: Vec<(u64, Arc<Machine>)> =
             ids.iter().map(|id| (*id, spec.processor.clone())).collect();
@@ -510,7 +512,7 @@ impl Exec {
                 };
                 write_results(
                     self.as_ref(),
-                    env,
+                    cx,
                     &w.parameters,
                     eff,
                     arn,
@@ -520,7 +522,7 @@ impl Exec {
                 .map_err(|cause| {
                     Stop::Failed(Failure::new(
                         "States.ResultWriterFailed",
-                        env.prefixed(&cause),
+                        cx.prefixed(&cause),
                     ))
                 })?
             }
@@ -567,11 +569,11 @@ fn param_str(params: &Value, key: &str) -> Option<String> {
 
 fn read_items(
     exec: &Exec,
-    env: &Env,
+    cx: &StateContext,
     reader: &ItemReader,
     eff: &Value,
 ) -> Result<Vec<Value>, String> {
-    let params = stepops_asl_data::template::evaluate(&reader.parameters, &env.scope(eff))
+    let params = stepops_asl_data::template::evaluate(&reader.parameters, &cx.scope(eff))
         .map_err(|e| e.cause)?;
     let root = s3_root(exec)?;
     let bucket = param_str(&params, "Bucket").ok_or("ItemReader.Parameters needs a Bucket")?;
@@ -582,7 +584,7 @@ fn read_items(
         (Some(v), _) => v.as_u64(),
         (None, Some(Value::String(p))) => stepops_asl_data::path::JsonPath::parse(p)
             .ok()
-            .and_then(|p| p.read(&env.scope(eff)))
+            .and_then(|p| p.read(&cx.scope(eff)))
             .and_then(|v| v.as_u64()),
         _ => None,
     }
@@ -773,7 +775,7 @@ fn parse_csv(text: &str, delim: char) -> Result<Vec<Vec<String>>, String> {
 /// `SUCCEEDED_0.json` / `FAILED_0.json`; returns the Map state's result.
 fn write_results(
     exec: &Exec,
-    env: &Env,
+    cx: &StateContext,
     params: &Value,
     eff: &Value,
     map_run_arn: &str,
@@ -781,7 +783,7 @@ fn write_results(
     statuses: &[(Value, Option<Value>, NodeStatus)],
 ) -> Result<Value, String> {
     let params =
-        stepops_asl_data::template::evaluate(params, &env.scope(eff)).map_err(|e| e.cause)?;
+        stepops_asl_data::template::evaluate(params, &cx.scope(eff)).map_err(|e| e.cause)?;
     let root = s3_root(exec)?;
     let bucket = param_str(&params, "Bucket").ok_or("ResultWriter.Parameters needs a Bucket")?;
     let prefix = param_str(&params, "Prefix").unwrap_or_default();

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::definition::TaskSpec;
-use crate::engine::{Env, Exec, Failure, PAYLOAD_LIMIT, Stop, to_json};
+use crate::engine::{Exec, Failure, PAYLOAD_LIMIT, StateContext, Stop, to_json};
 use crate::{Heartbeat, TaskInvocation};
 
 /// How history names a resource's events.
@@ -50,7 +50,7 @@ impl Exec {
     /// One attempt of a Task state. Returns the raw result.
     pub(crate) async fn run_task(
         self: Arc<Self>,
-        env: &Env,
+        cx: &StateContext,
         spec: &TaskSpec,
         eff: &Value,
         cancel: &CancellationToken,
@@ -60,16 +60,16 @@ impl Exec {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let mut context = env.context.clone();
+        let mut context = cx.context.clone();
         context["Task"] = json!({ "Token": token });
-        let retry_count: u32 = self.lock().node(env.node).retries.iter().sum();
+        let retry_count: u32 = self.lock().node(cx.node).retries.iter().sum();
         context["State"]["RetryCount"] = json!(retry_count);
-        let scope = stepops_asl_data::Scope::new(eff, &context, &env.vars);
-        let input = match &env.state.parameters {
-            Some(p) => stepops_asl_data::template::evaluate(p, &scope).map_err(|e| env.fail(e))?,
+        let scope = stepops_asl_data::Scope::new(eff, &context, &cx.vars);
+        let input = match &cx.state.parameters {
+            Some(p) => stepops_asl_data::template::evaluate(p, &scope).map_err(|e| cx.fail(e))?,
             None => eff.clone(),
         };
-        let name = &env.state.name;
+        let name = &cx.state.name;
         if to_json(&input).len() > PAYLOAD_LIMIT {
             return Err(Stop::Failed(Failure::new(
                 "States.DataLimitExceeded",
@@ -78,12 +78,12 @@ impl Exec {
                 ),
             )));
         }
-        let timeout = self.int_field(env, &spec.timeout, eff, "TimeoutSeconds")?;
-        let heartbeat = self.int_field(env, &spec.heartbeat, eff, "HeartbeatSeconds")?;
+        let timeout = self.int_field(cx, &spec.timeout, eff, "TimeoutSeconds")?;
+        let heartbeat = self.int_field(cx, &spec.heartbeat, eff, "HeartbeatSeconds")?;
         if let (Some(t), Some(h)) = (timeout, heartbeat)
             && h >= t
         {
-            return Err(env.runtime(format!(
+            return Err(cx.runtime(format!(
                 "HeartbeatSeconds ({h}) must be smaller than TimeoutSeconds ({t})."
             )));
         }
@@ -115,7 +115,7 @@ impl Exec {
             }
         };
         let key = |suffix: &str| format!("{}{suffix}EventDetails", lower(prefix));
-        let node = env.node;
+        let node = cx.node;
         {
             let mut d = base.clone();
             if let Some(t) = timeout {

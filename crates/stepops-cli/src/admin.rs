@@ -6,20 +6,16 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use aws_config::BehaviorVersion;
-use aws_sdk_sfn::config::{Credentials, Region};
-use aws_sdk_sfn::error::DisplayErrorContext;
-use aws_sdk_sfn::types::ExecutionStatus;
 use clap::Args;
 use serde_json::{Value, json};
-use stepops_admin::{AdminRequest, AdminSettings, Environment, LocalTokenSource, SynapseClient};
+use stepops_admin::{
+    AdminError, AdminRequest, AdminSettings, Environment, LocalTokenSource, SynapseClient,
+};
 use stepops_local::{EngineConfig, LambdaError, LocalEngine, TemplateOptions, handler};
-
-/// Exit status for arguments refused before anything was sent.
-const EXIT_INVALID: i32 = 2;
+use stepops_sfn::WaitOptions;
 
 /// Arguments of `stepops admin`.
 #[derive(Args)]
@@ -91,13 +87,7 @@ pub struct AdminArgs {
 
 /// Runs `stepops admin`.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let request = match validate(&args) {
-        Ok(r) => r,
-        Err(message) => {
-            eprintln!("error: {message}\nnothing was sent.");
-            std::process::exit(EXIT_INVALID);
-        }
-    };
+    let request = validate(&args).context("refused, nothing was sent")?;
     // prod: the service refuses an input without `confirm` naming the target; it is filled
     // with what the operator typed again (with --yes, the script vouches for the target).
     let request = if request.environment != Environment::Prod {
@@ -124,7 +114,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     } else {
         args.endpoint.clone()
     };
-    let (sfn, aws) = sfn_client(endpoint.as_deref(), args.region.as_deref()).await;
+    let (sfn, aws) = stepops_sfn::connect(endpoint.as_deref(), args.region.as_deref()).await;
     let request = if args.started_by.is_some() {
         request
     } else {
@@ -150,22 +140,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let name = request.execution_name(chrono::Utc::now());
     let input = request.to_input();
     tracing::info!(state_machine = %machine, execution = %name, "starting the admin task");
-    let started = sfn
-        .start_execution()
-        .state_machine_arn(&machine)
-        .name(&name)
-        .input(input.to_string())
-        .send()
-        .await
-        .map_err(|e| anyhow!("cannot start the execution: {}", DisplayErrorContext(&e)))?;
-    let arn = started.execution_arn().to_owned();
+    let arn = stepops_sfn::start_execution(&sfn, &machine, Some(&name), &input).await?;
     eprintln!("started {arn}");
     wait_and_print(&sfn, &arn, Duration::from_secs(args.wait_seconds)).await
 }
 
 /// The library's validation, exactly as the state machine applies it.
-fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
-    let stack = stepops_admin::parse_environment(&args.environment).map_err(|e| e.to_string())?;
+fn validate(args: &AdminArgs) -> Result<AdminRequest, AdminError> {
+    let stack = stepops_admin::parse_environment(&args.environment)?;
     let mut raw: Vec<String> = args.target.clone();
     if let Some(s) = &args.status {
         raw.extend(["--status".to_owned(), s.clone()]);
@@ -173,10 +155,9 @@ fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
     if let Some(e) = &args.enabled {
         raw.extend(["--enabled".to_owned(), e.clone()]);
     }
-    let request = AdminRequest::from_cli(&args.environment, stack, &args.task, &raw, args.dry_run)
-        .map_err(|e| e.to_string())?;
+    let request = AdminRequest::from_cli(&args.environment, stack, &args.task, &raw, args.dry_run)?;
     match &args.started_by {
-        Some(who) => request.with_started_by(who).map_err(|e| e.to_string()),
+        Some(who) => request.with_started_by(who),
         None => Ok(request),
     }
 }
@@ -186,11 +167,11 @@ fn validate(args: &AdminArgs) -> Result<AdminRequest, String> {
 fn confirm(request: &AdminRequest) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        eprintln!(
-            "error: {} in prod needs the target typed again, but stdin is not a terminal; pass --yes to run it from a script.\nnothing was sent.",
+        return Err(AdminError::NotConfirmed(format!(
+            "{} in prod needs the target typed again, but stdin is not a terminal; pass --yes to run it from a script. Nothing was sent.",
             request.task.name()
-        );
-        std::process::exit(EXIT_INVALID);
+        ))
+        .into());
     }
     let dry = if request.dry_run {
         " (dry run: reads only)"
@@ -207,39 +188,6 @@ fn confirm(request: &AdminRequest) -> anyhow::Result<String> {
     let mut typed = String::new();
     stdin.lock().read_line(&mut typed)?;
     Ok(typed)
-}
-
-/// The Step Functions client: for `endpoint` with placeholder credentials, else from the AWS
-/// default chain (whose configuration is returned too, for STS).
-async fn sfn_client(
-    endpoint: Option<&str>,
-    region: Option<&str>,
-) -> (aws_sdk_sfn::Client, Option<aws_config::SdkConfig>) {
-    match endpoint {
-        Some(endpoint) => {
-            let config = aws_sdk_sfn::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .endpoint_url(endpoint)
-                .region(Region::new(region.unwrap_or("us-east-1").to_owned()))
-                .credentials_provider(Credentials::new(
-                    "stepops-local",
-                    "stepops-local",
-                    None,
-                    None,
-                    "stepops-local",
-                ))
-                .build();
-            (aws_sdk_sfn::Client::from_conf(config), None)
-        }
-        None => {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest());
-            if let Some(region) = region {
-                loader = loader.region(Region::new(region.to_owned()));
-            }
-            let config = loader.load().await;
-            (aws_sdk_sfn::Client::new(&config), Some(config))
-        }
-    }
 }
 
 /// The caller's IAM identity (`sts:GetCallerIdentity`, which needs no permission), recorded as
@@ -264,76 +212,49 @@ async fn caller_identity(config: &aws_config::SdkConfig) -> Option<String> {
 /// The state machine named `stepops-ENV-admin`.
 async fn find_state_machine(sfn: &aws_sdk_sfn::Client, env: Environment) -> anyhow::Result<String> {
     let wanted = format!("stepops-{env}-admin");
-    let mut pages = sfn.list_state_machines().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            anyhow!(
-                "cannot list the state machines (credentials, region?): {}",
-                DisplayErrorContext(&e)
-            )
-        })?;
-        if let Some(m) = page.state_machines().iter().find(|m| m.name() == wanted) {
-            return Ok(m.state_machine_arn().to_owned());
-        }
+    match stepops_sfn::find_state_machines(sfn, |name| name == wanted)
+        .await?
+        .into_iter()
+        .next()
+    {
+        Some((_, arn)) => Ok(arn),
+        None => bail!(
+            "no state machine named {wanted}: deploy the {env} stack, check the region, or pass --state-machine-arn"
+        ),
     }
-    bail!(
-        "no state machine named {wanted}: deploy the {env} stack, check the region, or pass --state-machine-arn"
-    )
 }
 
-/// Polls DescribeExecution until the execution ends; prints the audit record or the error.
+/// Waits for the execution to end; prints the audit record or the error.
 async fn wait_and_print(
     sfn: &aws_sdk_sfn::Client,
     arn: &str,
     limit: Duration,
 ) -> anyhow::Result<()> {
-    let start = Instant::now();
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let d = sfn
-            .describe_execution()
-            .execution_arn(arn)
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot describe {arn}: {}", DisplayErrorContext(&e)))?;
-        match d.status() {
-            ExecutionStatus::Running | ExecutionStatus::PendingRedrive => {}
-            ExecutionStatus::Succeeded => {
-                let output: Value = d
-                    .output()
-                    .map(serde_json::from_str)
-                    .transpose()
-                    .context("the execution's output is not JSON")?
-                    .unwrap_or(Value::Null);
-                println!("{}", serde_json::to_string_pretty(&output)?);
-                eprintln!(
-                    "SUCCEEDED ({}): {}",
-                    output["outcome"].as_str().unwrap_or("?"),
-                    output["change"].as_str().unwrap_or("")
-                );
-                return Ok(());
-            }
-            other => {
-                let error = d.error().unwrap_or("(no error name)");
-                let cause = readable_cause(d.cause().unwrap_or(""));
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"status": other.as_str(), "error": error, "cause": cause, "executionArn": arn})
-                    )?
-                );
-                bail!("the admin task {}: {error}: {cause}", other.as_str());
-            }
-        }
-        if start.elapsed() > limit {
-            bail!(
-                "gave up waiting after {} s; the execution {arn} is still running",
-                limit.as_secs()
-            );
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
+    let options = WaitOptions {
+        limit: Some(limit),
+        ..WaitOptions::default()
+    };
+    let finished = stepops_sfn::wait_for_execution(sfn, arn, &options, |_| {}).await?;
+    if finished.succeeded() {
+        let output = finished.output.unwrap_or(Value::Null);
+        println!("{}", serde_json::to_string_pretty(&output)?);
+        eprintln!(
+            "SUCCEEDED ({}): {}",
+            output["outcome"].as_str().unwrap_or("?"),
+            output["change"].as_str().unwrap_or("")
+        );
+        return Ok(());
     }
+    let status = finished.status.as_str();
+    let error = finished.error.as_deref().unwrap_or("(no error name)");
+    let cause = readable_cause(finished.cause.as_deref().unwrap_or(""));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(
+            &json!({"status": status, "error": error, "cause": cause, "executionArn": arn})
+        )?
+    );
+    bail!("the admin task {status}: {error}: {cause}");
 }
 
 /// A Lambda error document (`{"errorType","errorMessage"}`) as its message; other text as is.

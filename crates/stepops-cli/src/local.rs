@@ -180,7 +180,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             .await?;
             println!("{}", outcome.to_json());
             if outcome.status != "SUCCEEDED" {
-                std::process::exit(1);
+                anyhow::bail!("the execution ended {}", outcome.status);
             }
             Ok(())
         }

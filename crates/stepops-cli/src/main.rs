@@ -1,11 +1,15 @@
 //! `stepops`: the command line. Each subcommand lives in its own module and hands its parsed
 //! arguments to a library crate; nothing here holds domain logic.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
+use stepops_error::{ErrorName, Named};
 
 mod admin;
 mod bench;
 mod demo;
+mod errors;
 mod local;
 mod local_migrate;
 mod migrate;
@@ -29,11 +33,13 @@ enum Command {
     /// Run the real migration pipeline locally on sample data (local engine, Lambdas and
     /// runner workers in-process), print the summary and check the result.
     Demo(demo::DemoArgs),
-    /// Print the error names stepops reports (what state machines Retry and Catch on).
+    /// Print the error names stepops reports: what state machines Retry and Catch on, and the
+    /// exit code of each.
     Errors,
     /// Create the sample schema and fill it with deterministic, exotic data.
     Sample(sample::SampleArgs),
     /// Benchmark `stepops migrate` against pgcopydb, pg_dump | psql and reladiff (prints figures).
+    #[command(long_about = stepops_bench::LONG_ABOUT)]
     Bench(bench::BenchArgs),
     /// Make a destination database's tables equal to a source's, in resumable chunks.
     Migrate(migrate::MigrateArgs),
@@ -43,49 +49,51 @@ enum Command {
     Local(local::LocalArgs),
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo shows progress and a summary; its in-process runner and engine log only
-    // warnings unless STEPOPS_LOG asks for more. So does the engine benchmark, whose report
-    // goes to stdout.
+    // The demo (progress and a summary) and the engine benchmark (a report on stdout) log only
+    // warnings unless STEPOPS_LOG asks for more.
     let quiet = match &cli.command {
         Command::Demo(_) => true,
         Command::Local(args) => args.is_bench(),
         _ => false,
     };
-    let default_level = if quiet { "warn" } else { "info" };
-    stepops_runner::logging::init_with_default(default_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("cannot start the async runtime");
+    stepops_runner::logging::init_with_default(if quiet { "warn" } else { "info" });
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the async runtime");
     let result: anyhow::Result<()> = runtime.block_on(async move {
         match cli.command {
             Command::Admin(args) => admin::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sample(args) => sample::run(args).await,
             Command::Bench(args) => bench::run(args).await,
-            Command::Errors => {
-                for name in stepops_error::ErrorName::ALL {
-                    let retry = if name.is_retryable() {
-                        "retry"
-                    } else {
-                        "catch"
-                    };
-                    println!("{:<26} {retry}", name.as_str());
-                }
-                Ok(())
-            }
+            Command::Errors => errors::run(),
             Command::Migrate(args) => migrate::run(args).await,
             Command::Local(args) => local::run(args).await,
             Command::Start(args) => start::run(args).await,
         }
     });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
+    let Err(err) = result else {
+        return ExitCode::SUCCESS;
+    };
+    let name = error_name(&err);
+    let prefix = name.map(|n| format!("{n}: ")).unwrap_or_default();
+    eprintln!("error: {prefix}{err:#}");
+    ExitCode::from(name.map_or(1, ErrorName::exit_code) as u8)
+}
+
+/// The name of the first named error in `err`'s chain: every command's failure exits with its
+/// code (docs/errors.md; 1 when unnamed, such as an execution that ended FAILED).
+fn error_name(err: &anyhow::Error) -> Option<ErrorName> {
+    fn name<E: Named + 'static>(e: &(dyn std::error::Error + 'static)) -> Option<ErrorName> {
+        e.downcast_ref::<E>().map(Named::error_name)
     }
+    err.chain().find_map(|e| {
+        name::<stepops_migrate::MigrateError>(e)
+            .or_else(|| name::<stepops_sample::SampleError>(e))
+            .or_else(|| name::<stepops_admin::AdminError>(e))
+            .or_else(|| name::<stepops_pipeline::PipelineError>(e))
+            .or_else(|| name::<stepops_sfn::SfnError>(e))
+            .or_else(|| name::<stepops_local::LocalError>(e))
+            .or_else(|| name::<stepops_embedded::EmbeddedError>(e))
+    })
 }

@@ -9,7 +9,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use stepops_error::Named;
 use stepops_migrate::{
     Chunk, Config, CopyReport, KeyKind, MigrateError, MigrateOptions, Migration, Plan, PlanOptions,
     Progress, Summary,
@@ -111,22 +110,9 @@ pub struct MigrateArgs {
     pub stop_tracking: bool,
 }
 
-/// Runs `stepops migrate`; on a migration error prints its `Stepops.*` name and exits with
-/// that name's exit code.
+/// Runs `stepops migrate` (a migration error's `Stepops.*` name gives the exit code).
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
-    match execute(&args).await {
-        Ok(()) => Ok(()),
-        Err(err) => match err.downcast_ref::<MigrateError>() {
-            Some(e) => {
-                eprintln!("error: {}: {e}", e.error_name());
-                std::process::exit(e.error_name().exit_code());
-            }
-            None => Err(err),
-        },
-    }
-}
-
-async fn execute(args: &MigrateArgs) -> anyhow::Result<()> {
+    let args = &args;
     if args.chunk_rows == 0 || args.jobs == 0 || args.max_rounds == 0 {
         return Err(MigrateError::InvalidInput(
             "--chunk-rows, --jobs and --max-rounds must be at least 1".into(),

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use stepops_error::Named;
 use stepops_sample::{Counts, SampleError, SampleSpec, TABLES};
 
 const LONG_ABOUT: &str = "\
@@ -50,16 +49,9 @@ pub struct SampleArgs {
     pub replace: bool,
 }
 
-/// Runs `stepops sample`; on a sample error prints its `Stepops.*` name and exits with that
-/// name's exit code.
+/// Runs `stepops sample` (a sample error's `Stepops.*` name gives the exit code).
 pub async fn run(args: SampleArgs) -> anyhow::Result<()> {
-    match execute(&args).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            eprintln!("error: {}: {e}", e.error_name());
-            std::process::exit(e.error_name().exit_code());
-        }
-    }
+    Ok(execute(&args).await?)
 }
 
 async fn execute(args: &SampleArgs) -> Result<(), SampleError> {

@@ -7,6 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use stepops_pipeline::validate_input;
+use stepops_sfn::WaitOptions;
+
+/// How often `--wait` says that the execution still runs.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 
 const LONG_ABOUT: &str = "\
 Start an execution of the migration state machine (statemachine/migrate.asl.json) in AWS, or on
@@ -18,8 +22,9 @@ another environment, limits must be sane. (Whether a target is on the stack's ow
 checked by the Lambda when the execution starts.)
 
 The state machine: --state-machine-arn, else STEPOPS_STATE_MACHINE_ARN, else the
-StateMachineArn output of the CloudFormation stack --stack-name (default stepops-ENV; read with
-the `aws` CLI), else on --endpoint the state machine whose name contains ENV and migrate.
+StateMachineArn output of the CloudFormation stack --stack-name (default stepops-ENV; a stack
+that does not exist is reported with the stacks that have such an output), else on --endpoint
+the state machine whose name contains ENV and migrate.
 AWS credentials and region come from the default chain (AWS_PROFILE, AWS_REGION, SSO, ...).
 
 Examples:
@@ -57,7 +62,7 @@ pub struct StartMigrateArgs {
     #[arg(long, env = "STEPOPS_STATE_MACHINE_ARN", value_name = "ARN")]
     state_machine_arn: Option<String>,
     /// The stack whose StateMachineArn output names the state machine (default stepops-ENV).
-    #[arg(long, value_name = "NAME", conflicts_with = "state_machine_arn")]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["state_machine_arn", "endpoint"])]
     stack_name: Option<String>,
     /// AWS region (else the default chain).
     #[arg(long)]
@@ -84,94 +89,64 @@ async fn migrate(args: StartMigrateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{} is not valid JSON", args.input.display()))?;
     check_input(&input, &args.env)?;
 
-    let sdk =
-        stepops_runner::load_sdk_config(args.region.as_deref(), Duration::from_secs(70)).await;
-    let client = stepops_runner::sfn_client(&sdk, args.endpoint.as_deref());
-    let arn = state_machine_arn(&args, &client).await?;
-    let mut start = client
-        .start_execution()
-        .state_machine_arn(&arn)
-        .input(input.to_string());
-    if let Some(name) = &args.name {
-        start = start.name(name);
-    }
-    let started = start.send().await.map_err(|e| {
-        anyhow::anyhow!(
-            "StartExecution on {arn} failed: {}",
-            aws_sdk_sfn::error::DisplayErrorContext(&e)
-        )
-    })?;
-    let exec_arn = started.execution_arn().to_owned();
+    let (sfn, aws) = stepops_sfn::connect(args.endpoint.as_deref(), args.region.as_deref()).await;
+    let arn = state_machine_arn(&args, &sfn, aws.as_ref()).await?;
+    let exec_arn = stepops_sfn::start_execution(&sfn, &arn, args.name.as_deref(), &input).await?;
     println!("{exec_arn}");
     if !args.wait {
         return Ok(());
     }
     eprintln!("waiting for {exec_arn} …");
-    loop {
-        let d = client
-            .describe_execution()
-            .execution_arn(&exec_arn)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "DescribeExecution failed: {}",
-                    aws_sdk_sfn::error::DisplayErrorContext(&e)
-                )
-            })?;
-        let status = d.status().as_str().to_owned();
-        if status != "RUNNING" && status != "PENDING_REDRIVE" {
-            let out = serde_json::json!({
-                "status": status,
-                "output": d.output().and_then(|o| serde_json::from_str::<Value>(o).ok()),
-                "error": d.error(),
-                "cause": d.cause(),
-            });
-            println!("{out}");
-            if status != "SUCCEEDED" {
-                bail!("execution {exec_arn} ended {status}");
-            }
-            return Ok(());
+    let mut reported = Duration::ZERO;
+    let finished = stepops_sfn::wait_for_execution(&sfn, &exec_arn, &WaitOptions::default(), |p| {
+        if p.elapsed >= reported + PROGRESS_EVERY {
+            reported = p.elapsed;
+            eprintln!("still running after {} s", p.elapsed.as_secs());
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    })
+    .await?;
+    let out = serde_json::json!({
+        "status": finished.status.as_str(),
+        "output": finished.output,
+        "error": finished.error,
+        "cause": finished.cause,
+    });
+    println!("{out}");
+    if !finished.succeeded() {
+        bail!("execution {exec_arn} ended {}", finished.status.as_str());
     }
+    Ok(())
 }
 
 /// The validate-input Lambda's own check, for a stack of `env` that allows any target name
 /// (the stack's allow-list itself is only known to the Lambda).
 fn check_input(input: &Value, env: &str) -> anyhow::Result<()> {
     let stack = stepops_pipeline::stack_environment(env, "secret:*,parameter:*,url:*")?;
-    match validate_input(input, &stack) {
-        Ok(_) => Ok(()),
-        Err(e) => bail!(
-            "the input is refused ({}), nothing was started: {e}",
-            stepops_error::Named::error_name(&e)
-        ),
-    }
+    validate_input(input, &stack).context("the input is refused, nothing was started")?;
+    Ok(())
 }
 
+/// The state machine: `--state-machine-arn`; on `--endpoint` without `--stack-name`, the one
+/// named like `stepops-ENV-…migrate`; else the `StateMachineArn` output of the stack.
 async fn state_machine_arn(
     args: &StartMigrateArgs,
-    client: &aws_sdk_sfn::Client,
+    sfn: &aws_sdk_sfn::Client,
+    aws: Option<&aws_config::SdkConfig>,
 ) -> anyhow::Result<String> {
     if let Some(arn) = &args.state_machine_arn {
         return Ok(arn.clone());
     }
-    if args.endpoint.is_some() && args.stack_name.is_none() {
-        let list = client.list_state_machines().send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "ListStateMachines failed: {}",
-                aws_sdk_sfn::error::DisplayErrorContext(&e)
-            )
-        })?;
-        let found: Vec<&str> = list
-            .state_machines()
-            .iter()
-            .filter(|m| m.name().contains(&args.env) && m.name().contains("migrate"))
-            .map(|m| m.state_machine_arn())
-            .collect();
+    let stack = args
+        .stack_name
+        .clone()
+        .unwrap_or_else(|| format!("stepops-{}", args.env));
+    let Some(aws) = aws else {
+        let found = stepops_sfn::find_state_machines(sfn, |name| {
+            name.contains(&args.env) && name.contains("migrate")
+        })
+        .await?;
         return match found.as_slice() {
-            [one] => Ok((*one).to_owned()),
+            [(_, one)] => Ok(one.clone()),
             [] => bail!(
                 "no state machine named like stepops-{}-migrate on {}: give --state-machine-arn",
                 args.env,
@@ -180,45 +155,13 @@ async fn state_machine_arn(
             many => bail!(
                 "several migrate state machines for {}: {}; give --state-machine-arn",
                 args.env,
-                many.join(", ")
+                many.iter()
+                    .map(|(_, arn)| arn.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
-    }
-    let stack = args
-        .stack_name
-        .clone()
-        .unwrap_or_else(|| format!("stepops-{}", args.env));
-    let mut cmd = tokio::process::Command::new("aws");
-    cmd.args([
-        "cloudformation",
-        "describe-stacks",
-        "--stack-name",
-        &stack,
-        "--query",
-        "Stacks[0].Outputs[?OutputKey=='StateMachineArn'].OutputValue",
-        "--output",
-        "text",
-    ]);
-    if let Some(r) = &args.region {
-        cmd.args(["--region", r]);
-    }
-    let out = cmd.output().await.with_context(|| {
-        format!(
-            "cannot run the aws CLI to read the stack {stack}'s StateMachineArn output: install it, or give --state-machine-arn (or STEPOPS_STATE_MACHINE_ARN)"
-        )
-    })?;
-    let arn = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || !arn.starts_with("arn:") {
-        bail!(
-            "cannot read the StateMachineArn output of the stack {stack}: {}; give --state-machine-arn",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    if !arn.contains(&args.env) {
-        bail!(
-            "the stack {stack}'s state machine {arn} does not carry the environment {}: refusing",
-            args.env
-        );
-    }
-    Ok(arn)
+    };
+    let cfn = stepops_sfn::cloudformation_client(aws, None);
+    Ok(stepops_sfn::state_machine_of_stack(&cfn, &stack, "StateMachineArn", &args.env).await?)
 }

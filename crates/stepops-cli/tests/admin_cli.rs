@@ -4,6 +4,7 @@
 //! right answer runs the task, a wrong one exits 1 with nothing sent; `--local` runs the task end
 //! to end through the in-process engine (template.yaml, the aws-sdk-sfn client) against a fake
 //! Synapse on 127.0.0.1 and prints the audit record.
+#![allow(unsafe_code)] // libc: a pseudo-terminal (openpty) for the prompt tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

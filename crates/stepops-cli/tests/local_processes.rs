@@ -7,6 +7,7 @@
 //! * `serve` killed with SIGKILL while one execution sits in a Wait state and another in an
 //!   activity task a worker holds; a new `serve` on the same state dir finishes both (status and
 //!   output through `aws-sdk-sfn`), the killed engine's task token answering `TaskTimedOut`.
+#![allow(unsafe_code)] // libc: signals to the processes under test (kill).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -149,14 +150,16 @@ fn exec_refuses_an_unsupported_feature_when_the_definition_loads() {
     );
     let out = exec(dir, &jsonata, &["--input", r#"{"a": 1}"#]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "invalid input exits 2: {out:?}");
     assert!(
         out.stdout.is_empty(),
         "nothing ran, so no result: {}",
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(
-        stderr.contains("unsupported in the local engine") && stderr.contains("JSONata"),
+        stderr.contains("error: Stepops.InvalidInput: ")
+            && stderr.contains("unsupported in the local engine")
+            && stderr.contains("JSONata"),
         "{stderr}"
     );
     assert_eq!(
@@ -173,7 +176,7 @@ fn exec_refuses_an_unsupported_feature_when_the_definition_loads() {
     );
     let out = exec(dir, &state_level, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(2), "invalid input exits 2: {out:?}");
     assert!(
         stderr.contains("unsupported in the local engine") && stderr.contains("'P'"),
         "{stderr}"

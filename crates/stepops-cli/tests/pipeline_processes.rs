@@ -17,6 +17,7 @@
 //! The `stepops-runner` binary belongs to another package, so Cargo does not hand this test its
 //! path: [`runner_binary`] builds it with `cargo build -p stepops-runner` into this test's target
 //! directory (a no-op when up to date), or takes `STEPOPS_TEST_RUNNER_BIN`.
+#![allow(unsafe_code)] // libc: signals to the processes under test (kill).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -188,7 +188,8 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<By
     };
     tracing::debug!(op, "api call");
     if let Some((field, max, _)) = FIELD_LIMITS.iter().find(|(f, max, bytes)| {
-        s(&input, f).is_some_and(|v| if *bytes { v.len() } else { v.chars().count() } > *max)
+        str_field(&input, f)
+            .is_some_and(|v| if *bytes { v.len() } else { v.chars().count() } > *max)
     }) {
         return error_response(&ApiError::new(
             ApiErrorKind::ValidationException,
@@ -226,7 +227,7 @@ fn secrets_manager(engine: &Engine, op: &str, input: &Value) -> Response<Full<By
             ),
         );
     }
-    let Some(id) = s(input, "SecretId") else {
+    let Some(id) = str_field(input, "SecretId") else {
         return fail("InvalidParameterException", "SecretId is required".into());
     };
     // By name, or by an ARN ending in `:secret:NAME`.
@@ -265,12 +266,13 @@ fn epoch(d: &DateTime<Utc>) -> Value {
     json!(d.timestamp_millis() as f64 / 1000.0)
 }
 
-fn s<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
+/// The string field `key` of a request body.
+fn str_field<'a>(input: &'a Value, key: &str) -> Option<&'a str> {
     input.get(key).and_then(Value::as_str)
 }
 
 fn required<'a>(input: &'a Value, key: &str) -> Result<&'a str, ApiError> {
-    s(input, key).ok_or_else(|| {
+    str_field(input, key).ok_or_else(|| {
         ApiError::new(
             ApiErrorKind::ValidationException,
             format!("1 validation error detected: Value null at '{key}' failed to satisfy constraint: Member must not be null"),
@@ -286,7 +288,7 @@ fn page(input: &Value) -> Result<(usize, usize), ApiError> {
         .filter(|n| *n > 0)
         .unwrap_or(100)
         .min(1000) as usize;
-    let start = match s(input, "nextToken") {
+    let start = match str_field(input, "nextToken") {
         None | Some("") => 0,
         Some(t) => t.parse().map_err(|_| {
             ApiError::new(
@@ -456,7 +458,7 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
         }
         "GetActivityTask" => {
             let arn = required(input, "activityArn")?;
-            let worker = s(input, "workerName");
+            let worker = str_field(input, "workerName");
             let wait = engine.poll_timeout.min(Duration::from_secs(60));
             let task = if engine.abandoned_polls_take_tasks {
                 held_poll(engine, arn, wait, worker).await?
@@ -481,8 +483,8 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
         "SendTaskFailure" => {
             engine.hub.fail(
                 required(input, "taskToken")?,
-                s(input, "error").unwrap_or(""),
-                s(input, "cause").unwrap_or(""),
+                str_field(input, "error").unwrap_or(""),
+                str_field(input, "cause").unwrap_or(""),
             )?;
             Ok(json!({}))
         }
@@ -493,8 +495,8 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
         "StartExecution" | "StartSyncExecution" => {
             let (arn, start) = engine.start_execution(
                 required(input, "stateMachineArn")?,
-                s(input, "name"),
-                s(input, "input"),
+                str_field(input, "name"),
+                str_field(input, "input"),
             )?;
             if op == "StartSyncExecution" {
                 let r = engine.wait(&arn).await?;
@@ -512,8 +514,8 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
         "StopExecution" => {
             let d = engine.stop_execution(
                 required(input, "executionArn")?,
-                s(input, "error").map(str::to_string),
-                s(input, "cause").map(str::to_string),
+                str_field(input, "error").map(str::to_string),
+                str_field(input, "cause").map(str::to_string),
             )?;
             Ok(json!({"stopDate": epoch(&d)}))
         }
@@ -523,10 +525,10 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
             let (start, size) = page(input)?;
             let items = engine
                 .store
-                .executions(Some(machine), s(input, "statusFilter"))
+                .executions(Some(machine), str_field(input, "statusFilter"))
                 .map_err(|e| ApiError::new(ApiErrorKind::InternalFailure, e.to_string()))?
                 .iter()
-                .filter(|r| match s(input, "redriveFilter") {
+                .filter(|r| match str_field(input, "redriveFilter") {
                     Some("REDRIVEN") => r.redrive_count > 0,
                     Some("NOT_REDRIVEN") => r.redrive_count == 0,
                     _ => true,
@@ -552,7 +554,7 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
                 .get("includeExecutionData")
                 .and_then(Value::as_bool)
                 .unwrap_or(true);
-            let after: i64 = match s(input, "nextToken") {
+            let after: i64 = match str_field(input, "nextToken") {
                 None | Some("") => 0,
                 Some(t) => t.parse().map_err(|_| {
                     ApiError::new(ApiErrorKind::InvalidToken, "Invalid Token: nextToken")
@@ -625,8 +627,9 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
             let (arn, created) = engine.create_state_machine(
                 required(input, "name")?,
                 required(input, "definition")?,
-                s(input, "roleArn").unwrap_or("arn:aws:iam::123456789012:role/stepops-local"),
-                s(input, "type").unwrap_or("STANDARD"),
+                str_field(input, "roleArn")
+                    .unwrap_or("arn:aws:iam::123456789012:role/stepops-local"),
+                str_field(input, "type").unwrap_or("STANDARD"),
             )?;
             Ok(json!({"stateMachineArn": arn, "creationDate": epoch(&created)}))
         }

@@ -8,38 +8,9 @@
 //! against the local engine alike) and [`failure_facts`] derives the rest.
 
 use std::future::Future;
-use std::time::Duration;
 
-/// One history event, as far as the notification needs it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HistoryItem {
-    /// `TaskStateEntered`, `MapStateExited`, `ExecutionFailed`, `ExecutionRedriven`, …
-    pub event_type: String,
-    /// The state's name (`…StateEntered` / `…StateExited` events).
-    pub state: Option<String>,
-    /// The error (`ExecutionFailed`, `ExecutionAborted`, `ExecutionTimedOut`).
-    pub error: Option<String>,
-    /// The cause (same events).
-    pub cause: Option<String>,
-}
-
-impl HistoryItem {
-    /// An event of `event_type` (for tests and other readers).
-    pub fn new(event_type: &str) -> HistoryItem {
-        HistoryItem {
-            event_type: event_type.to_owned(),
-            ..HistoryItem::default()
-        }
-    }
-
-    /// A `…StateEntered` / `…StateExited` event of `state`.
-    pub fn state(event_type: &str, state: &str) -> HistoryItem {
-        HistoryItem {
-            state: Some(state.to_owned()),
-            ..HistoryItem::new(event_type)
-        }
-    }
-}
+/// One history event, as far as the notification needs it (read by `stepops-sfn`).
+pub use stepops_sfn::HistoryItem;
 
 /// Reads an execution's history, oldest event first (the AWS boundary of the notify function).
 pub trait ExecutionHistory: Send + Sync {
@@ -50,8 +21,9 @@ pub trait ExecutionHistory: Send + Sync {
     ) -> impl Future<Output = Result<Vec<HistoryItem>, String>> + Send;
 }
 
-/// [`ExecutionHistory`] through `GetExecutionHistory` (paginated, without execution data).
-/// The notify function's role needs `states:GetExecutionHistory` on the machine's executions.
+/// [`ExecutionHistory`] through `GetExecutionHistory` (paginated, without execution data;
+/// [`stepops_sfn::execution_history`]). The notify function's role needs
+/// `states:GetExecutionHistory` on the machine's executions.
 #[derive(Debug, Clone)]
 pub struct SfnHistory {
     client: aws_sdk_sfn::Client,
@@ -66,76 +38,15 @@ impl SfnHistory {
     /// Reads from a Step Functions endpoint such as the local engine's
     /// `http://127.0.0.1:PORT` (placeholder credentials, region `us-east-1`).
     pub fn at_endpoint(endpoint: &str) -> SfnHistory {
-        use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region, timeout::TimeoutConfig};
-        let config = aws_sdk_sfn::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                "stepops-local",
-                "stepops-local",
-                None,
-                None,
-                "stepops-local",
-            ))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_timeout(Duration::from_secs(20))
-                    .build(),
-            )
-            .build();
-        SfnHistory::new(aws_sdk_sfn::Client::from_conf(config))
+        SfnHistory::new(stepops_sfn::local_sfn_client(endpoint))
     }
 }
 
 impl ExecutionHistory for SfnHistory {
     async fn history(&self, execution_arn: &str) -> Result<Vec<HistoryItem>, String> {
-        let mut out = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .get_execution_history()
-                .execution_arn(execution_arn)
-                .include_execution_data(false)
-                .max_results(1000)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "GetExecutionHistory {execution_arn}: {}",
-                        aws_sdk_sfn::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            for e in page.events() {
-                let mut item = HistoryItem::new(e.r#type().as_str());
-                if let Some(d) = e.state_entered_event_details() {
-                    item.state = Some(d.name().to_owned());
-                }
-                if let Some(d) = e.state_exited_event_details() {
-                    item.state = Some(d.name().to_owned());
-                }
-                if let Some(d) = e.execution_failed_event_details() {
-                    item.error = d.error().map(str::to_owned);
-                    item.cause = d.cause().map(str::to_owned);
-                }
-                if let Some(d) = e.execution_aborted_event_details() {
-                    item.error = d.error().map(str::to_owned);
-                    item.cause = d.cause().map(str::to_owned);
-                }
-                if let Some(d) = e.execution_timed_out_event_details() {
-                    item.error = d.error().map(str::to_owned);
-                    item.cause = d.cause().map(str::to_owned);
-                }
-                out.push(item);
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+        stepops_sfn::execution_history(&self.client, execution_arn)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -6,18 +6,15 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_sns::Client;
 use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
 use aws_smithy_mocks::{mock, mock_client};
-use bytes::Bytes;
 use chrono::{TimeZone, Utc};
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use stepops_error::Named;
 use stepops_pipeline::{
     ChatWebhook, ExecutionHistory, HistoryItem, NoHistory, NotifyRequest, STATUS_CHANGE,
-    SfnHistory, SnsPublisher, compose, notify, webhook_url_from_secret,
+    SfnHistory, SnsPublisher, chat_webhook_from_secret, compose, notify, webhook_url_from_secret,
 };
+use stepops_secrets::MemorySecretSource;
+use stepops_testkit::http::{HttpServer, Reply};
 
 const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:stepops-dev-notifications";
 const EXEC: &str = "arn:aws:states:eu-west-1:123456789012:execution:stepops-dev-migrate:weekly-1";
@@ -259,53 +256,15 @@ async fn an_sns_failure_without_webhook_is_a_transient_error() {
     assert!(err.to_string().contains("Throttling"), "{err}");
 }
 
-/// A one-route HTTP server on 127.0.0.1 that records request bodies and answers `status`.
-async fn webhook_server(status: u16) -> (String, Arc<Mutex<Vec<(String, String, Value)>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Arc<Mutex<Vec<(String, String, Value)>>> = Arc::default();
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let seen = seen2.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        let path = req.uri().path().to_owned();
-                        let ctype = req
-                            .headers()
-                            .get("content-type")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        seen.lock().unwrap().push((path, ctype, json));
-                        Ok::<_, hyper::Error>(
-                            Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from_static(b"ok")))
-                                .unwrap(),
-                        )
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (
-        format!("http://127.0.0.1:{}/hooks/T0/secret-token", addr.port()),
-        seen,
-    )
+/// A webhook on 127.0.0.1 answering `status`, and its URL (with a secret-looking path).
+async fn webhook_server(status: u16) -> (String, HttpServer) {
+    let server = HttpServer::start(move |_| Reply::new(status, "text/plain", "ok")).await;
+    (format!("{}/hooks/T0/secret-token", server.url()), server)
 }
 
 #[tokio::test]
 async fn the_webhook_gets_the_same_text_as_json() {
-    let (url, seen) = webhook_server(200).await;
+    let (url, server) = webhook_server(200).await;
     let rule =
         mock!(Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
     let client = mock_client!(aws_sdk_sns, [&rule]);
@@ -322,20 +281,56 @@ async fn the_webhook_gets_the_same_text_as_json() {
     .await
     .unwrap();
     assert_eq!(out.delivered, vec!["sns", "webhook"]);
-    let seen = seen.lock().unwrap();
+    let seen = server.requests();
     assert_eq!(seen.len(), 1);
-    let (path, ctype, body) = &seen[0];
-    assert_eq!(path, "/hooks/T0/secret-token");
-    assert_eq!(ctype, "application/json");
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path, "/hooks/T0/secret-token");
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
     assert_eq!(
-        body["text"].as_str().unwrap(),
+        seen[0].json()["text"].as_str().unwrap(),
         compose(&succeeded(), now()).text
     );
 }
 
+/// The notify function reads its webhook through the shared secret source; a missing or
+/// unusable secret is named without its value.
+#[tokio::test]
+async fn the_webhook_comes_from_the_secret_source() {
+    let (url, server) = webhook_server(200).await;
+    let source = MemorySecretSource::new()
+        .with_secret(
+            "stepops/dev/chat-webhook",
+            format!("{{\"url\": \"{url}\"}}"),
+        )
+        .with_secret(
+            "stepops/dev/plain-http",
+            "http://hooks.example/secret-token",
+        );
+    let hook = chat_webhook_from_secret(&source, "stepops/dev/chat-webhook")
+        .await
+        .unwrap();
+    hook.post(&compose(&failed(), now())).await.unwrap();
+    assert_eq!(server.requests().len(), 1);
+
+    let missing = chat_webhook_from_secret(&source, "stepops/dev/nope")
+        .await
+        .unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains("secret stepops/dev/nope does not exist"),
+        "{missing}"
+    );
+    let plain = chat_webhook_from_secret(&source, "stepops/dev/plain-http")
+        .await
+        .unwrap_err();
+    assert!(plain.to_string().contains("https://"), "{plain}");
+    assert!(!plain.to_string().contains("secret-token"), "{plain}");
+}
+
 #[tokio::test]
 async fn a_failing_webhook_is_reported_without_its_url_and_sns_still_counts() {
-    let (url, _seen) = webhook_server(500).await;
+    let (url, _server) = webhook_server(500).await;
     let rule =
         mock!(Client::publish).then_output(|| PublishOutput::builder().message_id("m").build());
     let client = mock_client!(aws_sdk_sns, [&rule]);

@@ -25,13 +25,12 @@
 //! [`local_sfn_client`] (or [`sfn_client`] for AWS).
 
 pub mod config;
-pub mod engine;
+pub mod library_engine;
 pub mod logging;
 pub mod migration;
 pub mod results;
 pub mod runner;
 pub mod secrets;
-pub mod sfn;
 pub mod step;
 /// The object store (the shared `stepops-store` crate).
 pub use stepops_store as store;
@@ -40,7 +39,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use config::{ConfigError, RawConfig, RunnerConfig};
-pub use engine::LibraryEngine;
+pub use library_engine::LibraryEngine;
 pub use migration::{
     ChunkSpec, CopyOutcome, MigrationEngine, MigrationHandler, PlanOutcome, PlanRequest,
     StatusOutcome, TableSummary,
@@ -50,8 +49,9 @@ pub use runner::{RunReport, Runner, RunnerOptions};
 pub use secrets::{
     AwsSecretSource, NoSecretSource, Resolver, Secret, SecretError, SecretSource, target_arg,
 };
-pub use sfn::{load_sdk_config, local_sfn_client, sfn_client};
 pub use step::{CancelOnDrop, StepError, StepHandler};
+/// The Step Functions clients (the shared `stepops-sfn` crate).
+pub use stepops_sfn::{load_sdk_config, local_sfn_client, sfn_client};
 #[cfg(feature = "s3")]
 pub use store::S3Store;
 pub use store::{AnyStore, LocalFolderStore, NoStore, ObjectStore, StoreError};

@@ -91,7 +91,7 @@ pub struct StatusOutcome {
 }
 
 /// The database work of a migration, over resolved URLs. Implemented over `stepops-migrate` by
-/// [`crate::engine::LibraryEngine`] and by tests. Futures must be cancel-safe: `copy_chunk`'s
+/// [`crate::library_engine::LibraryEngine`] and by tests. Futures must be cancel-safe: `copy_chunk`'s
 /// destination transaction must roll back when its future is dropped.
 pub trait MigrationEngine: Send + Sync + 'static {
     /// Plans one round: chunks of about `chunk_rows` rows wherever the two sides differ.

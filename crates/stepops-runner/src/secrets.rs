@@ -3,45 +3,16 @@
 //! inline refused) resolves to a database URL held in a [`Secret`], which never prints its
 //! value. Values are cached per process for `secret_cache` (rotation is picked up after that).
 //! No input can panic a resolver: its locks recover from poisoning, and the parsing of secret
-//! values never slices text inside a character.
+//! values never slices text inside a character. Values are read through the shared
+//! [`SecretSource`] (`stepops-secrets`).
 
 use std::collections::HashMap;
-use std::fmt;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use stepops_error::{ErrorName, Named, TargetKind, TargetRef};
-
-/// A secret value (a database URL, a token). `Debug` and `Display` print `[redacted]`; read the
-/// value with [`Secret::expose`] only where it is handed to a driver.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Secret(Arc<str>);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(Arc::from(value.into()))
-    }
-
-    /// The value itself. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+use stepops_error::{TargetKind, TargetRef};
+pub use stepops_secrets::{AwsSecretSource, NoSecretSource, Secret, SecretError, SecretSource};
 
 /// Parses a step's target argument `field` (`source`, `dest`, `target`) into the shared
 /// [`TargetRef`]: exactly one of `secret`, `parameter`, `url`; a URL with a password inline is
@@ -49,147 +20,6 @@ impl fmt::Display for Secret {
 pub fn target_arg(field: &str, value: Option<&Value>) -> Result<TargetRef, SecretError> {
     TargetRef::from_json(field, value)
         .map_err(|why| SecretError::Invalid(format!("argument {why}")))
-}
-
-/// Why a target could not be resolved. Messages name the reference, never a value.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    /// The target argument is malformed.
-    #[error("{0}")]
-    Invalid(String),
-    /// The secret or parameter does not exist.
-    #[error("{0} does not exist: create it or fix the name in the execution input")]
-    NotFound(String),
-    /// The runner's role may not read it.
-    #[error("access to {0} was denied: grant the runner's role read access to it")]
-    Denied(String),
-    /// The service could not be reached or failed; worth retrying.
-    #[error("cannot read {0}: {1}")]
-    Unavailable(String, String),
-    /// The secret exists but its value is not a usable URL.
-    #[error("{0} does not hold a database URL: {1}")]
-    BadValue(String, String),
-}
-
-impl Named for SecretError {
-    fn error_name(&self) -> ErrorName {
-        match self {
-            SecretError::Invalid(_) | SecretError::BadValue(..) => ErrorName::InvalidInput,
-            SecretError::NotFound(_) => ErrorName::NotFound,
-            SecretError::Denied(_) => ErrorName::Unauthorized,
-            SecretError::Unavailable(..) => ErrorName::Transient,
-        }
-    }
-}
-
-/// Reads secret values by name (Secrets Manager, SSM); implemented by [`AwsSecretSource`] and
-/// by tests.
-pub trait SecretSource: Send + Sync + 'static {
-    /// The value of the Secrets Manager secret `name` (its `SecretString`).
-    fn secret(&self, name: &str) -> impl Future<Output = Result<Secret, SecretError>> + Send;
-    /// The decrypted value of the SSM parameter `name`.
-    fn parameter(&self, name: &str) -> impl Future<Output = Result<Secret, SecretError>> + Send;
-}
-
-/// Secrets Manager and SSM through the AWS SDK.
-#[derive(Clone, Debug)]
-pub struct AwsSecretSource {
-    secrets: aws_sdk_secretsmanager::Client,
-    ssm: aws_sdk_ssm::Client,
-}
-
-impl AwsSecretSource {
-    /// Builds both clients from one shared AWS configuration.
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
-        AwsSecretSource {
-            secrets: aws_sdk_secretsmanager::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
-        }
-    }
-}
-
-fn sdk_error_code<E, R>(err: &aws_sdk_ssm::error::SdkError<E, R>) -> Option<String>
-where
-    E: aws_sdk_ssm::error::ProvideErrorMetadata,
-{
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .map(str::to_owned)
-}
-
-fn classify(reference: String, code: Option<String>, display: String) -> SecretError {
-    match code.as_deref() {
-        Some("ResourceNotFoundException" | "ParameterNotFound" | "ParameterVersionNotFound") => {
-            SecretError::NotFound(reference)
-        }
-        Some("AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException") => {
-            SecretError::Denied(reference)
-        }
-        Some("InvalidKeyId" | "DecryptionFailure") => SecretError::Denied(reference),
-        _ => SecretError::Unavailable(reference, display),
-    }
-}
-
-impl SecretSource for AwsSecretSource {
-    async fn secret(&self, name: &str) -> Result<Secret, SecretError> {
-        let reference = format!("secret {name}");
-        let out = self
-            .secrets
-            .get_secret_value()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    reference.clone(),
-                    sdk_error_code(&e),
-                    aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
-        out.secret_string
-            .map(Secret::new)
-            .ok_or_else(|| SecretError::BadValue(reference, "it has no SecretString".into()))
-    }
-
-    async fn parameter(&self, name: &str) -> Result<Secret, SecretError> {
-        let reference = format!("parameter {name}");
-        let out = self
-            .ssm
-            .get_parameter()
-            .name(name)
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    reference.clone(),
-                    sdk_error_code(&e),
-                    aws_sdk_ssm::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
-        out.parameter
-            .and_then(|p| p.value)
-            .map(Secret::new)
-            .ok_or_else(|| SecretError::BadValue(reference, "it has no value".into()))
-    }
-}
-
-/// A source with no secrets (local runs, where targets are `{"url": …}`): every name is
-/// `Stepops.NotFound`.
-#[derive(Debug, Clone, Default)]
-pub struct NoSecretSource;
-
-impl SecretSource for NoSecretSource {
-    async fn secret(&self, name: &str) -> Result<Secret, SecretError> {
-        Err(SecretError::NotFound(format!(
-            "secret {name} (this runner reads no secrets)"
-        )))
-    }
-    async fn parameter(&self, name: &str) -> Result<Secret, SecretError> {
-        Err(SecretError::NotFound(format!(
-            "parameter {name} (this runner reads no secrets)"
-        )))
-    }
 }
 
 /// Resolves [`TargetRef`]s to database URLs through a [`SecretSource`], caching values for a
@@ -392,6 +222,7 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use stepops_error::{ErrorName, Named};
 
     struct Fake {
         calls: AtomicUsize,
@@ -422,25 +253,27 @@ mod tests {
 
     #[test]
     fn target_arguments_parse_and_refuse_inline_passwords() {
-        let t = |field, v: Value| target_arg(field, Some(&v));
+        let parse = |field, v: Value| target_arg(field, Some(&v));
         assert_eq!(
-            t("source", json!({"secret": "a/b"})).unwrap().to_string(),
+            parse("source", json!({"secret": "a/b"}))
+                .unwrap()
+                .to_string(),
             "secret a/b"
         );
         assert_eq!(
-            t("dest", json!({"parameter": "/p"})).unwrap().kind,
+            parse("dest", json!({"parameter": "/p"})).unwrap().kind,
             TargetKind::Parameter
         );
-        assert!(t("dest", json!({"url": "sqlite:/tmp/a.db"})).is_ok());
-        assert!(t("dest", json!({"url": "postgres://u@h/db"})).is_ok());
-        let err = t("dest", json!({"url": "postgres://u:pw@h/db"})).unwrap_err();
+        assert!(parse("dest", json!({"url": "sqlite:/tmp/a.db"})).is_ok());
+        assert!(parse("dest", json!({"url": "postgres://u@h/db"})).is_ok());
+        let err = parse("dest", json!({"url": "postgres://u:pw@h/db"})).unwrap_err();
         assert_eq!(err.error_name(), ErrorName::InvalidInput);
         assert!(err.to_string().contains("argument `dest.url`"), "{err}");
         assert!(!err.to_string().contains(":pw@"), "{err}");
-        let err = t("source", json!({"secret": "a", "url": "b"})).unwrap_err();
+        let err = parse("source", json!({"secret": "a", "url": "b"})).unwrap_err();
         assert!(err.to_string().contains("exactly one"), "{err}");
-        assert!(t("source", json!("sqlite:x")).is_err());
-        assert!(t("source", json!({"file": "x"})).is_err());
+        assert!(parse("source", json!("sqlite:x")).is_err());
+        assert!(parse("source", json!({"file": "x"})).is_err());
         assert!(target_arg("source", None).is_err());
     }
 
@@ -462,7 +295,7 @@ mod tests {
         }
         assert_eq!(percent_decode("%é1"), "%é1");
         // The whole path a secret value takes: a password with `%` before a multi-byte
-        // character used to panic while the resolver's lock was held.
+        // character is decoded without panicking under the resolver's lock.
         let pieces = secret_pieces("postgres://app:ab%écd1234@db/x");
         assert!(pieces.iter().any(|p| p == "ab%écd1234"), "{pieces:?}");
     }
@@ -471,8 +304,8 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
 
         /// Secret values are whatever an operator stored: no value, and no text handed to the
-        /// redactor, may panic the runner (a panic under the resolver's lock used to break
-        /// every later task of the process).
+        /// redactor, may panic the runner (a panic under the resolver's lock would poison it
+        /// for every later task of the process).
         #[test]
         fn no_secret_value_panics(value in "\\PC*", text in "\\PC*") {
             let _ = percent_decode(&value);

@@ -4,7 +4,7 @@
 use futures::TryStreamExt;
 
 use crate::data::{TABLES, columns};
-use crate::engine::{pg_connect, sqlite_open};
+use crate::dialect::{pg_connect, sqlite_open};
 use crate::error::{Result, SampleError};
 use stepops_error::DatabaseUrl;
 

@@ -12,9 +12,9 @@
 //! arrays JSON text, booleans 0/1; a NaN REAL is stored by SQLite as NULL.
 
 mod data;
+mod dialect;
 mod digest;
 mod encode;
-mod engine;
 mod error;
 mod load;
 mod mutate;

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::SinkExt;
 
 use crate::data::{self, Counts, EventIds, TABLES, Val, columns};
+use crate::dialect::{pg_connect, sqlite_open};
 use crate::encode::{copy_row, sqlite_value};
-use crate::engine::{pg_connect, sqlite_open};
 use crate::error::{Result, SampleError};
 use crate::schema::{DROP_ALL, PG_FOREIGN_KEYS, PG_KEYS, PG_TABLES, SQLITE_SCHEMA};
 use stepops_error::{DatabaseUrl, redact};

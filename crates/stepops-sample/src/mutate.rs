@@ -3,7 +3,7 @@
 //! consistent with the foreign keys. Deterministic for a given database state and seed.
 
 use crate::data::{self, TABLES, Val, columns};
-use crate::engine::{Dialect, Exec, PgExec, SqliteExec, pg_connect, sqlite_open};
+use crate::dialect::{Dialect, Exec, PgExec, SqliteExec, pg_connect, sqlite_open};
 use crate::error::{Result, SampleError};
 use crate::rng::{Rng, mix};
 use stepops_error::DatabaseUrl;

@@ -1,4 +1,5 @@
-//! Throwaway PostgreSQL servers for tests and benchmarks.
+//! Throwaway PostgreSQL servers for tests and benchmarks, and ([`http`]) a recording HTTP
+//! server for tests that need a service on the wire.
 //!
 //! [`PgServer::start`] runs `initdb` into a fresh temporary directory, starts the server on a
 //! free port of 127.0.0.1 (its Unix socket lives in the same directory) and stops it and removes
@@ -22,6 +23,8 @@
 //! pg.psql("source", "CREATE TABLE t (id bigint PRIMARY KEY)")?;
 //! # Ok::<(), stepops_testkit::TestkitError>(())
 //! ```
+
+pub mod http;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -18,14 +18,10 @@
 
 #![recursion_limit = "256"]
 
-use std::sync::Arc;
-
-use lambda_runtime::{Context, Diagnostic, Error, LambdaEvent, service_fn, tracing};
-use serde_json::Value;
+use lambda_runtime::{Error, tracing};
 use stepops_admin::{
     AdminError, AdminSettings, Environment, SecretsManagerTokenSource, SynapseClient,
 };
-use stepops_error::TaskFailure;
 use stepops_store::{AnyStore, S3Store};
 
 /// What every invocation shares: built once per container.
@@ -37,16 +33,11 @@ struct Admin {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     stepops_admin::logging::init_lambda();
-    // A misconfigured function answers every invocation with a named error instead of crashing
-    // the runtime, so the state machine's Catch reports it (and the notification names it).
-    let admin: Arc<Result<Admin, AdminError>> = Arc::new(build().await);
-    if let Err(e) = admin.as_ref() {
-        tracing::error!(error = %e, "the admin function is misconfigured");
-    }
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let admin = admin.clone();
-        async move { handle(&event.payload, &event.context, &admin).await }
-    }))
+    stepops_lambda::serve("admin", build().await, |event, admin| async move {
+        let deadline = stepops_admin::invocation_deadline(event.context.deadline());
+        stepops_admin::invoke_until(&event.payload, admin.environment, &admin.client, deadline)
+            .await
+    })
     .await
 }
 
@@ -70,24 +61,4 @@ async fn build() -> Result<Admin, AdminError> {
         environment: settings.environment,
         client,
     })
-}
-
-async fn handle(
-    event: &Value,
-    context: &Context,
-    admin: &Result<Admin, AdminError>,
-) -> Result<Value, Diagnostic> {
-    let admin = admin.as_ref().map_err(diagnostic)?;
-    let deadline = stepops_admin::invocation_deadline(context.deadline());
-    stepops_admin::invoke_until(event, admin.environment, &admin.client, deadline)
-        .await
-        .map_err(|e| diagnostic(&e))
-}
-
-fn diagnostic(err: &AdminError) -> Diagnostic {
-    let f = TaskFailure::from_error(err);
-    Diagnostic {
-        error_type: f.error,
-        error_message: f.cause,
-    }
 }
