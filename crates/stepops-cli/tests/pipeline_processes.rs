@@ -1084,6 +1084,16 @@ async fn sqlite_runner_killed_during_real_copies_three_times_run_succeeds() {
     );
 }
 
+/// Whether database `dst` of `pg` runs a `COPY … FROM STDIN` right now (a copy in progress).
+fn copy_running_on_dst(pg: &stepops_testkit::PgServer) -> bool {
+    pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'dst' AND state = 'active' \
+         AND query ILIKE 'COPY %FROM STDIN%'",
+    )
+    .is_ok_and(|out| out.trim().parse::<u32>().unwrap_or(0) > 0)
+}
+
 /// PostgreSQL: the runner is SIGKILLed three times while the destination server runs a copy's
 /// `COPY … FROM STDIN` (seen in `pg_stat_activity`); the execution succeeds and the
 /// destination equals the source.
@@ -1109,14 +1119,7 @@ async fn postgresql_runner_killed_during_real_copies_three_times_run_succeeds() 
     }
     let source_digest = stepops_sample::digest(&source).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let copying = || {
-        pg.psql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'dst' AND state = 'active' \
-             AND query ILIKE 'COPY %FROM STDIN%'",
-        )
-        .is_ok_and(|out| out.trim().parse::<u32>().unwrap_or(0) > 0)
-    };
+    let copying = || copy_running_on_dst(&pg);
     let (status, error, cause, kills) =
         kill_runner_during_copies(dir.path(), &source, &dest, 6_000, 3, copying).await;
     assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}");
@@ -1168,14 +1171,7 @@ async fn postgresql_uuid_keyed_runner_killed_three_times_run_succeeds() {
         .unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
-    let copying = || {
-        pg.psql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'dst' AND state = 'active' \
-             AND query ILIKE 'COPY %FROM STDIN%'",
-        )
-        .is_ok_and(|out| out.trim().parse::<u32>().unwrap_or(0) > 0)
-    };
+    let copying = || copy_running_on_dst(&pg);
     let (status, error, cause, kills) =
         kill_runner_during_copies(dir.path(), &source, &dest, 6_000, 3, copying).await;
     assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}");
