@@ -241,7 +241,7 @@ pub(super) fn parse_state(name: &str, body: &Value) -> Result<State, LoadError> 
                 let s = v.as_str().ok_or_else(|| {
                     invalid(format!("Wait state '{name}': Timestamp must be a string"))
                 })?;
-                if crate::engine::parse_timestamp(s).is_none() {
+                if crate::executor::parse_timestamp(s).is_none() {
                     return Err(invalid(format!(
                         "Wait state '{name}': Timestamp '{s}' is not an ISO-8601 extended offset date-time"
                     )));

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::definition::{IntOrPath, Machine, MapSpec, NumOrPath};
 use s3::{read_items, write_results};
 
-use crate::engine::{Exec, Failure, Node, NodeStatus, StateContext, Stop, to_json};
+use crate::executor::{Exec, Failure, Node, NodeStatus, StateContext, Stop, to_json};
 
 /// Resolved settings of a Map state in flight (kept in the snapshot).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

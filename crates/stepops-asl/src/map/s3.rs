@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::csv::csv_items;
 use crate::definition::ItemReader;
-use crate::engine::{Exec, NodeStatus, StateContext, to_json};
+use crate::executor::{Exec, NodeStatus, StateContext, to_json};
 
 pub(super) fn s3_root(exec: &Exec) -> Result<PathBuf, String> {
     exec.options.s3_root.clone().ok_or_else(|| {
@@ -65,7 +65,7 @@ pub(super) fn read_items(
                 let modified = meta
                     .modified()
                     .ok()
-                    .map(|t| crate::engine::ts(chrono::DateTime::<chrono::Utc>::from(t)))
+                    .map(|t| crate::executor::ts(chrono::DateTime::<chrono::Utc>::from(t)))
                     .unwrap_or_default();
                 json!({
                     "Etag": format!("\"{:x}\"", meta.len()),
