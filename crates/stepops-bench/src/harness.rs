@@ -2,6 +2,8 @@
 //! `--dest-wal-level`), the sample, then every step of [`crate::LONG_ABOUT`] in order, each
 //! measured as a child process and recorded as a row of the report.
 
+mod keys;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -52,6 +54,16 @@ impl Bench<'_> {
         self.stepops_migrate_over(dest, label, track, false)
     }
 
+    /// Runs `stepops migrate` from database `src` of the source server into `dest`.
+    fn stepops_migrate_from(
+        &mut self,
+        src: &str,
+        dest: &str,
+        label: &str,
+    ) -> anyhow::Result<(Run, String)> {
+        self.migrate(src, dest, label, None, false)
+    }
+
     /// [`Self::stepops_migrate`], over TLS when `tls`.
     fn stepops_migrate_over(
         &mut self,
@@ -60,10 +72,21 @@ impl Bench<'_> {
         track: Option<&str>,
         tls: bool,
     ) -> anyhow::Result<(Run, String)> {
+        self.migrate("src", dest, label, track, tls)
+    }
+
+    fn migrate(
+        &mut self,
+        src: &str,
+        dest: &str,
+        label: &str,
+        track: Option<&str>,
+        tls: bool,
+    ) -> anyhow::Result<(Run, String)> {
         let mut cmd = Command::new(&self.exe);
         cmd.args(["migrate", "--json", "--jobs", &self.args.jobs.to_string()])
             .arg("--source")
-            .arg(self.url(&self.src_pg, "src", tls))
+            .arg(self.url(&self.src_pg, src, tls))
             .arg("--dest")
             .arg(self.url(&self.pg, dest, tls));
         if let Some(slot) = track {
@@ -518,7 +541,12 @@ pub async fn run(args: BenchArgs, exe: PathBuf) -> anyhow::Result<()> {
         }
     }
 
-    // 5. Report.
+    // 5. Keys that are not integers (--key uuid).
+    if args.key == "uuid" {
+        keys::run(&mut b).await?;
+    }
+
+    // 6. Report.
     let out = report::render(&Summary {
         rows: &b.rows,
         total_rows: report.counts.total(),

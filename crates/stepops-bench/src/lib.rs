@@ -48,7 +48,8 @@ pgcopydb; pip install 'reladiff[postgresql]').
 Examples:
   bench/run.sh                           # release build, peers installed, 5M rows
   stepops bench --rows 200000            # a quick run
-  stepops bench --rows 1000000 --tls --no-peers   # TLS against plaintext";
+  stepops bench --rows 1000000 --tls --no-peers   # TLS against plaintext
+  stepops bench --rows 1000000 --key uuid         # uuid keys beside bigint keys";
 
 /// Arguments of `stepops bench`.
 #[derive(clap::Args, Debug)]
@@ -88,4 +89,9 @@ pub struct BenchArgs {
     /// ratio of the plaintext copy.
     #[arg(long)]
     pub tls: bool,
+    /// Also measure one table keyed by `uuid` beside the same table keyed by `bigint` (full
+    /// copy, incremental, no-difference pass, and the peers on each): the ordered-key path
+    /// against the integer fast path. `int`: the sample only.
+    #[arg(long, default_value = "int", value_parser = ["int", "uuid"], value_name = "KIND")]
+    pub key: String,
 }

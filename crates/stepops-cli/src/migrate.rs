@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use stepops_migrate::{
-    Chunk, Config, CopyReport, MigrateError, MigrateOptions, Migration, Plan, PlanOptions,
+    Chunk, Config, CopyReport, KeyKind, MigrateError, MigrateOptions, Migration, Plan, PlanOptions,
     Progress, Summary,
 };
 
@@ -228,6 +228,10 @@ pub fn print_plan(plan: &Plan) {
         "table", "range key", "source rows", "dest rows", "chunks", "rows to copy"
     );
     for t in &plan.tables {
+        let key = match t.key {
+            KeyKind::Whole => "whole table (no key)",
+            _ => t.range_key.as_str(),
+        };
         let (src, dst) = match t.changed_keys {
             // Change tracking compared only the changed keys: no row counts were taken.
             Some(n) => (format!("{n} changed"), "-".to_owned()),
@@ -235,8 +239,11 @@ pub fn print_plan(plan: &Plan) {
         };
         println!(
             "{:<24} {:<14} {:>12} {:>12} {:>8} {:>14}",
-            t.table, t.range_key, src, dst, t.chunks, t.estimated_rows
+            t.table, key, src, dst, t.chunks, t.estimated_rows
         );
+    }
+    for w in plan.tables.iter().filter_map(|t| t.warning.as_ref()) {
+        println!("warning: {w}");
     }
     if plan.in_sync() {
         println!("source and destination are equal: nothing to copy");
@@ -441,10 +448,7 @@ impl Progress for CliProgress {
     }
 
     fn chunk_retry(&self, chunk: &Chunk, error: &MigrateError) {
-        let msg = format!(
-            "retrying chunk {} [{}, {}]: {error}",
-            chunk.table, chunk.min, chunk.max
-        );
+        let msg = format!("retrying chunk {} {}: {error}", chunk.table, chunk.bounds());
         if self.tty {
             let _ = self.multi.println(msg);
         } else {

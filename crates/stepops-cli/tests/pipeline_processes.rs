@@ -1127,3 +1127,62 @@ async fn postgresql_runner_killed_during_real_copies_three_times_run_succeeds() 
         "the destination differs from the source"
     );
 }
+
+/// PostgreSQL, a table keyed by uuid in its own schema (the ordered-key path): the runner is
+/// SIGKILLed three times while the destination runs a copy; the execution succeeds and the
+/// destination's rows equal the source's (an md5 over every row in key order, computed by the
+/// servers, independent of the engine's checksums).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_uuid_keyed_runner_killed_three_times_run_succeeds() {
+    let pg = stepops_testkit::PgServer::start().expect(
+        "PostgreSQL server binaries are needed (initdb, postgres): install postgresql (scripts/install-deps.sh)",
+    );
+    let ddl = "CREATE SCHEMA app; \
+               CREATE TABLE app.docs (id uuid PRIMARY KEY, title text NOT NULL, body text);";
+    let fill = |rows: u32, salt: &str| {
+        format!(
+            "INSERT INTO app.docs SELECT md5('{salt}' || g)::uuid, 'doc ' || g, repeat(md5(g::text), 12) \
+             FROM generate_series(1, {rows}) g;"
+        )
+    };
+    for (db, rows, salt) in [("src", 60_000, "a"), ("dst", 1_000, "b")] {
+        pg.create_database(db).unwrap();
+        pg.psql(db, &format!("{ddl} {}", fill(rows, salt))).unwrap();
+    }
+    // The destination also holds 500 of the source's rows, changed.
+    pg.psql(
+        "dst",
+        &format!(
+            "{} UPDATE app.docs SET title = 'stale' WHERE title LIKE 'doc 1%' AND id IN \
+             (SELECT md5('a' || g)::uuid FROM generate_series(1, 500) g);",
+            fill(500, "a")
+        ),
+    )
+    .unwrap();
+    let (source, dest) = (pg.database_url("src"), pg.database_url("dst"));
+    let digest = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT count(*) || ' ' || md5(string_agg(d::text, ',' ORDER BY d.id)) FROM app.docs d",
+        )
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let copying = || {
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'dst' AND state = 'active' \
+             AND query ILIKE 'COPY %FROM STDIN%'",
+        )
+        .is_ok_and(|out| out.trim().parse::<u32>().unwrap_or(0) > 0)
+    };
+    let (status, error, cause, kills) =
+        kill_runner_during_copies(dir.path(), &source, &dest, 6_000, 3, copying).await;
+    assert_eq!(status, "SUCCEEDED", "{error:?} {cause:?}");
+    assert_eq!(kills, 3);
+    assert_eq!(
+        digest("src"),
+        digest("dst"),
+        "the destination differs from the source"
+    );
+}

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::names::Pattern;
 use crate::{ErrorName, Named};
 
 /// A migration configuration that is not valid; the message says what to change.
@@ -36,16 +37,25 @@ impl Named for ConfigProblem {
 #[serde(
     deny_unknown_fields,
     rename_all = "camelCase",
-    expecting = "an object {include, exclude, tables, status, changeTracking, deferIndexes}"
+    expecting = "an object {schemas, include, exclude, tables, status, changeTracking, deferIndexes, statementTimeouts, wholeTableWarnRows}"
 )]
 pub struct MigrationConfig {
-    /// Tables to migrate; empty means every table of the source.
+    /// PostgreSQL: the schemas to look for tables in; empty means every schema but the
+    /// system's and stepops' own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<String>,
+    /// Tables to migrate, as patterns (`app.users`, `audit.*`, `*.tmp_*`; a name without a
+    /// schema is in the source's default schema: [`crate::names`]); empty means every table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
-    /// Tables to leave alone.
+    /// Tables to leave alone, as patterns; exclusion wins over inclusion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
-    /// Per-table settings.
+    /// A table without a key is compared and copied whole; above this many rows the plan warns
+    /// that every change re-copies it (default [`DEFAULT_WHOLE_TABLE_WARN_ROWS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_table_warn_rows: Option<u64>,
+    /// Per-table settings, keyed by pattern.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tables: BTreeMap<String, TableConfig>,
     /// The destination's application status table, for the read-only switch
@@ -158,6 +168,9 @@ pub struct TrackingConfig {
     pub full_check: bool,
 }
 
+/// Rows above which a table without a key makes the plan warn.
+pub const DEFAULT_WHOLE_TABLE_WARN_ROWS: u64 = 1_000_000;
+
 /// A PostgreSQL replication slot name as stepops creates them.
 pub fn valid_slot_name(slot: &str) -> bool {
     !slot.is_empty()
@@ -167,7 +180,7 @@ pub fn valid_slot_name(slot: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-const EXPECTED: &str = "include, exclude, tables.<name>.rangeKey, status: {table, column, readOnly, readWrite}, changeTracking: {slot, fullCheck}, deferIndexes, statementTimeouts: {plan, copy, verify}";
+const EXPECTED: &str = "schemas, include, exclude, wholeTableWarnRows, tables.<name>.rangeKey, status: {table, column, readOnly, readWrite}, changeTracking: {slot, fullCheck}, deferIndexes, statementTimeouts: {plan, copy, verify}";
 
 impl MigrationConfig {
     /// Parses YAML (JSON is YAML too) and checks it ([`MigrationConfig::problems`]).
@@ -218,8 +231,21 @@ impl MigrationConfig {
                     "`{prefix}{key}` holds an empty table name: list table names"
                 ));
             }
+            for entry in list.iter().filter(|t| !t.trim().is_empty()) {
+                if let Err(why) = Pattern::parse(entry) {
+                    problems.push(format!("`{prefix}{key}`: {why}"));
+                }
+            }
+        }
+        if self.schemas.iter().any(|s| s.is_empty()) {
+            problems.push(format!(
+                "`{prefix}schemas` holds an empty schema name: list schema names"
+            ));
         }
         for (table, settings) in &self.tables {
+            if let Err(why) = Pattern::parse(table) {
+                problems.push(format!("`{prefix}tables`: {why}"));
+            }
             if settings
                 .range_key
                 .as_ref()
@@ -262,12 +288,34 @@ impl MigrationConfig {
         self.statement_timeouts.unwrap_or_default()
     }
 
-    /// Whether the table is selected by include/exclude (never the status table; stepops'
-    /// own tables live in their own schema on the destination, never discovered).
-    pub fn selects(&self, table: &str) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|t| t == table))
-            && !self.exclude.iter().any(|t| t == table)
-            && self.status.as_ref().is_none_or(|s| s.table != table)
+    /// Whether `schema.table` is selected by `include`/`exclude` (never the status table,
+    /// which is a table of the default schema); `default_schema` is where patterns without a
+    /// schema look. Patterns that do not parse select nothing (they are refused by
+    /// [`MigrationConfig::problems`] first).
+    pub fn selects(&self, schema: &str, table: &str, default_schema: &str) -> bool {
+        let hit =
+            |p: &String| Pattern::parse(p).is_ok_and(|p| p.matches(schema, table, default_schema));
+        (self.include.is_empty() || self.include.iter().any(hit))
+            && !self.exclude.iter().any(hit)
+            && self
+                .status
+                .as_ref()
+                .is_none_or(|s| !(s.table == table && schema == default_schema))
+    }
+
+    /// The settings of `schema.table`: the first `tables` entry whose pattern matches it.
+    pub fn table(&self, schema: &str, table: &str, default_schema: &str) -> Option<&TableConfig> {
+        self.tables.iter().find_map(|(p, c)| {
+            Pattern::parse(p)
+                .is_ok_and(|p| p.matches(schema, table, default_schema))
+                .then_some(c)
+        })
+    }
+
+    /// The size above which a table without a key makes the plan warn.
+    pub fn whole_table_warn_rows(&self) -> u64 {
+        self.whole_table_warn_rows
+            .unwrap_or(DEFAULT_WHOLE_TABLE_WARN_ROWS)
     }
 }
 
@@ -336,9 +384,9 @@ mod tests {
             "include: [a, acl]\nexclude: [b]\ntables:\n  acl:\n    range_key: entity_id\n",
         )
         .unwrap();
-        assert!(c.selects("a"));
-        assert!(!c.selects("b"));
-        assert!(!c.selects("c"));
+        assert!(c.selects("public", "a", "public"));
+        assert!(!c.selects("public", "b", "public"));
+        assert!(!c.selects("public", "c", "public"));
         assert_eq!(c.tables["acl"].range_key.as_deref(), Some("entity_id"));
         let e = MigrationConfig::from_yaml("inclde: [a]").unwrap_err();
         assert_eq!(e.error_name(), ErrorName::InvalidInput);

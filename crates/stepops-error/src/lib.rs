@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod environment;
+pub mod names;
 pub mod target;
 pub mod url;
 

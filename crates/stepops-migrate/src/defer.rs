@@ -25,14 +25,26 @@ use crate::model::TableSpec;
 use crate::own::own_table;
 use crate::postgres::PgStack;
 use crate::stack::Stack;
+use stepops_error::names;
 
 /// stepops' table (in its own schema) that records the indexes dropped for a load.
 pub const DEFERRED_TABLE: &str = "deferred_indexes";
 
+impl DeferredIndex {
+    /// The record's key: the index's name qualified by its table's schema (index names are
+    /// unique per schema only).
+    fn record_key(&self) -> String {
+        let schema = names::split_display(&self.table)
+            .map(|(s, _)| s)
+            .unwrap_or_default();
+        names::display(&schema, &self.name)
+    }
+}
+
 /// An index recorded for rebuilding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeferredIndex {
-    /// The table it belongs to.
+    /// The table it belongs to (display name, `schema.table`).
     pub table: String,
     /// Its name.
     pub name: String,
@@ -51,13 +63,13 @@ impl PgStack {
                         pg_has_role(current_user, c.relowner, 'USAGE')
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  JOIN pg_index x ON x.indrelid = c.oid JOIN pg_class i ON i.oid = x.indexrelid
-                 WHERE n.nspname = current_schema() AND c.relname = $1
+                 WHERE n.nspname = $3 AND c.relname = $1
                    AND NOT x.indisprimary AND NOT x.indisreplident AND x.indisvalid
                    AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.oid)
                    AND (x.indkey[0] = 0 OR (SELECT a.attname::text FROM pg_attribute a
                         WHERE a.attrelid = c.oid AND a.attnum = x.indkey[0]) <> $2)
                  ORDER BY 1",
-                &[&table.name, &table.range_key],
+                &[&table.relname, &table.range_key, &table.schema],
             )
             .await
             .map_err(|e| self.err(e))?;
@@ -95,11 +107,15 @@ impl PgStack {
                          ON CONFLICT (index_name) DO UPDATE SET definition = EXCLUDED.definition",
                         own_table(DEFERRED_TABLE)
                     ),
-                    &[&ix.name, &ix.table, &ix.definition],
+                    &[&ix.record_key(), &ix.table, &ix.definition],
                 )
                 .await?;
-                tx.batch_execute(&format!("DROP INDEX {}", crate::quote_ident(&ix.name)))
-                    .await?;
+                tx.batch_execute(&format!(
+                    "DROP INDEX {}.{}",
+                    crate::quote_ident(&table.schema),
+                    crate::quote_ident(&ix.name)
+                ))
+                .await?;
             }
             tx.commit().await
         }
@@ -144,10 +160,14 @@ impl PgStack {
         self.give(s);
         Ok(rows
             .iter()
-            .map(|r| DeferredIndex {
-                table: r.get(0),
-                name: r.get(1),
-                definition: r.get(2),
+            .map(|r| {
+                let key: String = r.get(1);
+                let name = names::split_display(&key).map_or(key, |(_, n)| n);
+                DeferredIndex {
+                    table: r.get(0),
+                    name,
+                    definition: r.get(2),
+                }
             })
             .collect())
     }
@@ -157,24 +177,27 @@ impl PgStack {
     pub(crate) async fn rebuild_index(&self, ix: &DeferredIndex) -> Result<()> {
         let mut s = self.take().await?;
         // The server's own quoting of the names, as pg_get_indexdef wrote them.
-        let names =
+        let (schema, relname) = names::split_display(&ix.table).unwrap_or_default();
+        let quoted =
             s.0.query_one(
-                "SELECT quote_ident($1), quote_ident(current_schema()) || '.' || quote_ident($2)",
-                &[&ix.name, &ix.table],
+                "SELECT quote_ident($1), \
+                 quote_ident(COALESCE(NULLIF($3, ''), current_schema())) || '.' || quote_ident($2)",
+                &[&ix.name, &relname, &schema],
             )
             .await
             .map_err(|e| self.err(e))?;
-        let create = checked_definition(ix, &names.get::<_, String>(0), &names.get::<_, String>(1))
-            .ok_or_else(|| {
-                MigrateError::Internal(format!(
-                    "{}: the record of index {} in {} is not one CREATE INDEX of that index on \
+        let create =
+            checked_definition(ix, &quoted.get::<_, String>(0), &quoted.get::<_, String>(1))
+                .ok_or_else(|| {
+                    MigrateError::Internal(format!(
+                        "{}: the record of index {} in {} is not one CREATE INDEX of that index on \
                      table {}: refused (it was not written by stepops; delete the row)",
-                    self.describe(),
-                    ix.name,
-                    own_table(DEFERRED_TABLE),
-                    ix.table
-                ))
-            })?;
+                        self.describe(),
+                        ix.name,
+                        own_table(DEFERRED_TABLE),
+                        ix.table
+                    ))
+                })?;
         let tx = s.0.transaction().await.map_err(|e| self.err(e))?;
         tx.execute(&create, &[]).await.map_err(|e| self.err(e))?;
         tx.execute(
@@ -182,7 +205,7 @@ impl PgStack {
                 "DELETE FROM {} WHERE index_name = $1",
                 own_table(DEFERRED_TABLE)
             ),
-            &[&ix.name],
+            &[&ix.record_key()],
         )
         .await
         .map_err(|e| self.err(e))?;

@@ -19,6 +19,7 @@ mod discover;
 mod error;
 pub mod lease;
 mod model;
+pub mod ordered;
 pub mod own;
 pub mod plan;
 pub mod postgres;
@@ -32,8 +33,8 @@ pub use config::{Config, TableConfig};
 pub use discover::resolve;
 pub use error::{MigrateError, Result};
 pub use model::{
-    Bin, Chunk, Column, CopyReport, ForeignKey, KeyStats, Plan, PlanOutput, Summary, TableOutput,
-    TablePlan, TableSchema, TableSpec, VerifyReport,
+    Bin, Chunk, Column, CopyReport, ForeignKey, KeyColumn, KeyKind, KeyRange, KeyStats, KeyValue,
+    Plan, PlanOutput, Summary, TableOutput, TablePlan, TableSchema, TableSpec, VerifyReport,
 };
 pub use run::{MigrateOptions, NoProgress, Progress};
 pub use stack::{Stack, quote_ident};
@@ -103,6 +104,7 @@ pub struct Migration {
     tables: Vec<TableSpec>,
     tracking: Option<TrackingConfig>,
     defer_indexes: bool,
+    whole_table_warn_rows: u64,
 }
 
 impl Migration {
@@ -156,10 +158,23 @@ impl Migration {
             tables: Vec::new(),
             tracking: config.change_tracking.clone(),
             defer_indexes: config.defer_indexes.unwrap_or(true),
+            whole_table_warn_rows: config.whole_table_warn_rows(),
         };
         m.tables = with_stacks!(m, |s, d| {
-            let (a, b) = futures::try_join!(s.schema(), d.schema())?;
-            let tables = resolve(&a, &b, config, is_integer_of(s))?;
+            let (a, b, default_schema) = futures::try_join!(
+                s.schema(&config.schemas),
+                d.schema(&config.schemas),
+                s.default_schema()
+            )?;
+            let tables = resolve(&a, &b, config, is_integer_of(s), &default_schema).map_err(
+                |e| match e {
+                    MigrateError::NotFound { reason, .. } => MigrateError::NotFound {
+                        target: s.describe(),
+                        reason,
+                    },
+                    other => other,
+                },
+            )?;
             futures::try_join!(
                 s.check_access(&tables, false),
                 d.check_access(&tables, true)
@@ -179,6 +194,20 @@ impl Migration {
     /// nothing differs), and then never in a dry run.
     pub async fn plan(&self, options: &PlanOptions) -> Result<Plan> {
         let mut plan = self.compare(options).await?;
+        for tp in &mut plan.tables {
+            let rows = tp.source.count.max(tp.dest.count);
+            if tp.key == KeyKind::Whole && rows > self.whole_table_warn_rows {
+                let warning = format!(
+                    "{} has no primary key or unique NOT NULL key: it is compared and copied \
+                     whole ({rows} rows), so any change re-copies all of it. Add a primary key \
+                     (for example `ALTER TABLE {} ADD COLUMN id bigint GENERATED ALWAYS AS \
+                     IDENTITY PRIMARY KEY` on both sides) or set its rangeKey in the config",
+                    tp.table, tp.table
+                );
+                tracing::warn!(table = %tp.table, rows, "table without a key is copied whole");
+                tp.warning = Some(warning);
+            }
+        }
         if !options.dry_run && self.defer_indexes {
             self.defer_for_load(&mut plan).await?;
         }
@@ -259,7 +288,7 @@ impl Migration {
         let mut chunks = Vec::new();
         for table in &self.tables {
             let (tp, mut cs) = with_stacks!(self, |s, d| {
-                plan::plan_table(s, d, table, &salt, options.chunk_rows).await?
+                ordered::plan_any(s, d, table, &salt, options.chunk_rows).await?
             });
             tracing::debug!(table = %table.name, chunks = cs.len(), rows = tp.estimated_rows, "planned");
             tables.push(tp);
@@ -286,6 +315,26 @@ impl Migration {
                     chunk.table
                 ))
             })?;
+        let started = Instant::now();
+        if table.key != KeyKind::Integer {
+            let ranges = checked_key_ranges(table, chunk)?;
+            let (deleted, inserted) =
+                with_stacks!(self, |s, d| d.copy_keys(s, table, ranges).await?);
+            return Ok(CopyReport {
+                table: chunk.table.clone(),
+                min: chunk.min,
+                max: chunk.max,
+                rows_deleted: deleted,
+                rows_inserted: inserted,
+                duration_ms: started.elapsed().as_millis() as u64,
+            });
+        }
+        if chunk.whole_table || !chunk.keys.is_empty() {
+            return Err(MigrateError::InvalidInput(format!(
+                "chunk of {} carries key ranges or wholeTable, but {} is keyed by the integer column {}: the manifest was made for another schema; plan again",
+                chunk.table, chunk.table, table.range_key
+            )));
+        }
         if chunk.min > chunk.max {
             return Err(MigrateError::InvalidInput(format!(
                 "chunk of {} has min {} > max {}",
@@ -303,7 +352,6 @@ impl Migration {
             }
             prev = Some(hi);
         }
-        let started = Instant::now();
         let (deleted, inserted) =
             with_stacks!(self, |s, d| d.copy_ranges(s, table, &ranges).await?);
         Ok(CopyReport {
@@ -361,6 +409,49 @@ impl Migration {
             differing_tables: differing,
             sequences_synced,
         })
+    }
+}
+
+/// The key ranges of a chunk of a table without an integer key, checked against the table:
+/// `None` copies the whole table (a table without a key).
+fn checked_key_ranges<'a>(table: &TableSpec, chunk: &'a Chunk) -> Result<Option<&'a [KeyRange]>> {
+    let bad = |why: String| {
+        Err(MigrateError::InvalidInput(format!(
+            "chunk of {}: {why}: the manifest was made for another schema or by hand; plan again",
+            chunk.table
+        )))
+    };
+    if !chunk.ranges.is_empty() {
+        return bad(format!(
+            "it carries integer ranges, but {} has no integer key",
+            chunk.table
+        ));
+    }
+    match table.key {
+        KeyKind::Whole if chunk.whole_table && chunk.keys.is_empty() => Ok(None),
+        KeyKind::Whole => bad(format!(
+            "{} has no key and is copied whole: expected wholeTable: true and no keys",
+            chunk.table
+        )),
+        _ if chunk.whole_table || chunk.keys.is_empty() => bad(format!(
+            "{} is keyed by ({}): expected keys and no wholeTable",
+            chunk.table, table.range_key
+        )),
+        _ => {
+            let width = table.key_columns.len();
+            for r in &chunk.keys {
+                let shape_ok = match &r.key {
+                    Some(_) => r.from.is_none() && r.until.is_none(),
+                    None => true,
+                };
+                if !shape_ok || r.values().any(|k| k.0.len() != width) {
+                    return bad(format!(
+                        "a key range is not one key or a from/until span of {width}-column keys"
+                    ));
+                }
+            }
+            Ok(Some(&chunk.keys))
+        }
     }
 }
 
@@ -465,6 +556,8 @@ mod tests {
             max: 2,
             estimated_rows: 1,
             ranges: Vec::new(),
+            keys: Vec::new(),
+            whole_table: false,
         };
         assert_send(&plan("sqlite:a", "sqlite:b", &c, &PlanOptions::default()));
         assert_send(&copy_chunk("sqlite:a", "sqlite:b", &c, &chunk));

@@ -13,6 +13,14 @@ pub struct Column {
     /// Whether it may hold NULL (a range key may not: such rows would be in no range).
     #[serde(default)]
     pub nullable: bool,
+    /// Whether its ordering depends on a collation (text-like types): as a key it is ordered
+    /// by its UTF-8 bytes on both sides, whatever their collations.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub collatable: bool,
+    /// Whether its values have a fixed width (PostgreSQL `typlen > 0`: uuid, dates and times,
+    /// floats, enums), which `width_bucket` searches quickly.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_width: bool,
 }
 
 /// A foreign key of a table.
@@ -20,15 +28,28 @@ pub struct Column {
 pub struct ForeignKey {
     /// Referencing columns.
     pub columns: Vec<String>,
-    /// Referenced table.
+    /// Referenced table (display name, [`stepops_error::names`]).
     pub ref_table: String,
 }
 
 /// A table as discovered in one stack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableSchema {
-    /// Table name.
+    /// Display name: `schema.table` on PostgreSQL, the bare name on SQLite
+    /// ([`stepops_error::names::display`]).
     pub name: String,
+    /// The schema (empty on SQLite).
+    #[serde(default)]
+    pub schema: String,
+    /// The table's own name within its schema.
+    #[serde(default)]
+    pub relname: String,
+    /// Whether the source's default schema (the first of its search path) holds it.
+    #[serde(default)]
+    pub in_default_schema: bool,
+    /// Columns of type `oid` (large objects referenced by number are not migrated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub large_object_columns: Vec<String>,
     /// Columns in table order.
     pub columns: Vec<Column>,
     /// Primary key columns, in key order (empty: none).
@@ -41,13 +62,56 @@ pub struct TableSchema {
     pub unique_keys: Vec<Vec<String>>,
 }
 
+/// How a table's rows are cut into ranges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyKind {
+    /// One integer column: arithmetic bins ([`crate::plan`]).
+    #[default]
+    Integer,
+    /// Any other orderable key, one or several columns: bins cut at key values read from the
+    /// source ([`crate::ordered`]).
+    Ordered,
+    /// No usable key: the table is compared and copied whole ([`crate::ordered`]).
+    Whole,
+}
+
+/// A column of a non-integer key, with what ordering and casting it needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyColumn {
+    /// Column name.
+    pub name: String,
+    /// Its type as the engine spells it (values are cast back from text to it).
+    pub sql_type: String,
+    /// Ordered by UTF-8 bytes rather than by a collation.
+    #[serde(default)]
+    pub collatable: bool,
+    /// Values of a fixed width ([`Column::fixed_width`]).
+    #[serde(default)]
+    pub fixed_width: bool,
+}
+
 /// A table selected for migration: a *type* in the design's words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TableSpec {
-    /// Table name.
+    /// Display name (`schema.table` on PostgreSQL, [`stepops_error::names`]).
     pub name: String,
-    /// The integer column whose ranges make chunks.
+    /// The schema (empty on SQLite).
+    #[serde(default)]
+    pub schema: String,
+    /// The table's own name within its schema.
+    #[serde(default)]
+    pub relname: String,
+    /// How rows are cut into ranges.
+    #[serde(default)]
+    pub key: KeyKind,
+    /// [`KeyKind::Ordered`]: the key's columns, in key order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_columns: Vec<KeyColumn>,
+    /// [`KeyKind::Integer`]: the integer column whose ranges make chunks; otherwise the key's
+    /// columns joined by `, ` (for messages).
     pub range_key: String,
     /// Whether the range key is unique (the primary key) or a parent id shared by many rows.
     pub key_is_unique: bool,
@@ -98,7 +162,7 @@ pub struct Bin {
 /// A unit of copying: make the destination's rows of `table` with range key in `[min, max]`
 /// equal to the source's. One line of the JSON-lines manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Chunk {
     /// Table name.
     pub table: String,
@@ -115,9 +179,97 @@ pub struct Chunk {
     /// correct, only slower.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<[i64; 2]>,
+    /// Tables with a non-integer key ([`KeyKind::Ordered`]): the key ranges to copy (`min` and
+    /// `max` are then 0).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyRange>,
+    /// A table without a key ([`KeyKind::Whole`]): the whole table is copied (`min`, `max` 0).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_table: bool,
+}
+
+/// A value of a non-integer key: each column's text form, in key order. In JSON a one-column
+/// key is a string and a composite key an array of strings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyValue(pub Vec<String>);
+
+impl Serialize for KeyValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "a key: a string, or an array of strings")]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(KeyValue(match Form::deserialize(d)? {
+            Form::One(s) => vec![s],
+            Form::Many(v) => v,
+        }))
+    }
+}
+
+/// A range of a non-integer key: exactly one `key`, or the keys from `from` (inclusive) up to
+/// `until` (exclusive), either end left out meaning unbounded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyRange {
+    /// Exactly this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyValue>,
+    /// Lowest key (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<KeyValue>,
+    /// Upper end (exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<KeyValue>,
+}
+
+impl KeyRange {
+    /// The half-open range `[from, until)`.
+    pub fn span(from: Option<KeyValue>, until: Option<KeyValue>) -> KeyRange {
+        KeyRange {
+            key: None,
+            from,
+            until,
+        }
+    }
+
+    /// Exactly one key.
+    pub fn point(key: KeyValue) -> KeyRange {
+        KeyRange {
+            key: Some(key),
+            from: None,
+            until: None,
+        }
+    }
+
+    /// The key values it holds, each of which must have `width` parts.
+    pub fn values(&self) -> impl Iterator<Item = &KeyValue> {
+        self.key.iter().chain(&self.from).chain(&self.until)
+    }
 }
 
 impl Chunk {
+    /// What the chunk covers, for messages: `[min, max]`, `N key range(s)` or `whole table`.
+    pub fn bounds(&self) -> String {
+        if self.whole_table {
+            "whole table".to_owned()
+        } else if !self.keys.is_empty() {
+            format!("{} key range(s)", self.keys.len())
+        } else {
+            format!("[{}, {}]", self.min, self.max)
+        }
+    }
+
     /// The key ranges this chunk copies: [`Chunk::ranges`], or `[min, max]` when that is empty.
     pub fn key_ranges(&self) -> Vec<(i64, i64)> {
         if self.ranges.is_empty() {
@@ -153,6 +305,14 @@ pub struct TablePlan {
     /// the verification ([`crate::defer`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub deferred_indexes: usize,
+    /// How the table is cut: `integer`, `ordered` or `whole` (no key: one chunk, the
+    /// whole table, when it differs).
+    #[serde(default)]
+    pub key: KeyKind,
+    /// Something the operator should know (a large table without a key is re-copied whole
+    /// on every change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -103,6 +103,8 @@ pub async fn plan_table<S: Stack>(
         estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
         changed_keys: None,
         deferred_indexes: 0,
+        key: table.key,
+        warning: None,
     };
     Ok((plan, chunks))
 }
@@ -151,6 +153,8 @@ pub async fn plan_changed_ranges<S: Stack>(
         estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
         changed_keys: Some(changed_keys),
         deferred_indexes: 0,
+        key: table.key,
+        warning: None,
     };
     Ok((plan, chunks))
 }
@@ -213,6 +217,8 @@ pub async fn plan_ranges<S: Stack>(
         estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
         changed_keys: Some(changed_keys),
         deferred_indexes: 0,
+        key: table.key,
+        warning: None,
     };
     Ok((plan, chunks))
 }
@@ -518,6 +524,8 @@ fn coalesce(table: &str, segments: &mut [Segment], target: u64) -> Vec<Chunk> {
             max: seg.max,
             estimated_rows: seg.rows,
             ranges: vec![[seg.min, seg.max]],
+            keys: Vec::new(),
+            whole_table: false,
         });
     }
     chunks.extend(open);
@@ -567,6 +575,10 @@ mod tests {
     async fn unique_changed_keys_become_chunks_of_at_most_target_rows() {
         let table = TableSpec {
             name: "t".into(),
+            schema: String::new(),
+            relname: "t".into(),
+            key: crate::model::KeyKind::Integer,
+            key_columns: Vec::new(),
             range_key: "id".into(),
             key_is_unique: true,
             columns: vec!["id".into()],

@@ -153,7 +153,7 @@ impl Migration {
                     return Ok(report);
                 }
                 Err(e) if e.error_name() == ErrorName::Transient && attempt < attempts => {
-                    tracing::warn!(table = %chunk.table, min = chunk.min, max = chunk.max, error = %e, attempt, "chunk failed, retrying");
+                    tracing::warn!(table = %chunk.table, bounds = %chunk.bounds(), error = %e, attempt, "chunk failed, retrying");
                     progress.chunk_retry(chunk, &e);
                     tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
                     attempt += 1;

@@ -1,7 +1,7 @@
 //! The database boundary: what the planner and the copier need from one side of a migration.
 
 use crate::error::Result;
-use crate::model::{Bin, KeyStats, TableSchema, TableSpec};
+use crate::model::{Bin, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
 
 /// One side of a migration (a *stack*). Implementations: [`crate::postgres::PgStack`] and
 /// [`crate::sqlite::SqliteStack`]. Keys are compared as `i64`; every range is inclusive.
@@ -15,8 +15,13 @@ pub trait Stack: Send + Sync {
     where
         Self: Sized;
 
-    /// Every table of the stack with columns, primary key and foreign keys.
-    async fn schema(&self) -> Result<Vec<TableSchema>>;
+    /// Every table of the stack (in every schema but the system's and stepops' own, or in
+    /// `schemas` when not empty) with columns, primary key and foreign keys.
+    async fn schema(&self, schemas: &[String]) -> Result<Vec<TableSchema>>;
+
+    /// The schema that a table name without one means (the first of the search path); empty
+    /// where tables have no schema (SQLite).
+    async fn default_schema(&self) -> Result<String>;
 
     /// Checks, without writing anything, that this stack can be read (`as_dest == false`) or
     /// written as a destination (`as_dest == true`) for these tables.
@@ -94,6 +99,43 @@ pub trait Stack: Send + Sync {
         table: &TableSpec,
         lo: i64,
         hi: i64,
+    ) -> Result<(u64, u64)>
+    where
+        Self: Sized;
+
+    /// The table's row count.
+    async fn row_count(&self, table: &TableSpec) -> Result<u64>;
+
+    /// A table without a key ([`crate::KeyKind::Whole`]): its row count and an
+    /// order-independent checksum (the sum of the salted row hashes, so duplicate rows count).
+    async fn table_sum(&self, table: &TableSpec, salt: &str) -> Result<(u64, String)>;
+
+    /// [`crate::KeyKind::Ordered`]: the keys of the rows numbered `every`, `2 * every`, … in
+    /// key order (where to cut the table into bins or chunks of `every` rows).
+    async fn key_cuts(&self, table: &TableSpec, every: u64) -> Result<Vec<KeyValue>>;
+
+    /// [`crate::KeyKind::Ordered`]: bin checksums over the whole table, bin 0 holding the keys
+    /// below `cuts[0]` and bin `i` those in `[cuts[i-1], cuts[i])`; ordered by bin, empty bins
+    /// left out (`min`/`max` of each bin are 0).
+    async fn key_bins(&self, table: &TableSpec, salt: &str, cuts: &[KeyValue]) -> Result<Vec<Bin>>;
+
+    /// [`crate::KeyKind::Ordered`]: the key and salted hash of every row in the given bins of
+    /// [`Stack::key_bins`] (ascending bin numbers), as `(bin, key, hash)`.
+    async fn key_rows(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        cuts: &[KeyValue],
+        bins: &[i64],
+    ) -> Result<Vec<(i64, KeyValue, i64)>>;
+
+    /// In one transaction on this (destination) stack: delete the rows in `ranges` and insert
+    /// `source`'s rows of those ranges; `None`: the whole table. Returns `(deleted, inserted)`.
+    async fn copy_keys(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        ranges: Option<&[KeyRange]>,
     ) -> Result<(u64, u64)>
     where
         Self: Sized;

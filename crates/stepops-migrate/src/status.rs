@@ -400,10 +400,10 @@ mod tests {
             ("stack_status", "READ_ONLY")
         );
         assert!(
-            !c.selects("stack_status"),
+            !c.selects("public", "stack_status", "public"),
             "the status table is never migrated"
         );
-        assert!(c.selects("users"));
+        assert!(c.selects("public", "users", "public"));
         let snake =
             Config::from_yaml("status: {table: t, column: c, read_only: 'off', read_write: 'on'}")
                 .unwrap();

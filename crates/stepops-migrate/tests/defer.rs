@@ -224,7 +224,7 @@ async fn own_schema_of_another_role_and_planted_records_are_refused() {
     pg.psql(
         "dst",
         "INSERT INTO stepops.deferred_indexes (index_name, table_name, definition) VALUES
-           ('planted', 'users', 'CREATE INDEX planted ON public.users USING btree (id); DROP TABLE acl')",
+           ('public.planted', 'public.users', 'CREATE INDEX planted ON public.users USING btree (id); DROP TABLE acl')",
     )
     .unwrap();
     let e = migrate(&src, &dst, &Config::default(), &opts(), &NoProgress)

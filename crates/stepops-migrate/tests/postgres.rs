@@ -286,7 +286,7 @@ async fn pg_checksums_see_changes_that_equality_ignores() {
         let p = stepops_migrate::plan(&src, &dst, &cfg, &stepops_migrate::PlanOptions::default())
             .await
             .unwrap();
-        assert_eq!(p.differing_tables(), [table], "{sql}");
+        assert_eq!(p.differing_tables(), [format!("public.{table}")], "{sql}");
         assert_eq!(p.chunks.len(), 1, "{sql}");
         assert!(
             p.chunks[0].estimated_rows <= 200,
@@ -328,11 +328,13 @@ async fn pg_interrupted_copy_leaves_destination_untouched_and_rerun_converges() 
         .await
         .unwrap();
     let chunk = Chunk {
-        table: "big".into(),
+        table: "public.big".into(),
         min: 1,
         max: 1_000_000,
         estimated_rows: 400_000,
         ranges: Vec::new(),
+        keys: Vec::new(),
+        whole_table: false,
     };
 
     // 1. The task is dropped mid-copy (as when a runner dies): its connection goes away.
@@ -443,7 +445,7 @@ async fn pg_bad_inputs_give_named_errors_and_write_nothing() {
     .await;
     check(&e, ErrorName::InvalidInput, "same engine");
 
-    // Missing table, different type, non-integer key: one message naming all three.
+    // Missing table, different type: one message naming both.
     exec(&src, "CREATE TABLE extra (id int PRIMARY KEY); CREATE TABLE typed (id int PRIMARY KEY, v text); CREATE TABLE tags (name text PRIMARY KEY);").await;
     exec(&dst, "CREATE TABLE typed (id int PRIMARY KEY, v varchar(10)); CREATE TABLE tags (name text PRIMARY KEY);").await;
     let before_all = dump(&dst, &TABLES).await;
@@ -461,7 +463,7 @@ async fn pg_bad_inputs_give_named_errors_and_write_nothing() {
     check(
         &e,
         ErrorName::SchemaMismatch,
-        "tags has no usable range key: its primary key name is text",
+        "public.typed has different columns",
     );
     exec(&src, "DROP TABLE extra, typed, tags").await;
     exec(&dst, "DROP TABLE typed, tags").await;
@@ -494,7 +496,7 @@ async fn pg_bad_inputs_give_named_errors_and_write_nothing() {
         Config::default(),
     )
     .await;
-    check(&e, ErrorName::Unauthorized, "DELETE on acl");
+    check(&e, ErrorName::Unauthorized, "DELETE on public.acl");
 
     assert_eq!(dump(&dst, &TABLES).await, before, "nothing was written");
     assert_eq!(before_all, before);

@@ -23,7 +23,8 @@ async fn scenario(src: &str, dst: &str, rows: u64) {
     let keys: Vec<(&str, &str)> = m
         .tables()
         .iter()
-        .map(|t| (t.name.as_str(), t.range_key.as_str()))
+        // PostgreSQL names tables with their schema (public.users), SQLite without.
+        .map(|t| (t.name.trim_start_matches("public."), t.range_key.as_str()))
         .collect();
     assert!(
         keys.contains(&("acl", "entity_id")),

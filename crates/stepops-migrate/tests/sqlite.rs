@@ -273,14 +273,19 @@ async fn sqlite_bad_inputs_give_named_errors_and_write_nothing() {
     exec(&src, "DROP TABLE typed");
     exec(&dst, "DROP TABLE typed");
 
-    // A non-integer key, then the same excluded by config.
+    // A rangeKey of a type without an order, then a pattern that matches nothing.
     exec(&src, "CREATE TABLE tags (name TEXT PRIMARY KEY)");
     exec(&dst, "CREATE TABLE tags (name TEXT PRIMARY KEY)");
     let before_tags = file_bytes(&dst);
-    let e = run(url(&src), url(&dst), cfg.clone()).await;
-    assert_eq!(e.error_name(), ErrorName::SchemaMismatch, "{e}");
+    let e = run(
+        url(&src),
+        url(&dst),
+        Config::from_yaml("tables: {tags: {rangeKey: nope}}").unwrap(),
+    )
+    .await;
+    assert_eq!(e.error_name(), ErrorName::InvalidInput, "{e}");
     assert!(
-        e.to_string().contains("tags has no usable range key"),
+        e.to_string().contains("tags: the configured rangeKey nope"),
         "{e}"
     );
     assert_eq!(file_bytes(&dst), before_tags, "nothing written");
@@ -536,6 +541,8 @@ async fn sqlite_refinement_never_splits_a_range_key_value() {
         max: 10,
         estimated_rows: 1,
         ranges: vec![[1, 5], [5, 10]],
+        keys: Vec::new(),
+        whole_table: false,
     };
     let e = copy_chunk(&s, &d, &cfg, &bad).await.unwrap_err();
     assert_eq!(e.error_name(), ErrorName::InvalidInput);

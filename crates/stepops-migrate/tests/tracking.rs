@@ -336,7 +336,11 @@ async fn untrustworthy_baselines_fall_back_to_a_full_comparison() {
     exec(&src, "TRUNCATE events").await;
     let p = plan_dry(&src, &dst, &cfg).await;
     for t in &p.tables {
-        assert_eq!(t.changed_keys.is_none(), t.table == "events", "{t:?}");
+        assert_eq!(
+            t.changed_keys.is_none(),
+            t.table == "public.events",
+            "{t:?}"
+        );
     }
     migrate(&src, &dst, &cfg, &opts(), &NoProgress)
         .await
@@ -420,7 +424,7 @@ async fn child_rows_that_move_between_parents_are_found_on_the_destination() {
     )
     .await;
     let p = plan_dry(&src, &dst, &cfg).await;
-    let child = p.tables.iter().find(|t| t.table == "child").unwrap();
+    let child = p.tables.iter().find(|t| t.table == "public.child").unwrap();
     assert!(child.changed_keys.unwrap() >= 5, "{child:?}");
     migrate(&src, &dst, &cfg, &opts(), &NoProgress)
         .await

@@ -10,7 +10,7 @@
 //! table, or PostgreSQL's database default); it reads the status back before answering.
 
 use serde_json::Value;
-use stepops_migrate::{Chunk, Config, PlanOptions, StatusMechanism, TrackingState};
+use stepops_migrate::{Config, PlanOptions, StatusMechanism, TrackingState};
 
 use crate::migration::{
     ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, PlanRequest, StatusOutcome, TableSummary,
@@ -80,17 +80,7 @@ impl MigrationEngine for LibraryEngine {
                     estimated_rows: t.estimated_rows,
                 })
                 .collect(),
-            chunks: plan
-                .chunks
-                .into_iter()
-                .map(|c| ChunkSpec {
-                    table: c.table,
-                    min: c.min,
-                    max: c.max,
-                    estimated_rows: c.estimated_rows,
-                    ranges: c.ranges,
-                })
-                .collect(),
+            chunks: plan.chunks,
         })
     }
 
@@ -102,15 +92,8 @@ impl MigrationEngine for LibraryEngine {
         chunk: &ChunkSpec,
     ) -> Result<CopyOutcome, StepError> {
         let config = config(config_value)?;
-        let chunk = Chunk {
-            table: chunk.table.clone(),
-            min: chunk.min,
-            max: chunk.max,
-            estimated_rows: chunk.estimated_rows,
-            ranges: chunk.ranges.clone(),
-        };
         let report =
-            stepops_migrate::copy_chunk(source.expose(), dest.expose(), &config, &chunk).await?;
+            stepops_migrate::copy_chunk(source.expose(), dest.expose(), &config, chunk).await?;
         Ok(CopyOutcome {
             rows_deleted: report.rows_deleted,
             rows_inserted: report.rows_inserted,

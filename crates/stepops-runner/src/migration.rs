@@ -19,24 +19,9 @@ use crate::secrets::{Resolver, Secret, SecretSource, target_arg};
 use crate::step::{StepError, StepHandler};
 use crate::store::ObjectStore;
 
-/// One chunk: a manifest line and the `copy` step's `chunk` argument.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ChunkSpec {
-    /// Table name.
-    pub table: String,
-    /// First range key (inclusive).
-    pub min: i64,
-    /// Last range key (inclusive).
-    pub max: i64,
-    /// Rows expected.
-    #[serde(default)]
-    pub estimated_rows: u64,
-    /// Only these `[lo, hi]` key ranges inside `[min, max]` (empty: all of it); see
-    /// `stepops_migrate::Chunk::ranges`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ranges: Vec<[i64; 2]>,
-}
+/// One chunk: a manifest line and the `copy` step's `chunk` argument (the engine's own type,
+/// so a field the planner adds is carried without a second edit).
+pub use stepops_migrate::Chunk as ChunkSpec;
 
 /// One table's line of a plan's output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -145,17 +145,19 @@ enum TableChanges {
 
 /// Gathers the decoded changes of the migrated tables.
 struct Collector<'a> {
-    schema: &'a str,
     tables: HashMap<&'a str, (&'a TableSpec, TableChanges)>,
 }
 
 impl<'a> Collector<'a> {
     /// `baseline_tables`: the tables the baseline compared (`None`: no baseline).
-    fn new(schema: &'a str, specs: &'a [TableSpec], baseline_tables: Option<&[String]>) -> Self {
+    fn new(specs: &'a [TableSpec], baseline_tables: Option<&[String]>) -> Self {
         let tables = specs
             .iter()
             .map(|spec| {
                 let changes = match baseline_tables {
+                    _ if spec.key != crate::model::KeyKind::Integer => {
+                        TableChanges::Full("its key is not one integer column".into())
+                    }
                     None => TableChanges::Full("no baseline yet".into()),
                     Some(list) if !list.contains(&spec.name) => {
                         TableChanges::Full("not in the baseline".into())
@@ -168,14 +170,12 @@ impl<'a> Collector<'a> {
                 (spec.name.as_str(), (spec, changes))
             })
             .collect();
-        Collector { schema, tables }
+        Collector { tables }
     }
 
     fn add(&mut self, c: Change) {
-        if c.schema != self.schema {
-            return;
-        }
-        let Some((spec, changes)) = self.tables.get_mut(c.table.as_str()) else {
+        let name = stepops_error::names::display(&c.schema, &c.table);
+        let Some((spec, changes)) = self.tables.get_mut(name.as_str()) else {
             return;
         };
         let TableChanges::Keys { keys, lookups } = changes else {
@@ -285,7 +285,7 @@ pub(crate) async fn plan(
 ) -> Result<Plan> {
     let name = config.slot.as_str();
     let started = std::time::Instant::now();
-    let (database, schema) = source.database_and_schema().await?;
+    let (database, _) = source.database_and_schema().await?;
     let mut slot = source.slot(name).await?;
     if slot.is_none() {
         if options.dry_run {
@@ -352,11 +352,7 @@ pub(crate) async fn plan(
         .map(|b| Snapshot::parse(&b.snapshot))
         .transpose()?;
 
-    let mut collector = Collector::new(
-        &schema,
-        tables,
-        baseline.as_ref().map(|b| b.tables.as_slice()),
-    );
+    let mut collector = Collector::new(tables, baseline.as_ref().map(|b| b.tables.as_slice()));
     let mut advance_to = slot_pos;
     let mut prefix = true;
     let mut decoded = 0u64;
@@ -440,7 +436,7 @@ pub(crate) async fn plan(
     }
     for (spec, why) in full {
         tracing::debug!(table = %spec.name, reason = %why, "comparing every row");
-        planned.push(planner::plan_table(source, dest, spec, salt, chunk_rows).await?);
+        planned.push(crate::ordered::plan_any(source, dest, spec, salt, chunk_rows).await?);
     }
     // Back to dependency order (parents first).
     let position = |name: &str| tables.iter().position(|t| t.name == name);
@@ -526,7 +522,7 @@ async fn full_plan(
     };
     for spec in tables {
         let (tp, mut chunks) =
-            planner::plan_table(source, dest, spec, salt, options.chunk_rows).await?;
+            crate::ordered::plan_any(source, dest, spec, salt, options.chunk_rows).await?;
         plan.tables.push(tp);
         plan.chunks.append(&mut chunks);
     }
@@ -598,7 +594,11 @@ mod tests {
 
     fn spec(name: &str, range_key: &str, pk: &[&str]) -> TableSpec {
         TableSpec {
-            name: name.into(),
+            name: format!("public.{name}"),
+            schema: "public".into(),
+            relname: name.into(),
+            key: crate::model::KeyKind::Integer,
+            key_columns: Vec::new(),
             range_key: range_key.into(),
             key_is_unique: pk == [range_key],
             columns: vec!["id".into(), "parent".into(), "v".into()],
@@ -616,7 +616,7 @@ mod tests {
     #[test]
     fn keys_of_inserts_updates_deletes_and_key_moves() {
         let specs = [spec("t", "id", &["id"])];
-        let mut c = Collector::new("public", &specs, Some(&["t".to_owned()][..]));
+        let mut c = Collector::new(&specs, Some(&["public.t".to_owned()][..]));
         c.add(line(
             "table public.t: INSERT: id[bigint]:5 parent[bigint]:1 v[text]:'x'",
         ));
@@ -627,8 +627,8 @@ mod tests {
         c.add(line("table public.t: DELETE: id[bigint]:7"));
         c.add(line("table other.t: DELETE: id[bigint]:99"));
         c.add(line("table public.unmigrated: DELETE: id[bigint]:98"));
-        let TableChanges::Keys { keys, lookups } = &c.tables["t"].1 else {
-            panic!("{:?}", c.tables["t"].1)
+        let TableChanges::Keys { keys, lookups } = &c.tables["public.t"].1 else {
+            panic!("{:?}", c.tables["public.t"].1)
         };
         assert_eq!(keys.iter().copied().collect::<Vec<_>>(), [5, 7, 9, 20, 21]);
         assert!(lookups.is_empty());
@@ -638,12 +638,12 @@ mod tests {
     #[test]
     fn range_key_outside_the_primary_key_is_looked_up_by_identity() {
         let specs = [spec("c", "parent", &["id"])];
-        let mut c = Collector::new("public", &specs, Some(&["c".to_owned()][..]));
+        let mut c = Collector::new(&specs, Some(&["public.c".to_owned()][..]));
         c.add(line(
             "table public.c: UPDATE: id[bigint]:3 parent[bigint]:8 v[text]:'moved'",
         ));
         c.add(line("table public.c: DELETE: id[bigint]:4"));
-        let TableChanges::Keys { keys, lookups } = &c.tables["c"].1 else {
+        let TableChanges::Keys { keys, lookups } = &c.tables["public.c"].1 else {
             panic!()
         };
         assert_eq!(keys.iter().copied().collect::<Vec<_>>(), [8]);
@@ -657,28 +657,27 @@ mod tests {
     fn truncate_missing_identity_and_no_baseline_mean_a_full_comparison() {
         let specs = [spec("t", "id", &["id"]), spec("u", "id", &["id"])];
         let mut c = Collector::new(
-            "public",
             &specs,
-            Some(&["t".to_owned(), "u".to_owned()][..]),
+            Some(&["public.t".to_owned(), "public.u".to_owned()][..]),
         );
         c.add(line("table public.t: TRUNCATE: (no-flags)"));
         c.add(line("table public.u: DELETE: (no-tuple-data)"));
-        assert!(matches!(c.tables["t"].1, TableChanges::Full(_)));
-        assert!(matches!(c.tables["u"].1, TableChanges::Full(_)));
-        let c = Collector::new("public", &specs, Some(&["t".to_owned()][..]));
-        assert!(matches!(c.tables["u"].1, TableChanges::Full(_)));
-        let c = Collector::new("public", &specs, None);
-        assert!(matches!(c.tables["t"].1, TableChanges::Full(_)));
+        assert!(matches!(c.tables["public.t"].1, TableChanges::Full(_)));
+        assert!(matches!(c.tables["public.u"].1, TableChanges::Full(_)));
+        let c = Collector::new(&specs, Some(&["public.t".to_owned()][..]));
+        assert!(matches!(c.tables["public.u"].1, TableChanges::Full(_)));
+        let c = Collector::new(&specs, None);
+        assert!(matches!(c.tables["public.t"].1, TableChanges::Full(_)));
     }
 
     #[test]
     fn too_many_changes_fall_back_to_a_full_comparison() {
         let specs = [spec("t", "id", &["id"])];
-        let mut c = Collector::new("public", &specs, Some(&["t".to_owned()][..]));
+        let mut c = Collector::new(&specs, Some(&["public.t".to_owned()][..]));
         for i in 0..=MAX_TRACKED_KEYS as i64 {
             c.add(line(&format!("table public.t: DELETE: id[bigint]:{i}")));
         }
-        assert!(matches!(c.tables["t"].1, TableChanges::Full(_)));
+        assert!(matches!(c.tables["public.t"].1, TableChanges::Full(_)));
     }
 
     #[test]

@@ -51,6 +51,8 @@ impl MigrationEngine for FakeEngine {
                     max: 10,
                     estimated_rows: 10,
                     ranges: Vec::new(),
+                    keys: Vec::new(),
+                    whole_table: false,
                 },
                 ChunkSpec {
                     table: "users".into(),
@@ -58,6 +60,8 @@ impl MigrationEngine for FakeEngine {
                     max: 20,
                     estimated_rows: 5,
                     ranges: Vec::new(),
+                    keys: Vec::new(),
+                    whole_table: false,
                 },
             ],
             tracking: r

@@ -7,7 +7,7 @@
 //! foreign-key enforcement off for that connection: rows never pass through Rust.
 
 use crate::error::{MigrateError, Result};
-use crate::model::{Bin, Column, ForeignKey, KeyStats, TableSchema, TableSpec};
+use crate::model::{Bin, Column, ForeignKey, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
 use crate::stack::{Stack, column_list, quote_ident};
 use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::ValueRef;
@@ -15,6 +15,8 @@ use rusqlite::{Connection, OpenFlags};
 use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod keys;
 
 /// A SQLite database file as one side of a migration.
 #[derive(Debug, Clone)]
@@ -81,6 +83,12 @@ impl SqliteStack {
             -1,
             FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
             RowSum,
+        )?;
+        conn.create_scalar_function(
+            "stepops_rowhash",
+            -1,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| Ok(row_hash(ctx) as i64),
         )?;
         // Make sure it is a database at all (a text file opens fine until the first read); on
         // a read-write connection this first read also rolls back a hot journal.
@@ -150,7 +158,37 @@ fn needs_recovery(e: &rusqlite::Error) -> bool {
     })
 }
 
-/// `stepops_rowsum(salt, v1, v2, …)`: the wrapping sum of a SipHash of each row's values.
+/// A SipHash of a function call's arguments (the salt and a row's values), typed.
+fn row_hash(ctx: &Context<'_>) -> u64 {
+    let mut h = DefaultHasher::new();
+    for i in 0..ctx.len() {
+        match ctx.get_raw(i) {
+            ValueRef::Null => h.write_u8(0),
+            ValueRef::Integer(v) => {
+                h.write_u8(1);
+                h.write_i64(v);
+            }
+            ValueRef::Real(v) => {
+                h.write_u8(2);
+                h.write_u64(v.to_bits());
+            }
+            ValueRef::Text(b) => {
+                h.write_u8(3);
+                h.write_usize(b.len());
+                h.write(b);
+            }
+            ValueRef::Blob(b) => {
+                h.write_u8(4);
+                h.write_usize(b.len());
+                h.write(b);
+            }
+        }
+    }
+    h.finish()
+}
+
+/// `stepops_rowsum(salt, v1, v2, …)`: the wrapping sum of a SipHash of each row's values;
+/// `stepops_rowhash(salt, v1, v2, …)` is one row's.
 struct RowSum;
 
 impl Aggregate<u64, i64> for RowSum {
@@ -159,31 +197,7 @@ impl Aggregate<u64, i64> for RowSum {
     }
 
     fn step(&self, ctx: &mut Context<'_>, acc: &mut u64) -> rusqlite::Result<()> {
-        let mut h = DefaultHasher::new();
-        for i in 0..ctx.len() {
-            match ctx.get_raw(i) {
-                ValueRef::Null => h.write_u8(0),
-                ValueRef::Integer(v) => {
-                    h.write_u8(1);
-                    h.write_i64(v);
-                }
-                ValueRef::Real(v) => {
-                    h.write_u8(2);
-                    h.write_u64(v.to_bits());
-                }
-                ValueRef::Text(b) => {
-                    h.write_u8(3);
-                    h.write_usize(b.len());
-                    h.write(b);
-                }
-                ValueRef::Blob(b) => {
-                    h.write_u8(4);
-                    h.write_usize(b.len());
-                    h.write(b);
-                }
-            }
-        }
-        *acc = acc.wrapping_add(h.finish());
+        *acc = acc.wrapping_add(row_hash(ctx));
         Ok(())
     }
 
@@ -226,7 +240,11 @@ impl Stack for SqliteStack {
         sql_type.to_ascii_uppercase().contains("INT")
     }
 
-    async fn schema(&self) -> Result<Vec<TableSchema>> {
+    async fn default_schema(&self) -> Result<String> {
+        Ok(String::new())
+    }
+
+    async fn schema(&self, _schemas: &[String]) -> Result<Vec<TableSchema>> {
         self.blocking(false, |conn, _| {
             let names: Vec<String> = conn
                 .prepare(
@@ -255,6 +273,8 @@ impl Stack for SqliteStack {
                         name: col,
                         sql_type,
                         nullable: !not_null && !rowid,
+                        collatable: false,
+                        fixed_width: false,
                     });
                 }
                 pk.sort();
@@ -296,6 +316,10 @@ impl Stack for SqliteStack {
                     }
                 }
                 out.push(TableSchema {
+                    schema: String::new(),
+                    relname: name.clone(),
+                    in_default_schema: true,
+                    large_object_columns: Vec::new(),
                     name,
                     columns,
                     primary_key: pk.into_iter().map(|(_, c)| c).collect(),
@@ -516,6 +540,41 @@ impl Stack for SqliteStack {
         .await
     }
 
+    async fn row_count(&self, table: &TableSpec) -> Result<u64> {
+        self.sqlite_row_count(table).await
+    }
+
+    async fn table_sum(&self, table: &TableSpec, salt: &str) -> Result<(u64, String)> {
+        self.sqlite_table_sum(table, salt).await
+    }
+
+    async fn key_cuts(&self, table: &TableSpec, every: u64) -> Result<Vec<KeyValue>> {
+        self.sqlite_key_cuts(table, every).await
+    }
+
+    async fn key_bins(&self, table: &TableSpec, salt: &str, cuts: &[KeyValue]) -> Result<Vec<Bin>> {
+        self.sqlite_key_bins(table, salt, cuts).await
+    }
+
+    async fn key_rows(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        cuts: &[KeyValue],
+        bins: &[i64],
+    ) -> Result<Vec<(i64, KeyValue, i64)>> {
+        self.sqlite_key_rows(table, salt, cuts, bins).await
+    }
+
+    async fn copy_keys(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        ranges: Option<&[KeyRange]>,
+    ) -> Result<(u64, u64)> {
+        self.sqlite_copy_keys(source, table, ranges).await
+    }
+
     async fn sync_sequences(&self, _source: &Self, _tables: &[TableSpec]) -> Result<u32> {
         // INTEGER PRIMARY KEY picks max(rowid) + 1 by itself; AUTOINCREMENT counters
         // (sqlite_sequence) are not carried over.
@@ -524,6 +583,35 @@ impl Stack for SqliteStack {
 }
 
 impl SqliteStack {
+    /// In one `IMMEDIATE` transaction with the source attached read-only (`stepops_src`) and
+    /// foreign keys off: the `deletes`, then the `inserts`. Returns `(deleted, inserted)`.
+    pub(crate) async fn copy_statements(
+        &self,
+        source: &Self,
+        deletes: Vec<String>,
+        inserts: Vec<String>,
+    ) -> Result<(u64, u64)> {
+        if !source.path.exists() {
+            source.open(false)?;
+        }
+        let uri = ro_uri(&source.path);
+        self.blocking(true, move |conn, _| {
+            conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+            conn.execute("ATTACH DATABASE ?1 AS stepops_src", [&uri])?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let (mut deleted, mut inserted) = (0u64, 0u64);
+            for delete in &deletes {
+                deleted += tx.execute(delete, [])? as u64;
+            }
+            for insert in &inserts {
+                inserted += tx.execute(insert, [])? as u64;
+            }
+            tx.commit()?;
+            Ok((deleted, inserted))
+        })
+        .await
+    }
+
     /// Runs `f` on a fresh connection to this file (read-write when `write`), on a blocking
     /// thread (for [`crate::status`]).
     pub(crate) async fn status_connection<T: Send + 'static>(

@@ -1,7 +1,7 @@
 //! PostgreSQL stacks (`postgres://…`): the production case.
 //!
-//! Checksums: `sum` of the first 64 bits of `md5(salt || ROW(cols…)::text)` per bin, computed by
-//! the server; sessions pin `TimeZone`, `DateStyle`, `IntervalStyle`, `extra_float_digits` and
+//! Checksums: `sum` per bin of a salted 64-bit hash of each whole row (`hash_record_extended`
+//! from PostgreSQL 14 on, `hashtextextended` of the row's text before), computed by the server; sessions pin `TimeZone`, `DateStyle`, `IntervalStyle`, `extra_float_digits` and
 //! `bytea_output` so both sides print rows identically. Copy: the source's
 //! `COPY (SELECT … WHERE key BETWEEN lo AND hi) TO STDOUT (FORMAT binary)` bytes are streamed,
 //! undecoded, into the destination's `COPY … FROM STDIN (FORMAT binary)` inside one transaction
@@ -9,15 +9,18 @@
 //! triggers off for that transaction only). Memory stays at a few COPY buffers whatever the range.
 
 use crate::error::{MigrateError, Result};
-use crate::model::{Bin, Column, ForeignKey, KeyStats, TableSchema, TableSpec};
+use crate::model::{Bin, Column, ForeignKey, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
 use crate::stack::{Stack, column_list, quote_ident};
 use futures::{SinkExt, StreamExt};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use stepops_error::names;
 use stepops_error::redact as redact_url;
 use stepops_pg::{ConnectError, PgConnector};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
+
+mod keys;
 
 /// Settings every session starts with, so both sides render values identically. JIT is off:
 /// compiling took longer (about 0.2 s a query) than the short refinement and chunk queries.
@@ -320,7 +323,7 @@ impl PgStack {
                     }
                     tx.execute(
                         &format!(
-                            "INSERT INTO {t} ({cols}) SELECT {cols} FROM stepops_stage",
+                            "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM stepops_stage",
                             t = t(table)
                         ),
                         &[],
@@ -383,8 +386,18 @@ impl PgStack {
         sql: &str,
         f: impl Fn(&tokio_postgres::Row) -> std::result::Result<T, tokio_postgres::Error>,
     ) -> Result<Vec<T>> {
+        self.query_params(sql, &[], f).await
+    }
+
+    /// [`PgStack::query_with`] with parameters.
+    pub(crate) async fn query_params<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        f: impl Fn(&tokio_postgres::Row) -> std::result::Result<T, tokio_postgres::Error>,
+    ) -> Result<Vec<T>> {
         let s = self.take().await?;
-        let rows = s.0.query(sql, &[]).await.map_err(|e| self.err(e))?;
+        let rows = s.0.query(sql, params).await.map_err(|e| self.err(e))?;
         let out = rows
             .iter()
             .map(&f)
@@ -509,8 +522,17 @@ fn hashes_exactly(sql_type: &str) -> bool {
     )
 }
 
+/// The table's qualified, quoted name for SQL.
 pub(crate) fn t(table: &TableSpec) -> String {
-    quote_ident(&table.name)
+    if table.schema.is_empty() {
+        quote_ident(&table.name)
+    } else {
+        format!(
+            "{}.{}",
+            quote_ident(&table.schema),
+            quote_ident(&table.relname)
+        )
+    }
 }
 
 pub(crate) fn k(table: &TableSpec) -> String {
@@ -529,107 +551,125 @@ impl Stack for PgStack {
         matches!(sql_type, "smallint" | "integer" | "bigint")
     }
 
-    async fn schema(&self) -> Result<Vec<TableSchema>> {
-        let cols = self
-            .query_with(
-                "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod),
-                        NOT a.attnotnull
-                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 JOIN pg_attribute a ON a.attrelid = c.oid
-                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
-                   AND NOT c.relispartition
-                   AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-                 ORDER BY c.relname, a.attnum",
-                |r| {
-                    Ok((
-                        r.try_get::<_, String>(0)?,
-                        r.try_get::<_, String>(1)?,
-                        r.try_get::<_, String>(2)?,
-                        r.try_get::<_, bool>(3)?,
-                    ))
-                },
-            )
-            .await?;
-        let pks = self
-            .query_with(
-                "SELECT c.relname::text, array_agg(a.attname::text ORDER BY k.ord)
+    async fn schema(&self, schemas: &[String]) -> Result<Vec<TableSchema>> {
+        // Tables of every schema but the system's, stepops' own and extensions' (or of the
+        // listed ones), partitions left out (a partitioned table is read and written through
+        // its parent).
+        let tables = format!(
+            "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', '{own}')
+               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+               AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                               AND d.objid = c.oid AND d.deptype = 'e')",
+            own = crate::own::SCHEMA
+        );
+        let s = self.take().await?;
+        let q = |sql: String| {
+            let s = &s;
+            async move { s.0.query(&sql, &[&schemas]).await.map_err(|e| self.err(e)) }
+        };
+        let cols = q(format!(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text,
+                    format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+                    a.attcollation <> 0, a.atttypid = 'oid'::regtype,
+                    n.nspname = current_schema(),
+                    (SELECT ty.typlen > 0 FROM pg_type ty WHERE ty.oid = a.atttypid)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_attribute a ON a.attrelid = c.oid
+             WHERE c.oid IN ({tables})
+               AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+             ORDER BY n.nspname, c.relname, a.attnum"
+        ))
+        .await?;
+        let keys = |cond: &str| {
+            format!(
+                "SELECT n.nspname::text, c.relname::text, array_agg(a.attname::text ORDER BY k.ord)
                  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
                  JOIN pg_namespace n ON n.oid = c.relnamespace
                  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                 WHERE i.indisprimary AND n.nspname = current_schema()
-                 GROUP BY c.relname",
-                |r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, Vec<String>>(1)?)),
+                 WHERE c.oid IN ({tables}) AND {cond}
+                 GROUP BY i.indexrelid, n.nspname, c.relname"
             )
-            .await?;
-        let fks = self
-            .query_with(
-                "SELECT c.relname::text, r.relname::text, array_agg(a.attname::text ORDER BY k.ord)
-                 FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
-                 JOIN pg_class r ON r.oid = co.confrelid
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                 CROSS JOIN LATERAL unnest(co.conkey) WITH ORDINALITY AS k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                 WHERE co.contype = 'f' AND n.nspname = current_schema()
-                 GROUP BY co.oid, c.relname, r.relname",
-                |r| {
-                    Ok((
-                        r.try_get::<_, String>(0)?,
-                        r.try_get::<_, String>(1)?,
-                        r.try_get::<_, Vec<String>>(2)?,
-                    ))
-                },
-            )
-            .await?;
-        let uniques = self
-            .query_with(
-                "SELECT c.relname::text, array_agg(a.attname::text ORDER BY k.ord)
-                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                 CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                 WHERE i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
-                   AND n.nspname = current_schema() AND k.ord <= i.indnkeyatts
-                 GROUP BY i.indexrelid, c.relname",
-                |r| Ok((r.try_get::<_, String>(0)?, r.try_get::<_, Vec<String>>(1)?)),
-            )
-            .await?;
+        };
+        let pks = q(keys("i.indisprimary")).await?;
+        let uniques = q(keys(
+            "i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts",
+        ))
+        .await?;
+        let fks = q(format!(
+            "SELECT n.nspname::text, c.relname::text, rn.nspname::text, r.relname::text,
+                    array_agg(a.attname::text ORDER BY k.ord)
+             FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
+             JOIN pg_class r ON r.oid = co.confrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_namespace rn ON rn.oid = r.relnamespace
+             CROSS JOIN LATERAL unnest(co.conkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+             WHERE co.contype = 'f' AND c.oid IN ({tables})
+             GROUP BY co.oid, n.nspname, c.relname, rn.nspname, r.relname"
+        ))
+        .await?;
+        self.give(s);
+        let name_of = |r: &tokio_postgres::Row| names::display(r.get(0), r.get(1));
         let mut out: Vec<TableSchema> = Vec::new();
-        for (table, col, ty, nullable) in cols {
-            if out.last().is_none_or(|t| t.name != table) {
+        for r in &cols {
+            let name = name_of(r);
+            if out.last().is_none_or(|t| t.name != name) {
                 out.push(TableSchema {
-                    name: table.clone(),
+                    name,
+                    schema: r.get(0),
+                    relname: r.get(1),
+                    in_default_schema: r.get(7),
+                    large_object_columns: Vec::new(),
                     columns: Vec::new(),
                     primary_key: Vec::new(),
                     foreign_keys: Vec::new(),
                     unique_keys: Vec::new(),
                 });
             }
-            out.last_mut().expect("pushed").columns.push(Column {
-                name: col,
-                sql_type: ty,
-                nullable,
+            let t = out.last_mut().expect("pushed");
+            if r.get::<_, bool>(6) {
+                t.large_object_columns.push(r.get(2));
+            }
+            t.columns.push(Column {
+                name: r.get(2),
+                sql_type: r.get(3),
+                nullable: r.get(4),
+                collatable: r.get(5),
+                fixed_width: r.get::<_, Option<bool>>(8).unwrap_or(false),
             });
         }
         for t in &mut out {
-            if let Some((_, pk)) = pks.iter().find(|(n, _)| *n == t.name) {
-                t.primary_key = pk.clone();
+            if let Some(r) = pks.iter().find(|r| name_of(r) == t.name) {
+                t.primary_key = r.get(2);
             }
             t.unique_keys = uniques
                 .iter()
-                .filter(|(n, _)| *n == t.name)
-                .map(|(_, cols)| cols.clone())
+                .filter(|r| name_of(r) == t.name)
+                .map(|r| r.get(2))
                 .collect();
             t.foreign_keys = fks
                 .iter()
-                .filter(|(n, _, _)| *n == t.name)
-                .map(|(_, r, c)| ForeignKey {
-                    columns: c.clone(),
-                    ref_table: r.clone(),
+                .filter(|r| name_of(r) == t.name)
+                .map(|r| ForeignKey {
+                    columns: r.get(4),
+                    ref_table: names::display(r.get(2), r.get(3)),
                 })
                 .collect();
         }
         Ok(out)
+    }
+
+    async fn default_schema(&self) -> Result<String> {
+        let rows = self
+            .query_with("SELECT current_schema()::text", |r| {
+                r.try_get::<_, Option<String>>(0)
+            })
+            .await?;
+        Ok(rows.into_iter().next().flatten().unwrap_or_default())
     }
 
     async fn check_access(&self, tables: &[TableSpec], as_dest: bool) -> Result<()> {
@@ -640,14 +680,15 @@ impl Stack for PgStack {
             &["SELECT"]
         };
         // One round trip for every table and privilege.
+        let sql_names: Vec<String> = tables.iter().map(t).collect();
         let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
         let missing: Vec<String> =
             s.0.query(
-                "SELECT p || ' on ' || t FROM unnest($1::text[]) WITH ORDINALITY AS x(t, i) \
+                "SELECT p || ' on ' || n FROM unnest($1::text[], $3::text[]) WITH ORDINALITY AS x(t, n, i) \
                  CROSS JOIN unnest($2::text[]) WITH ORDINALITY AS y(p, j) \
-                 WHERE NOT has_table_privilege(quote_ident(current_schema()) || '.' || quote_ident(t), p) \
+                 WHERE NOT has_table_privilege(t, p) \
                  ORDER BY i, j",
-                &[&names, &privs],
+                &[&sql_names, &privs, &names],
             )
             .await
             .map_err(|e| self.err(e))?
@@ -912,30 +953,71 @@ impl Stack for PgStack {
         self.copy_with(source, table, &delete, &select, false).await
     }
 
+    async fn row_count(&self, table: &TableSpec) -> Result<u64> {
+        let sql = format!("SELECT count(*) FROM {}", t(table));
+        let rows = self.query_with(&sql, |r| r.try_get::<_, i64>(0)).await?;
+        Ok(rows.first().copied().unwrap_or(0) as u64)
+    }
+
+    async fn table_sum(&self, table: &TableSpec, salt: &str) -> Result<(u64, String)> {
+        self.pg_table_sum(table, salt).await
+    }
+
+    async fn key_cuts(&self, table: &TableSpec, every: u64) -> Result<Vec<KeyValue>> {
+        self.pg_key_cuts(table, every).await
+    }
+
+    async fn key_bins(&self, table: &TableSpec, salt: &str, cuts: &[KeyValue]) -> Result<Vec<Bin>> {
+        self.pg_key_bins(table, salt, cuts).await
+    }
+
+    async fn key_rows(
+        &self,
+        table: &TableSpec,
+        salt: &str,
+        cuts: &[KeyValue],
+        bins: &[i64],
+    ) -> Result<Vec<(i64, KeyValue, i64)>> {
+        self.pg_key_rows(table, salt, cuts, bins).await
+    }
+
+    async fn copy_keys(
+        &self,
+        source: &Self,
+        table: &TableSpec,
+        ranges: Option<&[KeyRange]>,
+    ) -> Result<(u64, u64)> {
+        self.pg_copy_keys(source, table, ranges).await
+    }
+
     async fn sync_sequences(&self, source: &Self, tables: &[TableSpec]) -> Result<u32> {
+        let mut schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+        schemas.sort();
+        schemas.dedup();
         let owned = source
-            .query_with(
-                "SELECT c.relname::text, a.attname::text, s.seq
+            .query_params(
+                "SELECT n.nspname::text, c.relname::text, a.attname::text, s.seq
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  JOIN pg_attribute a ON a.attrelid = c.oid
                  CROSS JOIN LATERAL (SELECT pg_get_serial_sequence(
                      quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) AS seq) s
-                 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+                 WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
                    AND a.attnum > 0 AND NOT a.attisdropped AND s.seq IS NOT NULL",
+                &[&schemas],
                 |r| {
                     Ok((
-                        r.try_get::<_, String>(0)?,
-                        r.try_get::<_, String>(1)?,
+                        names::display(r.try_get(0)?, r.try_get(1)?),
                         r.try_get::<_, String>(2)?,
+                        r.try_get::<_, String>(3)?,
                     ))
                 },
             )
             .await?;
         let mut n = 0;
         for (table, column, seq) in owned {
-            if !tables.iter().any(|t| t.name == table) {
+            let Some(spec) = tables.iter().find(|t| t.name == table) else {
                 continue;
-            }
+            };
             // `seq` comes from pg_get_serial_sequence: already a quoted, qualified name.
             let values = source
                 .query_with(&format!("SELECT last_value, is_called FROM {seq}"), |r| {
@@ -951,7 +1033,7 @@ impl Stack for PgStack {
                 "SELECT setval($1::text::regclass, GREATEST($2, m), m >= $2 OR $3)
                  FROM (SELECT COALESCE(max({col}), 0)::bigint AS m FROM {tbl}) x",
                 col = quote_ident(&column),
-                tbl = quote_ident(&table),
+                tbl = t(spec),
             );
             let s = self.take().await?;
             s.0.query_one(&sql, &[&seq, &value, &called])
