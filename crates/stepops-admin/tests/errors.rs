@@ -122,12 +122,8 @@ async fn a_403_is_not_retried() {
 
 #[tokio::test]
 async fn a_slow_service_is_a_transient_timeout() {
-    let server = MockSynapse::start(|_: &Recorded| Reply {
-        status: 200,
-        body: String::new(),
-        delay: Duration::from_secs(3),
-    })
-    .await;
+    let server =
+        MockSynapse::start(|_: &Recorded| Reply::empty(200).delayed(Duration::from_secs(3))).await;
     let mut config = server.config();
     config.read_timeout = Duration::from_millis(200);
     config.request_timeout = Duration::from_millis(400);
@@ -162,10 +158,8 @@ async fn a_refused_connection_is_transient() {
 
 #[tokio::test]
 async fn a_success_that_is_not_json_is_internal() {
-    let server = MockSynapse::start(|_: &Recorded| Reply {
-        status: 200,
-        body: "<html>proxy login</html>".into(),
-        delay: Duration::ZERO,
+    let server = MockSynapse::start(|_: &Recorded| {
+        Reply::new(200, "application/json", "<html>proxy login</html>")
     })
     .await;
     let client = server.client(ListTokens::new(&["t"]));

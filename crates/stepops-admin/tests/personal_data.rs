@@ -156,10 +156,8 @@ async fn no_personal_field_reaches_the_record_the_logs_or_an_error() {
         outputs.push(format!("{err:?}"));
         // A bundle cut short (not JSON): the error does not quote it.
         let cut = bundle().to_string()[..400].to_owned();
-        let server = MockSynapse::start(move |_: &Recorded| Reply {
-            status: 200,
-            body: cut.clone(),
-            delay: std::time::Duration::ZERO,
+        let server = MockSynapse::start(move |_: &Recorded| {
+            Reply::new(200, "application/json", cut.clone())
         })
         .await;
         let client = server.client(ListTokens::new(&[SECRET]));

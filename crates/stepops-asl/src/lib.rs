@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 mod definition;
-mod engine;
+mod executor;
 mod map;
 mod task;
 
@@ -343,7 +343,7 @@ pub async fn run(
     options: RunOptions,
     stop: impl Into<StopSignal>,
 ) -> ExecutionResult {
-    engine::run(
+    executor::run(
         definition,
         info,
         input,
@@ -361,5 +361,5 @@ pub async fn run(
 /// A RUNNING snapshot is accepted too: the last persisted progress of an execution stopped
 /// because its store failed; it resumes from there.
 pub fn redrive(snapshot: &Snapshot) -> Result<Snapshot, LoadError> {
-    engine::redrive(snapshot)
+    executor::redrive(snapshot)
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::definition::TaskSpec;
-use crate::engine::{Exec, Failure, PAYLOAD_LIMIT, StateContext, Stop, to_json};
+use crate::executor::{Exec, Failure, PAYLOAD_LIMIT, StateContext, Stop, to_json};
 use crate::{Heartbeat, TaskInvocation};
 
 /// How history names a resource's events.

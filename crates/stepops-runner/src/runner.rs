@@ -27,6 +27,12 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::config::RunnerConfig;
 use crate::step::{StepError, StepHandler};
 
+mod sdk_errors;
+mod task_input;
+
+use sdk_errors::{classify, sdk_error_text};
+use task_input::parse_input;
+
 /// Step Functions' limit on a failure's `error` field, in characters.
 pub const MAX_ERROR_CHARS: usize = 256;
 /// Step Functions' limit on a failure's `cause` field, in characters.
@@ -460,94 +466,6 @@ async fn hand_back<H>(shared: &Shared<H>, token: &str, cause: &str) {
     }
 }
 
-/// Parses `{"step": NAME, "args": {…}}` and checks it against the runner's own configuration
-/// ([`check_task`]).
-fn parse_input(input: &str, options: &RunnerOptions) -> Result<(String, Value), StepError> {
-    let value: Value = serde_json::from_str(input).map_err(|e| {
-        StepError::invalid_input(format!(
-            "the task input is not JSON ({e}); expected {{\"step\": NAME, \"args\": {{…}}}}"
-        ))
-    })?;
-    let Some(step) = value.get("step").and_then(Value::as_str) else {
-        return Err(StepError::invalid_input(
-            "the task input has no string `step`; expected {\"step\": NAME, \"args\": {…}} \
-             (check the Task state's Parameters)",
-        ));
-    };
-    let args = match value.get("args") {
-        None | Some(Value::Null) => json!({}),
-        Some(v @ Value::Object(_)) => v.clone(),
-        Some(_) => {
-            return Err(StepError::invalid_input(format!(
-                "step `{step}`: `args` must be an object"
-            )));
-        }
-    };
-    check_task(step, &args, options)?;
-    Ok((step.to_owned(), args))
-}
-
-/// The arguments that name a database.
-const TARGET_ARGS: [&str; 3] = ["source", "dest", "target"];
-
-/// The runner trusts no task (any state machine in the account can schedule on its activity):
-/// before a step runs, its `environment` must be the runner's and every target it names must
-/// be on the runner's own allow-list (the check validate-input makes, from the same stack
-/// parameters), and in AWS mode no `url` target is accepted. Nothing is read or written before
-/// this passes. `ping` names no database and is exempt.
-fn check_task(step: &str, args: &Value, options: &RunnerOptions) -> Result<(), StepError> {
-    if step == "ping" {
-        return Ok(());
-    }
-    if let Some(mine) = options.environment {
-        match args.get("environment").and_then(Value::as_str) {
-            None => {
-                return Err(StepError::invalid_input(format!(
-                    "step `{step}`: the task has no string argument `environment`; this runner \
-                     serves `{mine}` and refuses a task that does not say which environment it \
-                     is for (check the Task state's Parameters)"
-                )));
-            }
-            Some(theirs) if theirs != mine.as_str() => {
-                return Err(StepError::new(
-                    ErrorName::WrongEnvironment,
-                    format!(
-                        "this runner serves environment `{mine}`, the task is for `{theirs}`: \
-                         start the execution in the `{theirs}` stack"
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    for field in TARGET_ARGS {
-        let Some(value) = args.get(field) else {
-            continue;
-        };
-        let target = TargetRef::from_json(field, Some(value))
-            .map_err(|why| StepError::invalid_input(format!("step `{step}`: argument {why}")))?;
-        if options.refuse_url_targets && target.kind == TargetKind::Url {
-            return Err(StepError::invalid_input(format!(
-                "step `{step}`: argument `{field}` is {}: this runner talks to AWS (no \
-                 `endpoint`), where a task names its databases by secret or parameter; url \
-                 targets are for local runs",
-                target.describe()
-            )));
-        }
-        if let Some(stack) = &options.allowed_targets {
-            stack.check(field, &target).map_err(|refusal| {
-                let mut err = StepError::from(refusal);
-                err.cause = format!(
-                    "step `{step}`: {} (the runner's allowed_targets)",
-                    err.cause
-                );
-                err
-            })?;
-        }
-    }
-    Ok(())
-}
-
 /// The built-in `ping` step: `{"sleepMs"?: N}` → `{"pong": true, "worker": NAME}`. A smoke test
 /// for a deployment (is a runner polling this activity?).
 async fn ping(worker: &str, args: &Value) -> Result<Value, StepError> {
@@ -705,40 +623,6 @@ async fn answer<H>(shared: &Shared<H>, token: &str, mut answer: Answer) -> bool 
     }
 }
 
-/// `(service error code, display text, whether worth retrying)` of an SDK error: transport
-/// failures, timeouts, throttling and 5xx are worth retrying.
-fn classify<E>(err: SdkError<E, HttpResponse>) -> (Option<String>, String, bool)
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let text = sdk_error_text(&err);
-    match &err {
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().map(str::to_owned);
-            let retry = se.raw().status().is_server_error()
-                || matches!(
-                    code.as_deref(),
-                    Some(
-                        "ThrottlingException"
-                            | "ServiceUnavailable"
-                            | "InternalFailure"
-                            | "RequestTimeout"
-                    )
-                );
-            (code, text, retry)
-        }
-        _ => (None, text, true),
-    }
-}
-
-fn sdk_error_text<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    aws_sdk_sfn::error::DisplayErrorContext(err).to_string()
-}
-
 /// Exponential backoff with ±25 % jitter: `base · 2^(attempt-1)`, at most `max`.
 fn backoff(base: Duration, attempt: u32, max: Duration) -> Duration {
     let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
@@ -763,92 +647,4 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn truncation_counts_characters() {
-        assert_eq!(truncate_chars("abc", 3), "abc");
-        assert_eq!(truncate_chars("abcd", 3), "ab…");
-        let long = "é".repeat(40_000);
-        let t = truncate_chars(&long, MAX_CAUSE_CHARS);
-        assert_eq!(t.chars().count(), MAX_CAUSE_CHARS);
-    }
-
-    #[test]
-    fn inputs_are_checked() {
-        let open = RunnerOptions::new(vec![]);
-        assert_eq!(
-            parse_input(r#"{"step":"copy","args":{"a":1}}"#, &open).unwrap(),
-            ("copy".to_owned(), json!({"a": 1}))
-        );
-        assert_eq!(
-            parse_input(r#"{"step":"ping"}"#, &open).unwrap().1,
-            json!({})
-        );
-        for bad in ["nope", r#"{"args":{}}"#, r#"{"step":"x","args":[1]}"#] {
-            assert_eq!(
-                parse_input(bad, &open).unwrap_err().name,
-                ErrorName::InvalidInput
-            );
-        }
-    }
-
-    #[test]
-    fn tasks_are_checked_against_the_runners_own_configuration() {
-        let mut dev = RunnerOptions::new(vec![]);
-        dev.environment = Some(Environment::Dev);
-        dev.allowed_targets = Some(
-            StackEnvironment::new(Environment::Dev, "secret:stepops/dev/*,url:sqlite:*").unwrap(),
-        );
-        let task = |args: Value| json!({"step": "copy", "args": args}).to_string();
-        let ok = json!({"environment": "dev", "source": {"secret": "stepops/dev/a"},
-                        "dest": {"url": "sqlite:/tmp/d.db"}});
-        assert!(parse_input(&task(ok.clone()), &dev).is_ok());
-        for (args, name, says) in [
-            (
-                json!({"environment": "prod", "source": {"secret": "stepops/dev/a"}}),
-                ErrorName::WrongEnvironment,
-                "the task is for `prod`",
-            ),
-            (
-                json!({"source": {"secret": "stepops/dev/a"}}),
-                ErrorName::InvalidInput,
-                "no string argument `environment`",
-            ),
-            (
-                json!({"environment": "dev", "dest": {"secret": "stepops/prod/db"}}),
-                ErrorName::WrongEnvironment,
-                "a prod target",
-            ),
-            (
-                json!({"environment": "dev", "target": {"parameter": "/other/db"}}),
-                ErrorName::InvalidInput,
-                "not configured for this dev stack",
-            ),
-            (
-                json!({"environment": "dev", "source": {"url": "postgres://u:pw@h/db"}}),
-                ErrorName::InvalidInput,
-                "password inline",
-            ),
-        ] {
-            let e = parse_input(&task(args.clone()), &dev).unwrap_err();
-            assert_eq!(e.name, name, "{args}: {e}");
-            assert!(e.cause.contains(says), "{args}: {e}");
-        }
-        let mut aws = dev.clone();
-        aws.refuse_url_targets = true;
-        let e = parse_input(&task(ok), &aws).unwrap_err();
-        assert!(e.cause.contains("url targets are for local runs"), "{e}");
-        // ping names no database: a smoke test needs no environment.
-        assert!(parse_input(r#"{"step":"ping"}"#, &aws).is_ok());
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let b = |n| backoff(Duration::from_millis(100), n, Duration::from_secs(1));
-        assert!(b(1) <= Duration::from_millis(125));
-        assert!(b(3) >= Duration::from_millis(300));
-        assert!(b(30) <= Duration::from_millis(1250));
-    }
-}
+mod tests;

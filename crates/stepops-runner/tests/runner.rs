@@ -359,9 +359,6 @@ mod postgres;
 #[path = "cases/trust.rs"]
 mod trust;
 
-#[path = "cases/pipeline.rs"]
-mod pipeline;
-
 #[tokio::test]
 async fn manifests_and_copy_results_go_through_s3() {
     use stepops_runner::{ObjectStore, S3Store};

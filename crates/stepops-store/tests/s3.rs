@@ -4,74 +4,12 @@
 
 #![cfg(feature = "s3")]
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use stepops_store::{Encryption, ObjectStore, PutOptions, S3Store};
-use tokio::net::TcpListener;
-
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    /// Lower-cased names.
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-}
+use stepops_testkit::http::{HttpServer, Reply};
 
 /// A server that answers every request 200 with an empty body and records it.
-async fn recording_s3() -> (String, Arc<Mutex<Vec<Seen>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let rec = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let rec = rec.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let rec = rec.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.unwrap().to_bytes().to_vec();
-                        let headers = parts
-                            .headers
-                            .iter()
-                            .map(|(k, v)| {
-                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                            })
-                            .collect();
-                        rec.lock().unwrap().push(Seen {
-                            method: parts.method.to_string(),
-                            path: parts.uri.path().to_owned(),
-                            headers,
-                            body,
-                        });
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (format!("http://{addr}"), seen)
+async fn recording_s3() -> HttpServer {
+    HttpServer::start(|_| Reply::new(200, "application/xml", Vec::new())).await
 }
 
 fn store(endpoint: &str) -> S3Store {
@@ -89,8 +27,8 @@ fn store(endpoint: &str) -> S3Store {
 
 #[tokio::test]
 async fn put_object_asks_for_sse_kms_when_told_and_not_otherwise() {
-    let (endpoint, seen) = recording_s3().await;
-    let s3 = store(&endpoint);
+    let server = recording_s3().await;
+    let s3 = store(server.url());
     s3.put_with(
         "stack-bucket",
         "admin-records/prod/x.json",
@@ -119,7 +57,7 @@ async fn put_object_asks_for_sse_kms_when_told_and_not_otherwise() {
         .await
         .unwrap();
 
-    let seen = seen.lock().unwrap().clone();
+    let seen = server.requests();
     assert_eq!(seen.len(), 3, "{seen:#?}");
     let kms = &seen[0];
     assert_eq!(kms.method, "PUT");

@@ -5,7 +5,6 @@
 //! and watched through the real `aws-sdk-sfn` client against the engine's endpoint, and a fake
 //! Synapse on 127.0.0.1 that records every request.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,17 +12,10 @@ use std::time::Duration;
 
 use aws_sdk_sfn::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sfn::types::ExecutionStatus;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use stepops_admin::{AdminSettings, LocalTokenSource, SynapseClient};
 use stepops_local::{EngineConfig, LambdaError, LocalEngine, TemplateOptions, handler};
-use tokio::net::TcpListener;
+use stepops_testkit::http::{HttpServer, Recorded, Reply};
 
 const TOKEN: &str = "syn-pat-local-engine-test-SECRET-93ad1";
 
@@ -36,70 +28,43 @@ struct Seen {
     authorization: Option<String>,
 }
 
-/// A fake Synapse on 127.0.0.1: answers `(status, body)` from the test's function.
+/// A fake Synapse on 127.0.0.1 (the testkit's recording HTTP server): answers
+/// `(status, body)` from the test's function, given the request and its 1-based number.
 struct FakeSynapse {
     base_url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    server: HttpServer,
 }
 
 impl FakeSynapse {
     async fn start(
         respond: impl Fn(&Seen, usize) -> (u16, String) + Send + Sync + 'static,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let respond = Arc::new(respond);
-        let rec = seen.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let rec = rec.clone();
-                let respond = respond.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let rec = rec.clone();
-                        let respond = respond.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let _ = body.collect().await;
-                            let s = Seen {
-                                method: parts.method.to_string(),
-                                uri: parts.uri.to_string(),
-                                authorization: parts
-                                    .headers
-                                    .get("authorization")
-                                    .and_then(|v| v.to_str().ok())
-                                    .map(str::to_owned),
-                            };
-                            let n = {
-                                let mut all = rec.lock().unwrap();
-                                all.push(s.clone());
-                                all.len()
-                            };
-                            let (status, body) = respond(&s, n);
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let count = AtomicUsize::new(0);
+        let server = HttpServer::start(move |r| {
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            let (status, body) = respond(&seen_of(r), n);
+            Reply::new(status, "application/json", body)
+        })
+        .await;
         FakeSynapse {
-            base_url: format!("http://{addr}"),
-            seen,
+            base_url: server.url().to_owned(),
+            server,
         }
     }
 
     fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.server.requests().iter().map(seen_of).collect()
+    }
+}
+
+fn seen_of(r: &Recorded) -> Seen {
+    Seen {
+        method: r.method.clone(),
+        uri: match &r.query {
+            Some(q) => format!("{}?{q}", r.path),
+            None => r.path.clone(),
+        },
+        authorization: r.header("authorization").map(str::to_owned),
     }
 }
 

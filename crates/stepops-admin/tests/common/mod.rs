@@ -1,151 +1,34 @@
-//! A small Synapse stand-in on 127.0.0.1 for the tests: it records every request (method, path,
-//! query, headers, body) and answers through a function the test gives.
+//! A small Synapse stand-in on 127.0.0.1 for the tests (the testkit's recording HTTP server):
+//! it records every request (method, path, query, headers, body) and answers through a
+//! function the test gives.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use stepops_admin::{AdminError, ClientConfig, SynapseClient, Token, TokenSource};
-use tokio::net::TcpListener;
+use stepops_testkit::http::HttpServer;
+pub use stepops_testkit::http::{Recorded, Reply};
 
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    /// Lower-cased header names.
-    pub headers: BTreeMap<String, String>,
-    pub body: Vec<u8>,
-}
-
-impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("body is JSON")
-    }
-}
-
-/// What the server answers.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: String,
-    pub delay: Duration,
-}
-
-impl Reply {
-    pub fn json(status: u16, body: serde_json::Value) -> Self {
-        Reply {
-            status,
-            body: body.to_string(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    pub fn empty(status: u16) -> Self {
-        Reply {
-            status,
-            body: String::new(),
-            delay: Duration::ZERO,
-        }
-    }
-}
-
-type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
-
-/// The running server.
+/// The running server (the testkit's recording HTTP server).
 pub struct MockSynapse {
     pub base_url: String,
-    recorded: Arc<Mutex<Vec<Recorded>>>,
+    server: HttpServer,
 }
 
 impl MockSynapse {
     /// Starts a server on 127.0.0.1:0 that answers with `respond`.
     pub async fn start(respond: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        let recorded: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let respond: Responder = Arc::new(respond);
-        let rec = recorded.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let rec = rec.clone();
-                let respond = respond.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let rec = rec.clone();
-                        let respond = respond.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let r = Recorded {
-                                method: parts.method.to_string(),
-                                path: parts.uri.path().to_owned(),
-                                query: parts.uri.query().map(str::to_owned),
-                                headers: parts
-                                    .headers
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        (
-                                            k.as_str().to_owned(),
-                                            v.to_str().unwrap_or("<binary>").to_owned(),
-                                        )
-                                    })
-                                    .collect(),
-                                body: body.to_vec(),
-                            };
-                            let reply = respond(&r);
-                            rec.lock().unwrap().push(r);
-                            if !reply.delay.is_zero() {
-                                tokio::time::sleep(reply.delay).await;
-                            }
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(reply.status)
-                                    .header("content-type", "application/json")
-                                    .body(Full::new(Bytes::from(reply.body)))
-                                    .unwrap(),
-                            )
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let server = HttpServer::start(respond).await;
         MockSynapse {
-            base_url: format!("http://{addr}"),
-            recorded,
+            base_url: server.url().to_owned(),
+            server,
         }
     }
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.recorded.lock().unwrap().clone()
+        self.server.requests()
     }
 
     /// A client for this server with `tokens`.

@@ -1,4 +1,4 @@
-//! The whole pipeline with this runner: the project's real migrate.asl.json and template.yaml on
+//! The whole pipeline with the runner: the project's real migrate.asl.json and template.yaml on
 //! the local engine (through `stepops-embedded`), the real validate-input/notify logic, runner
 //! workers in-process over HTTP; real SQLite files and a real PostgreSQL server. Checks
 //! `set-status` (read-only destination during the copy) and the exact row counts that `verify`

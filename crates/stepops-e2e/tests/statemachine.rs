@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+#[path = "../../stepops-pipeline/tests/corpus/mod.rs"]
 mod corpus;
 
 use chrono::Utc;
