@@ -9,18 +9,20 @@
 //! triggers off for that transaction only). Memory stays at a few COPY buffers whatever the range.
 
 use crate::error::{MigrateError, Result};
-use crate::model::{Bin, Column, ForeignKey, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
+use crate::model::{Bin, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
 use crate::stack::{Stack, column_list, quote_ident};
-use futures::{SinkExt, StreamExt};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use stepops_error::names;
 use stepops_error::redact as redact_url;
 use stepops_pg::{ConnectError, PgConnector};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
+mod catalog;
+mod copy;
 mod keys;
+
+pub use catalog::DEST_PRIVILEGES;
 
 /// Settings every session starts with, so both sides render values identically. JIT is off:
 /// compiling took longer (about 0.2 s a query) than the short refinement and chunk queries.
@@ -220,167 +222,6 @@ impl PgStack {
         }
     }
 
-    /// One destination transaction: run `delete` (the chunk's rows), then stream the rows of
-    /// the source's `select` (the same key ranges, columns in [`column_list`] order) in by
-    /// binary COPY.
-    async fn copy_with(
-        &self,
-        source: &Self,
-        table: &TableSpec,
-        delete: &str,
-        select: &str,
-        by_index: bool,
-    ) -> Result<(u64, u64)> {
-        let cols = column_list(table);
-        let mut dst = self.take().await?;
-        let mut src = source.take().await?;
-        let tx = dst.0.transaction().await.map_err(|e| self.err(e))?;
-        // Step Functions delivers a task at least once: two copies of the same chunk at the
-        // same time take turns (the second then replaces what the first wrote).
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7340))",
-            &[&delete],
-        )
-        .await
-        .map_err(|e| self.err(e))?;
-        tx.batch_execute("SET LOCAL session_replication_role = replica")
-            .await
-            .map_err(|e| self.err(e))?;
-        if by_index {
-            // Many ranges: index range scans, never one sequential scan tested per range.
-            tx.batch_execute("SET LOCAL enable_seqscan = off")
-                .await
-                .map_err(|e| self.err(e))?;
-            source.by_index(&src, true).await?;
-        }
-        // The source starts sending while the destination deletes (both wait on their pages):
-        // its rows queue in the connection until the COPY into the destination reads them.
-        let copy_out = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
-        let (mut deleted, stream) = futures::try_join!(
-            async { tx.execute(delete, &[]).await.map_err(|e| self.err(e)) },
-            async { src.0.copy_out(&copy_out).await.map_err(|e| source.err(e)) }
-        )?;
-        let direct = format!("COPY {} ({cols}) FROM STDIN (FORMAT binary)", t(table));
-        let inserted = if table.conflict_keys.is_empty() {
-            self.pump(source, &tx, stream, &direct)
-                .await
-                .map_err(|f| f.into_error(self))?
-        } else {
-            // Rows may collide with destination rows of other ranges on a unique key without
-            // the range key (rare): try the direct COPY; on a duplicate key, read the range
-            // again into a staging table, delete the colliding rows, then insert.
-            tx.batch_execute("SAVEPOINT stepops_direct")
-                .await
-                .map_err(|e| self.err(e))?;
-            match self.pump(source, &tx, stream, &direct).await {
-                Ok(n) => {
-                    tx.batch_execute("RELEASE SAVEPOINT stepops_direct")
-                        .await
-                        .map_err(|e| self.err(e))?;
-                    n
-                }
-                Err(Failed::Dest(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                    tracing::debug!(table = %table.name, "rows collide on a unique key: copying through a staging table");
-                    tx.batch_execute("ROLLBACK TO SAVEPOINT stepops_direct")
-                        .await
-                        .map_err(|e| self.err(e))?;
-                    // The first read may not have been drained: read again on a fresh session.
-                    src = source.take().await?;
-                    if by_index {
-                        source.by_index(&src, true).await?;
-                    }
-                    tx.batch_execute(&format!(
-                        "CREATE TEMP TABLE stepops_stage ON COMMIT DROP AS SELECT {cols} FROM {t} WITH NO DATA",
-                        t = t(table)
-                    ))
-                    .await
-                    .map_err(|e| self.err(e))?;
-                    let stream = src.0.copy_out(&copy_out).await.map_err(|e| source.err(e))?;
-                    self.pump(
-                        source,
-                        &tx,
-                        stream,
-                        &format!("COPY stepops_stage ({cols}) FROM STDIN (FORMAT binary)"),
-                    )
-                    .await
-                    .map_err(|f| f.into_error(self))?;
-                    for key in &table.conflict_keys {
-                        let on = key
-                            .iter()
-                            .map(|c| format!("d.{c} = s.{c}", c = quote_ident(c)))
-                            .collect::<Vec<_>>()
-                            .join(" AND ");
-                        deleted += tx
-                            .execute(
-                                &format!(
-                                    "DELETE FROM {t} d USING stepops_stage s WHERE {on}",
-                                    t = t(table)
-                                ),
-                                &[],
-                            )
-                            .await
-                            .map_err(|e| self.err(e))?;
-                    }
-                    tx.execute(
-                        &format!(
-                            "INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM stepops_stage",
-                            t = t(table)
-                        ),
-                        &[],
-                    )
-                    .await
-                    .map_err(|e| self.err(e))?
-                }
-                Err(other) => return Err(other.into_error(self)),
-            }
-        };
-        tx.commit().await.map_err(|e| self.err(e))?;
-        if by_index {
-            source.by_index(&src, false).await?;
-        }
-        source.give(src);
-        self.give(dst);
-        Ok((deleted, inserted))
-    }
-
-    /// `SET` / `RESET enable_seqscan` on a source session.
-    async fn by_index(&self, s: &Session, on: bool) -> Result<()> {
-        s.0.batch_execute(if on {
-            "SET enable_seqscan = off"
-        } else {
-            "RESET enable_seqscan"
-        })
-        .await
-        .map_err(|e| self.err(e))
-    }
-
-    /// Streams a source COPY into `copy_in` (a COPY … FROM STDIN statement) inside `tx`;
-    /// returns the rows written.
-    async fn pump(
-        &self,
-        source: &Self,
-        tx: &tokio_postgres::Transaction<'_>,
-        stream: tokio_postgres::CopyOutStream,
-        copy_in: &str,
-    ) -> std::result::Result<u64, Failed> {
-        let sink = tx
-            .copy_in::<_, bytes::Bytes>(copy_in)
-            .await
-            .map_err(|e| Failed::Dest(e).with(self, source))?;
-        let mut sink = std::pin::pin!(sink);
-        let mut stream = std::pin::pin!(stream);
-        while let Some(buf) = stream.next().await {
-            let buf = buf.map_err(|e| Failed::Source(e).with(self, source))?;
-            sink.feed(buf)
-                .await
-                .map_err(|e| Failed::Dest(e).with(self, source))?;
-        }
-        sink.as_mut()
-            .finish()
-            .await
-            .map_err(|e| Failed::Dest(e).with(self, source))
-    }
-
     async fn query_with<T>(
         &self,
         sql: &str,
@@ -405,46 +246,6 @@ impl PgStack {
             .map_err(|e| self.err(e))?;
         self.give(s);
         Ok(out)
-    }
-}
-
-/// Which side of a copy failed, with the driver's error (mapped once the side is known).
-enum Failed {
-    Source(tokio_postgres::Error),
-    Dest(tokio_postgres::Error),
-    Mapped(MigrateError),
-}
-
-impl Failed {
-    /// Keeps the raw error for the caller to inspect (a destination duplicate key), mapping
-    /// everything else now.
-    fn with(self, dest: &PgStack, source: &PgStack) -> Failed {
-        match self {
-            Failed::Dest(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Failed::Dest(e),
-            Failed::Dest(e) => Failed::Mapped(dest.err(e)),
-            Failed::Source(e) => Failed::Mapped(source.err(e)),
-            m => m,
-        }
-    }
-
-    /// A duplicate key left at the end means rows of this range were written by something
-    /// else at the same time (an earlier run's copy of an overlapping range, not yet
-    /// committed when this one read): the same copy run again sees them and succeeds.
-    fn into_error(self, dest: &PgStack) -> MigrateError {
-        match self {
-            Failed::Mapped(e) => e,
-            Failed::Dest(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                MigrateError::Transient {
-                    target: dest.describe(),
-                    reason: format!(
-                        "{} while copying: rows of the range were written concurrently; \
-                         copying the chunk again heals it",
-                        error_text(&e)
-                    ),
-                }
-            }
-            Failed::Dest(e) | Failed::Source(e) => dest.err(e),
-        }
     }
 }
 
@@ -539,9 +340,6 @@ pub(crate) fn k(table: &TableSpec) -> String {
     quote_ident(&table.range_key)
 }
 
-/// Privileges the destination role needs, for messages and docs.
-pub const DEST_PRIVILEGES: &str = "the destination role needs SELECT, INSERT and DELETE on every migrated table and the right to set session_replication_role: be a superuser, or on PostgreSQL 15+ run `GRANT SET ON PARAMETER session_replication_role TO <role>` as a superuser";
-
 impl Stack for PgStack {
     fn describe(&self) -> String {
         redact_url(&self.url)
@@ -552,115 +350,11 @@ impl Stack for PgStack {
     }
 
     async fn schema(&self, schemas: &[String]) -> Result<Vec<TableSchema>> {
-        // Tables of every schema but the system's, stepops' own and extensions' (or of the
-        // listed ones), partitions left out (a partitioned table is read and written through
-        // its parent).
-        let tables = format!(
-            "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-               AND n.nspname NOT IN ('pg_catalog', 'information_schema', '{own}')
-               AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-               AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1::text[]))
-               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                               AND d.objid = c.oid AND d.deptype = 'e')",
-            own = crate::own::SCHEMA
-        );
-        let s = self.take().await?;
-        let q = |sql: String| {
-            let s = &s;
-            async move { s.0.query(&sql, &[&schemas]).await.map_err(|e| self.err(e)) }
-        };
-        let cols = q(format!(
-            "SELECT n.nspname::text, c.relname::text, a.attname::text,
-                    format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
-                    a.attcollation <> 0, a.atttypid = 'oid'::regtype,
-                    n.nspname = current_schema(),
-                    (SELECT ty.typlen > 0 FROM pg_type ty WHERE ty.oid = a.atttypid)
-             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_attribute a ON a.attrelid = c.oid
-             WHERE c.oid IN ({tables})
-               AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-             ORDER BY n.nspname, c.relname, a.attnum"
-        ))
-        .await?;
-        let keys = |cond: &str| {
-            format!(
-                "SELECT n.nspname::text, c.relname::text, array_agg(a.attname::text ORDER BY k.ord)
-                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                 CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                 WHERE c.oid IN ({tables}) AND {cond}
-                 GROUP BY i.indexrelid, n.nspname, c.relname"
-            )
-        };
-        let pks = q(keys("i.indisprimary")).await?;
-        let uniques = q(keys(
-            "i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts",
-        ))
-        .await?;
-        let fks = q(format!(
-            "SELECT n.nspname::text, c.relname::text, rn.nspname::text, r.relname::text,
-                    array_agg(a.attname::text ORDER BY k.ord)
-             FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid
-             JOIN pg_class r ON r.oid = co.confrelid
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-             JOIN pg_namespace rn ON rn.oid = r.relnamespace
-             CROSS JOIN LATERAL unnest(co.conkey) WITH ORDINALITY AS k(attnum, ord)
-             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-             WHERE co.contype = 'f' AND c.oid IN ({tables})
-             GROUP BY co.oid, n.nspname, c.relname, rn.nspname, r.relname"
-        ))
-        .await?;
-        self.give(s);
-        let name_of = |r: &tokio_postgres::Row| names::display(r.get(0), r.get(1));
-        let mut out: Vec<TableSchema> = Vec::new();
-        for r in &cols {
-            let name = name_of(r);
-            if out.last().is_none_or(|t| t.name != name) {
-                out.push(TableSchema {
-                    name,
-                    schema: r.get(0),
-                    relname: r.get(1),
-                    in_default_schema: r.get(7),
-                    large_object_columns: Vec::new(),
-                    columns: Vec::new(),
-                    primary_key: Vec::new(),
-                    foreign_keys: Vec::new(),
-                    unique_keys: Vec::new(),
-                });
-            }
-            let t = out.last_mut().expect("pushed");
-            if r.get::<_, bool>(6) {
-                t.large_object_columns.push(r.get(2));
-            }
-            t.columns.push(Column {
-                name: r.get(2),
-                sql_type: r.get(3),
-                nullable: r.get(4),
-                collatable: r.get(5),
-                fixed_width: r.get::<_, Option<bool>>(8).unwrap_or(false),
-            });
-        }
-        for t in &mut out {
-            if let Some(r) = pks.iter().find(|r| name_of(r) == t.name) {
-                t.primary_key = r.get(2);
-            }
-            t.unique_keys = uniques
-                .iter()
-                .filter(|r| name_of(r) == t.name)
-                .map(|r| r.get(2))
-                .collect();
-            t.foreign_keys = fks
-                .iter()
-                .filter(|r| name_of(r) == t.name)
-                .map(|r| ForeignKey {
-                    columns: r.get(4),
-                    ref_table: names::display(r.get(2), r.get(3)),
-                })
-                .collect();
-        }
-        Ok(out)
+        self.pg_schema(schemas).await
+    }
+
+    async fn check_access(&self, tables: &[TableSpec], as_dest: bool) -> Result<()> {
+        self.pg_check_access(tables, as_dest).await
     }
 
     async fn default_schema(&self) -> Result<String> {
@@ -670,74 +364,6 @@ impl Stack for PgStack {
             })
             .await?;
         Ok(rows.into_iter().next().flatten().unwrap_or_default())
-    }
-
-    async fn check_access(&self, tables: &[TableSpec], as_dest: bool) -> Result<()> {
-        let s = self.take().await?;
-        let privs: &[&str] = if as_dest {
-            &["SELECT", "INSERT", "DELETE"]
-        } else {
-            &["SELECT"]
-        };
-        // One round trip for every table and privilege.
-        let sql_names: Vec<String> = tables.iter().map(t).collect();
-        let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
-        let missing: Vec<String> =
-            s.0.query(
-                "SELECT p || ' on ' || n FROM unnest($1::text[], $3::text[]) WITH ORDINALITY AS x(t, n, i) \
-                 CROSS JOIN unnest($2::text[]) WITH ORDINALITY AS y(p, j) \
-                 WHERE NOT has_table_privilege(t, p) \
-                 ORDER BY i, j",
-                &[&sql_names, &privs, &names],
-            )
-            .await
-            .map_err(|e| self.err(e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if !missing.is_empty() {
-            return Err(MigrateError::Unauthorized {
-                target: self.describe(),
-                reason: format!(
-                    "the role lacks {}{}",
-                    missing.join(", "),
-                    if as_dest {
-                        format!("; {DEST_PRIVILEGES}")
-                    } else {
-                        String::new()
-                    }
-                ),
-            });
-        }
-        if as_dest {
-            let probe =
-                s.0.batch_execute("BEGIN; SET LOCAL session_replication_role = replica; ROLLBACK")
-                    .await;
-            if let Err(e) = probe {
-                let _ = s.0.batch_execute("ROLLBACK").await;
-                let err = self.err(e);
-                return Err(match err {
-                    MigrateError::Unauthorized { target, reason } => MigrateError::Unauthorized {
-                        target,
-                        reason: format!("{reason}; {DEST_PRIVILEGES}"),
-                    },
-                    other => other,
-                });
-            }
-            let ro: String =
-                s.0.query_one("SHOW transaction_read_only", &[])
-                    .await
-                    .map_err(|e| self.err(e))?
-                    .get(0);
-            if ro == "on" {
-                return Err(MigrateError::Unauthorized {
-                    target: self.describe(),
-                    reason: "the destination is read-only (a standby, or default_transaction_read_only is on)".into(),
-                });
-            }
-        }
-        self.give(s);
-        Ok(())
     }
 
     async fn stats(&self, table: &TableSpec) -> Result<KeyStats> {
@@ -991,64 +617,7 @@ impl Stack for PgStack {
     }
 
     async fn sync_sequences(&self, source: &Self, tables: &[TableSpec]) -> Result<u32> {
-        let mut schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
-        schemas.sort();
-        schemas.dedup();
-        let owned = source
-            .query_params(
-                "SELECT n.nspname::text, c.relname::text, a.attname::text, s.seq
-                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 JOIN pg_attribute a ON a.attrelid = c.oid
-                 CROSS JOIN LATERAL (SELECT pg_get_serial_sequence(
-                     quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) AS seq) s
-                 WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1::text[])
-                   AND a.attnum > 0 AND NOT a.attisdropped AND s.seq IS NOT NULL",
-                &[&schemas],
-                |r| {
-                    Ok((
-                        names::display(r.try_get(0)?, r.try_get(1)?),
-                        r.try_get::<_, String>(2)?,
-                        r.try_get::<_, String>(3)?,
-                    ))
-                },
-            )
-            .await?;
-        let mut n = 0;
-        for (table, column, seq) in owned {
-            let Some(spec) = tables.iter().find(|t| t.name == table) else {
-                continue;
-            };
-            // `seq` comes from pg_get_serial_sequence: already a quoted, qualified name.
-            let values = source
-                .query_with(&format!("SELECT last_value, is_called FROM {seq}"), |r| {
-                    Ok((r.try_get::<_, i64>(0)?, r.try_get::<_, bool>(1)?))
-                })
-                .await?;
-            let Some((value, called)) = values.first().copied() else {
-                continue;
-            };
-            // The source's position, or past the destination's largest key if that is further
-            // (rows inserted with explicit keys): the next default never collides.
-            let sql = format!(
-                "SELECT setval($1::text::regclass, GREATEST($2, m), m >= $2 OR $3)
-                 FROM (SELECT COALESCE(max({col}), 0)::bigint AS m FROM {tbl}) x",
-                col = quote_ident(&column),
-                tbl = t(spec),
-            );
-            let s = self.take().await?;
-            s.0.query_one(&sql, &[&seq, &value, &called])
-                .await
-                .map_err(|e| match self.err(e) {
-                    MigrateError::Unauthorized { target, reason } => MigrateError::Unauthorized {
-                        target,
-                        reason: format!("{reason}; grant UPDATE on the sequence {seq}"),
-                    },
-                    other => other,
-                })?;
-            self.give(s);
-            n += 1;
-        }
-        Ok(n)
+        self.pg_sync_sequences(source, tables).await
     }
 }
 
