@@ -356,7 +356,7 @@ pub fn parse_definitions(text: &str) -> Result<Vec<Definition>, SyncError> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        match serde_norway::from_value::<Definition>(item) {
+        match serde_path_to_error::deserialize::<_, Definition>(item) {
             Ok(d) => match d.validate() {
                 Ok(_) => out.push(d),
                 Err(SyncError::Definition { problems: ps }) => {
@@ -364,7 +364,11 @@ pub fn parse_definitions(text: &str) -> Result<Vec<Definition>, SyncError> {
                 }
                 Err(e) => problems.push(e.to_string()),
             },
-            Err(e) => problems.push(format!("definition {}: {e}", i + 1)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let at = if path == "." { String::new() } else { format!("{path}: ") };
+                problems.push(format!("definition {}: {at}{}", i + 1, e.inner()));
+            }
         }
     }
     if problems.is_empty() {
