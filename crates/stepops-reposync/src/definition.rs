@@ -366,7 +366,11 @@ pub fn parse_definitions(text: &str) -> Result<Vec<Definition>, SyncError> {
             },
             Err(e) => {
                 let path = e.path().to_string();
-                let at = if path == "." { String::new() } else { format!("{path}: ") };
+                let at = if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                };
                 problems.push(format!("definition {}: {at}{}", i + 1, e.inner()));
             }
         }
