@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use stepops_error::Named;
 use stepops_pipeline::MemoryPublisher;
 use stepops_reposync::service::{Alerts, Installations, run_all};
-use stepops_reposync::{SyncError, parse_definitions};
+use stepops_reposync::{SyncError, parse_definitions, read_secret};
 
 const LONG_ABOUT: &str = "\
 Make S3 prefixes equal to GitHub branches, as the repo-sync Lambda does every five minutes.
@@ -82,25 +82,7 @@ async fn execute(args: RepoSyncArgs) -> Result<(), SyncError> {
     }
     let config = aws_config::load_from_env().await;
     let s3 = aws_sdk_s3::config::Builder::from(&config);
-    let secret = |name: String| {
-        let config = config.clone();
-        async move {
-            let out = aws_sdk_secretsmanager::Client::new(&config)
-                .get_secret_value()
-                .secret_id(&name)
-                .send()
-                .await
-                .map_err(|e| {
-                    SyncError::PrivateKey(format!(
-                        "cannot read the secret `{name}`: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                    ))
-                })?;
-            out.secret_string().map(str::to_owned).ok_or_else(|| {
-                SyncError::PrivateKey(format!("the secret `{name}` has no string value"))
-            })
-        }
-    };
+    let secret = |name| read_secret(&config, name);
     let reports = run_all(
         &defs,
         &s3,

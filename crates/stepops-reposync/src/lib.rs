@@ -17,6 +17,7 @@ pub mod digest;
 mod error;
 pub mod github;
 pub mod manifest;
+mod secret;
 pub mod service;
 pub mod store;
 mod sync;
@@ -25,6 +26,7 @@ pub use definition::{Definition, Filter, MANIFEST_NAME, Mode, parse_definitions}
 pub use error::SyncError;
 pub use github::{AppKey, GitHubApp};
 pub use manifest::Manifest;
+pub use secret::read_secret;
 pub use store::{S3Target, SyncTarget};
 pub use sync::{SyncReport, compare_and_apply, run_sync};
 

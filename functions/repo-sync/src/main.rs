@@ -13,7 +13,7 @@ use stepops_pipeline::{
     webhook_url_from_secret,
 };
 use stepops_reposync::service::{Alerts, Installations, run_all};
-use stepops_reposync::{SyncError, parse_definitions};
+use stepops_reposync::{SyncError, parse_definitions, read_secret};
 
 struct State {
     config: aws_config::SdkConfig,
@@ -60,23 +60,6 @@ async fn main() -> Result<(), Error> {
         }
     }))
     .await
-}
-
-async fn read_secret(config: &aws_config::SdkConfig, name: String) -> Result<String, SyncError> {
-    let out = aws_sdk_secretsmanager::Client::new(config)
-        .get_secret_value()
-        .secret_id(&name)
-        .send()
-        .await
-        .map_err(|e| {
-            SyncError::PrivateKey(format!(
-                "cannot read the secret `{name}`: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            ))
-        })?;
-    out.secret_string()
-        .map(str::to_owned)
-        .ok_or_else(|| SyncError::PrivateKey(format!("the secret `{name}` has no string value")))
 }
 
 async fn handle(payload: Value, state: &State) -> Result<Value, SyncError> {
