@@ -44,6 +44,17 @@ pub enum RepoSyncCommand {
         /// The definitions to check.
         file: PathBuf,
     },
+    /// Benchmark against moto's S3 server on 127.0.0.1 (started here): a generated tree synced
+    /// first, again unchanged, then with 1 % of its files changed at the same size; wall
+    /// times, requests, peak memory; beside `aws s3 sync` when `aws` is installed.
+    Bench {
+        /// Files in the tree.
+        #[arg(long, default_value_t = 5000)]
+        files: usize,
+        /// Total size of the tree, MiB.
+        #[arg(long, default_value_t = 50)]
+        mib: u64,
+    },
 }
 
 /// Runs `stepops repo-sync`.
@@ -71,6 +82,9 @@ async fn execute(args: RepoSyncArgs) -> Result<(), SyncError> {
         }
         return Ok(());
     }
+    if let Some(RepoSyncCommand::Bench { files, mib }) = &args.command {
+        return bench::run(*files, *mib).await;
+    }
     let Some(path) = &args.config else {
         return Err(SyncError::Definition {
             problems: vec!["give --config FILE (or `check FILE`); see --help".into()],
@@ -97,4 +111,166 @@ async fn execute(args: RepoSyncArgs) -> Result<(), SyncError> {
         serde_json::to_string_pretty(&reports).expect("reports serialise")
     );
     Ok(())
+}
+
+/// `stepops repo-sync bench`: starts moto, runs `stepops_reposync::bench` and `aws s3 sync`.
+mod bench {
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant, SystemTime};
+
+    use stepops_reposync::bench::{Run, change_one_percent, make_tree, peak_memory_mib, timed_run};
+    use stepops_reposync::{Definition, S3Target, SyncError};
+
+    fn fail(m: String) -> SyncError {
+        SyncError::Local {
+            path: "bench".into(),
+            message: m,
+        }
+    }
+
+    fn print(r: &Run) {
+        let q = &r.requests;
+        let n = |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "stepops  {:<28} {:>7.2} s  uploaded {:>5}  requests: list {} get {} head {} put {} delete {}",
+            r.name,
+            r.seconds,
+            r.uploaded,
+            n(&q.list),
+            n(&q.get),
+            n(&q.head),
+            n(&q.put),
+            n(&q.delete)
+        );
+    }
+
+    /// `aws s3 sync`, timed; returns how many files it uploaded.
+    fn aws_sync(name: &str, endpoint: &str, dir: &Path, extra: &[&str]) -> Result<(), SyncError> {
+        let start = Instant::now();
+        let out = Command::new("aws")
+            .args([
+                "s3",
+                "sync",
+                &dir.display().to_string(),
+                "s3://bench/awscli/",
+                "--endpoint-url",
+                endpoint,
+                "--no-progress",
+            ])
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| fail(format!("aws: {e}")))?;
+        let uploads = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("upload:"))
+            .count();
+        println!(
+            "aws cli  {name:<28} {:>7.2} s  uploaded {uploads:>5}",
+            start.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// Sets every file's modification time to now (what a fresh extraction does).
+    fn touch(dir: &Path, rels: &[String]) -> Result<(), SyncError> {
+        for rel in rels {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(dir.join(rel))
+                .map_err(|e| fail(e.to_string()))?;
+            f.set_modified(SystemTime::now())
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub async fn run(files: usize, mib: u64) -> Result<(), SyncError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| fail(e.to_string()))?
+            .port();
+        let mut moto = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                fail(format!(
+                    "cannot start moto's server (scripts/install-deps.sh): {e}"
+                ))
+            })?;
+        let result = run_on(&format!("http://127.0.0.1:{port}"), port, files, mib).await;
+        let _ = moto.kill();
+        let _ = moto.wait();
+        result
+    }
+
+    async fn run_on(endpoint: &str, port: u16, files: usize, mib: u64) -> Result<(), SyncError> {
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "bench",
+            ));
+        let client = stepops_reposync::s3_client(&conf, "us-east-1");
+        client
+            .create_bucket()
+            .bucket("bench")
+            .send()
+            .await
+            .map_err(|e| fail(format!("create bucket: {e}")))?;
+        let target = S3Target::new(client);
+        let tmp = tempfile::tempdir().map_err(|e| fail(e.to_string()))?;
+        let dir = tmp.path();
+        let rels = make_tree(dir, files, mib * 1024 * 1024)?;
+        println!("tree: {files} files, {mib} MiB, moto's S3 server at {endpoint}");
+        let def: Definition = serde_norway::from_str(
+            "organization: bench\nrepository: tree\nbranch: main\napp_id: \"1\"\ninstallation_id: 1\nprivate_key_file: unused\nbucket: bench\nregion: us-east-1\nprefix: stepops/\n",
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        print(&timed_run("first sync", &def, &target, dir, &rels).await?);
+        print(&timed_run("no change", &def, &target, dir, &rels).await?);
+        let aws = Command::new("aws").arg("--version").output().is_ok();
+        if aws {
+            aws_sync("first sync", endpoint, dir, &[])?;
+            aws_sync("no change", endpoint, dir, &[])?;
+            touch(dir, &rels)?;
+            aws_sync("no change, fresh extraction", endpoint, dir, &[])?;
+        }
+        let changed = change_one_percent(dir, &rels)?;
+        println!("changed {changed} files (same size)");
+        print(&timed_run("1 % changed", &def, &target, dir, &rels).await?);
+        if aws {
+            aws_sync("1 % changed, --size-only", endpoint, dir, &["--size-only"])?;
+            aws_sync("1 % changed", endpoint, dir, &[])?;
+        } else {
+            println!("aws cli: not installed (pip install awscli): not compared");
+        }
+        if let Some(m) = peak_memory_mib() {
+            println!("stepops peak memory (VmHWM): {m:.1} MiB");
+        }
+        Ok(())
+    }
 }

@@ -11,6 +11,7 @@
 
 pub mod alert;
 pub mod archive;
+pub mod bench;
 pub mod content_type;
 pub mod definition;
 pub mod digest;
