@@ -145,7 +145,7 @@ mod bench {
         );
     }
 
-    /// `aws s3 sync`, timed; returns how many files it uploaded.
+    /// `aws s3 sync`, timed; prints how many files it uploaded.
     fn aws_sync(name: &str, endpoint: &str, dir: &Path, extra: &[&str]) -> Result<(), SyncError> {
         let start = Instant::now();
         let out = Command::new("aws")
