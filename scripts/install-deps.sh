@@ -31,6 +31,13 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# The repository sync's tests start moto's S3 server (awscrt: its CRC64NVME checksums; without it
+# moto silently falls back to CRC32).
+if ! python3 -c "import moto.server, awscrt, flask_cors" 2>/dev/null; then
+  echo "install-deps: installing moto[server] and awscrt with pip (S3 server for tests)" >&2
+  python3 -m pip install -q "moto[server]" awscrt crc32c || python3 -m pip install -q --break-system-packages "moto[server]" awscrt crc32c
+fi
+
 # reladiff needs its PostgreSQL driver (the extra); without it, it prints an error and exits 0.
 if [ "$bench" -eq 1 ] && ! { command -v reladiff >/dev/null 2>&1 && python3 -c "import psycopg2" 2>/dev/null; }; then
   echo "install-deps: installing reladiff[postgresql] with pip (benchmark peer)" >&2

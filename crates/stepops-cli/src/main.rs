@@ -13,6 +13,7 @@ mod errors;
 mod local;
 mod local_migrate;
 mod migrate;
+mod repo_sync;
 mod sample;
 mod start;
 
@@ -47,6 +48,9 @@ enum Command {
     Start(start::StartArgs),
     /// The local Step Functions engine: run a definition once, or serve the API for runners.
     Local(local::LocalArgs),
+    /// Make S3 prefixes equal to GitHub branches (`--config FILE [--dry-run]`), or check a
+    /// definition (`check FILE`). See docs/repo-sync.md.
+    RepoSync(repo_sync::RepoSyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => migrate::run(args).await,
             Command::Local(args) => local::run(args).await,
             Command::Start(args) => start::run(args).await,
+            Command::RepoSync(args) => repo_sync::run(args).await,
         }
     });
     let Err(err) = result else {

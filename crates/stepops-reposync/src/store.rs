@@ -1,0 +1,290 @@
+//! The S3 boundary of a sync: list a prefix, read the manifest, `HeadObject` with checksums,
+//! upload a file with its SHA-256, delete in batches. [`S3Target`] is the real one (the AWS
+//! SDK); tests run it against a local S3-protocol server.
+
+use std::future::Future;
+use std::path::Path;
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumMode, Delete, ObjectIdentifier, ServerSideEncryption};
+use stepops_store::Encryption;
+
+use crate::error::SyncError;
+
+/// Most keys one `DeleteObjects` takes.
+pub const DELETE_BATCH: usize = 1000;
+
+/// An object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Key.
+    pub key: String,
+    /// Size.
+    pub size: u64,
+    /// ETag without quotes (opaque: equal ETags mean the same object, nothing more).
+    pub etag: String,
+}
+
+/// What `HeadObject` (checksum mode on) says of an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Head {
+    /// Size of the object, or of the part asked for.
+    pub size: u64,
+    /// ETag without quotes.
+    pub etag: String,
+    /// `x-amz-checksum-sha256` (a `-N` suffix: a checksum of part checksums).
+    pub sha256: Option<String>,
+    /// `x-amz-checksum-crc64nvme`.
+    pub crc64nvme: Option<String>,
+    /// `x-amz-server-side-encryption` (`AES256`, `aws:kms`, …).
+    pub sse: Option<String>,
+    /// SSE-C in use (the ETag is then not an MD5).
+    pub sse_customer: bool,
+    /// Parts of a multipart object (when a part was asked for).
+    pub parts: Option<u32>,
+}
+
+/// A failed write: the key, S3's code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// Key.
+    pub key: String,
+    /// S3's error code (`AccessDenied`, …).
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// The object store a sync reads and writes.
+pub trait SyncTarget: Send + Sync {
+    /// Every object under `prefix` (all pages).
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Listed>, SyncError>> + Send;
+    /// The object's body, `None` when there is no such object.
+    fn get(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, SyncError>> + Send;
+    /// `HeadObject` with checksum mode on; `part` asks for one part's size.
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        part: Option<i32>,
+    ) -> impl Future<Output = Result<Head, SyncError>> + Send;
+    /// Uploads `body` (a file, or bytes) in one `PutObject` with its SHA-256; returns the ETag.
+    fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Body<'_>,
+        content_type: &str,
+        sha256_b64: &str,
+        encryption: &Encryption,
+    ) -> impl Future<Output = Result<String, WriteFailure>> + Send;
+    /// Deletes at most [`DELETE_BATCH`] keys in one `DeleteObjects`; returns every key's failure.
+    fn delete(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Vec<WriteFailure>> + Send;
+}
+
+/// What a `PutObject` sends.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// A file, streamed.
+    File(&'a Path),
+    /// Bytes in memory (the manifest).
+    Bytes(&'a [u8]),
+}
+
+/// S3 through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    client: aws_sdk_s3::Client,
+}
+
+impl S3Target {
+    /// A target over `client`.
+    pub fn new(client: aws_sdk_s3::Client) -> Self {
+        S3Target { client }
+    }
+}
+
+fn s3_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    bucket: &str,
+    key: &str,
+    e: aws_sdk_s3::error::SdkError<E>,
+) -> SyncError {
+    SyncError::S3 {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        code: e.code().map(str::to_owned),
+        message: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
+impl SyncTarget for S3Target {
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, SyncError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| s3_err(bucket, prefix, e))?;
+            for o in page.contents() {
+                out.push(Listed {
+                    key: o.key().unwrap_or_default().to_owned(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                    etag: unquote(o.e_tag().unwrap_or_default()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, SyncError> {
+        match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let body = out.body.collect().await.map_err(|e| SyncError::S3 {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    code: None,
+                    message: format!("reading the body: {e}"),
+                })?;
+                Ok(Some(body.into_bytes().to_vec()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(s3_err(bucket, key, e)),
+        }
+    }
+
+    async fn head(&self, bucket: &str, key: &str, part: Option<i32>) -> Result<Head, SyncError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .set_part_number(part)
+            .send()
+            .await
+            .map_err(|e| s3_err(bucket, key, e))?;
+        Ok(Head {
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            etag: unquote(out.e_tag().unwrap_or_default()),
+            sha256: out.checksum_sha256().map(str::to_owned),
+            crc64nvme: out.checksum_crc64_nvme().map(str::to_owned),
+            sse: out.server_side_encryption().map(|s| s.as_str().to_owned()),
+            sse_customer: out.sse_customer_algorithm().is_some(),
+            parts: out.parts_count().map(|n| n.max(0) as u32),
+        })
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Body<'_>,
+        content_type: &str,
+        sha256_b64: &str,
+        encryption: &Encryption,
+    ) -> Result<String, WriteFailure> {
+        let fail = |code: &str, message: String| WriteFailure {
+            key: key.to_owned(),
+            code: code.to_owned(),
+            message,
+        };
+        let stream = match body {
+            Body::File(p) => ByteStream::from_path(p)
+                .await
+                .map_err(|e| fail("LocalFile", e.to_string()))?,
+            Body::Bytes(b) => ByteStream::from(b.to_vec()),
+        };
+        let mut put = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .checksum_sha256(sha256_b64)
+            .body(stream);
+        if let Encryption::Kms { key_id } = encryption {
+            put = put
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(key_id.clone());
+        }
+        let out = put.send().await.map_err(|e| {
+            fail(
+                e.code().unwrap_or("Unknown"),
+                DisplayErrorContext(&e).to_string(),
+            )
+        })?;
+        Ok(unquote(out.e_tag().unwrap_or_default()))
+    }
+
+    async fn delete(&self, bucket: &str, keys: &[String]) -> Vec<WriteFailure> {
+        let ids: Result<Vec<ObjectIdentifier>, _> = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect();
+        let all_failed = |code: &str, message: String| {
+            keys.iter()
+                .map(|k| WriteFailure {
+                    key: k.clone(),
+                    code: code.to_owned(),
+                    message: message.clone(),
+                })
+                .collect()
+        };
+        let delete = match ids
+            .and_then(|ids| Delete::builder().set_objects(Some(ids)).quiet(true).build())
+        {
+            Ok(d) => d,
+            Err(e) => return all_failed("Internal", e.to_string()),
+        };
+        match self
+            .client
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .errors()
+                .iter()
+                .map(|e| WriteFailure {
+                    key: e.key().unwrap_or_default().to_owned(),
+                    code: e.code().unwrap_or("Unknown").to_owned(),
+                    message: e.message().unwrap_or_default().to_owned(),
+                })
+                .collect(),
+            Err(e) => all_failed(
+                e.code().unwrap_or("Unknown"),
+                DisplayErrorContext(&e).to_string(),
+            ),
+        }
+    }
+}

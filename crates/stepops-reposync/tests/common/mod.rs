@@ -1,0 +1,343 @@
+//! Test servers: moto's S3 server on 127.0.0.1 (a free port), a fake GitHub speaking the token
+//! and zipball endpoints (it verifies the app JWT's RS256 signature, issuer, iat and exp), zips
+//! built in memory, and a [`SyncTarget`] that counts every request it passes on.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use stepops_reposync::store::{Body, Head, Listed, SyncTarget, WriteFailure};
+use stepops_reposync::{AppKey, Definition, SyncError};
+use stepops_store::Encryption;
+use tokio::net::TcpListener;
+
+pub const KEY_PEM: &str = include_str!("../fixtures/test-app-key.pem");
+pub const APP_ID: &str = "424242";
+pub const TOKEN: &str = "ghs_testtoken_never_logged";
+
+/// moto's S3 server, stopped on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts moto's server on a free port of 127.0.0.1 (scripts/install-deps.sh installs it).
+pub async fn moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .env("S3_UPLOAD_PART_MIN_SIZE", "1024")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 is needed to run moto's S3 server (scripts/install-deps.sh)");
+    let mut moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..200 {
+        if let Some(status) = moto.child.try_wait().unwrap() {
+            panic!(
+                "moto's server exited ({status}): install it with `pip install \"moto[server]\" awscrt` (scripts/install-deps.sh)"
+            );
+        }
+        if reqwest::get(format!("{}/moto-api/", moto.endpoint))
+            .await
+            .is_ok()
+        {
+            return moto;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "moto's server did not answer within 10 s on {}",
+        moto.endpoint
+    );
+}
+
+/// The S3 configuration for moto (static test credentials).
+pub fn s3_config(endpoint: &str) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+}
+
+pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    stepops_reposync::s3_client(&s3_config(endpoint), "us-east-1")
+}
+
+/// What the fake GitHub serves.
+#[derive(Debug, Clone)]
+pub enum Serve {
+    /// This zip.
+    Zip(Vec<u8>),
+    /// The token endpoint answers 401.
+    Unauthorized,
+}
+
+/// The fake GitHub's state.
+pub struct GitHub {
+    pub url: String,
+    pub serve: Arc<Mutex<Serve>>,
+    pub token_requests: Arc<AtomicUsize>,
+    pub downloads: Arc<AtomicUsize>,
+}
+
+fn verify_jwt(jwt: &str, public: &[u8]) -> Result<(), String> {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return Err("not a JWT".into());
+    }
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    if header["alg"] != "RS256" {
+        return Err("alg".into());
+    }
+    let sig = URL_SAFE_NO_PAD
+        .decode(parts[2])
+        .map_err(|e| e.to_string())?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, public)
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .map_err(|_| "bad signature".to_string())?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    if claims["iss"] != APP_ID {
+        return Err("issuer".into());
+    }
+    if !(now - 120..=now - 30).contains(&iat) || exp <= now || exp - iat > 600 {
+        return Err(format!("iat/exp: now {now} iat {iat} exp {exp}"));
+    }
+    Ok(())
+}
+
+/// Starts the fake GitHub for org `acme`, repo `site`, branch `main`.
+pub async fn github(serve: Serve) -> GitHub {
+    let public = AppKey::from_pem(KEY_PEM).unwrap().public_key_der();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let serve = Arc::new(Mutex::new(serve));
+    let token_requests = Arc::new(AtomicUsize::new(0));
+    let downloads = Arc::new(AtomicUsize::new(0));
+    let (s, t, d) = (serve.clone(), token_requests.clone(), downloads.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (s, t, d, public) = (s.clone(), t.clone(), d.clone(), public.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let (s, t, d, public) = (s.clone(), t.clone(), d.clone(), public.clone());
+                    async move {
+                        let auth = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        let bearer = auth.strip_prefix("Bearer ").unwrap_or("").to_owned();
+                        let path = req.uri().path().to_owned();
+                        let reply = |code: u16, body: Vec<u8>| {
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .status(code)
+                                    .body(Full::new(Bytes::from(body)))
+                                    .unwrap(),
+                            )
+                        };
+                        if req.method() == "POST" && path == "/app/installations/77/access_tokens" {
+                            t.fetch_add(1, Ordering::SeqCst);
+                            if matches!(*s.lock().unwrap(), Serve::Unauthorized) {
+                                return reply(401, b"{\"message\":\"Bad credentials\"}".to_vec());
+                            }
+                            if let Err(e) = verify_jwt(&bearer, &public) {
+                                return reply(401, format!("{{\"message\":\"{e}\"}}").into_bytes());
+                            }
+                            let exp =
+                                (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+                            return reply(
+                                201,
+                                serde_json::json!({"token": TOKEN, "expires_at": exp})
+                                    .to_string()
+                                    .into_bytes(),
+                            );
+                        }
+                        if req.method() == "GET" && path.starts_with("/repos/acme/site/zipball/") {
+                            if bearer != TOKEN {
+                                return reply(401, vec![]);
+                            }
+                            if path != "/repos/acme/site/zipball/main" {
+                                return reply(404, b"{\"message\":\"Not Found\"}".to_vec());
+                            }
+                            d.fetch_add(1, Ordering::SeqCst);
+                            let Serve::Zip(z) = s.lock().unwrap().clone() else {
+                                return reply(500, vec![]);
+                            };
+                            return reply(200, z);
+                        }
+                        let _ = req.into_body().collect().await;
+                        reply(404, vec![])
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    GitHub {
+        url,
+        serve,
+        token_requests,
+        downloads,
+    }
+}
+
+pub const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// A GitHub-style zipball: `acme-site-0123456/` + each (path, content); the commit as comment.
+pub fn zipball(files: &[(&str, &[u8])]) -> Vec<u8> {
+    zip_raw(
+        files
+            .iter()
+            .map(|(p, c)| (format!("acme-site-0123456/{p}"), c.to_vec(), false))
+            .collect(),
+    )
+}
+
+/// A zip of exactly these entries (name, content, is_symlink).
+pub fn zip_raw(entries: Vec<(String, Vec<u8>, bool)>) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, content, link) in entries {
+        if link {
+            w.add_symlink(name, String::from_utf8(content).unwrap(), opts)
+                .unwrap();
+        } else {
+            w.start_file(name, opts).unwrap();
+            w.write_all(&content).unwrap();
+        }
+    }
+    w.set_comment(COMMIT).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+/// A definition for `acme/site@main` into `bucket`/`prefix` through the fake GitHub.
+pub fn definition(github: &str, bucket: &str, prefix: &str, key_file: &Path) -> Definition {
+    let yaml = format!(
+        "organization: acme\nrepository: site\nbranch: main\napp_id: \"{APP_ID}\"\ninstallation_id: 77\nprivate_key_file: {}\nbucket: {bucket}\nregion: us-east-1\nprefix: {prefix}\ngithub_api: {github}\n",
+        key_file.display()
+    );
+    serde_norway::from_str(&yaml).unwrap()
+}
+
+/// Counts of requests by kind.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub list: AtomicUsize,
+    pub get: AtomicUsize,
+    pub head: AtomicUsize,
+    pub put: AtomicUsize,
+    pub delete: AtomicUsize,
+}
+
+impl Counts {
+    pub fn writes(&self) -> usize {
+        self.put.load(Ordering::SeqCst) + self.delete.load(Ordering::SeqCst)
+    }
+    pub fn heads(&self) -> usize {
+        self.head.load(Ordering::SeqCst)
+    }
+}
+
+/// A [`SyncTarget`] that counts requests and can refuse deletes of chosen keys.
+pub struct Counting<T> {
+    pub inner: T,
+    pub counts: Arc<Counts>,
+    pub refuse_delete: Vec<String>,
+}
+
+impl<T: SyncTarget> SyncTarget for Counting<T> {
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, SyncError> {
+        self.counts.list.fetch_add(1, Ordering::SeqCst);
+        self.inner.list(bucket, prefix).await
+    }
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, SyncError> {
+        self.counts.get.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(bucket, key).await
+    }
+    async fn head(&self, bucket: &str, key: &str, part: Option<i32>) -> Result<Head, SyncError> {
+        self.counts.head.fetch_add(1, Ordering::SeqCst);
+        self.inner.head(bucket, key, part).await
+    }
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Body<'_>,
+        ct: &str,
+        sha: &str,
+        enc: &Encryption,
+    ) -> Result<String, WriteFailure> {
+        self.counts.put.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(bucket, key, body, ct, sha, enc).await
+    }
+    async fn delete(&self, bucket: &str, keys: &[String]) -> Vec<WriteFailure> {
+        self.counts.delete.fetch_add(1, Ordering::SeqCst);
+        let (refused, rest): (Vec<String>, Vec<String>) = keys
+            .iter()
+            .cloned()
+            .partition(|k| self.refuse_delete.contains(k));
+        let mut out = if rest.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.delete(bucket, &rest).await
+        };
+        out.extend(refused.into_iter().map(|key| WriteFailure {
+            key,
+            code: "AccessDenied".into(),
+            message: "Access Denied".into(),
+        }));
+        out
+    }
+}
