@@ -5,15 +5,19 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn, tracing};
+// The runtime is started directly rather than through `stepops_lambda::serve`: the sync's
+// future holds borrows across awaits that the compiler cannot prove `Send` for every
+// lifetime, which `serve` requires.
+
+use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 use serde_json::Value;
-use stepops_error::TaskFailure;
 use stepops_pipeline::{
     ChatWebhook, ENV_ENVIRONMENT, ENV_TOPIC_ARN, ENV_WEBHOOK_SECRET, SnsPublisher,
-    webhook_url_from_secret,
+    chat_webhook_from_secret,
 };
 use stepops_reposync::service::{Alerts, Installations, run_all};
 use stepops_reposync::{SyncError, parse_definitions, read_secret};
+use stepops_secrets::AwsSecretSource;
 
 struct State {
     config: aws_config::SdkConfig,
@@ -32,17 +36,14 @@ async fn main() -> Result<(), Error> {
         .ok()
         .filter(|s| !s.is_empty())
     {
-        Some(name) => match read_secret(&config, name)
-            .await
-            .map(|v| webhook_url_from_secret(&v))
-        {
-            Ok(Ok(url)) => ChatWebhook::new(url).ok(),
-            _ => {
-                tracing::error!("chat webhook disabled: its secret cannot be read or holds no URL");
+        None => None,
+        Some(name) => match chat_webhook_from_secret(&AwsSecretSource::new(&config), &name).await {
+            Ok(hook) => Some(hook),
+            Err(e) => {
+                tracing::error!(error = %e, secret = %name, "chat webhook disabled");
                 None
             }
         },
-        None => None,
     };
     let state = Arc::new(State {
         sns: SnsPublisher::new(aws_sdk_sns::Client::new(&config), topic),
@@ -56,7 +57,7 @@ async fn main() -> Result<(), Error> {
         async move {
             handle(event.payload, &state)
                 .await
-                .map_err(|e| diagnostic(&e))
+                .map_err(|e| stepops_lambda::diagnostic(&e))
         }
     }))
     .await
@@ -81,12 +82,4 @@ async fn handle(payload: Value, state: &State) -> Result<Value, SyncError> {
     )
     .await?;
     Ok(serde_json::json!({ "reports": reports }))
-}
-
-fn diagnostic(err: &SyncError) -> Diagnostic {
-    let f = TaskFailure::from_error(err);
-    Diagnostic {
-        error_type: f.error,
-        error_message: f.cause,
-    }
 }
