@@ -119,20 +119,7 @@ pub async fn deliver<P: Publisher>(
     publisher: &P,
     webhook: Option<&ChatWebhook>,
 ) -> NotifyOutput {
-    let mut out = NotifyOutput {
-        delivered: Vec::new(),
-        failed: Vec::new(),
-    };
-    match publisher.publish(message).await {
-        Ok(_) => out.delivered.push("sns".into()),
-        Err(e) => out.failed.push(format!("sns: {e}")),
-    }
-    if let Some(hook) = webhook {
-        match hook.post(message).await {
-            Ok(()) => out.delivered.push("webhook".into()),
-            Err(e) => out.failed.push(e),
-        }
-    }
+    let out = stepops_pipeline::deliver(message, publisher, webhook).await;
     for f in &out.failed {
         tracing::warn!(error = %f, "repository sync alert not delivered");
     }

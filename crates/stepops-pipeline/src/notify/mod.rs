@@ -49,20 +49,18 @@ pub struct NotifyOutput {
     pub failed: Vec<String>,
 }
 
-/// Sends the notification to SNS and, when configured, to the chat webhook. Fails (with
-/// `Stepops.Transient`, so the state machine retries) only when no channel accepted it.
-pub async fn notify<P: Publisher>(
-    req: &NotifyRequest,
+/// Sends `message` to SNS and, when configured, to the chat webhook; says which channels took
+/// it (every caller's one delivery loop: the migration's notifications, repository sync alerts).
+pub async fn deliver<P: Publisher>(
+    message: &Message,
     publisher: &P,
     webhook: Option<&ChatWebhook>,
-    now: DateTime<Utc>,
-) -> Result<NotifyOutput, PipelineError> {
-    let message = compose(req, now);
+) -> NotifyOutput {
     let mut out = NotifyOutput {
         delivered: Vec::new(),
         failed: Vec::new(),
     };
-    match publisher.publish(&message).await {
+    match publisher.publish(message).await {
         Ok(id) => {
             tracing::info!(message_id = %id, status = %message.status, "published to SNS");
             out.delivered.push("sns".into());
@@ -73,7 +71,7 @@ pub async fn notify<P: Publisher>(
         }
     }
     if let Some(hook) = webhook {
-        match hook.post(&message).await {
+        match hook.post(message).await {
             Ok(()) => out.delivered.push("webhook".into()),
             Err(e) => {
                 tracing::warn!(error = %e, "chat webhook failed");
@@ -81,6 +79,19 @@ pub async fn notify<P: Publisher>(
             }
         }
     }
+    out
+}
+
+/// Sends the notification to SNS and, when configured, to the chat webhook. Fails (with
+/// `Stepops.Transient`, so the state machine retries) only when no channel accepted it.
+pub async fn notify<P: Publisher>(
+    req: &NotifyRequest,
+    publisher: &P,
+    webhook: Option<&ChatWebhook>,
+    now: DateTime<Utc>,
+) -> Result<NotifyOutput, PipelineError> {
+    let message = compose(req, now);
+    let out = deliver(&message, publisher, webhook).await;
     if out.delivered.is_empty() {
         return Err(PipelineError::Undelivered(out.failed.join("; ")));
     }
