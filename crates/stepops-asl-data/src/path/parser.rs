@@ -58,13 +58,7 @@ impl<'a> Parser<'a> {
         if !self.eat('$') {
             return Err("a path must start with '$'".to_owned());
         }
-        let root = if self.eat('$') {
-            Root::Context
-        } else if self.peek().is_some_and(is_name_start) {
-            Root::Variable(self.name())
-        } else {
-            Root::Input
-        };
+        let root = self.root();
         let segments = self.segments(false)?;
         if self.pos != self.chars.len() {
             return Err(format!(
@@ -73,6 +67,34 @@ impl<'a> Parser<'a> {
             ));
         }
         Ok((root, segments))
+    }
+
+    /// What follows a `$`: `$` for the context object, a variable's name, or nothing (the input).
+    fn root(&mut self) -> Root {
+        if self.eat('$') {
+            Root::Context
+        } else if self.peek().is_some_and(is_name_start) {
+            Root::Variable(self.name())
+        } else {
+            Root::Input
+        }
+    }
+
+    /// `first`, then more items each after a `,` (blanks allowed around the commas).
+    fn comma_separated<T>(
+        &mut self,
+        first: T,
+        mut item: impl FnMut(&mut Self) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        let mut items = vec![first];
+        loop {
+            self.skip_ws();
+            if !self.eat(',') {
+                return Ok(items);
+            }
+            self.skip_ws();
+            items.push(item(self)?);
+        }
     }
 
     /// Segments until the end (or, inside a filter, until a character that cannot continue a path).
@@ -181,16 +203,8 @@ impl<'a> Parser<'a> {
                 Segment::Filter(Box::new(e))
             }
             Some('\'') | Some('"') => {
-                let mut names = vec![self.quoted()?];
-                loop {
-                    self.skip_ws();
-                    if !self.eat(',') {
-                        break;
-                    }
-                    self.skip_ws();
-                    names.push(self.quoted()?);
-                }
-                Segment::Names(names)
+                let first = self.quoted()?;
+                Segment::Names(self.comma_separated(first, Self::quoted)?)
             }
             Some(c) if c == '-' || c == ':' || c.is_ascii_digit() => {
                 let first = self.opt_int()?;
@@ -201,16 +215,10 @@ impl<'a> Parser<'a> {
                     let step = if self.eat(':') { self.opt_int()? } else { None };
                     Segment::Slice(first, end, step)
                 } else {
-                    let mut idx = vec![first.ok_or("expected an index")?];
-                    loop {
-                        self.skip_ws();
-                        if !self.eat(',') {
-                            break;
-                        }
-                        self.skip_ws();
-                        idx.push(self.opt_int()?.ok_or("expected an index after ','")?);
-                    }
-                    Segment::Indexes(idx)
+                    let first = first.ok_or("expected an index")?;
+                    Segment::Indexes(self.comma_separated(first, |p| {
+                        Ok(p.opt_int()?.ok_or("expected an index after ','")?)
+                    })?)
                 }
             }
             Some(c) => {
@@ -244,19 +252,24 @@ impl<'a> Parser<'a> {
             .map_err(|_| format!("invalid index '{s}'"))
     }
 
-    /// A quoted name; a backslash escapes only the quote character and itself.
+    /// A quoted name; a backslash escapes only the quote character.
     pub(super) fn quoted(&mut self) -> Result<String, String> {
         let q = self.peek().ok_or("expected a quote")?;
         self.pos += 1;
+        self.until(q, "unterminated quoted name")
+    }
+
+    /// The text up to the closing `end` (consumed); `\` before `end` stands for `end` itself.
+    fn until(&mut self, end: char, unterminated: &str) -> Result<String, String> {
         let mut s = String::new();
         loop {
             match self.peek() {
-                None => return Err("unterminated quoted name".to_owned()),
-                Some('\\') if self.peek_at(1) == Some(q) => {
-                    s.push(q);
+                None => return Err(unterminated.to_owned()),
+                Some('\\') if self.peek_at(1) == Some(end) => {
+                    s.push(end);
                     self.pos += 2;
                 }
-                Some(c) if c == q => {
+                Some(c) if c == end => {
                     self.pos += 1;
                     return Ok(s);
                 }
@@ -269,30 +282,29 @@ impl<'a> Parser<'a> {
     }
 
     pub(super) fn expr_or(&mut self) -> Result<Expr, String> {
-        let mut left = self.expr_and()?;
-        loop {
-            self.skip_ws();
-            if self.peek() == Some('|') && self.peek_at(1) == Some('|') {
-                self.pos += 2;
-                let right = self.expr_and()?;
-                left = Expr::Or(Box::new(left), Box::new(right));
-            } else {
-                return Ok(left);
-            }
-        }
+        self.binary("||", Self::expr_and, Expr::Or)
     }
 
     pub(super) fn expr_and(&mut self) -> Result<Expr, String> {
-        let mut left = self.expr_unary()?;
+        self.binary("&&", Self::expr_unary, Expr::And)
+    }
+
+    /// A left-associative chain of `operand (op operand)*`.
+    fn binary(
+        &mut self,
+        op: &str,
+        operand: fn(&mut Self) -> Result<Expr, String>,
+        combine: fn(Box<Expr>, Box<Expr>) -> Expr,
+    ) -> Result<Expr, String> {
+        let mut left = operand(self)?;
         loop {
             self.skip_ws();
-            if self.peek() == Some('&') && self.peek_at(1) == Some('&') {
-                self.pos += 2;
-                let right = self.expr_unary()?;
-                left = Expr::And(Box::new(left), Box::new(right));
-            } else {
+            if !self.starts_with(op) {
                 return Ok(left);
             }
+            self.pos += op.len();
+            let right = operand(self)?;
+            left = combine(Box::new(left), Box::new(right));
         }
     }
 
@@ -311,35 +323,17 @@ impl<'a> Parser<'a> {
         }
         let left = self.operand()?;
         self.skip_ws();
-        let op = if self.starts_with("==") {
-            Some((CmpOp::Eq, 2))
-        } else if self.starts_with("!=") {
-            Some((CmpOp::Ne, 2))
-        } else if self.starts_with("<=") {
-            Some((CmpOp::Le, 2))
-        } else if self.starts_with(">=") {
-            Some((CmpOp::Ge, 2))
-        } else if self.starts_with("=~") {
-            Some((CmpOp::Regex, 2))
-        } else if self.starts_with("<") {
-            Some((CmpOp::Lt, 1))
-        } else if self.starts_with(">") {
-            Some((CmpOp::Gt, 1))
-        } else if self.starts_with_word("nin") {
-            Some((CmpOp::Nin, 3))
-        } else if self.starts_with_word("in") {
-            Some((CmpOp::In, 2))
-        } else if self.starts_with_word("empty") {
-            Some((CmpOp::Empty, 5))
-        } else if self.starts_with_word("size") {
-            Some((CmpOp::Size, 4))
-        } else {
-            None
-        };
-        let Some((op, n)) = op else {
+        let op = COMPARISONS.iter().find(|(text, _, word)| {
+            if *word {
+                self.starts_with_word(text)
+            } else {
+                self.starts_with(text)
+            }
+        });
+        let Some(&(text, op, _)) = op else {
             return Ok(Expr::Exists(left));
         };
-        self.pos += n;
+        self.pos += text.len();
         self.skip_ws();
         let right = self.operand()?;
         Ok(Expr::Cmp(left, op, right))
@@ -358,58 +352,24 @@ impl<'a> Parser<'a> {
     pub(super) fn operand(&mut self) -> Result<Operand, String> {
         self.skip_ws();
         match self.peek() {
-            Some('@') => {
+            Some(c @ ('@' | '$')) => {
                 self.pos += 1;
-                let segs = self.segments(true)?;
+                let relative = c == '@';
+                let root = if relative { Root::Input } else { self.root() };
+                let segments = self.segments(true)?;
                 Ok(Operand::Path {
-                    relative: true,
+                    relative,
                     path: JsonPath {
-                        text: "@".to_owned(),
-                        root: Root::Input,
-                        segments: segs,
-                    },
-                })
-            }
-            Some('$') => {
-                self.pos += 1;
-                let root = if self.eat('$') {
-                    Root::Context
-                } else if self.peek().is_some_and(is_name_start) {
-                    Root::Variable(self.name())
-                } else {
-                    Root::Input
-                };
-                let segs = self.segments(true)?;
-                Ok(Operand::Path {
-                    relative: false,
-                    path: JsonPath {
-                        text: "$".to_owned(),
+                        text: c.to_string(),
                         root,
-                        segments: segs,
+                        segments,
                     },
                 })
             }
             Some('\'') | Some('"') => Ok(Operand::Literal(Value::String(self.quoted()?))),
             Some('/') => {
                 self.pos += 1;
-                let mut pat = String::new();
-                loop {
-                    match self.peek() {
-                        None => return Err("unterminated regular expression".to_owned()),
-                        Some('\\') if self.peek_at(1) == Some('/') => {
-                            pat.push('/');
-                            self.pos += 2;
-                        }
-                        Some('/') => {
-                            self.pos += 1;
-                            break;
-                        }
-                        Some(c) => {
-                            pat.push(c);
-                            self.pos += 1;
-                        }
-                    }
-                }
+                let pat = self.until('/', "unterminated regular expression")?;
                 let mut flags = String::new();
                 while self.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
                     flags.push(self.chars[self.pos]);
@@ -480,6 +440,22 @@ impl<'a> Parser<'a> {
         }
     }
 }
+
+/// Filter comparison operators, longest first where one is a prefix of another; `true` marks a
+/// word operator, which must not run on into a name.
+const COMPARISONS: [(&str, CmpOp, bool); 11] = [
+    ("==", CmpOp::Eq, false),
+    ("!=", CmpOp::Ne, false),
+    ("<=", CmpOp::Le, false),
+    (">=", CmpOp::Ge, false),
+    ("=~", CmpOp::Regex, false),
+    ("<", CmpOp::Lt, false),
+    (">", CmpOp::Gt, false),
+    ("nin", CmpOp::Nin, true),
+    ("in", CmpOp::In, true),
+    ("empty", CmpOp::Empty, true),
+    ("size", CmpOp::Size, true),
+];
 
 pub(super) fn is_name_start(c: char) -> bool {
     c.is_alphabetic() || c == '_'
