@@ -315,6 +315,25 @@ pub struct TablePlan {
     pub warning: Option<String>,
 }
 
+impl TablePlan {
+    /// The plan of `table` from both sides' statistics and its chunks; nothing deferred, no
+    /// warning, the whole table compared (set `changed_keys` for a tracked plan).
+    pub fn new(table: &TableSpec, source: KeyStats, dest: KeyStats, chunks: &[Chunk]) -> Self {
+        TablePlan {
+            table: table.name.clone(),
+            range_key: table.range_key.clone(),
+            source,
+            dest,
+            chunks: chunks.len(),
+            estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
+            changed_keys: None,
+            deferred_indexes: 0,
+            key: table.key,
+            warning: None,
+        }
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }

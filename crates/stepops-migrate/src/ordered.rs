@@ -286,18 +286,7 @@ fn table_plan(table: &TableSpec, sc: u64, dc: u64, chunks: &[Chunk]) -> TablePla
         max: None,
         count,
     };
-    TablePlan {
-        table: table.name.clone(),
-        range_key: table.range_key.clone(),
-        source: stats(sc),
-        dest: stats(dc),
-        chunks: chunks.len(),
-        estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
-        changed_keys: None,
-        deferred_indexes: 0,
-        key: table.key,
-        warning: None,
-    }
+    TablePlan::new(table, stats(sc), stats(dc), chunks)
 }
 
 /// Plans any table: integer keys by [`crate::plan::plan_table`], the others here.

@@ -94,18 +94,7 @@ pub async fn plan_table<S: Stack>(
         }
     }
     let chunks = coalesce(&table.name, &mut segments, target);
-    let plan = TablePlan {
-        table: table.name.clone(),
-        range_key: table.range_key.clone(),
-        source: s,
-        dest: d,
-        chunks: chunks.len(),
-        estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
-        changed_keys: None,
-        deferred_indexes: 0,
-        key: table.key,
-        warning: None,
-    };
+    let plan = TablePlan::new(table, s, d, &chunks);
     Ok((plan, chunks))
 }
 
@@ -145,16 +134,8 @@ pub async fn plan_changed_ranges<S: Stack>(
         .collect();
     let chunks = coalesce(&table.name, &mut segments, target.max(1));
     let plan = TablePlan {
-        table: table.name.clone(),
-        range_key: table.range_key.clone(),
-        source: KeyStats::default(),
-        dest: KeyStats::default(),
-        chunks: chunks.len(),
-        estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
         changed_keys: Some(changed_keys),
-        deferred_indexes: 0,
-        key: table.key,
-        warning: None,
+        ..TablePlan::new(table, KeyStats::default(), KeyStats::default(), &chunks)
     };
     Ok((plan, chunks))
 }
@@ -209,16 +190,8 @@ pub async fn plan_ranges<S: Stack>(
     refine(source, dest, table, salt, todo, target, &mut out).await?;
     let chunks = coalesce(&table.name, &mut out, target);
     let plan = TablePlan {
-        table: table.name.clone(),
-        range_key: table.range_key.clone(),
-        source: KeyStats::default(),
-        dest: KeyStats::default(),
-        chunks: chunks.len(),
-        estimated_rows: chunks.iter().map(|c| c.estimated_rows).sum(),
         changed_keys: Some(changed_keys),
-        deferred_indexes: 0,
-        key: table.key,
-        warning: None,
+        ..TablePlan::new(table, KeyStats::default(), KeyStats::default(), &chunks)
     };
     Ok((plan, chunks))
 }
