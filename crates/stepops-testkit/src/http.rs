@@ -13,6 +13,8 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,9 +111,13 @@ impl Reply {
     }
 }
 
-type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+/// A boxed future of a reply, for responders that wait (a held long poll, a slow service).
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
-/// The running server; it stops when the test's runtime ends.
+type Responder = Arc<dyn Fn(Recorded) -> ReplyFuture + Send + Sync>;
+
+/// The running server; it stops when the test's runtime ends (or, for
+/// [`HttpServer::start_in_thread`], with the process).
 pub struct HttpServer {
     url: String,
     recorded: Arc<Mutex<Vec<Recorded>>>,
@@ -120,6 +126,19 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts a server on a free port of 127.0.0.1 that answers with `respond`.
     pub async fn start(respond: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> HttpServer {
+        let respond = Arc::new(respond);
+        HttpServer::start_async(move |req| {
+            let reply = respond(&req);
+            Box::pin(async move { reply })
+        })
+        .await
+    }
+
+    /// Starts a server whose answers are computed asynchronously (a request may wait for
+    /// something another request does). The request is recorded before `respond` runs.
+    pub async fn start_async(
+        respond: impl Fn(Recorded) -> ReplyFuture + Send + Sync + 'static,
+    ) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -137,8 +156,8 @@ impl HttpServer {
                         let respond = respond.clone();
                         async move {
                             let recorded = record(req).await;
-                            let reply = respond(&recorded);
-                            rec.lock().unwrap().push(recorded);
+                            rec.lock().unwrap().push(recorded.clone());
+                            let reply = respond(recorded).await;
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
                             }
@@ -163,6 +182,26 @@ impl HttpServer {
             url: format!("http://{addr}"),
             recorded,
         }
+    }
+
+    /// [`HttpServer::start`] on a runtime of its own thread, for synchronous tests (a test that
+    /// runs a binary and waits for it). It serves until the process ends.
+    pub fn start_in_thread(
+        respond: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> HttpServer {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the test server");
+            runtime.block_on(async move {
+                let server = HttpServer::start(respond).await;
+                tx.send(server).expect("the test waits for its server");
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().expect("the server thread started")
     }
 
     /// `http://127.0.0.1:PORT`.

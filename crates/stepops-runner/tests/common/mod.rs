@@ -5,15 +5,11 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use stepops_testkit::http::{HttpServer, Recorded, Reply};
 use tokio::sync::Notify;
 
 /// How a task ended, as the runner answered it.
@@ -44,52 +40,29 @@ struct Inner {
 }
 
 pub struct FakeSfn {
-    pub addr: SocketAddr,
+    server: HttpServer,
     inner: Arc<Mutex<Inner>>,
     notify: Arc<Notify>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeSfn {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 impl FakeSfn {
     /// Starts the server; an empty poll is held `hold` (the service: 60 s).
     pub async fn start(hold: Duration) -> FakeSfn {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Mutex::new(Inner::default()));
         let notify = Arc::new(Notify::new());
         let (i2, n2) = (inner.clone(), notify.clone());
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (inner, notify) = (i2.clone(), n2.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        handle(req, inner.clone(), notify.clone(), hold)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let server =
+            HttpServer::start_async(move |req| Box::pin(handle(req, i2.clone(), n2.clone(), hold)))
+                .await;
         FakeSfn {
-            addr,
+            server,
             inner,
             notify,
-            server,
         }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url().to_owned()
     }
 
     /// Queues a task for `arn`; returns its token.
@@ -219,70 +192,42 @@ impl FakeSfn {
     }
 }
 
-fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/x-amz-json-1.0")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap()
+fn reply(status: u16, body: Value) -> Reply {
+    Reply::new(status, "application/x-amz-json-1.0", body.to_string())
 }
 
-fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+fn error(status: u16, code: &str, message: &str) -> Reply {
     reply(status, json!({"__type": code, "message": message}))
 }
 
+const NO_SUCH_BUCKET: &str = "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+const NO_SUCH_KEY: &str =
+    "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
+
 async fn handle(
-    req: Request<Incoming>,
+    req: Recorded,
     inner: Arc<Mutex<Inner>>,
     notify: Arc<Notify>,
     hold: Duration,
-) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    if req.method() == hyper::Method::PUT {
-        // S3 PutObject, path style: /bucket/key
-        let path = req.uri().path().trim_start_matches('/').to_owned();
-        let body = req.into_body().collect().await?.to_bytes().to_vec();
+) -> Reply {
+    // S3, path style: /bucket/key (the query, e.g. x-id, is not part of the key).
+    let path = req.path.trim_start_matches('/').to_owned();
+    if req.method == "PUT" {
         if path.starts_with("missing/") {
-            return Ok(Response::builder()
-                .status(404)
-                .header("content-type", "application/xml")
-                .body(Full::new(Bytes::from(
-                    "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>",
-                )))
-                .unwrap());
+            return Reply::xml(404, NO_SUCH_BUCKET);
         }
-        inner.lock().unwrap().objects.insert(path, body);
-        return Ok(Response::builder()
-            .status(200)
-            .body(Full::new(Bytes::new()))
-            .unwrap());
+        inner.lock().unwrap().objects.insert(path, req.body);
+        return Reply::empty(200);
     }
-    if req.method() == hyper::Method::GET {
-        // S3 GetObject, path style: /bucket/key (the query, e.g. x-id, is not part of the key)
-        let path = req.uri().path().trim_start_matches('/').to_owned();
+    if req.method == "GET" {
         let found = inner.lock().unwrap().objects.get(&path).cloned();
-        return Ok(match found {
-            Some(body) => Response::builder()
-                .status(200)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .unwrap(),
-            None => Response::builder()
-                .status(404)
-                .header("content-type", "application/xml")
-                .body(Full::new(Bytes::from(
-                    "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
-                )))
-                .unwrap(),
-        });
+        return match found {
+            Some(body) => Reply::new(200, "application/json", body),
+            None => Reply::xml(404, NO_SUCH_KEY),
+        };
     }
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = req.into_body().collect().await?.to_bytes();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+    let target = req.header("x-amz-target").unwrap_or("").to_owned();
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(json!({}));
     let op = target.rsplit('.').next().unwrap_or("");
     let token = body["taskToken"].as_str().unwrap_or("").to_owned();
     let hang = {
@@ -308,9 +253,9 @@ async fn handle(
     };
     if hang {
         tokio::time::sleep(Duration::from_secs(120)).await;
-        return Ok(reply(200, json!({})));
+        return reply(200, json!({}));
     }
-    Ok(match op {
+    match op {
         "GetActivityTask" => {
             let arn = body["activityArn"].as_str().unwrap_or("").to_owned();
             {
@@ -419,5 +364,5 @@ async fn handle(
             "UnknownOperationException",
             &format!("unknown {target}"),
         ),
-    })
+    }
 }
