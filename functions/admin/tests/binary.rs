@@ -6,20 +6,12 @@
 //! one JSON object per line, the audit record findable by `"audit": true`.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use stepops_testkit::http::{HttpServer, Recorded, Reply};
 
 const TOKEN: &str = "syn-pat-binary-test-SECRET-0c7e";
 const SECRET_NAME: &str = "/synapse/admin-pat-test";
@@ -43,41 +35,19 @@ struct World {
     s3_puts: Vec<(String, std::collections::BTreeMap<String, String>, Vec<u8>)>,
 }
 
+/// Serves the Runtime API, Secrets Manager, S3 and Synapse; returns `127.0.0.1:PORT`.
 async fn serve(world: Arc<Mutex<World>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let world = world.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let world = world.clone();
-                    async move { Ok::<_, Infallible>(answer(req, &world).await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr.to_string()
+    let server = HttpServer::start_async(move |req| {
+        let world = world.clone();
+        Box::pin(async move { answer(req, &world).await })
+    })
+    .await;
+    server.url().trim_start_matches("http://").to_owned()
 }
 
-async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let path = parts.uri.path().to_owned();
-    let reply = |status: u16, body: String| {
-        Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap()
-    };
+async fn answer(req: Recorded, world: &Mutex<World>) -> Reply {
+    let path = req.path.clone();
+    let reply = |status: u16, body: String| Reply::new(status, "application/json", body);
     if path == "/2018-06-01/runtime/invocation/next" {
         // Hand out the next event; with none left, hold the poll (the test then stops the process).
         loop {
@@ -94,27 +64,24 @@ async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<B
             };
             if let Some((id, event, deadline_in)) = next {
                 let deadline = now_ms() + deadline_in.unwrap_or(60_000);
-                return Response::builder()
-                    .status(200)
-                    .header("lambda-runtime-aws-request-id", id)
-                    .header("lambda-runtime-deadline-ms", deadline.to_string())
-                    .header(
+                return reply(200, event.to_string())
+                    .with_header("lambda-runtime-aws-request-id", &id)
+                    .with_header("lambda-runtime-deadline-ms", &deadline.to_string())
+                    .with_header(
                         "lambda-runtime-invoked-function-arn",
                         "arn:aws:lambda:us-east-1:123456789012:function:stepops-dev-admin",
                     )
-                    .header(
+                    .with_header(
                         "lambda-runtime-trace-id",
                         "Root=1-00000000-000000000000000000000000",
-                    )
-                    .body(Full::new(Bytes::from(event.to_string())))
-                    .unwrap();
+                    );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     if let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") {
         let (id, kind) = rest.split_once('/').unwrap();
-        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         world
             .lock()
             .unwrap()
@@ -122,31 +89,20 @@ async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<B
             .push((id.to_owned(), kind.to_owned(), value));
         return reply(202, "{}".into());
     }
-    if parts.method == hyper::Method::PUT && path.starts_with("/stack-bucket/") {
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
+    if req.method == "PUT" && path.starts_with("/stack-bucket/") {
         world
             .lock()
             .unwrap()
             .s3_puts
-            .push((path.clone(), headers, body.to_vec()));
-        return Response::builder()
-            .status(200)
-            .header("etag", "\"e1\"")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
+            .push((path.clone(), req.headers.clone(), req.body.clone()));
+        return Reply::empty(200).with_header("etag", "\"e1\"");
     }
     if path == "/" {
-        let target = parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        assert_eq!(target, "secretsmanager.GetSecretValue");
-        let request: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            req.header("x-amz-target"),
+            Some("secretsmanager.GetSecretValue")
+        );
+        let request: Value = serde_json::from_slice(&req.body).unwrap();
         world.lock().unwrap().secret_reads.push(request.clone());
         return reply(
             200,
@@ -159,20 +115,17 @@ async fn answer(req: Request<Incoming>, world: &Mutex<World>) -> Response<Full<B
             .to_string(),
         );
     }
-    let auth = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let auth = req.header("authorization").unwrap_or_default().to_owned();
     let earlier = {
         let mut w = world.lock().unwrap();
         let earlier = w.synapse.iter().filter(|s| s.contains(&path)).count();
-        w.synapse.push(format!(
-            "{} {} | {auth}",
-            parts.method,
-            parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
-        ));
+        let query = req
+            .query
+            .as_deref()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        w.synapse
+            .push(format!("{} {path}{query} | {auth}", req.method));
         earlier
     };
     match path.as_str() {
