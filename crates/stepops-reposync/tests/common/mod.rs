@@ -4,7 +4,6 @@
 
 #![allow(dead_code)]
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,17 +13,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use stepops_reposync::store::{Body, Head, Listed, SyncTarget, WriteFailure};
 use stepops_reposync::{AppKey, Definition, SyncError};
 use stepops_store::Encryption;
-use tokio::net::TcpListener;
+use stepops_testkit::http::{HttpServer, Reply};
 
 pub const KEY_PEM: &str = include_str!("../fixtures/test-app-key.pem");
 pub const APP_ID: &str = "424242";
@@ -155,75 +147,50 @@ fn verify_jwt(jwt: &str, public: &[u8]) -> Result<(), String> {
 /// Starts the fake GitHub for org `acme`, repo `site`, branch `main`.
 pub async fn github(serve: Serve) -> GitHub {
     let public = AppKey::from_pem(KEY_PEM).unwrap().public_key_der();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let serve = Arc::new(Mutex::new(serve));
     let token_requests = Arc::new(AtomicUsize::new(0));
     let downloads = Arc::new(AtomicUsize::new(0));
     let (s, t, d) = (serve.clone(), token_requests.clone(), downloads.clone());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (s, t, d, public) = (s.clone(), t.clone(), d.clone(), public.clone());
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let (s, t, d, public) = (s.clone(), t.clone(), d.clone(), public.clone());
-                    async move {
-                        let auth = req
-                            .headers()
-                            .get("authorization")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned();
-                        let bearer = auth.strip_prefix("Bearer ").unwrap_or("").to_owned();
-                        let path = req.uri().path().to_owned();
-                        let reply = |code: u16, body: Vec<u8>| {
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(code)
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap(),
-                            )
-                        };
-                        if req.method() == "POST" && path == "/app/installations/77/access_tokens" {
-                            t.fetch_add(1, Ordering::SeqCst);
-                            if matches!(*s.lock().unwrap(), Serve::Unauthorized) {
-                                return reply(401, b"{\"message\":\"Bad credentials\"}".to_vec());
-                            }
-                            if let Err(e) = verify_jwt(&bearer, &public) {
-                                return reply(401, format!("{{\"message\":\"{e}\"}}").into_bytes());
-                            }
-                            let exp =
-                                (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-                            return reply(
-                                201,
-                                serde_json::json!({"token": TOKEN, "expires_at": exp})
-                                    .to_string()
-                                    .into_bytes(),
-                            );
-                        }
-                        if req.method() == "GET" && path.starts_with("/repos/acme/site/zipball/") {
-                            if bearer != TOKEN {
-                                return reply(401, vec![]);
-                            }
-                            if path != "/repos/acme/site/zipball/main" {
-                                return reply(404, b"{\"message\":\"Not Found\"}".to_vec());
-                            }
-                            d.fetch_add(1, Ordering::SeqCst);
-                            let Serve::Zip(z) = s.lock().unwrap().clone() else {
-                                return reply(500, vec![]);
-                            };
-                            return reply(200, z);
-                        }
-                        let _ = req.into_body().collect().await;
-                        reply(404, vec![])
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
+    let server = HttpServer::start(move |req| {
+        let bearer = req
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let path = req.path.as_str();
+        let reply = |code: u16, body: Vec<u8>| Reply::new(code, "application/json", body);
+        if req.method == "POST" && path == "/app/installations/77/access_tokens" {
+            t.fetch_add(1, Ordering::SeqCst);
+            if matches!(*s.lock().unwrap(), Serve::Unauthorized) {
+                return reply(401, b"{\"message\":\"Bad credentials\"}".to_vec());
+            }
+            if let Err(e) = verify_jwt(bearer, &public) {
+                return reply(401, format!("{{\"message\":\"{e}\"}}").into_bytes());
+            }
+            let exp = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+            return reply(
+                201,
+                serde_json::json!({"token": TOKEN, "expires_at": exp})
+                    .to_string()
+                    .into_bytes(),
+            );
         }
-    });
+        if req.method == "GET" && path.starts_with("/repos/acme/site/zipball/") {
+            if bearer != TOKEN {
+                return reply(401, vec![]);
+            }
+            if path != "/repos/acme/site/zipball/main" {
+                return reply(404, b"{\"message\":\"Not Found\"}".to_vec());
+            }
+            d.fetch_add(1, Ordering::SeqCst);
+            let Serve::Zip(z) = s.lock().unwrap().clone() else {
+                return reply(500, vec![]);
+            };
+            return Reply::new(200, "application/zip", z);
+        }
+        reply(404, vec![])
+    })
+    .await;
+    let url = server.url().to_owned();
     GitHub {
         url,
         serve,
