@@ -6,65 +6,44 @@
 //! Synapse on 127.0.0.1 and prints the audit record.
 #![allow(unsafe_code)] // libc: a pseudo-terminal (openpty) for the prompt tests.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 
-/// A TCP server on 127.0.0.1 that records each request's first line (and its Authorization
-/// header) and answers `response` (a whole HTTP/1.1 response). Serves until the test ends.
+use stepops_testkit::http::{HttpServer, Reply};
+
+/// A server on 127.0.0.1 that records each request and answers with one fixed reply.
 struct Recorder {
     url: String,
-    seen: Arc<Mutex<Vec<String>>>,
+    server: HttpServer,
 }
 
 impl Recorder {
     fn start() -> Self {
-        Self::answering("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        Self::answering(Reply::empty(200))
     }
 
-    fn answering(response: &'static str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-        let rec = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    continue;
-                }
-                let mut auth = String::new();
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    if lower.starts_with("authorization:") {
-                        auth = line.trim_end().to_owned();
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                rec.lock()
-                    .unwrap()
-                    .push(format!("{} | {auth}", first.trim_end()));
-                let _ = stream.write_all(response.as_bytes());
-            }
-        });
-        Recorder { url, seen }
+    fn answering(reply: Reply) -> Self {
+        let server = HttpServer::start_in_thread(move |_| reply.clone());
+        Recorder {
+            url: server.url().to_owned(),
+            server,
+        }
     }
 
+    /// Each request as `METHOD PATH | authorization: VALUE` (empty after `|` without one).
     fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
+        self.server
+            .requests()
+            .iter()
+            .map(|r| {
+                let auth = r
+                    .header("authorization")
+                    .map(|a| format!("authorization: {a}"))
+                    .unwrap_or_default();
+                format!("{} {} | {auth}", r.method, r.path)
+            })
+            .collect()
     }
 }
 
@@ -266,7 +245,7 @@ fn local_run_succeeds_end_to_end_and_prints_the_audit_record() {
     assert_eq!(
         synapse.seen(),
         vec![format!(
-            "PUT /repo/v1/admin/resetuserstatus/42 HTTP/1.1 | authorization: Bearer {token}"
+            "PUT /repo/v1/admin/resetuserstatus/42 | authorization: Bearer {token}"
         )]
     );
     assert!(!stdout.contains(token) && !stderr.contains(token));
@@ -277,14 +256,7 @@ fn local_run_succeeds_end_to_end_and_prints_the_audit_record() {
 #[test]
 fn local_run_of_a_missing_user_exits_1_with_the_named_error() {
     let body = r#"{"reason":"user 9 does not exist"}"#;
-    let response: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .into_boxed_str(),
-    );
-    let synapse = Recorder::answering(response);
+    let synapse = Recorder::answering(Reply::new(404, "application/json", body));
     let out = stepops_with(
         &[
             "decertify-user",
@@ -431,7 +403,7 @@ fn prod_on_a_terminal_runs_when_the_target_is_typed_again() {
     assert_eq!(
         synapse.seen(),
         vec![format!(
-            "PUT /repo/v1/admin/resetuserstatus/42 HTTP/1.1 | authorization: Bearer {token}"
+            "PUT /repo/v1/admin/resetuserstatus/42 | authorization: Bearer {token}"
         )]
     );
 }
