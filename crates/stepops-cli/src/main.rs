@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stepops_error::{ErrorName, Named};
+use stepops_error::ErrorName;
 
 mod admin;
 mod bench;
@@ -80,25 +80,8 @@ fn main() -> ExitCode {
     let Err(err) = result else {
         return ExitCode::SUCCESS;
     };
-    let name = error_name(&err);
+    let name = errors::name_of(&err);
     let prefix = name.map(|n| format!("{n}: ")).unwrap_or_default();
     eprintln!("error: {prefix}{err:#}");
     ExitCode::from(name.map_or(1, ErrorName::exit_code) as u8)
-}
-
-/// The name of the first named error in `err`'s chain: every command's failure exits with its
-/// code (docs/errors.md; 1 when unnamed, such as an execution that ended FAILED).
-fn error_name(err: &anyhow::Error) -> Option<ErrorName> {
-    fn name<E: Named + 'static>(e: &(dyn std::error::Error + 'static)) -> Option<ErrorName> {
-        e.downcast_ref::<E>().map(Named::error_name)
-    }
-    err.chain().find_map(|e| {
-        name::<stepops_migrate::MigrateError>(e)
-            .or_else(|| name::<stepops_sample::SampleError>(e))
-            .or_else(|| name::<stepops_admin::AdminError>(e))
-            .or_else(|| name::<stepops_pipeline::PipelineError>(e))
-            .or_else(|| name::<stepops_sfn::SfnError>(e))
-            .or_else(|| name::<stepops_local::LocalError>(e))
-            .or_else(|| name::<stepops_embedded::EmbeddedError>(e))
-    })
 }

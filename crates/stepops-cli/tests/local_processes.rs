@@ -10,27 +10,15 @@
 #![allow(unsafe_code)] // libc: signals to the processes under test (kill).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use stepops_testkit::process::isolated_command;
 
 /// The `stepops` binary with no AWS or STEPOPS settings from the caller's environment.
 fn stepops(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepops"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STEPOPS_") || k.starts_with("AWS_") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.join("no-aws-credentials"),
-        )
-        .stdin(Stdio::null());
-    cmd
+    isolated_command(env!("CARGO_BIN_EXE_stepops"), home)
 }
 
 fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use stepops_sample::{Fractions, SampleSpec};
+use stepops_testkit::process::isolated_command;
 
 /// In the databases' directory name, hence in both secret values (the URLs), and nowhere else.
 const TOKEN: &str = "Pw9xQz7Kv3Tk";
@@ -65,27 +66,6 @@ fn runner_binary() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-/// A command with no AWS or STEPOPS settings from the caller's environment.
-fn clean(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STEPOPS_") || k.starts_with("AWS_") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", home.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            home.join("no-aws-credentials"),
-        )
-        .stdin(Stdio::null());
-    cmd
 }
 
 fn log_file(path: &Path) -> Stdio {
@@ -144,7 +124,7 @@ fn secret_arg(dir: &Path, side: &str) -> String {
 
 /// `stepops start migrate --endpoint` (terminal 3); returns the execution ARN and the output.
 fn start_migration(dir: &Path, endpoint: &str, input: &Path) -> (String, String) {
-    let start = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+    let start = isolated_command(env!("CARGO_BIN_EXE_stepops"), dir)
         .args(["start", "migrate", "--env", "dev", "--endpoint", endpoint])
         .arg("--input")
         .arg(input)
@@ -198,7 +178,7 @@ struct Runner {
 
 fn start_runner(bin: &Path, dir: &Path, n: usize, config: &Path, endpoint: &str) -> Runner {
     let log = dir.join(format!("runner-{n}.log"));
-    let child = clean(bin, dir)
+    let child = isolated_command(bin, dir)
         .arg("--config")
         .arg(config)
         .env("STEPOPS_RUNNER_WORKER_NAME", format!("runner-{n}"))
@@ -258,7 +238,7 @@ async fn runner_killed_mid_copy_three_times_then_drained_no_secret_logged() {
     let state = dir.join("engine");
     let serve_out = dir.join("serve.out");
     let serve_err = dir.join("serve.log");
-    let mut serve = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+    let mut serve = isolated_command(env!("CARGO_BIN_EXE_stepops"), dir)
         .args([
             "local",
             "serve",
@@ -622,7 +602,7 @@ async fn serve_pipeline_runs_stepops_admin_with_the_local_token() {
     let token = "syn-pat-serve-Hq4Zr8Wm";
     let serve_out = dir.join("serve.out");
     let serve_err = dir.join("serve.log");
-    let mut serve = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+    let mut serve = isolated_command(env!("CARGO_BIN_EXE_stepops"), dir)
         .args(["local", "serve", "--pipeline", "--port", "0"])
         .arg("--state-dir")
         .arg(dir.join("engine"))
@@ -651,7 +631,7 @@ async fn serve_pipeline_runs_stepops_admin_with_the_local_token() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let out = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+    let out = isolated_command(env!("CARGO_BIN_EXE_stepops"), dir)
         .args(["admin", "reenable-user", "42", "--env", "dev"])
         .args(["--endpoint", &endpoint])
         .env("USER", "ops-tester")
@@ -690,7 +670,7 @@ async fn serve_pipeline_runs_stepops_admin_with_the_local_token() {
 
     // Without --pipeline: the same template, no handler (the admin task cannot run).
     let bare_out = dir.join("bare.out");
-    let mut bare = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+    let mut bare = isolated_command(env!("CARGO_BIN_EXE_stepops"), dir)
         .args([
             "local",
             "serve",
@@ -720,7 +700,7 @@ async fn serve_pipeline_runs_stepops_admin_with_the_local_token() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let out = clean(env!("CARGO_BIN_EXE_stepops"), dir)
+    let out = isolated_command(env!("CARGO_BIN_EXE_stepops"), dir)
         .args(["admin", "reenable-user", "42", "--env", "dev"])
         .args(["--endpoint", &endpoint])
         .output()
@@ -745,7 +725,7 @@ async fn serve_pipeline(
 ) -> (Child, String, String) {
     let out = dir.join("serve.out");
     let err = dir.join("serve.log");
-    let mut cmd = clean(env!("CARGO_BIN_EXE_stepops"), dir);
+    let mut cmd = isolated_command(env!("CARGO_BIN_EXE_stepops"), dir);
     cmd.args(["local", "serve", "--pipeline", "--port", "0"])
         .args(args)
         .stdout(log_file(&out))
@@ -851,7 +831,7 @@ async fn postgresql_urls_from_secrets_full_run_no_password_logged() {
     )
     .unwrap();
     let log = dir.join("runner-1.log");
-    let mut runner = clean(&runner_bin, dir)
+    let mut runner = isolated_command(&runner_bin, dir)
         .arg("--config")
         .arg(&config)
         .env("STEPOPS_LOG", "trace")

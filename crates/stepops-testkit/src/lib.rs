@@ -25,6 +25,7 @@
 //! ```
 
 pub mod http;
+pub mod process;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

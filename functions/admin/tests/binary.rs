@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stepops_testkit::http::{HttpServer, Recorded, Reply};
+use stepops_testkit::process::KillOnDrop;
 
 const TOKEN: &str = "syn-pat-binary-test-SECRET-0c7e";
 const SECRET_NAME: &str = "/synapse/admin-pat-test";
@@ -164,16 +165,7 @@ fn now_ms() -> u128 {
         .as_millis()
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_binary(addr: &str, settings: &[(&str, String)]) -> Killed {
+fn start_binary(addr: &str, settings: &[(&str, String)]) -> KillOnDrop {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepops-fn-admin"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -197,7 +189,7 @@ fn start_binary(addr: &str, settings: &[(&str, String)]) -> Killed {
     for (k, v) in settings {
         cmd.env(k, v);
     }
-    Killed(cmd.spawn().expect("start stepops-fn-admin"))
+    KillOnDrop(cmd.spawn().expect("start stepops-fn-admin"))
 }
 
 async fn wait_for_answers(world: &Mutex<World>, n: usize) {

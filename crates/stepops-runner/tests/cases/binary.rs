@@ -7,26 +7,13 @@ use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use stepops_testkit::process::isolated_command;
 
 pub(crate) fn runner(dir: &Path, config: &str, envs: &[(&str, &str)]) -> Command {
     let cfg = dir.join("runner.yaml");
     std::fs::write(&cfg, config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepops-runner"));
+    let mut cmd = isolated_command(env!("CARGO_BIN_EXE_stepops-runner"), dir);
     cmd.arg("--config").arg(&cfg);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("STEPOPS_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            dir.join("no-aws-credentials"),
-        );
     for (k, v) in envs {
         cmd.env(k, v);
     }
