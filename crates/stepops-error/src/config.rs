@@ -71,6 +71,12 @@ pub struct MigrationConfig {
     /// secondary indexes and build them after the copies (default `true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defer_indexes: Option<bool>,
+    /// The source is quiesced for this run (a cut-over: read-only, or its writers stopped):
+    /// after the copies, only the copied key ranges are compared again instead of every
+    /// table, and the run fails `Stepops.Conflict` if the source is seen to change. Not with
+    /// `changeTracking`. Default `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_over: Option<bool>,
     /// PostgreSQL: the longest one statement of each step may run (seconds); a statement
     /// cancelled for it fails the step `Stepops.Transient`, which the machine retries. Defaults:
     /// [`StatementTimeouts::default`].

@@ -67,6 +67,10 @@ pub enum MigrateError {
         /// What happened.
         reason: String,
     },
+    /// The state a step relies on was broken by someone else (a cut-over's source was
+    /// written during the run). Retrying does not help; the message says what to do.
+    #[error("{0}")]
+    Conflict(String),
     /// Anything unexpected: a bug or a database error that retrying will not fix.
     #[error("{0}")]
     Internal(String),
@@ -85,6 +89,7 @@ impl Named for MigrateError {
             MigrateError::NotFound { .. } => ErrorName::NotFound,
             MigrateError::SchemaMismatch(_) => ErrorName::SchemaMismatch,
             MigrateError::NotConverged { .. } => ErrorName::NotConverged,
+            MigrateError::Conflict(_) => ErrorName::Conflict,
             MigrateError::Internal(_) => ErrorName::Internal,
         }
     }

@@ -105,6 +105,7 @@ pub struct Migration {
     tracking: Option<TrackingConfig>,
     defer_indexes: bool,
     whole_table_warn_rows: u64,
+    cut_over: bool,
 }
 
 impl Migration {
@@ -145,6 +146,11 @@ impl Migration {
                 )));
             }
         };
+        if config.change_tracking.is_some() && config.cut_over == Some(true) {
+            return Err(MigrateError::InvalidInput(
+                "cutOver and changeTracking cannot be combined: change tracking already compares only what the source changed; remove one of them from the config".into(),
+            ));
+        }
         if let Some(t) = &config.change_tracking {
             t.validate()?;
             if !matches!(stacks, Stacks::Pg(..)) {
@@ -159,6 +165,7 @@ impl Migration {
             tracking: config.change_tracking.clone(),
             defer_indexes: config.defer_indexes.unwrap_or(true),
             whole_table_warn_rows: config.whole_table_warn_rows(),
+            cut_over: config.cut_over.unwrap_or(false),
         };
         m.tables = with_stacks!(m, |s, d| {
             let (a, b, default_schema) = futures::try_join!(
@@ -193,7 +200,9 @@ impl Migration {
     /// change tracking (creating the source's slot on first use; recording the marker when
     /// nothing differs), and then never in a dry run.
     pub async fn plan(&self, options: &PlanOptions) -> Result<Plan> {
+        let stamp = self.source_stamp().await?;
         let mut plan = self.compare(options).await?;
+        plan.source_stamp = stamp;
         for tp in &mut plan.tables {
             let rows = tp.source.count.max(tp.dest.count);
             if tp.key == KeyKind::Whole && rows > self.whole_table_warn_rows {
@@ -299,7 +308,76 @@ impl Migration {
             tables,
             chunks,
             tracking: None,
+            source_stamp: None,
         })
+    }
+
+    /// Whether this migration runs in cut-over mode (`cutOver` in the config).
+    pub fn is_cut_over(&self) -> bool {
+        self.cut_over
+    }
+
+    /// In cut-over mode, the source's write stamp over the migrated tables; `None` otherwise.
+    async fn source_stamp(&self) -> Result<Option<String>> {
+        if !self.cut_over {
+            return Ok(None);
+        }
+        let stamp = with_stacks!(self, |s, _d| s.write_stamp(&self.tables).await?);
+        Ok(Some(stamp))
+    }
+
+    /// Cut-over mode: compares again only what `plan`'s chunks copied (the exact key ranges of
+    /// integer-keyed tables; tables with other keys that had chunks, in full), after checking
+    /// that the source's write stamp is still the plan's. Returns the differences as a plan
+    /// for the next round (empty: converged).
+    ///
+    /// Errors: `Stepops.Conflict` when the source was written since the plan (the cut-over's
+    /// premise is broken: run again without `cutOver`, or quiesce the source first);
+    /// `Stepops.InvalidInput` when not in cut-over mode or the plan has no stamp.
+    pub async fn compare_copied(&self, plan: &Plan, chunk_rows: u64) -> Result<Plan> {
+        let (Some(before), true) = (&plan.source_stamp, self.cut_over) else {
+            return Err(MigrateError::InvalidInput(
+                "comparing only the copied ranges needs cutOver in the config and the plan's sourceStamp".into(),
+            ));
+        };
+        let now = self.source_stamp().await?.unwrap_or_default();
+        if &now != before {
+            return Err(MigrateError::Conflict(
+                "the source was written during a cut-over run (its write statistics changed since the plan): the copied ranges alone cannot prove the tables equal. Stop the source's writers and run again, or run without cutOver".into(),
+            ));
+        }
+        let salt = new_salt();
+        let mut out = Plan {
+            round: plan.round + 1,
+            tables: Vec::new(),
+            chunks: Vec::new(),
+            tracking: None,
+            source_stamp: Some(now),
+        };
+        for table in &self.tables {
+            let copied: Vec<&Chunk> = plan
+                .chunks
+                .iter()
+                .filter(|c| c.table == table.name)
+                .collect();
+            if copied.is_empty() {
+                continue;
+            }
+            let (tp, mut cs) = if table.key == KeyKind::Integer {
+                let ranges = merged_ranges(&copied);
+                let keys = ranges.iter().map(|&(lo, hi)| (hi - lo) as u64 + 1).sum();
+                with_stacks!(self, |s, d| {
+                    plan::plan_ranges(s, d, table, &salt, &ranges, keys, chunk_rows).await?
+                })
+            } else {
+                with_stacks!(self, |s, d| {
+                    ordered::plan_any(s, d, table, &salt, chunk_rows).await?
+                })
+            };
+            out.tables.push(tp);
+            out.chunks.append(&mut cs);
+        }
+        Ok(out)
     }
 
     /// Copies one chunk: one destination transaction (delete the range, insert the source's
@@ -457,6 +535,20 @@ fn checked_key_ranges<'a>(table: &TableSpec, chunk: &'a Chunk) -> Result<Option<
 
 fn is_integer_of<S: Stack>(_: &S) -> fn(&str) -> bool {
     S::is_integer_type
+}
+
+/// The key ranges of integer chunks, sorted and with overlapping or adjacent ones merged.
+fn merged_ranges(chunks: &[&Chunk]) -> Vec<(i64, i64)> {
+    let mut all: Vec<(i64, i64)> = chunks.iter().flat_map(|c| c.key_ranges()).collect();
+    all.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(all.len());
+    for (lo, hi) in all {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
 }
 
 /// A fresh random salt (hex): a new one per plan, so no stale checksum can ever match.

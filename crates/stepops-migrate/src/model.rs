@@ -353,6 +353,11 @@ pub struct Plan {
     /// `baseline` once this plan's chunks are copied (see [`crate::track`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking: Option<crate::track::TrackingState>,
+    /// In cut-over mode (`cutOver` in the config): the source's write stamp when this
+    /// comparison began ([`crate::stack::Stack::write_stamp`]); the verification of this plan's
+    /// copies fails if the source's stamp has changed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_stamp: Option<String>,
 }
 
 impl Plan {

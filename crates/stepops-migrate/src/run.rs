@@ -70,6 +70,9 @@ impl Migration {
         let max_rounds = options.max_rounds.max(1);
         let mut round = 1;
         let mut baseline = None;
+        // Cut-over mode: the previous round's plan, whose copied ranges are all that is
+        // compared again.
+        let mut copied: Option<Plan> = None;
         loop {
             // After the copies, the indexes a load deferred are built before comparing again.
             if round > 1 && !options.dry_run {
@@ -77,14 +80,18 @@ impl Migration {
             }
             // With change tracking, each plan after the first compares only what the source
             // changed since the previous one (whose chunks are copied by now).
-            let plan = self
-                .plan(&PlanOptions {
-                    chunk_rows: options.chunk_rows,
-                    round,
-                    dry_run: options.dry_run,
-                    baseline: baseline.take(),
-                })
-                .await?;
+            let plan = match copied.take() {
+                Some(previous) => self.compare_copied(&previous, options.chunk_rows).await?,
+                None => {
+                    self.plan(&PlanOptions {
+                        chunk_rows: options.chunk_rows,
+                        round,
+                        dry_run: options.dry_run,
+                        baseline: baseline.take(),
+                    })
+                    .await?
+                }
+            };
             progress.planned(&plan);
             tracing::debug!(
                 round,
@@ -125,7 +132,11 @@ impl Migration {
                 summary.rows_copied += report.rows_inserted;
                 summary.rows_deleted += report.rows_deleted;
             }
+            drop(running);
             baseline = plan.tracking.clone();
+            if self.is_cut_over() {
+                copied = Some(plan);
+            }
             round += 1;
         }
         if !options.dry_run {

@@ -106,6 +106,13 @@ pub trait Stack: Send + Sync {
     /// The table's row count.
     async fn row_count(&self, table: &TableSpec) -> Result<u64>;
 
+    /// A stamp of the writes `tables` have seen, for the cut-over mode's check that the source
+    /// stayed quiet: two equal stamps mean no write was seen in between. PostgreSQL: the
+    /// statistics system's inserted, updated and deleted row counts (partitions included;
+    /// refused when `track_counts` is off); SQLite: the size and modification time of the
+    /// database file and of its write-ahead log.
+    async fn write_stamp(&self, tables: &[TableSpec]) -> Result<String>;
+
     /// A table without a key ([`crate::KeyKind::Whole`]): its row count and an
     /// order-independent checksum (the sum of the salted row hashes, so duplicate rows count).
     async fn table_sum(&self, table: &TableSpec, salt: &str) -> Result<(u64, String)>;

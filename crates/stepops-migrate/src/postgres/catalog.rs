@@ -11,6 +11,36 @@ use stepops_error::names;
 pub const DEST_PRIVILEGES: &str = "the destination role needs SELECT, INSERT and DELETE on every migrated table and the right to set session_replication_role: be a superuser, or on PostgreSQL 15+ run `GRANT SET ON PARAMETER session_replication_role TO <role>` as a superuser";
 
 impl PgStack {
+    /// [`Stack::write_stamp`]: each table's inserted + updated + deleted rows as the
+    /// statistics system counts them (a partitioned table: over its partitions).
+    pub(super) async fn pg_write_stamp(&self, tables: &[TableSpec]) -> Result<String> {
+        let on = self
+            .query_with("SELECT current_setting('track_counts')", |r| {
+                r.try_get::<_, String>(0)
+            })
+            .await?;
+        if on.first().map(String::as_str) != Some("on") {
+            return Err(MigrateError::InvalidInput(
+                "cutOver needs the source's write statistics, but track_counts is off there: turn it on (the default) or run without cutOver".into(),
+            ));
+        }
+        let mut stamp = Vec::with_capacity(tables.len());
+        for table in tables {
+            let writes = self
+                .query_params(
+                    "SELECT COALESCE(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)::bigint
+                     FROM pg_stat_user_tables s
+                     WHERE s.relid = $1::text::regclass
+                        OR s.relid IN (SELECT relid FROM pg_partition_tree($1::text::regclass))",
+                    &[&t(table)],
+                    |r| r.try_get::<_, i64>(0),
+                )
+                .await?;
+            stamp.push(writes.first().copied().unwrap_or(0).to_string());
+        }
+        Ok(stamp.join(" "))
+    }
+
     pub(super) async fn pg_schema(&self, schemas: &[String]) -> Result<Vec<TableSchema>> {
         // Tables of every schema but the system's, stepops' own and extensions' (or of the
         // listed ones), partitions left out (a partitioned table is read and written through

@@ -589,6 +589,10 @@ impl Stack for PgStack {
         self.pg_table_sum(table, salt).await
     }
 
+    async fn write_stamp(&self, tables: &[TableSpec]) -> Result<String> {
+        self.pg_write_stamp(tables).await
+    }
+
     async fn key_cuts(&self, table: &TableSpec, every: u64) -> Result<Vec<KeyValue>> {
         self.pg_key_cuts(table, every).await
     }

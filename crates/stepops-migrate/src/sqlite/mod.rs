@@ -409,7 +409,7 @@ impl Stack for SqliteStack {
         width: i64,
     ) -> Result<Vec<Bin>> {
         let sql = format!(
-            "SELECT ({k} - ?1) / ?3 AS b, count(*), min({k}), max({k}), stepops_rowsum(?4, {cols}) FROM {t} WHERE {k} BETWEEN ?1 AND ?2 GROUP BY b ORDER BY b",
+            "SELECT ({k} - ?1) / ?3 AS b, count(*), min({k}), max({k}), stepops_rowsum(?4, {cols}) FROM {t} WHERE {k} BETWEEN ?1 AND ?2 GROUP BY 1 ORDER BY 1",
             k = k(table),
             t = t(table),
             cols = column_list(table)
@@ -438,7 +438,7 @@ impl Stack for SqliteStack {
         ranges: &[(i64, i64, i64)],
     ) -> Result<Vec<(usize, Bin)>> {
         let sql = format!(
-            "SELECT ({k} - ?1) / ?3 AS b, count(*), min({k}), max({k}), stepops_rowsum(?4, {cols}) FROM {t} WHERE {k} BETWEEN ?1 AND ?2 GROUP BY b ORDER BY b",
+            "SELECT ({k} - ?1) / ?3 AS b, count(*), min({k}), max({k}), stepops_rowsum(?4, {cols}) FROM {t} WHERE {k} BETWEEN ?1 AND ?2 GROUP BY 1 ORDER BY 1",
             k = k(table),
             t = t(table),
             cols = column_list(table)
@@ -546,6 +546,23 @@ impl Stack for SqliteStack {
 
     async fn table_sum(&self, table: &TableSpec, salt: &str) -> Result<(u64, String)> {
         self.sqlite_table_sum(table, salt).await
+    }
+
+    async fn write_stamp(&self, _tables: &[TableSpec]) -> Result<String> {
+        let stamp = |path: &Path| match std::fs::metadata(path) {
+            Ok(m) => {
+                let modified = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{}@{modified}", m.len())
+            }
+            Err(_) => "-".to_owned(),
+        };
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(format!("{} {}", stamp(&self.path), stamp(Path::new(&wal))))
     }
 
     async fn key_cuts(&self, table: &TableSpec, every: u64) -> Result<Vec<KeyValue>> {

@@ -395,6 +395,7 @@ pub(crate) async fn plan(
         tables: Vec::new(),
         chunks: Vec::new(),
         tracking: None,
+        source_stamp: None,
     };
     // Tables with changed keys are compared two at a time (a few index probes each, on warm
     // sessions: more at once mostly waits for new connections); tables compared in full go
@@ -519,6 +520,7 @@ async fn full_plan(
         tables: Vec::new(),
         chunks: Vec::new(),
         tracking: None,
+        source_stamp: None,
     };
     for spec in tables {
         let (tp, mut chunks) =
