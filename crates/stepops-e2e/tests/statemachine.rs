@@ -200,7 +200,8 @@ impl World {
                     "inSync": diff.is_empty(),
                     "tables": tables.iter().map(|(t, (c, r))| json!({"table": t, "chunks": c, "estimatedRows": r})).collect::<Vec<_>>(),
                     "manifest": {"bucket": bucket, "key": key},
-                    "tracking": {"plannedRound": round}
+                    "tracking": {"plannedRound": round},
+                    "sourceStamp": null
                 }))
             }
             "copy" => {

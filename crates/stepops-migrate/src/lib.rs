@@ -467,6 +467,26 @@ impl Migration {
                 baseline: baseline.cloned(),
             })
             .await?;
+        self.report(round, max_rounds, &plan).await
+    }
+
+    /// [`Migration::verify`] in cut-over mode: `copied` is the round's plan (its
+    /// `sourceStamp` and chunks, all copied); only those ranges are compared again
+    /// ([`Migration::compare_copied`]).
+    pub async fn verify_copied(
+        &self,
+        round: u32,
+        max_rounds: u32,
+        copied: &Plan,
+    ) -> Result<VerifyReport> {
+        self.rebuild_indexes().await?;
+        let plan = self.compare_copied(copied, DEFAULT_CHUNK_ROWS).await?;
+        self.report(round, max_rounds, &plan).await
+    }
+
+    /// The verification's verdict on a comparison: `Stepops.NotConverged` at the round limit,
+    /// the sequences synced once equal.
+    async fn report(&self, round: u32, max_rounds: u32, plan: &Plan) -> Result<VerifyReport> {
         let differing = plan.differing_tables();
         if !differing.is_empty() && round >= max_rounds {
             return Err(MigrateError::NotConverged {
@@ -592,6 +612,21 @@ pub async fn verify(
     let m = Migration::open(source, dest, config).await?;
     m.set_statement_timeout(config.statement_timeouts().verify);
     m.verify(round, max_rounds, baseline).await
+}
+
+/// Step `verify` in cut-over mode (`cutOver` in the config): opens both stacks and compares
+/// only what the round's plan `copied` (see [`Migration::verify_copied`]).
+pub async fn verify_copied(
+    source: &str,
+    dest: &str,
+    config: &Config,
+    round: u32,
+    max_rounds: u32,
+    copied: &Plan,
+) -> Result<VerifyReport> {
+    let m = Migration::open(source, dest, config).await?;
+    m.set_statement_timeout(config.statement_timeouts().verify);
+    m.verify_copied(round, max_rounds, copied).await
 }
 
 /// The change-tracking slot and marker of `config.changeTracking` (reads only).

@@ -41,8 +41,8 @@ use std::sync::Arc;
 pub use config::{ConfigError, RawConfig, RunnerConfig};
 pub use library_engine::LibraryEngine;
 pub use migration::{
-    ChunkSpec, CopyOutcome, MigrationEngine, MigrationHandler, PlanOutcome, PlanRequest,
-    StatusOutcome, TableSummary,
+    ChunkSpec, CopiedRound, CopyOutcome, MigrationEngine, MigrationHandler, PlanOutcome,
+    PlanRequest, StatusOutcome, TableSummary,
 };
 pub use results::{RoundTotals, round_totals};
 pub use runner::{RunReport, Runner, RunnerOptions};

@@ -13,8 +13,8 @@ use serde_json::Value;
 use stepops_migrate::{Config, PlanOptions, StatusMechanism, TrackingState};
 
 use crate::migration::{
-    ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, PlanRequest, StatusOutcome, TableSummary,
-    VerifyOutcome,
+    ChunkSpec, CopiedRound, CopyOutcome, MigrationEngine, PlanOutcome, PlanRequest, StatusOutcome,
+    TableSummary, VerifyOutcome,
 };
 use crate::secrets::Secret;
 use crate::step::StepError;
@@ -71,6 +71,7 @@ impl MigrationEngine for LibraryEngine {
                 .tracking
                 .as_ref()
                 .map(|t| serde_json::to_value(t).expect("a tracking state serialises")),
+            source_stamp: plan.source_stamp.clone(),
             tables: plan
                 .tables
                 .iter()
@@ -107,22 +108,46 @@ impl MigrationEngine for LibraryEngine {
         config_value: &Value,
         round: u32,
         baseline_value: Option<&Value>,
+        copied: Option<&CopiedRound>,
     ) -> Result<VerifyOutcome, StepError> {
         let config = config(config_value)?;
         let baseline = baseline(baseline_value)?;
         // The round limit is the handler's business: never fail here.
-        let report = stepops_migrate::verify(
-            source.expose(),
-            dest.expose(),
-            &config,
-            round,
-            u32::MAX,
-            baseline.as_ref(),
-        )
-        .await?;
+        let report = match copied {
+            Some(copied) => {
+                let plan = stepops_migrate::Plan {
+                    round,
+                    tables: Vec::new(),
+                    chunks: copied.chunks.clone(),
+                    tracking: None,
+                    source_stamp: Some(copied.source_stamp.clone()),
+                };
+                stepops_migrate::verify_copied(
+                    source.expose(),
+                    dest.expose(),
+                    &config,
+                    round,
+                    u32::MAX,
+                    &plan,
+                )
+                .await?
+            }
+            None => {
+                stepops_migrate::verify(
+                    source.expose(),
+                    dest.expose(),
+                    &config,
+                    round,
+                    u32::MAX,
+                    baseline.as_ref(),
+                )
+                .await?
+            }
+        };
         Ok(VerifyOutcome {
             differing_tables: report.differing_tables,
             sequences_synced: report.sequences_synced,
+            compared_copied_only: copied.is_some(),
         })
     }
 

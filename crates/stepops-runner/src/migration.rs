@@ -45,6 +45,19 @@ pub struct PlanOutcome {
     /// With change tracking: the baseline for the step after this plan's copies
     /// (`stepops_migrate::TrackingState` as JSON), passed back as `baseline`.
     pub tracking: Option<Value>,
+    /// In cut-over mode (`cutOver` in the config): the source's write stamp at the plan,
+    /// passed back to `verify` as `sourceStamp`.
+    pub source_stamp: Option<String>,
+}
+
+/// In cut-over mode: the round's plan as the `verify` step reads it back (its source stamp
+/// and the chunks of its manifest, all copied by then).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedRound {
+    /// The plan's `sourceStamp`.
+    pub source_stamp: String,
+    /// The plan's chunks (its manifest).
+    pub chunks: Vec<ChunkSpec>,
 }
 
 /// The `plan` step's options besides the targets and the config.
@@ -76,6 +89,8 @@ pub struct VerifyOutcome {
     pub differing_tables: Vec<String>,
     /// Destination sequences moved past its largest keys (done once converged).
     pub sequences_synced: u32,
+    /// Cut-over mode: only the round's copied ranges were compared, not every table.
+    pub compared_copied_only: bool,
 }
 
 /// What setting a stack's status did.
@@ -113,7 +128,8 @@ pub trait MigrationEngine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<CopyOutcome, StepError>> + Send;
 
     /// The tables that still differ (empty: converged, and then the destination's sequences
-    /// are synced). `baseline`: with change tracking, the round's plan's `tracking`.
+    /// are synced). `baseline`: with change tracking, the round's plan's `tracking`;
+    /// `copied`: in cut-over mode, the round's plan (only its ranges are compared).
     fn verify(
         &self,
         source: &Secret,
@@ -121,6 +137,7 @@ pub trait MigrationEngine: Send + Sync + 'static {
         config: &Value,
         round: u32,
         baseline: Option<&Value>,
+        copied: Option<&CopiedRound>,
     ) -> impl Future<Output = Result<VerifyOutcome, StepError>> + Send;
 
     /// Puts a stack read-only (or back read-write), through the status table of `config`
@@ -182,6 +199,42 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         Ok(self.resolver.resolve(&target).await?)
     }
 
+    /// Cut-over mode (`sourceStamp` given, a string): the round's plan read back from its
+    /// manifest (`manifest`: `{bucket, key}`); `None` otherwise.
+    async fn copied_round(&self, args: &Value) -> Result<Option<CopiedRound>, StepError> {
+        let source_stamp = match args.get("sourceStamp") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(StepError::invalid_input(format!(
+                    "argument `sourceStamp` must be the plan's `sourceStamp` string or null, got {other}"
+                )));
+            }
+        };
+        let manifest = args.get("manifest").ok_or_else(|| {
+            StepError::invalid_input(
+                "argument `manifest` ({bucket, key}: the plan's manifest) is needed with `sourceStamp`",
+            )
+        })?;
+        let bucket = str_field(manifest, "manifest.bucket")?;
+        let key = str_field(manifest, "manifest.key")?;
+        let body = self.store.get(bucket, key).await?;
+        let chunks = String::from_utf8_lossy(&body)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str::<ChunkSpec>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                StepError::invalid_input(format!(
+                    "the manifest {bucket}/{key} holds a line that is not a chunk ({e}): it was not written by this plan step"
+                ))
+            })?;
+        Ok(Some(CopiedRound {
+            source_stamp,
+            chunks,
+        }))
+    }
+
     async fn plan(&self, args: Value) -> Result<Value, StepError> {
         let config = config_arg(&args)?;
         let chunk_rows = u64_arg(&args, "chunkRows", 1, 100_000_000)?;
@@ -229,6 +282,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             "tables": plan.tables,
             "manifest": {"bucket": bucket, "key": key},
             "tracking": plan.tracking,
+            "sourceStamp": plan.source_stamp,
         }))
     }
 
@@ -282,12 +336,21 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let results = results_arg(&args)?;
         let previous = totals_arg(&args)?;
         let baseline = baseline_arg(&args)?;
+        let copied = self.copied_round(&args).await?;
         let VerifyOutcome {
             differing_tables: differing,
             sequences_synced,
+            compared_copied_only,
         } = self
             .engine
-            .verify(&source, &dest, &config, round, baseline.as_ref())
+            .verify(
+                &source,
+                &dest,
+                &config,
+                round,
+                baseline.as_ref(),
+                copied.as_ref(),
+            )
             .await?;
         let converged = differing.is_empty();
         info!(round, max_rounds, converged, differing = ?differing, sequences_synced, "verified");
@@ -309,6 +372,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             "round": round,
             "differingTables": differing,
             "sequencesSynced": sequences_synced,
+            "comparedCopiedOnly": compared_copied_only,
         });
         if let Some((bucket, key)) = results {
             // The row counts are for the report: a result file that cannot be read is logged

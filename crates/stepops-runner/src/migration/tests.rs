@@ -68,6 +68,7 @@ impl MigrationEngine for FakeEngine {
                 .baseline
                 .as_ref()
                 .map(|_| json!({"slot": "s", "next": true})),
+            source_stamp: None,
         })
     }
     async fn copy_chunk(
@@ -89,10 +90,12 @@ impl MigrationEngine for FakeEngine {
         _c: &Value,
         _round: u32,
         _baseline: Option<&Value>,
+        _copied: Option<&CopiedRound>,
     ) -> Result<VerifyOutcome, StepError> {
         Ok(VerifyOutcome {
             differing_tables: self.differing.clone(),
             sequences_synced: u32::from(self.differing.is_empty()),
+            compared_copied_only: false,
         })
     }
     async fn set_read_only(
@@ -143,7 +146,7 @@ async fn plan_writes_the_manifest_and_answers_the_contract() {
         json!({"round": 2, "chunks": 2, "estimatedRows": 15, "inSync": false,
                "tables": [{"table": "users", "chunks": 2, "estimatedRows": 15}],
                "manifest": {"bucket": "stepops", "key": "runs/exec-1/round-2.jsonl"},
-               "tracking": null})
+               "tracking": null, "sourceStamp": null})
     );
     let text =
         std::fs::read_to_string(dir.path().join("stepops/runs/exec-1/round-2.jsonl")).unwrap();
@@ -230,7 +233,8 @@ async fn verify_loops_then_fails_not_converged() {
     let out = h.run("verify", args.clone()).await.unwrap();
     assert_eq!(
         out,
-        json!({"converged": false, "round": 1, "differingTables": ["users"], "sequencesSynced": 0})
+        json!({"converged": false, "round": 1, "differingTables": ["users"], "sequencesSynced": 0,
+               "comparedCopiedOnly": false})
     );
     args["round"] = json!(3);
     let err = h.run("verify", args).await.unwrap_err();
@@ -277,7 +281,7 @@ async fn verify_adds_up_the_round_s_copy_results() {
     let out = h.run("verify", args.clone()).await.unwrap();
     assert_eq!(
         out,
-        json!({"converged": true, "round": 2, "differingTables": [], "sequencesSynced": 1,
+        json!({"converged": true, "round": 2, "differingTables": [], "sequencesSynced": 1, "comparedCopiedOnly": false,
                "chunksCopied": 2, "rowsCopied": 42, "rowsDeleted": 11,
                "totals": {"chunksCopied": 42, "rowsCopied": 5_000_000_042_u64,
                           "rowsDeleted": 18}})

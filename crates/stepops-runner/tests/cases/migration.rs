@@ -144,7 +144,8 @@ async fn plan_copy_verify_on_sqlite_through_the_runner() {
         .unwrap();
         assert_eq!(
             v,
-            json!({"converged": true, "round": round, "differingTables": [], "sequencesSynced": 0})
+            json!({"converged": true, "round": round, "differingTables": [], "sequencesSynced": 0,
+                   "comparedCopiedOnly": false})
         );
     }
     assert_eq!(dump(&src), dump(&dst));
