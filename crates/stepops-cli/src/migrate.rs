@@ -100,6 +100,11 @@ pub struct MigrateArgs {
     /// fresh marker when equal.
     #[arg(long)]
     pub full_check: bool,
+    /// The source is quiesced for this run (its writers stopped): after the copies compare
+    /// only the copied ranges, and fail Stepops.Conflict if the source is seen to change; the
+    /// same as `cutOver: true` in the config (docs/migration.md, "Cut-over mode").
+    #[arg(long)]
+    pub cut_over: bool,
     /// With change tracking: print the slot (WAL it keeps on the source) and the destination's
     /// marker as JSON, and change nothing.
     #[arg(long, conflicts_with_all = ["stop_tracking", "dry_run"])]
@@ -140,6 +145,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
             .into());
         }
         config.change_tracking.get_or_insert(tracking);
+    }
+    if args.cut_over {
+        config.cut_over = Some(true);
     }
     let tracking_flag = args.full_check || args.tracking_status || args.stop_tracking;
     if tracking_flag && config.change_tracking.is_none() {
