@@ -77,6 +77,18 @@ struct Read {
 }
 
 impl Relationalizer {
+    /// Writes to `output` (in `output_store`) with `schemas`, the default document limit and
+    /// the system's temporary folder.
+    pub fn new(output: Location, output_store: AnyStore, schemas: Schemas) -> Self {
+        Relationalizer {
+            output,
+            output_store,
+            schemas,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            temp_dir: std::env::temp_dir(),
+        }
+    }
+
     /// Relationalizes the archive `bucket`/`key` of `store` (described as `name` in reports).
     pub async fn archive(
         &self,
