@@ -278,3 +278,65 @@ impl std::fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+/// The Lambda's and the CLI's settings: where tables go (`output`: `s3://BUCKET/PREFIX` or a
+/// folder), where schemas are (`schemas`, none: types inferred, nothing validated), the
+/// document size limit; `s3` builds the S3 client when a location is in S3.
+pub fn configure(
+    output: &str,
+    schemas: Option<&str>,
+    max_document_bytes: Option<u64>,
+    s3: impl Fn() -> stepops_store::S3Store,
+) -> Result<Relationalizer, RelzError> {
+    let output = Location::parse(output, true)?;
+    let output_store = output.store(&s3);
+    let schemas = match schemas.filter(|s| !s.is_empty()) {
+        Some(text) => {
+            let loc = Location::parse(text, false)?;
+            crate::Schemas::at(loc.store(&s3), loc)
+        }
+        None => crate::Schemas::none(),
+    };
+    let mut relz = Relationalizer::new(output, output_store, schemas);
+    if let Some(max) = max_document_bytes {
+        if max == 0 {
+            return Err(RelzError::InvalidArgument(
+                "the document size limit must be at least 1 byte".into(),
+            ));
+        }
+        relz.max_document_bytes = max;
+    }
+    Ok(relz)
+}
+
+/// The environment variables the Lambda reads (set by template.yaml).
+pub const ENV_OUTPUT: &str = "STEPOPS_RELZ_OUTPUT";
+/// `s3://BUCKET/PREFIX` of the schemas (empty: inferred types, no validation).
+pub const ENV_SCHEMAS: &str = "STEPOPS_RELZ_SCHEMAS";
+/// The document size limit in bytes (default [`crate::DEFAULT_MAX_DOCUMENT_BYTES`]).
+pub const ENV_MAX_DOCUMENT_BYTES: &str = "STEPOPS_RELZ_MAX_DOCUMENT_BYTES";
+
+/// The Lambda's [`Relationalizer`] from its environment (`lookup` reads a variable).
+pub fn from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+    s3: impl Fn() -> stepops_store::S3Store,
+) -> Result<Relationalizer, RelzError> {
+    let output = lookup(ENV_OUTPUT)
+        .filter(|s| s.starts_with("s3://"))
+        .ok_or_else(|| {
+            RelzError::InvalidArgument(format!(
+                "{ENV_OUTPUT} must be s3://BUCKET/PREFIX (template.yaml sets it)"
+            ))
+        })?;
+    let max = match lookup(ENV_MAX_DOCUMENT_BYTES).filter(|s| !s.is_empty()) {
+        Some(v) => Some(v.parse().map_err(|_| {
+            RelzError::InvalidArgument(format!(
+                "{ENV_MAX_DOCUMENT_BYTES} must be a number of bytes, not {v:?}"
+            ))
+        })?),
+        None => None,
+    };
+    let mut relz = configure(&output, lookup(ENV_SCHEMAS).as_deref(), max, s3)?;
+    relz.temp_dir = std::env::temp_dir();
+    Ok(relz)
+}

@@ -109,6 +109,10 @@ pub struct NotifyRequest {
     /// and change are summarised.
     #[serde(default)]
     pub admin: Option<Value>,
+    /// A relationalize run's summary (`statemachine/relationalize.asl.json`): archives,
+    /// documents, invalid documents, failed archives, rows, the first failures.
+    #[serde(default)]
+    pub relationalize: Option<Value>,
     /// How often the execution was redriven before it ended this way.
     #[serde(default)]
     pub redrive_count: Option<u32>,
@@ -258,6 +262,7 @@ pub async fn request_from_status_change<H: ExecutionHistory>(
         destination_read_only: (migration && history_error.is_none())
             .then_some(facts.destination_read_only),
         admin: None,
+        relationalize: None,
         redrive_count: d.redrive_count.or(Some(facts.redrives)).filter(|n| *n > 0),
         history_error,
     })
