@@ -25,6 +25,7 @@
 
 mod counting;
 mod handlers;
+pub mod relationalize;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -13,11 +13,13 @@
 //! - [`run`]: one archive end to end, published whole ([`Relationalizer`]).
 //! - [`location`]: `s3://BUCKET/PREFIX` or a folder, through `stepops_store`.
 //! - [`service`]: many archives (the CLI), and the Lambda's event.
+//! - [`generate`]: made-up archives and documents (tests, the benchmark).
 
 pub mod archive;
 pub mod encode;
 mod error;
 pub mod flatten;
+pub mod generate;
 pub mod location;
 pub mod run;
 pub mod schema;

@@ -24,6 +24,7 @@
 //! # Ok::<(), stepops_testkit::TestkitError>(())
 //! ```
 
+pub mod duckdb;
 pub mod http;
 
 use std::net::TcpListener;
