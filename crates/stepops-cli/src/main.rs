@@ -13,6 +13,7 @@ mod errors;
 mod local;
 mod local_migrate;
 mod migrate;
+mod relationalize;
 mod repo_sync;
 mod sample;
 mod start;
@@ -51,6 +52,10 @@ enum Command {
     /// Make S3 prefixes equal to GitHub branches (`--config FILE [--dry-run]`), or check a
     /// definition (`check FILE`). See docs/repo-sync.md.
     RepoSync(repo_sync::RepoSyncArgs),
+    /// Turn archives of JSON documents into validated, flattened, partitioned Parquet tables
+    /// (`--input DIR_OR_S3 --output DIR_OR_S3 [--schemas …]`), or benchmark it beside DuckDB
+    /// (`bench`). See docs/relationalize.md.
+    Relationalize(relationalize::RelationalizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
             Command::Local(args) => local::run(args).await,
             Command::Start(args) => start::run(args).await,
             Command::RepoSync(args) => repo_sync::run(args).await,
+            Command::Relationalize(args) => relationalize::run(args).await,
         }
     });
     let Err(err) = result else {
@@ -100,5 +106,6 @@ fn error_name(err: &anyhow::Error) -> Option<ErrorName> {
             .or_else(|| name::<stepops_sfn::SfnError>(e))
             .or_else(|| name::<stepops_local::LocalError>(e))
             .or_else(|| name::<stepops_embedded::EmbeddedError>(e))
+            .or_else(|| relationalize::error_name(e))
     })
 }

@@ -26,6 +26,7 @@
 
 pub mod duckdb;
 pub mod http;
+pub mod moto;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -143,20 +143,5 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// Runs `sql` in DuckDB (Python package `duckdb`); every row as a JSON array (values that
-/// JSON lacks, such as timestamps, as text).
-pub fn duckdb(sql: &str) -> Vec<Value> {
-    let script = "import duckdb, json, sys\n\
-        rows = duckdb.sql(sys.argv[1]).fetchall()\n\
-        print(json.dumps([list(r) for r in rows], default=str))";
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, sql])
-        .output()
-        .expect("python3 is needed to read the output with DuckDB (scripts/install-deps.sh)");
-    assert!(
-        out.status.success(),
-        "DuckDB failed on {sql}: {}\n(install it with scripts/install-deps.sh: pip install duckdb)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
-}
+#[allow(unused_imports)] // not every test binary queries
+pub use stepops_testkit::duckdb::duckdb;
