@@ -66,7 +66,7 @@ pub fn document(i: u64, steps: usize) -> Value {
         "startDate": format!("2024-03-05T10:{minute:02}:00Z"),
         "score": (i * 7) % 100,
         "ratio": (i % 1000) as f64 / 8.0,
-        "completed": i % 3 != 0,
+        "completed": !i.is_multiple_of(3),
         "device": {"model": format!("phone-{}", i % 5), "os": {"name": "iOS", "version": "17.2"}},
         "tags": ["morning", format!("cohort-{}", i % 4)],
         "steps": (0..steps).map(|s| json!({

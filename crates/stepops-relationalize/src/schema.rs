@@ -69,11 +69,14 @@ impl Compiled {
     }
 }
 
+/// Compiled schemas by dataset and version (`None`: there is no such schema).
+type Cache = Arc<Mutex<HashMap<(String, u32), Option<Arc<Compiled>>>>>;
+
 /// Where schemas come from: nowhere (types inferred, nothing validated), or a location.
 #[derive(Debug, Clone, Default)]
 pub struct Schemas {
     location: Option<(AnyStore, Location)>,
-    cache: Arc<Mutex<HashMap<(String, u32), Option<Arc<Compiled>>>>>,
+    cache: Cache,
 }
 
 impl Schemas {

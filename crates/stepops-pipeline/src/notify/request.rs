@@ -181,9 +181,9 @@ pub struct StatusChangeDetail {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NotifyInput {
     /// A request the state machine built (`NotifySuccess`, the admin machine).
-    Request(NotifyRequest),
+    Request(Box<NotifyRequest>),
     /// A Step Functions status change (the template's EventBridge rule).
-    StatusChange(StatusChangeEvent),
+    StatusChange(Box<StatusChangeEvent>),
 }
 
 impl NotifyInput {
@@ -192,7 +192,7 @@ impl NotifyInput {
         let is_event = value.get("detail-type").is_some()
             || value.get("source").and_then(Value::as_str) == Some(STATES_SOURCE);
         if !is_event {
-            return NotifyRequest::from_value(value).map(NotifyInput::Request);
+            return NotifyRequest::from_value(value).map(|r| NotifyInput::Request(Box::new(r)));
         }
         let event: StatusChangeEvent = serde_json::from_value(value).map_err(|e| {
             PipelineError::InvalidNotification(format!("not a Step Functions status change: {e}"))
@@ -203,7 +203,7 @@ impl NotifyInput {
                 event.source, event.detail_type
             )));
         }
-        Ok(NotifyInput::StatusChange(event))
+        Ok(NotifyInput::StatusChange(Box::new(event)))
     }
 }
 
