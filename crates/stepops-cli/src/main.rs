@@ -55,6 +55,7 @@ enum Command {
     /// Turn archives of JSON documents into validated, flattened, partitioned Parquet tables
     /// (`--input DIR_OR_S3 --output DIR_OR_S3 [--schemas …]`), or benchmark it beside DuckDB
     /// (`bench`). See docs/relationalize.md.
+    #[command(long_about = relationalize::LONG_ABOUT)]
     Relationalize(relationalize::RelationalizeArgs),
 }
 

@@ -6,7 +6,8 @@ use stepops_relationalize::service::{configure, run_location};
 use stepops_relationalize::{Location, RelzError};
 use stepops_store::S3Store;
 
-const LONG_ABOUT: &str = "\
+/// `stepops relationalize --help`.
+pub const LONG_ABOUT: &str = "\
 Relationalize archives as the relationalize Lambda does: every .zip under --input (a folder or
 s3://BUCKET/PREFIX; one archive per uploaded record: metadata.json plus NAME.json / NAME.jsonl
 documents of the dataset NAME) is validated against --schemas (DATASET/vN.json; without it
