@@ -3,7 +3,8 @@
 //! S3 on a laptop (the local engine reads and writes `<root>/<bucket>/<key>`); `S3Store` (cargo
 //! feature `s3`, on by default) uses S3 in AWS. [`PutOptions`] say how an object is written (its
 //! content type, server-side encryption with KMS); the local folder keeps what was asked beside
-//! the object ([`LocalFolderStore::options_of`]) so that tests can check it.
+//! the object ([`LocalFolderStore::options_of`]) so that tests can check it. A store also lists
+//! a prefix and streams an object into a local file (relationalize's archives).
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
