@@ -12,6 +12,7 @@
 
 mod harness;
 pub mod measure;
+pub mod relationalize;
 mod report;
 
 use std::path::PathBuf;

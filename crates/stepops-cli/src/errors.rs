@@ -34,5 +34,6 @@ pub fn name_of(err: &anyhow::Error) -> Option<ErrorName> {
             .or_else(|| name::<stepops_reposync::SyncError>(e))
             .or_else(|| name::<stepops_store::StoreError>(e))
             .or_else(|| name::<stepops_secrets::SecretError>(e))
+            .or_else(|| crate::relationalize::error_name(e))
     })
 }

@@ -105,6 +105,28 @@ enum LocalCommand {
         #[arg(long)]
         abandoned_polls_take_tasks: bool,
     },
+    /// Run the relationalize state machine (template.yaml's: a Distributed Map over the
+    /// archives, the relationalize and notify Lambdas in-process) over a folder standing in for
+    /// the stack's RelationalizeBucket: archives under BUCKET/archives/, schemas under
+    /// BUCKET/schemas/ (when that folder exists), tables written under BUCKET/relationalized/
+    /// (docs/relationalize.md). Prints the execution's outcome; its output is the run's summary.
+    ///
+    /// Example: stepops local relationalize --bucket ./bucket --prefix archives/2024/
+    Relationalize {
+        /// The folder standing in for the bucket (its name is the bucket's).
+        #[arg(long, value_name = "DIR")]
+        bucket: PathBuf,
+        /// The prefix of the archives to relationalize (a backfill: the whole prefix).
+        #[arg(long, default_value = "archives/")]
+        prefix: String,
+        /// Where the engine keeps its executions (SQLite) and the template files.
+        #[arg(
+            long,
+            default_value = ".stepops/relationalize",
+            env = "STEPOPS_LOCAL_STATE_DIR"
+        )]
+        state_dir: PathBuf,
+    },
     /// Measure the engine: state transitions per second on a long Pass chain and the time of a
     /// 10,000-item inline Map with MaxConcurrency 40, in memory and with the SQLite store, and
     /// say whether the goals (at least 20,000 transitions/s, the Map in under 5 s) are met.
@@ -162,6 +184,27 @@ fn read_input(arg: &str) -> anyhow::Result<Value> {
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     match args.command {
         LocalCommand::Migrate(args) => crate::local_migrate::run(args).await,
+        LocalCommand::Relationalize {
+            bucket,
+            prefix,
+            state_dir,
+        } => {
+            let run = stepops_embedded::relationalize::LocalRelationalize {
+                bucket_dir: bucket,
+                prefix,
+                state_dir,
+                time_scale: 1.0,
+            };
+            let (outcome, notifications) = run.run().await?;
+            for (_, message) in notifications.lock().expect("notifications").iter() {
+                eprintln!("{}\n{}\n", message.subject, message.text);
+            }
+            println!("{}", outcome.to_json());
+            if outcome.status != "SUCCEEDED" {
+                anyhow::bail!("the execution ended {}", outcome.status);
+            }
+            Ok(())
+        }
         LocalCommand::Exec {
             definition,
             input,

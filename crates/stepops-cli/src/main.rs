@@ -13,6 +13,7 @@ mod errors;
 mod local;
 mod local_migrate;
 mod migrate;
+mod relationalize;
 mod repo_sync;
 mod sample;
 mod start;
@@ -51,6 +52,11 @@ enum Command {
     /// Make S3 prefixes equal to GitHub branches (`--config FILE [--dry-run]`), or check a
     /// definition (`check FILE`). See docs/repo-sync.md.
     RepoSync(repo_sync::RepoSyncArgs),
+    /// Turn archives of JSON documents into validated, flattened, partitioned Parquet tables
+    /// (`--input DIR_OR_S3 --output DIR_OR_S3 [--schemas …]`), or benchmark it beside DuckDB
+    /// (`bench`). See docs/relationalize.md.
+    #[command(long_about = relationalize::LONG_ABOUT)]
+    Relationalize(relationalize::RelationalizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
             Command::Local(args) => local::run(args).await,
             Command::Start(args) => start::run(args).await,
             Command::RepoSync(args) => repo_sync::run(args).await,
+            Command::Relationalize(args) => relationalize::run(args).await,
         }
     });
     let Err(err) = result else {

@@ -12,6 +12,10 @@
 //! EventBridge rule, which the engine runs (the notify handler reads the failed step from the
 //! execution's history over the engine's API).
 //!
+//! [`relationalize`] runs the relationalize state machine the same way (`stepops local
+//! relationalize`), with the relationalize Lambda's library call over a folder standing in for
+//! the stack's bucket.
+//!
 //! ```no_run
 //! # async fn demo(input: serde_json::Value) -> Result<(), stepops_embedded::EmbeddedError> {
 //! use stepops_embedded::{LocalPipeline, PipelineOptions};
@@ -25,6 +29,7 @@
 
 mod counting;
 mod handlers;
+pub mod relationalize;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

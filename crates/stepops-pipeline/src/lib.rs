@@ -60,7 +60,7 @@ pub async fn notify_handler<P: Publisher, H: ExecutionHistory>(
     environment: Option<&str>,
 ) -> Result<(NotifyRequest, NotifyOutput), PipelineError> {
     let req = match NotifyInput::from_value(payload)? {
-        NotifyInput::Request(r) => r,
+        NotifyInput::Request(r) => *r,
         NotifyInput::StatusChange(event) => {
             request_from_status_change(&event, history, environment).await?
         }

@@ -703,3 +703,36 @@ fn webhook_secrets_must_hold_an_https_url() {
         assert!(!err.to_string().contains("hooks.example"), "{err}");
     }
 }
+
+#[test]
+fn a_relationalize_summary_gives_its_counts_and_failed_archives() {
+    let req = NotifyRequest::from_value(json!({
+        "status": "SUCCEEDED",
+        "environment": "dev",
+        "workflow": "relationalize",
+        "executionArn": "arn:aws:states:eu-west-1:123456789012:execution:stepops-dev-relationalize:backfill",
+        "relationalize": {
+            "archives": 200, "succeeded": 199, "failed": 1, "documents": 400, "invalid": 10,
+            "rows": 1800,
+            "failures": [{"archive": "s3://b/archives/x.zip", "error": "Stepops.InvalidInput",
+                          "cause": "archive s3://b/archives/x.zip is not a readable ZIP"}],
+            "conflicts": []
+        }
+    }))
+    .unwrap();
+    let m = compose(&req, now());
+    assert_eq!(m.subject, "[stepops dev] relationalize succeeded");
+    assert!(
+        m.text.contains(
+            "archives: 200, documents: 400, invalid (quarantined): 10, archives failed: 1, rows: 1800"
+        ),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("- s3://b/archives/x.zip: Stepops.InvalidInput: archive s3://b/archives/x.zip is not a readable ZIP"),
+        "{}",
+        m.text
+    );
+}

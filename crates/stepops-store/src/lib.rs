@@ -3,7 +3,8 @@
 //! S3 on a laptop (the local engine reads and writes `<root>/<bucket>/<key>`); `S3Store` (cargo
 //! feature `s3`, on by default) uses S3 in AWS. [`PutOptions`] say how an object is written (its
 //! content type, server-side encryption with KMS); the local folder keeps what was asked beside
-//! the object ([`LocalFolderStore::options_of`]) so that tests can check it.
+//! the object ([`LocalFolderStore::options_of`]) so that tests can check it. A store also lists
+//! a prefix and streams an object into a local file (relationalize's archives).
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
@@ -146,6 +147,22 @@ pub trait ObjectStore: Send + Sync + 'static {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+
+    /// The keys of every object under `prefix` (all pages), sorted.
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Streams the object at `bucket`/`key` into the local file `dest` (created or truncated)
+    /// without holding it in memory; returns its size.
+    fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        dest: &Path,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// A folder standing in for S3: object `bucket`/`key` is the file `<root>/<bucket>/<key>`. An
@@ -285,6 +302,85 @@ impl ObjectStore for LocalFolderStore {
             }),
         }
     }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.path_of(bucket, "k")?;
+        let base = self.root.join(bucket);
+        let root = base.clone();
+        let prefix = prefix.to_owned();
+        let io = |path: PathBuf, source| StoreError::Io {
+            bucket: bucket.to_owned(),
+            key: String::new(),
+            path,
+            source,
+        };
+        let listed = tokio::task::spawn_blocking(move || list_folder(&root, &prefix))
+            .await
+            .map_err(|e| io(base.clone(), std::io::Error::other(e)))?;
+        listed.map_err(|(path, e)| io(path, e))
+    }
+
+    async fn download(&self, bucket: &str, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        let path = self.path_of(bucket, key)?;
+        match tokio::fs::copy(&path, dest).await {
+            Ok(n) => Ok(n),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && !tokio::fs::try_exists(&path).await.unwrap_or(false) =>
+            {
+                Err(StoreError::Missing {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                })
+            }
+            Err(source) => Err(StoreError::Io {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                path,
+                source,
+            }),
+        }
+    }
+}
+
+/// The keys under `root` starting with `prefix`, sorted; a temporary file of a write in
+/// progress (`*.tmp-PID`) is not an object. A missing bucket folder lists nothing.
+fn list_folder(root: &Path, prefix: &str) -> Result<Vec<String>, (PathBuf, std::io::Error)> {
+    let mut keys = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err((dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| (dir.clone(), e))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| (path.clone(), e))?;
+            let Ok(rel) = path.strip_prefix(root) else {
+                continue;
+            };
+            let key = rel.to_string_lossy().replace('\\', "/");
+            if kind.is_dir() {
+                // Only descend where keys under `prefix` can be.
+                let dir_key = format!("{key}/");
+                if dir_key.starts_with(prefix) || prefix.starts_with(&dir_key) {
+                    dirs.push(path);
+                }
+            } else if key.starts_with(prefix) && !is_temporary(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// A file [`write_atomically`] has not published yet.
+fn is_temporary(key: &str) -> bool {
+    key.rsplit_once(".tmp-")
+        .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A store that refuses every write (no store configured).
@@ -303,6 +399,14 @@ impl ObjectStore for NoStore {
     }
 
     async fn get(&self, _: &str, _: &str) -> Result<Vec<u8>, StoreError> {
+        Err(StoreError::NotConfigured)
+    }
+
+    async fn list(&self, _: &str, _: &str) -> Result<Vec<String>, StoreError> {
+        Err(StoreError::NotConfigured)
+    }
+
+    async fn download(&self, _: &str, _: &str, _: &Path) -> Result<u64, StoreError> {
         Err(StoreError::NotConfigured)
     }
 }
@@ -392,6 +496,71 @@ impl ObjectStore for S3Store {
             .map_err(|e| err(None, format!("reading the body: {e}")))?;
         Ok(body.into_bytes().to_vec())
     }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        use aws_sdk_s3::error::ProvideErrorMetadata;
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| StoreError::S3 {
+                bucket: bucket.to_owned(),
+                key: prefix.to_owned(),
+                code: e.code().map(str::to_owned),
+                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn download(&self, bucket: &str, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        use aws_sdk_s3::error::ProvideErrorMetadata;
+        let out = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                    return StoreError::Missing {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    };
+                }
+                StoreError::S3 {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    code: e.code().map(str::to_owned),
+                    message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                }
+            })?;
+        let io = |source| StoreError::Io {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            path: dest.to_owned(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut body = out.body.into_async_read();
+        let n = tokio::io::copy(&mut body, &mut file).await.map_err(io)?;
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(io)?;
+        Ok(n)
+    }
 }
 
 /// Either store, chosen by configuration.
@@ -430,11 +599,60 @@ impl ObjectStore for AnyStore {
             AnyStore::S3(s) => s.get(bucket, key).await,
         }
     }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            AnyStore::Local(s) => s.list(bucket, prefix).await,
+            AnyStore::None(s) => s.list(bucket, prefix).await,
+            #[cfg(feature = "s3")]
+            AnyStore::S3(s) => s.list(bucket, prefix).await,
+        }
+    }
+
+    async fn download(&self, bucket: &str, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Local(s) => s.download(bucket, key, dest).await,
+            AnyStore::None(s) => s.download(bucket, key, dest).await,
+            #[cfg(feature = "s3")]
+            AnyStore::S3(s) => s.download(bucket, key, dest).await,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn lists_keys_under_a_prefix_and_downloads_to_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFolderStore::new(dir.path());
+        for key in ["in/a/1.zip", "in/b.zip", "other/c.zip", "inx"] {
+            store
+                .put("bucket", key, key.as_bytes().to_vec())
+                .await
+                .unwrap();
+        }
+        // A write in progress is not an object.
+        std::fs::write(dir.path().join("bucket/in/b.tmp-42"), b"half").unwrap();
+        assert_eq!(
+            store.list("bucket", "in/").await.unwrap(),
+            ["in/a/1.zip", "in/b.zip"]
+        );
+        assert_eq!(store.list("bucket", "").await.unwrap().len(), 4);
+        assert!(store.list("nobucket", "").await.unwrap().is_empty());
+        let dest = dir.path().join("copy");
+        assert_eq!(
+            store.download("bucket", "in/b.zip", &dest).await.unwrap(),
+            8
+        );
+        assert_eq!(std::fs::read(&dest).unwrap(), b"in/b.zip");
+        let missing = store
+            .download("bucket", "in/none", &dest)
+            .await
+            .unwrap_err();
+        assert_eq!(missing.error_name(), ErrorName::NotFound);
+    }
 
     #[tokio::test]
     async fn writes_under_root_and_refuses_escapes() {

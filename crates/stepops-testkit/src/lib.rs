@@ -24,7 +24,9 @@
 //! # Ok::<(), stepops_testkit::TestkitError>(())
 //! ```
 
+pub mod duckdb;
 pub mod http;
+pub mod moto;
 pub mod process;
 
 use std::net::TcpListener;

@@ -160,19 +160,25 @@ pub(super) fn write_results(
     let mut succeeded = Vec::new();
     let mut failed = Vec::new();
     for (i, ((input, _, status), out)) in statuses.iter().zip(outputs).enumerate() {
-        let entry = json!({
+        let mut entry = json!({
             "ExecutionArn": format!("{map_run_arn}:{i}"),
             "Input": to_json(input),
             "InputDetails": {"Included": true},
             "Name": format!("{i}"),
-            "Output": to_json(out),
-            "OutputDetails": {"Included": true},
             "StateMachineArn": exec.info.state_machine_arn,
             "Status": if *status == NodeStatus::Succeeded { "SUCCEEDED" } else { "FAILED" },
         });
         if *status == NodeStatus::Succeeded {
+            entry["Output"] = Value::String(to_json(out));
+            entry["OutputDetails"] = json!({"Included": true});
             succeeded.push(entry);
         } else {
+            // As AWS writes a failed child: its error and cause, no output.
+            for field in ["Error", "Cause"] {
+                if let Some(v) = out.get(field).filter(|v| !v.is_null()) {
+                    entry[field] = v.clone();
+                }
+            }
             failed.push(entry);
         }
     }

@@ -73,8 +73,14 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
                     }
                 }
             }
+            if let Some(r) = req.relationalize.as_ref().and_then(Value::as_object) {
+                facts.extend(relationalize_facts(r));
+            }
             if !facts.is_empty() {
                 lines.push(facts.join(", "));
+            }
+            if let Some(r) = req.relationalize.as_ref().and_then(Value::as_object) {
+                lines.extend(relationalize_failures(r));
             }
             if let Some((counted, planned)) = partial
                 && (summary.rows_copied.is_some() || summary.rows_deleted.is_some())
@@ -162,10 +168,56 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
     }
 }
 
+/// A relationalize run's counts (its summary's `archives`, `documents`, `invalid`, `failed`,
+/// `rows`).
+fn relationalize_facts(r: &serde_json::Map<String, Value>) -> Vec<String> {
+    [
+        ("archives", "archives"),
+        ("documents", "documents"),
+        ("invalid", "invalid (quarantined)"),
+        ("failed", "archives failed"),
+        ("rows", "rows"),
+    ]
+    .iter()
+    .filter_map(|(key, label)| r.get(*key)?.as_u64().map(|n| format!("{label}: {n}")))
+    .collect()
+}
+
+/// The failed archives a relationalize summary lists, and what to do.
+fn relationalize_failures(r: &serde_json::Map<String, Value>) -> Vec<String> {
+    let failures = r.get("failures").and_then(Value::as_array);
+    let Some(failures) = failures.filter(|f| !f.is_empty()) else {
+        return Vec::new();
+    };
+    let mut lines = vec![
+        "Archives that failed (nothing of them was written; fix the cause, then start the \
+         machine again with {\"prefix\": \"<the archive's key>\"}):"
+            .to_owned(),
+    ];
+    for f in failures.iter().take(10) {
+        let text = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+        lines.push(format!(
+            "- {}: {}: {}",
+            text("archive"),
+            text("error"),
+            redact(&unwrap_cause(&text("cause")))
+        ));
+    }
+    lines
+}
+
 /// What to do after a failure, timeout or abort.
 fn next_step(req: &NotifyRequest, step: Option<&str>, admin_record: bool) -> String {
     let arn = &req.execution_arn;
     let admin = admin_record || machine_name(arn).contains("admin");
+    if req.workflow.as_deref() == Some("relationalize")
+        || machine_name(arn).ends_with("-relationalize")
+    {
+        return "Relationalizing an archive is idempotent (its files are replaced): fix the cause \
+                and start the machine again on the same prefix; the Map run's result files \
+                (under the output's _runs/) list every archive that failed."
+            .into();
+    }
     if admin {
         return "Admin tasks are idempotent: fix the cause and start the task again (a redrive \
                 of this execution would only repeat its failure)."

@@ -109,6 +109,10 @@ pub struct NotifyRequest {
     /// and change are summarised.
     #[serde(default)]
     pub admin: Option<Value>,
+    /// A relationalize run's summary (`statemachine/relationalize.asl.json`): archives,
+    /// documents, invalid documents, failed archives, rows, the first failures.
+    #[serde(default)]
+    pub relationalize: Option<Value>,
     /// How often the execution was redriven before it ended this way.
     #[serde(default)]
     pub redrive_count: Option<u32>,
@@ -177,9 +181,9 @@ pub struct StatusChangeDetail {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NotifyInput {
     /// A request the state machine built (`NotifySuccess`, the admin machine).
-    Request(NotifyRequest),
+    Request(Box<NotifyRequest>),
     /// A Step Functions status change (the template's EventBridge rule).
-    StatusChange(StatusChangeEvent),
+    StatusChange(Box<StatusChangeEvent>),
 }
 
 impl NotifyInput {
@@ -188,7 +192,7 @@ impl NotifyInput {
         let is_event = value.get("detail-type").is_some()
             || value.get("source").and_then(Value::as_str) == Some(STATES_SOURCE);
         if !is_event {
-            return NotifyRequest::from_value(value).map(NotifyInput::Request);
+            return NotifyRequest::from_value(value).map(|r| NotifyInput::Request(Box::new(r)));
         }
         let event: StatusChangeEvent = serde_json::from_value(value).map_err(|e| {
             PipelineError::InvalidNotification(format!("not a Step Functions status change: {e}"))
@@ -199,7 +203,7 @@ impl NotifyInput {
                 event.source, event.detail_type
             )));
         }
-        Ok(NotifyInput::StatusChange(event))
+        Ok(NotifyInput::StatusChange(Box::new(event)))
     }
 }
 
@@ -258,6 +262,7 @@ pub async fn request_from_status_change<H: ExecutionHistory>(
         destination_read_only: (migration && history_error.is_none())
             .then_some(facts.destination_read_only),
         admin: None,
+        relationalize: None,
         redrive_count: d.redrive_count.or(Some(facts.redrives)).filter(|n| *n > 0),
         history_error,
     })

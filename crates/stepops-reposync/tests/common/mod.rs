@@ -6,10 +6,8 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,63 +20,8 @@ pub const KEY_PEM: &str = include_str!("../fixtures/test-app-key.pem");
 pub const APP_ID: &str = "424242";
 pub const TOKEN: &str = "ghs_testtoken_never_logged";
 
-/// moto's S3 server, stopped on drop.
-pub struct Moto {
-    child: Child,
-    pub endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts moto's server on a free port of 127.0.0.1 (scripts/install-deps.sh installs it).
-pub async fn moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .env("S3_UPLOAD_PART_MIN_SIZE", "1024")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 is needed to run moto's S3 server (scripts/install-deps.sh)");
-    let mut moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if let Some(status) = moto.child.try_wait().unwrap() {
-            panic!(
-                "moto's server exited ({status}): install it with `pip install \"moto[server]\" awscrt` (scripts/install-deps.sh)"
-            );
-        }
-        if reqwest::get(format!("{}/moto-api/", moto.endpoint))
-            .await
-            .is_ok()
-        {
-            return moto;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "moto's server did not answer within 10 s on {}",
-        moto.endpoint
-    );
-}
+#[allow(unused_imports)] // not every test binary names the type
+pub use stepops_testkit::moto::{Moto, moto};
 
 /// The S3 configuration for moto (static test credentials).
 pub fn s3_config(endpoint: &str) -> aws_sdk_s3::config::Builder {

@@ -1,0 +1,134 @@
+//! A typed [`Table`] as one Parquet file (snappy, as Glue writes): the columns the schema
+//! declares first, in its order, then the others as first seen.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::RelzError;
+use crate::table::{Cell, Column, Table};
+use crate::types::{ColType, Conflict, resolve, timestamp_micros};
+
+fn data_type(t: ColType) -> DataType {
+    match t {
+        ColType::Int64 => DataType::Int64,
+        ColType::Float64 => DataType::Float64,
+        ColType::Boolean => DataType::Boolean,
+        ColType::Utf8 => DataType::Utf8,
+        ColType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// A cell as text, for a column written as strings.
+fn text(c: &Cell) -> Option<String> {
+    match c {
+        Cell::Null => None,
+        Cell::Bool(b) => Some(b.to_string()),
+        Cell::Int(i) | Cell::Key(i) => Some(i.to_string()),
+        Cell::Float(f) => {
+            Some(serde_json::Number::from_f64(*f).map_or_else(|| f.to_string(), |n| n.to_string()))
+        }
+        Cell::Str(s) => Some(s.clone()),
+    }
+}
+
+fn array(column: &Column, t: ColType) -> ArrayRef {
+    let n = column.cells.len();
+    match t {
+        ColType::Int64 => {
+            let mut b = Int64Builder::with_capacity(n);
+            for c in &column.cells {
+                b.append_option(match c {
+                    Cell::Int(i) | Cell::Key(i) => Some(*i),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        ColType::Float64 => {
+            let mut b = Float64Builder::with_capacity(n);
+            for c in &column.cells {
+                b.append_option(match c {
+                    Cell::Int(i) => Some(*i as f64),
+                    Cell::Float(f) => Some(*f),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        ColType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(n);
+            for c in &column.cells {
+                b.append_option(match c {
+                    Cell::Bool(v) => Some(*v),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        ColType::Timestamp => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+            for c in &column.cells {
+                b.append_option(match c {
+                    Cell::Str(s) => timestamp_micros(s),
+                    _ => None,
+                });
+            }
+            Arc::new(b.finish())
+        }
+        ColType::Utf8 => {
+            let mut b = StringBuilder::with_capacity(n, n * 16);
+            for c in &column.cells {
+                b.append_option(text(c));
+            }
+            Arc::new(b.finish())
+        }
+    }
+}
+
+/// Encodes `table` (named `name`) as Parquet with the types `declared` gives (the others
+/// inferred); returns the file and the columns written as strings for a conflict.
+pub fn encode(
+    name: &str,
+    table: &mut Table,
+    declared: &[(String, ColType)],
+) -> Result<(Vec<u8>, Vec<Conflict>), RelzError> {
+    for (col, _) in declared {
+        table.declare(col);
+    }
+    let mut fields = Vec::with_capacity(table.columns.len());
+    let mut arrays = Vec::with_capacity(table.columns.len());
+    let mut conflicts = Vec::new();
+    for column in &table.columns {
+        let want = declared
+            .iter()
+            .find(|(c, _)| *c == column.name)
+            .map(|(_, t)| *t);
+        let (t, conflict) = resolve(name, column, want);
+        conflicts.extend(conflict);
+        let required = matches!(column.name.as_str(), "recordid");
+        fields.push(Field::new(&column.name, data_type(t), !required));
+        arrays.push(array(column, t));
+    }
+    let err = |e: &dyn std::fmt::Display| RelzError::Parquet {
+        table: name.to_owned(),
+        reason: e.to_string(),
+    };
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(&e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| err(&e))?;
+    writer.write(&batch).map_err(|e| err(&e))?;
+    writer.close().map_err(|e| err(&e))?;
+    Ok((out, conflicts))
+}

@@ -1,0 +1,33 @@
+//! Relationalize: archives of JSON documents (a ZIP per uploaded record) become
+//! schema-validated, flattened, partitioned Parquet tables, as AWS Glue's Relationalize and
+//! BridgeDownstream's renaming make them, without Glue (`stepops relationalize`, Lambda
+//! `relationalize`, `statemachine/relationalize.asl.json`). Users read
+//! `docs/relationalize.md`.
+//!
+//! - [`archive`]: the archive's layout (`metadata.json`, `NAME.json`, `NAME.jsonl`), streamed.
+//! - [`flatten`]: the naming rules (structs → `a_b`, arrays → child tables `T_c` with `id`
+//!   and `index`).
+//! - [`types`]: column types from the JSON Schema or inferred; conflicts → strings, reported.
+//! - [`schema`]: schemas by dataset and version, from a folder or an S3 prefix.
+//! - [`encode`]: a table as Parquet.
+//! - [`run`]: one archive end to end, published whole ([`Relationalizer`]).
+//! - [`location`]: `s3://BUCKET/PREFIX` or a folder, through `stepops_store`.
+//! - [`service`]: many archives (the CLI), and the Lambda's event.
+//! - [`generate`]: made-up archives and documents (tests, the benchmark).
+
+pub mod archive;
+pub mod encode;
+mod error;
+pub mod flatten;
+pub mod generate;
+pub mod location;
+pub mod run;
+pub mod schema;
+pub mod service;
+pub mod table;
+pub mod types;
+
+pub use error::RelzError;
+pub use location::Location;
+pub use run::{ArchiveReport, DEFAULT_MAX_DOCUMENT_BYTES, QUARANTINE, Relationalizer};
+pub use schema::Schemas;

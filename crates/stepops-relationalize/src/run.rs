@@ -1,0 +1,280 @@
+//! One archive end to end: download it to a temporary file, read its metadata, load the
+//! schemas of its datasets, validate and flatten every document, encode each table, then
+//! publish: quarantine records first, then one Parquet file per table. Nothing is written
+//! before the whole archive has been read, and every object is published whole (a local file
+//! is written under a temporary name and renamed; an S3 `PutObject` is atomic), so a run
+//! killed midway leaves no partial file, and running again replaces what it wrote.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use stepops_store::{AnyStore, ObjectStore, PutOptions};
+
+use crate::archive::{Archive, Item, Metadata};
+use crate::encode::encode;
+use crate::error::RelzError;
+use crate::flatten::Flattener;
+use crate::location::Location;
+use crate::schema::{Compiled, Schemas};
+use crate::table::Tables;
+use crate::types::{ColType, Conflict};
+
+/// The default document size limit: 16 MiB.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+
+/// The folder under the output that holds quarantine records.
+pub const QUARANTINE: &str = "_quarantine";
+
+/// What one archive gave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveReport {
+    /// The archive (`s3://…` or a path).
+    pub archive: String,
+    /// The record's id.
+    pub record_id: String,
+    /// Documents read (valid or not).
+    pub documents: usize,
+    /// Documents quarantined.
+    pub invalid: usize,
+    /// Rows written, by table.
+    pub tables: BTreeMap<String, usize>,
+    /// Objects written (Parquet files and quarantine records).
+    pub files: usize,
+    /// Columns written as strings because their values had several types.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Relationalizes archives into one output location.
+#[derive(Debug, Clone)]
+pub struct Relationalizer {
+    /// Where tables and quarantine records go.
+    pub output: Location,
+    /// The store holding `output`.
+    pub output_store: AnyStore,
+    /// The datasets' schemas.
+    pub schemas: Schemas,
+    /// Documents over this size are quarantined unread.
+    pub max_document_bytes: u64,
+    /// Where archives are downloaded while they are read.
+    pub temp_dir: PathBuf,
+}
+
+/// An object to publish.
+struct Output {
+    key: String,
+    body: Vec<u8>,
+    content_type: &'static str,
+}
+
+/// What the reading phase produced.
+struct Read {
+    report: ArchiveReport,
+    outputs: Vec<Output>,
+}
+
+impl Relationalizer {
+    /// Writes to `output` (in `output_store`) with `schemas`, the default document limit and
+    /// the system's temporary folder.
+    pub fn new(output: Location, output_store: AnyStore, schemas: Schemas) -> Self {
+        Relationalizer {
+            output,
+            output_store,
+            schemas,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            temp_dir: std::env::temp_dir(),
+        }
+    }
+
+    /// Relationalizes the archive `bucket`/`key` of `store` (described as `name` in reports).
+    pub async fn archive(
+        &self,
+        store: &AnyStore,
+        bucket: &str,
+        key: &str,
+        name: &str,
+    ) -> Result<ArchiveReport, RelzError> {
+        let tmp = tempfile::NamedTempFile::new_in(&self.temp_dir)?;
+        store.download(bucket, key, tmp.path()).await?;
+        let path = tmp.path().to_owned();
+        let archive_name = name.to_owned();
+        let (mut archive, meta, datasets) = blocking(move || {
+            let mut archive = Archive::open(&path, &archive_name)?;
+            let meta = archive.metadata()?;
+            let datasets = archive.datasets()?;
+            Ok((archive, meta, datasets))
+        })
+        .await?;
+        let mut schemas = HashMap::new();
+        for d in &datasets {
+            schemas.insert(d.clone(), self.schemas.get(d, meta.schema_version).await?);
+        }
+        let this = self.clone();
+        let name = name.to_owned();
+        let read = blocking(move || this.read(&mut archive, &name, &meta, &schemas)).await?;
+        drop(tmp);
+        self.publish(read.outputs).await?;
+        Ok(read.report)
+    }
+
+    fn read(
+        &self,
+        archive: &mut Archive,
+        name: &str,
+        meta: &Metadata,
+        schemas: &HashMap<String, Option<Arc<Compiled>>>,
+    ) -> Result<Read, RelzError> {
+        let partition = meta.partition();
+        let mut tables = Tables::new();
+        let mut flattener = Flattener::new(&meta.record_id);
+        let mut outputs = Vec::new();
+        let mut report = ArchiveReport {
+            archive: name.to_owned(),
+            record_id: meta.record_id.clone(),
+            ..ArchiveReport::default()
+        };
+        let mut quarantine = |member: &str,
+                              line: Option<usize>,
+                              dataset: Option<&str>,
+                              reasons: Value,
+                              document: Value|
+         -> Result<(), RelzError> {
+            let file = member.replace('/', "_");
+            let file = match line {
+                Some(l) => format!("{file}.line{l}.json"),
+                None => format!("{file}.json"),
+            };
+            let key = self.output.key(&format!(
+                "{QUARANTINE}/{}/{partition}/{}/{file}",
+                dataset.unwrap_or("_unknown"),
+                meta.record_id
+            ));
+            let record = json!({
+                "archive": name,
+                "recordId": meta.record_id,
+                "member": member,
+                "line": line,
+                "dataset": dataset,
+                "schemaVersion": meta.schema_version,
+                "reasons": reasons,
+                "document": document,
+            });
+            outputs.push(Output {
+                key,
+                body: serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?,
+                content_type: "application/json",
+            });
+            Ok(())
+        };
+        archive.for_each(self.max_document_bytes, |item| {
+            report.documents += 1;
+            match item {
+                Item::Bad {
+                    member,
+                    line,
+                    dataset,
+                    reason,
+                    text,
+                } => {
+                    report.invalid += 1;
+                    quarantine(
+                        &member,
+                        line,
+                        dataset.as_deref(),
+                        json!([{"path": "", "message": reason}]),
+                        text.map_or(Value::Null, Value::String),
+                    )
+                }
+                Item::Doc {
+                    member,
+                    line,
+                    dataset,
+                    doc,
+                } => {
+                    let violations = match schemas.get(&dataset) {
+                        Some(Some(schema)) => schema.violations(&doc),
+                        _ if self.schemas.configured() => vec![crate::schema::Violation {
+                            path: String::new(),
+                            message: format!(
+                                "unknown dataset {dataset:?}: there is no schema {}",
+                                self.schemas.describe(&dataset, meta.schema_version)
+                            ),
+                        }],
+                        _ => Vec::new(),
+                    };
+                    if !violations.is_empty() {
+                        report.invalid += 1;
+                        return quarantine(&member, line, Some(&dataset), json!(violations), doc);
+                    }
+                    if let Value::Object(m) = &doc {
+                        flattener.document(&mut tables, &dataset, m);
+                    }
+                    Ok(())
+                }
+            }
+        })?;
+        let mut declared: HashMap<&str, &[(String, ColType)]> = HashMap::new();
+        for schema in schemas.values().flatten() {
+            for (table, cols) in &schema.declared {
+                declared.insert(table, cols);
+            }
+        }
+        for (table, mut rows) in tables {
+            if rows.rows == 0 {
+                continue;
+            }
+            let (body, conflicts) = encode(
+                &table,
+                &mut rows,
+                declared.get(table.as_str()).copied().unwrap_or(&[]),
+            )?;
+            report.tables.insert(table.clone(), rows.rows);
+            report.conflicts.extend(conflicts);
+            outputs.push(Output {
+                key: self
+                    .output
+                    .key(&format!("{table}/{partition}/{}.parquet", meta.record_id)),
+                body,
+                content_type: "application/vnd.apache.parquet",
+            });
+        }
+        report.files = outputs.len();
+        Ok(Read { report, outputs })
+    }
+
+    /// Writes every output, a few at a time.
+    async fn publish(&self, outputs: Vec<Output>) -> Result<(), RelzError> {
+        let mut running = tokio::task::JoinSet::new();
+        for out in outputs {
+            if running.len() >= 8
+                && let Some(done) = running.join_next().await
+            {
+                done.map_err(std::io::Error::other)??;
+            }
+            let store = self.output_store.clone();
+            let bucket = self.output.bucket.clone();
+            running.spawn(async move {
+                let options = PutOptions {
+                    content_type: Some(out.content_type.to_owned()),
+                    ..PutOptions::default()
+                };
+                store.put_with(&bucket, &out.key, out.body, options).await
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            done.map_err(std::io::Error::other)??;
+        }
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RelzError> + Send + 'static,
+) -> Result<T, RelzError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)?
+}
