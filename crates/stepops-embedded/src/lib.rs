@@ -25,6 +25,7 @@
 
 mod counting;
 mod handlers;
+pub mod jobs;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use counting::{Counting, Progress, ProgressSnapshot};
 pub use handlers::LocalPublisher;
+pub use jobs::{JobOptions, LocalJobs};
 
 /// The project's `template.yaml`, embedded at compile time.
 pub const TEMPLATE_YAML: &str = include_str!("../../../template.yaml");

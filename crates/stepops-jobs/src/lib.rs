@@ -18,7 +18,8 @@ pub use catalog::{Catalog, FileCheck, check_dir};
 pub use definition::{JobDefinition, Parameter, SecretRef, StepDefinition};
 pub use error::JobError;
 pub use request::{
-    JobRequest, MAX_PARAMS, MAX_REQUEST_BYTES, MAX_VALUE_BYTES, PlannedStep, ValidatedJob,
+    JobRequest, MAX_PARAMS, MAX_REQUEST_BYTES, MAX_VALUE_BYTES, PlannedStep,
+    STATE_TIMEOUT_MARGIN_SECONDS, ValidatedJob, validate_event,
 };
 
 /// The repository's `jobs/*.yaml`, as `(file name, text)`, compiled in at build time.

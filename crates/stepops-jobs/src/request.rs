@@ -19,6 +19,8 @@ use crate::error::JobError;
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024;
 /// The largest parameter value, in bytes.
 pub const MAX_VALUE_BYTES: usize = 4096;
+/// Added to a step's timeout for its Task state's `TimeoutSeconds`.
+pub const STATE_TIMEOUT_MARGIN_SECONDS: u64 = 300;
 /// The most parameters a request may give.
 pub const MAX_PARAMS: usize = 64;
 
@@ -102,6 +104,10 @@ pub struct PlannedStep {
     pub working_dir: Option<String>,
     /// Seconds before the process group is stopped.
     pub timeout_seconds: u64,
+    /// The Task state's `TimeoutSeconds`: the step's timeout plus
+    /// [`STATE_TIMEOUT_MARGIN_SECONDS`] (the runner stops the process first and reports
+    /// `Stepops.JobTimedOut`; this is the backstop).
+    pub state_timeout_seconds: u64,
     /// Whether running it twice is harmless.
     pub idempotent: bool,
 }
@@ -198,6 +204,7 @@ impl Catalog {
                     secrets: secrets.clone(),
                     working_dir: job.working_dir.clone(),
                     timeout_seconds,
+                    state_timeout_seconds: timeout_seconds + STATE_TIMEOUT_MARGIN_SECONDS,
                     idempotent,
                 },
             )
@@ -364,4 +371,32 @@ pub(crate) fn printable(s: &str, max: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// The validation Lambda's logic: `event` is a request; the stack serves `stack`. Returns
+/// `{"request": …, "job": ValidatedJob, "leaseUntil": TIME}` (the job state machine's input
+/// after `Validate`): the concurrency group is held until `leaseUntil` (now plus every step's
+/// Task timeout) at the latest, so a run that failed, was stopped or timed out frees its group
+/// by then even if nothing releases it.
+pub fn validate_event(
+    catalog: &Catalog,
+    event: &Value,
+    stack: Environment,
+) -> Result<Value, JobError> {
+    let request = JobRequest::from_json(event)?;
+    if request.environment != stack.as_str() {
+        return Err(JobError::WrongEnvironment {
+            job: printable(&request.job, 64),
+            environment: printable(&request.environment, 16),
+            allowed: format!("this stack's `{stack}` only"),
+        });
+    }
+    let job = catalog.validate(&request)?;
+    let longest: u64 = job.steps.iter().map(|s| s.state_timeout_seconds).sum();
+    let until = chrono::Utc::now() + chrono::Duration::seconds(longest.min(i64::MAX as u64) as i64);
+    Ok(serde_json::json!({
+        "request": request,
+        "job": job,
+        "leaseUntil": until.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+    }))
 }
