@@ -43,6 +43,8 @@ pub struct JobOptions {
     pub kill_grace: Duration,
     /// Serve the Step Functions API on this port (0: a free one).
     pub port: u16,
+    /// The engine's time scale (tests: 0.1 makes a 10 s `HeartbeatSeconds` 1 s).
+    pub time_scale: f64,
 }
 
 impl JobOptions {
@@ -56,6 +58,7 @@ impl JobOptions {
             heartbeat_interval: Duration::from_secs(5),
             kill_grace: Duration::from_secs(5),
             port: 0,
+            time_scale: 1.0,
         }
     }
 }
@@ -87,6 +90,7 @@ impl LocalJobs {
                 ..TemplateOptions::default()
             },
             s3_root: Some(options.state_dir.join("s3")),
+            time_scale: options.time_scale,
             ..EngineConfig::new(options.state_dir.join("engine"))
         }
         .with_lambda(
@@ -141,6 +145,15 @@ impl LocalJobs {
         let stop = CancellationToken::new();
         let handle = tokio::spawn(runner.run(stop.clone().cancelled_owned()));
         self.workers.push(Worker { stop, handle });
+    }
+
+    /// Kills worker `index` at once, as a crashed runner dies: nothing is answered (the
+    /// engine notices by the missing heartbeats); its running step's process group is stopped
+    /// with it (in-process, the step's future is dropped).
+    pub fn kill_worker(&mut self, index: usize) {
+        if index < self.workers.len() {
+            self.workers.remove(index).handle.abort();
+        }
     }
 
     /// Where step logs and working directories go (`logs/`, `work/`).

@@ -27,10 +27,13 @@ pub struct TableSpec {
     pub key: Vec<String>,
 }
 
+/// One table: its key attributes and its items by key.
+type Table = (Vec<String>, BTreeMap<String, Map<String, Value>>);
+
 /// The engine's tables.
 #[derive(Debug, Default)]
 pub(crate) struct Tables {
-    tables: Mutex<BTreeMap<String, (Vec<String>, BTreeMap<String, Map<String, Value>>)>>,
+    tables: Mutex<BTreeMap<String, Table>>,
 }
 
 fn validation(cause: impl Into<String>) -> TaskError {

@@ -246,6 +246,10 @@ async fn write_output(
             warn!(job = %label, error = %e, "cannot write the step's log; output goes to the runner's log only");
             log_ok = false;
         }
+        // Streamed: whenever the output is caught up, the log file is too.
+        if log_ok && rx.is_empty() && log.flush().await.is_err() {
+            log_ok = false;
+        }
     }
     let _ = log.flush().await;
     (tail.into(), lines, bytes)
