@@ -209,6 +209,7 @@ impl<H, S: SecretSource, O: ObjectStore> WithJobs<H, S, O> {
     }
 
     async fn job(&self, args: Value) -> Result<Value, StepError> {
+        let arrived = std::time::Instant::now();
         let a = self.parse(&args)?;
         let label = format!("{}/{}", a.job.job, a.step.name);
         if let Some((bucket, base)) = &a.records {
@@ -295,6 +296,7 @@ impl<H, S: SecretSource, O: ObjectStore> WithJobs<H, S, O> {
             log_path: log_path.clone(),
             masker,
             label: label.clone(),
+            arrived,
         };
         let outcome = run_process(spec).await;
         let _ = std::fs::remove_dir_all(&fresh);
@@ -328,6 +330,7 @@ impl<H, S: SecretSource, O: ObjectStore> WithJobs<H, S, O> {
                         "index": a.step.index,
                         "exitCode": 0,
                         "durationMs": o.duration.as_millis() as u64,
+                        "startLatencyUs": o.start_latency.as_micros() as u64,
                         "lines": o.lines,
                         "bytes": o.bytes,
                         "tail": o.tail,

@@ -46,6 +46,8 @@ pub struct ProcessSpec {
     pub masker: Masker,
     /// `job/step` for the runner's log lines.
     pub label: String,
+    /// When the task arrived (start latency is measured from it).
+    pub arrived: Instant,
 }
 
 /// How the process ended.
@@ -70,7 +72,7 @@ pub struct ProcessOutcome {
     pub lines: u64,
     /// Bytes read.
     pub bytes: u64,
-    /// From the call to the process's start.
+    /// From the task's arrival ([`ProcessSpec::arrived`]) to the process's start.
     pub start_latency: Duration,
     /// How long it ran.
     pub duration: Duration,
@@ -82,7 +84,6 @@ pub struct SpawnError(pub String);
 
 /// Runs `spec` to its end (or its timeout). Dropping the future stops the process group.
 pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError> {
-    let called = Instant::now();
     let log = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -106,7 +107,7 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
     let mut child = cmd
         .spawn()
         .map_err(|e| SpawnError(format!("cannot start `{}`: {e}", spec.argv[0])))?;
-    let start_latency = called.elapsed();
+    let start_latency = spec.arrived.elapsed();
     let started = Instant::now();
     let pgid = child.id().unwrap_or(0);
     let mut guard = GroupGuard::new(pgid, spec.grace);
