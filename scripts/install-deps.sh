@@ -43,6 +43,11 @@ if ! python3 -c "import duckdb" 2>/dev/null; then
   echo "install-deps: installing duckdb with pip (independent Parquet reader for tests)" >&2
   python3 -m pip install -q duckdb || python3 -m pip install -q --break-system-packages duckdb
 fi
+# The job catalog's schema test validates jobs/*.yaml with an independent validator.
+if ! python3 -c "import jsonschema, yaml" 2>/dev/null; then
+  echo "install-deps: installing jsonschema and PyYAML with pip (job schema test)" >&2
+  python3 -m pip install -q jsonschema pyyaml || python3 -m pip install -q --break-system-packages jsonschema pyyaml
+fi
 
 # reladiff needs its PostgreSQL driver (the extra); without it, it prints an error and exits 0.
 if [ "$bench" -eq 1 ] && ! { command -v reladiff >/dev/null 2>&1 && python3 -c "import psycopg2" 2>/dev/null; }; then

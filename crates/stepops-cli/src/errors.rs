@@ -35,5 +35,6 @@ pub fn name_of(err: &anyhow::Error) -> Option<ErrorName> {
             .or_else(|| name::<stepops_store::StoreError>(e))
             .or_else(|| name::<stepops_secrets::SecretError>(e))
             .or_else(|| crate::relationalize::error_name(e))
+            .or_else(|| name::<stepops_jobs::JobError>(e))
     })
 }

@@ -22,6 +22,9 @@ enum LocalCommand {
     /// Run the migration pipeline (migrate.asl.json, Lambdas and runner workers in-process) on
     /// your own databases: --source URL --dest URL [--jobs N] (see `stepops local migrate --help`).
     Migrate(crate::local_migrate::LocalMigrateArgs),
+    /// Run an ops job of the catalog locally: `stepops local job run NAME --env dev
+    /// --param K=V` (the job state machine on the local engine, an in-process runner).
+    Job(crate::local_job::LocalJobArgs),
     /// Run one state machine definition to its end and print ONE JSON object:
     /// {"status":"SUCCEEDED","output":…} or {"status":"FAILED","error":…,"cause":…}.
     /// Exit code 0 on success, 1 otherwise.
@@ -156,6 +159,11 @@ impl LocalArgs {
     pub fn is_bench(&self) -> bool {
         matches!(self.command, LocalCommand::Bench { .. })
     }
+
+    /// `stepops local job` (its own output is the job's; logs only warnings unless asked).
+    pub fn is_job(&self) -> bool {
+        matches!(self.command, LocalCommand::Job(_))
+    }
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -205,6 +213,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        LocalCommand::Job(args) => crate::local_job::run(args).await,
         LocalCommand::Exec {
             definition,
             input,

@@ -10,7 +10,9 @@ mod admin;
 mod bench;
 mod demo;
 mod errors;
+mod job;
 mod local;
+mod local_job;
 mod local_migrate;
 mod migrate;
 mod relationalize;
@@ -43,6 +45,8 @@ enum Command {
     /// Benchmark `stepops migrate` against pgcopydb, pg_dump | psql and reladiff (prints figures).
     #[command(long_about = stepops_bench::LONG_ABOUT)]
     Bench(bench::BenchArgs),
+    /// Ops jobs from the catalog (jobs/*.yaml): list, show, check, run (see --help).
+    Job(job::JobArgs),
     /// Make a destination database's tables equal to a source's, in resumable chunks.
     Migrate(migrate::MigrateArgs),
     /// Start a migration execution in AWS (or on a local engine) after validating its input.
@@ -65,7 +69,7 @@ fn main() -> ExitCode {
     // warnings unless STEPOPS_LOG asks for more.
     let quiet = match &cli.command {
         Command::Demo(_) => true,
-        Command::Local(args) => args.is_bench(),
+        Command::Local(args) => args.is_bench() || args.is_job(),
         _ => false,
     };
     stepops_runner::logging::init_with_default(if quiet { "warn" } else { "info" });
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => migrate::run(args).await,
             Command::Local(args) => local::run(args).await,
             Command::Start(args) => start::run(args).await,
+            Command::Job(args) => job::run(args).await,
             Command::RepoSync(args) => repo_sync::run(args).await,
             Command::Relationalize(args) => relationalize::run(args).await,
         }

@@ -29,6 +29,7 @@
 
 mod counting;
 mod handlers;
+pub mod jobs;
 pub mod relationalize;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use counting::{Counting, Progress, ProgressSnapshot};
 pub use handlers::LocalPublisher;
+pub use jobs::{JobOptions, LocalJobs};
 
 /// The project's `template.yaml`, embedded at compile time.
 pub const TEMPLATE_YAML: &str = include_str!("../../../template.yaml");

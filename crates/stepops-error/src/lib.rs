@@ -63,13 +63,20 @@ pub enum ErrorName {
     /// A prod admin task was started without `"confirm"` naming its target (the target typed
     /// again), or with one that names another target. Nothing was sent.
     NotConfirmed,
+    /// An ops job's command ended with a non-zero exit code (or a signal), or its outcome is
+    /// unknown (a non-idempotent step whose runner died while it ran): the cause says which,
+    /// with the exit code and the command's last output lines, secrets masked.
+    JobFailed,
+    /// An ops job's step ran past its timeout: its whole process group was stopped (TERM, a
+    /// grace period, then KILL).
+    JobTimedOut,
     /// A bug or an unexpected state in stepops itself. Report it.
     Internal,
 }
 
 impl ErrorName {
     /// All names, in documentation order.
-    pub const ALL: [ErrorName; 12] = [
+    pub const ALL: [ErrorName; 14] = [
         ErrorName::Transient,
         ErrorName::InvalidInput,
         ErrorName::WrongEnvironment,
@@ -81,6 +88,8 @@ impl ErrorName {
         ErrorName::Busy,
         ErrorName::NotConverged,
         ErrorName::NotConfirmed,
+        ErrorName::JobFailed,
+        ErrorName::JobTimedOut,
         ErrorName::Internal,
     ];
 
@@ -98,6 +107,8 @@ impl ErrorName {
             ErrorName::Busy => "Stepops.Busy",
             ErrorName::NotConverged => "Stepops.NotConverged",
             ErrorName::NotConfirmed => "Stepops.NotConfirmed",
+            ErrorName::JobFailed => "Stepops.JobFailed",
+            ErrorName::JobTimedOut => "Stepops.JobTimedOut",
             ErrorName::Internal => "Stepops.Internal",
         }
     }

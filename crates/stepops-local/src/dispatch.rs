@@ -17,6 +17,7 @@ use crate::tasks::{HeartbeatFn, PickupFn, TaskOutcome, TaskWaiter};
 
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
+const DYNAMODB: &str = "arn:aws:states:::dynamodb:";
 
 /// How a resource's integration waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +101,12 @@ async fn dispatch(engine: Arc<Engine>, task: TaskInvocation) -> Result<Value, Ta
     {
         return lambda_invoke(&engine, &task, pattern).await;
     }
+    if let Some(action) = base.strip_prefix(DYNAMODB)
+        && matches!(action, "putItem" | "getItem" | "deleteItem")
+        && pattern == Pattern::RequestResponse
+    {
+        return engine.tables.call(action, &task.input);
+    }
     if base == START_EXECUTION {
         return start_execution(&engine, &task, pattern).await;
     }
@@ -151,7 +158,8 @@ async fn dispatch(engine: Arc<Engine>, task: TaskInvocation) -> Result<Value, Ta
     Err(runtime(format!(
         "The resource '{}' (state '{}') is not supported by the local engine. Supported: \
          arn:aws:states:::lambda:invoke[.waitForTaskToken], Lambda function ARNs, activity ARNs, \
-         arn:aws:states:::states:startExecution[.sync|.sync:2|.waitForTaskToken].",
+         arn:aws:states:::states:startExecution[.sync|.sync:2|.waitForTaskToken], \
+         arn:aws:states:::dynamodb:putItem|getItem|deleteItem.",
         task.resource, task.state_name
     )))
 }

@@ -13,6 +13,7 @@ mod api;
 pub mod arn;
 pub mod bench;
 mod dispatch;
+mod dynamodb;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod store;
 pub mod tasks;
 pub mod template;
 
+pub use dynamodb::TableSpec;
 pub use engine::{Delivery, EngineConfig, ExecutionOutcome, LocalEngine};
 pub use error::{ApiError, ApiErrorKind, LocalError};
 pub use lambda::{LambdaError, LambdaHandler, LambdaRegistry, handler};

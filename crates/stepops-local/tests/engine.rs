@@ -126,7 +126,7 @@ async fn lambda_tasks_results_and_errors() {
 
     // An unknown resource is a States.Runtime error naming it (not catchable, as in AWS).
     let def = json!({"StartAt": "Unknown", "States": {"Unknown": {
-        "Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem",
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage",
         "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}], "End": true},
         "Done": {"Type": "Succeed"}}});
     let arn = engine
@@ -140,7 +140,7 @@ async fn lambda_tasks_results_and_errors() {
         out.cause
             .as_deref()
             .unwrap()
-            .contains("arn:aws:states:::dynamodb:getItem"),
+            .contains("arn:aws:states:::sqs:sendMessage"),
         "{out:?}"
     );
 }

@@ -62,6 +62,15 @@ pub struct RunnerConfig {
     pub object_store_root: Option<PathBuf>,
     /// `secret_cache_seconds`: how long resolved secrets are kept (default 900).
     pub secret_cache: Duration,
+    /// `jobs_dir`: the ops job catalog (`jobs/*.yaml`); the catalog compiled into the runner
+    /// when unset (the same one the stack's validation Lambda was built with).
+    pub jobs_dir: Option<PathBuf>,
+    /// `job_root`: job steps' fresh working directories (`work/`) and logs (`logs/`) go under
+    /// it (default `/var/lib/stepops/jobs`).
+    pub job_root: PathBuf,
+    /// `job_kill_grace_seconds`: between SIGTERM and SIGKILL when a job step is stopped
+    /// (default 10).
+    pub job_kill_grace: Duration,
 }
 
 /// A configuration error; its message names the key and its origin.
@@ -101,7 +110,7 @@ impl Named for ConfigError {
     }
 }
 
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 16] = [
     "activities",
     "concurrency",
     "heartbeat_seconds",
@@ -115,6 +124,9 @@ const KEYS: [&str; 13] = [
     "secret_cache_seconds",
     "allowed_targets",
     "answer_timeout_seconds",
+    "jobs_dir",
+    "job_root",
+    "job_kill_grace_seconds",
 ];
 
 /// Values gathered from the file and the environment, each with its origin.
@@ -360,6 +372,14 @@ impl RawConfig {
         let object_store_root = self
             .take::<PathBuf>("object_store_root", "a folder path")?
             .map(|v| v.0);
+        let jobs_dir = self
+            .take::<PathBuf>("jobs_dir", "a folder path")?
+            .map(|v| v.0);
+        let job_root = self
+            .take::<PathBuf>("job_root", "a folder path")?
+            .map(|v| v.0)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/stepops/jobs"));
+        let job_kill_grace = seconds("job_kill_grace_seconds", 10, 0, 600)?;
 
         Ok(RunnerConfig {
             activities,
@@ -375,6 +395,9 @@ impl RawConfig {
             answer_timeout,
             object_store_root,
             secret_cache,
+            jobs_dir,
+            job_root,
+            job_kill_grace,
         })
     }
 

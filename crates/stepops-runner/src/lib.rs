@@ -25,6 +25,7 @@
 //! [`local_sfn_client`] (or [`sfn_client`] for AWS).
 
 pub mod config;
+pub mod job;
 pub mod library_engine;
 pub mod logging;
 pub mod migration;
@@ -39,6 +40,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use config::{ConfigError, RawConfig, RunnerConfig};
+pub use job::{JobSettings, WithJobs};
 pub use library_engine::LibraryEngine;
 pub use migration::{
     ChunkSpec, CopiedRound, CopyOutcome, MigrationEngine, MigrationHandler, PlanOutcome,
@@ -77,6 +79,33 @@ pub fn local_migration_runner(
         .with_redactor(move |s| resolver.redact(s))
 }
 
+/// [`local_migration_runner`] that also runs ops job steps (`job`) from `settings`' catalog,
+/// their secrets read from `secrets` (a [`stepops_secrets::MemorySecretSource`] locally), their
+/// start and result records under `object_store_root` (`stepops local job run`).
+pub fn local_runner_with_jobs<S: SecretSource>(
+    endpoint: &str,
+    options: RunnerOptions,
+    object_store_root: impl Into<std::path::PathBuf>,
+    settings: JobSettings,
+    secrets: S,
+) -> Runner<
+    WithJobs<
+        MigrationHandler<LibraryEngine, NoSecretSource, LocalFolderStore>,
+        S,
+        LocalFolderStore,
+    >,
+> {
+    let resolver = Arc::new(Resolver::new(
+        NoSecretSource,
+        std::time::Duration::from_secs(900),
+    ));
+    let store = LocalFolderStore::new(object_store_root);
+    let handler = MigrationHandler::new(LibraryEngine, resolver.clone(), store.clone());
+    let handler = WithJobs::new(handler, settings, secrets, store);
+    Runner::new(local_sfn_client(endpoint), options, handler)
+        .with_redactor(move |s| resolver.redact(s))
+}
+
 /// Runs the runner as the binary does: AWS clients from `config` (Step Functions at
 /// `config.endpoint` when set), secrets from Secrets Manager/SSM, manifests under
 /// `config.object_store_root` (S3 when unset), the migration engine of `stepops-migrate`, until `shutdown`.
@@ -103,7 +132,21 @@ pub async fn serve(config: &RunnerConfig, shutdown: impl Future<Output = ()> + S
         #[cfg(not(feature = "s3"))]
         None => AnyStore::None(NoStore),
     };
-    let handler = MigrationHandler::new(LibraryEngine, resolver.clone(), store);
+    let handler = MigrationHandler::new(LibraryEngine, resolver.clone(), store.clone());
+    let catalog = match &config.jobs_dir {
+        Some(dir) => stepops_jobs::Catalog::load_dir(dir),
+        None => stepops_jobs::embedded(),
+    };
+    let catalog = catalog.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the job catalog cannot be loaded: every job step will be refused");
+        stepops_jobs::Catalog::from_files(Vec::new()).expect("an empty catalog")
+    });
+    let settings = JobSettings {
+        kill_grace: config.job_kill_grace,
+        worker_name: config.worker_name.clone(),
+        ..JobSettings::new(catalog, &config.job_root)
+    };
+    let handler = WithJobs::new(handler, settings, AwsSecretSource::new(&sdk), store);
     Runner::new(client, RunnerOptions::from(config), handler)
         .with_redactor(move |s| resolver.redact(s))
         .run(shutdown)

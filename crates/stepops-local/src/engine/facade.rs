@@ -33,6 +33,7 @@ impl LocalEngine {
             time_scale: config.time_scale,
             s3_root,
             secrets: config.secrets.clone(),
+            tables: Default::default(),
             machines: RwLock::new(BTreeMap::new()),
             running: Mutex::new(HashMap::new()),
             finished: Notify::new(),
@@ -70,6 +71,7 @@ impl LocalEngine {
                     tracing::info!(rule = %u.id, "not run locally: {}", u.reason);
                 }
                 *engine.event_rules.write().expect("rules lock") = t.event_rules.clone();
+                engine.tables.declare(&t.tables);
                 for m in &t.state_machines {
                     let created = engine
                         .machines

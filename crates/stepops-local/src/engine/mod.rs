@@ -164,6 +164,8 @@ pub(crate) struct Engine {
     pub s3_root: PathBuf,
     /// The Secrets Manager stand-in's values, by name.
     pub secrets: BTreeMap<String, String>,
+    /// The DynamoDB integration's tables.
+    pub(crate) tables: crate::dynamodb::Tables,
     machines: RwLock<BTreeMap<String, Arc<Machine>>>,
     /// Stop tokens of running executions, with the StopExecution error/cause.
     running: Mutex<HashMap<String, RunningExecution>>,

@@ -187,6 +187,7 @@ impl<'a> Resolver<'a> {
             "AWS::SQS::Queue" => "QueueName",
             "AWS::S3::Bucket" => "BucketName",
             "AWS::IAM::Role" => "RoleName",
+            "AWS::DynamoDB::Table" => "TableName",
             _ => return Ok(id.to_string()),
         };
         match resource.get("Properties").and_then(|p| p.get(prop)) {

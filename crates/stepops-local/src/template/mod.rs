@@ -107,6 +107,8 @@ pub struct LoadedTemplate {
     pub event_rules: Vec<EventRuleSpec>,
     /// Rules (and schedules) nothing in a local run can trigger, with the reason.
     pub unemulated_rules: Vec<UnemulatedRule>,
+    /// DynamoDB tables (the `dynamodb:` integrations' in-memory tables).
+    pub tables: Vec<crate::dynamodb::TableSpec>,
 }
 
 /// The template at `path` as JSON with long-form intrinsics, and how to report its errors.
@@ -175,6 +177,7 @@ pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTem
         functions: Vec::new(),
         event_rules: Vec::new(),
         unemulated_rules: Vec::new(),
+        tables: Vec::new(),
     };
     for (id, resource) in &resolver.resources {
         if !resolver.resource_enabled(id).map_err(err)? {
@@ -204,6 +207,35 @@ pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTem
                     logical_id: id.clone(),
                     arn: options.locality.function_arn(&name),
                     name,
+                });
+            }
+            "AWS::DynamoDB::Table" => {
+                let name = resolver.resource_name(id).map_err(in_res)?;
+                let schema = resource
+                    .pointer("/Properties/KeySchema")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| in_res("a table needs Properties.KeySchema".into()))?;
+                let mut key: Vec<(bool, String)> = Vec::new();
+                for k in schema {
+                    let attr = k.get("AttributeName").and_then(Value::as_str);
+                    let kind = k.get("KeyType").and_then(Value::as_str);
+                    match (attr, kind) {
+                        (Some(a), Some(t @ ("HASH" | "RANGE"))) => {
+                            key.push((t == "RANGE", a.to_owned()))
+                        }
+                        _ => {
+                            return Err(in_res(
+                                "KeySchema entries need AttributeName and KeyType HASH/RANGE"
+                                    .into(),
+                            ));
+                        }
+                    }
+                }
+                key.sort();
+                out.tables.push(crate::dynamodb::TableSpec {
+                    logical_id: id.clone(),
+                    name,
+                    key: key.into_iter().map(|(_, a)| a).collect(),
                 });
             }
             _ => {}

@@ -1,0 +1,208 @@
+//! Ops jobs on a laptop (`stepops local job run`, the job tests): the project's own
+//! `template.yaml` and `statemachine/job.asl.json` on the local engine (its DynamoDB tables
+//! emulated in memory), the `job-validate` Lambda's logic registered in-process, and runner
+//! workers in-process polling the job activity over HTTP, as the deployed runners do. Step
+//! logs go to `STATE_DIR/jobs/logs/`, start/result records to the engine's S3 folder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use stepops_error::Environment;
+use stepops_jobs::Catalog;
+use stepops_local::{EngineConfig, ExecutionOutcome, LocalEngine, TemplateOptions};
+use stepops_runner::{JobSettings, RunReport, RunnerOptions};
+use stepops_secrets::MemorySecretSource;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ENVIRONMENT, EmbeddedError, write_template};
+
+/// The template's logical id of the job state machine.
+pub const JOB_STATE_MACHINE: &str = "JobStateMachine";
+/// The template's logical id of the job activity.
+pub const JOB_ACTIVITY: &str = "JobActivity";
+/// The template's logical id of the validation function.
+pub const JOB_VALIDATE_FUNCTION: &str = "JobValidateFunction";
+
+/// How [`LocalJobs`] runs.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// The engine's state, the template copy, logs, working directories.
+    pub state_dir: PathBuf,
+    /// The catalog (validation and runners alike).
+    pub catalog: Catalog,
+    /// Secret values by name (`stepops/dev/…`), for the jobs' `secrets`.
+    pub secrets: MemorySecretSource,
+    /// Runner workers started in-process.
+    pub workers: usize,
+    /// The workers' heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Serve the Step Functions API on this port (0: a free one).
+    pub port: u16,
+    /// The engine's time scale (tests: 0.1 makes a 10 s `HeartbeatSeconds` 1 s).
+    pub time_scale: f64,
+}
+
+impl JobOptions {
+    /// One worker, heartbeats every 5 s, a 5 s grace, a free port.
+    pub fn new(state_dir: impl Into<PathBuf>, catalog: Catalog) -> Self {
+        JobOptions {
+            state_dir: state_dir.into(),
+            catalog,
+            secrets: MemorySecretSource::new(),
+            workers: 1,
+            heartbeat_interval: Duration::from_secs(5),
+            kill_grace: Duration::from_secs(5),
+            port: 0,
+            time_scale: 1.0,
+        }
+    }
+}
+
+struct Worker {
+    stop: CancellationToken,
+    handle: JoinHandle<RunReport>,
+}
+
+/// The local engine with the job machine, its Lambda and runner workers, running.
+pub struct LocalJobs {
+    engine: LocalEngine,
+    endpoint: String,
+    activity_arn: String,
+    options: JobOptions,
+    workers: Vec<Worker>,
+}
+
+impl LocalJobs {
+    /// Starts the engine on the embedded template (environment `dev`) and the workers.
+    pub async fn start(options: JobOptions) -> Result<LocalJobs, EmbeddedError> {
+        let template = write_template(&options.state_dir.join("template"))?;
+        let catalog = Arc::new(options.catalog.clone());
+        let config = EngineConfig {
+            port: Some(options.port),
+            template: Some(template),
+            template_options: TemplateOptions {
+                parameter_overrides: [("Environment".to_string(), ENVIRONMENT.to_string())].into(),
+                ..TemplateOptions::default()
+            },
+            s3_root: Some(options.state_dir.join("s3")),
+            time_scale: options.time_scale,
+            ..EngineConfig::new(options.state_dir.join("engine"))
+        }
+        .with_lambda(
+            JOB_VALIDATE_FUNCTION,
+            stepops_local::handler(move |event: Value| {
+                let catalog = catalog.clone();
+                async move {
+                    stepops_jobs::validate_event(&catalog, &event, Environment::Dev)
+                        .map_err(|e| stepops_local::LambdaError::from_named(&e))
+                }
+            }),
+        );
+        let engine = LocalEngine::start(config).await?;
+        let endpoint = engine
+            .endpoint()
+            .ok_or_else(|| EmbeddedError::Invalid("the local engine serves no endpoint".into()))?;
+        let activity_arn = engine.activity_arn(JOB_ACTIVITY);
+        let mut jobs = LocalJobs {
+            engine,
+            endpoint,
+            activity_arn,
+            options,
+            workers: Vec::new(),
+        };
+        for _ in 0..jobs.options.workers.max(1) {
+            jobs.add_worker();
+        }
+        Ok(jobs)
+    }
+
+    /// Starts one more in-process runner worker.
+    pub fn add_worker(&mut self) {
+        let name = format!("local-job-worker-{}", self.workers.len() + 1);
+        let mut options = RunnerOptions::new(vec![self.activity_arn.clone()]);
+        options.concurrency = 2;
+        options.heartbeat_interval = self.options.heartbeat_interval;
+        options.drain_timeout = Duration::from_secs(5);
+        options.worker_name = name.clone();
+        options.environment = Some(Environment::Dev);
+        let settings = JobSettings {
+            kill_grace: self.options.kill_grace,
+            worker_name: name,
+            ..JobSettings::new(self.options.catalog.clone(), self.job_root())
+        };
+        let runner = stepops_runner::local_runner_with_jobs(
+            &self.endpoint,
+            options,
+            self.engine.s3_root(),
+            settings,
+            self.options.secrets.clone(),
+        );
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(runner.run(stop.clone().cancelled_owned()));
+        self.workers.push(Worker { stop, handle });
+    }
+
+    /// Kills worker `index` at once, as a crashed runner dies: nothing is answered (the
+    /// engine notices by the missing heartbeats); its running step's process group is stopped
+    /// with it (in-process, the step's future is dropped).
+    pub fn kill_worker(&mut self, index: usize) {
+        if index < self.workers.len() {
+            self.workers.remove(index).handle.abort();
+        }
+    }
+
+    /// Where step logs and working directories go (`logs/`, `work/`).
+    pub fn job_root(&self) -> PathBuf {
+        self.options.state_dir.join("jobs")
+    }
+
+    /// The log file of step `index` (`name`) of `execution_arn`.
+    pub fn log_path(&self, execution_arn: &str, index: usize, name: &str) -> PathBuf {
+        self.job_root()
+            .join("logs")
+            .join(stepops_runner::job::execution_key(execution_arn))
+            .join(format!("{index}-{name}.log"))
+    }
+
+    /// The engine's Step Functions endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The engine (describe, stop, redrive, history).
+    pub fn engine(&self) -> &LocalEngine {
+        &self.engine
+    }
+
+    /// Starts the job machine with `request` (`{"job", "environment", "params"}`).
+    pub fn start_job(&self, request: &Value) -> Result<String, EmbeddedError> {
+        Ok(self
+            .engine
+            .start_execution(JOB_STATE_MACHINE, request, None)?)
+    }
+
+    /// Waits for the execution to end.
+    pub async fn wait(&self, execution_arn: &str) -> Result<ExecutionOutcome, EmbeddedError> {
+        Ok(self.engine.wait(execution_arn).await?)
+    }
+
+    /// Stops the workers (running steps get a few seconds) and the engine.
+    pub async fn shutdown(self) -> Vec<RunReport> {
+        for w in &self.workers {
+            w.stop.cancel();
+        }
+        let mut reports = Vec::new();
+        for w in self.workers {
+            if let Ok(r) = w.handle.await {
+                reports.push(r);
+            }
+        }
+        self.engine.shutdown().await;
+        reports
+    }
+}

@@ -1,0 +1,211 @@
+//! Masking of injected secret values in a job's output, as CI systems do: every value is
+//! replaced by `***`, and so is each line of a multi-line value (output is handled line by
+//! line, so a value spanning lines is masked line by line). Output is split into lines from
+//! raw bytes whatever the read boundaries; a line longer than the line limit is emitted in
+//! pieces, and a piece never ends inside (or just before the end of) a secret: the bytes that
+//! could still start one are carried to the next piece.
+
+/// What replaces a secret value.
+pub const MASK: &[u8] = b"***";
+
+/// The values to mask.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    /// Longest first, so that a whole value is masked before a line of it.
+    needles: Vec<Vec<u8>>,
+}
+
+impl Masker {
+    /// Masks `values` and, for a multi-line value, each of its lines (lines shorter than 3
+    /// characters after trimming are too common to mask and are skipped).
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Masker {
+        let mut needles: Vec<Vec<u8>> = Vec::new();
+        for value in values {
+            let mut add = |s: &str| {
+                if !s.is_empty() && !needles.iter().any(|n| n == s.as_bytes()) {
+                    needles.push(s.as_bytes().to_vec());
+                }
+            };
+            let trimmed = value.trim_end_matches(['\n', '\r']);
+            add(trimmed);
+            if trimmed.contains('\n') {
+                for line in trimmed.lines() {
+                    let line = line.trim();
+                    if line.len() >= 3 {
+                        add(line);
+                    }
+                }
+            }
+        }
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        Masker { needles }
+    }
+
+    /// The longest value, in bytes (0 when there is none).
+    pub fn longest(&self) -> usize {
+        self.needles.first().map_or(0, Vec::len)
+    }
+
+    /// The spans of `buf` to mask: leftmost match at each position, longest value first,
+    /// non-overlapping.
+    fn spans(&self, buf: &[u8]) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        if self.needles.is_empty() {
+            return spans;
+        }
+        let mut i = 0;
+        while i < buf.len() {
+            match self
+                .needles
+                .iter()
+                .find(|n| buf[i..].starts_with(n))
+                .map(Vec::len)
+            {
+                Some(len) => {
+                    spans.push((i, i + len));
+                    i += len;
+                }
+                None => i += 1,
+            }
+        }
+        spans
+    }
+
+    /// `buf` with every value replaced by [`MASK`].
+    pub fn mask(&self, buf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(buf.len());
+        let mut at = 0;
+        for (start, end) in self.spans(buf) {
+            out.extend_from_slice(&buf[at..start]);
+            out.extend_from_slice(MASK);
+            at = end;
+        }
+        out.extend_from_slice(&buf[at..]);
+        out
+    }
+
+    /// Where a piece of an unfinished line may end: before any secret that starts in the last
+    /// `longest - 1` bytes (it may continue in the next read) or that crosses that point.
+    fn safe_cut(&self, buf: &[u8]) -> usize {
+        let keep = self.longest().saturating_sub(1);
+        let mut cut = buf.len().saturating_sub(keep);
+        for (start, end) in self.spans(buf) {
+            if start < cut && end > cut {
+                cut = start;
+            }
+        }
+        cut
+    }
+}
+
+/// Splits a byte stream into masked lines (without their `\n`).
+#[derive(Debug)]
+pub struct LineSplitter {
+    masker: Masker,
+    pending: Vec<u8>,
+    max_line: usize,
+}
+
+impl LineSplitter {
+    /// Lines longer than `max_line` bytes are emitted in pieces.
+    pub fn new(masker: Masker, max_line: usize) -> LineSplitter {
+        LineSplitter {
+            max_line: max_line.max(masker.longest() * 2 + 16),
+            masker,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Feeds the bytes of one read; calls `emit` with each complete masked line.
+    pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(Vec<u8>)) {
+        let mut rest = bytes;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            self.pending.extend_from_slice(&rest[..nl]);
+            let mut line = std::mem::take(&mut self.pending);
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            emit(self.masker.mask(&line));
+            rest = &rest[nl + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+        while self.pending.len() > self.max_line {
+            let cut = self.masker.safe_cut(&self.pending).max(1);
+            let piece: Vec<u8> = self.pending.drain(..cut).collect();
+            emit(self.masker.mask(&piece));
+        }
+    }
+
+    /// Emits what is left when the stream ends.
+    pub fn finish(&mut self, mut emit: impl FnMut(Vec<u8>)) {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            emit(self.masker.mask(&line));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(masker: Masker, max: usize, reads: &[&[u8]]) -> Vec<String> {
+        let mut s = LineSplitter::new(masker, max);
+        let mut out = Vec::new();
+        for r in reads {
+            s.push(r, |l| out.push(String::from_utf8(l).unwrap()));
+        }
+        s.finish(|l| out.push(String::from_utf8(l).unwrap()));
+        out
+    }
+
+    #[test]
+    fn masks_values_whatever_the_read_boundaries() {
+        let m = Masker::new(["hunter2-secret"]);
+        let text = b"a hunter2-secret b\nsecond hunter2-secret\n";
+        for split in 0..text.len() {
+            let (a, b) = text.split_at(split);
+            assert_eq!(
+                lines(m.clone(), 4096, &[a, b]),
+                ["a *** b", "second ***"],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn masks_each_line_of_a_multi_line_value() {
+        let m = Masker::new(["-----BEGIN KEY-----\nMIIEabcdef\n-----END KEY-----\n"]);
+        let out = lines(
+            m,
+            4096,
+            &[b"key: -----BEGIN KEY-----\nMIIEabcdef\n-----END KEY-----\nok\n"],
+        );
+        assert_eq!(out, ["key: ***", "***", "***", "ok"]);
+    }
+
+    #[test]
+    fn a_long_line_is_cut_in_pieces_never_inside_a_secret() {
+        let secret = "s3cr3t-value-0123456789";
+        let m = Masker::new([secret]);
+        for offset in 0..64 {
+            let mut line = "x".repeat(offset);
+            line.push_str(secret);
+            line.push_str(&"y".repeat(100));
+            let bytes = line.as_bytes();
+            // Reads of 7 bytes, pieces of at most 62 bytes.
+            let reads: Vec<&[u8]> = bytes.chunks(7).collect();
+            let out = lines(m.clone(), 62, &reads).concat();
+            assert!(!out.contains("s3cr3t"), "offset {offset}: {out}");
+            assert_eq!(out.matches("***").count(), 1, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn nothing_to_mask_passes_through() {
+        assert_eq!(
+            lines(Masker::new([]), 8, &[b"abc\r\nlast"]),
+            ["abc", "last"]
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! One step's process: started in a process group of its own with exactly the environment it
+//! is given, stdout and stderr read line by line (masked) into the step's log file, the
+//! runner's log (`stepops_job` lines) and a bounded tail; stopped as a group (TERM, grace,
+//! KILL) at its timeout, and by [`GroupGuard`] when the step's future is dropped. Memory stays
+//! bounded whatever the output: lines are read in 64 KiB reads, pieces of at most
+//! [`MAX_LINE_BYTES`], through a bounded channel.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::group::{GroupGuard, signal_group, stop_group_in_background};
+use super::mask::{LineSplitter, Masker};
+
+/// The longest line kept whole; longer ones are logged in pieces.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Lines kept for the step's output or failure cause.
+pub const TAIL_LINES: usize = 40;
+/// Characters kept of each tail line.
+pub const TAIL_LINE_CHARS: usize = 400;
+/// How long output still being read is awaited after the group ended.
+const DRAIN_OUTPUT: Duration = Duration::from_secs(5);
+
+/// What to run.
+#[derive(Debug)]
+pub struct ProcessSpec {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// The whole environment (nothing is inherited).
+    pub env: BTreeMap<String, String>,
+    /// The working directory.
+    pub dir: PathBuf,
+    /// When the group is stopped.
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// The step's log file (created or appended to).
+    pub log_path: PathBuf,
+    /// The secret values to mask.
+    pub masker: Masker,
+    /// `job/step` for the runner's log lines.
+    pub label: String,
+    /// When the task arrived (start latency is measured from it).
+    pub arrived: Instant,
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+}
+
+/// What a finished process did.
+#[derive(Debug)]
+pub struct ProcessOutcome {
+    /// How it ended.
+    pub exit: Exit,
+    /// Whether the runner stopped it at its timeout.
+    pub timed_out: bool,
+    /// Its last lines, masked.
+    pub tail: Vec<String>,
+    /// Lines written (stdout and stderr).
+    pub lines: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// From the task's arrival ([`ProcessSpec::arrived`]) to the process's start.
+    pub start_latency: Duration,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+/// The process could not be started (no such program, not executable).
+#[derive(Debug)]
+pub struct SpawnError(pub String);
+
+/// Runs `spec` to its end (or its timeout). Dropping the future stops the process group.
+pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError> {
+    let log = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log_path)
+        .await
+        .map_err(|e| {
+            SpawnError(format!(
+                "cannot open the log {}: {e}",
+                spec.log_path.display()
+            ))
+        })?;
+    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .env_clear()
+        .envs(&spec.env)
+        .current_dir(&spec.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| SpawnError(format!("cannot start `{}`: {e}", spec.argv[0])))?;
+    let start_latency = spec.arrived.elapsed();
+    let started = Instant::now();
+    let pgid = child.id().unwrap_or(0);
+    let mut guard = GroupGuard::new(pgid, spec.grace);
+    info!(job = %spec.label, pid = pgid, latency_us = start_latency.as_micros() as u64, "job process started");
+
+    let (tx, rx) = mpsc::channel::<(&'static str, Vec<u8>)>(256);
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(tokio::spawn(read_stream(
+            out,
+            "stdout",
+            spec.masker.clone(),
+            tx.clone(),
+        )));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(tokio::spawn(read_stream(
+            err,
+            "stderr",
+            spec.masker.clone(),
+            tx.clone(),
+        )));
+    }
+    drop(tx);
+
+    let supervise = async {
+        let mut timed_out = false;
+        let status = tokio::select! {
+            s = child.wait() => s,
+            _ = tokio::time::sleep(spec.timeout) => {
+                timed_out = true;
+                warn!(job = %spec.label, timeout_s = spec.timeout.as_secs(), "job step timed out: SIGTERM to its process group");
+                signal_group(pgid, libc::SIGTERM);
+                match tokio::time::timeout(spec.grace, child.wait()).await {
+                    Ok(s) => s,
+                    Err(_) => {
+                        warn!(job = %spec.label, "still running after the grace period: SIGKILL to its process group");
+                        signal_group(pgid, libc::SIGKILL);
+                        child.wait().await
+                    }
+                }
+            }
+        };
+        // Whatever the leader left behind in its group goes too (as CI systems end a job).
+        if timed_out {
+            signal_group(pgid, libc::SIGKILL);
+        } else {
+            stop_group_in_background(pgid, spec.grace);
+        }
+        guard.disarm();
+        let aborts: Vec<_> = readers.iter().map(|r| r.abort_handle()).collect();
+        let drained = tokio::time::timeout(DRAIN_OUTPUT, async {
+            for r in readers {
+                let _ = r.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(job = %spec.label, "output still open after the process ended (a process outside its group holds it): stopped reading");
+            aborts.iter().for_each(|a| a.abort());
+        }
+        (status, timed_out)
+    };
+    let label = spec.label.clone();
+    let sink = write_output(rx, log, label);
+    let ((status, timed_out), (tail, lines, bytes)) = tokio::join!(supervise, sink);
+    let exit = match status {
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(sig)) => Exit::Signal(sig),
+            (None, None) => Exit::Code(-1),
+        },
+        Err(e) => {
+            warn!(job = %spec.label, error = %e, "cannot wait for the job process");
+            Exit::Code(-1)
+        }
+    };
+    Ok(ProcessOutcome {
+        exit,
+        timed_out,
+        tail,
+        lines,
+        bytes,
+        start_latency,
+        duration: started.elapsed(),
+    })
+}
+
+async fn read_stream(
+    mut pipe: impl AsyncRead + Unpin,
+    stream: &'static str,
+    masker: Masker,
+    tx: mpsc::Sender<(&'static str, Vec<u8>)>,
+) {
+    let mut splitter = LineSplitter::new(masker, MAX_LINE_BYTES);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut lines = Vec::new();
+        splitter.push(&buf[..n], |l| lines.push(l));
+        for line in lines {
+            if tx.send((stream, line)).await.is_err() {
+                return;
+            }
+        }
+    }
+    let mut last = Vec::new();
+    splitter.finish(|l| last.push(l));
+    for line in last {
+        let _ = tx.send((stream, line)).await;
+    }
+}
+
+async fn write_output(
+    mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
+    log: tokio::fs::File,
+    label: String,
+) -> (Vec<String>, u64, u64) {
+    let mut log = BufWriter::with_capacity(256 * 1024, log);
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    let mut log_ok = true;
+    while let Some((stream, mut line)) = rx.recv().await {
+        lines += 1;
+        bytes += line.len() as u64 + 1;
+        let text = String::from_utf8_lossy(&line);
+        info!(target: "stepops_job", job = %label, stream, line = %text);
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(text.chars().take(TAIL_LINE_CHARS).collect());
+        line.push(b'\n');
+        if log_ok && let Err(e) = log.write_all(&line).await {
+            warn!(job = %label, error = %e, "cannot write the step's log; output goes to the runner's log only");
+            log_ok = false;
+        }
+        // Streamed: whenever the output is caught up, the log file is too.
+        if log_ok && rx.is_empty() && log.flush().await.is_err() {
+            log_ok = false;
+        }
+    }
+    let _ = log.flush().await;
+    (tail.into(), lines, bytes)
+}
