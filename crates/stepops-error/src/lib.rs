@@ -63,13 +63,17 @@ pub enum ErrorName {
     /// A prod admin task was started without `"confirm"` naming its target (the target typed
     /// again), or with one that names another target. Nothing was sent.
     NotConfirmed,
+    /// A remote service failed a request it accepted (an asynchronous job ended FAILED) or
+    /// answered in a shape stepops cannot read; the cause carries the service's message.
+    /// Not retried: the same request usually fails the same way.
+    ServiceFailed,
     /// A bug or an unexpected state in stepops itself. Report it.
     Internal,
 }
 
 impl ErrorName {
     /// All names, in documentation order.
-    pub const ALL: [ErrorName; 12] = [
+    pub const ALL: [ErrorName; 13] = [
         ErrorName::Transient,
         ErrorName::InvalidInput,
         ErrorName::WrongEnvironment,
@@ -81,6 +85,7 @@ impl ErrorName {
         ErrorName::Busy,
         ErrorName::NotConverged,
         ErrorName::NotConfirmed,
+        ErrorName::ServiceFailed,
         ErrorName::Internal,
     ];
 
@@ -98,6 +103,7 @@ impl ErrorName {
             ErrorName::Busy => "Stepops.Busy",
             ErrorName::NotConverged => "Stepops.NotConverged",
             ErrorName::NotConfirmed => "Stepops.NotConfirmed",
+            ErrorName::ServiceFailed => "Stepops.ServiceFailed",
             ErrorName::Internal => "Stepops.Internal",
         }
     }
