@@ -70,13 +70,17 @@ pub enum ErrorName {
     /// An ops job's step ran past its timeout: its whole process group was stopped (TERM, a
     /// grace period, then KILL).
     JobTimedOut,
+    /// A remote service failed a request it accepted (an asynchronous job ended FAILED) or
+    /// answered in a shape stepops cannot read; the cause carries the service's message.
+    /// Not retried: the same request usually fails the same way.
+    ServiceFailed,
     /// A bug or an unexpected state in stepops itself. Report it.
     Internal,
 }
 
 impl ErrorName {
     /// All names, in documentation order.
-    pub const ALL: [ErrorName; 14] = [
+    pub const ALL: [ErrorName; 15] = [
         ErrorName::Transient,
         ErrorName::InvalidInput,
         ErrorName::WrongEnvironment,
@@ -90,6 +94,7 @@ impl ErrorName {
         ErrorName::NotConfirmed,
         ErrorName::JobFailed,
         ErrorName::JobTimedOut,
+        ErrorName::ServiceFailed,
         ErrorName::Internal,
     ];
 
@@ -109,6 +114,7 @@ impl ErrorName {
             ErrorName::NotConfirmed => "Stepops.NotConfirmed",
             ErrorName::JobFailed => "Stepops.JobFailed",
             ErrorName::JobTimedOut => "Stepops.JobTimedOut",
+            ErrorName::ServiceFailed => "Stepops.ServiceFailed",
             ErrorName::Internal => "Stepops.Internal",
         }
     }
