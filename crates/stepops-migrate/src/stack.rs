@@ -108,8 +108,9 @@ pub trait Stack: Send + Sync {
 
     /// A stamp of the writes `tables` have seen, for the cut-over mode's check that the source
     /// stayed quiet: two equal stamps mean no write was seen in between. PostgreSQL: the
-    /// statistics system's inserted, updated and deleted row counts (partitions included;
-    /// refused when `track_counts` is off); SQLite: the size and modification time of the
+    /// statistics system's inserted, updated and deleted row counts and the tables' file
+    /// nodes (a TRUNCATE changes those; partitions included; refused when `track_counts` is
+    /// off); SQLite: the size and modification time of the
     /// database file and of its write-ahead log.
     async fn write_stamp(&self, tables: &[TableSpec]) -> Result<String>;
 

@@ -133,6 +133,14 @@ async fn pg_cut_over_compares_only_the_copied_ranges_and_refuses_a_written_sourc
     let err = m.compare_copied(&plan, 5_000).await.unwrap_err();
     assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
     assert!(err.to_string().contains("without cutOver"), "{err}");
+
+    // A TRUNCATE counts no deleted rows, but gives the table new files: seen too.
+    pg_exec(&dst, "TRUNCATE t").await;
+    let m = Migration::open(&dst, &src, &cut_over()).await.unwrap();
+    let plan = m.plan(&PlanOptions::default()).await.unwrap();
+    pg_exec(&dst, "TRUNCATE t").await;
+    let err = m.compare_copied(&plan, 5_000).await.unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
 }
 
 #[tokio::test]

@@ -12,7 +12,8 @@ pub const DEST_PRIVILEGES: &str = "the destination role needs SELECT, INSERT and
 
 impl PgStack {
     /// [`Stack::write_stamp`]: each table's inserted + updated + deleted rows as the
-    /// statistics system counts them (a partitioned table: over its partitions).
+    /// statistics system counts them, and its file nodes (a partitioned table: over its
+    /// partitions).
     pub(super) async fn pg_write_stamp(&self, tables: &[TableSpec]) -> Result<String> {
         let on = self
             .query_with("SELECT current_setting('track_counts')", |r| {
@@ -26,17 +27,21 @@ impl PgStack {
         }
         let mut stamp = Vec::with_capacity(tables.len());
         for table in tables {
+            // The file nodes too: TRUNCATE (and VACUUM FULL, CLUSTER) give a table new files
+            // without counting rows as deleted.
             let writes = self
                 .query_params(
-                    "SELECT COALESCE(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)::bigint
+                    "SELECT COALESCE(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0)::text || '/'
+                            || COALESCE(string_agg(pg_relation_filenode(s.relid)::text, ','
+                                                   ORDER BY s.relid), '')
                      FROM pg_stat_user_tables s
                      WHERE s.relid = $1::text::regclass
                         OR s.relid IN (SELECT relid FROM pg_partition_tree($1::text::regclass))",
                     &[&t(table)],
-                    |r| r.try_get::<_, i64>(0),
+                    |r| r.try_get::<_, String>(0),
                 )
                 .await?;
-            stamp.push(writes.first().copied().unwrap_or(0).to_string());
+            stamp.push(writes.into_iter().next().unwrap_or_default());
         }
         Ok(stamp.join(" "))
     }
