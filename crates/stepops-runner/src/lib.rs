@@ -25,6 +25,7 @@
 //! [`local_sfn_client`] (or [`sfn_client`] for AWS).
 
 pub mod config;
+pub mod journal;
 pub mod library_engine;
 pub mod logging;
 pub mod migration;
@@ -32,6 +33,7 @@ pub mod results;
 pub mod runner;
 pub mod secrets;
 pub mod step;
+pub mod synapse_engine;
 /// The object store (the shared `stepops-store` crate).
 pub use stepops_store as store;
 
