@@ -17,8 +17,15 @@ password (validate-input refuses an inline password: use ~/.pgpass, PGPASSFILE o
 authentication). The engine's state, manifests and history stay in --dir (default
 .stepops/local-migrate): an interrupted run resumes when the command runs again on it.
 
+Synapse stacks (synapse+http://KEY:SECRET@127.0.0.1:PORT/repo/v1, a local fake: run
+stepops-synapse-fake for two) are migrated through the service's admin API; the destination is
+READ_ONLY during the run and READ_WRITE again at its end (config `synapse.remainReadOnly` keeps it
+read-only). Settings go in the config's `synapse` block (docs/synapse-migration.md).
+
 Examples:
   stepops local migrate --source sqlite:prod-copy.db --dest sqlite:staging.db
+  stepops local migrate --source 'synapse+http://migration-admin:prod-Secret-7Qx@127.0.0.1:41001/repo/v1' \\
+      --dest 'synapse+http://migration-admin:staging-Secret-7Qx@127.0.0.1:41002/repo/v1'
   stepops local migrate --source postgres://app@127.0.0.1:5432/src \\
       --dest postgres://app@127.0.0.1:5432/dst --jobs 8 --chunk-rows 50000 --config tables.yaml";
 
@@ -69,7 +76,8 @@ pub async fn run(args: LocalMigrateArgs) -> anyhow::Result<()> {
         "chunkRows": args.chunk_rows,
         "maxConcurrency": args.jobs,
         "maxRounds": args.max_rounds,
-        "readOnlyDuringCopy": false,
+        // The service's own client puts the destination read-only for a Synapse migration.
+        "readOnlyDuringCopy": stepops_synapse_url(&args.dest),
         "dryRun": args.dry_run,
     });
     std::fs::create_dir_all(&args.dir)
@@ -80,6 +88,10 @@ pub async fn run(args: LocalMigrateArgs) -> anyhow::Result<()> {
     options.concurrency_per_worker = (args.jobs as usize).div_ceil(workers).max(1);
     options.allowed_targets = ALL_LOCAL_TARGETS.into();
     crate::demo::run_and_report(options, &input, false).await
+}
+
+fn stepops_synapse_url(url: &str) -> bool {
+    url.starts_with("synapse+")
 }
 
 /// `sqlite:relative.db` → `sqlite:/abs/relative.db` (the runner may run elsewhere); other URLs

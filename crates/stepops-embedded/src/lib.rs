@@ -61,8 +61,10 @@ pub const ACTIVITY: &str = "MigrateActivity";
 pub const ENVIRONMENT: &str = "dev";
 /// Targets a local run may name by default: any SQLite file.
 pub const SQLITE_TARGETS: &str = "url:sqlite:*";
-/// Targets `stepops local migrate` allows: SQLite files and PostgreSQL URLs without a password.
-pub const ALL_LOCAL_TARGETS: &str = "url:sqlite:*,url:postgres://*,url:postgresql://*";
+/// Targets `stepops local migrate` allows: SQLite files, PostgreSQL URLs without a password,
+/// Synapse stacks (their secret inline only on 127.0.0.1: `check_inline_url`).
+pub const ALL_LOCAL_TARGETS: &str =
+    "url:sqlite:*,url:postgres://*,url:postgresql://*,url:synapse+http://*,url:synapse+https://*";
 
 /// A failure of the embedded pipeline itself (not of the migration: that is a
 /// [`RunSummary`] with status `FAILED`).

@@ -37,7 +37,7 @@ impl Named for ConfigProblem {
 #[serde(
     deny_unknown_fields,
     rename_all = "camelCase",
-    expecting = "an object {schemas, include, exclude, tables, status, changeTracking, deferIndexes, statementTimeouts, wholeTableWarnRows}"
+    expecting = "an object {schemas, include, exclude, tables, status, changeTracking, deferIndexes, statementTimeouts, wholeTableWarnRows, synapse}"
 )]
 pub struct MigrationConfig {
     /// PostgreSQL: the schemas to look for tables in; empty means every schema but the
@@ -82,6 +82,11 @@ pub struct MigrationConfig {
     /// [`StatementTimeouts::default`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement_timeouts: Option<StatementTimeouts>,
+    /// Synapse stacks (`synapse+https://…` targets): the service migration's settings
+    /// (`include`, `skip`, `batchSize`, `rowsPerRange`, `remainReadOnly`, …), checked by the
+    /// runner (`stepops_synapse::SynapseConfig`; docs/synapse-migration.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapse: Option<serde_json::Value>,
 }
 
 /// Per-step statement timeouts in seconds (`statementTimeouts: {plan, copy, verify}`); a key

@@ -82,11 +82,30 @@ pub fn has_inline_password(url: &str) -> bool {
 }
 
 /// Checks a URL given inline as a `{"url": …}` target: `sqlite:PATH` or `postgres[ql]://…`
-/// without a password. The error completes "`field.url` (…) " and says what to do.
+/// without a password, or a Synapse stack `synapse+http[s]://…` (its `KEY:SECRET@` inline only
+/// on 127.0.0.1/localhost: a local fake). The error completes "`field.url` (…) " and says what to do.
 pub fn check_inline_url(url: &str) -> Result<(), String> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         if path.trim_start_matches("//").is_empty() {
             return Err("has no file path: use sqlite:PATH".into());
+        }
+        return Ok(());
+    }
+    if let Some(rest) = url
+        .strip_prefix("synapse+https://")
+        .or_else(|| url.strip_prefix("synapse+http://"))
+    {
+        // A Synapse stack. Its service key and secret belong in a secret, except for a stack
+        // on this machine (a local fake, whose credentials protect nothing).
+        let authority = rest.split('/').next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+        if has_inline_password(url) && !loopback {
+            return Err(
+                "has a service secret inline: put the URL in a secret and use {\"secret\": NAME}"
+                    .into(),
+            );
         }
         return Ok(());
     }

@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod job;
+pub mod journal;
 pub mod library_engine;
 pub mod logging;
 pub mod migration;
@@ -33,6 +34,7 @@ pub mod results;
 pub mod runner;
 pub mod secrets;
 pub mod step;
+pub mod synapse_engine;
 /// The object store (the shared `stepops-store` crate).
 pub use stepops_store as store;
 

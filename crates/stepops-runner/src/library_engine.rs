@@ -6,6 +6,7 @@
 //! rolls the transaction back. The SQLite copy runs its `DELETE` + `INSERT … SELECT` in one
 //! transaction on a blocking thread, which finishes (commits or fails) on its own after the
 //! future is dropped: the chunk is still all-or-nothing, and the retried chunk is idempotent.
+//! Synapse stacks (`synapse+https://…` on both sides) go to [`crate::synapse_engine`].
 //! `set-status` puts a stack read-only through `stepops_migrate::status` (the config's status
 //! table, or PostgreSQL's database default); it reads the status back before answering.
 
@@ -18,6 +19,8 @@ use crate::migration::{
 };
 use crate::secrets::Secret;
 use crate::step::StepError;
+use crate::synapse_engine;
+use stepops_synapse::is_synapse_url;
 
 /// The migration engine of `stepops-migrate`.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +56,9 @@ impl MigrationEngine for LibraryEngine {
         config_value: &Value,
         request: &PlanRequest,
     ) -> Result<PlanOutcome, StepError> {
+        if synapse_engine::is_synapse(source, dest)? {
+            return synapse_engine::plan(source, dest, config_value, request).await;
+        }
         let config = config(config_value)?;
         let plan = stepops_migrate::plan(
             source.expose(),
@@ -92,6 +98,10 @@ impl MigrationEngine for LibraryEngine {
         config_value: &Value,
         chunk: &ChunkSpec,
     ) -> Result<CopyOutcome, StepError> {
+        if synapse_engine::is_synapse(source, dest)? {
+            let journal = stepops_synapse::MemoryJournal::default();
+            return synapse_engine::copy(source, dest, config_value, chunk, &journal).await;
+        }
         let config = config(config_value)?;
         let report =
             stepops_migrate::copy_chunk(source.expose(), dest.expose(), &config, chunk).await?;
@@ -99,6 +109,20 @@ impl MigrationEngine for LibraryEngine {
             rows_deleted: report.rows_deleted,
             rows_inserted: report.rows_inserted,
         })
+    }
+
+    async fn copy_chunk_resumable<J: stepops_synapse::Journal>(
+        &self,
+        source: &Secret,
+        dest: &Secret,
+        config_value: &Value,
+        chunk: &ChunkSpec,
+        journal: &J,
+    ) -> Result<CopyOutcome, StepError> {
+        if synapse_engine::is_synapse(source, dest)? {
+            return synapse_engine::copy(source, dest, config_value, chunk, journal).await;
+        }
+        self.copy_chunk(source, dest, config_value, chunk).await
     }
 
     async fn verify(
@@ -110,6 +134,9 @@ impl MigrationEngine for LibraryEngine {
         baseline_value: Option<&Value>,
         copied: Option<&CopiedRound>,
     ) -> Result<VerifyOutcome, StepError> {
+        if synapse_engine::is_synapse(source, dest)? {
+            return synapse_engine::verify(source, dest, config_value).await;
+        }
         let config = config(config_value)?;
         let baseline = baseline(baseline_value)?;
         // The round limit is the handler's business: never fail here.
@@ -152,11 +179,17 @@ impl MigrationEngine for LibraryEngine {
     }
 
     async fn hold_lease(&self, dest: &Secret, run: &str) -> Result<(), StepError> {
+        if is_synapse_url(dest.expose()) {
+            return Ok(()); // the service has no lease; READ_ONLY is its guard
+        }
         stepops_migrate::lease::hold(dest.expose(), run, crate::migration::LEASE_TTL).await?;
         Ok(())
     }
 
     async fn release_lease(&self, dest: &Secret, run: &str) -> Result<(), StepError> {
+        if is_synapse_url(dest.expose()) {
+            return Ok(());
+        }
         stepops_migrate::lease::release(dest.expose(), run).await?;
         Ok(())
     }
@@ -167,6 +200,9 @@ impl MigrationEngine for LibraryEngine {
         config_value: &Value,
         read_only: bool,
     ) -> Result<StatusOutcome, StepError> {
+        if is_synapse_url(target.expose()) {
+            return synapse_engine::set_read_only(target, config_value, read_only).await;
+        }
         let config = config(config_value)?;
         let change =
             stepops_migrate::status::set_read_only(target.expose(), &config, read_only).await?;

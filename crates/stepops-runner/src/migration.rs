@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use stepops_error::ErrorName;
 use tracing::{info, warn};
 
+use crate::journal::StoreJournal;
 use crate::results::{RoundTotals, round_totals};
 use crate::secrets::{Resolver, Secret, SecretSource, target_arg};
 use crate::step::{StepError, StepHandler};
@@ -126,6 +127,19 @@ pub trait MigrationEngine: Send + Sync + 'static {
         config: &Value,
         chunk: &ChunkSpec,
     ) -> impl Future<Output = Result<CopyOutcome, StepError>> + Send;
+
+    /// [`MigrationEngine::copy_chunk`] for an engine whose chunks resume from a journal (the
+    /// Synapse stack's: its jobs and backups per range); others ignore `journal`.
+    fn copy_chunk_resumable<J: stepops_synapse::Journal>(
+        &self,
+        source: &Secret,
+        dest: &Secret,
+        config: &Value,
+        chunk: &ChunkSpec,
+        _journal: &J,
+    ) -> impl Future<Output = Result<CopyOutcome, StepError>> + Send {
+        self.copy_chunk(source, dest, config, chunk)
+    }
 
     /// The tables that still differ (empty: converged, and then the destination's sequences
     /// are synced). `baseline`: with change tracking, the round's plan's `tracking`;
@@ -307,10 +321,24 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let source = self.target(&args, "source").await?;
         let dest = self.target(&args, "dest").await?;
         let started = Instant::now();
-        let done = self
-            .engine
-            .copy_chunk(&source, &dest, &config, &chunk)
-            .await?;
+        let done = match args.get("journal") {
+            None | Some(Value::Null) => {
+                let journal = stepops_synapse::MemoryJournal::default();
+                self.engine
+                    .copy_chunk_resumable(&source, &dest, &config, &chunk, &journal)
+                    .await?
+            }
+            Some(j) => {
+                let bucket = str_field(j, "journal.bucket")?;
+                let prefix = j.get("prefix").and_then(Value::as_str).ok_or_else(|| {
+                    StepError::invalid_input("argument `journal.prefix` must be a string")
+                })?;
+                let journal = StoreJournal::new(&self.store, bucket, prefix);
+                self.engine
+                    .copy_chunk_resumable(&source, &dest, &config, &chunk, &journal)
+                    .await?
+            }
+        };
         let duration_ms = started.elapsed().as_millis() as u64;
         info!(
             table = %chunk.table, min = chunk.min, max = chunk.max,

@@ -76,7 +76,14 @@ impl Default for SynapseConfig {
 }
 
 impl SynapseConfig {
-    /// Parses a migration's `config` (`null` or absent: the defaults).
+    /// Reads the `synapse` block of a migration's `config` (absent: the defaults).
+    ///
+    /// Errors: `Stepops.InvalidInput` naming the field.
+    pub fn from_migration_config(config: &serde_json::Value) -> Result<SynapseConfig> {
+        SynapseConfig::from_json(config.get("synapse").unwrap_or(&serde_json::Value::Null))
+    }
+
+    /// Parses a `synapse` block (`null`: the defaults).
     ///
     /// Errors: `Stepops.InvalidInput` naming the field.
     pub fn from_json(value: &serde_json::Value) -> Result<SynapseConfig> {
@@ -87,7 +94,7 @@ impl SynapseConfig {
         };
         let c: SynapseConfig = serde_json::from_value(value).map_err(|e| {
             SynapseError::InvalidInput(format!(
-                "argument `config` for Synapse stacks: {e}; expected {{include?: [TYPE], \
+                "argument `config.synapse`: {e}; expected {{include?: [TYPE], \
                  skip?: [TYPE], batchSize?, rowsPerRange?, checksumBinWidth?, changeLogType?, \
                  aliasType?, remainReadOnly?, backupsAhead?, pollMaxMs?, requestTimeoutSeconds?}}"
             ))

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use rand::Rng;
 
 use crate::client::SynapseClient;
@@ -103,22 +103,26 @@ pub async fn compare(
     let (sc, dc) = futures::try_join!(counts(source, types), counts(dest, types))?;
     let salt = new_salt();
     let width = config.checksum_bin_width.unwrap_or(rows_per_range);
-    let mut diffs: Vec<(usize, TypeDiff)> = futures::stream::iter(types.iter().enumerate())
+    let bounds = |m: &BTreeMap<String, TypeCount>, t: &str| {
+        m.get(t).and_then(|c| Some((c.minid?, c.maxid?)))
+    };
+    // Owned inputs and boxed futures: the stream stays `Send` for the runner's tasks.
+    let jobs: Vec<_> = types
+        .iter()
+        .enumerate()
         .map(|(i, t)| {
-            let bounds =
-                |m: &BTreeMap<String, TypeCount>| m.get(t).and_then(|c| Some((c.minid?, c.maxid?)));
-            let (s, d) = (bounds(&sc), bounds(&dc));
-            let salt = salt.clone();
+            let (s, d, salt, t) = (bounds(&sc, t), bounds(&dc, t), salt.clone(), t.clone());
             async move {
-                compare_type(source, dest, t, s, d, &salt, width, rows_per_range)
+                compare_type(source, dest, &t, s, d, &salt, width, rows_per_range)
                     .await
                     .map(|diff| (i, diff))
             }
+            .boxed()
         })
+        .collect();
+    let mut diffs: Vec<(usize, TypeDiff)> = futures::stream::iter(jobs)
         .buffer_unordered(TYPES_AT_ONCE)
-        .try_filter_map(
-            |(i, diff)| async move { Ok((!diff.ranges.is_empty()).then_some((i, diff))) },
-        )
+        .try_filter(|(_, diff)| futures::future::ready(!diff.ranges.is_empty()))
         .try_collect()
         .await?;
     diffs.sort_by_key(|(i, _)| *i);
