@@ -86,7 +86,7 @@ fn duckdb_count(sql: &str) -> anyhow::Result<u64> {
     let out = Command::new("python3")
         .args([
             "-c",
-            "import duckdb, sys; print(duckdb.sql(sys.argv[1]).fetchone()[0])",
+            "import duckdb, sys; print(duckdb.sql(sys.argv[1]).fetchall()[0][0])",
             sql,
         ])
         .output()

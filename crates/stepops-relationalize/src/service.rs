@@ -39,6 +39,8 @@ pub struct RunSummary {
     pub succeeded: usize,
     /// Archives that failed as a whole (nothing of them written).
     pub failed: usize,
+    /// Listed objects that are not `.zip` archives (left alone).
+    pub skipped: usize,
     /// Documents read.
     pub documents: usize,
     /// Documents quarantined.
@@ -149,6 +151,10 @@ pub async fn handle_event(
         ))
     })?;
     let out = match event {
+        Event::Archive { bucket, key } if !key.ends_with(".zip") => Ok(serde_json::json!({
+            "archive": format!("s3://{bucket}/{key}"),
+            "skipped": "not a .zip archive"
+        })),
         Event::Archive { bucket, key } => {
             let name = format!("s3://{bucket}/{key}");
             let mut report = relz.archive(input, &bucket, &key, &name).await?;
@@ -202,9 +208,15 @@ pub async fn summarize_results(
                     input["bucket"].as_str().unwrap_or("?"),
                     input["key"].as_str().unwrap_or("?")
                 );
-                let report = entry["Output"]
+                let output: Value = entry["Output"]
                     .as_str()
-                    .and_then(|s| serde_json::from_str::<ReportIn>(s).ok());
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or(Value::Null);
+                if status == "SUCCEEDED" && output.get("skipped").is_some() {
+                    summary.skipped += 1;
+                    continue;
+                }
+                let report = serde_json::from_value::<ReportIn>(output).ok();
                 match (status, report) {
                     ("SUCCEEDED", Some(r)) => summary.add(&r.into()),
                     _ => summary.fail(Failure {

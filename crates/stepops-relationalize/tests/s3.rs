@@ -71,6 +71,15 @@ async fn the_lambda_handler_reads_and_writes_s3_and_summarises_a_map_run() {
         (report["documents"].clone(), report["invalid"].clone()),
         (json!(2), json!(1))
     );
+    // A listed object that is not an archive is left alone.
+    let skipped = handle_event(
+        &relz,
+        &input,
+        &json!({"bucket": "uploads", "key": "archives/README.txt"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(skipped["skipped"], "not a .zip archive");
     // A second run replaces the same keys.
     handle_event(
         &relz,
@@ -120,7 +129,10 @@ async fn the_lambda_handler_reads_and_writes_s3_and_summarises_a_map_run() {
 
     // The Map's result files (as AWS writes them) summarised.
     let report_text = report.to_string();
-    let succeeded = json!([{"Input": "{\"bucket\":\"uploads\",\"key\":\"archives/rec-1.zip\"}", "Output": report_text, "Status": "SUCCEEDED"}]);
+    let succeeded = json!([
+        {"Input": "{\"bucket\":\"uploads\",\"key\":\"archives/rec-1.zip\"}", "Output": report_text, "Status": "SUCCEEDED"},
+        {"Input": "{\"bucket\":\"uploads\",\"key\":\"archives/README.txt\"}", "Output": skipped.to_string(), "Status": "SUCCEEDED"}
+    ]);
     let failed = json!([{"Input": "{\"bucket\":\"uploads\",\"key\":\"archives/bad.zip\"}", "Error": "Stepops.InvalidInput", "Cause": "not a zip", "Status": "FAILED"}]);
     let manifest = json!({"ResultFiles": {
         "SUCCEEDED": [{"Key": "ns1/relationalized/_runs/x/SUCCEEDED_0.json"}],
@@ -161,6 +173,7 @@ async fn the_lambda_handler_reads_and_writes_s3_and_summarises_a_map_run() {
         ),
         (&json!(2), &json!(1), &json!(2), &json!(1))
     );
+    assert_eq!(summary["skipped"], 1);
     assert_eq!(
         summary["failures"][0]["archive"],
         "s3://uploads/archives/bad.zip"

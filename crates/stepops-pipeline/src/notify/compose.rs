@@ -176,6 +176,7 @@ fn relationalize_facts(r: &serde_json::Map<String, Value>) -> Vec<String> {
         ("documents", "documents"),
         ("invalid", "invalid (quarantined)"),
         ("failed", "archives failed"),
+        ("skipped", "skipped (not .zip)"),
         ("rows", "rows"),
     ]
     .iter()
