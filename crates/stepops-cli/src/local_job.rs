@@ -2,7 +2,7 @@
 //! local engine, with an in-process runner (the work is `stepops_embedded::LocalJobs`'s); the
 //! steps' output is streamed to stdout as it is written, with the current step and elapsed time.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -116,10 +116,10 @@ pub async fn run(args: LocalJobArgs) -> anyhow::Result<()> {
                 );
             }
             file.seek(SeekFrom::Start(offsets[s.index]))?;
-            let mut buf = Vec::new();
-            file.read_to_end(&mut buf)?;
-            offsets[s.index] += buf.len() as u64;
-            std::io::stdout().write_all(&buf)?;
+            // Copied through a small buffer: memory stays flat whatever the output's size.
+            let mut out = std::io::stdout().lock();
+            offsets[s.index] += std::io::copy(&mut file, &mut out)?;
+            out.flush()?;
         }
         if done.status != "RUNNING" {
             break done;

@@ -19,8 +19,11 @@
 //! directory (a no-op when up to date), or takes `STEPOPS_TEST_RUNNER_BIN`.
 #![allow(unsafe_code)] // libc: signals to the processes under test (kill).
 
+mod common;
+use common::runner_binary;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -29,44 +32,6 @@ use stepops_testkit::process::isolated_command;
 
 /// In the databases' directory name, hence in both secret values (the URLs), and nowhere else.
 const TOKEN: &str = "Pw9xQz7Kv3Tk";
-
-/// The `stepops-runner` binary next to this test's own executable, built first.
-fn runner_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("STEPOPS_TEST_RUNNER_BIN") {
-        return p.into();
-    }
-    // target/<profile>/deps/<this test> → target/<profile>/stepops-runner
-    let exe = std::env::current_exe().expect("the test's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let target_dir = profile_dir.parent().expect("the target directory");
-    let cargo = std::env::var("CARGO")
-        .ok()
-        .or_else(|| option_env!("CARGO").map(str::to_owned))
-        .unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(&cargo);
-    build
-        .args(["build", "-p", "stepops-runner", "--bin", "stepops-runner"])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {cargo} to build stepops-runner: {e}"));
-    assert!(status.success(), "cargo build -p stepops-runner failed");
-    let bin = profile_dir.join("stepops-runner");
-    assert!(
-        bin.exists(),
-        "{} is missing after the build; set STEPOPS_TEST_RUNNER_BIN to the runner binary",
-        bin.display()
-    );
-    bin
-}
 
 fn log_file(path: &Path) -> Stdio {
     Stdio::from(std::fs::File::create(path).unwrap())

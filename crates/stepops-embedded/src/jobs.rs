@@ -35,7 +35,7 @@ pub struct JobOptions {
     pub catalog: Catalog,
     /// Secret values by name (`stepops/dev/…`), for the jobs' `secrets`.
     pub secrets: MemorySecretSource,
-    /// Runner workers started in-process.
+    /// Runner workers started in-process (0: runners are started separately, as processes).
     pub workers: usize,
     /// The workers' heartbeat interval.
     pub heartbeat_interval: Duration,
@@ -115,7 +115,7 @@ impl LocalJobs {
             options,
             workers: Vec::new(),
         };
-        for _ in 0..jobs.options.workers.max(1) {
+        for _ in 0..jobs.options.workers {
             jobs.add_worker();
         }
         Ok(jobs)
@@ -154,6 +154,11 @@ impl LocalJobs {
         if index < self.workers.len() {
             self.workers.remove(index).handle.abort();
         }
+    }
+
+    /// The job activity's ARN (for runners started separately).
+    pub fn activity_arn(&self) -> &str {
+        &self.activity_arn
     }
 
     /// Where step logs and working directories go (`logs/`, `work/`).

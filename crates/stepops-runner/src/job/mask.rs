@@ -74,6 +74,16 @@ impl Masker {
     /// `buf` with every value replaced by [`MASK`].
     pub fn mask(&self, buf: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(buf.len());
+        self.mask_into(buf, &mut out);
+        out
+    }
+
+    /// Appends `buf`, every value replaced by [`MASK`], to `out`.
+    pub fn mask_into(&self, buf: &[u8], out: &mut Vec<u8>) {
+        if self.needles.is_empty() {
+            out.extend_from_slice(buf);
+            return;
+        }
         let mut at = 0;
         for (start, end) in self.spans(buf) {
             out.extend_from_slice(&buf[at..start]);
@@ -81,7 +91,6 @@ impl Masker {
             at = end;
         }
         out.extend_from_slice(&buf[at..]);
-        out
     }
 
     /// Where a piece of an unfinished line may end: before any secret that starts in the last
@@ -116,31 +125,43 @@ impl LineSplitter {
         }
     }
 
-    /// Feeds the bytes of one read; calls `emit` with each complete masked line.
-    pub fn push(&mut self, bytes: &[u8], mut emit: impl FnMut(Vec<u8>)) {
+    /// Feeds the bytes of one read; appends each complete masked line, with its `\n`, to `out`
+    /// (one buffer per read: no allocation per line).
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         let mut rest = bytes;
         while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-            self.pending.extend_from_slice(&rest[..nl]);
-            let mut line = std::mem::take(&mut self.pending);
-            if line.last() == Some(&b'\r') {
-                line.pop();
+            let mut line = &rest[..nl];
+            if self.pending.is_empty() {
+                if line.last() == Some(&b'\r') {
+                    line = &line[..line.len() - 1];
+                }
+                self.masker.mask_into(line, out);
+            } else {
+                self.pending.extend_from_slice(line);
+                if self.pending.last() == Some(&b'\r') {
+                    self.pending.pop();
+                }
+                self.masker.mask_into(&self.pending, out);
+                self.pending.clear();
             }
-            emit(self.masker.mask(&line));
+            out.push(b'\n');
             rest = &rest[nl + 1..];
         }
         self.pending.extend_from_slice(rest);
         while self.pending.len() > self.max_line {
             let cut = self.masker.safe_cut(&self.pending).max(1);
-            let piece: Vec<u8> = self.pending.drain(..cut).collect();
-            emit(self.masker.mask(&piece));
+            self.masker.mask_into(&self.pending[..cut], out);
+            out.push(b'\n');
+            self.pending.drain(..cut);
         }
     }
 
-    /// Emits what is left when the stream ends.
-    pub fn finish(&mut self, mut emit: impl FnMut(Vec<u8>)) {
+    /// Appends what is left when the stream ends.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.pending.is_empty() {
-            let line = std::mem::take(&mut self.pending);
-            emit(self.masker.mask(&line));
+            self.masker.mask_into(&self.pending, out);
+            out.push(b'\n');
+            self.pending.clear();
         }
     }
 }
@@ -153,10 +174,14 @@ mod tests {
         let mut s = LineSplitter::new(masker, max);
         let mut out = Vec::new();
         for r in reads {
-            s.push(r, |l| out.push(String::from_utf8(l).unwrap()));
+            s.push(r, &mut out);
         }
-        s.finish(|l| out.push(String::from_utf8(l).unwrap()));
-        out
+        s.finish(&mut out);
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
     let mut guard = GroupGuard::new(pgid, spec.grace);
     info!(job = %spec.label, pid = pgid, latency_us = start_latency.as_micros() as u64, "job process started");
 
-    let (tx, rx) = mpsc::channel::<(&'static str, Vec<u8>)>(256);
+    let (tx, rx) = mpsc::channel::<(&'static str, Vec<u8>)>(64);
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
         readers.push(tokio::spawn(read_stream(
@@ -209,41 +209,52 @@ async fn read_stream(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let mut lines = Vec::new();
-        splitter.push(&buf[..n], |l| lines.push(l));
-        for line in lines {
-            if tx.send((stream, line)).await.is_err() {
-                return;
-            }
+        let mut lines = Vec::with_capacity(n + 64);
+        splitter.push(&buf[..n], &mut lines);
+        if !lines.is_empty() && tx.send((stream, lines)).await.is_err() {
+            return;
         }
     }
     let mut last = Vec::new();
-    splitter.finish(|l| last.push(l));
-    for line in last {
-        let _ = tx.send((stream, line)).await;
+    splitter.finish(&mut last);
+    if !last.is_empty() {
+        let _ = tx.send((stream, last)).await;
     }
 }
 
+/// Writes each batch of masked lines to the log file (and, when the runner logs at `info`, to
+/// its log line by line), keeping the last [`TAIL_LINES`].
 async fn write_output(
     mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
     log: tokio::fs::File,
     label: String,
 ) -> (Vec<String>, u64, u64) {
     let mut log = BufWriter::with_capacity(256 * 1024, log);
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+    let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES + 1);
     let (mut lines, mut bytes) = (0u64, 0u64);
     let mut log_ok = true;
-    while let Some((stream, mut line)) = rx.recv().await {
-        lines += 1;
-        bytes += line.len() as u64 + 1;
-        let text = String::from_utf8_lossy(&line);
-        info!(target: "stepops_job", job = %label, stream, line = %text);
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
+    while let Some((stream, batch)) = rx.recv().await {
+        bytes += batch.len() as u64;
+        let body = batch.strip_suffix(b"\n").unwrap_or(&batch);
+        lines += body.split(|b| *b == b'\n').count() as u64;
+        if tracing::enabled!(target: "stepops_job", tracing::Level::INFO) {
+            for line in body.split(|b| *b == b'\n') {
+                info!(target: "stepops_job", job = %label, stream, line = %String::from_utf8_lossy(line));
+            }
         }
-        tail.push_back(text.chars().take(TAIL_LINE_CHARS).collect());
-        line.push(b'\n');
-        if log_ok && let Err(e) = log.write_all(&line).await {
+        for line in body
+            .rsplit(|b| *b == b'\n')
+            .take(TAIL_LINES)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line.iter().take(TAIL_LINE_CHARS * 4).copied().collect());
+        }
+        if log_ok && let Err(e) = log.write_all(&batch).await {
             warn!(job = %label, error = %e, "cannot write the step's log; output goes to the runner's log only");
             log_ok = false;
         }
@@ -253,5 +264,14 @@ async fn write_output(
         }
     }
     let _ = log.flush().await;
-    (tail.into(), lines, bytes)
+    let tail = tail
+        .into_iter()
+        .map(|l| {
+            String::from_utf8_lossy(&l)
+                .chars()
+                .take(TAIL_LINE_CHARS)
+                .collect()
+        })
+        .collect();
+    (tail, lines, bytes)
 }
