@@ -54,7 +54,7 @@ else
 fi
 rm -f /opt/stepops/rds-global-bundle.pem.download
 cat > /etc/stepops/runner.yaml <<'YAML'
-activities: ["${MigrateActivity}"]
+activities: ["${MigrateActivity}", "${JobActivity}"]
 concurrency: ${RunnerConcurrency}
 environment: ${Environment}
 allowed_targets: "${AllowedTargets}"

@@ -71,7 +71,7 @@ fn the_systemd_unit_is_the_one_user_data_installs() {
 fn user_data_configures_the_runner_for_its_own_activity_and_environment() {
     let ud = template_user_data();
     for needed in [
-        "activities: [\"${MigrateActivity}\"]",
+        "activities: [\"${MigrateActivity}\", \"${JobActivity}\"]",
         "environment: ${Environment}",
         // The runner checks every task's targets against the same list as validate-input.
         "allowed_targets: \"${AllowedTargets}\"",
@@ -163,6 +163,10 @@ fn systemd_waits_longer_than_the_runner_drains() {
             "${MigrateActivity}",
             "arn:aws:states:eu-west-1:123456789012:activity:a",
         )
+        .replace(
+            "${JobActivity}",
+            "arn:aws:states:eu-west-1:123456789012:activity:j",
+        )
         .replace("${RunnerConcurrency}", "8")
         .replace("${Environment}", "dev")
         .replace(
@@ -238,11 +242,16 @@ fn the_runner_may_read_copy_results_and_notify_may_read_the_migrations_history_o
         text(&manifests["Resource"]),
         "${ManifestBucket.Arn}/manifests/*"
     );
+    // It writes manifests, ops jobs' start and result records, and resumable chunks'
+    // journals (a Synapse stack's job ids and backup keys), each under its own prefix.
     for s in &runner {
+        let resource = text(&s["Resource"]);
         assert!(
             !text(&s["Action"]).contains("s3:PutObject")
-                || text(&s["Resource"]).contains("/manifests/"),
-            "the runner writes manifests only: {s:?}"
+                || ["/manifests/*", "/jobs/*", "/chunks/*"]
+                    .iter()
+                    .any(|p| resource.ends_with(p)),
+            "the runner writes manifests, job records and chunk journals only: {s:?}"
         );
     }
 
