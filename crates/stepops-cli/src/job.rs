@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use stepops_jobs::{Catalog, JobRequest, Parameter, ValidatedJob};
 use stepops_sfn::WaitOptions;
 
+pub mod control;
+
 const LONG_ABOUT: &str = "\
 The ops job catalog: one YAML file per job under jobs/ (schema: jobs/schema.json; docs/jobs.md).
 
@@ -19,6 +21,8 @@ The ops job catalog: one YAML file per job under jobs/ (schema: jobs/schema.json
   stepops job check                       every jobs/*.yaml against the schema's rules
   stepops job run deploy --env dev --param version=v1.4.0 --follow
   stepops job run backup --env prod --param bucket=my-bucket --dry-run
+  stepops job logs ARN --follow             an execution's output (the runner's job root)
+  stepops job cancel ARN                    stop it; the runner kills the job's processes
 
 `run` validates the request with the same code as the stack's job-validate Lambda before
 anything starts (--dry-run stops there and prints the steps' argument vectors); in prod it asks
@@ -53,6 +57,10 @@ enum JobCommand {
     Check,
     /// Validate a request and start the job's execution.
     Run(RunArgs),
+    /// Print an execution's step output (--follow: as it grows, until the end).
+    Logs(control::LogsArgs),
+    /// Stop an execution; the runner then kills the job's processes.
+    Cancel(control::CancelArgs),
 }
 
 /// The request part shared by `job run` and `local job run`.
@@ -148,12 +156,14 @@ pub fn print_plan(job: &ValidatedJob) {
 
 /// Runs `stepops job …`.
 pub async fn run(args: JobArgs) -> anyhow::Result<()> {
-    if let JobCommand::Check = args.command {
-        return check(args.jobs_dir.as_deref().unwrap_or(Path::new("jobs")));
-    }
-    let catalog = load_catalog(args.jobs_dir.as_deref())?;
+    let catalog = || load_catalog(args.jobs_dir.as_deref());
     match args.command {
+        JobCommand::Check => check(args.jobs_dir.as_deref().unwrap_or(Path::new("jobs"))),
+        JobCommand::Logs(a) => control::logs(a).await,
+        JobCommand::Cancel(a) => control::cancel(a).await,
+        JobCommand::Run(a) => run_job(&catalog()?, a).await,
         JobCommand::List => {
+            let catalog = catalog()?;
             for j in catalog.jobs() {
                 let steps = if j.steps.is_empty() { 1 } else { j.steps.len() };
                 let envs: Vec<_> = j.environments.iter().map(|e| e.as_str()).collect();
@@ -168,6 +178,7 @@ pub async fn run(args: JobArgs) -> anyhow::Result<()> {
             Ok(())
         }
         JobCommand::Show { name } => {
+            let catalog = catalog()?;
             let j = catalog.job(&name)?;
             println!("{}: {}", j.name, j.description);
             let envs: Vec<_> = j.environments.iter().map(|e| e.as_str()).collect();
@@ -201,8 +212,6 @@ pub async fn run(args: JobArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        JobCommand::Run(a) => run_job(&catalog, a).await,
-        JobCommand::Check => unreachable!("handled above"),
     }
 }
 
@@ -274,18 +283,21 @@ pub fn confirm(job: &ValidatedJob, yes: bool) -> anyhow::Result<()> {
     if job.environment != stepops_error::Environment::Prod || yes {
         return Ok(());
     }
-    eprint!(
-        "job {} runs in PROD. Type the job's name to confirm: ",
-        job.job
-    );
+    typed_again(&format!("job {} runs in PROD", job.job), &job.job)
+}
+
+/// Asks for `expected` to be typed again after `what`; anything else is
+/// `Stepops.NotConfirmed` and nothing is done.
+pub fn typed_again(what: &str, expected: &str) -> anyhow::Result<()> {
+    eprint!("{what}. Type {expected:?} to confirm: ");
     std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    if line.trim() != job.job {
+    if line.trim() != expected {
         return Err(stepops_admin::AdminError::NotConfirmed(format!(
-            "you typed {:?}, not {:?}: nothing was started",
+            "you typed {:?}, not {:?}: nothing was done",
             line.trim(),
-            job.job
+            expected
         ))
         .into());
     }

@@ -2,7 +2,6 @@
 //! local engine, with an in-process runner (the work is `stepops_embedded::LocalJobs`'s); the
 //! steps' output is streamed to stdout as it is written, with the current step and elapsed time.
 
-use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use anyhow::{Context, bail};
 use stepops_embedded::{JobOptions, LocalJobs};
 use stepops_secrets::MemorySecretSource;
 
+use crate::job::control::StepLogs;
 use crate::job::{RequestArgs, load_catalog, print_plan, validate};
 
 const LONG_ABOUT: &str = "\
@@ -96,31 +96,10 @@ pub async fn run(args: LocalJobArgs) -> anyhow::Result<()> {
     let arn = jobs.start_job(&serde_json::to_value(&request)?)?;
     eprintln!("execution {arn}");
     let started = Instant::now();
-    let mut offsets = vec![0u64; job.steps.len()];
-    let mut announced = vec![false; job.steps.len()];
+    let mut logs = StepLogs::of(&jobs.job_root(), &arn);
     let outcome = loop {
         let done = jobs.engine().describe(&arn)?;
-        for s in &job.steps {
-            let path = jobs.log_path(&arn, s.index, &s.name);
-            let Ok(mut file) = std::fs::File::open(&path) else {
-                continue;
-            };
-            if !announced[s.index] {
-                announced[s.index] = true;
-                eprintln!(
-                    "== step {}/{} {} (at {:.1} s)",
-                    s.index + 1,
-                    job.steps.len(),
-                    s.name,
-                    started.elapsed().as_secs_f64()
-                );
-            }
-            file.seek(SeekFrom::Start(offsets[s.index]))?;
-            // Copied through a small buffer: memory stays flat whatever the output's size.
-            let mut out = std::io::stdout().lock();
-            offsets[s.index] += std::io::copy(&mut file, &mut out)?;
-            out.flush()?;
-        }
+        logs.print_new()?;
         if done.status != "RUNNING" {
             break done;
         }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,8 +31,33 @@ fn catalog(markers: &Path) -> stepops_jobs::Catalog {
             true,
             format!("echo $$ >> {m}/again.pids; if [ $(wc -l < {m}/again.pids) -lt 2 ]; then sleep 300; fi; echo finished"),
         ),
+        job(
+            "chatty",
+            true,
+            format!("echo line-one; echo line-two; sleep 300 & echo $! >> {m}/tree.pids; echo $$ >> {m}/tree.pids; wait"),
+        ),
     ])
     .unwrap()
+}
+
+/// The markers folder, the catalog folder the runner binary reads (the same jobs as the
+/// engine's), and engine options with no in-process worker.
+fn setup(dir: &Path) -> (PathBuf, PathBuf, JobOptions) {
+    let markers = dir.join("markers");
+    let catalog_dir = dir.join("jobs");
+    std::fs::create_dir_all(&markers).unwrap();
+    std::fs::create_dir_all(&catalog_dir).unwrap();
+    for j in catalog(&markers).jobs() {
+        std::fs::write(
+            catalog_dir.join(format!("{}.yaml", j.name)),
+            serde_norway::to_string(j).unwrap(),
+        )
+        .unwrap();
+    }
+    let catalog = stepops_jobs::Catalog::load_dir(&catalog_dir).unwrap();
+    let mut options = JobOptions::new(dir.join("state"), catalog);
+    options.workers = 0;
+    (markers, catalog_dir, options)
 }
 
 fn start_runner(dir: &Path, jobs: &LocalJobs, catalog_dir: &Path, n: usize) -> Child {
@@ -57,6 +82,29 @@ fn start_runner(dir: &Path, jobs: &LocalJobs, catalog_dir: &Path, n: usize) -> C
         .stderr(log)
         .spawn()
         .expect("the stepops-runner binary")
+}
+
+/// Whether `pid` is a live process (a zombie waiting to be reaped counts as ended).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// The `stepops` CLI with `args`, in an environment that reaches no AWS account.
+fn stepops(home: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = isolated_command(env!("CARGO_BIN_EXE_stepops"), home);
+    cmd.args(args);
+    cmd
 }
 
 fn pids(path: &Path) -> Vec<i32> {
@@ -89,22 +137,7 @@ fn kill_group(pid: i32) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigkilled_runner_reruns_an_idempotent_step_and_never_a_non_idempotent_one() {
     let dir = tempfile::tempdir().unwrap();
-    let markers = dir.path().join("markers");
-    let catalog_dir = dir.path().join("jobs");
-    std::fs::create_dir_all(&markers).unwrap();
-    std::fs::create_dir_all(&catalog_dir).unwrap();
-    let catalog = catalog(&markers);
-    // The runner binary reads the same catalog from its jobs_dir.
-    for j in catalog.jobs() {
-        std::fs::write(
-            catalog_dir.join(format!("{}.yaml", j.name)),
-            serde_norway::to_string(j).unwrap(),
-        )
-        .unwrap();
-    }
-    let catalog = stepops_jobs::Catalog::load_dir(&catalog_dir).unwrap();
-    let mut options = JobOptions::new(dir.path().join("state"), catalog);
-    options.workers = 0;
+    let (markers, catalog_dir, mut options) = setup(dir.path());
     options.time_scale = 0.3; // HeartbeatSeconds 10 → 3 s
     let jobs = LocalJobs::start(options).await.unwrap();
     let mut orphans = Vec::new();
@@ -145,4 +178,93 @@ async fn a_sigkilled_runner_reruns_an_idempotent_step_and_never_a_non_idempotent
     eprintln!("orphans killed");
     jobs.shutdown().await;
     eprintln!("engine stopped");
+}
+
+/// `stepops job logs` prints a running execution's step output from the runner's job root (and
+/// with --follow until the end); `stepops job cancel` stops the execution, and the runner kills
+/// the job's whole process tree (its backgrounded grandchild too) when its next heartbeat (1 s
+/// here) is refused, within its 1 s grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_logs_prints_the_output_and_job_cancel_kills_the_process_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (markers, catalog_dir, options) = setup(dir.path());
+    let jobs = LocalJobs::start(options).await.unwrap();
+    let mut runner = start_runner(dir.path(), &jobs, &catalog_dir, 1);
+    let arn = jobs
+        .start_job(&json!({"job": "chatty", "environment": "dev", "params": {}}))
+        .unwrap();
+    let tree = markers.join("tree.pids");
+    wait_for("the job's processes", || pids(&tree).len() == 2).await;
+    let job_root = dir.path().join("job-root");
+    let root = job_root.to_str().unwrap();
+
+    let out = stepops(dir.path(), &["job", "logs", &arn, "--job-root", root])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("line-one\nline-two\n"), "{text}");
+
+    let follower = stepops(
+        dir.path(),
+        &[
+            "job",
+            "logs",
+            &arn,
+            "--job-root",
+            root,
+            "--follow",
+            "--endpoint",
+            jobs.endpoint(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let out = stepops(
+        dir.path(),
+        &["job", "cancel", &arn, "--endpoint", jobs.endpoint()],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cancelled = Instant::now();
+    let processes = pids(&tree);
+    while processes.iter().any(|&p| alive(p)) {
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(10),
+            "the job's processes {processes:?} outlived the cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "process tree gone {:?} after the cancel",
+        cancelled.elapsed()
+    );
+    let out = jobs.wait(&arn).await.unwrap();
+    assert_eq!(out.status, "ABORTED", "{out:?}");
+
+    let followed = follower.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&followed.stdout);
+    let stderr = String::from_utf8_lossy(&followed.stderr);
+    assert!(!followed.status.success(), "{stderr}");
+    assert!(stdout.contains("line-one"), "{stdout}");
+    assert!(stderr.contains("ABORTED"), "{stderr}");
+
+    // An execution that has ended is not stopped again: the command says so and fails.
+    let again = stepops(
+        dir.path(),
+        &["job", "cancel", &arn, "--endpoint", jobs.endpoint()],
+    )
+    .output()
+    .unwrap();
+    assert!(!again.status.success(), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is not running (it ended ABORTED)"),
+        "{again:?}"
+    );
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    jobs.shutdown().await;
 }

@@ -8,14 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::workers::Worker;
 use serde_json::Value;
 use stepops_error::Environment;
 use stepops_jobs::Catalog;
 use stepops_local::{EngineConfig, ExecutionOutcome, LocalEngine, TemplateOptions};
 use stepops_runner::{JobSettings, RunReport, RunnerOptions};
 use stepops_secrets::MemorySecretSource;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::{ENVIRONMENT, EmbeddedError, write_template};
 
@@ -61,11 +60,6 @@ impl JobOptions {
             time_scale: 1.0,
         }
     }
-}
-
-struct Worker {
-    stop: CancellationToken,
-    handle: JoinHandle<RunReport>,
 }
 
 /// The local engine with the job machine, its Lambda and runner workers, running.
@@ -132,7 +126,7 @@ impl LocalJobs {
         options.environment = Some(Environment::Dev);
         let settings = JobSettings {
             kill_grace: self.options.kill_grace,
-            worker_name: name,
+            worker_name: name.clone(),
             ..JobSettings::new(self.options.catalog.clone(), self.job_root())
         };
         let runner = stepops_runner::local_runner_with_jobs(
@@ -142,9 +136,7 @@ impl LocalJobs {
             settings,
             self.options.secrets.clone(),
         );
-        let stop = CancellationToken::new();
-        let handle = tokio::spawn(runner.run(stop.clone().cancelled_owned()));
-        self.workers.push(Worker { stop, handle });
+        self.workers.push(Worker::spawn(name, runner));
     }
 
     /// Kills worker `index` at once, as a crashed runner dies: nothing is answered (the
@@ -152,7 +144,7 @@ impl LocalJobs {
     /// with it (in-process, the step's future is dropped).
     pub fn kill_worker(&mut self, index: usize) {
         if index < self.workers.len() {
-            self.workers.remove(index).handle.abort();
+            self.workers.remove(index).kill();
         }
     }
 
@@ -198,15 +190,7 @@ impl LocalJobs {
 
     /// Stops the workers (running steps get a few seconds) and the engine.
     pub async fn shutdown(self) -> Vec<RunReport> {
-        for w in &self.workers {
-            w.stop.cancel();
-        }
-        let mut reports = Vec::new();
-        for w in self.workers {
-            if let Ok(r) = w.handle.await {
-                reports.push(r);
-            }
-        }
+        let reports = crate::workers::stop_all(self.workers).await;
         self.engine.shutdown().await;
         reports
     }

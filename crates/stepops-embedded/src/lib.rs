@@ -31,6 +31,7 @@ mod counting;
 mod handlers;
 pub mod jobs;
 pub mod relationalize;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,9 +41,8 @@ use serde_json::Value;
 use stepops_error::{ErrorName, Named};
 use stepops_local::{EngineConfig, LocalEngine, LocalError, TemplateOptions};
 use stepops_pipeline::{Message, NotifyRequest, RunStatus};
-use stepops_runner::{RunReport, Runner, RunnerOptions};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use stepops_runner::{RunReport, RunnerOptions};
+use workers::Worker;
 
 pub use counting::{Counting, Progress, ProgressSnapshot};
 pub use handlers::LocalPublisher;
@@ -129,12 +129,6 @@ impl PipelineOptions {
             port: 0,
         }
     }
-}
-
-struct Worker {
-    name: String,
-    stop: CancellationToken,
-    handle: JoinHandle<RunReport>,
 }
 
 /// The local engine with the pipeline's Lambdas and runner workers, running.
@@ -284,13 +278,7 @@ impl LocalPipeline {
             &self.s3_root,
             self.progress.clone(),
         );
-        let stop = CancellationToken::new();
-        let handle = tokio::spawn(run_worker(runner, stop.clone()));
-        self.workers.push(Worker {
-            name: name.clone(),
-            stop,
-            handle,
-        });
+        self.workers.push(Worker::spawn(name.clone(), runner));
         name
     }
 
@@ -302,8 +290,9 @@ impl LocalPipeline {
             return None;
         }
         let w = self.workers.remove(index);
-        w.handle.abort();
-        Some(w.name)
+        let name = w.name.clone();
+        w.kill();
+        Some(name)
     }
 
     /// Workers running.
@@ -402,25 +391,10 @@ impl LocalPipeline {
     /// Stops the workers (they drain: running steps get a few seconds to finish) and the
     /// engine; returns the workers' reports.
     pub async fn shutdown(self) -> Vec<RunReport> {
-        for w in &self.workers {
-            w.stop.cancel();
-        }
-        let mut reports = Vec::new();
-        for w in self.workers {
-            if let Ok(r) = w.handle.await {
-                reports.push(r);
-            }
-        }
+        let reports = workers::stop_all(self.workers).await;
         self.engine.shutdown().await;
         reports
     }
-}
-
-async fn run_worker<H: stepops_runner::StepHandler>(
-    runner: Runner<H>,
-    stop: CancellationToken,
-) -> RunReport {
-    runner.run(stop.cancelled_owned()).await
 }
 
 /// Every notification the local `notify` Lambda published, with its request (newest last).

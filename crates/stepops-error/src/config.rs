@@ -32,12 +32,16 @@ impl Named for ConfigProblem {
     }
 }
 
+/// The default of [`MigrationConfig::cut_over_settle_seconds`]: PostgreSQL's 10 s idle flush
+/// interval of a backend's statistics, and a second of margin.
+pub const DEFAULT_CUT_OVER_SETTLE_SECONDS: u64 = 11;
+
 /// Which tables to migrate and how to cut them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     deny_unknown_fields,
     rename_all = "camelCase",
-    expecting = "an object {schemas, include, exclude, tables, status, changeTracking, deferIndexes, statementTimeouts, wholeTableWarnRows, synapse}"
+    expecting = "an object {schemas, include, exclude, tables, status, changeTracking, deferIndexes, cutOver, cutOverSettleSeconds, statementTimeouts, wholeTableWarnRows, synapse}"
 )]
 pub struct MigrationConfig {
     /// PostgreSQL: the schemas to look for tables in; empty means every schema but the
@@ -77,6 +81,13 @@ pub struct MigrationConfig {
     /// `changeTracking`. Default `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cut_over: Option<bool>,
+    /// Cut-over mode on PostgreSQL: when other transactions ran on the source's server since
+    /// the plan, how long to wait (seconds) for their row counts to reach the server's
+    /// statistics before deciding the migrated tables were not written. PostgreSQL 15 and
+    /// later report a writer's counts within 10 s of its commit; default
+    /// [`DEFAULT_CUT_OVER_SETTLE_SECONDS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_over_settle_seconds: Option<u64>,
     /// PostgreSQL: the longest one statement of each step may run (seconds); a statement
     /// cancelled for it fails the step `Stepops.Transient`, which the machine retries. Defaults:
     /// [`StatementTimeouts::default`].

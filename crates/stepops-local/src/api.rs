@@ -325,7 +325,8 @@ fn redrive_status(r: &ExecutionRecord) -> (&'static str, Option<String>) {
     }
 }
 
-fn describe_execution(r: &ExecutionRecord) -> Value {
+/// The fields `DescribeExecution` and `ListExecutions` both give, redrive counts included.
+fn execution_summary(r: &ExecutionRecord) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("executionArn".into(), json!(r.arn));
     m.insert("stateMachineArn".into(), json!(r.state_machine_arn));
@@ -335,6 +336,15 @@ fn describe_execution(r: &ExecutionRecord) -> Value {
     if let Some(d) = &r.stop_date {
         m.insert("stopDate".into(), epoch(d));
     }
+    m.insert("redriveCount".into(), json!(r.redrive_count));
+    if let Some(d) = &r.redrive_date {
+        m.insert("redriveDate".into(), epoch(d));
+    }
+    m
+}
+
+fn describe_execution(r: &ExecutionRecord) -> Value {
+    let mut m = execution_summary(r);
     m.insert("input".into(), json!(r.input));
     m.insert("inputDetails".into(), json!({"included": true}));
     if let Some(o) = &r.output {
@@ -347,10 +357,6 @@ fn describe_execution(r: &ExecutionRecord) -> Value {
     if let Some(c) = &r.cause {
         m.insert("cause".into(), json!(c));
     }
-    m.insert("redriveCount".into(), json!(r.redrive_count));
-    if let Some(d) = &r.redrive_date {
-        m.insert("redriveDate".into(), epoch(d));
-    }
     let (status, reason) = redrive_status(r);
     m.insert("redriveStatus".into(), json!(status));
     if let Some(reason) = reason {
@@ -360,20 +366,7 @@ fn describe_execution(r: &ExecutionRecord) -> Value {
 }
 
 fn list_item(r: &ExecutionRecord) -> Value {
-    let mut m = Map::new();
-    m.insert("executionArn".into(), json!(r.arn));
-    m.insert("stateMachineArn".into(), json!(r.state_machine_arn));
-    m.insert("name".into(), json!(r.name));
-    m.insert("status".into(), json!(r.status));
-    m.insert("startDate".into(), epoch(&r.start_date));
-    if let Some(d) = &r.stop_date {
-        m.insert("stopDate".into(), epoch(d));
-    }
-    m.insert("redriveCount".into(), json!(r.redrive_count));
-    if let Some(d) = &r.redrive_date {
-        m.insert("redriveDate".into(), epoch(d));
-    }
-    Value::Object(m)
+    Value::Object(execution_summary(r))
 }
 
 /// A stored `stepops_asl::HistoryEvent` in the API's shape.

@@ -27,6 +27,7 @@ mod run;
 pub mod sqlite;
 mod stack;
 pub mod status;
+mod steps;
 pub mod track;
 
 pub use config::{Config, TableConfig};
@@ -40,6 +41,7 @@ pub use run::{MigrateOptions, NoProgress, Progress};
 pub use stack::{Stack, quote_ident};
 pub use status::{StackStatus, StatusChange, StatusConfig, StatusMechanism, StatusSwitch};
 pub use stepops_error::{DatabaseUrl, redact};
+pub use steps::{copy_chunk, migrate, plan, stop_tracking, tracking_status, verify, verify_copied};
 pub use track::{TrackingConfig, TrackingState, TrackingStatus};
 
 use postgres::PgStack;
@@ -106,6 +108,8 @@ pub struct Migration {
     defer_indexes: bool,
     whole_table_warn_rows: u64,
     cut_over: bool,
+    /// [`Config::cut_over_settle_seconds`].
+    cut_over_settle: std::time::Duration,
 }
 
 impl Migration {
@@ -166,6 +170,11 @@ impl Migration {
             defer_indexes: config.defer_indexes.unwrap_or(true),
             whole_table_warn_rows: config.whole_table_warn_rows(),
             cut_over: config.cut_over.unwrap_or(false),
+            cut_over_settle: std::time::Duration::from_secs(
+                config
+                    .cut_over_settle_seconds
+                    .unwrap_or(stepops_error::config::DEFAULT_CUT_OVER_SETTLE_SECONDS),
+            ),
         };
         m.tables = with_stacks!(m, |s, d| {
             let (a, b, default_schema) = futures::try_join!(
@@ -340,8 +349,10 @@ impl Migration {
                 "comparing only the copied ranges needs cutOver in the config and the plan's sourceStamp".into(),
             ));
         };
-        let now = self.source_stamp().await?.unwrap_or_default();
-        if &now != before {
+        let written = with_stacks!(self, |s, _d| s
+            .written_since(&self.tables, before, self.cut_over_settle)
+            .await?);
+        if written {
             return Err(MigrateError::Conflict(
                 "the source was written during a cut-over run (its write statistics changed since the plan): the copied ranges alone cannot prove the tables equal. Stop the source's writers and run again, or run without cutOver".into(),
             ));
@@ -352,7 +363,7 @@ impl Migration {
             tables: Vec::new(),
             chunks: Vec::new(),
             tracking: None,
-            source_stamp: Some(now),
+            source_stamp: plan.source_stamp.clone(),
         };
         for table in &self.tables {
             let copied: Vec<&Chunk> = plan
@@ -574,127 +585,4 @@ fn merged_ranges(chunks: &[&Chunk]) -> Vec<(i64, i64)> {
 /// A fresh random salt (hex): a new one per plan, so no stale checksum can ever match.
 pub fn new_salt() -> String {
     format!("{:032x}", rand::random::<u128>())
-}
-
-/// Step `plan`: opens both stacks and plans (writes nothing).
-pub async fn plan(
-    source: &str,
-    dest: &str,
-    config: &Config,
-    options: &PlanOptions,
-) -> Result<Plan> {
-    let m = Migration::open(source, dest, config).await?;
-    m.set_statement_timeout(config.statement_timeouts().plan);
-    m.plan(options).await
-}
-
-/// Step `copy`: opens both stacks and copies one chunk.
-pub async fn copy_chunk(
-    source: &str,
-    dest: &str,
-    config: &Config,
-    chunk: &Chunk,
-) -> Result<CopyReport> {
-    let m = Migration::open(source, dest, config).await?;
-    m.set_statement_timeout(config.statement_timeouts().copy);
-    m.copy_chunk(chunk).await
-}
-
-/// Step `verify`: opens both stacks and verifies (see [`Migration::verify`]).
-pub async fn verify(
-    source: &str,
-    dest: &str,
-    config: &Config,
-    round: u32,
-    max_rounds: u32,
-    baseline: Option<&TrackingState>,
-) -> Result<VerifyReport> {
-    let m = Migration::open(source, dest, config).await?;
-    m.set_statement_timeout(config.statement_timeouts().verify);
-    m.verify(round, max_rounds, baseline).await
-}
-
-/// Step `verify` in cut-over mode (`cutOver` in the config): opens both stacks and compares
-/// only what the round's plan `copied` (see [`Migration::verify_copied`]).
-pub async fn verify_copied(
-    source: &str,
-    dest: &str,
-    config: &Config,
-    round: u32,
-    max_rounds: u32,
-    copied: &Plan,
-) -> Result<VerifyReport> {
-    let m = Migration::open(source, dest, config).await?;
-    m.set_statement_timeout(config.statement_timeouts().verify);
-    m.verify_copied(round, max_rounds, copied).await
-}
-
-/// The change-tracking slot and marker of `config.changeTracking` (reads only).
-pub async fn tracking_status(source: &str, dest: &str, config: &Config) -> Result<TrackingStatus> {
-    let m = Migration::open(source, dest, config).await?;
-    match (&m.tracking, &m.stacks) {
-        (Some(t), Stacks::Pg(s, d)) => track::status(s, d, t).await,
-        _ => Err(MigrateError::InvalidInput(
-            "the config has no changeTracking: {slot: NAME}".into(),
-        )),
-    }
-}
-
-/// Stops change tracking: drops the source's slot (it no longer keeps WAL) and deletes the
-/// destination's marker (the next run compares every row). Returns whether each existed.
-pub async fn stop_tracking(source: &str, dest: &str, config: &Config) -> Result<(bool, bool)> {
-    let m = Migration::open(source, dest, config).await?;
-    match (&m.tracking, &m.stacks) {
-        (Some(t), Stacks::Pg(s, d)) => track::stop(s, d, t).await,
-        _ => Err(MigrateError::InvalidInput(
-            "the config has no changeTracking: {slot: NAME}".into(),
-        )),
-    }
-}
-
-/// The whole loop in one process: plan → copy (`jobs` chunks at a time) → re-plan, until equal
-/// or `Stepops.NotConverged` after `max_rounds` rounds of copying.
-pub async fn migrate(
-    source: &str,
-    dest: &str,
-    config: &Config,
-    options: &MigrateOptions,
-    progress: &dyn Progress,
-) -> Result<Summary> {
-    Migration::open(source, dest, config)
-        .await?
-        .run(options, progress)
-        .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn assert_send<T: Send>(_: &T) {}
-
-    /// The runner spawns the steps on a multi-threaded runtime: their futures must be `Send`.
-    #[test]
-    fn step_futures_are_send() {
-        let c = Config::default();
-        let chunk = Chunk {
-            table: "t".into(),
-            min: 1,
-            max: 2,
-            estimated_rows: 1,
-            ranges: Vec::new(),
-            keys: Vec::new(),
-            whole_table: false,
-        };
-        assert_send(&plan("sqlite:a", "sqlite:b", &c, &PlanOptions::default()));
-        assert_send(&copy_chunk("sqlite:a", "sqlite:b", &c, &chunk));
-        assert_send(&verify("sqlite:a", "sqlite:b", &c, 1, 2, None));
-        assert_send(&migrate(
-            "sqlite:a",
-            "sqlite:b",
-            &c,
-            &MigrateOptions::default(),
-            &NoProgress,
-        ));
-    }
 }

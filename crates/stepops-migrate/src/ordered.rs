@@ -183,27 +183,17 @@ async fn refine_bins<S: Stack>(
     )?;
     // Per bin, per key: the sorted row hashes of each side (a non-unique key holds several).
     type Side = HashMap<KeyValue, Vec<i64>>;
-    let mut per_bin: HashMap<i64, (Side, Side)> = HashMap::new();
-    for (bin, key, hash) in a {
-        per_bin
-            .entry(bin)
-            .or_default()
-            .0
-            .entry(key)
-            .or_default()
-            .push(hash);
-    }
-    for (bin, key, hash) in b {
-        per_bin
-            .entry(bin)
-            .or_default()
-            .1
-            .entry(key)
-            .or_default()
-            .push(hash);
+    let mut per_bin: HashMap<i64, [Side; 2]> = HashMap::new();
+    for (side, rows) in [a, b].into_iter().enumerate() {
+        for (bin, key, hash) in rows {
+            per_bin.entry(bin).or_default()[side]
+                .entry(key)
+                .or_default()
+                .push(hash);
+        }
     }
     for &(bin, rows) in bins {
-        let Some((mut x, mut y)) = per_bin.remove(&bin) else {
+        let Some([mut x, mut y]) = per_bin.remove(&bin) else {
             // Both sides lost the bin's rows since the bins were read: nothing left to copy.
             continue;
         };

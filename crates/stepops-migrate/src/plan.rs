@@ -1,7 +1,9 @@
 //! Planning: find what differs and cut it into chunks.
 //!
-//! Per table: `min/max/count` on both sides. Keys outside the common range exist on one side
-//! only and are cut at every `target`-th key of that side (so sparse keys and huge gaps give
+//! Per table: the key's bounds on both sides and a row count that may be an estimate
+//! ([`Stack::bounds`]; it only sizes the bins: the exact counts are summed from the bins and
+//! the one-sided ranges). Keys outside the common range exist on one side only, are counted,
+//! and are cut at every `target`-th key of that side (so sparse keys and huge gaps give
 //! chunks of the right size). Inside the common range, *fine* bin checksums (about
 //! [`FINE_BIN_ROWS`] rows per bin, computed by each database over the whole salted rows) are
 //! compared. Every differing bin is then **refined**: its key range is re-checksummed on both
@@ -48,32 +50,46 @@ pub async fn plan_table<S: Stack>(
     target: u64,
 ) -> Result<(TablePlan, Vec<Chunk>)> {
     let target = target.max(1);
-    let (s, d) = futures::try_join!(source.stats(table), dest.stats(table))?;
+    // The bounds, and counts that may be estimates: the exact counts come out of the
+    // comparison itself (every row is in a bin or in a range one side holds alone).
+    let (s, d) = futures::try_join!(source.bounds(table), dest.bounds(table))?;
     let mut segments = Vec::new();
+    let (mut source_rows, mut dest_rows) = (0u64, 0u64);
     match (range(&s), range(&d)) {
         (None, None) => {}
         (Some((a, b)), None) => {
-            segments.extend(split(source, table, a, b, Some(s.count), target).await?)
+            let (parts, rows) = split(source, table, a, b, target).await?;
+            segments.extend(parts);
+            source_rows += rows;
         }
         (None, Some((a, b))) => {
-            segments.extend(split(dest, table, a, b, Some(d.count), target).await?)
+            let (parts, rows) = split(dest, table, a, b, target).await?;
+            segments.extend(parts);
+            dest_rows += rows;
         }
         (Some((sa, sb)), Some((da, db))) => {
             let lo = sa.max(da);
             let hi = sb.min(db);
             if lo > hi {
-                let mut parts = split(source, table, sa, sb, Some(s.count), target).await?;
-                parts.extend(split(dest, table, da, db, Some(d.count), target).await?);
+                let (mut parts, rows) = split(source, table, sa, sb, target).await?;
+                source_rows += rows;
+                let (more, rows) = split(dest, table, da, db, target).await?;
+                dest_rows += rows;
+                parts.extend(more);
                 parts.sort_by_key(|p| p.min);
                 segments.extend(parts);
             } else {
                 if sa < lo {
-                    segments.extend(split(source, table, sa, lo - 1, None, target).await?);
+                    let (parts, rows) = split(source, table, sa, lo - 1, target).await?;
+                    segments.extend(parts);
+                    source_rows += rows;
                 } else if da < lo {
-                    segments.extend(split(dest, table, da, lo - 1, None, target).await?);
+                    let (parts, rows) = split(dest, table, da, lo - 1, target).await?;
+                    segments.extend(parts);
+                    dest_rows += rows;
                 }
                 let hint = s.count.max(d.count);
-                compare(
+                let (a, b) = compare(
                     source,
                     dest,
                     table,
@@ -85,14 +101,28 @@ pub async fn plan_table<S: Stack>(
                     &mut segments,
                 )
                 .await?;
+                source_rows += a;
+                dest_rows += b;
                 if sb > hi {
-                    segments.extend(split(source, table, hi + 1, sb, None, target).await?);
+                    let (parts, rows) = split(source, table, hi + 1, sb, target).await?;
+                    segments.extend(parts);
+                    source_rows += rows;
                 } else if db > hi {
-                    segments.extend(split(dest, table, hi + 1, db, None, target).await?);
+                    let (parts, rows) = split(dest, table, hi + 1, db, target).await?;
+                    segments.extend(parts);
+                    dest_rows += rows;
                 }
             }
         }
     }
+    let s = KeyStats {
+        count: source_rows,
+        ..s
+    };
+    let d = KeyStats {
+        count: dest_rows,
+        ..d
+    };
     let chunks = coalesce(&table.name, &mut segments, target);
     let plan = TablePlan::new(table, s, d, &chunks);
     Ok((plan, chunks))
@@ -200,20 +230,16 @@ fn range(s: &KeyStats) -> Option<(i64, i64)> {
     s.min.zip(s.max)
 }
 
-/// Cuts `[lo, hi]`, where only `side` has rows, into differing segments of about `target` rows.
-/// `known_count`: the rows in the range, when the caller knows it.
+/// Cuts `[lo, hi]`, where only `side` has rows, into differing segments of about `target` rows;
+/// returns them and the rows the range holds.
 async fn split<S: Stack>(
     side: &S,
     table: &TableSpec,
     lo: i64,
     hi: i64,
-    known_count: Option<u64>,
     target: u64,
-) -> Result<Vec<Segment>> {
-    let count = match known_count {
-        Some(n) => n,
-        None => side.count_range(table, lo, hi).await?,
-    };
+) -> Result<(Vec<Segment>, u64)> {
+    let count = side.count_range(table, lo, hi).await?;
     let span = hi as i128 - lo as i128 + 1;
     let mut cuts = if table.key_is_unique && count as i128 == span {
         // Dense unique keys: every key is there, so the cuts need no query.
@@ -253,7 +279,7 @@ async fn split<S: Stack>(
     } else if let Some(last) = out.last_mut() {
         last.max = hi;
     }
-    Ok(out)
+    Ok((out, count))
 }
 
 /// Compares `[lo, hi]` (both sides have rows around it) by bin checksums, then refines the
@@ -269,17 +295,18 @@ async fn compare<S: Stack>(
     rows_hint: u64,
     target: u64,
     out: &mut Vec<Segment>,
-) -> Result<()> {
+) -> Result<(u64, u64)> {
     let mut todo = Vec::new();
-    first_level(
+    let rows = first_level(
         source, dest, table, salt, lo, hi, rows_hint, target, &mut todo, out,
     )
     .await?;
-    refine(source, dest, table, salt, todo, target, out).await
+    refine(source, dest, table, salt, todo, target, out).await?;
+    Ok(rows)
 }
 
 /// The first level: bins over all of `[lo, hi]`. Differing bins go to `todo` (to refine) or,
-/// when already small, to `out`.
+/// when already small, to `out`. Returns the rows of `[lo, hi]` on each side.
 #[allow(clippy::too_many_arguments)]
 async fn first_level<S: Stack>(
     source: &S,
@@ -292,16 +319,16 @@ async fn first_level<S: Stack>(
     target: u64,
     todo: &mut Vec<Segment>,
     out: &mut Vec<Segment>,
-) -> Result<()> {
+) -> Result<(u64, u64)> {
     let span = hi as i128 - lo as i128 + 1;
     if span > i64::MAX as i128 {
         // (key - lo) must fit an i64 in both engines: halve the range first.
         let mid = ((lo as i128 + hi as i128) / 2) as i64;
-        Box::pin(first_level(
+        let (a, b) = Box::pin(first_level(
             source, dest, table, salt, lo, mid, rows_hint, target, todo, out,
         ))
         .await?;
-        return Box::pin(first_level(
+        let (c, d) = Box::pin(first_level(
             source,
             dest,
             table,
@@ -313,7 +340,8 @@ async fn first_level<S: Stack>(
             todo,
             out,
         ))
-        .await;
+        .await?;
+        return Ok((a + c, b + d));
     }
     let fine = FINE_BIN_ROWS
         .min(target)
@@ -325,6 +353,8 @@ async fn first_level<S: Stack>(
         source.bins(table, salt, lo, hi, width),
         dest.bins(table, salt, lo, hi, width)
     )?;
+    let rows = |bins: &[Bin]| bins.iter().map(|b| b.count).sum::<u64>();
+    let totals = (rows(&a), rows(&b));
     for (n, x, y) in differing(a.iter().map(|b| (0, b)), b.iter().map(|b| (0, b))) {
         let start = lo as i128 + n.1 as i128 * width as i128;
         let end = (start + width as i128 - 1).min(hi as i128);
@@ -339,7 +369,7 @@ async fn first_level<S: Stack>(
             todo.push(seg);
         }
     }
-    Ok(())
+    Ok(totals)
 }
 
 /// The larger side's row count of a bin pair.
@@ -515,6 +545,14 @@ fn coalesce(table: &str, segments: &mut [Segment], target: u64) -> Vec<Chunk> {
 mod tests {
     use super::*;
 
+    /// Each chunk's bounds, estimate and ranges, for comparing with the expected plan.
+    fn outlines(chunks: &[Chunk]) -> Vec<(i64, i64, u64, Vec<[i64; 2]>)> {
+        chunks
+            .iter()
+            .map(|c| (c.min, c.max, c.estimated_rows, c.ranges.clone()))
+            .collect()
+    }
+
     fn seg(min: i64, max: i64, rows: u64) -> Segment {
         Segment { min, max, rows }
     }
@@ -531,12 +569,8 @@ mod tests {
         ];
         // (30 + 95 > 100 starts a chunk; 80..89 joins 70..79, its neighbour)
         let c = coalesce("t", &mut segs, 100);
-        let got: Vec<_> = c
-            .iter()
-            .map(|c| (c.min, c.max, c.estimated_rows, c.ranges.clone()))
-            .collect();
         assert_eq!(
-            got,
+            outlines(&c),
             [
                 (0, 39, 30, vec![[0, 19], [30, 39]]),
                 (50, 89, 98, vec![[50, 59], [70, 89]]),
@@ -573,12 +607,8 @@ mod tests {
         .unwrap();
         assert_eq!(tp.changed_keys, Some(15));
         assert_eq!(tp.estimated_rows, 15);
-        let got: Vec<_> = chunks
-            .iter()
-            .map(|c| (c.min, c.max, c.estimated_rows, c.ranges.clone()))
-            .collect();
         assert_eq!(
-            got,
+            outlines(&chunks),
             [
                 (1, 10, 4, vec![[1, 3], [10, 10]]),
                 (20, 40, 11, vec![[20, 29], [40, 40]]),

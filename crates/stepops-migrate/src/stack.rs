@@ -30,6 +30,13 @@ pub trait Stack: Send + Sync {
     /// `min`, `max`, `count` of the table's range key.
     async fn stats(&self, table: &TableSpec) -> Result<KeyStats>;
 
+    /// `min` and `max` of the table's range key and its row count, which may be an estimate
+    /// where the engine has a cheap one (the plan only sizes its bins with it). Default: the
+    /// exact [`Stack::stats`].
+    async fn bounds(&self, table: &TableSpec) -> Result<KeyStats> {
+        self.stats(table).await
+    }
+
     /// Rows with range key in `[lo, hi]`.
     async fn count_range(&self, table: &TableSpec, lo: i64, hi: i64) -> Result<u64>;
 
@@ -108,11 +115,23 @@ pub trait Stack: Send + Sync {
 
     /// A stamp of the writes `tables` have seen, for the cut-over mode's check that the source
     /// stayed quiet: two equal stamps mean no write was seen in between. PostgreSQL: the
-    /// statistics system's inserted, updated and deleted row counts and the tables' file
-    /// nodes (a TRUNCATE changes those; partitions included; refused when `track_counts` is
+    /// server's next transaction id, the statistics system's inserted, updated and deleted row
+    /// counts and the tables' file nodes (a TRUNCATE changes those; partitions included; refused when `track_counts` is
     /// off); SQLite: the size and modification time of the
     /// database file and of its write-ahead log.
     async fn write_stamp(&self, tables: &[TableSpec]) -> Result<String>;
+
+    /// Whether `tables` were written since `stamp` (a [`Stack::write_stamp`]) was taken.
+    /// `settle`: how long to wait for late write statistics when the stamps alone cannot tell
+    /// (PostgreSQL; other engines answer at once).
+    async fn written_since(
+        &self,
+        tables: &[TableSpec],
+        stamp: &str,
+        _settle: std::time::Duration,
+    ) -> Result<bool> {
+        Ok(self.write_stamp(tables).await? != stamp)
+    }
 
     /// A table without a key ([`crate::KeyKind::Whole`]): its row count and an
     /// order-independent checksum (the sum of the salted row hashes, so duplicate rows count).

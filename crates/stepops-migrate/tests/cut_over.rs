@@ -37,9 +37,12 @@ const CHANGES: [(&str, &str, u64); 5] = [
     ),
 ];
 
+/// Cut-over mode; every write of these tests reaches the statistics before the test goes on
+/// ([`pg_exec`]), so a second is enough to wait for other transactions' counts.
 fn cut_over() -> Config {
     Config {
         cut_over: Some(true),
+        cut_over_settle_seconds: Some(1),
         ..Config::default()
     }
 }
@@ -52,11 +55,14 @@ fn opts() -> MigrateOptions {
     }
 }
 
+/// Runs `sql` in a fresh session whose write statistics reach the server's before this
+/// returns (the server flushes them before it answers, as it was told to).
 async fn pg_exec(url: &str, sql: &str) {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
     let conn = tokio::spawn(conn);
-    c.batch_execute(sql).await.unwrap();
-    // Disconnecting flushes this session's write statistics at once.
+    c.batch_execute(&format!("SELECT pg_stat_force_next_flush(); {sql}"))
+        .await
+        .unwrap();
     drop(c);
     let _ = conn.await;
 }
@@ -141,6 +147,74 @@ async fn pg_cut_over_compares_only_the_copied_ranges_and_refuses_a_written_sourc
     pg_exec(&dst, "TRUNCATE t").await;
     let err = m.compare_copied(&plan, 5_000).await.unwrap_err();
     assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
+}
+
+/// A writer's row counts reach the statistics after its commit (PostgreSQL defers them when
+/// the session reported less than a second before): the check waits for them when the
+/// server's transaction id moved, or a transaction was running at the plan, so such a write
+/// is still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_a_write_whose_counts_arrive_late_is_still_found() {
+    // Two servers: the destination's writes must not move the source's transaction ids.
+    let start = || PgServer::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
+    let (pg_src, pg_dst) = (start(), start());
+    let src = pg_src.create_database("src").unwrap();
+    let dst = pg_dst.create_database("dst").unwrap();
+    pg_exec(&src, PG_FILL).await;
+    // No autovacuum on the source: its ANALYZE would take transaction ids of its own.
+    pg_exec(
+        &src,
+        "CREATE TABLE scratch (n int); ALTER TABLE t SET (autovacuum_enabled = off); \
+         ALTER TABLE scratch SET (autovacuum_enabled = off); ANALYZE",
+    )
+    .await;
+    pg_exec(&dst, PG_FILL).await;
+    let config = Config {
+        cut_over: Some(true),
+        cut_over_settle_seconds: Some(11),
+        exclude: vec!["scratch".into()],
+        ..Config::default()
+    };
+    let m = Migration::open(&src, &dst, &config).await.unwrap();
+    let plan = m.plan(&PlanOptions::default()).await.unwrap();
+    assert!(plan.in_sync(), "{plan:?}");
+    // One session writes twice within a second: the first write's counts are reported at
+    // once, the second's are held back (up to 10 s while the session idles).
+    let (writer, conn) = tokio_postgres::connect(&src, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    writer
+        .batch_execute("INSERT INTO scratch VALUES (1)")
+        .await
+        .unwrap();
+    writer
+        .batch_execute("UPDATE t SET a = a + 1 WHERE id = 42")
+        .await
+        .unwrap();
+    let err = m.compare_copied(&plan, 5_000).await.unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
+
+    // A transaction that began writing before the plan and commits after it, once a newer
+    // one has finished: the plan did not see its row, and its commit does not move the
+    // snapshot's horizon (one past the newest finished transaction).
+    pg_exec(&dst, "UPDATE t SET a = a + 1 WHERE id = 42").await;
+    // (The insert reports the session's counts; the commit, less than a second later, is held
+    // back.)
+    writer
+        .batch_execute("INSERT INTO scratch VALUES (2)")
+        .await
+        .unwrap();
+    writer
+        .batch_execute("BEGIN; UPDATE t SET a = a + 1 WHERE id = 43")
+        .await
+        .unwrap();
+    // A newer transaction finishes meanwhile: the horizon moves past the writer's id.
+    pg_exec(&src, "SELECT txid_current()").await;
+    let plan = m.plan(&PlanOptions::default()).await.unwrap();
+    assert!(plan.in_sync(), "{plan:?}");
+    writer.batch_execute("COMMIT").await.unwrap();
+    let err = m.compare_copied(&plan, 5_000).await.unwrap_err();
+    assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
+    drop(writer);
 }
 
 #[tokio::test]

@@ -32,25 +32,52 @@ pub struct Requests {
     pub delete: AtomicUsize,
 }
 
-/// A [`SyncTarget`] that counts the requests it passes on.
+impl Requests {
+    /// `PutObject` and `DeleteObjects` requests together.
+    pub fn writes(&self) -> usize {
+        self.put.load(Ordering::SeqCst) + self.delete.load(Ordering::SeqCst)
+    }
+
+    /// `HeadObject` requests.
+    pub fn heads(&self) -> usize {
+        self.head.load(Ordering::SeqCst)
+    }
+}
+
+/// A [`SyncTarget`] that counts the requests it passes on, and can answer the deletes of
+/// chosen keys with `AccessDenied` without sending them (to show how a sync reports a partial
+/// failure).
 pub struct Counted<'a, T> {
     /// The target.
     pub inner: &'a T,
     /// The counts.
     pub requests: Requests,
+    /// Keys whose deletes are refused.
+    pub refuse_delete: Vec<String>,
+}
+
+impl<'a, T> Counted<'a, T> {
+    /// Counts the requests passed on to `inner`.
+    pub fn new(inner: &'a T) -> Self {
+        Counted {
+            inner,
+            requests: Requests::default(),
+            refuse_delete: Vec::new(),
+        }
+    }
 }
 
 impl<T: SyncTarget> SyncTarget for Counted<'_, T> {
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, SyncError> {
-        self.requests.list.fetch_add(1, Ordering::Relaxed);
+        self.requests.list.fetch_add(1, Ordering::SeqCst);
         self.inner.list(bucket, prefix).await
     }
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, SyncError> {
-        self.requests.get.fetch_add(1, Ordering::Relaxed);
+        self.requests.get.fetch_add(1, Ordering::SeqCst);
         self.inner.get(bucket, key).await
     }
     async fn head(&self, bucket: &str, key: &str, part: Option<i32>) -> Result<Head, SyncError> {
-        self.requests.head.fetch_add(1, Ordering::Relaxed);
+        self.requests.head.fetch_add(1, Ordering::SeqCst);
         self.inner.head(bucket, key, part).await
     }
     async fn put(
@@ -62,14 +89,28 @@ impl<T: SyncTarget> SyncTarget for Counted<'_, T> {
         sha256_b64: &str,
         encryption: &Encryption,
     ) -> Result<String, WriteFailure> {
-        self.requests.put.fetch_add(1, Ordering::Relaxed);
+        self.requests.put.fetch_add(1, Ordering::SeqCst);
         self.inner
             .put(bucket, key, body, content_type, sha256_b64, encryption)
             .await
     }
     async fn delete(&self, bucket: &str, keys: &[String]) -> Vec<WriteFailure> {
-        self.requests.delete.fetch_add(1, Ordering::Relaxed);
-        self.inner.delete(bucket, keys).await
+        self.requests.delete.fetch_add(1, Ordering::SeqCst);
+        let (refused, rest): (Vec<String>, Vec<String>) = keys
+            .iter()
+            .cloned()
+            .partition(|k| self.refuse_delete.contains(k));
+        let mut out = if rest.is_empty() {
+            Vec::new()
+        } else {
+            self.inner.delete(bucket, &rest).await
+        };
+        out.extend(refused.into_iter().map(|key| WriteFailure {
+            key,
+            code: "AccessDenied".into(),
+            message: "Access Denied".into(),
+        }));
+        out
     }
 }
 
@@ -148,10 +189,7 @@ pub async fn timed_run<T: SyncTarget>(
             })
         })
         .collect::<Result<Vec<_>, SyncError>>()?;
-    let counted = Counted {
-        inner: target,
-        requests: Requests::default(),
-    };
+    let counted = Counted::new(target);
     let report = compare_and_apply(def, &filter, &counted, files, "bench".into(), Vec::new())
         .await?
         .into_result()?;

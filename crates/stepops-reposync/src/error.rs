@@ -1,6 +1,7 @@
 //! The repository sync's errors, each mapped to a documented `Stepops.*` name.
 
 use stepops_error::{ErrorName, Named};
+use stepops_store::StoreError;
 
 /// Why a sync refused or failed. Every variant says what to do; none carries a token or a key.
 #[derive(Debug, thiserror::Error)]
@@ -72,17 +73,8 @@ pub enum SyncError {
         message: String,
     },
     /// S3 refused a read (listing, manifest, HeadObject) or could not be reached.
-    #[error("s3://{bucket}/{key}: {message}")]
-    S3 {
-        /// Bucket.
-        bucket: String,
-        /// Key or prefix.
-        key: String,
-        /// The service's error code.
-        code: Option<String>,
-        /// What happened.
-        message: String,
-    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Some uploads or deletes failed (the others were done); every failure is listed.
     #[error(
         "{} of the sync's writes failed (the others were done): {}. Fix the cause; the next run retries what still differs",
@@ -110,7 +102,7 @@ impl Named for SyncError {
             | SyncError::Timeout(_)
             | SyncError::CorruptArchive(_)
             | SyncError::Local { .. } => ErrorName::Transient,
-            SyncError::S3 { code, .. } => s3_code_name(code.as_deref()),
+            SyncError::Store(e) => e.error_name(),
             SyncError::WritesFailed { denied, .. } => {
                 if *denied {
                     ErrorName::Unauthorized
@@ -119,17 +111,6 @@ impl Named for SyncError {
                 }
             }
         }
-    }
-}
-
-/// The name of an S3 error code.
-pub(crate) fn s3_code_name(code: Option<&str>) -> ErrorName {
-    match code {
-        Some("NoSuchBucket") => ErrorName::NotFound,
-        Some(
-            "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AllAccessDisabled",
-        ) => ErrorName::Unauthorized,
-        _ => ErrorName::Transient,
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, Delete, ObjectIdentifier, ServerSideEncryption};
-use stepops_store::Encryption;
+use stepops_store::{Encryption, ObjectStore, S3Store, StoreError, sdk_error, unquote};
 
 use crate::error::SyncError;
 
@@ -16,15 +16,7 @@ use crate::error::SyncError;
 pub const DELETE_BATCH: usize = 1000;
 
 /// An object of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    /// Key.
-    pub key: String,
-    /// Size.
-    pub size: u64,
-    /// ETag without quotes (opaque: equal ETags mean the same object, nothing more).
-    pub etag: String,
-}
+pub use stepops_store::ListedObject as Listed;
 
 /// What `HeadObject` (checksum mode on) says of an object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,82 +99,38 @@ pub enum Body<'a> {
 /// S3 through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct S3Target {
-    client: aws_sdk_s3::Client,
+    store: S3Store,
 }
 
 impl S3Target {
     /// A target over `client`.
     pub fn new(client: aws_sdk_s3::Client) -> Self {
-        S3Target { client }
+        S3Target {
+            store: S3Store::new(client),
+        }
     }
-}
 
-fn s3_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    bucket: &str,
-    key: &str,
-    e: aws_sdk_s3::error::SdkError<E>,
-) -> SyncError {
-    SyncError::S3 {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-        code: e.code().map(str::to_owned),
-        message: DisplayErrorContext(&e).to_string(),
+    fn client(&self) -> &aws_sdk_s3::Client {
+        self.store.client()
     }
-}
-
-fn unquote(etag: &str) -> String {
-    etag.trim_matches('"').to_owned()
 }
 
 impl SyncTarget for S3Target {
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, SyncError> {
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_err(bucket, prefix, e))?;
-            for o in page.contents() {
-                out.push(Listed {
-                    key: o.key().unwrap_or_default().to_owned(),
-                    size: o.size().unwrap_or(0).max(0) as u64,
-                    etag: unquote(o.e_tag().unwrap_or_default()),
-                });
-            }
-        }
-        Ok(out)
+        Ok(self.store.list_objects(bucket, prefix).await?)
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, SyncError> {
-        match self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let body = out.body.collect().await.map_err(|e| SyncError::S3 {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    code: None,
-                    message: format!("reading the body: {e}"),
-                })?;
-                Ok(Some(body.into_bytes().to_vec()))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(s3_err(bucket, key, e)),
+        match self.store.get(bucket, key).await {
+            Ok(body) => Ok(Some(body)),
+            Err(StoreError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
     async fn head(&self, bucket: &str, key: &str, part: Option<i32>) -> Result<Head, SyncError> {
         let out = self
-            .client
+            .client()
             .head_object()
             .bucket(bucket)
             .key(key)
@@ -190,7 +138,7 @@ impl SyncTarget for S3Target {
             .set_part_number(part)
             .send()
             .await
-            .map_err(|e| s3_err(bucket, key, e))?;
+            .map_err(|e| sdk_error(bucket, key, &e))?;
         Ok(Head {
             size: out.content_length().unwrap_or(0).max(0) as u64,
             etag: unquote(out.e_tag().unwrap_or_default()),
@@ -223,7 +171,7 @@ impl SyncTarget for S3Target {
             Body::Bytes(b) => ByteStream::from(b.to_vec()),
         };
         let mut put = self
-            .client
+            .client()
             .put_object()
             .bucket(bucket)
             .key(key)
@@ -265,7 +213,7 @@ impl SyncTarget for S3Target {
             Err(e) => return all_failed("Internal", e.to_string()),
         };
         match self
-            .client
+            .client()
             .delete_objects()
             .bucket(bucket)
             .delete(delete)

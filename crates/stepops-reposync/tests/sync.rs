@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::*;
 use stepops_error::{ErrorName, Named};
+use stepops_reposync::bench::{Counted, Requests};
 use stepops_reposync::{AppKey, Definition, GitHubApp, S3Target, SyncReport, run_sync};
 
 struct Env {
@@ -57,20 +57,15 @@ impl Env {
         def: &Definition,
         app: &GitHubApp,
         refuse: Vec<String>,
-    ) -> (Result<SyncReport, stepops_reposync::SyncError>, Arc<Counts>) {
+    ) -> (Result<SyncReport, stepops_reposync::SyncError>, Requests) {
         let filter = def.validate().unwrap();
-        let counts = Arc::new(Counts::default());
-        let target = Counting {
-            inner: S3Target::new(self.client.clone()),
-            counts: counts.clone(),
-            refuse_delete: refuse,
-        };
-        (
-            run_sync(def, &filter, app, &target, self.work.path()).await,
-            counts,
-        )
+        let s3 = S3Target::new(self.client.clone());
+        let mut target = Counted::new(&s3);
+        target.refuse_delete = refuse;
+        let result = run_sync(def, &filter, app, &target, self.work.path()).await;
+        (result, target.requests)
     }
-    async fn run(&self, def: &Definition) -> (SyncReport, Arc<Counts>) {
+    async fn run(&self, def: &Definition) -> (SyncReport, Requests) {
         let (r, c) = self.run_with(def, &self.app(), vec![]).await;
         (r.unwrap(), c)
     }

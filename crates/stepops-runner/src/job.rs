@@ -296,6 +296,7 @@ impl<H, S: SecretSource, O: ObjectStore> WithJobs<H, S, O> {
             log_path: log_path.clone(),
             masker,
             label: label.clone(),
+            execution: a.execution.clone(),
             arrived,
         };
         let outcome = run_process(spec).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_sfn::config::{Credentials, Region};
+use aws_sdk_sfn::config::{Credentials, Region, SharedCredentialsProvider};
 
 /// The region used against a local endpoint when none is configured.
 const LOCAL_REGION: &str = "us-east-1";
@@ -44,20 +44,27 @@ fn placeholder_credentials() -> Credentials {
     )
 }
 
+/// `config` as is, or with `endpoint` (the local engine, a test's server) and placeholder
+/// credentials, in `us-east-1` unless `config` has a region.
+fn with_endpoint(config: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let Some(endpoint) = endpoint else {
+        return config.clone();
+    };
+    let mut builder = config
+        .to_builder()
+        .endpoint_url(endpoint)
+        .credentials_provider(SharedCredentialsProvider::new(placeholder_credentials()));
+    if config.region().is_none() {
+        builder = builder.region(Region::new(LOCAL_REGION));
+    }
+    builder.build()
+}
+
 /// The Step Functions client from `config`. With `endpoint` (the local engine, a test's
 /// server), requests go there, signed with placeholder credentials, in `us-east-1` unless
 /// `config` has a region.
 pub fn sfn_client(config: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk_sfn::Client {
-    let mut builder = aws_sdk_sfn::config::Builder::from(config);
-    if let Some(endpoint) = endpoint {
-        builder = builder
-            .endpoint_url(endpoint)
-            .credentials_provider(placeholder_credentials());
-        if config.region().is_none() {
-            builder = builder.region(Region::new(LOCAL_REGION));
-        }
-    }
-    aws_sdk_sfn::Client::from_conf(builder.build())
+    aws_sdk_sfn::Client::new(&with_endpoint(config, endpoint))
 }
 
 /// A client for a local endpoint with long-poll timeouts and no AWS configuration at all
@@ -84,16 +91,7 @@ pub fn cloudformation_client(
     config: &aws_config::SdkConfig,
     endpoint: Option<&str>,
 ) -> aws_sdk_cloudformation::Client {
-    let mut builder = aws_sdk_cloudformation::config::Builder::from(config);
-    if let Some(endpoint) = endpoint {
-        builder = builder
-            .endpoint_url(endpoint)
-            .credentials_provider(placeholder_credentials());
-        if config.region().is_none() {
-            builder = builder.region(Region::new(LOCAL_REGION));
-        }
-    }
-    aws_sdk_cloudformation::Client::from_conf(builder.build())
+    aws_sdk_cloudformation::Client::new(&with_endpoint(config, endpoint))
 }
 
 /// The Step Functions client a command line uses: [`local_sfn_client`] at `endpoint`, else AWS

@@ -1,9 +1,10 @@
-//! Executions: finding a state machine by name (`ListStateMachines`, paginated), starting an
-//! execution, and waiting for its end (`DescribeExecution` with doubling delays up to a
+//! Executions: finding a state machine by name (`ListStateMachines`, paginated), starting and
+//! stopping an execution, and waiting for its end (`DescribeExecution` with doubling delays up to a
 //! ceiling, reporting progress on every poll).
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::Value;
 
@@ -45,6 +46,41 @@ pub async fn start_execution(
         .await
         .map_err(|e| SfnError::call("StartExecution", e))?;
     Ok(started.execution_arn().to_owned())
+}
+
+/// An execution's status (`DescribeExecution`).
+pub async fn execution_status(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<ExecutionStatus, SfnError> {
+    Ok(describe(sfn, execution_arn).await?.status().clone())
+}
+
+async fn describe(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+) -> Result<DescribeExecutionOutput, SfnError> {
+    sfn.describe_execution()
+        .execution_arn(execution_arn)
+        .send()
+        .await
+        .map_err(|e| SfnError::call("DescribeExecution", e))
+}
+
+/// Stops a running execution (`StopExecution`) with `cause`; a running activity task's worker
+/// learns it when its next heartbeat is refused.
+pub async fn stop_execution(
+    sfn: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    cause: &str,
+) -> Result<(), SfnError> {
+    sfn.stop_execution()
+        .execution_arn(execution_arn)
+        .cause(cause)
+        .send()
+        .await
+        .map_err(|e| SfnError::call("StopExecution", e))?;
+    Ok(())
 }
 
 /// How [`wait_for_execution`] polls.
@@ -109,12 +145,7 @@ pub async fn wait_for_execution(
     let mut delay = options.first_delay;
     let mut polls = 0;
     loop {
-        let d = sfn
-            .describe_execution()
-            .execution_arn(execution_arn)
-            .send()
-            .await
-            .map_err(|e| SfnError::call("DescribeExecution", e))?;
+        let d = describe(sfn, execution_arn).await?;
         polls += 1;
         match d.status() {
             ExecutionStatus::Running | ExecutionStatus::PendingRedrive => {}

@@ -24,7 +24,8 @@ pub mod stack;
 pub use client::{cloudformation_client, connect, load_sdk_config, local_sfn_client, sfn_client};
 pub use error::SfnError;
 pub use execution::{
-    Finished, Progress, WaitOptions, find_state_machines, start_execution, wait_for_execution,
+    Finished, Progress, WaitOptions, execution_status, find_state_machines, start_execution,
+    stop_execution, wait_for_execution,
 };
 pub use history::{HistoryItem, execution_history};
 pub use stack::{StackOutput, stack_output, stacks_with_output, state_machine_of_stack};

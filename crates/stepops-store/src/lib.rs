@@ -73,9 +73,12 @@ impl Named for StoreError {
             StoreError::NotConfigured => ErrorName::InvalidInput,
             StoreError::S3 { code, .. } => match code.as_deref() {
                 Some("NoSuchBucket" | "NoSuchKey") => ErrorName::NotFound,
-                Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
-                    ErrorName::Unauthorized
-                }
+                Some(
+                    "AccessDenied"
+                    | "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "AllAccessDisabled",
+                ) => ErrorName::Unauthorized,
                 _ => ErrorName::Transient,
             },
         }
@@ -237,6 +240,23 @@ impl LocalFolderStore {
     }
 }
 
+/// Why reading the object stored at `path` failed: [`StoreError::Missing`] when the file does
+/// not exist, else [`StoreError::Io`].
+fn read_error(bucket: &str, key: &str, path: PathBuf, source: std::io::Error) -> StoreError {
+    if source.kind() == std::io::ErrorKind::NotFound && !path.exists() {
+        return StoreError::Missing {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+    }
+    StoreError::Io {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        path,
+        source,
+    }
+}
+
 /// Writes `body` to `path` through a temporary file and a rename, creating the folders.
 async fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
@@ -290,16 +310,7 @@ impl ObjectStore for LocalFolderStore {
         let path = self.path_of(bucket, key)?;
         match tokio::fs::read(&path).await {
             Ok(body) => Ok(body),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::Missing {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-            }),
-            Err(source) => Err(StoreError::Io {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                path,
-                source,
-            }),
+            Err(e) => Err(read_error(bucket, key, path, e)),
         }
     }
 
@@ -324,21 +335,7 @@ impl ObjectStore for LocalFolderStore {
         let path = self.path_of(bucket, key)?;
         match tokio::fs::copy(&path, dest).await {
             Ok(n) => Ok(n),
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && !tokio::fs::try_exists(&path).await.unwrap_or(false) =>
-            {
-                Err(StoreError::Missing {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                })
-            }
-            Err(source) => Err(StoreError::Io {
-                bucket: bucket.to_owned(),
-                key: key.to_owned(),
-                path,
-                source,
-            }),
+            Err(e) => Err(read_error(bucket, key, path, e)),
         }
     }
 }
@@ -414,7 +411,7 @@ impl ObjectStore for NoStore {
 #[cfg(feature = "s3")]
 mod s3;
 #[cfg(feature = "s3")]
-pub use s3::S3Store;
+pub use s3::{ListedObject, S3Store, sdk_error, unquote};
 
 /// Either store, chosen by configuration.
 #[derive(Debug, Clone)]

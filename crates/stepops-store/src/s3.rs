@@ -2,12 +2,26 @@
 
 use std::path::Path;
 
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+
 use crate::{Encryption, ObjectStore, PutOptions, StoreError};
 
 /// S3 through the AWS SDK (feature `s3`).
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: aws_sdk_s3::Client,
+}
+
+/// An object of a listing, as `ListObjectsV2` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    /// Key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes (opaque: equal ETags mean the same object, nothing more).
+    pub etag: String,
 }
 
 impl S3Store {
@@ -20,6 +34,76 @@ impl S3Store {
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
         S3Store::new(aws_sdk_s3::Client::new(config))
     }
+
+    /// The SDK client.
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    /// Every object under `prefix` (all pages), in S3's order (by key).
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<ListedObject>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error(bucket, prefix, &e))?;
+            out.extend(page.contents().iter().map(|o| ListedObject {
+                key: o.key().unwrap_or_default().to_owned(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                etag: unquote(o.e_tag().unwrap_or_default()),
+            }));
+        }
+        Ok(out)
+    }
+
+    /// `GetObject`; a missing object is [`StoreError::Missing`].
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<GetObjectOutput, StoreError> {
+        self.client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| get_error(bucket, key, e))
+    }
+}
+
+/// An ETag without its quotes.
+pub fn unquote(etag: &str) -> String {
+    etag.trim_matches('"').to_owned()
+}
+
+/// [`StoreError::S3`] from an SDK error of a request on `key` (or a prefix).
+pub fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    bucket: &str,
+    key: &str,
+    e: &SdkError<E>,
+) -> StoreError {
+    StoreError::S3 {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        code: e.code().map(str::to_owned),
+        message: DisplayErrorContext(e).to_string(),
+    }
+}
+
+fn get_error(bucket: &str, key: &str, e: SdkError<GetObjectError>) -> StoreError {
+    if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+        return StoreError::Missing {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+    }
+    sdk_error(bucket, key, &e)
 }
 
 impl ObjectStore for S3Store {
@@ -30,7 +114,6 @@ impl ObjectStore for S3Store {
         body: Vec<u8>,
         options: PutOptions,
     ) -> Result<(), StoreError> {
-        use aws_sdk_s3::error::ProvideErrorMetadata;
         let mut put = self
             .client
             .put_object()
@@ -43,100 +126,35 @@ impl ObjectStore for S3Store {
                 .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
                 .set_ssekms_key_id(key_id);
         }
-        put.send().await.map_err(|e| StoreError::S3 {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            code: e.code().map(str::to_owned),
-            message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-        })?;
+        put.send().await.map_err(|e| sdk_error(bucket, key, &e))?;
         Ok(())
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
-        use aws_sdk_s3::error::ProvideErrorMetadata;
-        let err = |code: Option<String>, message: String| StoreError::S3 {
+        let out = self.get_object(bucket, key).await?;
+        let body = out.body.collect().await.map_err(|e| StoreError::S3 {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            code,
-            message,
-        };
-        let out = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    return StoreError::Missing {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                    };
-                }
-                err(
-                    e.code().map(str::to_owned),
-                    aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                )
-            })?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| err(None, format!("reading the body: {e}")))?;
+            code: None,
+            message: format!("reading the body: {e}"),
+        })?;
         Ok(body.into_bytes().to_vec())
     }
 
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        use aws_sdk_s3::error::ProvideErrorMetadata;
-        let mut keys = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| StoreError::S3 {
-                bucket: bucket.to_owned(),
-                key: prefix.to_owned(),
-                code: e.code().map(str::to_owned),
-                message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            })?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-        }
+        let mut keys: Vec<String> = self
+            .list_objects(bucket, prefix)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| !k.is_empty())
+            .collect();
         keys.sort();
         Ok(keys)
     }
 
     async fn download(&self, bucket: &str, key: &str, dest: &Path) -> Result<u64, StoreError> {
-        use aws_sdk_s3::error::ProvideErrorMetadata;
-        let out = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    return StoreError::Missing {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                    };
-                }
-                StoreError::S3 {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    code: e.code().map(str::to_owned),
-                    message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-                }
-            })?;
+        let out = self.get_object(bucket, key).await?;
         let io = |source| StoreError::Io {
             bucket: bucket.to_owned(),
             key: key.to_owned(),

@@ -20,23 +20,12 @@ pub(super) fn parse_map(
             return Err(invalid(format!("Map state '{name}' has no ItemProcessor")));
         }
     };
-    let po = proc_val.as_object().ok_or_else(|| {
-        invalid(format!(
-            "Map state '{name}': ItemProcessor must be an object"
-        ))
-    })?;
     let what = format!("the ItemProcessor of Map state '{name}'");
-    check_query_language(po, &what)?;
-    allow_fields(
-        po,
-        &[
-            "Comment",
-            "StartAt",
-            "States",
-            "ProcessorConfig",
-            "QueryLanguage",
-        ],
+    let po = nested_machine(
+        proc_val,
+        &format!("Map state '{name}': ItemProcessor"),
         &what,
+        &["ProcessorConfig"],
     )?;
     let mut distributed = false;
     if let Some(pc) = po.get("ProcessorConfig") {

@@ -278,6 +278,26 @@ fn check_query_language(obj: &Map<String, Value>, what: &str) -> Result<(), Load
     }
 }
 
+/// A nested machine's object (a Parallel branch, a Map's ItemProcessor): `label` names where it
+/// stands (for "must be an object"), `what` names it in the other errors; it may hold the
+/// fields of a machine and `extra`.
+fn nested_machine<'a>(
+    value: &'a Value,
+    label: &str,
+    what: &str,
+    extra: &[&str],
+) -> Result<&'a Map<String, Value>, LoadError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| invalid(format!("{label} must be an object")))?;
+    check_query_language(obj, what)?;
+    let mut allowed = vec!["Comment", "StartAt", "States"];
+    allowed.extend_from_slice(extra);
+    allowed.push("QueryLanguage");
+    allow_fields(obj, &allowed, what)?;
+    Ok(obj)
+}
+
 fn allow_fields(obj: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), LoadError> {
     const JSONATA: [&str; 3] = ["Arguments", "Output", "Items"];
     for key in obj.keys() {

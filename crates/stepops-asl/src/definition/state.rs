@@ -287,18 +287,9 @@ pub(super) fn parse_state(name: &str, body: &Value) -> Result<State, LoadError> 
                 })?;
             let mut branches = Vec::new();
             for (i, b) in list.iter().enumerate() {
-                let bo = b.as_object().ok_or_else(|| {
-                    invalid(format!(
-                        "Parallel state '{name}': Branches[{i}] must be an object"
-                    ))
-                })?;
                 let what = format!("branch {i} of Parallel state '{name}'");
-                check_query_language(bo, &what)?;
-                allow_fields(
-                    bo,
-                    &["Comment", "StartAt", "States", "QueryLanguage"],
-                    &what,
-                )?;
+                let label = format!("Parallel state '{name}': Branches[{i}]");
+                let bo = nested_machine(b, &label, &what, &[])?;
                 branches.push(parse_machine(bo, &what, true)?);
             }
             Kind::Parallel { branches }

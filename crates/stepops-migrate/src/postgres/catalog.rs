@@ -11,9 +11,11 @@ use stepops_error::names;
 pub const DEST_PRIVILEGES: &str = "the destination role needs SELECT, INSERT and DELETE on every migrated table and the right to set session_replication_role: be a superuser, or on PostgreSQL 15+ run `GRANT SET ON PARAMETER session_replication_role TO <role>` as a superuser";
 
 impl PgStack {
-    /// [`Stack::write_stamp`]: each table's inserted + updated + deleted rows as the
-    /// statistics system counts them, and its file nodes (a partitioned table: over its
-    /// partitions).
+    /// [`Stack::write_stamp`]: the server's snapshot horizon, then each table's inserted +
+    /// updated + deleted rows as the statistics system counts them, and its file nodes (a
+    /// partitioned table: over its partitions), as `XMIN:XMAX;TABLES` (the snapshot's
+    /// bounds: `XMAX` one past the newest finished transaction, `XMIN` the oldest still
+    /// running below it, `XMAX` when none).
     pub(super) async fn pg_write_stamp(&self, tables: &[TableSpec]) -> Result<String> {
         let on = self
             .query_with("SELECT current_setting('track_counts')", |r| {
@@ -25,6 +27,28 @@ impl PgStack {
                 "cutOver needs the source's write statistics, but track_counts is off there: turn it on (the default) or run without cutOver".into(),
             ));
         }
+        // Read first: a write that finishes after it moves the horizon, unless an older
+        // transaction still running then finishes (it is not seen by the comparison that
+        // follows either): XMIN < XMAX says one was running.
+        let horizon = self.horizon().await?;
+        let writes = self.table_writes(tables).await?;
+        Ok(format!("{horizon};{writes}"))
+    }
+
+    /// `XMIN:XMAX` of the server's current snapshot.
+    async fn horizon(&self) -> Result<String> {
+        let rows = self
+            .query_with(
+                "SELECT pg_snapshot_xmin(s)::text || ':' || pg_snapshot_xmax(s)::text
+                 FROM pg_current_snapshot() s",
+                |r| r.try_get::<_, String>(0),
+            )
+            .await?;
+        Ok(rows.into_iter().next().unwrap_or_default())
+    }
+
+    /// Each table's `ROWS/FILENODES` (see [`PgStack::pg_write_stamp`]), space-separated.
+    async fn table_writes(&self, tables: &[TableSpec]) -> Result<String> {
         let mut stamp = Vec::with_capacity(tables.len());
         for table in tables {
             // The file nodes too: TRUNCATE (and VACUUM FULL, CLUSTER) give a table new files
@@ -44,6 +68,70 @@ impl PgStack {
             stamp.push(writes.into_iter().next().unwrap_or_default());
         }
         Ok(stamp.join(" "))
+    }
+
+    /// [`Stack::written_since`]. The row counts reach the statistics asynchronously (a
+    /// backend reports them after its commit, on PostgreSQL 15+ within 10 s of going idle, and
+    /// at once when it disconnects), so equal counts alone prove nothing; the snapshot horizon
+    /// is exact but moves with every transaction that finishes on the server. So: changed
+    /// counts or file nodes mean written; no transaction running below the horizon then and
+    /// the same horizon now mean no write has finished; otherwise some transaction finished
+    /// (perhaps in another database): wait as long as a session of this database may still
+    /// hold counts back ([`PgStack::pending_counts_wait`]) and compare the counts again.
+    pub(super) async fn pg_written_since(
+        &self,
+        tables: &[TableSpec],
+        stamp: &str,
+        settle: std::time::Duration,
+    ) -> Result<bool> {
+        let (horizon_then, writes_then) = stamp.split_once(';').unwrap_or(("", stamp));
+        let horizon_now = self.horizon().await?;
+        if self.table_writes(tables).await? != writes_then {
+            return Ok(true);
+        }
+        let quiet_then = horizon_then
+            .split_once(':')
+            .is_some_and(|(xmin, xmax)| xmin == xmax);
+        let xmax = |h: &str| h.split_once(':').map(|(_, xmax)| xmax.to_owned());
+        if quiet_then && xmax(&horizon_now) == xmax(horizon_then) {
+            return Ok(false);
+        }
+        let wait = self.pending_counts_wait(settle).await?;
+        if !wait.is_zero() {
+            tracing::info!(
+                seconds = wait.as_secs_f64(),
+                "cut-over: a session of the source's database was active recently; waiting for its row counts to reach the statistics"
+            );
+            tokio::time::sleep(wait).await;
+        }
+        Ok(self.table_writes(tables).await? != writes_then)
+    }
+
+    /// How long a session of this database may still hold row counts back, at most `settle`:
+    /// `settle` after the last state change of each other client session (stepops' own
+    /// excepted), `settle` in full for a session in a transaction, running a statement, or
+    /// whose state this role may not see; nothing when no other session is connected.
+    async fn pending_counts_wait(
+        &self,
+        settle: std::time::Duration,
+    ) -> Result<std::time::Duration> {
+        let seconds = self
+            .query_params(
+                "SELECT COALESCE(max(CASE
+                     WHEN state IS DISTINCT FROM 'idle' OR state_change IS NULL THEN $1::float8
+                     ELSE GREATEST(0, $1::float8 - extract(epoch FROM clock_timestamp() - state_change)::float8)
+                   END), 0)::float8
+                 FROM pg_stat_activity
+                 WHERE datname = current_database() AND backend_type = 'client backend'
+                   AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM 'stepops'",
+                &[&settle.as_secs_f64()],
+                |r| r.try_get::<_, f64>(0),
+            )
+            .await?;
+        let seconds = seconds.first().copied().unwrap_or(settle.as_secs_f64());
+        Ok(std::time::Duration::from_secs_f64(
+            seconds.clamp(0.0, settle.as_secs_f64()),
+        ))
     }
 
     pub(super) async fn pg_schema(&self, schemas: &[String]) -> Result<Vec<TableSchema>> {

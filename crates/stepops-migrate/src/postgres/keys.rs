@@ -251,30 +251,33 @@ impl PgStack {
                 "SELECT COALESCE(width_bucket({k}, ARRAY(SELECT {elem} FROM unnest($1::text[])
                         WITH ORDINALITY AS u(x, o) ORDER BY u.o)), 0)::bigint,
                         count(*), sum({hash})::text
-                 FROM {t} GROUP BY 1 ORDER BY 1",
+                 FROM {t} GROUP BY 1",
                 k = quote_ident(&c.name),
                 elem = cast(c, "u.x"),
                 t = t(table),
             ),
             _ => format!(
                 "SELECT stepops_bin, count(*), sum(stepops_h)::text FROM ({binned}) s
-                 WHERE stepops_cut = 0 GROUP BY 1 ORDER BY 1",
+                 WHERE stepops_cut = 0 GROUP BY 1",
                 binned = binned(table, &hash, false),
             ),
         };
         let arrays = cut_columns(table, cuts);
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             arrays.iter().map(|a| a as _).collect();
-        self.query_params(&sql, &params, |r| {
-            Ok(Bin {
-                bin: r.try_get(0)?,
-                count: r.try_get::<_, i64>(1)? as u64,
-                min: 0,
-                max: 0,
-                checksum: r.try_get(2)?,
+        let mut bins = self
+            .query_params(&sql, &params, |r| {
+                Ok(Bin {
+                    bin: r.try_get(0)?,
+                    count: r.try_get::<_, i64>(1)? as u64,
+                    min: 0,
+                    max: 0,
+                    checksum: r.try_get(2)?,
+                })
             })
-        })
-        .await
+            .await?;
+        bins.sort_unstable_by_key(|b| b.bin);
+        Ok(bins)
     }
 
     pub(super) async fn pg_key_rows(
@@ -385,6 +388,18 @@ impl PgStack {
             (_, Some([])) => return Ok((0, 0)),
             (_, Some(r)) => ranges_condition(table, r),
         };
+        self.copy_where(source, table, &cond).await
+    }
+
+    /// In one transaction on this (destination) stack: deletes the rows matching `cond` (an
+    /// SQL condition over the table) and inserts `source`'s rows matching it. Returns
+    /// `(deleted, inserted)`.
+    pub(super) async fn copy_where(
+        &self,
+        source: &PgStack,
+        table: &TableSpec,
+        cond: &str,
+    ) -> Result<(u64, u64)> {
         let delete = format!("DELETE FROM {t} WHERE {cond}", t = t(table));
         let select = format!(
             "SELECT {cols} FROM {t} WHERE {cond}",

@@ -7,6 +7,9 @@
 //! undecoded, into the destination's `COPY … FROM STDIN (FORMAT binary)` inside one transaction
 //! that first deletes the range with `session_replication_role = replica` (foreign-key and user
 //! triggers off for that transaction only). Memory stays at a few COPY buffers whatever the range.
+//! Bin queries group without `ORDER BY` (the server then hash-aggregates a few thousand bins
+//! instead of sorting every row, an external sort on disk at millions of rows); the bins are
+//! ordered here.
 
 use crate::error::{MigrateError, Result};
 use crate::model::{Bin, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
@@ -27,10 +30,11 @@ pub use catalog::DEST_PRIVILEGES;
 /// Settings every session starts with, so both sides render values identically. JIT is off:
 /// compiling took longer (about 0.2 s a query) than the short refinement and chunk queries.
 /// `standard_conforming_strings` is pinned: the status switch writes quoted literals, whose
-/// meaning must not depend on a server or role default.
+/// meaning must not depend on a server or role default. `application_name` names stepops'
+/// sessions in `pg_stat_activity` (the cut-over check leaves them out).
 const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
      SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'; \
-     SET lock_timeout = '60s'; SET jit = off; \
+     SET lock_timeout = '60s'; SET jit = off; SET application_name = 'stepops'; \
      SET standard_conforming_strings = on";
 
 /// A PostgreSQL database as one side of a migration, with a small pool of idle sessions.
@@ -384,6 +388,42 @@ impl Stack for PgStack {
         Ok(rows.into_iter().next().unwrap_or_default())
     }
 
+    /// The bounds from the key's index (two index probes) and the planner's row estimate
+    /// (`pg_class.reltuples`; a table never analyzed is counted), instead of a scan of every
+    /// row.
+    async fn bounds(&self, table: &TableSpec) -> Result<KeyStats> {
+        // A partitioned table's estimate is its leaf partitions' (a leaf never analyzed says
+        // -1: then the estimate is unknown).
+        let sql = format!(
+            "SELECT (SELECT min({k})::bigint FROM {t}), (SELECT max({k})::bigint FROM {t}),
+                    (SELECT CASE WHEN min(c.reltuples) >= 0 THEN sum(c.reltuples)::bigint END
+                     FROM pg_class c
+                     WHERE (c.oid = $1::text::regclass AND c.relkind = 'r')
+                        OR c.oid IN (SELECT relid FROM pg_partition_tree($1::text::regclass)
+                                     WHERE isleaf))",
+            k = k(table),
+            t = t(table)
+        );
+        let name = t(table);
+        let rows = self
+            .query_params(&sql, &[&name], |r| {
+                Ok((
+                    r.try_get::<_, Option<i64>>(0)?,
+                    r.try_get::<_, Option<i64>>(1)?,
+                    r.try_get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .await?;
+        match rows.into_iter().next() {
+            Some((min, max, Some(estimate))) if estimate > 0 || min.is_none() => Ok(KeyStats {
+                min,
+                max,
+                count: estimate as u64,
+            }),
+            _ => self.stats(table).await,
+        }
+    }
+
     async fn count_range(&self, table: &TableSpec, lo: i64, hi: i64) -> Result<u64> {
         let sql = format!(
             "SELECT count(*) FROM {t} WHERE {k} BETWEEN {lo} AND {hi}",
@@ -446,20 +486,23 @@ impl Stack for PgStack {
         let sql = format!(
             "SELECT ({k}::bigint - ({lo})::bigint) / {width} AS b, count(*), min({k})::bigint, max({k})::bigint,
                     sum({hash})::text
-             FROM {t} WHERE {k} BETWEEN {lo} AND {hi} GROUP BY 1 ORDER BY 1",
+             FROM {t} WHERE {k} BETWEEN {lo} AND {hi} GROUP BY 1",
             k = k(table),
             t = t(table),
         );
-        self.query_with(&sql, |r| {
-            Ok(Bin {
-                bin: r.try_get(0)?,
-                count: r.try_get::<_, i64>(1)? as u64,
-                min: r.try_get(2)?,
-                max: r.try_get(3)?,
-                checksum: r.try_get(4)?,
+        let mut bins = self
+            .query_with(&sql, |r| {
+                Ok(Bin {
+                    bin: r.try_get(0)?,
+                    count: r.try_get::<_, i64>(1)? as u64,
+                    min: r.try_get(2)?,
+                    max: r.try_get(3)?,
+                    checksum: r.try_get(4)?,
+                })
             })
-        })
-        .await
+            .await?;
+        bins.sort_unstable_by_key(|b| b.bin);
+        Ok(bins)
     }
 
     async fn bins_multi(
@@ -478,7 +521,7 @@ impl Stack for PgStack {
              FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) WITH ORDINALITY
                   AS r(stepops_lo, stepops_hi, stepops_w, stepops_i)
              JOIN {t} ON {k} BETWEEN r.stepops_lo AND r.stepops_hi
-             GROUP BY 1, 2 ORDER BY 1, 2",
+             GROUP BY 1, 2",
             k = k(table),
             t = t(table),
             hash = self.hash_expr(table, salt),
@@ -516,6 +559,8 @@ impl Stack for PgStack {
             .collect::<std::result::Result<Vec<_>, tokio_postgres::Error>>()
             .map_err(|e| self.err(e))?;
         self.give(s);
+        let mut out = out;
+        out.sort_unstable_by_key(|(i, b)| (*i, b.bin));
         Ok(out)
     }
 
@@ -570,13 +615,7 @@ impl Stack for PgStack {
         hi: i64,
     ) -> Result<(u64, u64)> {
         let cond = format!("{k} BETWEEN {lo} AND {hi}", k = k(table));
-        let delete = format!("DELETE FROM {t} WHERE {cond}", t = t(table));
-        let select = format!(
-            "SELECT {cols} FROM {t} WHERE {cond}",
-            cols = column_list(table),
-            t = t(table)
-        );
-        self.copy_with(source, table, &delete, &select, false).await
+        self.copy_where(source, table, &cond).await
     }
 
     async fn row_count(&self, table: &TableSpec) -> Result<u64> {
@@ -591,6 +630,15 @@ impl Stack for PgStack {
 
     async fn write_stamp(&self, tables: &[TableSpec]) -> Result<String> {
         self.pg_write_stamp(tables).await
+    }
+
+    async fn written_since(
+        &self,
+        tables: &[TableSpec],
+        stamp: &str,
+        settle: std::time::Duration,
+    ) -> Result<bool> {
+        self.pg_written_since(tables, stamp, settle).await
     }
 
     async fn key_cuts(&self, table: &TableSpec, every: u64) -> Result<Vec<KeyValue>> {

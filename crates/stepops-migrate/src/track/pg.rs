@@ -66,35 +66,35 @@ impl PgStack {
     /// Creates the logical slot `name` with [`PLUGIN`]. It waits until transactions running
     /// now have ended (PostgreSQL needs that for a consistent starting point).
     pub(crate) async fn create_slot(&self, name: &str) -> Result<()> {
+        self.slot_call(
+            "SELECT pg_create_logical_replication_slot($1, $2)",
+            &[&name, &PLUGIN],
+            name,
+        )
+        .await
+    }
+
+    /// Runs one slot function `sql` on a pooled session; an error names `slot`.
+    async fn slot_call(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        slot: &str,
+    ) -> Result<()> {
         let s = self.take().await?;
-        let r =
-            s.0.execute(
-                "SELECT pg_create_logical_replication_slot($1, $2)",
-                &[&name, &PLUGIN],
-            )
-            .await;
-        match r {
+        match s.0.execute(sql, params).await {
             Ok(_) => {
                 self.give(s);
                 Ok(())
             }
-            Err(e) => Err(self.slot_err(e, name)),
+            Err(e) => Err(self.slot_err(e, slot)),
         }
     }
 
     /// Drops the slot `name` (the source then stops keeping WAL for it).
     pub(crate) async fn drop_slot(&self, name: &str) -> Result<()> {
-        let s = self.take().await?;
-        let r =
-            s.0.execute("SELECT pg_drop_replication_slot($1)", &[&name])
-                .await;
-        match r {
-            Ok(_) => {
-                self.give(s);
-                Ok(())
-            }
-            Err(e) => Err(self.slot_err(e, name)),
-        }
+        self.slot_call("SELECT pg_drop_replication_slot($1)", &[&name], name)
+            .await
     }
 
     /// `pg_current_snapshot()` as text.
@@ -162,20 +162,12 @@ impl PgStack {
 
     /// Moves the slot forward to `lsn` (changes before it are no longer kept).
     pub(crate) async fn advance_slot(&self, slot: &str, lsn: &str) -> Result<()> {
-        let s = self.take().await?;
-        let r =
-            s.0.execute(
-                "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
-                &[&slot, &lsn],
-            )
-            .await;
-        match r {
-            Ok(_) => {
-                self.give(s);
-                Ok(())
-            }
-            Err(e) => Err(self.slot_err(e, slot)),
-        }
+        self.slot_call(
+            "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)",
+            &[&slot, &lsn],
+            slot,
+        )
+        .await
     }
 
     fn slot_err(&self, e: tokio_postgres::Error, slot: &str) -> MigrateError {

@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use stepops_reposync::store::{Body, Head, Listed, SyncTarget, WriteFailure};
-use stepops_reposync::{AppKey, Definition, SyncError};
-use stepops_store::Encryption;
+use stepops_reposync::{AppKey, Definition};
 use stepops_testkit::http::{HttpServer, Reply};
 
 pub const KEY_PEM: &str = include_str!("../fixtures/test-app-key.pem");
@@ -179,75 +177,4 @@ pub fn definition(github: &str, bucket: &str, prefix: &str, key_file: &Path) -> 
         key_file.display()
     );
     serde_norway::from_str(&yaml).unwrap()
-}
-
-/// Counts of requests by kind.
-#[derive(Debug, Default)]
-pub struct Counts {
-    pub list: AtomicUsize,
-    pub get: AtomicUsize,
-    pub head: AtomicUsize,
-    pub put: AtomicUsize,
-    pub delete: AtomicUsize,
-}
-
-impl Counts {
-    pub fn writes(&self) -> usize {
-        self.put.load(Ordering::SeqCst) + self.delete.load(Ordering::SeqCst)
-    }
-    pub fn heads(&self) -> usize {
-        self.head.load(Ordering::SeqCst)
-    }
-}
-
-/// A [`SyncTarget`] that counts requests and can refuse deletes of chosen keys.
-pub struct Counting<T> {
-    pub inner: T,
-    pub counts: Arc<Counts>,
-    pub refuse_delete: Vec<String>,
-}
-
-impl<T: SyncTarget> SyncTarget for Counting<T> {
-    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, SyncError> {
-        self.counts.list.fetch_add(1, Ordering::SeqCst);
-        self.inner.list(bucket, prefix).await
-    }
-    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, SyncError> {
-        self.counts.get.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(bucket, key).await
-    }
-    async fn head(&self, bucket: &str, key: &str, part: Option<i32>) -> Result<Head, SyncError> {
-        self.counts.head.fetch_add(1, Ordering::SeqCst);
-        self.inner.head(bucket, key, part).await
-    }
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Body<'_>,
-        ct: &str,
-        sha: &str,
-        enc: &Encryption,
-    ) -> Result<String, WriteFailure> {
-        self.counts.put.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(bucket, key, body, ct, sha, enc).await
-    }
-    async fn delete(&self, bucket: &str, keys: &[String]) -> Vec<WriteFailure> {
-        self.counts.delete.fetch_add(1, Ordering::SeqCst);
-        let (refused, rest): (Vec<String>, Vec<String>) = keys
-            .iter()
-            .cloned()
-            .partition(|k| self.refuse_delete.contains(k));
-        let mut out = if rest.is_empty() {
-            Vec::new()
-        } else {
-            self.inner.delete(bucket, &rest).await
-        };
-        out.extend(refused.into_iter().map(|key| WriteFailure {
-            key,
-            code: "AccessDenied".into(),
-            message: "Access Denied".into(),
-        }));
-        out
-    }
 }

@@ -46,6 +46,8 @@ pub struct ProcessSpec {
     pub masker: Masker,
     /// `job/step` for the runner's log lines.
     pub label: String,
+    /// The execution's key (`MACHINE/NAME`), on each output line of the runner's log.
+    pub execution: String,
     /// When the task arrived (start latency is measured from it).
     pub arrived: Instant,
 }
@@ -171,8 +173,7 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
         }
         (status, timed_out)
     };
-    let label = spec.label.clone();
-    let sink = write_output(rx, log, label);
+    let sink = write_output(rx, log, spec.label.clone(), spec.execution.clone());
     let ((status, timed_out), (tail, lines, bytes)) = tokio::join!(supervise, sink);
     let exit = match status {
         Ok(s) => match (s.code(), s.signal()) {
@@ -228,6 +229,7 @@ async fn write_output(
     mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
     log: tokio::fs::File,
     label: String,
+    execution: String,
 ) -> (Vec<String>, u64, u64) {
     let mut log = BufWriter::with_capacity(256 * 1024, log);
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES + 1);
@@ -239,7 +241,7 @@ async fn write_output(
         lines += body.split(|b| *b == b'\n').count() as u64;
         if tracing::enabled!(target: "stepops_job", tracing::Level::INFO) {
             for line in body.split(|b| *b == b'\n') {
-                info!(target: "stepops_job", job = %label, stream, line = %String::from_utf8_lossy(line));
+                info!(target: "stepops_job", job = %label, execution = %execution, stream, line = %String::from_utf8_lossy(line));
             }
         }
         for line in body
