@@ -8,16 +8,17 @@ use stepops_synapse::{Journal, RangeState, SynapseError};
 
 use crate::store::{ObjectStore, StoreError};
 
-/// A journal under `bucket`/`prefix` of `store`.
-pub struct StoreJournal<'a, O> {
-    store: &'a O,
+/// A journal under `bucket`/`prefix` of `store` (clones share the store's connection).
+#[derive(Clone)]
+pub struct StoreJournal<O> {
+    store: O,
     bucket: String,
     prefix: String,
 }
 
-impl<'a, O: ObjectStore> StoreJournal<'a, O> {
+impl<O: ObjectStore> StoreJournal<O> {
     /// The journal at `bucket`/`prefix`.
-    pub fn new(store: &'a O, bucket: &str, prefix: &str) -> Self {
+    pub fn new(store: O, bucket: &str, prefix: &str) -> Self {
         StoreJournal {
             store,
             bucket: bucket.to_owned(),
@@ -30,7 +31,7 @@ impl<'a, O: ObjectStore> StoreJournal<'a, O> {
     }
 }
 
-impl<O: ObjectStore> Journal for StoreJournal<'_, O> {
+impl<O: ObjectStore + Clone> Journal for StoreJournal<O> {
     async fn load(&self, key: &str) -> Result<Option<RangeState>, SynapseError> {
         match self.store.get(&self.bucket, &self.key(key)).await {
             Ok(body) => serde_json::from_slice(&body)

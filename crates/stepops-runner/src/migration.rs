@@ -197,7 +197,7 @@ pub struct MigrationHandler<E, S, O> {
     store: O,
 }
 
-impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S, O> {
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore + Clone> MigrationHandler<E, S, O> {
     /// A handler over `engine`, resolving targets through `resolver` and writing manifests to
     /// `store`. Share `resolver` with [`crate::Runner::with_redactor`].
     pub fn new(engine: E, resolver: Arc<Resolver<S>>, store: O) -> Self {
@@ -333,7 +333,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
                 let prefix = j.get("prefix").and_then(Value::as_str).ok_or_else(|| {
                     StepError::invalid_input("argument `journal.prefix` must be a string")
                 })?;
-                let journal = StoreJournal::new(&self.store, bucket, prefix);
+                let journal = StoreJournal::new(self.store.clone(), bucket, prefix);
                 self.engine
                     .copy_chunk_resumable(&source, &dest, &config, &chunk, &journal)
                     .await?
@@ -450,7 +450,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
     }
 }
 
-impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> StepHandler
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore + Clone> StepHandler
     for MigrationHandler<E, S, O>
 {
     async fn run(&self, step: &str, args: Value) -> Result<Value, StepError> {
@@ -508,7 +508,7 @@ fn is_dry_run(args: &Value) -> bool {
     args.get("dryRun").and_then(Value::as_bool) == Some(true)
 }
 
-impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S, O> {
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore + Clone> MigrationHandler<E, S, O> {
     async fn dispatch(&self, step: &str, args: Value) -> Result<Value, StepError> {
         match step {
             "plan" => self.plan(args).await,

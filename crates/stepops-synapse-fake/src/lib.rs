@@ -313,6 +313,15 @@ impl FakeStack {
             .count()
     }
 
+    /// The ids of the jobs of `kind` still PROCESSING.
+    pub fn running_job_ids(&self, kind: &str) -> Vec<String> {
+        lock(&self.inner.jobs)
+            .iter()
+            .filter(|(_, j)| j.status["jobState"] == "PROCESSING" && j.kind == kind)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Broken rules seen: two restores of a type at once, the change log restored beside another.
     pub fn violations(&self) -> Vec<String> {
         lock(&self.inner.violations).clone()

@@ -7,19 +7,24 @@
 //! started and when it ends, so a retried or redriven chunk polls the job it started instead of
 //! starting a second one, restores a backup that exists instead of backing up again, and skips
 //! ranges already restored. A FAILED job is forgotten (the next attempt starts a new one).
+//!
+//! Starting a job and recording its id run as one spawned task, so a chunk that is stopped
+//! (its task cancelled, a sibling range failed) never leaves a started job unrecorded. Only a
+//! process killed inside that window (one request and one journal write) can: the journal's
+//! `starting` mark, written before the request, makes the next attempt say so in its log.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::client::{SynapseClient, describe_request};
 use crate::config::SynapseConfig;
 use crate::error::{Result, SynapseError};
-use crate::protocol::{AdminRequest, AdminResponse};
+use crate::protocol::{AdminRequest, AdminResponse, JobStatus};
 
 /// Where a range stands. Saved under `TYPE/LO-HI.json` in the chunk's journal.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,10 +42,34 @@ pub struct RangeState {
     /// Rows restored, once done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_rows: Option<i64>,
+    /// The job (`backup` or `restore`) being started when this was saved: set before the
+    /// request, cleared with the job id it returns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starting: Option<JobKind>,
 }
 
-/// Where ranges' states are kept between attempts (the runner: the manifest bucket).
-pub trait Journal: Send + Sync {
+/// The two kinds of job a range runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobKind {
+    /// The source's backup of the range.
+    Backup,
+    /// The destination's restore of that backup.
+    Restore,
+}
+
+impl JobKind {
+    fn job_id(self, state: &mut RangeState) -> &mut Option<String> {
+        match self {
+            JobKind::Backup => &mut state.backup_job_id,
+            JobKind::Restore => &mut state.restore_job_id,
+        }
+    }
+}
+
+/// Where ranges' states are kept between attempts (the runner: the manifest bucket). Cloned
+/// into the task that starts a job and records it, so clones share one journal.
+pub trait Journal: Clone + Send + Sync + 'static {
     /// The state saved under `key`, if any.
     fn load(&self, key: &str) -> impl Future<Output = Result<Option<RangeState>>> + Send;
     /// Saves `state` under `key`.
@@ -48,8 +77,8 @@ pub trait Journal: Send + Sync {
 }
 
 /// A journal in memory (one process; nothing survives it).
-#[derive(Debug, Default)]
-pub struct MemoryJournal(Mutex<HashMap<String, RangeState>>);
+#[derive(Debug, Default, Clone)]
+pub struct MemoryJournal(Arc<Mutex<HashMap<String, RangeState>>>);
 
 impl Journal for MemoryJournal {
     async fn load(&self, key: &str) -> Result<Option<RangeState>> {
@@ -136,33 +165,47 @@ pub async fn copy_type<J: Journal>(
     Ok(report)
 }
 
-/// Runs (or resumes) the job that `job_id` holds or `request` starts, recording its id through
-/// `record` before polling. Returns the answer and whether a job was started.
-async fn resume_or_start<F, Fut>(
+/// Runs (or resumes) `kind`'s job of the range at `key`: polls the job `state` records, or
+/// starts `request` and records the new job's id before polling. Returns the answer and
+/// whether a job was started; a FAILED job is forgotten in the journal.
+async fn resume_or_start<J: Journal>(
     client: &SynapseClient,
     request: &AdminRequest,
-    job_id: Option<String>,
-    record: F,
-) -> Result<(AdminResponse, bool)>
-where
-    F: Fn(Option<String>) -> Fut,
-    Fut: Future<Output = Result<()>>,
-{
+    kind: JobKind,
+    key: &str,
+    state: &RangeState,
+    journal: &J,
+) -> Result<(AdminResponse, bool)> {
     let what = describe_request(request);
-    let (first, started) = match job_id {
+    let mut base = state.clone();
+    let recorded = kind.job_id(&mut base).take();
+    let (first, started) = match recorded {
         Some(id) => match client.job(&id).await {
             Ok(s) => (s, false),
             // The service forgot the job (restarted): start it again.
-            Err(SynapseError::Refused { status: 404, .. }) => {
-                (client.start_job(request).await?, true)
-            }
+            Err(SynapseError::Refused { status: 404, .. }) => (
+                start_and_record(client, request, kind, key, base.clone(), journal).await?,
+                true,
+            ),
             Err(e) => return Err(e),
         },
-        None => (client.start_job(request).await?, true),
+        None => {
+            if base.starting == Some(kind) {
+                warn!(
+                    key,
+                    what,
+                    "an earlier attempt stopped while starting this job: if the service had \
+                     accepted it, it runs twice (harmless: a range's backup and restore are \
+                     idempotent)"
+                );
+            }
+            (
+                start_and_record(client, request, kind, key, base.clone(), journal).await?,
+                true,
+            )
+        }
     };
-    if started {
-        record(Some(first.job_id.clone())).await?;
-    }
+    base.starting = None;
     let job = first.job_id.clone();
     match client.wait_job(first, &what).await {
         Err(e @ SynapseError::JobFailed { .. }) => {
@@ -170,10 +213,45 @@ where
                 job,
                 what, "admin job failed; forgotten so that the next attempt starts anew"
             );
-            record(None).await?;
+            journal.save(key, &base).await?;
             Err(e)
         }
         other => other.map(|a| (a, started)),
+    }
+}
+
+/// Starts `request`'s job and records its id under `key`, in a task of its own: dropping the
+/// caller (a stopped chunk) does not drop the record of a job the service accepted.
+async fn start_and_record<J: Journal>(
+    client: &SynapseClient,
+    request: &AdminRequest,
+    kind: JobKind,
+    key: &str,
+    base: RangeState,
+    journal: &J,
+) -> Result<JobStatus> {
+    let (client, request, key, journal) = (
+        client.clone(),
+        request.clone(),
+        key.to_owned(),
+        journal.clone(),
+    );
+    let task = tokio::spawn(async move {
+        let mut state = base;
+        state.starting = Some(kind);
+        journal.save(&key, &state).await?;
+        let status = client.start_job(&request).await?;
+        state.starting = None;
+        *kind.job_id(&mut state) = Some(status.job_id.clone());
+        journal.save(&key, &state).await?;
+        Ok(status)
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(SynapseError::Journal(format!(
+            "the task starting a job was cancelled: {e}"
+        ))),
     }
 }
 
@@ -196,16 +274,8 @@ async fn backup<J: Journal>(
         minimum_id: lo,
         maximum_id: hi.saturating_add(1),
     };
-    let base = state.clone();
-    let (answer, started) = resume_or_start(source, &request, state.backup_job_id.clone(), |id| {
-        let s = RangeState {
-            backup_job_id: id,
-            ..base.clone()
-        };
-        let key = key.clone();
-        async move { journal.save(&key, &s).await }
-    })
-    .await?;
+    let (answer, started) =
+        resume_or_start(source, &request, JobKind::Backup, &key, &state, journal).await?;
     let AdminResponse::Backup { backup_file_key } = answer else {
         return Err(SynapseError::Malformed {
             stack: source.describe().into(),
@@ -214,6 +284,7 @@ async fn backup<J: Journal>(
         });
     };
     state.backup_job_id = None;
+    state.starting = None;
     state.backup_file_key = Some(backup_file_key);
     journal.save(&key, &state).await?;
     Ok(((lo, hi), state, started))
@@ -239,16 +310,8 @@ async fn restore<J: Journal>(
         minimum_row_id: lo,
         maximum_row_id: hi.saturating_add(1),
     };
-    let base = state.clone();
-    let (answer, started) = resume_or_start(dest, &request, state.restore_job_id.clone(), |id| {
-        let s = RangeState {
-            restore_job_id: id,
-            ..base.clone()
-        };
-        let key = key.clone();
-        async move { journal.save(&key, &s).await }
-    })
-    .await?;
+    let (answer, started) =
+        resume_or_start(dest, &request, JobKind::Restore, &key, &state, journal).await?;
     let AdminResponse::Restore { restored_row_count } = answer else {
         return Err(SynapseError::Malformed {
             stack: dest.describe().into(),
@@ -258,6 +321,7 @@ async fn restore<J: Journal>(
     };
     let rows = restored_row_count.unwrap_or(0);
     state.restore_job_id = None;
+    state.starting = None;
     state.restored_rows = Some(rows);
     journal.save(&key, &state).await?;
     Ok((rows, started))
