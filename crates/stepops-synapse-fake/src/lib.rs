@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 mod server;
 pub mod store;
 

@@ -1,8 +1,12 @@
 //! `stepops-synapse-fake`: starts two fake Synapse stacks (prod and staging, one shared backup
 //! folder) with sample rows in prod, prints their URLs, and serves until Ctrl-C. For demos of
 //! `stepops local migrate --source synapse+http://… --dest synapse+http://…`.
+//! `stepops-synapse-fake bench` measures stepops against the service's sequential client.
 
-use clap::Parser;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use stepops_synapse_fake::bench::{self, BenchSpec};
 use stepops_synapse_fake::{FakeOptions, FakeStack};
 
 /// Two fake Synapse stacks on 127.0.0.1 for demos.
@@ -17,11 +21,64 @@ struct Args {
     /// Primary rows per type in the source (prod) stack, on a fresh folder.
     #[arg(long, default_value_t = 10_000)]
     rows: i64,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measures stepops' migration (plan, chunks copied N at once, verify) against the
+    /// service's own client run sequentially (per type, per range: backup waited for, then
+    /// restore waited for), on fresh fake stacks with the same rows; prints a Markdown table.
+    /// Run it in a release build:
+    /// cargo run --release -p stepops-synapse-fake -- bench
+    Bench {
+        /// Primary types (the last is the change log).
+        #[arg(long, default_value_t = 24)]
+        types: usize,
+        /// Primary rows in all, spread over the types.
+        #[arg(long, default_value_t = 2_000_000)]
+        total_rows: i64,
+        /// Rows per backup/restore range and checksum bin.
+        #[arg(long, default_value_t = 50_000)]
+        rows_per_range: i64,
+        /// Rows per batch of the service's writes.
+        #[arg(long, default_value_t = 50_000)]
+        batch_size: i64,
+        /// Latency of every admin job before its work (the service's job queue), ms.
+        #[arg(long, default_value_t = 500)]
+        job_delay_ms: u64,
+        /// Runner slot counts to measure stepops at.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        slots: Vec<usize>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Bench {
+        types,
+        total_rows,
+        rows_per_range,
+        batch_size,
+        job_delay_ms,
+        slots,
+    }) = args.command
+    {
+        let spec = BenchSpec {
+            types,
+            rows: total_rows,
+            rows_per_range,
+            batch_size,
+            job_delay: Duration::from_millis(job_delay_ms),
+            slots,
+        };
+        let dir = tempfile::tempdir()?;
+        let runs = bench::run(&spec, dir.path()).await;
+        print!("{}", bench::report(&spec, &runs));
+        return Ok(());
+    }
     std::fs::create_dir_all(&args.dir)?;
     let fresh = !args.dir.join("prod.db").exists();
     let mut stacks = Vec::new();
