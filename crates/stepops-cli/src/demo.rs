@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use stepops_embedded::{LocalPipeline, PipelineOptions, RunSummary, SQLITE_TARGETS};
+use stepops_embedded::{
+    ALL_LOCAL_TARGETS, LocalPipeline, PipelineOptions, RunSummary, SQLITE_TARGETS,
+};
 use stepops_sample::{Fractions, SampleSpec};
 
 const LONG_ABOUT: &str = "\
@@ -29,8 +31,14 @@ The local stack's environment is dev; its allowed targets are any sqlite: URL.
 Everything lives in --dir (default .stepops/demo), recreated on each run.
 Exit code 0 when the execution succeeded and the destination equals the source.
 
+With --synapse, the same pipeline migrates between two fake Synapse stacks instead (the
+service's admin migration API over real HTTP on 127.0.0.1, stepops-synapse-fake): a source
+with --rows rows over five types, a destination holding a stale copy; the destination is
+READ_ONLY during the copy and READ_WRITE after (docs/synapse-migration.md).
+
 Examples:
   stepops demo
+  stepops demo --synapse
   stepops demo --rows 200000 --jobs 8 --chunk-rows 5000
   stepops demo --dir /tmp/demo --rerun      # also shows that a second run copies nothing";
 
@@ -59,6 +67,9 @@ pub struct DemoArgs {
     /// After the run, start a second execution: it must copy nothing (0 chunks).
     #[arg(long)]
     pub rerun: bool,
+    /// Migrate between two fake Synapse stacks instead of SQLite databases.
+    #[arg(long)]
+    pub synapse: bool,
 }
 
 /// Runs `stepops demo`.
@@ -75,6 +86,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let dir = args.dir.canonicalize()?;
+    if args.synapse {
+        return synapse_demo(&args, &dir, started).await;
+    }
     let (src_path, dst_path) = (dir.join("source.db"), dir.join("dest.db"));
     let (source, dest) = (sqlite_url(&src_path), sqlite_url(&dst_path));
 
@@ -139,6 +153,70 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!(
         "demo: OK in {:.1} s: the destination equals the source (every row of every table compared, independently of the migration engine)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `stepops demo --synapse`: two fake stacks in `dir`, the source seeded, the destination a
+/// stale copy (rows added, changed, deleted); the migration through the same pipeline.
+async fn synapse_demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::Result<()> {
+    use stepops_synapse_fake::{FakeOptions, FakeStack};
+    let stack = |name: &str| {
+        let mut o = FakeOptions::new(name, dir.join("synapse-backups"));
+        o.db = Some(dir.join(format!("{name}.db")));
+        FakeStack::start(o)
+    };
+    let (source, dest) = (stack("prod").await, stack("staging").await);
+    let types: Vec<String> = stepops_synapse_fake::default_types()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let per_type = (args.rows / types.len() as u64).max(1) as i64;
+    for t in &types {
+        source.seed(t, 1..=per_type, 2);
+        dest.seed(t, 1..=per_type * 9 / 10, 2);
+    }
+    let stale = (per_type / 50).max(1);
+    for id in 1..=stale {
+        dest.write(&types[1], id * 7 % per_type + 1, "stale")
+            .map_err(anyhow::Error::msg)?;
+        dest.delete(&types[0], id * 11 % per_type + 1)
+            .map_err(anyhow::Error::msg)?;
+    }
+    eprintln!(
+        "demo: fake Synapse stacks {} (source, {} rows over {} types) and {} (destination: 90 % of them, {stale} changed, {stale} deleted)",
+        stepops_error::redact(&source.url()),
+        per_type * types.len() as i64,
+        types.len(),
+        stepops_error::redact(&dest.url())
+    );
+    let input = json!({
+        "environment": "dev",
+        "source": {"url": source.url()},
+        "dest": {"url": dest.url()},
+        "config": {"synapse": {"rowsPerRange": args.chunk_rows, "batchSize": args.chunk_rows, "pollMaxMs": 100}},
+        "chunkRows": args.chunk_rows,
+        "maxConcurrency": args.jobs,
+        "readOnlyDuringCopy": true,
+    });
+    let workers = args.workers.max(1);
+    let mut options = PipelineOptions::new(dir.join("stack"));
+    options.workers = workers;
+    options.concurrency_per_worker = (args.jobs as usize).div_ceil(workers).max(1);
+    options.allowed_targets = ALL_LOCAL_TARGETS.into();
+    run_and_report(options, &input, args.rerun).await?;
+    let same = source.dump() == dest.dump();
+    println!(
+        "independent check (every primary and secondary row of both stacks): {}; destination {}",
+        if same { "equal" } else { "DIFFERENT" },
+        dest.status()
+    );
+    if !same {
+        bail!("the destination stack differs from the source after the migration");
+    }
+    println!(
+        "demo: OK in {:.1} s: the destination stack equals the source",
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -235,6 +235,43 @@ async fn a_failed_job_fails_the_run_by_name_leaves_read_only_and_a_redrive_resum
     pipeline.shutdown().await;
 }
 
+/// `delayBeforeStartSeconds`: the run waits before touching anything, so a run started by
+/// mistake and stopped during the wait leaves the destination READ_WRITE with no job started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_stopped_during_its_delay_before_start_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, d) = stacks(dir.path(), None).await;
+    seed_all(&s, 1..=50);
+    let pipeline = LocalPipeline::start(options(dir.path())).await.unwrap();
+    let mut run = input(&s, &d, fast());
+    run["delayBeforeStartSeconds"] = json!(600);
+    let arn = pipeline.start_migration(&run).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !pipeline
+        .engine()
+        .history(&arn)
+        .unwrap()
+        .iter()
+        .any(|e| e.event_type == "WaitStateEntered")
+    {
+        assert!(std::time::Instant::now() < deadline, "never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pipeline
+        .engine()
+        .stop_execution(&arn, Some("Mistake"), None)
+        .unwrap();
+    let stopped = pipeline.wait(&arn).await.unwrap();
+    assert_eq!(stopped.status, "ABORTED", "{stopped:?}");
+    assert_eq!(d.status(), "READ_WRITE");
+    assert_eq!(s.jobs_of("backup") + d.jobs_of("restore"), 0);
+    assert!(
+        d.requests().is_empty(),
+        "the destination was not even asked"
+    );
+    pipeline.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_source_written_during_the_run_converges_within_the_round_limit() {
     let dir = tempfile::tempdir().unwrap();

@@ -57,6 +57,9 @@ impl Limits {
     pub const MAX_ROUNDS: (u64, u64) = (1, 20);
     /// Default `maxRounds`.
     pub const DEFAULT_MAX_ROUNDS: u64 = 5;
+    /// `delayBeforeStartSeconds`: a wait after validation, before anything is touched (one day
+    /// at most).
+    pub const DELAY_BEFORE_START_SECONDS: (u64, u64) = (0, 86_400);
 }
 
 /// The validated input, with defaults filled in: what every later state reads.
@@ -82,6 +85,10 @@ pub struct NormalisedInput {
     pub read_only_during_copy: bool,
     /// Plan only: report what would be copied, copy nothing.
     pub dry_run: bool,
+    /// Seconds to wait after validation, before anything is touched (time to stop a run
+    /// started by mistake); left out of the output when 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub delay_before_start_seconds: u64,
     /// The round the state machine starts with: always 1.
     pub round: u64,
     /// The change-tracking baseline of the round's plan: always `null` at the start (the
@@ -90,7 +97,11 @@ pub struct NormalisedInput {
     pub baseline: Option<Value>,
 }
 
-const FIELDS: [&str; 9] = [
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+const FIELDS: [&str; 10] = [
     "environment",
     "source",
     "dest",
@@ -100,6 +111,7 @@ const FIELDS: [&str; 9] = [
     "maxRounds",
     "readOnlyDuringCopy",
     "dryRun",
+    "delayBeforeStartSeconds",
 ];
 /// Validates an execution input against the stack it runs on.
 ///
@@ -193,6 +205,13 @@ pub fn validate_input(
     );
     let read_only_during_copy = boolean(obj, "readOnlyDuringCopy", &mut problems);
     let dry_run = boolean(obj, "dryRun", &mut problems);
+    let delay_before_start_seconds = integer(
+        obj,
+        "delayBeforeStartSeconds",
+        Limits::DELAY_BEFORE_START_SECONDS,
+        0,
+        &mut problems,
+    );
     if read_only_during_copy
         && parsed.as_ref().is_none_or(|c| c.status.is_none())
         && let Some(d) = &dest
@@ -227,6 +246,7 @@ pub fn validate_input(
         max_rounds,
         read_only_during_copy,
         dry_run,
+        delay_before_start_seconds,
         round: 1,
         baseline: None,
     })

@@ -283,3 +283,28 @@ fn config_acceptance_matches_the_migration_engine() {
         "dest": {"secret": "stepops/dev/b"}, "config": {"include": [1]}});
     assert!(validate_input(&input, &dev_stack()).is_err());
 }
+
+#[test]
+fn a_delay_before_start_is_passed_on_within_one_day_and_left_out_when_zero() {
+    let base = json!({
+        "environment": "dev",
+        "source": {"secret": "stepops/dev/source-db"},
+        "dest": {"secret": "stepops/dev/dest-db"},
+    });
+    let with = |delay: Value| {
+        let mut input = base.clone();
+        input["delayBeforeStartSeconds"] = delay;
+        validate_input(&input, &dev_stack())
+    };
+    let out = serde_json::to_value(with(json!(600)).unwrap()).unwrap();
+    assert_eq!(out["delayBeforeStartSeconds"], json!(600));
+    let out = serde_json::to_value(with(json!(0)).unwrap()).unwrap();
+    assert!(out.get("delayBeforeStartSeconds").is_none(), "{out}");
+    for bad in [json!(86_401), json!(-1), json!(1.5)] {
+        let err = with(bad.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("`delayBeforeStartSeconds`"),
+            "{bad}: {err}"
+        );
+    }
+}

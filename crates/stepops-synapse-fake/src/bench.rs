@@ -62,7 +62,10 @@ async fn stacks(spec: &BenchSpec, dir: &std::path::Path) -> (FakeStack, FakeStac
         o.job_delay = spec.job_delay;
         o
     };
-    let (s, d) = (FakeStack::start(mk("prod")).await, FakeStack::start(mk("staging")).await);
+    let (s, d) = (
+        FakeStack::start(mk("prod")).await,
+        FakeStack::start(mk("staging")).await,
+    );
     let per_type = (spec.rows / spec.types.max(1) as i64).max(1);
     for t in types(spec.types) {
         s.seed(&t.name, 1..=per_type, 0);
@@ -205,7 +208,10 @@ async fn sequential_run(spec: &BenchSpec, dir: &std::path::Path) -> BenchRun {
     let left = stepops_synapse::verify(&s.url(), &d.url(), &config, spec.rows_per_range as u64)
         .await
         .expect("verify");
-    assert!(left.is_empty(), "the sequential run left {left:?} different");
+    assert!(
+        left.is_empty(),
+        "the sequential run left {left:?} different"
+    );
     assert_eq!(s.dump(), d.dump(), "sequential: the stacks differ");
     BenchRun {
         label: "sequential (the service's client)".into(),
