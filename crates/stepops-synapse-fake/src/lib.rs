@@ -216,6 +216,19 @@ impl FakeStack {
             .map_err(|e| e.to_string())
     }
 
+    /// A write that changes row `id` of `t` but keeps its etag (a bug or a manual fix on the
+    /// service): batch checksums cannot see it, the full-table checksum can. Refused unless
+    /// READ_WRITE.
+    pub fn write_keeping_etag(&self, t: &str, id: i64, body: &str) -> Result<(), String> {
+        self.user_write()?
+            .execute(
+                "UPDATE primary_rows SET body = ?3 WHERE type = ?1 AND id = ?2",
+                params![t, id, body],
+            )
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// A user's write to a secondary row of `owner` in secondary type `sec`; with `bump`, the
     /// owner's etag changes too (as the service does for a new revision).
     pub fn write_secondary(

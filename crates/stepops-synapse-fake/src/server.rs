@@ -103,6 +103,7 @@ fn start_job(inner: &Arc<Inner>, body: &[u8]) -> Reply {
         "BackupTypeRangeRequest" => "backup",
         "RestoreTypeRequest" => "restore",
         "BatchChecksumRequest" => "batchChecksum",
+        "AsyncMigrationTypeChecksumRequest" => "typeChecksum",
         other => return reason(400, &format!("unknown adminRequest concreteType {other:?}")),
     };
     let t = request["migrationType"].as_str().unwrap_or("").to_owned();
@@ -113,7 +114,10 @@ fn start_job(inner: &Arc<Inner>, body: &[u8]) -> Reply {
         ),
         _ => (request["minimumId"].as_i64(), request["maximumId"].as_i64()),
     };
-    if kind != "typeCounts" && (inner.def(&t).is_none() || lo.is_none() || hi.is_none()) {
+    let bounded = !matches!(kind, "typeCounts" | "typeChecksum");
+    if kind != "typeCounts"
+        && (inner.def(&t).is_none() || (bounded && (lo.is_none() || hi.is_none())))
+    {
         return reason(
             400,
             &format!("{ct}: unknown migrationType {t:?} or missing id bounds"),
@@ -179,6 +183,21 @@ fn run_job(
         "batchChecksum" => {
             json!({"concreteType": format!("{PKG}BatchChecksumResponse"), "migrationType": t,
             "cheksums": store::batch_checksums(&inner.db(), t, r["salt"].as_str().unwrap_or(""), lo, hi, num("batchSize")?)?})
+        }
+        "typeChecksum" => {
+            // The service's full-table checksum (a table checksum): refused while READ_WRITE.
+            let status = lock(&inner.status)["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            if status == "READ_WRITE" {
+                anyhow::bail!(
+                    "a full-table checksum can only be computed while the stack is READ_ONLY (it is {status})"
+                );
+            }
+            let def = inner.def(t).expect("checked");
+            json!({"concreteType": format!("{PKG}MigrationTypeChecksum"), "type": t,
+                   "checksum": store::table_checksum(&inner.db(), &def)?})
         }
         "backup" => {
             let n = inner.next_job.fetch_add(1, Ordering::SeqCst);

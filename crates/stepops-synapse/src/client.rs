@@ -382,6 +382,9 @@ pub fn describe_request(request: &AdminRequest) -> String {
         } => {
             format!("batch checksums {migration_type} [{minimum_id}, {maximum_id})")
         }
+        AdminRequest::TypeChecksum { migration_type } => {
+            format!("full-table checksum of {migration_type}")
+        }
     }
 }
 

@@ -48,6 +48,12 @@ pub struct SynapseConfig {
     /// One HTTP request's timeout, in seconds.
     #[serde(default = "default_timeout")]
     pub request_timeout_seconds: u64,
+    /// Also compare each type's full-table checksum (every column of every row, not only ids
+    /// and etags) wherever the batch checksums match, and copy a type whose full checksums
+    /// differ whole. The service refuses it on a READ_WRITE stack: both stacks must be
+    /// READ_ONLY (a cut-over), else the plan fails `Stepops.InvalidInput`.
+    #[serde(default)]
+    pub full_table_checksum: bool,
 }
 
 fn default_batch_size() -> i64 {
@@ -96,7 +102,8 @@ impl SynapseConfig {
             SynapseError::InvalidInput(format!(
                 "argument `config.synapse`: {e}; expected {{include?: [TYPE], \
                  skip?: [TYPE], batchSize?, rowsPerRange?, checksumBinWidth?, changeLogType?, \
-                 aliasType?, remainReadOnly?, backupsAhead?, pollMaxMs?, requestTimeoutSeconds?}}"
+                 aliasType?, remainReadOnly?, backupsAhead?, pollMaxMs?, requestTimeoutSeconds?, \
+                 fullTableChecksum?}}"
             ))
         })?;
         if c.batch_size < 1

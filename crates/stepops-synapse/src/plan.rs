@@ -100,6 +100,9 @@ pub async fn compare(
     if types.is_empty() {
         return Ok(Vec::new());
     }
+    if config.full_table_checksum {
+        require_read_only(source, dest).await?;
+    }
     let (sc, dc) = futures::try_join!(counts(source, types), counts(dest, types))?;
     let salt = new_salt();
     let width = config.checksum_bin_width.unwrap_or(rows_per_range);
@@ -112,8 +115,9 @@ pub async fn compare(
         .enumerate()
         .map(|(i, t)| {
             let (s, d, salt, t) = (bounds(&sc, t), bounds(&dc, t), salt.clone(), t.clone());
+            let full = config.full_table_checksum;
             async move {
-                compare_type(source, dest, &t, s, d, &salt, width, rows_per_range)
+                compare_type(source, dest, &t, s, d, &salt, width, rows_per_range, full)
                     .await
                     .map(|diff| (i, diff))
             }
@@ -139,6 +143,7 @@ async fn compare_type(
     salt: &str,
     width: i64,
     rows_per_range: i64,
+    full_table_checksum: bool,
 ) -> Result<TypeDiff> {
     let mut ranges = Vec::new();
     let mut estimated = 0u64;
@@ -182,6 +187,22 @@ async fn compare_type(
                 estimated += x.map_or(0, |v| v.0).max(y.map_or(0, |v| v.0)) as u64;
                 pieces.push((start, end));
             }
+        }
+    }
+    if full_table_checksum
+        && pieces.is_empty()
+        && common.is_some()
+        && type_checksum(source, type_name).await? != type_checksum(dest, type_name).await?
+    {
+        // Rows differ that the ids and etags do not show: copy the whole type.
+        tracing::warn!(
+            type_name,
+            "full-table checksums differ while every batch checksum matches (rows changed \
+             without a new etag): the whole type is copied"
+        );
+        for r in optimal_ranges(source, type_name, lo_all, hi_all, rows_per_range).await? {
+            estimated += rows_per_range as u64;
+            pieces.push(r);
         }
     }
     pieces.sort();
@@ -228,6 +249,37 @@ async fn optimal_ranges(
     }
     out.push((start, b));
     Ok(out)
+}
+
+/// Refuses a full-table comparison unless both stacks are READ_ONLY (the service refuses the
+/// request on a READ_WRITE stack).
+async fn require_read_only(source: &SynapseClient, dest: &SynapseClient) -> Result<()> {
+    for (side, client) in [("source", source), ("destination", dest)] {
+        let status = client.status().await?.status;
+        if status != "READ_ONLY" {
+            return Err(SynapseError::InvalidInput(format!(
+                "config.synapse.fullTableChecksum needs both stacks READ_ONLY (the service \
+                 refuses a full-table checksum otherwise), but the {side} {} is {status}: set \
+                 it READ_ONLY for the cut-over (the destination: readOnlyDuringCopy), or leave \
+                 fullTableChecksum out",
+                client.describe()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The full-table checksum of `type_name`.
+async fn type_checksum(client: &SynapseClient, type_name: &str) -> Result<Option<String>> {
+    let answer = client
+        .run(&AdminRequest::TypeChecksum {
+            migration_type: type_name.to_owned(),
+        })
+        .await?;
+    let AdminResponse::TypeChecksum { checksum, .. } = answer else {
+        return Err(unexpected(client, "full-table checksum", &answer));
+    };
+    Ok(checksum)
 }
 
 /// `bin → (count, checksum)` of `[lo, hi]` in bins of `width` ids.

@@ -82,6 +82,14 @@ pub enum AdminRequest {
         /// Bin width in ids.
         batch_size: i64,
     },
+    /// A checksum of a type's whole table (every column of every row); the service refuses it
+    /// while the stack is READ_WRITE.
+    #[serde(rename = "org.sagebionetworks.repo.model.migration.AsyncMigrationTypeChecksumRequest")]
+    #[serde(rename_all = "camelCase")]
+    TypeChecksum {
+        /// Type name.
+        migration_type: String,
+    },
 }
 
 impl AdminRequest {
@@ -93,6 +101,7 @@ impl AdminRequest {
             AdminRequest::Backup { .. } => "backup",
             AdminRequest::Restore { .. } => "restore",
             AdminRequest::BatchChecksum { .. } => "batchChecksum",
+            AdminRequest::TypeChecksum { .. } => "typeChecksum",
         }
     }
 }
@@ -136,6 +145,16 @@ pub enum AdminResponse {
         /// Non-empty bins, by bin number.
         #[serde(default)]
         cheksums: Vec<RangeChecksum>,
+    },
+    /// Answer to [`AdminRequest::TypeChecksum`].
+    #[serde(rename = "org.sagebionetworks.repo.model.migration.MigrationTypeChecksum")]
+    TypeChecksum {
+        /// The type.
+        #[serde(rename = "type", default)]
+        type_name: Option<String>,
+        /// The whole table's checksum.
+        #[serde(default)]
+        checksum: Option<String>,
     },
 }
 

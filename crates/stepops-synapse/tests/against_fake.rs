@@ -284,3 +284,52 @@ async fn the_destination_is_read_only_during_and_read_write_after_unless_asked()
     assert!(!r.read_only && r.changed && d.status() == "READ_WRITE");
     d.write("NODE", 1, "x").unwrap();
 }
+
+/// A row changed without a new etag is invisible to the batch checksums (the service's own
+/// limit); `fullTableChecksum` finds it once both stacks are READ_ONLY and copies the type
+/// whole, and is refused while a stack is READ_WRITE.
+#[tokio::test]
+async fn the_full_table_checksum_finds_a_row_changed_without_a_new_etag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, d) = pair(dir.path()).await;
+    for stack in [&s, &d] {
+        stack.seed("NODE", 1..=300, 1);
+        stack.seed("ACL", 1..=300, 1);
+    }
+    d.write_keeping_etag("NODE", 150, "edited by hand").unwrap();
+    assert_ne!(s.dump(), d.dump());
+    let full = SynapseConfig {
+        full_table_checksum: true,
+        ..config()
+    };
+    let refused = stepops_synapse::plan(&s.url(), &d.url(), &full, 100)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.error_name(), ErrorName::InvalidInput, "{refused}");
+    assert!(refused.to_string().contains("READ_ONLY"), "{refused}");
+
+    s.set_status("READ_ONLY");
+    d.set_status("READ_ONLY");
+    let blind = stepops_synapse::plan(&s.url(), &d.url(), &config(), 100)
+        .await
+        .unwrap();
+    assert!(blind.is_empty(), "batch checksums cannot see it: {blind:?}");
+    let plan = stepops_synapse::plan(&s.url(), &d.url(), &full, 100)
+        .await
+        .unwrap();
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    assert_eq!(plan[0].type_name, "NODE");
+    assert_eq!(plan[0].ranges.first().map(|r| r.0), Some(1));
+    assert_eq!(plan[0].ranges.last().map(|r| r.1), Some(300));
+    let journal = MemoryJournal::default();
+    stepops_synapse::copy_chunk(&s.url(), &d.url(), &full, "NODE", &plan[0].ranges, &journal)
+        .await
+        .unwrap();
+    assert_eq!(s.dump(), d.dump());
+    assert!(
+        stepops_synapse::verify(&s.url(), &d.url(), &full, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
