@@ -20,7 +20,10 @@ pub mod names;
 pub mod target;
 pub mod url;
 
-pub use config::{ConfigProblem, MigrationConfig, StatusConfig, TableConfig, TrackingConfig};
+pub use config::{
+    ConfigProblem, MigrationConfig, StatusConfig, TableConfig, TrackingConfig,
+    synapse_key_parameters,
+};
 pub use environment::Environment;
 pub use target::{
     AllowedTarget, StackEnvironment, TARGET_SHAPE, TargetKind, TargetRef, TargetRefusal,

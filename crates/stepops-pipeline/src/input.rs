@@ -182,6 +182,22 @@ pub fn validate_input(
     }
 
     let (config, parsed) = config(obj.get("config"), &mut problems);
+    match stepops_error::synapse_key_parameters(obj.get("config")) {
+        Err(why) => problems.push(why),
+        Ok(keys) => {
+            for (field, parameter) in keys {
+                match stack.check(field, &parameter) {
+                    Ok(()) => {}
+                    Err(TargetRefusal::OtherEnvironment(why)) => {
+                        wrong_env.push(format!("the {field} stack's service key: {why}"))
+                    }
+                    Err(TargetRefusal::NotConfigured(why)) => {
+                        problems.push(format!("the {field} stack's service key: {why}"))
+                    }
+                }
+            }
+        }
+    }
     let chunk_rows = integer(
         obj,
         "chunkRows",

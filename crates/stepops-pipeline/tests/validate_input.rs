@@ -308,3 +308,23 @@ fn a_delay_before_start_is_passed_on_within_one_day_and_left_out_when_zero() {
         );
     }
 }
+
+#[test]
+fn synapse_service_key_parameters_are_held_to_the_stacks_allow_list() {
+    let input = |name: &str| {
+        json!({
+            "environment": "dev",
+            "source": {"secret": "stepops/dev/source-db"},
+            "dest": {"secret": "stepops/dev/dest-db"},
+            "config": {"synapse": {"sourceKeyParameter": name}},
+        })
+    };
+    let err = validate_input(&input("/stepops/prod/synapse-key"), &dev_stack()).unwrap_err();
+    let f = TaskFailure::from_error(&err);
+    assert_eq!(f.error, "Stepops.WrongEnvironment", "{}", f.cause);
+    assert!(
+        f.cause.contains("the source stack's service key"),
+        "{}",
+        f.cause
+    );
+}

@@ -210,7 +210,18 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore + Clone> MigrationHandl
 
     async fn target(&self, args: &Value, name: &str) -> Result<Secret, StepError> {
         let target = target_arg(name, args.get(name))?;
-        Ok(self.resolver.resolve(&target).await?)
+        let url = self.resolver.resolve(&target).await?;
+        let keys = stepops_error::synapse_key_parameters(args.get("config"))
+            .map_err(StepError::invalid_input)?;
+        // `target` (set-status) is the destination in the migration.
+        let side = if name == "target" { "dest" } else { name };
+        let Some((_, parameter)) = keys.into_iter().find(|(field, _)| *field == side) else {
+            return Ok(url);
+        };
+        // A Synapse stack whose service key is kept in its own parameter.
+        let key = self.resolver.raw_value(&parameter).await?;
+        let joined = stepops_synapse::with_service_key(url.expose(), key.expose())?;
+        Ok(Secret::new(joined))
     }
 
     /// Cut-over mode (`sourceStamp` given, a string): the round's plan read back from its

@@ -50,16 +50,23 @@ impl<S: SecretSource> Resolver<S> {
         {
             return Ok(value.clone());
         }
+        let raw = self.raw_value(target).await?;
+        let url = database_url(&target.to_string(), &raw)?;
+        self.remember(url.expose());
+        lock(&self.cache).insert(target.clone(), (url.clone(), Instant::now()));
+        Ok(url)
+    }
+
+    /// The value of a secret or parameter as stored (not read as a database URL), remembered
+    /// for [`Resolver::redact`]; a `url` target is its own value.
+    pub async fn raw_value(&self, target: &TargetRef) -> Result<Secret, SecretError> {
         let raw = match target.kind {
             TargetKind::Url => Secret::new(target.name.clone()),
             TargetKind::Secret => self.source.secret(&target.name).await?,
             TargetKind::Parameter => self.source.parameter(&target.name).await?,
         };
         self.remember(raw.expose());
-        let url = database_url(&target.to_string(), &raw)?;
-        self.remember(url.expose());
-        lock(&self.cache).insert(target.clone(), (url.clone(), Instant::now()));
-        Ok(url)
+        Ok(raw)
     }
 
     fn remember(&self, value: &str) {

@@ -69,6 +69,39 @@ impl std::fmt::Debug for SynapseClient {
     }
 }
 
+/// `url` (a `synapse+…` URL) with `key` as its service key, percent-encoded: how a key kept in
+/// its own parameter joins the secret's URL (`synapse+https://:SECRET@HOST/…` or one with a
+/// key, which `key` replaces).
+///
+/// Errors: `Stepops.InvalidInput` when `url` has no `SECRET@` part.
+pub fn with_service_key(url: &str, key: &str) -> Result<String> {
+    let bad = || {
+        SynapseError::InvalidInput(format!(
+            "{}: a service key comes from its own parameter, so the secret must be a URL with \
+             the secret only: synapse+https://:SECRET@HOST/repo/v1",
+            stepops_error::redact(url)
+        ))
+    };
+    let (scheme, after) = url.trim().split_once("://").ok_or_else(bad)?;
+    let end = after.find('/').unwrap_or(after.len());
+    let (userinfo, rest) = after[..end].rsplit_once('@').ok_or_else(bad)?;
+    let secret = userinfo.split_once(':').map_or(userinfo, |(_, s)| s);
+    let encoded: String = key
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok(format!(
+        "{scheme}://{encoded}:{secret}@{rest}{}",
+        &after[end..]
+    ))
+}
+
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -54,6 +54,13 @@ pub struct SynapseConfig {
     /// READ_ONLY (a cut-over), else the plan fails `Stepops.InvalidInput`.
     #[serde(default)]
     pub full_table_checksum: bool,
+    /// An SSM parameter holding the source stack's service key (the runner puts it in the
+    /// target URL's user part; the secret then holds `synapse+https://:SECRET@HOST/repo/v1`).
+    #[serde(default)]
+    pub source_key_parameter: Option<String>,
+    /// The same for the destination stack.
+    #[serde(default)]
+    pub dest_key_parameter: Option<String>,
 }
 
 fn default_batch_size() -> i64 {
@@ -103,7 +110,7 @@ impl SynapseConfig {
                 "argument `config.synapse`: {e}; expected {{include?: [TYPE], \
                  skip?: [TYPE], batchSize?, rowsPerRange?, checksumBinWidth?, changeLogType?, \
                  aliasType?, remainReadOnly?, backupsAhead?, pollMaxMs?, requestTimeoutSeconds?, \
-                 fullTableChecksum?}}"
+                 fullTableChecksum?, sourceKeyParameter?, destKeyParameter?}}"
             ))
         })?;
         if c.batch_size < 1

@@ -19,7 +19,7 @@ pub mod plan;
 pub mod protocol;
 pub mod status;
 
-pub use client::{ClientOptions, SynapseClient, is_synapse_url};
+pub use client::{ClientOptions, SynapseClient, is_synapse_url, with_service_key};
 pub use config::SynapseConfig;
 pub use copy::{CopyReport, Journal, MemoryJournal, RangeState, range_key};
 pub use error::{Result, SynapseError};

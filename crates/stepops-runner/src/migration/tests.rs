@@ -389,3 +389,37 @@ fn manifest_keys() {
     assert_eq!(manifest_key("a/b/", 3), "a/b/round-3.jsonl");
     assert_eq!(manifest_key("/a", 3), "a/round-3.jsonl");
 }
+
+/// A Synapse stack whose service key is kept in its own SSM parameter: the runner joins it to
+/// the secret's URL (which holds only the secret); a key parameter that is not a string is
+/// refused by name.
+#[tokio::test]
+async fn a_synapse_service_key_parameter_joins_the_secret_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = stepops_secrets::MemorySecretSource::new()
+        .with_secret(
+            "stepops/dev/dest-db",
+            "synapse+https://:S3cr-et@repo-staging.staging.sagebase.org/repo/v1",
+        )
+        .with_parameter("/stepops/dev/synapse-key", "migration admin");
+    let h = MigrationHandler::new(
+        FakeEngine::default(),
+        Arc::new(Resolver::new(secrets, Duration::from_secs(60))),
+        LocalFolderStore::new(dir.path()),
+    );
+    let mut args = json!({"environment": "dev", "target": {"secret": "stepops/dev/dest-db"},
+                          "config": {"synapse": {"destKeyParameter": "/stepops/dev/synapse-key"}},
+                          "readOnly": true});
+    h.run("set-status", args.clone()).await.unwrap();
+    assert!(
+        h.engine.calls.lock().unwrap()[0].starts_with(
+            "set-status synapse+https://migration%20admin:S3cr-et@repo-staging.staging.sagebase.org/repo/v1 "
+        ),
+        "{:?}",
+        h.engine.calls.lock().unwrap()
+    );
+    args["config"]["synapse"]["destKeyParameter"] = json!(7);
+    let e = h.run("set-status", args).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::InvalidInput);
+    assert!(e.cause.contains("destKeyParameter"), "{}", e.cause);
+}

@@ -95,5 +95,20 @@ pub(super) fn check_task(
             })?;
         }
     }
+    let key_parameters = stepops_error::synapse_key_parameters(args.get("config"))
+        .map_err(|why| StepError::invalid_input(format!("step `{step}`: {why}")))?;
+    if let Some(stack) = &options.allowed_targets {
+        for (field, target) in key_parameters {
+            stack.check(field, &target).map_err(|refusal| {
+                let mut err = StepError::from(refusal);
+                err.cause = format!(
+                    "step `{step}`: the {field} stack's service key: {} (the runner's \
+                     allowed_targets)",
+                    err.cause
+                );
+                err
+            })?;
+        }
+    }
     Ok(())
 }

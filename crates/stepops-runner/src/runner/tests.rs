@@ -66,6 +66,12 @@ fn tasks_are_checked_against_the_runners_own_configuration() {
             ErrorName::InvalidInput,
             "password inline",
         ),
+        (
+            json!({"environment": "dev", "source": {"secret": "stepops/dev/a"},
+                   "config": {"synapse": {"sourceKeyParameter": "/stepops/prod/synapse-key"}}}),
+            ErrorName::WrongEnvironment,
+            "the source stack's service key",
+        ),
     ] {
         let e = parse_input(&task(args.clone()), &dev).unwrap_err();
         assert_eq!(e.name, name, "{args}: {e}");
