@@ -139,12 +139,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "readOnlyDuringCopy": false,
         "dryRun": false,
     });
-    let workers = args.workers.max(1);
-    let mut options = PipelineOptions::new(dir.join("stack"));
-    options.workers = workers;
-    options.concurrency_per_worker = (args.jobs as usize).div_ceil(workers).max(1);
-    options.allowed_targets = SQLITE_TARGETS.into();
-    run_and_report(options, &input, args.rerun).await?;
+    run_and_report(
+        pipeline_options(&args, &dir, SQLITE_TARGETS),
+        &input,
+        args.rerun,
+    )
+    .await?;
 
     eprintln!();
     let same = compare(&source, &dest).await?;
@@ -156,6 +156,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The embedded pipeline's options for `args`, its state under `dir`, allowing `targets`.
+fn pipeline_options(args: &DemoArgs, dir: &Path, targets: &str) -> PipelineOptions {
+    let workers = args.workers.max(1);
+    let mut options = PipelineOptions::new(dir.join("stack"));
+    options.workers = workers;
+    options.concurrency_per_worker = (args.jobs as usize).div_ceil(workers).max(1);
+    options.allowed_targets = targets.into();
+    options
 }
 
 /// `stepops demo --synapse`: two fake stacks in `dir`, the source seeded, the destination a
@@ -200,12 +210,12 @@ async fn synapse_demo(args: &DemoArgs, dir: &Path, started: Instant) -> anyhow::
         "maxConcurrency": args.jobs,
         "readOnlyDuringCopy": true,
     });
-    let workers = args.workers.max(1);
-    let mut options = PipelineOptions::new(dir.join("stack"));
-    options.workers = workers;
-    options.concurrency_per_worker = (args.jobs as usize).div_ceil(workers).max(1);
-    options.allowed_targets = ALL_LOCAL_TARGETS.into();
-    run_and_report(options, &input, args.rerun).await?;
+    run_and_report(
+        pipeline_options(args, dir, ALL_LOCAL_TARGETS),
+        &input,
+        args.rerun,
+    )
+    .await?;
     let same = source.dump() == dest.dump();
     println!(
         "independent check (every primary and secondary row of both stacks): {}; destination {}",

@@ -395,6 +395,41 @@ impl TrackingConfig {
     }
 }
 
+/// The SSM parameters holding the Synapse service keys that `config.synapse` names
+/// (`sourceKeyParameter`, `destKeyParameter`), as `(target field, reference)`: checked against
+/// the stack's allow-list like the targets themselves. A value that is not a non-empty string is
+/// an error naming the field.
+pub fn synapse_key_parameters(
+    config: Option<&Value>,
+) -> Result<Vec<(&'static str, crate::TargetRef)>, String> {
+    let Some(synapse) = config.and_then(|c| c.get("synapse")) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for (field, key) in [
+        ("source", "sourceKeyParameter"),
+        ("dest", "destKeyParameter"),
+    ] {
+        match synapse.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(name)) if !name.trim().is_empty() => found.push((
+                field,
+                crate::TargetRef {
+                    kind: crate::TargetKind::Parameter,
+                    name: name.clone(),
+                },
+            )),
+            Some(other) => {
+                return Err(format!(
+                    "`config.synapse.{key}` must be the name of an SSM parameter holding the \
+                     {field} stack's service key, got {other}"
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,39 +497,4 @@ mod tests {
         let c = MigrationConfig::from_json("config", &ok).unwrap();
         assert_eq!(c.defer_indexes, Some(false));
     }
-}
-
-/// The SSM parameters holding the Synapse service keys that `config.synapse` names
-/// (`sourceKeyParameter`, `destKeyParameter`), as `(target field, reference)`: checked against
-/// the stack's allow-list like the targets themselves. A value that is not a non-empty string is
-/// an error naming the field.
-pub fn synapse_key_parameters(
-    config: Option<&Value>,
-) -> Result<Vec<(&'static str, crate::TargetRef)>, String> {
-    let Some(synapse) = config.and_then(|c| c.get("synapse")) else {
-        return Ok(Vec::new());
-    };
-    let mut found = Vec::new();
-    for (field, key) in [
-        ("source", "sourceKeyParameter"),
-        ("dest", "destKeyParameter"),
-    ] {
-        match synapse.get(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(name)) if !name.trim().is_empty() => found.push((
-                field,
-                crate::TargetRef {
-                    kind: crate::TargetKind::Parameter,
-                    name: name.clone(),
-                },
-            )),
-            Some(other) => {
-                return Err(format!(
-                    "`config.synapse.{key}` must be the name of an SSM parameter holding the \
-                     {field} stack's service key, got {other}"
-                ));
-            }
-        }
-    }
-    Ok(found)
 }
