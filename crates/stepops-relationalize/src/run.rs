@@ -117,6 +117,7 @@ impl Relationalizer {
         let read = blocking(move || this.read(&mut archive, &name, &meta, &schemas)).await?;
         drop(tmp);
         self.publish(read.outputs).await?;
+        release_freed_memory();
         Ok(read.report)
     }
 
@@ -277,4 +278,17 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(std::io::Error::other)?
+}
+
+/// Hands the memory one archive freed back to the system. glibc keeps freed memory in one arena
+/// per thread that allocated it, and the reading runs on tokio's blocking threads: without this,
+/// a run's peak memory grew with the number of archives read (8 archives of 4 MiB: 239 MiB
+/// peak, 77 MiB with one arena). Other C libraries return memory by themselves.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: malloc_trim only releases free pages of glibc's heaps; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
