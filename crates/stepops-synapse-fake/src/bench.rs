@@ -33,6 +33,43 @@ pub struct BenchSpec {
     pub slots: Vec<usize>,
 }
 
+/// `stepops-synapse-fake bench`'s arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Primary types (the last is the change log).
+    #[arg(long, default_value_t = 24)]
+    types: usize,
+    /// Primary rows in all, spread over the types.
+    #[arg(long, default_value_t = 2_000_000)]
+    total_rows: i64,
+    /// Rows per backup/restore range and checksum bin.
+    #[arg(long, default_value_t = 50_000)]
+    rows_per_range: i64,
+    /// Rows per batch of the service's writes.
+    #[arg(long, default_value_t = 50_000)]
+    batch_size: i64,
+    /// Latency of every admin job before its work (the service's job queue), ms.
+    #[arg(long, default_value_t = 500)]
+    job_delay_ms: u64,
+    /// Runner slot counts to measure stepops at.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    slots: Vec<usize>,
+}
+
+impl BenchArgs {
+    /// What these arguments ask to measure.
+    pub fn spec(self) -> BenchSpec {
+        BenchSpec {
+            types: self.types,
+            rows: self.total_rows,
+            rows_per_range: self.rows_per_range,
+            batch_size: self.batch_size,
+            job_delay: Duration::from_millis(self.job_delay_ms),
+            slots: self.slots,
+        }
+    }
+}
+
 /// One measured run.
 #[derive(Debug, Clone)]
 pub struct BenchRun {
@@ -229,6 +266,13 @@ pub async fn run(spec: &BenchSpec, dir: &std::path::Path) -> Vec<BenchRun> {
         runs.push(stepops_run(spec, slots, &dir.join(format!("stepops-{slots}"))).await);
     }
     runs
+}
+
+/// [`run`] in a temporary folder, then [`report`].
+pub async fn measure(spec: &BenchSpec) -> std::io::Result<String> {
+    let dir = tempfile::tempdir()?;
+    let runs = run(spec, dir.path()).await;
+    Ok(report(spec, &runs))
 }
 
 /// A Markdown table of `runs`, each against the first (the sequential run).

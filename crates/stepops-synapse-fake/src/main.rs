@@ -3,10 +3,8 @@
 //! `stepops local migrate --source synapse+http://… --dest synapse+http://…`.
 //! `stepops-synapse-fake bench` measures stepops against the service's sequential client.
 
-use std::time::Duration;
-
 use clap::{Parser, Subcommand};
-use stepops_synapse_fake::bench::{self, BenchSpec};
+use stepops_synapse_fake::bench;
 use stepops_synapse_fake::{FakeOptions, FakeStack};
 
 /// Two fake Synapse stacks on 127.0.0.1 for demos.
@@ -32,51 +30,14 @@ enum Command {
     /// restore waited for), on fresh fake stacks with the same rows; prints a Markdown table.
     /// Run it in a release build:
     /// cargo run --release -p stepops-synapse-fake -- bench
-    Bench {
-        /// Primary types (the last is the change log).
-        #[arg(long, default_value_t = 24)]
-        types: usize,
-        /// Primary rows in all, spread over the types.
-        #[arg(long, default_value_t = 2_000_000)]
-        total_rows: i64,
-        /// Rows per backup/restore range and checksum bin.
-        #[arg(long, default_value_t = 50_000)]
-        rows_per_range: i64,
-        /// Rows per batch of the service's writes.
-        #[arg(long, default_value_t = 50_000)]
-        batch_size: i64,
-        /// Latency of every admin job before its work (the service's job queue), ms.
-        #[arg(long, default_value_t = 500)]
-        job_delay_ms: u64,
-        /// Runner slot counts to measure stepops at.
-        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
-        slots: Vec<usize>,
-    },
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Command::Bench {
-        types,
-        total_rows,
-        rows_per_range,
-        batch_size,
-        job_delay_ms,
-        slots,
-    }) = args.command
-    {
-        let spec = BenchSpec {
-            types,
-            rows: total_rows,
-            rows_per_range,
-            batch_size,
-            job_delay: Duration::from_millis(job_delay_ms),
-            slots,
-        };
-        let dir = tempfile::tempdir()?;
-        let runs = bench::run(&spec, dir.path()).await;
-        print!("{}", bench::report(&spec, &runs));
+    if let Some(Command::Bench(bench)) = args.command {
+        print!("{}", bench::measure(&bench.spec()).await?);
         return Ok(());
     }
     std::fs::create_dir_all(&args.dir)?;
