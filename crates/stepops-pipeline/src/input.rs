@@ -186,15 +186,15 @@ pub fn validate_input(
         Err(why) => problems.push(why),
         Ok(keys) => {
             for (field, parameter) in keys {
-                match stack.check(field, &parameter) {
-                    Ok(()) => {}
-                    Err(TargetRefusal::OtherEnvironment(why)) => {
-                        wrong_env.push(format!("the {field} stack's service key: {why}"))
-                    }
-                    Err(TargetRefusal::NotConfigured(why)) => {
-                        problems.push(format!("the {field} stack's service key: {why}"))
-                    }
-                }
+                let what = format!("the {field} stack's service key: ");
+                allowed(
+                    stack,
+                    field,
+                    &parameter,
+                    &what,
+                    &mut problems,
+                    &mut wrong_env,
+                );
             }
         }
     }
@@ -278,15 +278,28 @@ fn target(
     let target = TargetRef::from_json(field, obj.get(field))
         .map_err(|why| problems.push(why))
         .ok()?;
-    match stack.check(field, &target) {
-        Ok(()) => Some(target),
+    allowed(stack, field, &target, "", problems, wrong_env).then_some(target)
+}
+
+/// Whether `stack` allows `target` (named `field`); a refusal goes to `wrong_env` (another
+/// environment's) or `problems` (not configured), after `what`.
+fn allowed(
+    stack: &StackEnvironment,
+    field: &str,
+    target: &TargetRef,
+    what: &str,
+    problems: &mut Vec<String>,
+    wrong_env: &mut Vec<String>,
+) -> bool {
+    match stack.check(field, target) {
+        Ok(()) => true,
         Err(TargetRefusal::OtherEnvironment(why)) => {
-            wrong_env.push(why);
-            None
+            wrong_env.push(format!("{what}{why}"));
+            false
         }
         Err(TargetRefusal::NotConfigured(why)) => {
-            problems.push(why);
-            None
+            problems.push(format!("{what}{why}"));
+            false
         }
     }
 }

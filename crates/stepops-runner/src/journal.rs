@@ -31,7 +31,7 @@ impl<O: ObjectStore> StoreJournal<O> {
     }
 }
 
-impl<O: ObjectStore + Clone> Journal for StoreJournal<O> {
+impl<O: ObjectStore> Journal for StoreJournal<O> {
     async fn load(&self, key: &str) -> Result<Option<RangeState>, SynapseError> {
         match self.store.get(&self.bucket, &self.key(key)).await {
             Ok(body) => serde_json::from_slice(&body)

@@ -197,7 +197,7 @@ pub struct MigrationHandler<E, S, O> {
     store: O,
 }
 
-impl<E: MigrationEngine, S: SecretSource, O: ObjectStore + Clone> MigrationHandler<E, S, O> {
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S, O> {
     /// A handler over `engine`, resolving targets through `resolver` and writing manifests to
     /// `store`. Share `resolver` with [`crate::Runner::with_redactor`].
     pub fn new(engine: E, resolver: Arc<Resolver<S>>, store: O) -> Self {
@@ -461,7 +461,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore + Clone> MigrationHandl
     }
 }
 
-impl<E: MigrationEngine, S: SecretSource, O: ObjectStore + Clone> StepHandler
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> StepHandler
     for MigrationHandler<E, S, O>
 {
     async fn run(&self, step: &str, args: Value) -> Result<Value, StepError> {
@@ -519,7 +519,7 @@ fn is_dry_run(args: &Value) -> bool {
     args.get("dryRun").and_then(Value::as_bool) == Some(true)
 }
 
-impl<E: MigrationEngine, S: SecretSource, O: ObjectStore + Clone> MigrationHandler<E, S, O> {
+impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S, O> {
     async fn dispatch(&self, step: &str, args: Value) -> Result<Value, StepError> {
         match step {
             "plan" => self.plan(args).await,

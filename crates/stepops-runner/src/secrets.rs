@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use stepops_error::url::{percent_decode, percent_encode};
 use stepops_error::{TargetKind, TargetRef};
 pub use stepops_secrets::{AwsSecretSource, NoSecretSource, Secret, SecretError, SecretSource};
 
@@ -122,44 +123,6 @@ fn secret_pieces(value: &str) -> Vec<String> {
     }
     pieces.retain(|p| p.len() >= 4);
     pieces
-}
-
-/// Decodes `%XX` escapes; anything else (a lone `%`, a `%` before a multi-byte character) is
-/// kept as it is. Works on bytes, so no input can make it panic.
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            )
-        {
-            out.push(hi << 4 | lo);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Where the runner's instance keeps the Amazon RDS CA bundle (installed at boot by the

@@ -122,8 +122,8 @@ impl PutOptions {
     }
 }
 
-/// Stores objects by bucket and key (S3's model).
-pub trait ObjectStore: Send + Sync + 'static {
+/// Stores objects by bucket and key (S3's model). Cheap to clone: clones share one connection.
+pub trait ObjectStore: Clone + Send + Sync + 'static {
     /// Writes `body` at `bucket`/`key` as `options` say, replacing any previous object.
     fn put_with(
         &self,

@@ -126,33 +126,19 @@ pub fn batch_checksums(
 /// A checksum of every column of every row of `def` (its primary rows and their secondaries),
 /// as the service's full-table checksum covers the rows' contents, not only ids and etags.
 pub fn table_checksum(c: &Connection, def: &TypeDef) -> rusqlite::Result<String> {
+    const PRIMARY: &str = "SELECT ?1 || '@' || id || '@' || IFNULL(etag, 'NULL') || '@' || body \
+                           FROM primary_rows WHERE type = ?1 ORDER BY id";
+    const SECONDARY: &str = "SELECT ?1 || '@' || owner || '@' || seq || '@' || body \
+                             FROM secondary_rows WHERE type = ?1 ORDER BY owner, seq";
     let mut hasher = crc32fast::Hasher::new();
-    let mut prim = c.prepare_cached(
-        "SELECT id, IFNULL(etag, 'NULL'), body FROM primary_rows WHERE type = ?1 ORDER BY id",
-    )?;
-    let mut rows = prim.query(params![def.name])?;
-    while let Some(r) = rows.next()? {
-        let line = format!(
-            "{}@{}@{}\n",
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?
-        );
-        hasher.update(line.as_bytes());
-    }
-    for s in &def.secondaries {
-        let mut sec = c.prepare_cached(
-            "SELECT owner, seq, body FROM secondary_rows WHERE type = ?1 ORDER BY owner, seq",
-        )?;
-        let mut rows = sec.query(params![s])?;
+    let tables =
+        std::iter::once((PRIMARY, &def.name)).chain(def.secondaries.iter().map(|s| (SECONDARY, s)));
+    for (sql, t) in tables {
+        let mut st = c.prepare_cached(sql)?;
+        let mut rows = st.query(params![t])?;
         while let Some(r) = rows.next()? {
-            let line = format!(
-                "{s}@{}@{}@{}\n",
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?
-            );
-            hasher.update(line.as_bytes());
+            hasher.update(r.get::<_, String>(0)?.as_bytes());
+            hasher.update(b"\n");
         }
     }
     Ok(hasher.finalize().to_string())

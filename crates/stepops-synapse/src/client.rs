@@ -86,41 +86,11 @@ pub fn with_service_key(url: &str, key: &str) -> Result<String> {
     let end = after.find('/').unwrap_or(after.len());
     let (userinfo, rest) = after[..end].rsplit_once('@').ok_or_else(bad)?;
     let secret = userinfo.split_once(':').map_or(userinfo, |(_, s)| s);
-    let encoded: String = key
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let encoded = stepops_error::url::percent_encode(key);
     Ok(format!(
         "{scheme}://{encoded}:{secret}@{rest}{}",
         &after[end..]
     ))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
-                b.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
-            )
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl SynapseClient {
@@ -152,7 +122,10 @@ impl SynapseClient {
         let (key, secret) = userinfo
             .split_once(':')
             .ok_or_else(|| bad("the URL has a service key but no secret"))?;
-        let (key, secret) = (percent_decode(key), percent_decode(secret));
+        let (key, secret) = (
+            stepops_error::url::percent_decode(key),
+            stepops_error::url::percent_decode(secret),
+        );
         if key.is_empty() || secret.is_empty() || host.is_empty() {
             return Err(bad("empty service key, secret or host"));
         }

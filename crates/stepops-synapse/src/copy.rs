@@ -179,14 +179,11 @@ async fn resume_or_start<J: Journal>(
     let what = describe_request(request);
     let mut base = state.clone();
     let recorded = kind.job_id(&mut base).take();
-    let (first, started) = match recorded {
+    let resumed = match recorded {
         Some(id) => match client.job(&id).await {
-            Ok(s) => (s, false),
+            Ok(s) => Some(s),
             // The service forgot the job (restarted): start it again.
-            Err(SynapseError::Refused { status: 404, .. }) => (
-                start_and_record(client, request, kind, key, base.clone(), journal).await?,
-                true,
-            ),
+            Err(SynapseError::Refused { status: 404, .. }) => None,
             Err(e) => return Err(e),
         },
         None => {
@@ -199,11 +196,15 @@ async fn resume_or_start<J: Journal>(
                      idempotent)"
                 );
             }
-            (
-                start_and_record(client, request, kind, key, base.clone(), journal).await?,
-                true,
-            )
+            None
         }
+    };
+    let (first, started) = match resumed {
+        Some(s) => (s, false),
+        None => (
+            start_and_record(client, request, kind, key, base.clone(), journal).await?,
+            true,
+        ),
     };
     base.starting = None;
     let job = first.job_id.clone();

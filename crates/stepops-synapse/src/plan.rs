@@ -189,11 +189,13 @@ async fn compare_type(
             }
         }
     }
-    if full_table_checksum
-        && pieces.is_empty()
-        && common.is_some()
-        && type_checksum(source, type_name).await? != type_checksum(dest, type_name).await?
-    {
+    if full_table_checksum && pieces.is_empty() && common.is_some() && {
+        let (s, d) = futures::try_join!(
+            type_checksum(source, type_name),
+            type_checksum(dest, type_name)
+        )?;
+        s != d
+    } {
         // Rows differ that the ids and etags do not show: copy the whole type.
         tracing::warn!(
             type_name,

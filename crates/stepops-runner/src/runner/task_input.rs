@@ -70,17 +70,26 @@ pub(super) fn check_task(
             Some(_) => {}
         }
     }
+    // The targets it names, and the Synapse service-key parameters its config names.
+    let mut targets = Vec::new();
     for field in TARGET_ARGS {
-        let Some(value) = args.get(field) else {
-            continue;
-        };
-        let target = TargetRef::from_json(field, Some(value))
-            .map_err(|why| StepError::invalid_input(format!("step `{step}`: argument {why}")))?;
+        if let Some(value) = args.get(field) {
+            let target = TargetRef::from_json(field, Some(value)).map_err(|why| {
+                StepError::invalid_input(format!("step `{step}`: argument {why}"))
+            })?;
+            targets.push((field, format!("argument `{field}`"), target));
+        }
+    }
+    let keys = stepops_error::synapse_key_parameters(args.get("config"))
+        .map_err(|why| StepError::invalid_input(format!("step `{step}`: {why}")))?;
+    for (field, target) in keys {
+        targets.push((field, format!("the {field} stack's service key"), target));
+    }
+    for (field, what, target) in targets {
         if options.refuse_url_targets && target.kind == TargetKind::Url {
             return Err(StepError::invalid_input(format!(
-                "step `{step}`: argument `{field}` is {}: this runner talks to AWS (no \
-                 `endpoint`), where a task names its databases by secret or parameter; url \
-                 targets are for local runs",
+                "step `{step}`: {what} is {}: this runner talks to AWS (no `endpoint`), where a \
+                 task names its databases by secret or parameter; url targets are for local runs",
                 target.describe()
             )));
         }
@@ -88,22 +97,7 @@ pub(super) fn check_task(
             stack.check(field, &target).map_err(|refusal| {
                 let mut err = StepError::from(refusal);
                 err.cause = format!(
-                    "step `{step}`: {} (the runner's allowed_targets)",
-                    err.cause
-                );
-                err
-            })?;
-        }
-    }
-    let key_parameters = stepops_error::synapse_key_parameters(args.get("config"))
-        .map_err(|why| StepError::invalid_input(format!("step `{step}`: {why}")))?;
-    if let Some(stack) = &options.allowed_targets {
-        for (field, target) in key_parameters {
-            stack.check(field, &target).map_err(|refusal| {
-                let mut err = StepError::from(refusal);
-                err.cause = format!(
-                    "step `{step}`: the {field} stack's service key: {} (the runner's \
-                     allowed_targets)",
+                    "step `{step}`: {what}: {} (the runner's allowed_targets)",
                     err.cause
                 );
                 err
