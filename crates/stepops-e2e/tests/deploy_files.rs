@@ -103,14 +103,20 @@ fn the_local_engine_loads_the_template_with_defaults_only() {
         .unwrap();
     assert_eq!(act.name, "stepops-dev-migrate");
     assert!(sm.definition.contains(&act.arn));
-    // Failures are notified by the EventBridge rule on the machine's status changes, which the
-    // local engine runs too.
+    // Failures start the release machine (which notifies) through the EventBridge rule on the
+    // machine's status changes, which the local engine runs too.
     let rule = t
         .event_rules
         .iter()
-        .find(|r| r.id == "NotifyFunction.MigrationEnded")
+        .find(|r| r.id == "ReleaseStateMachine.MigrationEnded")
         .expect("the MigrationEnded rule");
-    assert_eq!(rule.targets[0].logical_id, "NotifyFunction");
+    assert_eq!(rule.targets[0].logical_id, "ReleaseStateMachine");
+    let release = t
+        .state_machines
+        .iter()
+        .find(|m| m.logical_id == "ReleaseStateMachine")
+        .unwrap();
+    assert!(release.definition.contains(&act.arn));
     assert_eq!(
         rule.pattern.values_at("detail.stateMachineArn"),
         Some(vec![serde_json::json!(sm.arn)])
@@ -242,16 +248,18 @@ fn the_runner_may_read_copy_results_and_notify_may_read_the_migrations_history_o
         text(&manifests["Resource"]),
         "${ManifestBucket.Arn}/manifests/*"
     );
-    // It writes manifests, ops jobs' start and result records, and resumable chunks'
-    // journals (a Synapse stack's job ids and backup keys), each under its own prefix.
+    // It writes manifests, ops jobs' start and result records, resumable chunks' journals (a
+    // Synapse stack's job ids and backup keys) and runs' status records (what set-status put
+    // read-only, for the release after a failure), each under its own prefix.
     for s in &runner {
         let resource = text(&s["Resource"]);
         assert!(
             !text(&s["Action"]).contains("s3:PutObject")
-                || ["/manifests/*", "/jobs/*", "/chunks/*"]
+                || ["/manifests/*", "/jobs/*", "/chunks/*", "/status/*"]
                     .iter()
                     .any(|p| resource.ends_with(p)),
-            "the runner writes manifests, job records and chunk journals only: {s:?}"
+            "the runner writes manifests, job records, chunk journals and status records \
+             only: {s:?}"
         );
     }
 
@@ -268,7 +276,9 @@ fn the_runner_may_read_copy_results_and_notify_may_read_the_migrations_history_o
         text(&notify["Environment"]["Variables"]["STEPOPS_ENVIRONMENT"]),
         "Environment"
     );
-    let rule = &notify["Events"]["MigrationEnded"];
+    // The migration's failures start the release machine, which invokes notify.
+    let release = &res["ReleaseStateMachine"]["Properties"];
+    let rule = &release["Events"]["MigrationEnded"];
     assert_eq!(text(&rule["Type"]), "EventBridgeRule");
     assert_eq!(
         text(&rule["Properties"]["Pattern"]["detail"]["stateMachineArn"]),

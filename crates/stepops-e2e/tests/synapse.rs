@@ -173,8 +173,28 @@ async fn diverged_destination_converges_and_stays_read_only_when_asked() {
     pipeline.shutdown().await;
 }
 
+/// The destination's status requests to `stack` in order (`READ_ONLY` / `READ_WRITE`), and for
+/// each the number of restore jobs posted before it.
+fn status_changes(stack: &FakeStack) -> Vec<(String, usize)> {
+    let mut restores = 0;
+    let mut out = Vec::new();
+    for r in stack.requests() {
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        if r.method == "POST" && r.path.ends_with("/admin/asynchronous/job") {
+            let kind = body["adminRequest"]["concreteType"].as_str().unwrap_or("");
+            if kind.ends_with("RestoreTypeRequest") {
+                restores += 1;
+            }
+        }
+        if r.method == "PUT" && r.path.ends_with("/admin/synapse/status") {
+            out.push((body["status"].as_str().unwrap_or("?").to_owned(), restores));
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failed_job_fails_the_run_by_name_leaves_read_only_and_a_redrive_resumes() {
+async fn a_failed_job_fails_the_run_by_name_puts_it_back_read_write_and_a_redrive_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let (s, d) = stacks(dir.path(), None).await;
     seed_all(&s, 1..=200);
@@ -198,15 +218,26 @@ async fn a_failed_job_fails_the_run_by_name_leaves_read_only_and_a_redrive_resum
         Some("States.ExceedToleratedFailureThreshold"),
         "{failed:?}"
     );
+    // The release machine put it back READ_WRITE, and the notification says so.
     assert_eq!(
         d.status(),
-        "READ_ONLY",
-        "a failed run leaves the destination read-only"
+        "READ_WRITE",
+        "a failed run puts the destination back read-write"
     );
+    let text = &failed.notifications[0].text;
     assert!(
-        failed.notifications[0].text.contains("READ-ONLY"),
-        "{}",
-        failed.notifications[0].text
+        text.contains("The destination is READ-WRITE again"),
+        "{text}"
+    );
+    assert!(!text.contains("READ-ONLY"), "{text}");
+    let before_redrive = status_changes(&d);
+    assert_eq!(
+        before_redrive
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["READ_ONLY", "READ_WRITE"],
+        "{before_redrive:?}"
     );
 
     // The Map's other children were aborted; their runner tasks stop at their next heartbeat
@@ -214,6 +245,14 @@ async fn a_failed_job_fails_the_run_by_name_leaves_read_only_and_a_redrive_resum
     // runs could start a second backup of a range (harmless, but a job more).
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(s.jobs_running("backup") + d.jobs_running("restore"), 0);
+    // Restores posted up to the redrive (the aborted chunks' last jobs included).
+    let restores_at_redrive = d
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "POST" && String::from_utf8_lossy(&r.body).contains("RestoreTypeRequest")
+        })
+        .count();
     pipeline.engine().redrive_execution(&arn).unwrap();
     let done = pipeline.wait(&arn).await.unwrap();
     assert_succeeded(&done);
@@ -232,6 +271,61 @@ async fn a_failed_job_fails_the_run_by_name_leaves_read_only_and_a_redrive_resum
         .map(|(_, n)| n - 1)
         .sum();
     assert_eq!(restarts, 1, "only the FAILED restore ran again");
+    // The redrive put it read-only again before its first restore, and back at its end (two
+    // chunks starting at once on two runner workers may both ask: the same status twice).
+    let mut changes = status_changes(&d);
+    changes.dedup_by(|a, b| a.0 == b.0);
+    assert_eq!(
+        changes[2..]
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>(),
+        ["READ_ONLY", "READ_WRITE"],
+        "{changes:?}"
+    );
+    assert_eq!(
+        changes[2].1, restores_at_redrive,
+        "read-only again before any restore of the redrive: {changes:?}"
+    );
+    pipeline.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_run_with_remain_read_only_leaves_it_read_only_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, d) = stacks(dir.path(), None).await;
+    seed_all(&s, 1..=50);
+    d.fail_next_job("restore", "Lock wait timeout exceeded");
+    let pipeline = LocalPipeline::start(options(dir.path())).await.unwrap();
+    let mut stay = fast();
+    stay["remainReadOnly"] = json!(true);
+    let arn = pipeline.start_migration(&input(&s, &d, stay)).unwrap();
+    let failed = pipeline.wait(&arn).await.unwrap();
+    assert_eq!(failed.status, "FAILED", "{failed:?}");
+    assert_eq!(d.status(), "READ_ONLY");
+    let text = &failed.notifications[0].text;
+    assert!(
+        text.contains("The destination is still READ-ONLY: the config asks it to stay read-only"),
+        "{text}"
+    );
+    pipeline.shutdown().await;
+}
+
+/// A stack that was READ_ONLY before the run (an operator's maintenance) is left as it was
+/// after a failure: stepops undoes only what it changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_run_leaves_a_stack_that_was_read_only_before_it_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, d) = stacks(dir.path(), None).await;
+    seed_all(&s, 1..=50);
+    d.set_status("READ_ONLY");
+    d.fail_next_job("restore", "Lock wait timeout exceeded");
+    let pipeline = LocalPipeline::start(options(dir.path())).await.unwrap();
+    let arn = pipeline.start_migration(&input(&s, &d, fast())).unwrap();
+    let failed = pipeline.wait(&arn).await.unwrap();
+    assert_eq!(failed.status, "FAILED", "{failed:?}");
+    assert_eq!(d.status(), "READ_ONLY");
+    assert!(status_changes(&d).is_empty(), "{:?}", status_changes(&d));
     pipeline.shutdown().await;
 }
 

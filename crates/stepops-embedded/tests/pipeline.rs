@@ -501,12 +501,12 @@ async fn a_failed_copy_is_notified_and_a_redrive_copies_only_the_chunks_that_did
         "{}",
         note.text
     );
-    // The notification came from the rule, as in AWS.
+    // The notification came from the release machine that the rule started, as in AWS.
     let deliveries = pipeline.engine().deliveries();
     assert!(
         deliveries
             .iter()
-            .any(|d| d.rule == "NotifyFunction.MigrationEnded"
+            .any(|d| d.rule == "ReleaseStateMachine.MigrationEnded"
                 && d.execution_arn == arn
                 && d.status == "FAILED"
                 && d.result.is_ok()),

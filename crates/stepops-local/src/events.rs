@@ -187,10 +187,21 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// A function a rule invokes.
+/// What a rule's target is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    /// A Lambda function: invoked asynchronously with the event.
+    Function,
+    /// A state machine: an execution started with the event as its input.
+    StateMachine,
+}
+
+/// A function a rule invokes, or a state machine it starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleTarget {
-    /// The function's logical id.
+    /// Function or state machine.
+    pub kind: TargetKind,
+    /// Its logical id.
     pub logical_id: String,
     /// Its name.
     pub name: String,
@@ -199,7 +210,7 @@ pub struct RuleTarget {
 }
 
 /// A rule the local engine runs: on every execution status change matching `pattern`, each
-/// target function is invoked with the event.
+/// target function is invoked with the event, and each target state machine started with it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventRuleSpec {
     /// Where it is declared: `LogicalId` (`AWS::Events::Rule`) or `Function.EventName` (a SAM
@@ -207,7 +218,7 @@ pub struct EventRuleSpec {
     pub id: String,
     /// The rule's pattern.
     pub pattern: EventPattern,
-    /// The functions it invokes.
+    /// The functions it invokes and the state machines it starts.
     pub targets: Vec<RuleTarget>,
 }
 

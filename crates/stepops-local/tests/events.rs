@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{client, config};
 use serde_json::{Value, json};
+use stepops_local::events::TargetKind;
 use stepops_local::template::{TemplateOptions, load_template};
 use stepops_local::{EngineConfig, LambdaError, LocalEngine, handler};
 
@@ -166,7 +167,7 @@ fn rules_are_read_refused_or_listed_as_not_run() {
       EventPattern: {"source": ["aws.states"]}
       Targets: [{Id: t, Arn: "arn:aws:sns:us-east-1:123456789012:topic"}]
 "#,
-        "is not a function of this template",
+        "is neither a function nor a state machine of this template",
     );
     refuse(
         r#"  Shaped:
@@ -405,5 +406,99 @@ async fn a_failing_target_is_retried_then_recorded() {
         .collect();
     assert!(audit.iter().all(|d| d.attempts == 1
         && d.result.as_ref().unwrap_err().0 == "Lambda.ResourceNotFoundException"));
+    engine.shutdown().await;
+}
+
+/// A rule whose target is a state machine (a SAM state machine's `EventBridgeRule`, and an
+/// `AWS::Events::Rule` whose target is `!Ref` of one) starts it with the event as input; the
+/// delivery lasts until that execution ends.
+#[tokio::test]
+async fn a_state_machine_target_is_started_with_the_event() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("sm")).unwrap();
+    std::fs::write(
+        dir.path().join("sm/f.asl.json"),
+        r#"{"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": true}}}"#,
+    )
+    .unwrap();
+    let extra = r#"  Follower:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      Name: events-follower
+      DefinitionUri: sm/f.asl.json
+      Events:
+        OnFailure:
+          Type: EventBridgeRule
+          Properties:
+            Pattern:
+              source: [aws.states]
+              detail-type: [Step Functions Execution Status Change]
+              detail:
+                status: [FAILED]
+                stateMachineArn: [!Ref Machine]
+  StartsFollower:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern:
+        source: [aws.states]
+        detail:
+          status: [ABORTED]
+          stateMachineArn: [!Ref Machine]
+      Targets: [{Id: f, Arn: !Ref Follower}]
+"#;
+    let path = template(dir.path(), extra);
+    let t = load_template(&path, &TemplateOptions::default()).unwrap();
+    let rule = t
+        .event_rules
+        .iter()
+        .find(|r| r.id == "Follower.OnFailure")
+        .unwrap();
+    assert_eq!(rule.targets[0].kind, TargetKind::StateMachine);
+    let engine = LocalEngine::start(
+        EngineConfig {
+            template: Some(path),
+            time_scale: 0.01,
+            ..config(&dir.path().join("state"))
+        }
+        .with_lambda("NotifyFunction", recorder(&Seen::default()))
+        .with_lambda("AuditFunction", recorder(&Seen::default()))
+        .with_lambda(
+            "WorkFunction",
+            handler(|_v: Value| async move { Err(LambdaError::new("Stepops.Internal", "x")) }),
+        ),
+    )
+    .await
+    .unwrap();
+    let bad = engine
+        .start_execution("Machine", &json!({"fail": true}), Some("bad"))
+        .unwrap();
+    engine.wait(&bad).await.unwrap();
+    let stopped = engine
+        .start_execution("Machine", &json!({"wait": true}), Some("stopped"))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    engine.stop_execution(&stopped, None, None).unwrap();
+    engine.wait(&stopped).await.unwrap();
+    engine.deliveries_settled().await;
+    for (rule, name) in [("Follower.OnFailure", "bad"), ("StartsFollower", "stopped")] {
+        let d: Vec<_> = engine
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.rule == rule)
+            .collect();
+        assert_eq!(d.len(), 1, "{rule}: {d:?}");
+        assert_eq!(d[0].target, "Follower");
+        let started = d[0].result.as_ref().unwrap();
+        assert_eq!(started["status"], "SUCCEEDED", "settled means ended");
+        let arn = started["executionArn"].as_str().unwrap();
+        assert!(arn.contains(":execution:events-follower:"), "{arn}");
+        // Its input (the Pass echoes it) is the status-change event.
+        let output = engine.describe(arn).unwrap().output.unwrap();
+        assert_eq!(output["detail"]["name"], name);
+        assert_eq!(
+            output["detail-type"],
+            "Step Functions Execution Status Change"
+        );
+    }
     engine.shutdown().await;
 }

@@ -10,8 +10,9 @@ use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use stepops_error::Named;
 use stepops_pipeline::{
-    ChatWebhook, ExecutionHistory, HistoryItem, NoHistory, NotifyRequest, STATUS_CHANGE,
-    SfnHistory, SnsPublisher, chat_webhook_from_secret, compose, notify, webhook_url_from_secret,
+    ChatWebhook, ExecutionHistory, HistoryItem, NoHistory, NotifyRequest, Release, STATUS_CHANGE,
+    SfnHistory, SnsPublisher, StepError, chat_webhook_from_secret, compose, notify,
+    webhook_url_from_secret,
 };
 use stepops_secrets::MemorySecretSource;
 use stepops_testkit::http::{HttpServer, Reply};
@@ -70,6 +71,69 @@ fn row_counts_that_miss_chunks_say_so() {
     assert!(
         text.contains("The row counts cover 300 of 340 chunks"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_failure_says_what_the_release_machine_did_with_the_destination() {
+    let mut req = failed();
+    req.destination_read_only = Some(true);
+    req.release = Some(Release {
+        released: true,
+        read_only: Some(false),
+        reason: Some("put back READ_WRITE after the failure".into()),
+        error: None,
+    });
+    let text = compose(&req, now()).text;
+    assert!(
+        text.contains("The destination is READ-WRITE again"),
+        "{text}"
+    );
+    assert!(!text.contains("READ-ONLY"), "{text}");
+
+    req.release = Some(Release {
+        released: false,
+        read_only: Some(true),
+        reason: Some("the config asks it to stay read-only (synapse.remainReadOnly)".into()),
+        error: None,
+    });
+    let text = compose(&req, now()).text;
+    assert!(
+        text.contains("The destination is still READ-ONLY: the config asks it to stay"),
+        "{text}"
+    );
+    assert!(!text.contains("ALTER DATABASE"), "{text}");
+
+    req.release = Some(Release {
+        released: false,
+        read_only: Some(true),
+        reason: Some("a database destination stays read-only after a failure".into()),
+        error: None,
+    });
+    let text = compose(&req, now()).text;
+    assert!(
+        text.contains("default_transaction_read_only = off"),
+        "{text}"
+    );
+
+    req.release = Some(Release {
+        error: Some(StepError {
+            error: Some("States.Timeout".into()),
+            cause: Some("no runner took the task".into()),
+        }),
+        ..Release::default()
+    });
+    let text = compose(&req, now()).text;
+    assert!(
+        text.contains("putting it back read-write after the failure failed (States.Timeout"),
+        "{text}"
+    );
+    // A run that never put it read-only: nothing to say, whatever the release step did.
+    req.destination_read_only = Some(false);
+    assert!(
+        !compose(&req, now()).text.contains("READ-"),
+        "{}",
+        compose(&req, now()).text
     );
 }
 

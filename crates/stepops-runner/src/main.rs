@@ -8,7 +8,7 @@ use clap::Parser;
 use stepops_runner::{RawConfig, RunnerConfig};
 
 /// Polls Step Functions activities (GetActivityTask) and runs the steps their tasks name
-/// (plan, copy, verify, set-status, ping), N at a time, with heartbeats. SIGTERM or Ctrl-C
+/// (plan, copy, verify, set-status, release, ping), N at a time, with heartbeats. SIGTERM or Ctrl-C
 /// drains: polling stops, running tasks get `drain_timeout_seconds` to finish, the rest are
 /// handed back as Stepops.Transient so the state machine retries them.
 ///

@@ -1,5 +1,5 @@
 //! The migration steps of `docs/dev/pipeline-steps.md`: `plan`, `copy`, `verify`,
-//! `set-status`. [`MigrationHandler`] parses and checks each step's arguments, resolves the
+//! `set-status`, `release`. [`MigrationHandler`] parses and checks each step's arguments, resolves the
 //! targets to database URLs, calls a [`MigrationEngine`] (the database work) and shapes the
 //! output; `plan` also writes the chunk manifest (JSON lines) to the object store, and `verify`
 //! adds up the round's copy results from the copy Map's `ResultWriter` files
@@ -19,6 +19,9 @@ use crate::results::{RoundTotals, round_totals};
 use crate::secrets::{Resolver, Secret, SecretSource, target_arg};
 use crate::step::{StepError, StepHandler};
 use crate::store::ObjectStore;
+
+mod status_record;
+pub use status_record::ReleaseOutcome;
 
 /// One chunk: a manifest line and the `copy` step's `chunk` argument (the engine's own type,
 /// so a field the planner adds is carried without a second edit).
@@ -195,6 +198,9 @@ pub struct MigrationHandler<E, S, O> {
     engine: E,
     resolver: Arc<Resolver<S>>,
     store: O,
+    /// One status-record check at a time, so that a redrive's concurrent chunks put the
+    /// destination read-only again once.
+    status_record: tokio::sync::Mutex<()>,
 }
 
 impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S, O> {
@@ -205,6 +211,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             engine,
             resolver,
             store,
+            status_record: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -457,6 +464,9 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             .set_read_only(&target, &config, read_only)
             .await?;
         info!(read_only, mechanism = %outcome.mechanism, changed = outcome.changed, "status set");
+        if read_only {
+            self.record_read_only(&args, outcome.changed).await?;
+        }
         Ok(serde_json::to_value(outcome).expect("a status outcome serialises"))
     }
 }
@@ -481,6 +491,9 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> StepHandler
             }
             _ => None,
         };
+        if matches!(step, "plan" | "copy" | "verify") && !is_dry_run(&args) {
+            self.read_only_again(&args).await?;
+        }
         let Some(run) = run else {
             return self.dispatch(step, args).await;
         };
@@ -526,8 +539,10 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             "copy" => self.copy(args).await,
             "verify" => self.verify(args).await,
             "set-status" => self.set_status(args).await,
+            "release" => self.release(args).await,
             other => Err(StepError::invalid_input(format!(
-                "unknown step `{other}`: this runner knows plan, copy, verify, set-status, ping"
+                "unknown step `{other}`: this runner knows plan, copy, verify, set-status, \
+                 release, ping"
             ))),
         }
     }

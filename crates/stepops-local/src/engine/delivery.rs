@@ -1,5 +1,7 @@
-//! Status changes delivered to the EventBridge rules' targets (Lambda handlers), in the
-//! background, as EventBridge invokes Lambda targets asynchronously.
+//! Status changes delivered to the EventBridge rules' targets, in the background: a Lambda
+//! handler is invoked asynchronously with the event, a state machine started with the event as
+//! input (the delivery lasts until that execution ends, so that
+//! [`crate::LocalEngine::deliveries_settled`] covers what it does).
 
 use super::*;
 
@@ -51,13 +53,25 @@ impl Engine {
     }
 
     pub(super) async fn deliver(
-        &self,
+        self: &Arc<Self>,
         rule: &str,
         target: &crate::events::RuleTarget,
         event: Value,
         status: String,
         arn: String,
     ) -> Delivery {
+        if target.kind == crate::events::TargetKind::StateMachine {
+            let result = self.start_target(rule, target, &event, &arn).await;
+            return Delivery {
+                rule: rule.to_owned(),
+                target: target.logical_id.clone(),
+                execution_arn: arn,
+                status,
+                event,
+                result,
+                attempts: 1,
+            };
+        }
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
@@ -97,12 +111,38 @@ impl Engine {
         };
         Delivery {
             rule: rule.to_owned(),
-            function: target.logical_id.clone(),
+            target: target.logical_id.clone(),
             execution_arn: arn,
             status,
             event,
             result,
             attempts,
+        }
+    }
+}
+
+impl Engine {
+    /// Starts `target` with `event` as input (as EventBridge does) and waits for it to end:
+    /// `{executionArn, status}`, or why it could not start.
+    async fn start_target(
+        self: &Arc<Self>,
+        rule: &str,
+        target: &crate::events::RuleTarget,
+        event: &Value,
+        arn: &str,
+    ) -> Result<Value, (String, String)> {
+        let started = self.start_execution(&target.arn, None, Some(&event.to_string()));
+        let started = match started {
+            Ok((started, _)) => started,
+            Err(e) => {
+                tracing::error!(rule, state_machine = %target.logical_id, execution = %arn, error = %e, "status change: cannot start the target state machine");
+                return Err(("States.StartExecutionFailed".to_owned(), e.to_string()));
+            }
+        };
+        tracing::info!(rule, state_machine = %target.logical_id, execution = %arn, started = %started, "status change delivered: execution started");
+        match self.wait(&started).await {
+            Ok(record) => Ok(json!({"executionArn": started, "status": record.status})),
+            Err(e) => Err(("States.Runtime".to_owned(), e.to_string())),
         }
     }
 }

@@ -183,21 +183,23 @@ pub(crate) struct Engine {
     _lock: std::fs::File,
 }
 
-/// One status-change event handed to one rule target (an in-process Lambda handler), as
-/// EventBridge invokes a Lambda target: asynchronously, with the whole event as payload.
+/// One status-change event handed to one rule target, as EventBridge does: an in-process
+/// Lambda handler invoked asynchronously with the whole event as payload, or a state machine
+/// started with it as input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Delivery {
     /// The rule ([`EventRuleSpec::id`]).
     pub rule: String,
-    /// The target function's logical id.
-    pub function: String,
+    /// The target's logical id (a function or a state machine).
+    pub target: String,
     /// The execution whose status changed.
     pub execution_arn: String,
     /// Its new status.
     pub status: String,
     /// The event, as AWS sends it.
     pub event: Value,
-    /// The handler's result, or `(error, cause)` of its last attempt.
+    /// The handler's result (a state machine's: `{executionArn, status}` once it ended), or
+    /// `(error, cause)` of its last attempt.
     pub result: Result<Value, (String, String)>,
     /// Invocations made (a failing handler is invoked up to 3 times, as Lambda retries an
     /// asynchronous invocation twice).

@@ -241,7 +241,7 @@ pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTem
             _ => {}
         }
     }
-    // Rules last: their targets are the functions found above.
+    // Rules last: their targets are the functions and state machines found above.
     for (id, resource) in &resolver.resources {
         if !resolver.resource_enabled(id).map_err(err)? {
             continue;
@@ -249,12 +249,21 @@ pub fn load_template(path: &Path, options: &TemplateOptions) -> Result<LoadedTem
         let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
         let in_res = |m: String| err(format!("resource {id}: {m}"));
         let rules = match kind {
-            "AWS::Events::Rule" => resolver.events_rule(id, resource, &out.functions),
-            "AWS::Serverless::Function" | "AWS::Lambda::Function" => {
-                let me = out.functions.iter().find(|f| f.logical_id == *id).cloned();
-                resolver.sam_events(id, resource, me.as_ref())
+            "AWS::Events::Rule" => {
+                resolver.events_rule(id, resource, &out.functions, &out.state_machines)
             }
-            "AWS::Serverless::StateMachine" => resolver.sam_events(id, resource, None),
+            "AWS::Serverless::Function" => {
+                match out.functions.iter().find(|f| f.logical_id == *id) {
+                    Some(f) => resolver.sam_events(id, resource, rules::function_target(f)),
+                    None => continue,
+                }
+            }
+            "AWS::Serverless::StateMachine" => {
+                match out.state_machines.iter().find(|m| m.logical_id == *id) {
+                    Some(m) => resolver.sam_events(id, resource, rules::machine_target(m)),
+                    None => continue,
+                }
+            }
             _ => continue,
         }
         .map_err(in_res)?;

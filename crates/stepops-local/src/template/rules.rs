@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 use super::intrinsics::{
     Resolver, irrelevant_reason, scalar_text, transformed_input_message, unsupported_message,
 };
-use super::{FoundRule, FunctionSpec};
-use crate::events::{EventPattern, EventRuleSpec, RuleTarget, UnemulatedRule};
+use super::{FoundRule, FunctionSpec, StateMachineSpec};
+use crate::events::{EventPattern, EventRuleSpec, RuleTarget, TargetKind, UnemulatedRule};
 
 impl Resolver<'_> {
     /// An `AWS::Events::Rule`.
@@ -17,6 +17,7 @@ impl Resolver<'_> {
         id: &str,
         resource: &Value,
         functions: &[FunctionSpec],
+        machines: &[StateMachineSpec],
     ) -> Result<Vec<FoundRule>, String> {
         let empty = Value::Object(Map::new());
         let props = resource.get("Properties").unwrap_or(&empty);
@@ -68,17 +69,17 @@ impl Resolver<'_> {
                 }
             }
             let arn = t.get("Arn").map(scalar_text).unwrap_or_default();
-            let Some(f) = functions.iter().find(|f| f.arn == arn) else {
+            if let Some(f) = functions.iter().find(|f| f.arn == arn) {
+                found.push(function_target(f));
+            } else if let Some(m) = machines.iter().find(|m| m.arn == arn) {
+                found.push(machine_target(m));
+            } else {
                 return Err(format!(
-                    "target {tid} ({arn}) is not a function of this template: the local engine \
-                     delivers Step Functions status changes to the template's functions only"
+                    "target {tid} ({arn}) is neither a function nor a state machine of this \
+                     template: the local engine delivers Step Functions status changes to the \
+                     template's functions and state machines only"
                 ));
-            };
-            found.push(RuleTarget {
-                logical_id: f.logical_id.clone(),
-                name: f.name.clone(),
-                arn: f.arn.clone(),
-            });
+            }
         }
         Ok(vec![Ok(EventRuleSpec {
             id: id.to_owned(),
@@ -88,13 +89,13 @@ impl Resolver<'_> {
     }
 
     /// The rules of a SAM resource's `Events` (its `EventBridgeRule` / `CloudWatchEvent`
-    /// entries; schedules are listed as not run). `target` is the function itself, or `None`
-    /// for a state machine (whose rules the engine cannot run).
+    /// entries; schedules are listed as not run). `target` is the resource itself: the function
+    /// the rule invokes or the state machine it starts.
     pub(super) fn sam_events(
         &self,
         id: &str,
         resource: &Value,
-        target: Option<&FunctionSpec>,
+        target: RuleTarget,
     ) -> Result<Vec<FoundRule>, String> {
         let Some(events) = resource
             .get("Properties")
@@ -155,21 +156,10 @@ impl Resolver<'_> {
                             return Err(in_event(transformed_input_message("the rule", key)));
                         }
                     }
-                    let Some(f) = target else {
-                        return Err(in_event(
-                            "a rule targeting a state machine: the local engine delivers Step \
-                             Functions status changes to the template's functions only"
-                                .into(),
-                        ));
-                    };
                     out.push(Ok(EventRuleSpec {
                         id: rule_id.clone(),
                         pattern,
-                        targets: vec![RuleTarget {
-                            logical_id: f.logical_id.clone(),
-                            name: f.name.clone(),
-                            arn: f.arn.clone(),
-                        }],
+                        targets: vec![target.clone()],
                     }));
                 }
                 _ => {} // Api, SQS, S3, …: not EventBridge rules.
@@ -206,5 +196,25 @@ impl Resolver<'_> {
             "on event bus {}: Step Functions sends its events to the default bus",
             b.unwrap_or_default()
         ))
+    }
+}
+
+/// A rule's target: `f`, invoked with the event.
+pub(super) fn function_target(f: &FunctionSpec) -> RuleTarget {
+    RuleTarget {
+        kind: TargetKind::Function,
+        logical_id: f.logical_id.clone(),
+        name: f.name.clone(),
+        arn: f.arn.clone(),
+    }
+}
+
+/// A rule's target: `m`, started with the event as input.
+pub(super) fn machine_target(m: &StateMachineSpec) -> RuleTarget {
+    RuleTarget {
+        kind: TargetKind::StateMachine,
+        logical_id: m.logical_id.clone(),
+        name: m.name.clone(),
+        arn: m.arn.clone(),
     }
 }

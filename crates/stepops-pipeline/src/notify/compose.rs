@@ -141,18 +141,7 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
             if let Some(d) = duration {
                 lines.push(format!("after: {}", human_duration(d)));
             }
-            if req.destination_read_only == Some(true) {
-                lines.push(
-                    "The destination is still READ-ONLY: this run put it read-only \
-                     (readOnlyDuringCopy) and stopped before putting it back, so that no client \
-                     writes to a half-copied database. It is put back read-write at the end of a \
-                     successful run: fix the cause and start the execution again with the same \
-                     input. To release it without migrating, set the config's status table to \
-                     its readWrite value, or on PostgreSQL without one run `ALTER DATABASE <db> \
-                     SET default_transaction_read_only = off`."
-                        .to_owned(),
-                );
-            }
+            lines.extend(destination_status(req));
             lines.push(next_step(req, step_name, admin.is_some()));
         }
     }
@@ -165,6 +154,51 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
         text: lines.join("\n"),
         status: req.status.as_str().to_owned(),
         environment: env.clone(),
+    }
+}
+
+/// What a failed run left the destination as: put back READ-WRITE by the release machine, or
+/// still READ-ONLY (why, and how to release it).
+fn destination_status(req: &NotifyRequest) -> Option<String> {
+    const AGAIN: &str = "It is put back read-write at the end of a successful run: fix the cause \
+                         and redrive the execution, or start it again with the same input.";
+    let release = req.release.as_ref();
+    if let Some(r) = release.filter(|r| r.released) {
+        let why = r.reason.as_deref().unwrap_or("put back after the failure");
+        return Some(format!(
+            "The destination is READ-WRITE again: this run had put it read-only \
+             (readOnlyDuringCopy); {why}."
+        ));
+    }
+    if let Some(e) = release.and_then(|r| r.error.as_ref()) {
+        if req.destination_read_only != Some(true) {
+            return None;
+        }
+        return Some(format!(
+            "The destination is still READ-ONLY: this run put it read-only (readOnlyDuringCopy) \
+             and putting it back read-write after the failure failed ({}: {}). {AGAIN} To release \
+             it without migrating, set its status by hand (a Synapse stack: PUT \
+             /admin/synapse/status READ_WRITE).",
+            e.error.as_deref().unwrap_or("no error name"),
+            redact(e.cause.as_deref().unwrap_or("no cause"))
+        ));
+    }
+    let kept = release.and_then(|r| (r.read_only == Some(true)).then_some(r.reason.as_deref()));
+    let read_only = kept.is_some() || req.destination_read_only == Some(true);
+    if !read_only {
+        return None;
+    }
+    match kept.flatten() {
+        Some(why) if !why.starts_with("a database") => Some(format!(
+            "The destination is still READ-ONLY: {why}. {AGAIN}"
+        )),
+        _ => Some(format!(
+            "The destination is still READ-ONLY: this run put it read-only (readOnlyDuringCopy) \
+             and stopped before putting it back, so that no client writes to a half-copied \
+             database. {AGAIN} To release it without migrating, set the config's status table \
+             to its readWrite value, or on PostgreSQL without one run `ALTER DATABASE <db> SET \
+             default_transaction_read_only = off`."
+        )),
     }
 }
 

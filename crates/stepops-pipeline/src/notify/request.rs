@@ -105,6 +105,10 @@ pub struct NotifyRequest {
     /// put it back: a failure notification then says so and how to undo it.
     #[serde(default)]
     pub destination_read_only: Option<bool>,
+    /// What the release machine (`statemachine/release.asl.json`) did with the destination
+    /// after the failure; it overrides `destinationReadOnly` when present.
+    #[serde(default)]
+    pub release: Option<Release>,
     /// An admin task's audit record (`statemachine/admin.asl.json`): its task, target, outcome
     /// and change are summarised.
     #[serde(default)]
@@ -128,6 +132,25 @@ impl NotifyRequest {
     }
 }
 
+/// What the runner's `release` step did with a failed run's destination (or why it could
+/// not: `error`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Release {
+    /// Put back read-write.
+    #[serde(default)]
+    pub released: bool,
+    /// Read-only now (`None`: the run never touched its status, or it is unknown).
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    /// Why, in one sentence.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The step's error when it failed (no runner took it, the stack refused).
+    #[serde(default)]
+    pub error: Option<StepError>,
+}
+
 /// `source` of Step Functions' EventBridge events.
 pub const STATES_SOURCE: &str = "aws.states";
 /// `detail-type` of an execution status change.
@@ -144,6 +167,16 @@ pub struct StatusChangeEvent {
     pub detail_type: String,
     /// The execution, as `DescribeExecution` describes it.
     pub detail: StatusChangeDetail,
+    /// Added by the release machine: its `release` step's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
+    /// Added by the release machine: that step's error (its Catch).
+    #[serde(
+        default,
+        rename = "releaseError",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub release_error: Option<StepError>,
 }
 
 /// The `detail` of a [`StatusChangeEvent`].
@@ -261,6 +294,14 @@ pub async fn request_from_status_change<H: ExecutionHistory>(
         workflow: None,
         destination_read_only: (migration && history_error.is_none())
             .then_some(facts.destination_read_only),
+        release: match (&event.release, &event.release_error) {
+            (_, Some(e)) => Some(Release {
+                error: Some(e.clone()),
+                ..Release::default()
+            }),
+            (Some(r), None) => Some(r.clone()),
+            (None, None) => None,
+        },
         admin: None,
         relationalize: None,
         redrive_count: d.redrive_count.or(Some(facts.redrives)).filter(|n| *n > 0),

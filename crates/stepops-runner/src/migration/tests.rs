@@ -78,6 +78,10 @@ impl MigrationEngine for FakeEngine {
         _c: &Value,
         chunk: &ChunkSpec,
     ) -> Result<CopyOutcome, StepError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("copy {}", chunk.table));
         Ok(CopyOutcome {
             rows_deleted: 1,
             rows_inserted: chunk.estimated_rows,
@@ -422,4 +426,95 @@ async fn a_synapse_service_key_parameter_joins_the_secret_url() {
     let e = h.run("set-status", args).await.unwrap_err();
     assert_eq!(e.name, ErrorName::InvalidInput);
     assert!(e.cause.contains("destKeyParameter"), "{}", e.cause);
+}
+
+/// `set-status` read-only records what it changed; `release` puts a Synapse destination back
+/// read-write once, leaves a database read-only, refuses another environment's record, and a
+/// redriven step puts a released destination read-only again.
+#[tokio::test]
+async fn release_undoes_only_what_the_run_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = stepops_secrets::MemorySecretSource::new()
+        .with_secret(
+            "stepops/dev/stack",
+            "synapse+https://k:S@repo-staging.staging.sagebase.org/repo/v1",
+        )
+        .with_secret("stepops/dev/db", "postgres://u:p@db/main");
+    let h = MigrationHandler::new(
+        FakeEngine::default(),
+        Arc::new(Resolver::new(secrets, Duration::from_secs(60))),
+        LocalFolderStore::new(dir.path()),
+    );
+    let record = |run: &str| json!({"bucket": "m", "key": format!("status/{run}.json")});
+    let release = |run: &str| json!({"environment": "dev", "statusRecord": record(run)});
+    let set = |target: &str, run: &str| {
+        json!({"environment": "dev", "target": {"secret": target}, "config": {},
+               "readOnly": true, "statusRecord": record(run)})
+    };
+    let calls = |h: &MigrationHandler<FakeEngine, _, _>| h.engine.calls.lock().unwrap().len();
+
+    // A run that never set the status: nothing to undo.
+    let out = h.run("release", release("none")).await.unwrap();
+    assert_eq!(
+        out,
+        json!({"released": false, "readOnly": null,
+                           "reason": "this run did not put the destination read-only"})
+    );
+
+    // A database stays read-only.
+    h.run("set-status", set("stepops/dev/db", "db"))
+        .await
+        .unwrap();
+    assert!(dir.path().join("m/status/db.json").exists());
+    let before = calls(&h);
+    let out = h.run("release", release("db")).await.unwrap();
+    assert_eq!(out["released"], false);
+    assert_eq!(out["readOnly"], true);
+    assert_eq!(calls(&h), before, "nothing asked of the database");
+
+    // A Synapse stack goes back read-write, once.
+    h.run("set-status", set("stepops/dev/stack", "syn"))
+        .await
+        .unwrap();
+    let out = h.run("release", release("syn")).await.unwrap();
+    assert_eq!(
+        (out["released"].clone(), out["readOnly"].clone()),
+        (json!(true), json!(false))
+    );
+    assert!(
+        h.engine
+            .calls
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .ends_with(" false")
+    );
+    let before = calls(&h);
+    h.run("release", release("syn")).await.unwrap();
+    assert_eq!(calls(&h), before, "a second release changes nothing");
+
+    // A redriven copy of that run puts it read-only again first, once.
+    let copy = json!({"environment": "dev", "source": {"secret": "stepops/dev/stack"},
+                      "dest": {"secret": "stepops/dev/stack"}, "config": {},
+                      "chunk": {"table": "NODE", "min": 1, "max": 10, "estimatedRows": 10},
+                      "statusRecord": record("syn")});
+    h.run("copy", copy.clone()).await.unwrap();
+    let log = h.engine.calls.lock().unwrap().clone();
+    assert!(
+        log[before].starts_with("set-status synapse+https://") && log[before].ends_with(" true"),
+        "{log:?}"
+    );
+    assert!(log[before + 1].starts_with("copy"), "{log:?}");
+    h.run("copy", copy).await.unwrap();
+    assert!(h.engine.calls.lock().unwrap()[before + 2].starts_with("copy"));
+
+    // Another environment's record is refused, nothing changed.
+    let mut theirs = release("syn");
+    theirs["environment"] = json!("prod");
+    h.run("set-status", set("stepops/dev/stack", "syn"))
+        .await
+        .unwrap();
+    let e = h.run("release", theirs).await.unwrap_err();
+    assert_eq!(e.name, ErrorName::WrongEnvironment);
 }
