@@ -207,7 +207,7 @@ async fn a_failed_job_fails_the_run_by_name_puts_it_back_read_write_and_a_redriv
     let failed = pipeline.wait(&arn).await.unwrap();
     assert_eq!(failed.status, "FAILED", "{failed:?}");
     // The chunk's child failed Stepops.ServiceFailed (not retried); the Map reports it as
-    // its failure threshold exceeded (stepops-synapse's tests check the name and message).
+    // its failure threshold exceeded, and the notification names the chunk's error (below).
     assert_eq!(
         failed.failed_step.as_deref(),
         Some("CopyChunks"),
@@ -230,6 +230,20 @@ async fn a_failed_job_fails_the_run_by_name_puts_it_back_read_write_and_a_redriv
         "{text}"
     );
     assert!(!text.contains("READ-ONLY"), "{text}");
+    // The execution shows the Map's threshold error; the notification names the chunk's own.
+    assert!(text.contains("error: Stepops.ServiceFailed\n"), "{text}");
+    assert!(
+        text.contains("(the copy Map reported States.ExceedToleratedFailureThreshold)"),
+        "{text}"
+    );
+    assert!(text.contains("Lock wait timeout exceeded"), "{text}");
+    assert!(
+        failed.notifications[0]
+            .subject
+            .ends_with("Stepops.ServiceFailed"),
+        "{}",
+        failed.notifications[0].subject
+    );
     let before_redrive = status_changes(&d);
     assert_eq!(
         before_redrive

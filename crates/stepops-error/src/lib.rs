@@ -17,6 +17,7 @@
 pub mod config;
 pub mod environment;
 pub mod names;
+pub mod release;
 pub mod target;
 pub mod url;
 
@@ -25,6 +26,7 @@ pub use config::{
     synapse_key_parameters,
 };
 pub use environment::Environment;
+pub use release::{ChunkFailure, ReleaseOutcome};
 pub use target::{
     AllowedTarget, StackEnvironment, TARGET_SHAPE, TargetKind, TargetRef, TargetRefusal,
     json_type_name,

@@ -31,8 +31,8 @@ pub use input::{
 };
 pub use notify::{
     ChatWebhook, MemoryPublisher, Message, NotifyInput, NotifyOutput, NotifyRequest, Publisher,
-    Release, RunStatus, STATES_SOURCE, STATUS_CHANGE, SnsPublisher, StatusChangeDetail,
-    StatusChangeEvent, StepError, Summary, chat_webhook_from_secret, compose, deliver, notify,
+    RunStatus, STATES_SOURCE, STATUS_CHANGE, SnsPublisher, StatusChangeDetail, StatusChangeEvent,
+    StepError, Summary, chat_webhook_from_secret, compose, deliver, notify,
     request_from_status_change, webhook_url_from_secret,
 };
 pub use stepops_error::{

@@ -8,9 +8,9 @@ use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
 use aws_smithy_mocks::{mock, mock_client};
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
-use stepops_error::Named;
+use stepops_error::{ChunkFailure, Named, ReleaseOutcome};
 use stepops_pipeline::{
-    ChatWebhook, ExecutionHistory, HistoryItem, NoHistory, NotifyRequest, Release, STATUS_CHANGE,
+    ChatWebhook, ExecutionHistory, HistoryItem, NoHistory, NotifyRequest, STATUS_CHANGE,
     SfnHistory, SnsPublisher, StepError, chat_webhook_from_secret, compose, notify,
     webhook_url_from_secret,
 };
@@ -78,12 +78,13 @@ fn row_counts_that_miss_chunks_say_so() {
 fn a_failure_says_what_the_release_machine_did_with_the_destination() {
     let mut req = failed();
     req.destination_read_only = Some(true);
-    req.release = Some(Release {
-        released: true,
-        read_only: Some(false),
-        reason: Some("put back READ_WRITE after the failure".into()),
-        error: None,
-    });
+    let outcome = |released: bool, reason: &str| ReleaseOutcome {
+        released,
+        read_only: Some(!released),
+        reason: reason.into(),
+        chunk_failure: None,
+    };
+    req.release = Some(outcome(true, "put back READ_WRITE after the failure"));
     let text = compose(&req, now()).text;
     assert!(
         text.contains("The destination is READ-WRITE again"),
@@ -91,12 +92,10 @@ fn a_failure_says_what_the_release_machine_did_with_the_destination() {
     );
     assert!(!text.contains("READ-ONLY"), "{text}");
 
-    req.release = Some(Release {
-        released: false,
-        read_only: Some(true),
-        reason: Some("the config asks it to stay read-only (synapse.remainReadOnly)".into()),
-        error: None,
-    });
+    req.release = Some(outcome(
+        false,
+        "the config asks it to stay read-only (synapse.remainReadOnly)",
+    ));
     let text = compose(&req, now()).text;
     assert!(
         text.contains("The destination is still READ-ONLY: the config asks it to stay"),
@@ -104,24 +103,20 @@ fn a_failure_says_what_the_release_machine_did_with_the_destination() {
     );
     assert!(!text.contains("ALTER DATABASE"), "{text}");
 
-    req.release = Some(Release {
-        released: false,
-        read_only: Some(true),
-        reason: Some("a database destination stays read-only after a failure".into()),
-        error: None,
-    });
+    req.release = Some(outcome(
+        false,
+        "a database destination stays read-only after a failure",
+    ));
     let text = compose(&req, now()).text;
     assert!(
         text.contains("default_transaction_read_only = off"),
         "{text}"
     );
 
-    req.release = Some(Release {
-        error: Some(StepError {
-            error: Some("States.Timeout".into()),
-            cause: Some("no runner took the task".into()),
-        }),
-        ..Release::default()
+    req.release = None;
+    req.release_error = Some(StepError {
+        error: Some("States.Timeout".into()),
+        cause: Some("no runner took the task".into()),
     });
     let text = compose(&req, now()).text;
     assert!(
@@ -130,10 +125,52 @@ fn a_failure_says_what_the_release_machine_did_with_the_destination() {
     );
     // A run that never put it read-only: nothing to say, whatever the release step did.
     req.destination_read_only = Some(false);
+    let text = compose(&req, now()).text;
+    assert!(!text.contains("READ-"), "{text}");
+}
+
+/// A chunk that failed for good shows on the execution as the Map's threshold error only; the
+/// release step's record of it names the chunk's own error in the subject and the text.
+#[test]
+fn a_failed_chunk_s_own_error_replaces_the_map_s_threshold_error() {
+    let mut req = failed();
+    req.failed_step = Some("CopyChunks".into());
+    req.error = Some(StepError {
+        error: Some("States.ExceedToleratedFailureThreshold".into()),
+        cause: Some("The specified tolerated failure threshold was exceeded".into()),
+    });
+    req.release = Some(ReleaseOutcome {
+        chunk_failure: Some(ChunkFailure {
+            table: "NODE".into(),
+            min: 1,
+            max: 100,
+            error: "Stepops.ServiceFailed".into(),
+            cause: "restore job 7 FAILED: Lock wait timeout exceeded".into(),
+        }),
+        ..ReleaseOutcome::default()
+    });
+    let m = compose(&req, now());
     assert!(
-        !compose(&req, now()).text.contains("READ-"),
+        m.subject.ends_with("FAILED: Stepops.ServiceFailed"),
         "{}",
-        compose(&req, now()).text
+        m.subject
+    );
+    assert!(
+        m.text.contains("error: Stepops.ServiceFailed\n"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains(
+            "in chunk: NODE [1, 100] (the copy Map reported States.ExceedToleratedFailureThreshold)"
+        ),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains("cause: restore job 7 FAILED: Lock wait"),
+        "{}",
+        m.text
     );
 }
 

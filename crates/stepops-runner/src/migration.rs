@@ -21,7 +21,6 @@ use crate::step::{StepError, StepHandler};
 use crate::store::ObjectStore;
 
 mod status_record;
-pub use status_record::ReleaseOutcome;
 
 /// One chunk: a manifest line and the `copy` step's `chunk` argument (the engine's own type,
 /// so a field the planner adds is carried without a second edit).
@@ -536,7 +535,13 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
     async fn dispatch(&self, step: &str, args: Value) -> Result<Value, StepError> {
         match step {
             "plan" => self.plan(args).await,
-            "copy" => self.copy(args).await,
+            "copy" => {
+                let result = self.copy(args.clone()).await;
+                if let Err(e) = &result {
+                    self.record_chunk_failure(&args, e).await;
+                }
+                result
+            }
             "verify" => self.verify(args).await,
             "set-status" => self.set_status(args).await,
             "release" => self.release(args).await,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::request::machine_name;
-use super::{Message, NotifyRequest, RunStatus};
+use super::{Message, NotifyRequest, RunStatus, StepError};
 use crate::redact;
 
 /// Composes the notification for `req`; `now` gives the duration when the summary has none.
@@ -106,7 +106,16 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
             let step = step_name
                 .map(|s| format!("\"{s}\""))
                 .unwrap_or_else(|| "an unknown step".into());
-            let err = req.error.clone().unwrap_or_default();
+            // A chunk that failed for good shows on the execution as the copy Map's threshold
+            // error only: the release step hands over the chunk's own error.
+            let chunk = req.release.as_ref().and_then(|r| r.chunk_failure.as_ref());
+            let err = match chunk {
+                Some(c) => StepError {
+                    error: Some(c.error.clone()),
+                    cause: Some(c.cause.clone()),
+                },
+                None => req.error.clone().unwrap_or_default(),
+            };
             let name = err.error.as_deref().unwrap_or("(no error name)");
             let (verb, why) = match req.status {
                 RunStatus::TimedOut => (
@@ -135,6 +144,16 @@ pub fn compose(req: &NotifyRequest, now: DateTime<Utc>) -> Message {
                 ));
             }
             lines.push(format!("error: {name}"));
+            if let Some(c) = chunk {
+                let map_error = req.error.as_ref().and_then(|e| e.error.as_deref());
+                lines.push(format!(
+                    "in chunk: {} [{}, {}] (the copy Map reported {})",
+                    c.table,
+                    c.min,
+                    c.max,
+                    map_error.unwrap_or("its failure")
+                ));
+            }
             if let Some(cause) = err.cause.as_deref() {
                 lines.push(format!("cause: {}", redact(&unwrap_cause(cause))));
             }
@@ -164,13 +183,13 @@ fn destination_status(req: &NotifyRequest) -> Option<String> {
                          and redrive the execution, or start it again with the same input.";
     let release = req.release.as_ref();
     if let Some(r) = release.filter(|r| r.released) {
-        let why = r.reason.as_deref().unwrap_or("put back after the failure");
         return Some(format!(
             "The destination is READ-WRITE again: this run had put it read-only \
-             (readOnlyDuringCopy); {why}."
+             (readOnlyDuringCopy); {}.",
+            r.reason
         ));
     }
-    if let Some(e) = release.and_then(|r| r.error.as_ref()) {
+    if let Some(e) = &req.release_error {
         if req.destination_read_only != Some(true) {
             return None;
         }
@@ -183,12 +202,12 @@ fn destination_status(req: &NotifyRequest) -> Option<String> {
             redact(e.cause.as_deref().unwrap_or("no cause"))
         ));
     }
-    let kept = release.and_then(|r| (r.read_only == Some(true)).then_some(r.reason.as_deref()));
+    let kept = release.and_then(|r| (r.read_only == Some(true)).then_some(r.reason.as_str()));
     let read_only = kept.is_some() || req.destination_read_only == Some(true);
     if !read_only {
         return None;
     }
-    match kept.flatten() {
+    match kept {
         Some(why) if !why.starts_with("a database") => Some(format!(
             "The destination is still READ-ONLY: {why}. {AGAIN}"
         )),

@@ -22,8 +22,8 @@ pub use publish::{
     webhook_url_from_secret,
 };
 pub use request::{
-    NotifyInput, NotifyRequest, Release, RunStatus, STATES_SOURCE, STATUS_CHANGE,
-    StatusChangeDetail, StatusChangeEvent, StepError, Summary, request_from_status_change,
+    NotifyInput, NotifyRequest, RunStatus, STATES_SOURCE, STATUS_CHANGE, StatusChangeDetail,
+    StatusChangeEvent, StepError, Summary, request_from_status_change,
 };
 
 /// A composed notification.

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use stepops_error::ReleaseOutcome;
 
 use crate::PipelineError;
 use crate::history::{ExecutionHistory, FailureFacts, failure_facts};
@@ -108,7 +109,10 @@ pub struct NotifyRequest {
     /// What the release machine (`statemachine/release.asl.json`) did with the destination
     /// after the failure; it overrides `destinationReadOnly` when present.
     #[serde(default)]
-    pub release: Option<Release>,
+    pub release: Option<ReleaseOutcome>,
+    /// Why the release machine's `release` step failed (no runner took it, the stack refused).
+    #[serde(default)]
+    pub release_error: Option<StepError>,
     /// An admin task's audit record (`statemachine/admin.asl.json`): its task, target, outcome
     /// and change are summarised.
     #[serde(default)]
@@ -132,25 +136,6 @@ impl NotifyRequest {
     }
 }
 
-/// What the runner's `release` step did with a failed run's destination (or why it could
-/// not: `error`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Release {
-    /// Put back read-write.
-    #[serde(default)]
-    pub released: bool,
-    /// Read-only now (`None`: the run never touched its status, or it is unknown).
-    #[serde(default)]
-    pub read_only: Option<bool>,
-    /// Why, in one sentence.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// The step's error when it failed (no runner took it, the stack refused).
-    #[serde(default)]
-    pub error: Option<StepError>,
-}
-
 /// `source` of Step Functions' EventBridge events.
 pub const STATES_SOURCE: &str = "aws.states";
 /// `detail-type` of an execution status change.
@@ -169,7 +154,7 @@ pub struct StatusChangeEvent {
     pub detail: StatusChangeDetail,
     /// Added by the release machine: its `release` step's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub release: Option<Release>,
+    pub release: Option<ReleaseOutcome>,
     /// Added by the release machine: that step's error (its Catch).
     #[serde(
         default,
@@ -294,14 +279,8 @@ pub async fn request_from_status_change<H: ExecutionHistory>(
         workflow: None,
         destination_read_only: (migration && history_error.is_none())
             .then_some(facts.destination_read_only),
-        release: match (&event.release, &event.release_error) {
-            (_, Some(e)) => Some(Release {
-                error: Some(e.clone()),
-                ..Release::default()
-            }),
-            (Some(r), None) => Some(r.clone()),
-            (None, None) => None,
-        },
+        release: event.release.clone(),
+        release_error: event.release_error.clone(),
         admin: None,
         relationalize: None,
         redrive_count: d.redrive_count.or(Some(facts.redrives)).filter(|n| *n > 0),

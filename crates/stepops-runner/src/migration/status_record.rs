@@ -7,13 +7,18 @@
 //!   should write to a half-copied database);
 //! - a redrive of that execution puts it read-only again before its next plan, copy or verify.
 //!
+//! Beside it, `status/<execution name>.chunk-failure.json` keeps the last chunk that failed for
+//! good (its table, range, error name and redacted cause): the execution itself only shows the
+//! Distributed Map's `States.ExceedToleratedFailureThreshold`, so `release` hands the chunk's
+//! own error to the notification.
+//!
 //! Only what the run itself changed is undone: a destination that was already read-only
 //! before the run is left as it was. The record holds the target's reference and the config
 //! (names, never a secret's value).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use stepops_error::ErrorName;
+use stepops_error::{ChunkFailure, ErrorName, ReleaseOutcome};
 use tracing::{info, warn};
 
 use super::{MigrationEngine, MigrationHandler, config_arg, str_field};
@@ -35,18 +40,6 @@ struct StatusRecord {
     changed: bool,
     /// Whether `release` put it back read-write since.
     released: bool,
-}
-
-/// What the `release` step did, for the notification.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReleaseOutcome {
-    /// Whether the destination was put back read-write.
-    pub released: bool,
-    /// Whether it is read-only now (`None`: this run never touched its status).
-    pub read_only: Option<bool>,
-    /// Why, in one sentence.
-    pub reason: String,
 }
 
 impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S, O> {
@@ -127,6 +120,43 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         self.save_record(args, &record).await
     }
 
+    /// After a copy failed for good (an error the machine does not retry): records the chunk's
+    /// failure beside the status record. Best effort: the failure itself is what matters.
+    pub(super) async fn record_chunk_failure(&self, args: &Value, error: &StepError) {
+        if error.name.is_retryable() {
+            return;
+        }
+        let (Some(at), Some(chunk)) = (args.get("statusRecord"), args.get("chunk")) else {
+            return;
+        };
+        let Ok((bucket, key)) = record_location(at) else {
+            return;
+        };
+        let failure = ChunkFailure {
+            table: chunk["table"].as_str().unwrap_or("?").to_owned(),
+            min: chunk["min"].as_i64().unwrap_or(0),
+            max: chunk["max"].as_i64().unwrap_or(0),
+            error: error.name.as_str().to_owned(),
+            cause: self.resolver.redact(&error.cause),
+        };
+        let body = serde_json::to_vec(&failure).expect("a chunk failure serialises");
+        if let Err(e) = self.store.put(&bucket, &failure_key(&key), body).await {
+            warn!(error = %e, "cannot record the chunk's failure for the notification");
+        }
+    }
+
+    async fn load_chunk_failure(&self, args: &Value) -> Option<ChunkFailure> {
+        let (bucket, key) = record_location(args.get("statusRecord")?).ok()?;
+        match self.store.get(&bucket, &failure_key(&key)).await {
+            Ok(body) => serde_json::from_slice(&body).ok(),
+            Err(StoreError::Missing { .. }) => None,
+            Err(e) => {
+                warn!(error = %e, "cannot read the run's chunk failure");
+                None
+            }
+        }
+    }
+
     /// The `release` step: `{environment, statusRecord}`.
     pub(super) async fn release(&self, args: Value) -> Result<Value, StepError> {
         if args.get("statusRecord").is_none() {
@@ -134,14 +164,16 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
                 "step `release`: missing argument `statusRecord` ({bucket, key})",
             ));
         }
-        let outcome = match self.load_record(&args).await? {
+        let mut outcome = match self.load_record(&args).await? {
             None => ReleaseOutcome {
                 released: false,
                 read_only: None,
                 reason: "this run did not put the destination read-only".into(),
+                chunk_failure: None,
             },
             Some(record) => self.release_recorded(&args, record).await?,
         };
+        outcome.chunk_failure = self.load_chunk_failure(&args).await;
         info!(
             released = outcome.released, read_only = ?outcome.read_only, reason = %outcome.reason,
             "release after the failure"
@@ -158,12 +190,14 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             released: false,
             read_only: Some(true),
             reason: reason.to_owned(),
+            chunk_failure: None,
         };
         if record.released {
             return Ok(ReleaseOutcome {
                 released: true,
                 read_only: Some(false),
                 reason: "already put back read-write".into(),
+                chunk_failure: None,
             });
         }
         if !record.changed {
@@ -196,6 +230,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             reason: "put back READ_WRITE after the failure (a redrive puts it read-only again \
                      before it copies)"
                 .into(),
+            chunk_failure: None,
         })
     }
 
@@ -234,4 +269,10 @@ fn record_location(at: &Value) -> Result<(String, String), StepError> {
         .filter(|k| !k.is_empty())
         .ok_or_else(|| StepError::invalid_input("argument `statusRecord.key` must be a string"))?;
     Ok((bucket.to_owned(), key.to_owned()))
+}
+
+/// `status/<execution>.json` → `status/<execution>.chunk-failure.json`.
+fn failure_key(record_key: &str) -> String {
+    let stem = record_key.strip_suffix(".json").unwrap_or(record_key);
+    format!("{stem}.chunk-failure.json")
 }
