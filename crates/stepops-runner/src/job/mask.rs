@@ -5,6 +5,8 @@
 //! pieces, and a piece never ends inside (or just before the end of) a secret: the bytes that
 //! could still start one are carried to the next piece.
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 /// What replaces a secret value.
 pub const MASK: &[u8] = b"***";
 
@@ -13,6 +15,8 @@ pub const MASK: &[u8] = b"***";
 pub struct Masker {
     /// Longest first, so that a whole value is masked before a line of it.
     needles: Vec<Vec<u8>>,
+    /// One automaton over all of them: leftmost match, the longest at a position.
+    finder: Option<AhoCorasick>,
 }
 
 impl Masker {
@@ -38,7 +42,13 @@ impl Masker {
             }
         }
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
-        Masker { needles }
+        let finder = (!needles.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&needles)
+                .expect("literal secret values always build an automaton")
+        });
+        Masker { needles, finder }
     }
 
     /// The longest value, in bytes (0 when there is none).
@@ -46,29 +56,18 @@ impl Masker {
         self.needles.first().map_or(0, Vec::len)
     }
 
+    /// Whether there is nothing to mask.
+    pub fn is_empty(&self) -> bool {
+        self.finder.is_none()
+    }
+
     /// The spans of `buf` to mask: leftmost match at each position, longest value first,
     /// non-overlapping.
     fn spans(&self, buf: &[u8]) -> Vec<(usize, usize)> {
-        let mut spans = Vec::new();
-        if self.needles.is_empty() {
-            return spans;
+        match &self.finder {
+            None => Vec::new(),
+            Some(f) => f.find_iter(buf).map(|m| (m.start(), m.end())).collect(),
         }
-        let mut i = 0;
-        while i < buf.len() {
-            match self
-                .needles
-                .iter()
-                .find(|n| buf[i..].starts_with(n))
-                .map(Vec::len)
-            {
-                Some(len) => {
-                    spans.push((i, i + len));
-                    i += len;
-                }
-                None => i += 1,
-            }
-        }
-        spans
     }
 
     /// `buf` with every value replaced by [`MASK`].
@@ -80,7 +79,7 @@ impl Masker {
 
     /// Appends `buf`, every value replaced by [`MASK`], to `out`.
     pub fn mask_into(&self, buf: &[u8], out: &mut Vec<u8>) {
-        if self.needles.is_empty() {
+        if self.is_empty() {
             out.extend_from_slice(buf);
             return;
         }
@@ -129,23 +128,32 @@ impl LineSplitter {
     /// (one buffer per read: no allocation per line).
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         let mut rest = bytes;
-        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-            let mut line = &rest[..nl];
-            if self.pending.is_empty() {
-                if line.last() == Some(&b'\r') {
-                    line = &line[..line.len() - 1];
-                }
-                self.masker.mask_into(line, out);
-            } else {
-                self.pending.extend_from_slice(line);
-                if self.pending.last() == Some(&b'\r') {
-                    self.pending.pop();
-                }
-                self.masker.mask_into(&self.pending, out);
-                self.pending.clear();
-            }
-            out.push(b'\n');
+        // The line the previous read left unfinished.
+        if !self.pending.is_empty()
+            && let Some(nl) = memchr::memchr(b'\n', rest)
+        {
+            self.pending.extend_from_slice(&rest[..nl]);
+            let line = std::mem::take(&mut self.pending);
+            self.line(&line, out);
+            self.pending = line;
+            self.pending.clear();
             rest = &rest[nl + 1..];
+        }
+        // The complete lines of this read: one copy when there is nothing to mask or strip.
+        if self.pending.is_empty()
+            && let Some(last) = memchr::memrchr(b'\n', rest)
+        {
+            let block = &rest[..=last];
+            if self.masker.is_empty() && memchr::memchr(b'\r', block).is_none() {
+                out.extend_from_slice(block);
+            } else {
+                let mut from = 0;
+                for nl in memchr::memchr_iter(b'\n', block) {
+                    self.line(&block[from..nl], out);
+                    from = nl + 1;
+                }
+            }
+            rest = &rest[last + 1..];
         }
         self.pending.extend_from_slice(rest);
         while self.pending.len() > self.max_line {
@@ -154,6 +162,13 @@ impl LineSplitter {
             out.push(b'\n');
             self.pending.drain(..cut);
         }
+    }
+
+    /// Appends one complete line (without its `\n`, a final `\r` dropped), masked, and `\n`.
+    fn line(&self, line: &[u8], out: &mut Vec<u8>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.masker.mask_into(line, out);
+        out.push(b'\n');
     }
 
     /// Appends what is left when the stream ends.
@@ -224,6 +239,29 @@ mod tests {
             assert!(!out.contains("s3cr3t"), "offset {offset}: {out}");
             assert_eq!(out.matches("***").count(), 1, "offset {offset}");
         }
+    }
+
+    /// The automaton finds what a naive scan (leftmost, longest value first) finds.
+    #[test]
+    fn leftmost_longest_as_a_naive_scan() {
+        let m = Masker::new(["abc", "abcdef", "cde", "x"]);
+        let text = b"xxabcdefg abcd cdex abc";
+        let naive = {
+            let mut spans = Vec::new();
+            let mut i = 0;
+            while i < text.len() {
+                match m.needles.iter().find(|n| text[i..].starts_with(n)) {
+                    Some(n) => {
+                        spans.push((i, i + n.len()));
+                        i += n.len();
+                    }
+                    None => i += 1,
+                }
+            }
+            spans
+        };
+        assert_eq!(m.spans(text), naive);
+        assert_eq!(m.mask(text), b"*********g ***d ****** ***".to_vec());
     }
 
     #[test]

@@ -238,7 +238,7 @@ async fn write_output(
     while let Some((stream, batch)) = rx.recv().await {
         bytes += batch.len() as u64;
         let body = batch.strip_suffix(b"\n").unwrap_or(&batch);
-        lines += body.split(|b| *b == b'\n').count() as u64;
+        lines += memchr::memchr_iter(b'\n', body).count() as u64 + 1;
         if tracing::enabled!(target: "stepops_job", tracing::Level::INFO) {
             for line in body.split(|b| *b == b'\n') {
                 info!(target: "stepops_job", job = %label, execution = %execution, stream, line = %String::from_utf8_lossy(line));
