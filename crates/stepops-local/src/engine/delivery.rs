@@ -60,18 +60,36 @@ impl Engine {
         status: String,
         arn: String,
     ) -> Delivery {
-        if target.kind == crate::events::TargetKind::StateMachine {
-            let result = self.start_target(rule, target, &event, &arn).await;
-            return Delivery {
-                rule: rule.to_owned(),
-                target: target.logical_id.clone(),
-                execution_arn: arn,
-                status,
-                event,
-                result,
-                attempts: 1,
-            };
+        let (result, attempts) = match target.kind {
+            crate::events::TargetKind::StateMachine => {
+                (self.start_target(rule, target, &event, &arn).await, 1)
+            }
+            crate::events::TargetKind::Function => {
+                self.invoke_target(rule, target, &event, &status, &arn)
+                    .await
+            }
+        };
+        Delivery {
+            rule: rule.to_owned(),
+            target: target.logical_id.clone(),
+            execution_arn: arn,
+            status,
+            event,
+            result,
+            attempts,
         }
+    }
+
+    /// Invokes the function `target` with `event` (up to 3 attempts, as Lambda retries an
+    /// asynchronous invocation twice): its result or last error, and the attempts made.
+    async fn invoke_target(
+        &self,
+        rule: &str,
+        target: &crate::events::RuleTarget,
+        event: &Value,
+        status: &str,
+        arn: &str,
+    ) -> (Result<Value, (String, String)>, u32) {
         let mut attempts = 0;
         let result = loop {
             attempts += 1;
@@ -109,19 +127,9 @@ impl Engine {
                 }
             }
         };
-        Delivery {
-            rule: rule.to_owned(),
-            target: target.logical_id.clone(),
-            execution_arn: arn,
-            status,
-            event,
-            result,
-            attempts,
-        }
+        (result, attempts)
     }
-}
 
-impl Engine {
     /// Starts `target` with `event` as input (as EventBridge does) and waits for it to end:
     /// `{executionArn, status}`, or why it could not start.
     async fn start_target(
