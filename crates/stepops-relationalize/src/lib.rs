@@ -12,6 +12,7 @@
 //! - [`encode`]: a table as Parquet.
 //! - [`run`]: one archive end to end, published whole ([`Relationalizer`]).
 //! - [`location`]: `s3://BUCKET/PREFIX` or a folder, through `stepops_store`.
+//! - [`records`]: which files each record's last run wrote; the stale ones are deleted.
 //! - [`service`]: many archives (the CLI), and the Lambda's event.
 //! - [`generate`]: made-up archives and documents (tests, the benchmark).
 
@@ -21,6 +22,7 @@ mod error;
 pub mod flatten;
 pub mod generate;
 pub mod location;
+pub mod records;
 pub mod run;
 pub mod schema;
 pub mod service;

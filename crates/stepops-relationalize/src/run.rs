@@ -18,6 +18,7 @@ use crate::encode::encode;
 use crate::error::RelzError;
 use crate::flatten::Flattener;
 use crate::location::Location;
+use crate::records;
 use crate::schema::{Compiled, Schemas};
 use crate::table::Tables;
 use crate::types::{ColType, Conflict};
@@ -46,6 +47,9 @@ pub struct ArchiveReport {
     pub files: usize,
     /// Columns written as strings because their values had several types.
     pub conflicts: Vec<Conflict>,
+    /// Objects an earlier run of this record wrote and this one did not (a partition that
+    /// moved, a table it no longer has), deleted.
+    pub stale_removed: usize,
 }
 
 /// Relationalizes archives into one output location.
@@ -116,9 +120,24 @@ impl Relationalizer {
         let name = name.to_owned();
         let read = blocking(move || this.read(&mut archive, &name, &meta, &schemas)).await?;
         drop(tmp);
+        let mut report = read.report;
+        let written: Vec<String> = read.outputs.iter().map(|o| o.key.clone()).collect();
         self.publish(read.outputs).await?;
+        report.stale_removed = records::retire_stale(
+            &self.output_store,
+            &self.output,
+            &report.record_id,
+            &written,
+        )
+        .await?;
+        if report.stale_removed > 0 {
+            tracing::info!(
+                record = %report.record_id, removed = report.stale_removed,
+                "removed the files an earlier run of this record wrote and this one did not"
+            );
+        }
         release_freed_memory();
-        Ok(read.report)
+        Ok(report)
     }
 
     fn read(

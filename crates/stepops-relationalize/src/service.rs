@@ -47,6 +47,8 @@ pub struct RunSummary {
     pub invalid: usize,
     /// Rows written, all tables.
     pub rows: usize,
+    /// Stale objects removed (files earlier runs of these records wrote and these did not).
+    pub stale_removed: usize,
     /// The first [`LISTED`] failures.
     pub failures: Vec<Failure>,
     /// The first [`LISTED`] columns written as strings (each table and column once).
@@ -61,6 +63,7 @@ impl RunSummary {
         self.documents += report.documents;
         self.invalid += report.invalid;
         self.rows += report.tables.values().sum::<usize>();
+        self.stale_removed += report.stale_removed;
         for c in &report.conflicts {
             if self.conflicts.len() < LISTED
                 && !self
@@ -246,6 +249,8 @@ struct ReportIn {
     files: usize,
     #[serde(default)]
     conflicts: Vec<ConflictIn>,
+    #[serde(default)]
+    stale_removed: usize,
 }
 
 #[derive(Deserialize)]
@@ -263,6 +268,7 @@ impl From<ReportIn> for ArchiveReport {
             invalid: r.invalid,
             tables: r.tables,
             files: r.files,
+            stale_removed: r.stale_removed,
             conflicts: r
                 .conflicts
                 .into_iter()

@@ -101,6 +101,7 @@ async fn every_naming_rule_reads_back_in_duckdb_as_expected() {
     assert_eq!(
         d.files(),
         [
+            "_stepops/records/rec1.json",
             "survey/assessmentid=a1/year=2024/month=3/day=5/rec1.parquet",
             "survey_matrix/assessmentid=a1/year=2024/month=3/day=5/rec1.parquet",
             "survey_matrix_val/assessmentid=a1/year=2024/month=3/day=5/rec1.parquet",
@@ -234,4 +235,65 @@ async fn reprocessing_an_archive_replaces_its_files() {
         rows(&format!("SELECT count(*) FROM {}", d.table("survey_tags"))),
         json!([[2]])
     );
+}
+
+/// A record reprocessed after its upload date and assessment moved leaves no stale partition:
+/// the files its earlier run wrote and this one does not (tables, quarantine records) are
+/// deleted, so the rows are not counted twice; other records' files are untouched.
+#[tokio::test]
+async fn a_record_whose_partition_moved_leaves_no_stale_files() {
+    let d = dirs();
+    nested_archive(&d);
+    d.archive(
+        "other.zip",
+        &zip(&[metadata("rec2", "a1"), doc("survey.json", json!({"x": 1}))]),
+    );
+    let relz = d.relz(false);
+    d.run(&relz, "rec1.zip").await.unwrap();
+    d.run(&relz, "other.zip").await.unwrap();
+    let others: Vec<String> = d
+        .files()
+        .into_iter()
+        .filter(|f| f.contains("rec2"))
+        .collect();
+    // The same record, uploaded again later to another assessment, with fewer tables.
+    d.archive(
+        "rec1.zip",
+        &zip(&[
+            (
+                "metadata.json",
+                json!({"recordId": "rec1", "assessmentId": "a2",
+                       "uploadedOn": "2024-04-07T00:00:00Z"})
+                .to_string()
+                .into_bytes(),
+            ),
+            doc("survey.json", json!({"a": {"d": "y"}, "tags": ["t3"]})),
+        ]),
+    );
+    let report = d.run(&relz, "rec1.zip").await.unwrap();
+    let files = d.files();
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.contains("assessmentid=a1/") || f.contains("rec2")),
+        "{files:?}"
+    );
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.contains("rec1.parquet"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            "survey/assessmentid=a2/year=2024/month=4/day=7/rec1.parquet",
+            "survey_tags/assessmentid=a2/year=2024/month=4/day=7/rec1.parquet",
+        ]
+    );
+    assert_eq!(report.stale_removed, 6, "{report:?}");
+    assert_eq!(
+        rows(&format!("SELECT count(*) FROM {}", d.table("survey_tags"))),
+        json!([[1]])
+    );
+    let still: Vec<String> = files.into_iter().filter(|f| f.contains("rec2")).collect();
+    assert_eq!(still, others, "another record's files are untouched");
 }

@@ -151,6 +151,14 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         key: &str,
     ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
 
+    /// Deletes the object at `bucket`/`key`; an object that is not there is not an error (as
+    /// S3's `DeleteObject`).
+    fn delete(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The keys of every object under `prefix` (all pages), sorted.
     fn list(
         &self,
@@ -314,6 +322,23 @@ impl ObjectStore for LocalFolderStore {
         }
     }
 
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        for path in [self.path_of(bucket, key)?, self.options_path(bucket, key)?] {
+            match tokio::fs::remove_file(&path).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Io {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        path,
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.path_of(bucket, "k")?;
         let base = self.root.join(bucket);
@@ -399,6 +424,10 @@ impl ObjectStore for NoStore {
         Err(StoreError::NotConfigured)
     }
 
+    async fn delete(&self, _: &str, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::NotConfigured)
+    }
+
     async fn list(&self, _: &str, _: &str) -> Result<Vec<String>, StoreError> {
         Err(StoreError::NotConfigured)
     }
@@ -447,6 +476,15 @@ impl ObjectStore for AnyStore {
             AnyStore::None(s) => s.get(bucket, key).await,
             #[cfg(feature = "s3")]
             AnyStore::S3(s) => s.get(bucket, key).await,
+        }
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Local(s) => s.delete(bucket, key).await,
+            AnyStore::None(s) => s.delete(bucket, key).await,
+            #[cfg(feature = "s3")]
+            AnyStore::S3(s) => s.delete(bucket, key).await,
         }
     }
 
@@ -502,6 +540,41 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(missing.error_name(), ErrorName::NotFound);
+    }
+
+    #[tokio::test]
+    async fn deletes_an_object_with_its_options_and_a_missing_one_is_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFolderStore::new(dir.path());
+        let kms = PutOptions {
+            content_type: Some("application/vnd.apache.parquet".into()),
+            encryption: Encryption::Kms { key_id: None },
+        };
+        store
+            .put_with("bucket", "t/a.parquet", b"x".to_vec(), kms)
+            .await
+            .unwrap();
+        store
+            .put("bucket", "t/b.parquet", b"y".to_vec())
+            .await
+            .unwrap();
+        store.delete("bucket", "t/a.parquet").await.unwrap();
+        assert_eq!(store.list("bucket", "").await.unwrap(), ["t/b.parquet"]);
+        assert!(
+            !store
+                .options_path("bucket", "t/a.parquet")
+                .unwrap()
+                .exists()
+        );
+        store.delete("bucket", "t/a.parquet").await.unwrap();
+        assert_eq!(
+            store
+                .delete("bucket", "../x")
+                .await
+                .unwrap_err()
+                .error_name(),
+            ErrorName::InvalidInput
+        );
     }
 
     #[tokio::test]

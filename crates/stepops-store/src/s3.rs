@@ -141,6 +141,17 @@ impl ObjectStore for S3Store {
         Ok(body.into_bytes().to_vec())
     }
 
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(bucket, key, &e))?;
+        Ok(())
+    }
+
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys: Vec<String> = self
             .list_objects(bucket, prefix)

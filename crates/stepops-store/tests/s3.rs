@@ -85,3 +85,20 @@ async fn put_object_asks_for_sse_kms_when_told_and_not_otherwise() {
     assert_eq!(plain.header("x-amz-server-side-encryption"), None);
     assert_eq!(plain.header("content-type"), Some("application/x-ndjson"));
 }
+
+#[tokio::test]
+async fn delete_object_is_a_delete_of_the_key() {
+    let server = HttpServer::start(|_| Reply::new(204, "application/xml", Vec::new())).await;
+    store(server.url())
+        .delete("stack-bucket", "out/t/assessmentid=a/x.parquet")
+        .await
+        .unwrap();
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].method, "DELETE");
+    // The SDK percent-encodes the key in the path (`=` is `%3D`).
+    assert_eq!(
+        seen[0].path,
+        "/stack-bucket/out/t/assessmentid%3Da/x.parquet"
+    );
+}
