@@ -59,6 +59,7 @@ concurrency: ${RunnerConcurrency}
 environment: ${Environment}
 allowed_targets: "${AllowedTargets}"
 region: ${AWS::Region}
+job_log_group: ${JobLogGroup}
 drain_timeout_seconds: 120
 YAML
 cat > /etc/systemd/system/stepops-runner.service <<'UNIT'

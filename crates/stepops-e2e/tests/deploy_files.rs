@@ -179,7 +179,8 @@ fn systemd_waits_longer_than_the_runner_drains() {
             "${AllowedTargets}",
             "secret:stepops/dev/source-db,secret:stepops/dev/dest-db",
         )
-        .replace("${AWS::Region}", "eu-west-1");
+        .replace("${AWS::Region}", "eu-west-1")
+        .replace("${JobLogGroup}", "/stepops/dev/jobs");
     // A valid AWS-mode configuration: environment and allow-list given, no endpoint.
     let config = stepops_runner::RawConfig::from_yaml(&yaml, "user data")
         .unwrap()
@@ -187,6 +188,7 @@ fn systemd_waits_longer_than_the_runner_drains() {
         .unwrap();
     assert_eq!(config.endpoint, None);
     assert_eq!(config.allowed_targets.unwrap().allowed_targets.len(), 2);
+    assert_eq!(config.job_log_group.as_deref(), Some("/stepops/dev/jobs"));
     let drain = config.drain_timeout.as_secs();
     assert!(
         drain + 60 <= stop,
@@ -1123,8 +1125,10 @@ fn runner_logs_reach_the_stacks_log_group() {
             .into_iter()
             .find(|(id, _)| id == "RunnerRole")
             .unwrap();
-        let group_arn = "arn:aws:local:us-east-1:123456789012:RunnerLogGroup";
-        let logs: Vec<&Value> = statements
+        let jobs = &res["JobLogGroup"]["Properties"];
+        assert_eq!(jobs["LogGroupName"], format!("/stepops/{env}/jobs"));
+        // The runner writes its own log group and the job steps' one, nothing else.
+        let mut logs: Vec<&Value> = statements
             .iter()
             .filter(|s| {
                 s["Effect"] == "Allow"
@@ -1133,10 +1137,16 @@ fn runner_logs_reach_the_stacks_log_group() {
                         .any(|a| a.starts_with("logs:") || a == "*")
             })
             .collect();
-        assert_eq!(logs.len(), 1, "{logs:?}");
-        let mut actions = strings(&logs[0]["Action"]);
-        actions.sort();
-        assert_eq!(actions, ["logs:CreateLogStream", "logs:PutLogEvents"]);
-        assert_eq!(strings(&logs[0]["Resource"]), [group_arn]);
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        logs.sort_by_key(|s| strings(&s["Resource"]));
+        for (statement, group) in logs.iter().zip(["JobLogGroup", "RunnerLogGroup"]) {
+            let mut actions = strings(&statement["Action"]);
+            actions.sort();
+            assert_eq!(actions, ["logs:CreateLogStream", "logs:PutLogEvents"]);
+            assert_eq!(
+                strings(&statement["Resource"]),
+                [format!("arn:aws:local:us-east-1:123456789012:{group}")]
+            );
+        }
     }
 }

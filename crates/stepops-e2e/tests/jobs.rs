@@ -69,6 +69,10 @@ struct Fixture {
 }
 
 async fn start(workers: usize) -> Fixture {
+    start_with(workers, None).await
+}
+
+async fn start_with(workers: usize, log_group: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let markers = dir.path().join("markers");
     std::fs::create_dir_all(&markers).unwrap();
@@ -80,6 +84,7 @@ async fn start(workers: usize) -> Fixture {
     options.time_scale = 0.1; // HeartbeatSeconds 10 → 1 s
     options.heartbeat_interval = Duration::from_millis(200);
     options.kill_grace = Duration::from_millis(500);
+    options.log_group = log_group.map(str::to_owned);
     let jobs = LocalJobs::start(options).await.unwrap();
     Fixture {
         _dir: dir,
@@ -149,7 +154,7 @@ async fn a_job_prints_streams_and_finishes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_masked_in_every_line_split_and_at_a_buffer_edge() {
-    let f = start(1).await;
+    let f = start_with(1, Some("/stepops/dev/jobs")).await;
     let arn = f.jobs.start_job(&request("secretive", json!({}))).unwrap();
     let out = f.jobs.wait(&arn).await.unwrap();
     assert_eq!(out.status, "SUCCEEDED", "{out:?}");
@@ -166,6 +171,52 @@ async fn secrets_are_masked_in_every_line_split_and_at_a_buffer_edge() {
     );
     let history = serde_json::to_string(&f.jobs.engine().history(&arn).unwrap()).unwrap();
     assert!(!history.contains(SECRET), "the token is in the history");
+
+    // The same masked lines reached CloudWatch Logs (the engine's stand-in, through the real
+    // SDK), in the execution's and step's own stream.
+    let logs = stepops_runner::local_logs_client(f.jobs.endpoint());
+    let execution = arn.rsplit(':').next().unwrap();
+    let stream = format!("stepops-dev-job/{execution}/0-secretive");
+    let streams = logs
+        .describe_log_streams()
+        .log_group_name("/stepops/dev/jobs")
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<_> = streams
+        .log_streams()
+        .iter()
+        .filter_map(|s| s.log_stream_name())
+        .collect();
+    assert_eq!(names, [stream.as_str()]);
+    let mut shipped = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = logs
+            .get_log_events()
+            .log_group_name("/stepops/dev/jobs")
+            .log_stream_name(&stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .unwrap();
+        if page.events().is_empty() {
+            break;
+        }
+        shipped.extend(
+            page.events()
+                .iter()
+                .map(|e| e.message().unwrap_or("").to_owned()),
+        );
+        token = page.next_forward_token().map(str::to_owned);
+    }
+    let logged: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        shipped, logged,
+        "CloudWatch has the log file's lines, masked"
+    );
+    assert!(shipped.iter().all(|l| !l.contains(SECRET)));
     f.jobs.shutdown().await;
 }
 

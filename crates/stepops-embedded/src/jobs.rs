@@ -44,6 +44,9 @@ pub struct JobOptions {
     pub port: u16,
     /// The engine's time scale (tests: 0.1 makes a 10 s `HeartbeatSeconds` 1 s).
     pub time_scale: f64,
+    /// Ship each step's output to this CloudWatch Logs group of the engine's stand-in (as a
+    /// runner with `job_log_group` does in AWS); not shipped when `None`.
+    pub log_group: Option<String>,
 }
 
 impl JobOptions {
@@ -58,6 +61,7 @@ impl JobOptions {
             kill_grace: Duration::from_secs(5),
             port: 0,
             time_scale: 1.0,
+            log_group: None,
         }
     }
 }
@@ -124,9 +128,15 @@ impl LocalJobs {
         options.drain_timeout = Duration::from_secs(5);
         options.worker_name = name.clone();
         options.environment = Some(Environment::Dev);
+        let log_sink = self.options.log_group.as_ref().map(|group| {
+            let client = stepops_runner::local_logs_client(&self.endpoint);
+            Arc::new(stepops_runner::CloudWatchSink::new(client, group))
+                as Arc<dyn stepops_runner::LogSink>
+        });
         let settings = JobSettings {
             kill_grace: self.options.kill_grace,
             worker_name: name.clone(),
+            log_sink,
             ..JobSettings::new(self.options.catalog.clone(), self.job_root())
         };
         let runner = stepops_runner::local_runner_with_jobs(

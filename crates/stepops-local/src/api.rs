@@ -1,5 +1,7 @@
 //! The Step Functions JSON API (`application/x-amz-json-1.0`, `X-Amz-Target:
-//! AWSStepFunctions.<Op>`) on 127.0.0.1. SigV4 headers are accepted and not checked.
+//! AWSStepFunctions.<Op>`) on 127.0.0.1, with the Secrets Manager (`secretsmanager.`) and
+//! CloudWatch Logs (`Logs_20140328.`, [`crate::logs`]) stand-ins. SigV4 headers are accepted and
+//! not checked.
 //!
 //! Bounded as a service on a developer's machine must be: request bodies of at most
 //! [`MAX_BODY`] (larger: 413, nothing read further), payload fields of at most AWS's 256 KiB
@@ -178,6 +180,16 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<By
     if let Some(op) = target.strip_prefix("secretsmanager.") {
         return secrets_manager(&engine, op, &input);
     }
+    if let Some(op) = target.strip_prefix("Logs_20140328.") {
+        let (status, body) = match engine.logs.call(op, &input) {
+            Ok(v) => (StatusCode::OK, v),
+            Err((kind, message)) => (
+                StatusCode::BAD_REQUEST,
+                json!({"__type": kind, "message": message}),
+            ),
+        };
+        return json_11(status, body);
+    }
     let Some(op) = target.strip_prefix("AWSStepFunctions.") else {
         return error_response(&ApiError::new(
             ApiErrorKind::UnknownOperationException,
@@ -209,15 +221,10 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Response<Full<By
 /// in [`crate::EngineConfig::secrets`]. The value is never logged.
 fn secrets_manager(engine: &Engine, op: &str, input: &Value) -> Response<Full<Bytes>> {
     let fail = |kind: &str, message: String| {
-        let mut r = respond(
+        json_11(
             StatusCode::BAD_REQUEST,
             json!({"__type": kind, "message": message}),
-        );
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),
-        );
-        r
+        )
     };
     if op != "GetSecretValue" {
         return fail(
@@ -241,7 +248,7 @@ fn secrets_manager(engine: &Engine, op: &str, input: &Value) -> Response<Full<By
             ),
         );
     };
-    let mut r = respond(
+    json_11(
         StatusCode::OK,
         json!({
             "ARN": format!(
@@ -254,7 +261,12 @@ fn secrets_manager(engine: &Engine, op: &str, input: &Value) -> Response<Full<By
             "VersionStages": ["AWSCURRENT"],
             "CreatedDate": 0,
         }),
-    );
+    )
+}
+
+/// A response of an `application/x-amz-json-1.1` service (Secrets Manager, CloudWatch Logs).
+fn json_11(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut r = respond(status, body);
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"),

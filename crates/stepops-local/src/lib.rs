@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod lambda;
+pub mod logs;
 pub mod store;
 pub mod tasks;
 pub mod template;

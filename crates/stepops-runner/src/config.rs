@@ -71,6 +71,18 @@ pub struct RunnerConfig {
     /// `job_kill_grace_seconds`: between SIGTERM and SIGKILL when a job step is stopped
     /// (default 10).
     pub job_kill_grace: Duration,
+    /// `job_log_group`: the CloudWatch Logs group each job step's masked output is shipped to,
+    /// one stream per execution and step (`/stepops/ENV/jobs` in the template); not shipped
+    /// when unset.
+    pub job_log_group: Option<String>,
+}
+
+/// Whether `name` is a valid CloudWatch Logs group name.
+fn valid_log_group(name: &str) -> bool {
+    (1..=512).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-/.#".contains(&b))
 }
 
 /// A configuration error; its message names the key and its origin.
@@ -110,7 +122,7 @@ impl Named for ConfigError {
     }
 }
 
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "activities",
     "concurrency",
     "heartbeat_seconds",
@@ -127,6 +139,7 @@ const KEYS: [&str; 16] = [
     "jobs_dir",
     "job_root",
     "job_kill_grace_seconds",
+    "job_log_group",
 ];
 
 /// Values gathered from the file and the environment, each with its origin.
@@ -380,6 +393,19 @@ impl RawConfig {
             .map(|v| v.0)
             .unwrap_or_else(|| PathBuf::from("/var/lib/stepops/jobs"));
         let job_kill_grace = seconds("job_kill_grace_seconds", 10, 0, 600)?;
+        let job_log_group = match self.take::<String>("job_log_group", "a log group name")? {
+            Some((name, origin)) if !valid_log_group(&name) => {
+                return Err(key_err(
+                    "job_log_group",
+                    &origin,
+                    format!(
+                        "`{name}` is not a CloudWatch Logs group name (1 to 512 of a-z A-Z 0-9 \
+                         _ - / . #)"
+                    ),
+                ));
+            }
+            v => v.map(|v| v.0),
+        };
 
         Ok(RunnerConfig {
             activities,
@@ -398,6 +424,7 @@ impl RawConfig {
             jobs_dir,
             job_root,
             job_kill_grace,
+            job_log_group,
         })
     }
 

@@ -25,6 +25,7 @@
 pub mod group;
 pub mod mask;
 pub mod process;
+pub mod ship;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ use crate::step::{StepError, StepHandler};
 use crate::store::{ObjectStore, StoreError};
 use mask::Masker;
 use process::{Exit, ProcessSpec, run_process};
+use ship::{LogSink, Shipper};
 
 /// The characters of output kept in a failure's cause.
 const CAUSE_TAIL_CHARS: usize = 8 * 1024;
@@ -58,6 +60,9 @@ pub struct JobSettings {
     pub kill_grace: Duration,
     /// Named in start records.
     pub worker_name: String,
+    /// Where each step's masked output is also shipped, one stream per execution and step
+    /// (`MACHINE/EXECUTION/INDEX-STEP`): CloudWatch Logs (`job_log_group`), or nowhere.
+    pub log_sink: Option<Arc<dyn LogSink>>,
 }
 
 impl JobSettings {
@@ -70,6 +75,7 @@ impl JobSettings {
             work_root: root.join("work"),
             kill_grace: Duration::from_secs(10),
             worker_name: "stepops-runner".into(),
+            log_sink: None,
         }
     }
 }
@@ -298,6 +304,10 @@ impl<H, S: SecretSource, O: ObjectStore> WithJobs<H, S, O> {
             label: label.clone(),
             execution: a.execution.clone(),
             arrived,
+            ship: self.settings.log_sink.as_ref().map(|sink| {
+                let step = log_path.file_stem().unwrap_or_default().to_string_lossy();
+                Shipper::start(sink.clone(), format!("{}/{step}", a.execution))
+            }),
         };
         let outcome = run_process(spec).await;
         let _ = std::fs::remove_dir_all(&fresh);

@@ -42,6 +42,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use config::{ConfigError, RawConfig, RunnerConfig};
+pub use job::ship::{CloudWatchSink, LogSink};
 pub use job::{JobSettings, WithJobs};
 pub use library_engine::LibraryEngine;
 pub use migration::{
@@ -55,7 +56,7 @@ pub use secrets::{
 };
 pub use step::{CancelOnDrop, StepError, StepHandler};
 /// The Step Functions clients (the shared `stepops-sfn` crate).
-pub use stepops_sfn::{load_sdk_config, local_sfn_client, sfn_client};
+pub use stepops_sfn::{load_sdk_config, local_logs_client, local_sfn_client, sfn_client};
 #[cfg(feature = "s3")]
 pub use store::S3Store;
 pub use store::{AnyStore, LocalFolderStore, NoStore, ObjectStore, StoreError};
@@ -143,9 +144,14 @@ pub async fn serve(config: &RunnerConfig, shutdown: impl Future<Output = ()> + S
         tracing::error!(error = %e, "the job catalog cannot be loaded: every job step will be refused");
         stepops_jobs::Catalog::from_files(Vec::new()).expect("an empty catalog")
     });
+    let log_sink = config.job_log_group.as_ref().map(|group| {
+        let client = stepops_sfn::logs_client(&sdk, config.endpoint.as_deref());
+        Arc::new(CloudWatchSink::new(client, group)) as Arc<dyn LogSink>
+    });
     let settings = JobSettings {
         kill_grace: config.job_kill_grace,
         worker_name: config.worker_name.clone(),
+        log_sink,
         ..JobSettings::new(catalog, &config.job_root)
     };
     let handler = WithJobs::new(handler, settings, AwsSecretSource::new(&sdk), store);

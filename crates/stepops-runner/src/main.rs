@@ -17,7 +17,8 @@ use stepops_runner::{RawConfig, RunnerConfig};
 /// STEPOPS_RUNNER_ACTIVITIES='[arn:aws:states:eu-west-1:123456789012:activity:stepops-dev-migrate]'.
 /// Keys: activities (required), concurrency, heartbeat_seconds, drain_timeout_seconds,
 /// poll_read_timeout_seconds, endpoint, region, worker_name, environment, object_store_root,
-/// secret_cache_seconds. A STEPOPS_RUNNER_* variable that names no key is an error; other
+/// secret_cache_seconds, allowed_targets, answer_timeout_seconds, jobs_dir, job_root,
+/// job_kill_grace_seconds, job_log_group. A STEPOPS_RUNNER_* variable that names no key is an error; other
 /// STEPOPS_* variables belong to other stepops commands and are ignored. See docs/runner.md.
 /// Log level: STEPOPS_LOG (info, debug, …).
 #[derive(Parser)]

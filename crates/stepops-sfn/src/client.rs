@@ -85,6 +85,27 @@ pub fn local_sfn_client(endpoint: &str) -> aws_sdk_sfn::Client {
     aws_sdk_sfn::Client::from_conf(config)
 }
 
+/// The CloudWatch Logs client from `config` (a runner ships job output with it); with
+/// `endpoint` (the local engine's stand-in), requests go there, as for [`sfn_client`].
+pub fn logs_client(
+    config: &aws_config::SdkConfig,
+    endpoint: Option<&str>,
+) -> aws_sdk_cloudwatchlogs::Client {
+    aws_sdk_cloudwatchlogs::Client::new(&with_endpoint(config, endpoint))
+}
+
+/// A CloudWatch Logs client for the local engine's stand-in at `endpoint`, with no AWS
+/// configuration at all (as [`local_sfn_client`]).
+pub fn local_logs_client(endpoint: &str) -> aws_sdk_cloudwatchlogs::Client {
+    let config = aws_sdk_cloudwatchlogs::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(LOCAL_REGION))
+        .credentials_provider(placeholder_credentials())
+        .build();
+    aws_sdk_cloudwatchlogs::Client::from_conf(config)
+}
+
 /// The CloudFormation client from `config`; with `endpoint` (a test's server), requests go
 /// there with placeholder credentials, as for [`sfn_client`].
 pub fn cloudformation_client(

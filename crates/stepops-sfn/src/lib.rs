@@ -21,7 +21,10 @@ pub mod execution;
 pub mod history;
 pub mod stack;
 
-pub use client::{cloudformation_client, connect, load_sdk_config, local_sfn_client, sfn_client};
+pub use client::{
+    cloudformation_client, connect, load_sdk_config, local_logs_client, local_sfn_client,
+    logs_client, sfn_client,
+};
 pub use error::SfnError;
 pub use execution::{
     Finished, Progress, WaitOptions, execution_status, find_state_machines, start_execution,

@@ -33,6 +33,7 @@ impl LocalEngine {
             time_scale: config.time_scale,
             s3_root,
             secrets: config.secrets.clone(),
+            logs: Default::default(),
             tables: Default::default(),
             machines: RwLock::new(BTreeMap::new()),
             running: Mutex::new(HashMap::new()),

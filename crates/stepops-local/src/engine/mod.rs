@@ -164,6 +164,8 @@ pub(crate) struct Engine {
     pub s3_root: PathBuf,
     /// The Secrets Manager stand-in's values, by name.
     pub secrets: BTreeMap<String, String>,
+    /// The CloudWatch Logs stand-in's groups and streams.
+    pub(crate) logs: crate::logs::LogStore,
     /// The DynamoDB integration's tables.
     pub(crate) tables: crate::dynamodb::Tables,
     machines: RwLock<BTreeMap<String, Arc<Machine>>>,

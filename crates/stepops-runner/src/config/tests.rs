@@ -129,6 +129,39 @@ fn defaults_and_file_values() {
     assert_eq!(c.answer_timeout, Duration::from_secs(10));
     assert_eq!((c.environment, &c.allowed_targets), (None, &None));
     assert!(!c.worker_name.is_empty());
+    assert_eq!(
+        c.job_log_group, None,
+        "job output is not shipped unless asked"
+    );
+}
+
+#[test]
+fn a_job_log_group_must_be_a_cloudwatch_group_name() {
+    let c = load(
+        &format!(
+            "activities: [{ARN}]
+job_log_group: /stepops/dev/jobs
+{LOCAL}"
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.job_log_group.as_deref(), Some("/stepops/dev/jobs"));
+    let e = load(
+        &format!(
+            "activities: [{ARN}]
+{LOCAL}"
+        ),
+        &[("STEPOPS_RUNNER_JOB_LOG_GROUP", "jobs:dev")],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "configuration key `job_log_group` (environment STEPOPS_RUNNER_JOB_LOG_GROUP): \
+             `jobs:dev` is not a CloudWatch Logs group name"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! One step's process: started in a process group of its own with exactly the environment it
 //! is given, stdout and stderr read line by line (masked) into the step's log file, the
-//! runner's log (`stepops_job` lines) and a bounded tail; stopped as a group (TERM, grace,
+//! runner's log (`stepops_job` lines), CloudWatch Logs when configured ([`super::ship`]) and a
+//! bounded tail; stopped as a group (TERM, grace,
 //! KILL) at its timeout, and by [`GroupGuard`] when the step's future is dropped. Memory stays
 //! bounded whatever the output: lines are read in 64 KiB reads, pieces of at most
 //! [`MAX_LINE_BYTES`], through a bounded channel.
@@ -17,6 +18,7 @@ use tracing::{info, warn};
 
 use super::group::{GroupGuard, signal_group, stop_group_in_background};
 use super::mask::{LineSplitter, Masker};
+use super::ship::Shipper;
 
 /// The longest line kept whole; longer ones are logged in pieces.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -24,6 +26,8 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 pub const TAIL_LINES: usize = 40;
 /// Characters kept of each tail line.
 pub const TAIL_LINE_CHARS: usize = 400;
+/// How long the last lines may take to reach CloudWatch Logs after the process ended.
+const SHIP_LAST_LINES: Duration = Duration::from_secs(10);
 /// How long output still being read is awaited after the group ended.
 const DRAIN_OUTPUT: Duration = Duration::from_secs(5);
 
@@ -50,6 +54,8 @@ pub struct ProcessSpec {
     pub execution: String,
     /// When the task arrived (start latency is measured from it).
     pub arrived: Instant,
+    /// Where the masked output is also shipped (CloudWatch Logs), if anywhere.
+    pub ship: Option<Shipper>,
 }
 
 /// How the process ended.
@@ -173,7 +179,13 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
         }
         (status, timed_out)
     };
-    let sink = write_output(rx, log, spec.label.clone(), spec.execution.clone());
+    let sink = write_output(
+        rx,
+        log,
+        spec.ship,
+        spec.label.clone(),
+        spec.execution.clone(),
+    );
     let ((status, timed_out), (tail, lines, bytes)) = tokio::join!(supervise, sink);
     let exit = match status {
         Ok(s) => match (s.code(), s.signal()) {
@@ -228,6 +240,7 @@ async fn read_stream(
 async fn write_output(
     mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
     log: tokio::fs::File,
+    mut ship: Option<Shipper>,
     label: String,
     execution: String,
 ) -> (Vec<String>, u64, u64) {
@@ -256,6 +269,9 @@ async fn write_output(
             }
             tail.push_back(line.iter().take(TAIL_LINE_CHARS * 4).copied().collect());
         }
+        if let Some(ship) = &mut ship {
+            ship.offer(&batch);
+        }
         if log_ok && let Err(e) = log.write_all(&batch).await {
             warn!(job = %label, error = %e, "cannot write the step's log; output goes to the runner's log only");
             log_ok = false;
@@ -266,6 +282,9 @@ async fn write_output(
         }
     }
     let _ = log.flush().await;
+    if let Some(ship) = ship {
+        ship.finish(SHIP_LAST_LINES).await;
+    }
     let tail = tail
         .into_iter()
         .map(|l| {
