@@ -1,6 +1,7 @@
 //! Ops jobs with the real `stepops-runner` binary: the job state machine on the local engine
 //! (in this test's process, with the job-validate logic), the runner as a separate process
-//! polling it over HTTP, SIGKILLed in the middle of a step. An idempotent step runs again on
+//! polling it over HTTP (shipping job output to the engine's CloudWatch Logs stand-in),
+//! SIGKILLed in the middle of a step. An idempotent step runs again on
 //! the next runner; a non-idempotent one fails with an unknown outcome and never runs twice.
 #![allow(unsafe_code)] // libc: SIGKILL to the runner and to the orphaned job processes.
 
@@ -65,7 +66,7 @@ fn start_runner(dir: &Path, jobs: &LocalJobs, catalog_dir: &Path, n: usize) -> C
     std::fs::write(
         &config,
         format!(
-            "activities: [\"{}\"]\nendpoint: {}\nenvironment: dev\nheartbeat_seconds: 1\njobs_dir: {}\njob_root: {}\nobject_store_root: {}\njob_kill_grace_seconds: 1\nworker_name: runner-{n}\n",
+            "activities: [\"{}\"]\nendpoint: {}\nenvironment: dev\nheartbeat_seconds: 1\njobs_dir: {}\njob_root: {}\nobject_store_root: {}\njob_kill_grace_seconds: 1\njob_log_group: /stepops/dev/jobs\nworker_name: runner-{n}\n",
             jobs.activity_arn(),
             jobs.endpoint(),
             catalog_dir.display(),
@@ -204,6 +205,29 @@ async fn job_logs_prints_the_output_and_job_cancel_kills_the_process_tree() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("line-one\nline-two\n"), "{text}");
+
+    // Without a job root here, the same lines from the step's CloudWatch Logs stream (the
+    // runner ships them to the engine's stand-in; the group comes from the machine's name).
+    let started = Instant::now();
+    loop {
+        let out = stepops(
+            dir.path(),
+            &["job", "logs", &arn, "--endpoint", jobs.endpoint()],
+        )
+        .output()
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && text == "line-one\nline-two\n" {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("== step 0-chatty"), "{err}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never shipped: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let follower = stepops(
         dir.path(),

@@ -1,6 +1,6 @@
 //! `stepops job logs` and `stepops job cancel`: an execution's step output, read from the job
-//! root of the runner that ran it (printed as it grows with `--follow`), and stopping an
-//! execution. [`StepLogs`] is also how `stepops local job run` streams its steps.
+//! root of the runner that ran it, or from its step streams in CloudWatch Logs (printed as it
+//! grows with `--follow`), and stopping an execution. [`StepLogs`] is also how `stepops local job run` streams its steps.
 
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
@@ -27,7 +27,13 @@ pub struct LogsArgs {
     /// (a runner's default).
     #[arg(long, value_name = "DIR")]
     job_root: Option<PathBuf>,
-    /// A Step Functions endpoint instead of AWS (a local engine), for --follow.
+    /// Read the step streams of this CloudWatch Logs group instead of a job root (the
+    /// runners' `job_log_group`). Default when no job root here holds the execution:
+    /// /stepops/ENV[-NAMESPACE]/jobs, from the execution's state machine name.
+    #[arg(long, value_name = "GROUP")]
+    log_group: Option<String>,
+    /// An endpoint instead of AWS (a local engine): Step Functions for --follow, and its
+    /// CloudWatch Logs stand-in.
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
     /// AWS region (else the default chain).
@@ -116,8 +122,149 @@ impl StepLogs {
     }
 }
 
+/// The step streams of one execution in a CloudWatch Logs group
+/// (`MACHINE/EXECUTION/INDEX-STEP`), printed from where the last call left off.
+struct StepStreams {
+    client: aws_sdk_cloudwatchlogs::Client,
+    group: String,
+    prefix: String,
+    /// Each stream's forward token, by (step index, stream name): in step order.
+    tokens: BTreeMap<(usize, String), Option<String>>,
+    started: Instant,
+}
+
+impl StepStreams {
+    /// Prints what the streams gained since the last call; returns how many lines.
+    async fn print_new(&mut self) -> anyhow::Result<usize> {
+        let listed = self
+            .client
+            .describe_log_streams()
+            .log_group_name(&self.group)
+            .log_stream_name_prefix(&self.prefix)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot list the streams of {} in CloudWatch Logs: {}",
+                    self.group,
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)
+                )
+            })?;
+        for s in listed.log_streams() {
+            if let Some(name) = s.log_stream_name() {
+                let step = name.rsplit('/').next().unwrap_or(name);
+                let index = step
+                    .split('-')
+                    .next()
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(usize::MAX);
+                self.tokens.entry((index, name.to_owned())).or_insert(None);
+            }
+        }
+        let mut printed = 0;
+        let mut out = std::io::stdout().lock();
+        for ((_, stream), token) in self.tokens.iter_mut() {
+            if token.is_none() {
+                let step = stream.rsplit('/').next().unwrap_or(stream);
+                eprintln!(
+                    "== step {step} (at {:.1} s)",
+                    self.started.elapsed().as_secs_f64()
+                );
+            }
+            loop {
+                let page = self
+                    .client
+                    .get_log_events()
+                    .log_group_name(&self.group)
+                    .log_stream_name(stream)
+                    .start_from_head(true)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot read {stream} in CloudWatch Logs: {}",
+                            aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)
+                        )
+                    })?;
+                let next = page.next_forward_token().map(str::to_owned);
+                for e in page.events() {
+                    writeln!(out, "{}", e.message().unwrap_or_default())?;
+                    printed += 1;
+                }
+                let end = page.events().is_empty() || next == *token;
+                *token = next.or(token.take());
+                if end {
+                    break;
+                }
+            }
+        }
+        out.flush()?;
+        Ok(printed)
+    }
+}
+
+/// The job log group of an execution's machine: `stepops-ENV[-NS]-job` → `/stepops/ENV[-NS]/jobs`.
+fn job_log_group(execution_arn: &str) -> Option<String> {
+    let machine = execution_arn.rsplit(':').nth(1)?;
+    let stack = machine.strip_prefix("stepops-")?.strip_suffix("-job")?;
+    (!stack.is_empty()).then(|| format!("/stepops/{stack}/jobs"))
+}
+
+/// `stepops job logs` from CloudWatch Logs.
+async fn logs_from_cloudwatch(a: &LogsArgs, group: String) -> anyhow::Result<()> {
+    let client = match &a.endpoint {
+        Some(endpoint) => stepops_sfn::local_logs_client(endpoint),
+        None => {
+            let config =
+                stepops_sfn::load_sdk_config(a.region.as_deref(), Duration::from_secs(30)).await;
+            stepops_sfn::logs_client(&config, None)
+        }
+    };
+    let mut streams = StepStreams {
+        client,
+        prefix: format!("{}/", stepops_runner::job::execution_key(&a.execution)),
+        group,
+        tokens: BTreeMap::new(),
+        started: Instant::now(),
+    };
+    streams.print_new().await?;
+    if streams.tokens.is_empty() && !a.follow {
+        bail!(
+            "no step stream of {} in the CloudWatch Logs group {} (streams {}…): the job has not \
+             started a step yet, or its runner does not ship its output (job_log_group); give \
+             the runner's job root with --job-root to read its files",
+            a.execution,
+            streams.group,
+            streams.prefix
+        );
+    }
+    if !a.follow {
+        return Ok(());
+    }
+    let (sfn, _) = stepops_sfn::connect(a.endpoint.as_deref(), a.region.as_deref()).await;
+    loop {
+        let status = stepops_sfn::execution_status(&sfn, &a.execution).await?;
+        streams.print_new().await?;
+        if status != aws_sdk_sfn::types::ExecutionStatus::Running {
+            // The runner sends its last batch within a few seconds of the step's end.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            streams.print_new().await?;
+            eprintln!("== {}", status.as_str());
+            if status != aws_sdk_sfn::types::ExecutionStatus::Succeeded {
+                bail!("the job ended {}", status.as_str());
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Runs `stepops job logs`.
 pub async fn logs(a: LogsArgs) -> anyhow::Result<()> {
+    if let Some(group) = &a.log_group {
+        return logs_from_cloudwatch(&a, group.clone()).await;
+    }
     let mut logs = match &a.job_root {
         Some(root) => StepLogs::of(root, &a.execution),
         None => JOB_ROOTS
@@ -126,9 +273,15 @@ pub async fn logs(a: LogsArgs) -> anyhow::Result<()> {
             .find(StepLogs::exist)
             .unwrap_or_else(|| StepLogs::of(Path::new(JOB_ROOTS[1]), &a.execution)),
     };
+    if !logs.exist()
+        && a.job_root.is_none()
+        && let Some(group) = job_log_group(&a.execution)
+    {
+        return logs_from_cloudwatch(&a, group).await;
+    }
     if !logs.exist() && !a.follow {
         bail!(
-            "no step log of {} in {}: the logs are kept by the runner that ran the steps (give its job root with --job-root); in AWS every line is also in CloudWatch Logs, group /stepops/ENV/runner (Logs Insights: filter execution = \"{}\")",
+            "no step log of {} in {}: the logs are kept by the runner that ran the steps (give its job root with --job-root, or the runners' CloudWatch Logs group with --log-group); in AWS every line is also in the group /stepops/ENV/runner (Logs Insights: filter execution = \"{}\")",
             a.execution,
             logs.dir.display(),
             stepops_runner::job::execution_key(&a.execution)
