@@ -48,6 +48,23 @@ fn no_group(group: &str) -> LogsError {
     )
 }
 
+/// The stream `logStreamName` of `group`, or CloudWatch's not-found error.
+fn stream_of<'a>(
+    groups: &'a mut BTreeMap<String, BTreeMap<String, Stream>>,
+    group: &str,
+    input: &Value,
+) -> Result<&'a mut Stream, LogsError> {
+    let name = text(input, "logStreamName")?;
+    groups
+        .get_mut(group)
+        .ok_or_else(|| no_group(group))?
+        .get_mut(name)
+        .ok_or((
+            "ResourceNotFoundException",
+            format!("The specified log stream does not exist: {name}"),
+        ))
+}
+
 impl LogStore {
     /// Answers `op` with `input`.
     pub fn call(&self, op: &str, input: &Value) -> Result<Value, LogsError> {
@@ -87,15 +104,7 @@ impl LogStore {
                 Ok(json!({}))
             }
             "PutLogEvents" => {
-                let name = text(input, "logStreamName")?;
-                let stream = groups
-                    .get_mut(group)
-                    .ok_or_else(|| no_group(group))?
-                    .get_mut(name)
-                    .ok_or((
-                        "ResourceNotFoundException",
-                        format!("The specified log stream does not exist: {name}"),
-                    ))?;
+                let stream = stream_of(&mut groups, group, input)?;
                 let events = input
                     .get("logEvents")
                     .and_then(Value::as_array)
@@ -151,15 +160,7 @@ impl LogStore {
                 Ok(json!({}))
             }
             "GetLogEvents" => {
-                let name = text(input, "logStreamName")?;
-                let stream = groups
-                    .get(group)
-                    .ok_or_else(|| no_group(group))?
-                    .get(name)
-                    .ok_or((
-                        "ResourceNotFoundException",
-                        format!("The specified log stream does not exist: {name}"),
-                    ))?;
+                let stream = stream_of(&mut groups, group, input)?;
                 let limit = input
                     .get("limit")
                     .and_then(Value::as_u64)
