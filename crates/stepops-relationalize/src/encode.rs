@@ -1,6 +1,7 @@
 //! A typed [`Table`] as one Parquet file (snappy, as Glue writes): the columns the schema
 //! declares first, in its order, then the others as first seen.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -27,15 +28,17 @@ fn data_type(t: ColType) -> DataType {
 }
 
 /// A cell as text, for a column written as strings.
-fn text(c: &Cell) -> Option<String> {
+fn text(c: &Cell) -> Option<Cow<'_, str>> {
     match c {
         Cell::Null => None,
-        Cell::Bool(b) => Some(b.to_string()),
-        Cell::Int(i) | Cell::Key(i) => Some(i.to_string()),
-        Cell::Float(f) => {
-            Some(serde_json::Number::from_f64(*f).map_or_else(|| f.to_string(), |n| n.to_string()))
-        }
-        Cell::Str(s) => Some(s.clone()),
+        Cell::Bool(b) => Some(b.to_string().into()),
+        Cell::Int(i) | Cell::Key(i) => Some(i.to_string().into()),
+        Cell::Float(f) => Some(
+            serde_json::Number::from_f64(*f)
+                .map_or_else(|| f.to_string(), |n| n.to_string())
+                .into(),
+        ),
+        Cell::Str(s) => Some(s.as_str().into()),
     }
 }
 

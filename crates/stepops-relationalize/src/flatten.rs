@@ -12,11 +12,13 @@
 //!   has a join key and no child rows.
 //!
 //! Join keys are numbered from 1 per archive in document order: a child row joins its parent
-//! on `(recordid, id)`.
+//! on `(recordid, id)`. Values are written straight into their columns: each path's column is
+//! named once per archive ([`Tables::field`], [`Tables::child`]), with [`field_names`] and
+//! [`child_names`].
 
 use serde_json::{Map, Value};
 
-use crate::table::{Cell, Tables};
+use crate::table::{Cell, Place, Tables};
 
 /// The name of a column or table part for field `key` under `prefix`.
 pub fn join_name(prefix: &str, key: &str) -> String {
@@ -26,6 +28,21 @@ pub fn join_name(prefix: &str, key: &str) -> String {
     } else {
         format!("{prefix}_{key}")
     }
+}
+
+/// The column and the table part of field `key` of an object at column `col`, part `part`.
+pub fn field_names(col: &str, part: &str, key: &str) -> (String, String) {
+    (join_name(col, key), join_name(part, key))
+}
+
+/// For an array at column `col`, part `part` of `table`: its child table, and the column and
+/// part of a scalar element there.
+pub fn child_names(table: &str, col: &str, part: &str) -> (String, String, String) {
+    (
+        format!("{table}_{part}"),
+        format!("{col}_val"),
+        "val".to_owned(),
+    )
 }
 
 /// Flattens documents into tables, numbering join keys per archive.
@@ -46,67 +63,49 @@ impl<'a> Flattener<'a> {
 
     /// Adds `doc` as one row of `root` (and its arrays' rows to the child tables).
     pub fn document(&mut self, tables: &mut Tables, root: &str, doc: &Map<String, Value>) {
-        let mut row = vec![("recordid".to_owned(), Cell::Str(self.record_id.to_owned()))];
-        for (k, v) in doc {
-            let name = join_name("", k);
-            self.value(tables, root, &name, &name, v, &mut row);
-        }
-        tables.entry(root.to_owned()).or_default().push(row);
+        let row = tables.root(root);
+        self.row(tables, row, &[]);
+        self.object(tables, row, doc);
+        tables.end_row(row);
     }
 
-    /// Puts `v` at column `col` of `row` (a row of `table`); `part` is what a child table of
-    /// an array here is named after.
-    fn value(
-        &mut self,
-        tables: &mut Tables,
-        table: &str,
-        col: &str,
-        part: &str,
-        v: &Value,
-        row: &mut Vec<(String, Cell)>,
-    ) {
+    /// Starts a row at `row` with its `recordid` and `meta` (`id` and `index` of a child row).
+    fn row(&self, tables: &mut Tables, row: Place, meta: &[(&str, i64)]) {
+        let at = tables.field(row, "recordid");
+        tables.set(at, Cell::Str(self.record_id.to_owned()));
+        for (name, v) in meta {
+            let at = tables.field(row, name);
+            tables.set(at, Cell::Int(*v));
+        }
+    }
+
+    fn object(&mut self, tables: &mut Tables, at: Place, m: &Map<String, Value>) {
+        for (k, v) in m {
+            let field = tables.field(at, k);
+            self.value(tables, field, v);
+        }
+    }
+
+    /// Puts `v` at `at`: a scalar in its column, an object's fields under it, an array's join
+    /// key in it and its elements in the child table.
+    fn value(&mut self, tables: &mut Tables, at: Place, v: &Value) {
         match v {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    self.value(
-                        tables,
-                        table,
-                        &join_name(col, k),
-                        &join_name(part, k),
-                        v,
-                        row,
-                    );
-                }
-            }
+            Value::Object(m) => self.object(tables, at, m),
             Value::Array(items) => {
                 let id = self.next_id;
                 self.next_id += 1;
-                row.push((col.to_owned(), Cell::Key(id)));
-                let child = format!("{table}_{part}");
-                // The child table exists even when the array is empty.
-                tables.entry(child.clone()).or_default();
+                tables.set(at, Cell::Key(id));
+                let child = tables.child(at);
                 for (index, item) in items.iter().enumerate() {
-                    let mut crow = vec![
-                        ("recordid".to_owned(), Cell::Str(self.record_id.to_owned())),
-                        ("id".to_owned(), Cell::Int(id)),
-                        ("index".to_owned(), Cell::Int(index as i64)),
-                    ];
+                    self.row(tables, child.row, &[("id", id), ("index", index as i64)]);
                     match item {
-                        Value::Object(m) => {
-                            for (k, v) in m {
-                                let name = join_name("", k);
-                                self.value(tables, &child, &name, &name, v, &mut crow);
-                            }
-                        }
-                        other => {
-                            let name = format!("{col}_val");
-                            self.value(tables, &child, &name, "val", other, &mut crow);
-                        }
+                        Value::Object(m) => self.object(tables, child.row, m),
+                        other => self.value(tables, child.scalar, other),
                     }
-                    tables.entry(child.clone()).or_default().push(crow);
+                    tables.end_row(child.row);
                 }
             }
-            scalar => row.push((col.to_owned(), Cell::of(scalar))),
+            scalar => tables.set(at, Cell::of(scalar)),
         }
     }
 }

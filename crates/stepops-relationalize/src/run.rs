@@ -242,7 +242,7 @@ impl Relationalizer {
                 declared.insert(table, cols);
             }
         }
-        for (table, mut rows) in tables {
+        for (table, mut rows) in tables.into_sorted() {
             if rows.rows == 0 {
                 continue;
             }

@@ -1,10 +1,14 @@
 //! Tables as they are filled: one [`Column`] of [`Cell`]s per column name, in the order the
 //! columns were first seen, every column as long as the table (a row without a field holds
-//! [`Cell::Null`] there).
+//! [`Cell::Null`] there). [`Tables`] also remembers where each flattened path of a document
+//! goes ([`Place`]), so that a document's values are written straight into their columns
+//! without building a name per value.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
+
+use crate::flatten::{child_names, field_names};
 
 /// One value of a row, before the column is typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,13 +50,14 @@ pub struct Column {
     pub cells: Vec<Cell>,
 }
 
-/// A table being filled.
+/// A table being filled, one row at a time: [`Table::set`] the row's cells, then
+/// [`Table::end_row`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
-    /// The columns, in the order they were first seen (declared columns first).
+    /// The columns, in the order they were first seen.
     pub columns: Vec<Column>,
     index: HashMap<String, usize>,
-    /// Rows pushed so far.
+    /// Rows ended so far.
     pub rows: usize,
 }
 
@@ -70,17 +75,18 @@ impl Table {
         self.columns.len() - 1
     }
 
-    /// Appends a row; a name given twice keeps its last cell.
-    pub fn push(&mut self, row: Vec<(String, Cell)>) {
-        for (name, cell) in row {
-            let i = self.declare(&name);
-            let column = &mut self.columns[i];
-            if column.cells.len() > self.rows {
-                column.cells[self.rows] = cell;
-            } else {
-                column.cells.push(cell);
-            }
+    /// Sets the cell of column `i` in the current row; a column set twice keeps its last cell.
+    pub fn set(&mut self, i: usize, cell: Cell) {
+        let cells = &mut self.columns[i].cells;
+        if cells.len() > self.rows {
+            cells[self.rows] = cell;
+        } else {
+            cells.push(cell);
         }
+    }
+
+    /// Ends the current row: the columns it did not set are null there.
+    pub fn end_row(&mut self) {
         self.rows += 1;
         for column in &mut self.columns {
             if column.cells.len() < self.rows {
@@ -95,5 +101,166 @@ impl Table {
     }
 }
 
-/// Every table of one archive, by name.
-pub type Tables = BTreeMap<String, Table>;
+/// Where a flattened path of a document goes: a column of a table (declared when first
+/// set), the places of an object's fields under it, and an array's child table.
+#[derive(Debug)]
+struct Node {
+    table: usize,
+    /// The column's name.
+    col: String,
+    /// What a child table of an array here is named after.
+    part: String,
+    column: Option<usize>,
+    /// The places of an object's fields here, in the order first seen.
+    fields: Vec<(Box<str>, Place)>,
+    /// The position in `fields` of each field.
+    by_key: HashMap<Box<str>, usize>,
+    /// The field after the one last looked up: documents usually repeat their key order.
+    next: usize,
+    child: Option<Child>,
+}
+
+/// A place of [`Tables`]: a flattened path of a document ([`crate::flatten`]), resolved to
+/// its table and column once, then reused by every document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place(usize);
+
+/// The places of an array's elements: the row of its child table (an object element's
+/// fields, without prefix) and the place of a scalar element.
+#[derive(Debug, Clone, Copy)]
+pub struct Child {
+    /// The child table's row.
+    pub row: Place,
+    /// A scalar element (or an array's join key) of that row.
+    pub scalar: Place,
+}
+
+/// Every table of one archive, by name, and the [`Place`] each path of its documents goes to.
+#[derive(Debug, Default)]
+pub struct Tables {
+    tables: Vec<Table>,
+    names: Vec<String>,
+    by_name: BTreeMap<String, usize>,
+    nodes: Vec<Node>,
+    roots: HashMap<String, Place>,
+}
+
+impl Tables {
+    /// No tables.
+    pub fn new() -> Self {
+        Tables::default()
+    }
+
+    /// The tables' names, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.by_name.keys()
+    }
+
+    /// The table called `name`.
+    pub fn get(&self, name: &str) -> Option<&Table> {
+        self.by_name.get(name).map(|i| &self.tables[*i])
+    }
+
+    /// The tables with their names, sorted by name.
+    pub fn into_sorted(self) -> impl Iterator<Item = (String, Table)> {
+        let mut tables: Vec<Option<Table>> = self.tables.into_iter().map(Some).collect();
+        self.by_name
+            .into_iter()
+            .map(move |(name, i)| (name, tables[i].take().unwrap_or_default()))
+    }
+
+    fn table(&mut self, name: String) -> usize {
+        if let Some(i) = self.by_name.get(&name) {
+            return *i;
+        }
+        self.tables.push(Table::default());
+        self.names.push(name.clone());
+        self.by_name.insert(name, self.tables.len() - 1);
+        self.tables.len() - 1
+    }
+
+    fn node(&mut self, table: usize, col: String, part: String) -> Place {
+        self.nodes.push(Node {
+            table,
+            col,
+            part,
+            column: None,
+            fields: Vec::new(),
+            by_key: HashMap::new(),
+            next: 0,
+            child: None,
+        });
+        Place(self.nodes.len() - 1)
+    }
+
+    /// The row of the root table `name` (created when new).
+    pub fn root(&mut self, name: &str) -> Place {
+        if let Some(p) = self.roots.get(name) {
+            return *p;
+        }
+        let table = self.table(name.to_owned());
+        let p = self.node(table, String::new(), String::new());
+        self.roots.insert(name.to_owned(), p);
+        p
+    }
+
+    /// The place of field `key` of an object at `at` (named by [`field_names`]).
+    pub fn field(&mut self, at: Place, key: &str) -> Place {
+        let n = &mut self.nodes[at.0];
+        if let Some((k, p)) = n.fields.get(n.next)
+            && **k == *key
+        {
+            n.next += 1;
+            return *p;
+        }
+        if let Some(i) = n.by_key.get(key).copied() {
+            n.next = i + 1;
+            return n.fields[i].1;
+        }
+        let (table, (col, part)) = (n.table, field_names(&n.col, &n.part, key));
+        let p = self.node(table, col, part);
+        let n = &mut self.nodes[at.0];
+        n.by_key.insert(key.into(), n.fields.len());
+        n.fields.push((key.into(), p));
+        n.next = n.fields.len();
+        p
+    }
+
+    /// The elements of an array at `at`, in its child table (named by [`child_names`];
+    /// created when new, so that it exists even for an empty array).
+    pub fn child(&mut self, at: Place) -> Child {
+        if let Some(c) = self.nodes[at.0].child {
+            return c;
+        }
+        let n = &self.nodes[at.0];
+        let (name, scalar_col, scalar_part) = child_names(&self.names[n.table], &n.col, &n.part);
+        let table = self.table(name);
+        let row = self.node(table, String::new(), String::new());
+        let scalar = self.node(table, scalar_col, scalar_part);
+        let c = Child { row, scalar };
+        self.nodes[at.0].child = Some(c);
+        c
+    }
+
+    /// Sets the cell of `at`'s column in the current row of its table.
+    pub fn set(&mut self, at: Place, cell: Cell) {
+        let n = &mut self.nodes[at.0];
+        let table = &mut self.tables[n.table];
+        let i = *n.column.get_or_insert_with(|| table.declare(&n.col));
+        table.set(i, cell);
+    }
+
+    /// Ends the current row of `at`'s table.
+    pub fn end_row(&mut self, at: Place) {
+        self.tables[self.nodes[at.0].table].end_row();
+    }
+}
+
+impl std::ops::Index<&str> for Tables {
+    type Output = Table;
+
+    fn index(&self, name: &str) -> &Table {
+        self.get(name)
+            .unwrap_or_else(|| panic!("there is no table {name}"))
+    }
+}
