@@ -38,7 +38,7 @@ fn text(c: &Cell) -> Option<Cow<'_, str>> {
                 .map_or_else(|| f.to_string(), |n| n.to_string())
                 .into(),
         ),
-        Cell::Str(s) => Some(s.as_str().into()),
+        Cell::Str(s) => Some(Cow::Borrowed(s)),
     }
 }
 

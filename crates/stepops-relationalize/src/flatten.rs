@@ -47,16 +47,17 @@ pub fn child_names(table: &str, col: &str, part: &str) -> (String, String, Strin
 
 /// Flattens documents into tables, numbering join keys per archive.
 #[derive(Debug)]
-pub struct Flattener<'a> {
-    record_id: &'a str,
+pub struct Flattener {
+    /// The `recordid` cell of every row.
+    record_id: Cell,
     next_id: i64,
 }
 
-impl<'a> Flattener<'a> {
+impl Flattener {
     /// A flattener for the record `record_id` (its `recordid` column).
-    pub fn new(record_id: &'a str) -> Self {
+    pub fn new(record_id: &str) -> Self {
         Flattener {
-            record_id,
+            record_id: Cell::Str(record_id.into()),
             next_id: 1,
         }
     }
@@ -72,7 +73,7 @@ impl<'a> Flattener<'a> {
     /// Starts a row at `row` with its `recordid` and `meta` (`id` and `index` of a child row).
     fn row(&self, tables: &mut Tables, row: Place, meta: &[(&str, i64)]) {
         let at = tables.field(row, "recordid");
-        tables.set(at, Cell::Str(self.record_id.to_owned()));
+        tables.set(at, self.record_id.clone());
         for (name, v) in meta {
             let at = tables.field(row, name);
             tables.set(at, Cell::Int(*v));

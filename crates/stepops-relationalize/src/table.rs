@@ -5,6 +5,7 @@
 //! without building a name per value.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -21,8 +22,8 @@ pub enum Cell {
     Int(i64),
     /// Any other number.
     Float(f64),
-    /// A string.
-    Str(String),
+    /// A string (shared: every row's `recordid` is one string).
+    Str(Arc<str>),
     /// The join key of an array's child rows (the array itself).
     Key(i64),
 }
@@ -36,7 +37,7 @@ impl Cell {
             Value::Number(n) => n
                 .as_i64()
                 .map_or_else(|| Cell::Float(n.as_f64().unwrap_or(f64::NAN)), Cell::Int),
-            Value::String(s) => Cell::Str(s.clone()),
+            Value::String(s) => Cell::Str(s.as_str().into()),
         }
     }
 }
