@@ -61,7 +61,17 @@ impl Bench<'_> {
         dest: &str,
         label: &str,
     ) -> anyhow::Result<(Run, String)> {
-        self.migrate(src, dest, label, None, false)
+        self.migrate(src, dest, label, None, false, &[])
+    }
+
+    /// [`Self::stepops_migrate`] untracked, with `extra` arguments (`--cut-over`).
+    fn stepops_migrate_with(
+        &mut self,
+        dest: &str,
+        label: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<(Run, String)> {
+        self.migrate("src", dest, label, None, false, extra)
     }
 
     /// [`Self::stepops_migrate`], over TLS when `tls`.
@@ -72,7 +82,7 @@ impl Bench<'_> {
         track: Option<&str>,
         tls: bool,
     ) -> anyhow::Result<(Run, String)> {
-        self.migrate("src", dest, label, track, tls)
+        self.migrate("src", dest, label, track, tls, &[])
     }
 
     fn migrate(
@@ -82,9 +92,11 @@ impl Bench<'_> {
         label: &str,
         track: Option<&str>,
         tls: bool,
+        extra: &[&str],
     ) -> anyhow::Result<(Run, String)> {
         let mut cmd = Command::new(&self.exe);
         cmd.args(["migrate", "--json", "--jobs", &self.args.jobs.to_string()])
+            .args(extra)
             .arg("--source")
             .arg(self.url(&self.src_pg, src, tls))
             .arg("--dest")
@@ -389,6 +401,41 @@ pub async fn run(args: BenchArgs, exe: PathBuf) -> anyhow::Result<()> {
             100.0 * inc.seconds / full.seconds
         ),
     );
+    // The same with a busy source: another session holds a transaction open on the source
+    // database during the run (as a live application does), so the verification cannot rule
+    // out a write and compares both sides in full.
+    let seed = args.seed.wrapping_add(2);
+    let changes = stepops_sample::mutate(&src, seed, fractions).await?;
+    let (u, d, i) = changes.totals();
+    let open_transaction = OpenTransaction::begin(&b.src_pg, "src")?;
+    let busy = b.stepops_migrate("dst_stepops", "incremental-busy-source", None);
+    open_transaction.end();
+    let (busy, summary) = busy?;
+    let note = b.verify("dst_stepops", "the busy-source re-sync").await?;
+    b.push(
+        INCREMENTAL,
+        "stepops migrate, busy source",
+        Some(busy.seconds),
+        format!(
+            "{:.1}% of the full copy; a transaction open on the source during the run: the verification compares both sides in full; {u} updated/{d} deleted/{i} inserted rows; {summary}{note}",
+            100.0 * busy.seconds / full.seconds
+        ),
+    );
+    // Cut-over mode: the operator declares the source quiesced.
+    let changes = stepops_sample::mutate(&src, seed.wrapping_add(1), fractions).await?;
+    let (u, d, i) = changes.totals();
+    let (cut, summary) =
+        b.stepops_migrate_with("dst_stepops", "incremental-cut-over", &["--cut-over"])?;
+    let note = b.verify("dst_stepops", "the cut-over re-sync").await?;
+    b.push(
+        INCREMENTAL,
+        "stepops migrate --cut-over",
+        Some(cut.seconds),
+        format!(
+            "{:.1}% of the full copy; {u} updated/{d} deleted/{i} inserted rows; {summary}{note}",
+            100.0 * cut.seconds / full.seconds
+        ),
+    );
     let (tinc, summary) = b.stepops_migrate("dst_tracked", "incremental-tracked", Some(SLOT))?;
     let note = b
         .verify("dst_tracked", "the tracked incremental re-sync")
@@ -569,4 +616,33 @@ pub async fn run(args: BenchArgs, exe: PathBuf) -> anyhow::Result<()> {
         eprintln!("bench: work files kept in {}", kept.display());
     }
     Ok(())
+}
+
+/// A `psql` session on a database of `server` holding a transaction open (with a transaction
+/// id) until [`OpenTransaction::end`]: a live application's writer, as a migration's check
+/// that the source stayed quiet sees it.
+struct OpenTransaction(std::process::Child);
+
+impl OpenTransaction {
+    fn begin(server: &PgServer, database: &str) -> anyhow::Result<OpenTransaction> {
+        use std::io::Write;
+        let mut child = Command::new(server.bindir().join("psql"))
+            .args(["-q", "-X", "-d"])
+            .arg(server.database_url(database))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let stdin = child.stdin.as_mut().context("psql's stdin")?;
+        stdin.write_all(b"BEGIN;\nSELECT txid_current();\n")?;
+        stdin.flush()?;
+        // psql runs the statements as it reads them; give it a moment before the run starts.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Ok(OpenTransaction(child))
+    }
+
+    /// Closes the session (the transaction is rolled back).
+    fn end(mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
 }

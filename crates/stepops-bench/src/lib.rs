@@ -33,7 +33,10 @@ TRUNCATE + COPY skip the WAL):
      changed meanwhile), `pgcopydb clone` (creates schema, copies, builds indexes) and
      `pg_dump --data-only | psql` (into the pre-created schema);
   3. incremental re-sync after 0.1% updates, 0.01% deletes and 0.1% inserts scattered over the
-     source, with and without tracking (each into its destination from step 2);
+     source, with and without tracking (each into its destination from step 2); untracked three
+     times, each after its own changes: a quiet source (the verification compares only the
+     copied ranges), a busy one (a transaction held open on the source during the run: both
+     sides compared in full) and `--cut-over`;
   4. a pass with no differences: `stepops migrate` again, with and without tracking, beside
      `reladiff` (hashdiff, every column, each table);
   5. peak memory (max RSS) of every stepops child process.

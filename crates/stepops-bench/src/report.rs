@@ -31,8 +31,13 @@ pub(crate) fn summarize(stdout: &str) -> String {
         return "no JSON summary".into();
     };
     let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+    let verified = if v.get("verifiedCopiedOnly") == Some(&serde_json::Value::Bool(true)) {
+        "; verified the copied ranges only (source quiet)"
+    } else {
+        ""
+    };
     format!(
-        "{} chunk(s), {} row(s) copied, {} deleted, {} round(s)",
+        "{} chunk(s), {} row(s) copied, {} deleted, {} round(s){verified}",
         n("chunks"),
         n("rowsCopied"),
         n("rowsDeleted"),
@@ -101,13 +106,14 @@ pub(crate) fn render(s: &Summary<'_>) -> String {
         s.peak_rss_kb / 1024
     );
     if s.same > 0.0 && s.full > 0.0 {
-        // Without tracking an incremental run checksums both sides twice (plan, then verify):
-        // two no-difference passes are its floor, however few rows it copies.
+        // Without tracking an incremental run checksums both sides once to plan, then either
+        // the copied ranges only (the source stayed quiet) or both sides again.
         let _ = writeln!(
             out,
-            "without tracking: incremental = {:.1} no-difference passes; floor (2 passes) = {:.0}% of the full copy",
+            "without tracking: incremental = {:.1} no-difference passes = {:.0}% of the full copy (one pass = {:.0}%; two when the source is written during the run)",
             s.inc / s.same,
-            200.0 * s.same / s.full
+            100.0 * s.inc / s.full,
+            100.0 * s.same / s.full
         );
     }
     let versus_pgcopydb = match peer_seconds(s.rows, "full copy", "pgcopydb clone") {

@@ -101,8 +101,11 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub full_check: bool,
     /// The source is quiesced for this run (its writers stopped): after the copies compare
-    /// only the copied ranges, and fail Stepops.Conflict if the source is seen to change; the
-    /// same as `cutOver: true` in the config (docs/migration.md, "Cut-over mode").
+    /// only the copied ranges (waiting for late write statistics when needed), and fail
+    /// Stepops.Conflict if the source is seen to change. Without it an untracked run does the
+    /// same when it can prove the source quiet at once, and compares in full otherwise. The
+    /// same as `cutOver: true` in the config (docs/migration.md, "Verifying only what was
+    /// copied").
     #[arg(long)]
     pub cut_over: bool,
     /// With change tracking: print the slot (WAL it keeps on the source) and the destination's
@@ -267,14 +270,19 @@ pub fn print_plan(plan: &Plan) {
 /// Prints the final summary.
 pub fn print_summary(s: &Summary) {
     println!(
-        "migrated {} table(s) in {} round(s): {} chunk(s), {} row(s) copied, {} row(s) deleted, {} sequence(s) set, {:.1} s",
+        "migrated {} table(s) in {} round(s): {} chunk(s), {} row(s) copied, {} row(s) deleted, {} sequence(s) set, {:.1} s{}",
         s.tables,
         s.rounds,
         s.chunks,
         s.rows_copied,
         s.rows_deleted,
         s.sequences_synced,
-        s.duration_seconds
+        s.duration_seconds,
+        if s.verified_copied_only {
+            "; verified by comparing only the copied ranges (the source was not written meanwhile)"
+        } else {
+            ""
+        }
     );
 }
 

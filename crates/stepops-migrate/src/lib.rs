@@ -326,19 +326,63 @@ impl Migration {
         self.cut_over
     }
 
-    /// In cut-over mode, the source's write stamp over the migrated tables; `None` otherwise.
+    /// The source's write stamp over the migrated tables, taken before every comparison that
+    /// is not change tracking's: in cut-over mode (refused when the source keeps no write
+    /// statistics) and in an untracked run, where it lets the verification compare only the
+    /// copied ranges when the source stayed quiet ([`Migration::compare_after_copies`];
+    /// `None` when the source keeps no write statistics). `None` with change tracking.
     async fn source_stamp(&self) -> Result<Option<String>> {
-        if !self.cut_over {
+        if self.tracking.is_some() {
             return Ok(None);
         }
-        let stamp = with_stacks!(self, |s, _d| s.write_stamp(&self.tables).await?);
-        Ok(Some(stamp))
+        match with_stacks!(self, |s, _d| s.write_stamp(&self.tables).await) {
+            Ok(stamp) => Ok(Some(stamp)),
+            Err(MigrateError::InvalidInput(_)) if !self.cut_over => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The comparison after a round's copies (`plan`: the round's plan, its chunks all
+    /// copied). Only the copied ranges are compared again ([`Migration::compare_copied`])
+    /// when the source is known not to have been written since `plan`'s comparison began:
+    /// in cut-over mode that is required (waiting for late write statistics), in an untracked
+    /// run it is checked without waiting, and when a write cannot be ruled out (or the plan
+    /// has no stamp) both sides are compared in full, as [`Migration::plan`] does. Returns the
+    /// comparison and whether it covered only the copied ranges.
+    ///
+    /// Errors: as [`Migration::compare_copied`] in cut-over mode, as [`Migration::plan`]
+    /// otherwise.
+    pub async fn compare_after_copies(&self, plan: &Plan, chunk_rows: u64) -> Result<(Plan, bool)> {
+        if self.cut_over {
+            return Ok((self.compare_copied(plan, chunk_rows).await?, true));
+        }
+        let quiet = match &plan.source_stamp {
+            Some(before) => !with_stacks!(self, |s, _d| s
+                .written_since(&self.tables, before, self.cut_over_settle, false)
+                .await?),
+            None => false,
+        };
+        if quiet {
+            tracing::info!(
+                "the source was not written since the plan: comparing only the copied ranges"
+            );
+            return Ok((self.compare_ranges_of(plan, chunk_rows).await?, true));
+        }
+        let full = self
+            .plan(&PlanOptions {
+                chunk_rows,
+                round: plan.round + 1,
+                dry_run: false,
+                baseline: None,
+            })
+            .await?;
+        Ok((full, false))
     }
 
     /// Cut-over mode: compares again only what `plan`'s chunks copied (the exact key ranges of
     /// integer-keyed tables; tables with other keys that had chunks, in full), after checking
-    /// that the source's write stamp is still the plan's. Returns the differences as a plan
-    /// for the next round (empty: converged).
+    /// that the source's write stamp is still the plan's (waiting, when needed, for late write
+    /// statistics). Returns the differences as a plan for the next round (empty: converged).
     ///
     /// Errors: `Stepops.Conflict` when the source was written since the plan (the cut-over's
     /// premise is broken: run again without `cutOver`, or quiesce the source first);
@@ -350,13 +394,19 @@ impl Migration {
             ));
         };
         let written = with_stacks!(self, |s, _d| s
-            .written_since(&self.tables, before, self.cut_over_settle)
+            .written_since(&self.tables, before, self.cut_over_settle, true)
             .await?);
         if written {
             return Err(MigrateError::Conflict(
                 "the source was written during a cut-over run (its write statistics changed since the plan): the copied ranges alone cannot prove the tables equal. Stop the source's writers and run again, or run without cutOver".into(),
             ));
         }
+        self.compare_ranges_of(plan, chunk_rows).await
+    }
+
+    /// Compares again only what `plan`'s chunks copied; the caller has established that the
+    /// source was not written since `plan`'s comparison began.
+    async fn compare_ranges_of(&self, plan: &Plan, chunk_rows: u64) -> Result<Plan> {
         let salt = new_salt();
         let mut out = Plan {
             round: plan.round + 1,
@@ -376,7 +426,10 @@ impl Migration {
             }
             let (tp, mut cs) = if table.key == KeyKind::Integer {
                 let ranges = merged_ranges(&copied);
-                let keys = ranges.iter().map(|&(lo, hi)| (hi - lo) as u64 + 1).sum();
+                // (Keys may span the whole i64 range: no overflow.)
+                let keys = ranges.iter().fold(0u64, |n, &(lo, hi)| {
+                    n.saturating_add(hi.abs_diff(lo).saturating_add(1))
+                });
                 with_stacks!(self, |s, d| {
                     plan::plan_ranges(s, d, table, &salt, &ranges, keys, chunk_rows).await?
                 })
@@ -481,9 +534,10 @@ impl Migration {
         self.report(round, max_rounds, &plan).await
     }
 
-    /// [`Migration::verify`] in cut-over mode: `copied` is the round's plan (its
-    /// `sourceStamp` and chunks, all copied); only those ranges are compared again
-    /// ([`Migration::compare_copied`]).
+    /// [`Migration::verify`] after a round planned with a source stamp (cut-over mode, or an
+    /// untracked run): `copied` is the round's plan (its `sourceStamp` and chunks, all
+    /// copied); only those ranges are compared again when the source stayed quiet
+    /// ([`Migration::compare_after_copies`]), both sides in full otherwise.
     pub async fn verify_copied(
         &self,
         round: u32,
@@ -491,8 +545,12 @@ impl Migration {
         copied: &Plan,
     ) -> Result<VerifyReport> {
         self.rebuild_indexes().await?;
-        let plan = self.compare_copied(copied, DEFAULT_CHUNK_ROWS).await?;
-        self.report(round, max_rounds, &plan).await
+        let (plan, copied_only) = self
+            .compare_after_copies(copied, DEFAULT_CHUNK_ROWS)
+            .await?;
+        let mut report = self.report(round, max_rounds, &plan).await?;
+        report.compared_copied_only = copied_only;
+        Ok(report)
     }
 
     /// The verification's verdict on a comparison: `Stepops.NotConverged` at the round limit,
@@ -517,6 +575,7 @@ impl Migration {
             round,
             differing_tables: differing,
             sequences_synced,
+            compared_copied_only: false,
         })
     }
 }
@@ -579,7 +638,14 @@ fn merged_ranges(chunks: &[&Chunk]) -> Vec<(i64, i64)> {
             _ => out.push((lo, hi)),
         }
     }
-    out
+    // The bin queries need each range's width to fit an i64: one spanning more keys (from
+    // below zero to far above it) is compared as its negative and its non-negative half.
+    out.into_iter()
+        .flat_map(|(lo, hi)| match hi.checked_sub(lo) {
+            Some(_) => vec![(lo, hi)],
+            None => vec![(lo, -1), (0, hi)],
+        })
+        .collect()
 }
 
 /// A fresh random salt (hex): a new one per plan, so no stale checksum can ever match.

@@ -353,9 +353,10 @@ pub struct Plan {
     /// `baseline` once this plan's chunks are copied (see [`crate::track`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking: Option<crate::track::TrackingState>,
-    /// In cut-over mode (`cutOver` in the config): the source's write stamp when this
-    /// comparison began ([`crate::stack::Stack::write_stamp`]); the verification of this plan's
-    /// copies fails if the source's stamp has changed since.
+    /// Without change tracking: the source's write stamp when this comparison began
+    /// ([`crate::stack::Stack::write_stamp`]). The verification of this plan's copies compares
+    /// only the copied ranges when the stamp is unchanged; in cut-over mode (`cutOver` in the
+    /// config) it fails when the stamp has changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_stamp: Option<String>,
 }
@@ -488,6 +489,10 @@ pub struct VerifyReport {
     /// Sequences (serial and identity columns) of the destination moved past its largest key,
     /// done once converged (0 otherwise, and on SQLite).
     pub sequences_synced: u32,
+    /// Whether only the ranges the round copied were compared (the source was not written
+    /// since the round's plan), not both sides in full.
+    #[serde(default)]
+    pub compared_copied_only: bool,
 }
 
 /// The summary of a whole migration.
@@ -507,6 +512,10 @@ pub struct Summary {
     /// Destination sequences set to the source's values.
     #[serde(default)]
     pub sequences_synced: u32,
+    /// Whether the last comparison covered only the ranges the last round copied (the source
+    /// was not written since that round's plan) instead of both sides in full.
+    #[serde(default)]
+    pub verified_copied_only: bool,
     /// Wall-clock seconds.
     pub duration_seconds: f64,
 }

@@ -65,13 +65,14 @@ impl Migration {
             rows_copied: 0,
             rows_deleted: 0,
             sequences_synced: 0,
+            verified_copied_only: false,
             duration_seconds: 0.0,
         };
         let max_rounds = options.max_rounds.max(1);
         let mut round = 1;
         let mut baseline = None;
-        // Cut-over mode: the previous round's plan, whose copied ranges are all that is
-        // compared again.
+        // Without change tracking: the previous round's plan, whose copied ranges are all
+        // that is compared again when the source stayed quiet (always in cut-over mode).
         let mut copied: Option<Plan> = None;
         loop {
             // After the copies, the indexes a load deferred are built before comparing again.
@@ -81,7 +82,13 @@ impl Migration {
             // With change tracking, each plan after the first compares only what the source
             // changed since the previous one (whose chunks are copied by now).
             let plan = match copied.take() {
-                Some(previous) => self.compare_copied(&previous, options.chunk_rows).await?,
+                Some(previous) => {
+                    let (plan, copied_only) = self
+                        .compare_after_copies(&previous, options.chunk_rows)
+                        .await?;
+                    summary.verified_copied_only = copied_only;
+                    plan
+                }
                 None => {
                     self.plan(&PlanOptions {
                         chunk_rows: options.chunk_rows,
@@ -134,7 +141,7 @@ impl Migration {
             }
             drop(running);
             baseline = plan.tracking.clone();
-            if self.is_cut_over() {
+            if plan.source_stamp.is_some() {
                 copied = Some(plan);
             }
             round += 1;

@@ -122,13 +122,15 @@ pub trait Stack: Send + Sync {
     async fn write_stamp(&self, tables: &[TableSpec]) -> Result<String>;
 
     /// Whether `tables` were written since `stamp` (a [`Stack::write_stamp`]) was taken.
-    /// `settle`: how long to wait for late write statistics when the stamps alone cannot tell
-    /// (PostgreSQL; other engines answer at once).
+    /// `settle`: how long late write statistics may take to arrive when the stamps alone
+    /// cannot tell (PostgreSQL; other engines answer at once); `wait`: wait for them, or
+    /// answer `true` (a write is not ruled out) instead of waiting.
     async fn written_since(
         &self,
         tables: &[TableSpec],
         stamp: &str,
         _settle: std::time::Duration,
+        _wait: bool,
     ) -> Result<bool> {
         Ok(self.write_stamp(tables).await? != stamp)
     }

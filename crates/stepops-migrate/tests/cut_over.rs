@@ -1,9 +1,11 @@
-//! Cut-over mode (`cutOver: true`) over real PostgreSQL and SQLite: after the copies, only the
-//! copied key ranges are compared again. Each single-row change (first, middle and last bin, a
-//! key moved between bins, a row deleted and inserted again) is found by the first comparison
-//! and converges with one comparison of the whole tables; a source written during the run fails
-//! `Stepops.Conflict`. Equality is checked by reading every row in key order on both sides,
-//! never with stepops' own checksums.
+//! Verifying only what was copied, over real PostgreSQL and SQLite: after the copies, only the
+//! copied key ranges are compared again when the source was not written since the plan, in
+//! cut-over mode (`cutOver: true`) and in an untracked run alike. Each single-row change (first,
+//! middle and last bin, a key moved between bins, a row deleted and inserted again) is found by
+//! the first comparison and converges with one comparison of the whole tables; a source
+//! written during the run fails `Stepops.Conflict` in cut-over mode and is compared in full
+//! otherwise. Equality is checked by reading every row in key order on both sides, never with
+//! stepops' own checksums.
 
 use std::path::Path;
 
@@ -47,6 +49,11 @@ fn cut_over() -> Config {
     }
 }
 
+/// An untracked run without cutOver (the stamp is checked without waiting).
+fn untracked() -> Config {
+    Config::default()
+}
+
 fn opts() -> MigrateOptions {
     MigrateOptions {
         chunk_rows: 5_000,
@@ -67,9 +74,11 @@ async fn pg_exec(url: &str, sql: &str) {
     let _ = conn.await;
 }
 
+/// Every row, read in key order; the session is closed before this returns (an untracked
+/// run's check would take a session still open for a possible writer).
 async fn pg_rows(url: &str) -> String {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
-    tokio::spawn(conn);
+    let conn = tokio::spawn(conn);
     let row = c
         .query_one(
             "SELECT count(*)::text || ':' || md5(string_agg(t::text, ',' ORDER BY id)) FROM t",
@@ -77,37 +86,88 @@ async fn pg_rows(url: &str) -> String {
         )
         .await
         .unwrap();
+    drop(c);
+    let _ = conn.await;
     row.get(0)
 }
 
 const PG_FILL: &str = "CREATE TABLE t (id bigint PRIMARY KEY, a int NOT NULL, b text);
      INSERT INTO t SELECT g, g * 31 % 1000, 'row-' || g FROM generate_series(1, 200000) g;";
 
+/// Both ways of verifying only the copied ranges: cut-over mode, and an untracked run.
+fn modes() -> [(&'static str, Config); 2] {
+    [("cutOver", cut_over()), ("untracked", untracked())]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_cut_over_finds_every_single_row_change_and_converges() {
+async fn pg_finds_every_single_row_change_and_converges_comparing_only_the_copies() {
+    let pg = PgServer::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
+    for (mode, config) in modes() {
+        let src = pg.create_database(&format!("src_{mode}")).unwrap();
+        let dst = pg.create_database(&format!("dst_{mode}")).unwrap();
+        pg_exec(&src, PG_FILL).await;
+        pg_exec(&dst, PG_FILL).await;
+        for (what, sql, rows) in CHANGES {
+            pg_exec(&src, sql).await;
+            let differs = pg_rows(&src).await != pg_rows(&dst).await;
+            assert_eq!(differs, rows > 0, "{mode}, {what}: the tables differ");
+            let m = Migration::open(&src, &dst, &config).await.unwrap();
+            let plan = m.plan(&PlanOptions::default()).await.unwrap();
+            for chunk in &plan.chunks {
+                m.copy_chunk(chunk).await.unwrap();
+            }
+            let (again, copied_only) = m.compare_after_copies(&plan, 5_000).await.unwrap();
+            assert!(again.in_sync(), "{mode}, {what}: {again:?}");
+            assert!(copied_only, "{mode}, {what}: the source stayed quiet");
+            assert_eq!(
+                pg_rows(&src).await,
+                pg_rows(&dst).await,
+                "{mode}, {what}: converged"
+            );
+            // Differing bins are refined down to a few rows (the engine's leaf size), not to one.
+            let copied = plan.estimated_rows();
+            assert!(
+                copied >= rows && copied <= 128 * rows,
+                "{mode}, {what}: only the changed row's neighbourhood moves: {plan:?}"
+            );
+        }
+    }
+}
+
+/// An untracked run whose source is written while it copies: the verification compares both
+/// sides in full and finds the new change (cut-over mode would fail, below), and the whole
+/// loop converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_untracked_run_with_a_source_written_meanwhile_compares_in_full() {
     let pg = PgServer::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
     let src = pg.create_database("src").unwrap();
     let dst = pg.create_database("dst").unwrap();
     pg_exec(&src, PG_FILL).await;
     pg_exec(&dst, PG_FILL).await;
-    for (what, sql, rows) in CHANGES {
-        pg_exec(&src, sql).await;
-        let differs = pg_rows(&src).await != pg_rows(&dst).await;
-        assert_eq!(differs, rows > 0, "{what}: the tables differ");
-        let m = Migration::open(&src, &dst, &cut_over()).await.unwrap();
-        let summary = m.run(&opts(), &NoProgress).await.unwrap();
-        assert_eq!(
-            pg_rows(&src).await,
-            pg_rows(&dst).await,
-            "{what}: converged"
-        );
-        assert_eq!(summary.rounds as u64, rows.min(1), "{what}: {summary:?}");
-        // Differing bins are refined down to a few rows (the engine's leaf size), not to one.
-        assert!(
-            summary.rows_copied >= rows && summary.rows_copied <= 128 * rows,
-            "{what}: only the changed row's neighbourhood moves: {summary:?}"
-        );
+    pg_exec(&src, "UPDATE t SET a = 0 WHERE id = 3").await;
+    let m = Migration::open(&src, &dst, &untracked()).await.unwrap();
+    let plan = m.plan(&PlanOptions::default()).await.unwrap();
+    assert!(
+        plan.source_stamp.is_some(),
+        "an untracked plan records the stamp"
+    );
+    for chunk in &plan.chunks {
+        m.copy_chunk(chunk).await.unwrap();
     }
+    pg_exec(&src, "UPDATE t SET a = 1 WHERE id = 150000").await;
+    let (again, copied_only) = m.compare_after_copies(&plan, 5_000).await.unwrap();
+    assert!(!copied_only, "a written source is compared in full");
+    assert_eq!(again.tables[0].source.count, ROWS as u64, "{again:?}");
+    assert!(
+        again
+            .chunks
+            .iter()
+            .any(|c| c.min <= 150_000 && 150_000 <= c.max),
+        "the write made after the plan is found: {again:?}"
+    );
+    let summary = m.run(&opts(), &NoProgress).await.unwrap();
+    assert_eq!(summary.rounds, 1, "{summary:?}");
+    assert_eq!(pg_rows(&src).await, pg_rows(&dst).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,6 +250,22 @@ async fn pg_a_write_whose_counts_arrive_late_is_still_found() {
         .batch_execute("UPDATE t SET a = a + 1 WHERE id = 42")
         .await
         .unwrap();
+    // An untracked run does not wait for the held-back counts: it compares in full at once,
+    // and finds the write.
+    let untracked_config = Config {
+        exclude: vec!["scratch".into()],
+        ..untracked()
+    };
+    let untracked = Migration::open(&src, &dst, &untracked_config)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (again, copied_only) = untracked.compare_after_copies(&plan, 5_000).await.unwrap();
+    assert!(!copied_only && !again.in_sync(), "{again:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "it did not wait"
+    );
     let err = m.compare_copied(&plan, 5_000).await.unwrap_err();
     assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
 
@@ -267,30 +343,62 @@ fn sqlite_pair(dir: &Path) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_cut_over_finds_every_single_row_change_and_refuses_a_written_source() {
-    let dir = tempfile::tempdir().unwrap();
-    let (src, dst) = sqlite_pair(dir.path());
-    for (what, sql, rows) in CHANGES {
-        sqlite_exec(&src, sql);
-        let differs = sqlite_rows(&src) != sqlite_rows(&dst);
-        assert_eq!(differs, rows > 0, "{what}: the tables differ");
-        let m = Migration::open(&src, &dst, &cut_over()).await.unwrap();
-        let summary = m.run(&opts(), &NoProgress).await.unwrap();
-        assert_eq!(sqlite_rows(&src), sqlite_rows(&dst), "{what}: converged");
-        assert_eq!(summary.rounds as u64, rows.min(1), "{what}: {summary:?}");
-        // Differing bins are refined down to a few rows (the engine's leaf size), not to one.
-        assert!(
-            summary.rows_copied >= rows && summary.rows_copied <= 128 * rows,
-            "{what}: only the changed row's neighbourhood moves: {summary:?}"
-        );
+async fn sqlite_finds_every_single_row_change_and_checks_the_source_stayed_quiet() {
+    for (mode, config) in modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = sqlite_pair(dir.path());
+        for (what, sql, rows) in CHANGES {
+            sqlite_exec(&src, sql);
+            let differs = sqlite_rows(&src) != sqlite_rows(&dst);
+            assert_eq!(differs, rows > 0, "{mode}, {what}: the tables differ");
+            let m = Migration::open(&src, &dst, &config).await.unwrap();
+            let summary = m.run(&opts(), &NoProgress).await.unwrap();
+            assert_eq!(
+                sqlite_rows(&src),
+                sqlite_rows(&dst),
+                "{mode}, {what}: converged"
+            );
+            assert_eq!(
+                summary.rounds as u64,
+                rows.min(1),
+                "{mode}, {what}: {summary:?}"
+            );
+            // Differing bins are refined down to a few rows (the engine's leaf size), not to one.
+            assert!(
+                summary.rows_copied >= rows && summary.rows_copied <= 128 * rows,
+                "{mode}, {what}: only the changed row's neighbourhood moves: {summary:?}"
+            );
+            // The same again step by step: the comparison after the copies covers only them.
+            sqlite_exec(&src, "UPDATE t SET a = a + 1 WHERE id = 99999");
+            let plan = m.plan(&PlanOptions::default()).await.unwrap();
+            for chunk in &plan.chunks {
+                m.copy_chunk(chunk).await.unwrap();
+            }
+            let (again, copied_only) = m.compare_after_copies(&plan, 5_000).await.unwrap();
+            assert!(again.in_sync() && copied_only, "{mode}, {what}: {again:?}");
+            assert_eq!(sqlite_rows(&src), sqlite_rows(&dst), "{mode}, {what}");
+        }
+        // Written after the plan: cut-over mode refuses, an untracked run compares in full.
+        let m = Migration::open(&src, &dst, &config).await.unwrap();
+        sqlite_exec(&src, "UPDATE t SET a = 5 WHERE id = 42");
+        let plan = m.plan(&PlanOptions::default()).await.unwrap();
+        for chunk in &plan.chunks {
+            m.copy_chunk(chunk).await.unwrap();
+        }
+        sqlite_exec(&src, "UPDATE t SET a = 6 WHERE id = 43");
+        match m.compare_after_copies(&plan, 5_000).await {
+            Err(err) => {
+                assert_eq!(mode, "cutOver", "{err}");
+                assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
+            }
+            Ok((again, copied_only)) => {
+                assert_eq!(mode, "untracked", "{again:?}");
+                assert!(!copied_only && !again.in_sync(), "{again:?}");
+                assert!(
+                    again.chunks.iter().any(|c| c.min <= 43 && 43 <= c.max),
+                    "{again:?}"
+                );
+            }
+        }
     }
-    let m = Migration::open(&src, &dst, &cut_over()).await.unwrap();
-    sqlite_exec(&src, "UPDATE t SET a = 5 WHERE id = 42");
-    let plan = m.plan(&PlanOptions::default()).await.unwrap();
-    for chunk in &plan.chunks {
-        m.copy_chunk(chunk).await.unwrap();
-    }
-    sqlite_exec(&src, "UPDATE t SET a = 6 WHERE id = 43");
-    let err = m.compare_copied(&plan, 5_000).await.unwrap_err();
-    assert_eq!(err.error_name(), ErrorName::Conflict, "{err}");
 }

@@ -174,7 +174,7 @@ impl MigrationEngine for LibraryEngine {
         Ok(VerifyOutcome {
             differing_tables: report.differing_tables,
             sequences_synced: report.sequences_synced,
-            compared_copied_only: copied.is_some(),
+            compared_copied_only: report.compared_copied_only,
         })
     }
 

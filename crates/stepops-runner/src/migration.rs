@@ -48,12 +48,12 @@ pub struct PlanOutcome {
     /// With change tracking: the baseline for the step after this plan's copies
     /// (`stepops_migrate::TrackingState` as JSON), passed back as `baseline`.
     pub tracking: Option<Value>,
-    /// In cut-over mode (`cutOver` in the config): the source's write stamp at the plan,
-    /// passed back to `verify` as `sourceStamp`.
+    /// Without change tracking: the source's write stamp at the plan, passed back to
+    /// `verify` as `sourceStamp`.
     pub source_stamp: Option<String>,
 }
 
-/// In cut-over mode: the round's plan as the `verify` step reads it back (its source stamp
+/// A round planned with a source stamp: its plan as the `verify` step reads it back (its source stamp
 /// and the chunks of its manifest, all copied by then).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopiedRound {
@@ -92,7 +92,8 @@ pub struct VerifyOutcome {
     pub differing_tables: Vec<String>,
     /// Destination sequences moved past its largest keys (done once converged).
     pub sequences_synced: u32,
-    /// Cut-over mode: only the round's copied ranges were compared, not every table.
+    /// Only the round's copied ranges were compared, not every table (cut-over mode, or an
+    /// untracked run whose source was not written since the plan).
     pub compared_copied_only: bool,
 }
 
@@ -230,7 +231,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         Ok(Secret::new(joined))
     }
 
-    /// Cut-over mode (`sourceStamp` given, a string): the round's plan read back from its
+    /// `sourceStamp` given (a string): the round's plan read back from its
     /// manifest (`manifest`: `{bucket, key}`); `None` otherwise.
     async fn copied_round(&self, args: &Value) -> Result<Option<CopiedRound>, StepError> {
         let source_stamp = match args.get("sourceStamp") {

@@ -23,6 +23,7 @@ impl PgStack {
             })
             .await?;
         if on.first().map(String::as_str) != Some("on") {
+            // (An untracked run without cutOver takes this as "no stamp" and compares in full.)
             return Err(MigrateError::InvalidInput(
                 "cutOver needs the source's write statistics, but track_counts is off there: turn it on (the default) or run without cutOver".into(),
             ));
@@ -77,12 +78,14 @@ impl PgStack {
     /// counts or file nodes mean written; no transaction running below the horizon then and
     /// the same horizon now mean no write has finished; otherwise some transaction finished
     /// (perhaps in another database): wait as long as a session of this database may still
-    /// hold counts back ([`PgStack::pending_counts_wait`]) and compare the counts again.
+    /// hold counts back ([`PgStack::pending_counts_wait`]) and compare the counts again, or,
+    /// when not to `wait`, answer that a write is not ruled out.
     pub(super) async fn pg_written_since(
         &self,
         tables: &[TableSpec],
         stamp: &str,
         settle: std::time::Duration,
+        wait: bool,
     ) -> Result<bool> {
         let (horizon_then, writes_then) = stamp.split_once(';').unwrap_or(("", stamp));
         let horizon_now = self.horizon().await?;
@@ -96,13 +99,16 @@ impl PgStack {
         if quiet_then && xmax(&horizon_now) == xmax(horizon_then) {
             return Ok(false);
         }
-        let wait = self.pending_counts_wait(settle).await?;
-        if !wait.is_zero() {
+        let pending = self.pending_counts_wait(settle).await?;
+        if !pending.is_zero() {
+            if !wait {
+                return Ok(true);
+            }
             tracing::info!(
-                seconds = wait.as_secs_f64(),
+                seconds = pending.as_secs_f64(),
                 "cut-over: a session of the source's database was active recently; waiting for its row counts to reach the statistics"
             );
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(pending).await;
         }
         Ok(self.table_writes(tables).await? != writes_then)
     }

@@ -637,8 +637,9 @@ impl Stack for PgStack {
         tables: &[TableSpec],
         stamp: &str,
         settle: std::time::Duration,
+        wait: bool,
     ) -> Result<bool> {
-        self.pg_written_since(tables, stamp, settle).await
+        self.pg_written_since(tables, stamp, settle, wait).await
     }
 
     async fn key_cuts(&self, table: &TableSpec, every: u64) -> Result<Vec<KeyValue>> {
