@@ -265,8 +265,9 @@ impl PgStack {
         let arrays = cut_columns(table, cuts);
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
             arrays.iter().map(|a| a as _).collect();
+        let groups = cuts.len() as u64 + 1;
         let mut bins = self
-            .query_params(&sql, &params, |r| {
+            .grouped_query_params(&sql, &params, groups, |r| {
                 Ok(Bin {
                     bin: r.try_get(0)?,
                     count: r.try_get::<_, i64>(1)? as u64,

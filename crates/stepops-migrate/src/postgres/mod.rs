@@ -251,6 +251,47 @@ impl PgStack {
         self.give(s);
         Ok(out)
     }
+
+    /// [`PgStack::query_params`] for a checksum query that hash-aggregates about `groups`
+    /// bins: the session's `work_mem` is raised for it (never lowered) so that the hash table
+    /// stays in memory. PostgreSQL's planner cannot tell how many bins an expression such as
+    /// `(id - lo) / width` makes, plans for one per row, and at the default `work_mem` (4 MB)
+    /// spilled the 50,000 bins of a 5M-row table to disk (250 MB written and read again:
+    /// 7.2 s instead of 4.7 s).
+    pub(crate) async fn grouped_query_params<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        groups: u64,
+        f: impl Fn(&tokio_postgres::Row) -> std::result::Result<T, tokio_postgres::Error>,
+    ) -> Result<Vec<T>> {
+        let kb = hash_work_mem_kb(groups);
+        let s = self.take().await?;
+        s.0.query(
+            "SELECT set_config('work_mem', GREATEST(pg_size_bytes(current_setting('work_mem')) / 1024, $1::bigint)::text || 'kB', false)",
+            &[&kb],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        let rows = s.0.query(sql, params).await.map_err(|e| self.err(e))?;
+        s.0.batch_execute("RESET work_mem")
+            .await
+            .map_err(|e| self.err(e))?;
+        let out = rows
+            .iter()
+            .map(&f)
+            .collect::<std::result::Result<Vec<T>, _>>()
+            .map_err(|e| self.err(e))?;
+        self.give(s);
+        Ok(out)
+    }
+}
+
+/// The `work_mem` (kB) that keeps a hash aggregate of `groups` bin checksums in memory:
+/// about 330 bytes a bin measured (a `numeric` sum, counts and bounds), 512 allowed, between
+/// PostgreSQL's default 4 MB and 256 MB (the engine's bins per query are bounded far below).
+pub(crate) fn hash_work_mem_kb(groups: u64) -> i64 {
+    (groups.saturating_mul(512) / 1024).clamp(4 * 1024, 256 * 1024) as i64
 }
 
 /// A driver error for messages and task causes: the server's message (for data exceptions,
@@ -490,8 +531,9 @@ impl Stack for PgStack {
             k = k(table),
             t = t(table),
         );
+        let groups = (hi as i128 - lo as i128) / width.max(1) as i128 + 1;
         let mut bins = self
-            .query_with(&sql, |r| {
+            .grouped_query_params(&sql, &[], groups.clamp(1, u64::MAX as i128) as u64, |r| {
                 Ok(Bin {
                     bin: r.try_get(0)?,
                     count: r.try_get::<_, i64>(1)? as u64,
@@ -529,17 +571,25 @@ impl Stack for PgStack {
         let los: Vec<i64> = ranges.iter().map(|r| r.0).collect();
         let his: Vec<i64> = ranges.iter().map(|r| r.1).collect();
         let ws: Vec<i64> = ranges.iter().map(|r| r.2.max(1)).collect();
+        let groups: u64 = ranges
+            .iter()
+            .map(|&(lo, hi, w)| ((hi as i128 - lo as i128) / w.max(1) as i128 + 1) as u64)
+            .fold(0, u64::saturating_add);
         let s = self.take().await?;
         // With thousands of ranges over a large table the planner may prefer one sequential
         // scan tested against every range (seconds per query): keep it on the key's index.
-        s.0.batch_execute("SET enable_seqscan = off")
-            .await
-            .map_err(|e| self.err(e))?;
+        // And keep the hash aggregate in memory ([`PgStack::grouped_query_params`]).
+        s.0.query(
+            "SELECT set_config('enable_seqscan', 'off', false), set_config('work_mem', GREATEST(pg_size_bytes(current_setting('work_mem')) / 1024, $1::bigint)::text || 'kB', false)",
+            &[&hash_work_mem_kb(groups)],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
         let rows =
             s.0.query(&sql, &[&los, &his, &ws])
                 .await
                 .map_err(|e| self.err(e))?;
-        s.0.batch_execute("RESET enable_seqscan")
+        s.0.batch_execute("RESET enable_seqscan; RESET work_mem")
             .await
             .map_err(|e| self.err(e))?;
         let out = rows
