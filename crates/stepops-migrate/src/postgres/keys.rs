@@ -9,7 +9,7 @@
 //! column (a span's bounds compare as a row, `ROW(a, b) >= ROW(…)`). Bins are numbered by one
 //! sort of the cuts and the rows together per side ([`binned`]).
 
-use super::{PgStack, t};
+use super::{PgStack, Tuning, t};
 use crate::error::Result;
 use crate::model::{Bin, KeyColumn, KeyKind, KeyRange, KeyValue, TableSpec};
 use crate::stack::{column_list, quote_ident};
@@ -267,15 +267,23 @@ impl PgStack {
             arrays.iter().map(|a| a as _).collect();
         let groups = cuts.len() as u64 + 1;
         let mut bins = self
-            .grouped_query_params(&sql, &params, groups, |r| {
-                Ok(Bin {
-                    bin: r.try_get(0)?,
-                    count: r.try_get::<_, i64>(1)? as u64,
-                    min: 0,
-                    max: 0,
-                    checksum: r.try_get(2)?,
-                })
-            })
+            .tuned_query(
+                &sql,
+                &params,
+                Some(Tuning {
+                    groups,
+                    by_index: false,
+                }),
+                |r| {
+                    Ok(Bin {
+                        bin: r.try_get(0)?,
+                        count: r.try_get::<_, i64>(1)? as u64,
+                        min: 0,
+                        max: 0,
+                        checksum: r.try_get(2)?,
+                    })
+                },
+            )
             .await?;
         bins.sort_unstable_by_key(|b| b.bin);
         Ok(bins)

@@ -8,8 +8,9 @@
 //! that first deletes the range with `session_replication_role = replica` (foreign-key and user
 //! triggers off for that transaction only). Memory stays at a few COPY buffers whatever the range.
 //! Bin queries group without `ORDER BY` (the server then hash-aggregates a few thousand bins
-//! instead of sorting every row, an external sort on disk at millions of rows); the bins are
-//! ordered here.
+//! instead of sorting every row, an external sort on disk at millions of rows), with `work_mem`
+//! raised for them so that the aggregate is not spilled to disk either ([`Tuning`]); the bins
+//! are ordered here.
 
 use crate::error::{MigrateError, Result};
 use crate::model::{Bin, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
@@ -24,18 +25,11 @@ use tokio_postgres::error::SqlState;
 mod catalog;
 mod copy;
 mod keys;
+mod session;
+
+pub(crate) use session::{Session, Tuning};
 
 pub use catalog::DEST_PRIVILEGES;
-
-/// Settings every session starts with, so both sides render values identically. JIT is off:
-/// compiling took longer (about 0.2 s a query) than the short refinement and chunk queries.
-/// `standard_conforming_strings` is pinned: the status switch writes quoted literals, whose
-/// meaning must not depend on a server or role default. `application_name` names stepops'
-/// sessions in `pg_stat_activity` (the cut-over check leaves them out).
-const SESSION_SETUP: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; \
-     SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'; \
-     SET lock_timeout = '60s'; SET jit = off; SET application_name = 'stepops'; \
-     SET standard_conforming_strings = on";
 
 /// A PostgreSQL database as one side of a migration, with a small pool of idle sessions.
 pub struct PgStack {
@@ -55,10 +49,6 @@ impl std::fmt::Debug for PgStack {
             .finish()
     }
 }
-
-/// A pooled session: returned to the pool by [`PgStack::give`] after success, dropped (and so
-/// closed, rolling back anything open) otherwise.
-pub(crate) struct Session(pub(crate) Client);
 
 impl PgStack {
     /// A stack on `url`; `read_only` sessions refuse writes (`default_transaction_read_only`),
@@ -109,50 +99,6 @@ impl PgStack {
         let ms = limit.map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64);
         self.statement_timeout_ms.store(ms, Ordering::Relaxed);
         self.idle.lock().expect("pool lock").clear();
-    }
-
-    pub(crate) async fn take(&self) -> Result<Session> {
-        loop {
-            let c = self.idle.lock().expect("pool lock").pop();
-            match c {
-                Some(c) if !c.is_closed() => return Ok(Session(c)),
-                Some(_) => continue,
-                None => break,
-            }
-        }
-        let client = self
-            .connector
-            .connect()
-            .await
-            .map_err(|e| self.connect_err(e))?;
-        client
-            .batch_execute(&format!(
-                "{SESSION_SETUP}; SET statement_timeout = {}",
-                self.statement_timeout_ms.load(Ordering::Relaxed)
-            ))
-            .await
-            .map_err(|e| self.err(e))?;
-        if self.read_only {
-            client
-                .batch_execute("SET default_transaction_read_only = on")
-                .await
-                .map_err(|e| self.err(e))?;
-        } else {
-            // A destination keeps writing while `set-status` has made its database read-only
-            // for other clients (ALTER DATABASE … SET default_transaction_read_only = on).
-            client
-                .batch_execute("SET default_transaction_read_only = off")
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(Session(client))
-    }
-
-    pub(crate) fn give(&self, s: Session) {
-        let mut idle = self.idle.lock().expect("pool lock");
-        if idle.len() < 16 {
-            idle.push(s.0);
-        }
     }
 
     fn connect_err(&self, e: ConnectError) -> MigrateError {
@@ -225,73 +171,6 @@ impl PgStack {
             )
         }
     }
-
-    async fn query_with<T>(
-        &self,
-        sql: &str,
-        f: impl Fn(&tokio_postgres::Row) -> std::result::Result<T, tokio_postgres::Error>,
-    ) -> Result<Vec<T>> {
-        self.query_params(sql, &[], f).await
-    }
-
-    /// [`PgStack::query_with`] with parameters.
-    pub(crate) async fn query_params<T>(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-        f: impl Fn(&tokio_postgres::Row) -> std::result::Result<T, tokio_postgres::Error>,
-    ) -> Result<Vec<T>> {
-        let s = self.take().await?;
-        let rows = s.0.query(sql, params).await.map_err(|e| self.err(e))?;
-        let out = rows
-            .iter()
-            .map(&f)
-            .collect::<std::result::Result<Vec<T>, _>>()
-            .map_err(|e| self.err(e))?;
-        self.give(s);
-        Ok(out)
-    }
-
-    /// [`PgStack::query_params`] for a checksum query that hash-aggregates about `groups`
-    /// bins: the session's `work_mem` is raised for it (never lowered) so that the hash table
-    /// stays in memory. PostgreSQL's planner cannot tell how many bins an expression such as
-    /// `(id - lo) / width` makes, plans for one per row, and at the default `work_mem` (4 MB)
-    /// spilled the 50,000 bins of a 5M-row table to disk (250 MB written and read again:
-    /// 7.2 s instead of 4.7 s).
-    pub(crate) async fn grouped_query_params<T>(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-        groups: u64,
-        f: impl Fn(&tokio_postgres::Row) -> std::result::Result<T, tokio_postgres::Error>,
-    ) -> Result<Vec<T>> {
-        let kb = hash_work_mem_kb(groups);
-        let s = self.take().await?;
-        s.0.query(
-            "SELECT set_config('work_mem', GREATEST(pg_size_bytes(current_setting('work_mem')) / 1024, $1::bigint)::text || 'kB', false)",
-            &[&kb],
-        )
-        .await
-        .map_err(|e| self.err(e))?;
-        let rows = s.0.query(sql, params).await.map_err(|e| self.err(e))?;
-        s.0.batch_execute("RESET work_mem")
-            .await
-            .map_err(|e| self.err(e))?;
-        let out = rows
-            .iter()
-            .map(&f)
-            .collect::<std::result::Result<Vec<T>, _>>()
-            .map_err(|e| self.err(e))?;
-        self.give(s);
-        Ok(out)
-    }
-}
-
-/// The `work_mem` (kB) that keeps a hash aggregate of `groups` bin checksums in memory:
-/// about 330 bytes a bin measured (a `numeric` sum, counts and bounds), 512 allowed, between
-/// PostgreSQL's default 4 MB and 256 MB (the engine's bins per query are bounded far below).
-pub(crate) fn hash_work_mem_kb(groups: u64) -> i64 {
-    (groups.saturating_mul(512) / 1024).clamp(4 * 1024, 256 * 1024) as i64
 }
 
 /// A driver error for messages and task causes: the server's message (for data exceptions,
@@ -533,15 +412,23 @@ impl Stack for PgStack {
         );
         let groups = (hi as i128 - lo as i128) / width.max(1) as i128 + 1;
         let mut bins = self
-            .grouped_query_params(&sql, &[], groups.clamp(1, u64::MAX as i128) as u64, |r| {
-                Ok(Bin {
-                    bin: r.try_get(0)?,
-                    count: r.try_get::<_, i64>(1)? as u64,
-                    min: r.try_get(2)?,
-                    max: r.try_get(3)?,
-                    checksum: r.try_get(4)?,
-                })
-            })
+            .tuned_query(
+                &sql,
+                &[],
+                Some(Tuning {
+                    groups: groups.clamp(1, u64::MAX as i128) as u64,
+                    by_index: false,
+                }),
+                |r| {
+                    Ok(Bin {
+                        bin: r.try_get(0)?,
+                        count: r.try_get::<_, i64>(1)? as u64,
+                        min: r.try_get(2)?,
+                        max: r.try_get(3)?,
+                        checksum: r.try_get(4)?,
+                    })
+                },
+            )
             .await?;
         bins.sort_unstable_by_key(|b| b.bin);
         Ok(bins)
@@ -575,41 +462,28 @@ impl Stack for PgStack {
             .iter()
             .map(|&(lo, hi, w)| ((hi as i128 - lo as i128) / w.max(1) as i128 + 1) as u64)
             .fold(0, u64::saturating_add);
-        let s = self.take().await?;
-        // With thousands of ranges over a large table the planner may prefer one sequential
-        // scan tested against every range (seconds per query): keep it on the key's index.
-        // And keep the hash aggregate in memory ([`PgStack::grouped_query_params`]).
-        s.0.query(
-            "SELECT set_config('enable_seqscan', 'off', false), set_config('work_mem', GREATEST(pg_size_bytes(current_setting('work_mem')) / 1024, $1::bigint)::text || 'kB', false)",
-            &[&hash_work_mem_kb(groups)],
-        )
-        .await
-        .map_err(|e| self.err(e))?;
-        let rows =
-            s.0.query(&sql, &[&los, &his, &ws])
-                .await
-                .map_err(|e| self.err(e))?;
-        s.0.batch_execute("RESET enable_seqscan; RESET work_mem")
-            .await
-            .map_err(|e| self.err(e))?;
-        let out = rows
-            .iter()
-            .map(|r| {
-                Ok((
-                    (r.try_get::<_, i64>(0)? - 1) as usize,
-                    Bin {
-                        bin: r.try_get(1)?,
-                        count: r.try_get::<_, i64>(2)? as u64,
-                        min: r.try_get(3)?,
-                        max: r.try_get(4)?,
-                        checksum: r.try_get(5)?,
-                    },
-                ))
-            })
-            .collect::<std::result::Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(|e| self.err(e))?;
-        self.give(s);
-        let mut out = out;
+        let mut out = self
+            .tuned_query(
+                &sql,
+                &[&los, &his, &ws],
+                Some(Tuning {
+                    groups,
+                    by_index: true,
+                }),
+                |r| {
+                    Ok((
+                        (r.try_get::<_, i64>(0)? - 1) as usize,
+                        Bin {
+                            bin: r.try_get(1)?,
+                            count: r.try_get::<_, i64>(2)? as u64,
+                            min: r.try_get(3)?,
+                            max: r.try_get(4)?,
+                            checksum: r.try_get(5)?,
+                        },
+                    ))
+                },
+            )
+            .await?;
         out.sort_unstable_by_key(|(i, b)| (*i, b.bin));
         Ok(out)
     }
