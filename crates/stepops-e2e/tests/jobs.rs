@@ -174,43 +174,16 @@ async fn secrets_are_masked_in_every_line_split_and_at_a_buffer_edge() {
 
     // The same masked lines reached CloudWatch Logs (the engine's stand-in, through the real
     // SDK), in the execution's and step's own stream.
-    let logs = stepops_runner::local_logs_client(f.jobs.endpoint());
+    let logs = stepops_sfn::local_logs_client(f.jobs.endpoint());
     let execution = arn.rsplit(':').next().unwrap();
     let stream = format!("stepops-dev-job/{execution}/0-secretive");
-    let streams = logs
-        .describe_log_streams()
-        .log_group_name("/stepops/dev/jobs")
-        .send()
+    let names = stepops_sfn::log_stream_names(&logs, "/stepops/dev/jobs", "")
         .await
         .unwrap();
-    let names: Vec<_> = streams
-        .log_streams()
-        .iter()
-        .filter_map(|s| s.log_stream_name())
-        .collect();
     assert_eq!(names, [stream.as_str()]);
-    let mut shipped = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = logs
-            .get_log_events()
-            .log_group_name("/stepops/dev/jobs")
-            .log_stream_name(&stream)
-            .start_from_head(true)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .unwrap();
-        if page.events().is_empty() {
-            break;
-        }
-        shipped.extend(
-            page.events()
-                .iter()
-                .map(|e| e.message().unwrap_or("").to_owned()),
-        );
-        token = page.next_forward_token().map(str::to_owned);
-    }
+    let (shipped, _) = stepops_sfn::read_log_stream(&logs, "/stepops/dev/jobs", &stream, None)
+        .await
+        .unwrap();
     let logged: Vec<&str> = text.lines().collect();
     assert_eq!(
         shipped, logged,

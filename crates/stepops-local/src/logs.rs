@@ -65,6 +65,14 @@ fn stream_of<'a>(
         ))
 }
 
+/// CloudWatch Logs' answer to creating a log `what` (`group`, `stream`) that exists.
+fn already_exists(what: &str, name: &str) -> LogsError {
+    (
+        "ResourceAlreadyExistsException",
+        format!("The specified log {what} already exists: {name}"),
+    )
+}
+
 impl LogStore {
     /// Answers `op` with `input`.
     pub fn call(&self, op: &str, input: &Value) -> Result<Value, LogsError> {
@@ -73,10 +81,7 @@ impl LogStore {
         match op {
             "CreateLogGroup" => {
                 if groups.contains_key(group) {
-                    return Err((
-                        "ResourceAlreadyExistsException",
-                        format!("The specified log group already exists: {group}"),
-                    ));
+                    return Err(already_exists("group", group));
                 }
                 groups.insert(group.to_owned(), BTreeMap::new());
                 Ok(json!({}))
@@ -95,10 +100,7 @@ impl LogStore {
                 // locally it is made on first use.
                 let streams = groups.entry(group.to_owned()).or_default();
                 if streams.contains_key(name) {
-                    return Err((
-                        "ResourceAlreadyExistsException",
-                        format!("The specified log stream already exists: {name}"),
-                    ));
+                    return Err(already_exists("stream", name));
                 }
                 streams.insert(name.to_owned(), Stream::default());
                 Ok(json!({}))

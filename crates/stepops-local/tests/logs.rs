@@ -5,20 +5,13 @@
 mod common;
 
 use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use common::config;
 use stepops_local::LocalEngine;
 
 fn logs(engine: &LocalEngine) -> Client {
-    let conf = aws_sdk_cloudwatchlogs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .endpoint_url(engine.endpoint().expect("serving"))
-        .build();
-    Client::from_conf(conf)
+    stepops_sfn::local_logs_client(&engine.endpoint().expect("serving"))
 }
 
 fn event(t: i64, m: &str) -> InputLogEvent {

@@ -12,6 +12,7 @@
 //! - [`execution`]: finding a state machine by name, starting an execution, waiting for its end
 //!   with backoff and progress.
 //! - [`history`]: an execution's history (`GetExecutionHistory`, paginated).
+//! - [`logs`]: a job's step streams in CloudWatch Logs (listed and read, paginated).
 //!
 //! Every failure is a [`SfnError`], named with the documented `Stepops.*` names.
 
@@ -19,6 +20,7 @@ pub mod client;
 pub mod error;
 pub mod execution;
 pub mod history;
+pub mod logs;
 pub mod stack;
 
 pub use client::{
@@ -31,4 +33,5 @@ pub use execution::{
     stop_execution, wait_for_execution,
 };
 pub use history::{HistoryItem, execution_history};
+pub use logs::{log_stream_names, read_log_stream};
 pub use stack::{StackOutput, stack_output, stacks_with_output, state_machine_of_stack};

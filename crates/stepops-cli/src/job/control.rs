@@ -136,30 +136,22 @@ struct StepStreams {
 impl StepStreams {
     /// Prints what the streams gained since the last call; returns how many lines.
     async fn print_new(&mut self) -> anyhow::Result<usize> {
-        let listed = self
-            .client
-            .describe_log_streams()
-            .log_group_name(&self.group)
-            .log_stream_name_prefix(&self.prefix)
-            .send()
+        let names = stepops_sfn::log_stream_names(&self.client, &self.group, &self.prefix)
             .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot list the streams of {} in CloudWatch Logs: {}",
-                    self.group,
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)
+            .with_context(|| {
+                format!(
+                    "cannot list the streams of {} in CloudWatch Logs",
+                    self.group
                 )
             })?;
-        for s in listed.log_streams() {
-            if let Some(name) = s.log_stream_name() {
-                let step = name.rsplit('/').next().unwrap_or(name);
-                let index = step
-                    .split('-')
-                    .next()
-                    .and_then(|i| i.parse().ok())
-                    .unwrap_or(usize::MAX);
-                self.tokens.entry((index, name.to_owned())).or_insert(None);
-            }
+        for name in names {
+            let step = name.rsplit('/').next().unwrap_or(&name);
+            let index = step
+                .split('-')
+                .next()
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(usize::MAX);
+            self.tokens.entry((index, name)).or_insert(None);
         }
         let mut printed = 0;
         let mut out = std::io::stdout().lock();
@@ -171,33 +163,15 @@ impl StepStreams {
                     self.started.elapsed().as_secs_f64()
                 );
             }
-            loop {
-                let page = self
-                    .client
-                    .get_log_events()
-                    .log_group_name(&self.group)
-                    .log_stream_name(stream)
-                    .start_from_head(true)
-                    .set_next_token(token.clone())
-                    .send()
+            let (messages, next) =
+                stepops_sfn::read_log_stream(&self.client, &self.group, stream, token.take())
                     .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot read {stream} in CloudWatch Logs: {}",
-                            aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)
-                        )
-                    })?;
-                let next = page.next_forward_token().map(str::to_owned);
-                for e in page.events() {
-                    writeln!(out, "{}", e.message().unwrap_or_default())?;
-                    printed += 1;
-                }
-                let end = page.events().is_empty() || next == *token;
-                *token = next.or(token.take());
-                if end {
-                    break;
-                }
+                    .with_context(|| format!("cannot read {stream} in CloudWatch Logs"))?;
+            *token = next;
+            for m in &messages {
+                writeln!(out, "{m}")?;
             }
+            printed += messages.len();
         }
         out.flush()?;
         Ok(printed)
