@@ -190,23 +190,18 @@ fn confirm(request: &AdminRequest) -> anyhow::Result<String> {
     Ok(typed)
 }
 
-/// The caller's IAM identity (`sts:GetCallerIdentity`, which needs no permission), recorded as
-/// `startedBy`; `None` (with a warning) if STS cannot be asked.
+/// The caller's IAM identity, recorded as `startedBy`; `None` (with a warning) if STS cannot be
+/// asked.
 async fn caller_identity(config: &aws_config::SdkConfig) -> Option<String> {
-    match aws_sdk_sts::Client::new(config)
-        .get_caller_identity()
-        .send()
+    stepops_sfn::caller_arn(config)
         .await
-    {
-        Ok(out) => out.arn().map(str::to_owned),
-        Err(e) => {
+        .unwrap_or_else(|error| {
             tracing::warn!(
-                error = %aws_sdk_sts::error::DisplayErrorContext(&e),
+                %error,
                 "cannot ask STS who is calling; startedBy falls back to the local user name"
             );
             None
-        }
-    }
+        })
 }
 
 /// The state machine named `stepops-ENV-admin`.

@@ -1,5 +1,5 @@
 //! The pipeline's Lambda handlers, in-process: the same `stepops-pipeline` functions the
-//! `functions/validate-input` and `functions/notify` binaries wrap.
+//! `stepops-fn-validate-input` and `stepops-fn-notify` binaries (`functions/`) wrap.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};

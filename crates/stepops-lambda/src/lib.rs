@@ -1,4 +1,4 @@
-//! The start-up every stepops Lambda binary (`functions/*`) shares, so that their `main`s only
+//! The start-up every stepops Lambda binary (`functions/src/bin/*`) shares, so that their `main`s only
 //! build what the function needs and name the library call that handles an event.
 //!
 //! - [`serve`]: runs the Lambda runtime with a state built once per container. A state that

@@ -1,7 +1,7 @@
 //! The migration pipeline's Lambda logic, knowing nothing of Lambda.
 //!
-//! Two steps of `statemachine/migrate.asl.json` run as Lambdas (`functions/validate-input`,
-//! `functions/notify`); the binaries only build clients and call into this crate, and the local
+//! Two steps of `statemachine/migrate.asl.json` run as Lambdas (`stepops-fn-validate-input`,
+//! `stepops-fn-notify` in `functions/`); the binaries only build clients and call into this crate, and the local
 //! engine calls the very same functions in-process.
 //!
 //! - [`validate_input`]: the execution input → the normalised input later states use, or

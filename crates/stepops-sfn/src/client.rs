@@ -115,6 +115,18 @@ pub fn cloudformation_client(
     aws_sdk_cloudformation::Client::new(&with_endpoint(config, endpoint))
 }
 
+/// The caller's IAM identity (`sts:GetCallerIdentity`, which needs no permission): its ARN,
+/// recorded as the `startedBy` of what a command starts; the error's text when STS cannot be
+/// asked.
+pub async fn caller_arn(config: &aws_config::SdkConfig) -> Result<Option<String>, String> {
+    aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map(|out| out.arn().map(str::to_owned))
+        .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(&e).to_string())
+}
+
 /// The Step Functions client a command line uses: [`local_sfn_client`] at `endpoint`, else AWS
 /// through the default chain in `region` (or the configured one). AWS's configuration is
 /// returned too, for the other clients a command needs (CloudFormation, STS).

@@ -6,7 +6,8 @@
 //! above `stepops-error` and knows nothing of migrations, Lambda or the CLI:
 //!
 //! - [`client`]: the AWS configuration with long-poll timeouts, the Step Functions client for
-//!   AWS or a local endpoint (placeholder credentials), the CloudFormation client.
+//!   AWS or a local endpoint (placeholder credentials), the CloudFormation client, and the
+//!   caller's identity (STS) that a command records as `startedBy`.
 //! - [`stack`]: a stack's state machine from its CloudFormation outputs (`DescribeStacks`,
 //!   paginated), checked to carry the environment asked for.
 //! - [`execution`]: finding a state machine by name, starting an execution, waiting for its end
@@ -24,8 +25,8 @@ pub mod logs;
 pub mod stack;
 
 pub use client::{
-    cloudformation_client, connect, load_sdk_config, local_logs_client, local_sfn_client,
-    logs_client, sfn_client,
+    caller_arn, cloudformation_client, connect, load_sdk_config, local_logs_client,
+    local_sfn_client, logs_client, sfn_client,
 };
 pub use error::SfnError;
 pub use execution::{

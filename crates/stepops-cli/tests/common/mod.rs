@@ -19,9 +19,13 @@ pub fn runner_binary() -> PathBuf {
         .ok()
         .or_else(|| option_env!("CARGO").map(str::to_owned))
         .unwrap_or_else(|| "cargo".into());
+    // The same package and target selection as `cargo nextest run --workspace` (the README's
+    // test command): the same dependency features, so after that build this one only checks
+    // that the binary is fresh. `-p stepops-runner` alone would resolve other features and
+    // rebuild the AWS SDK crates (minutes on 2 cores, with two test slots waiting).
     let mut build = Command::new(&cargo);
     build
-        .args(["build", "-p", "stepops-runner", "--bin", "stepops-runner"])
+        .args(["build", "--workspace", "--tests", "--bin", "stepops-runner"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -31,7 +35,7 @@ pub fn runner_binary() -> PathBuf {
     let status = build
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cargo} to build stepops-runner: {e}"));
-    assert!(status.success(), "cargo build -p stepops-runner failed");
+    assert!(status.success(), "cargo build --bin stepops-runner failed");
     let bin = profile_dir.join("stepops-runner");
     assert!(
         bin.exists(),

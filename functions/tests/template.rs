@@ -1,4 +1,5 @@
-//! The admin resources in the project's `template.yaml` as deployed: the function's build,
+//! The project's `template.yaml` as deployed: every function is built from this one package
+//! (one dependency build for all of them), and the admin resources: the function's build,
 //! runtime, network, settings and least-privilege policy; the state machine's definition and
 //! substitutions (exactly the placeholders `admin.asl.json` uses). `cfn-lint` and
 //! `sam validate --lint` check the rest.
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use serde_norway::Value;
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn template() -> Value {
@@ -37,6 +38,53 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// The `[[bin]]` names of this package's Cargo.toml.
+fn package_binaries() -> BTreeSet<String> {
+    let manifest =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .unwrap();
+    let mut bins = BTreeSet::new();
+    let mut in_bin = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin && let Some(name) = line.strip_prefix("name = ") {
+            bins.insert(name.trim_matches('"').to_owned());
+        }
+    }
+    bins
+}
+
+/// `sam build` runs `cargo lambda build --bin NAME` in each function's `CodeUri`: all of them
+/// in this package, so the dependencies are built once with one set of features (six packages
+/// resolved six feature sets and built the AWS SDK up to four times).
+#[test]
+fn every_function_is_a_binary_of_this_package() {
+    let t = template();
+    let bins = package_binaries();
+    let mut built = BTreeSet::new();
+    for (name, r) in t["Resources"].as_mapping().unwrap() {
+        if r["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let name = name.as_str().unwrap();
+        assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        assert_eq!(r["Properties"]["CodeUri"], "functions", "{name}");
+        let binary = r["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} names no Binary"));
+        assert!(
+            bins.contains(binary),
+            "{name}: {binary} is not a [[bin]] of functions/Cargo.toml"
+        );
+        built.insert(binary.to_owned());
+    }
+    assert_eq!(
+        built, bins,
+        "every binary of the package is a function of the template"
+    );
+}
+
 #[test]
 fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
     let t = template();
@@ -49,10 +97,10 @@ fn admin_function_is_built_from_this_crate_and_reads_only_its_own_secret() {
     assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
     assert_eq!(
         f["Metadata"]["BuildProperties"]["Binary"],
-        env!("CARGO_PKG_NAME")
+        "stepops-fn-admin"
     );
     let p = &f["Properties"];
-    assert_eq!(p["CodeUri"], "functions/admin");
+    assert_eq!(p["CodeUri"], "functions");
     // The timeout: the function cuts its own requests off LAMBDA_MARGIN before it (and fails
     // Stepops.Transient with an audit record); what is left must hold one whole request at the
     // default request timeout (60 s) and a Secrets Manager read. And the function must time out

@@ -122,7 +122,7 @@ impl Harness {
             rec.lock().unwrap().push(event);
             async move { Ok(json!({"delivered": ["test"], "failed": []})) }
         });
-        let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let template = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
         let engine = LocalEngine::start(
             EngineConfig {
                 template: Some(template),
