@@ -3,7 +3,8 @@
 #   - every statemachine/*.asl.json with asl-validator (npm),
 #   - template.yaml with cfn-lint and `sam validate --lint`,
 #   - samconfig.toml: dev and prod never share a stack, a setting or a secret,
-#   - with --build: `sam build` (cargo-lambda cross-builds every function for arm64).
+#   - with --build: `sam build` (cargo-lambda cross-builds every function for arm64; release,
+#     or debug when SAM_BUILD_MODE=debug, as scripts/test.sh runs it).
 # Installs what is missing: asl-validator with npm into ~/.cache/stepops-tools, cfn-lint,
 # aws-sam-cli and cargo-lambda with pip. Needs node, python3 and, for --build, rustup.
 #   scripts/validate-templates.sh [--build]
@@ -44,7 +45,7 @@ echo "== samconfig.toml (dev and prod kept apart)" >&2
 python3 scripts/check-samconfig.py samconfig.toml
 if $build; then
   rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
-  echo "== sam build" >&2
+  echo "== sam build (${SAM_BUILD_MODE:-release})" >&2
   sam build --no-cached --parallel
   for f in .aws-sam/build/*/bootstrap; do
     file -L "$f" | grep -q 'ARM aarch64' || { echo "not an arm64 binary: $f" >&2; exit 1; }
