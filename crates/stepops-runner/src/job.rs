@@ -24,6 +24,7 @@
 
 pub mod group;
 pub mod mask;
+pub mod pipe;
 pub mod process;
 pub mod ship;
 

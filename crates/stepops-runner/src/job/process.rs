@@ -3,16 +3,19 @@
 //! runner's log (`stepops_job` lines), CloudWatch Logs when configured ([`super::ship`]) and a
 //! bounded tail; stopped as a group (TERM, grace,
 //! KILL) at its timeout, and by [`GroupGuard`] when the step's future is dropped. Memory stays
-//! bounded whatever the output: lines are read in 64 KiB reads, pieces of at most
-//! [`MAX_LINE_BYTES`], through a bounded channel.
+//! bounded whatever the output: lines are read from 1 MiB pipes ([`super::pipe`]) in reads of
+//! at most 1 MiB, pieces of at most [`MAX_LINE_BYTES`], through a bounded channel. The log file is written by a blocking thread
+//! of its own with plain writes, one per batch (an async file would hand every write to the
+//! blocking pool and wait for it: a round trip per 64 KiB read).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -102,7 +105,9 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
                 "cannot open the log {}: {e}",
                 spec.log_path.display()
             ))
-        })?;
+        })?
+        .into_std()
+        .await;
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
         .env_clear()
@@ -121,8 +126,17 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
     let mut guard = GroupGuard::new(pgid, spec.grace);
     info!(job = %spec.label, pid = pgid, latency_us = start_latency.as_micros() as u64, "job process started");
 
-    let (tx, rx) = mpsc::channel::<(&'static str, Vec<u8>)>(64);
+    // Each batch is one read (up to 1 MiB): 8 of them bound what waits for the writer.
+    let (tx, rx) = mpsc::channel::<(&'static str, Vec<u8>)>(8);
     let mut readers = Vec::new();
+    for widened in [
+        child.stdout.as_ref().map(super::pipe::widen),
+        child.stderr.as_ref().map(super::pipe::widen),
+    ] {
+        if widened == Some(false) {
+            tracing::debug!(job = %spec.label, "the output pipe keeps its size");
+        }
+    }
     if let Some(out) = child.stdout.take() {
         readers.push(tokio::spawn(read_stream(
             out,
@@ -179,13 +193,30 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
         }
         (status, timed_out)
     };
-    let sink = write_output(
-        rx,
-        log,
-        spec.ship,
-        spec.label.clone(),
-        spec.execution.clone(),
-    );
+    let label = spec.label.clone();
+    let execution = spec.execution.clone();
+    // A thread of its own (not the blocking pool): it lives as long as the step.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let ship = spec.ship;
+    let writer = std::thread::Builder::new()
+        .name("stepops-job-output".into())
+        .spawn(move || {
+            let _ = done_tx.send(write_output(rx, log, ship, &label, &execution));
+        });
+    if let Err(e) = &writer {
+        warn!(job = %spec.label, error = %e, "cannot start the thread that writes the step's log");
+    }
+    let sink = async move {
+        match done_rx.await {
+            Ok(w) => {
+                if let Some(ship) = w.ship {
+                    ship.finish(SHIP_LAST_LINES).await;
+                }
+                (w.tail, w.lines, w.bytes)
+            }
+            Err(_) => (Vec::new(), 0, 0),
+        }
+    };
     let ((status, timed_out), (tail, lines, bytes)) = tokio::join!(supervise, sink);
     let exit = match status {
         Ok(s) => match (s.code(), s.signal()) {
@@ -216,7 +247,7 @@ async fn read_stream(
     tx: mpsc::Sender<(&'static str, Vec<u8>)>,
 ) {
     let mut splitter = LineSplitter::new(masker, MAX_LINE_BYTES);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; super::pipe::PIPE_BYTES as usize];
     loop {
         let n = match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -235,20 +266,29 @@ async fn read_stream(
     }
 }
 
+/// What [`write_output`] leaves: the masked tail, the counts, and the shipping to finish.
+struct Written {
+    tail: Vec<String>,
+    lines: u64,
+    bytes: u64,
+    ship: Option<Shipper>,
+}
+
 /// Writes each batch of masked lines to the log file (and, when the runner logs at `info`, to
-/// its log line by line), keeping the last [`TAIL_LINES`].
-async fn write_output(
+/// its log line by line), keeping the last [`TAIL_LINES`]. Blocking: runs on a thread of its
+/// own until every reader has ended (or the readers are aborted). Each batch is one plain write, so whenever the output is
+/// caught up, the log file is too.
+fn write_output(
     mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
-    log: tokio::fs::File,
+    mut log: std::fs::File,
     mut ship: Option<Shipper>,
-    label: String,
-    execution: String,
-) -> (Vec<String>, u64, u64) {
-    let mut log = BufWriter::with_capacity(256 * 1024, log);
-    let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES + 1);
+    label: &str,
+    execution: &str,
+) -> Written {
+    let mut tail = Tail::default();
     let (mut lines, mut bytes) = (0u64, 0u64);
     let mut log_ok = true;
-    while let Some((stream, batch)) = rx.recv().await {
+    while let Some((stream, batch)) = rx.blocking_recv() {
         bytes += batch.len() as u64;
         let body = batch.strip_suffix(b"\n").unwrap_or(&batch);
         lines += memchr::memchr_iter(b'\n', body).count() as u64 + 1;
@@ -257,42 +297,106 @@ async fn write_output(
                 info!(target: "stepops_job", job = %label, execution = %execution, stream, line = %String::from_utf8_lossy(line));
             }
         }
-        for line in body
-            .rsplit(|b| *b == b'\n')
-            .take(TAIL_LINES)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-        {
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line.iter().take(TAIL_LINE_CHARS * 4).copied().collect());
-        }
+        tail.keep(&batch);
         if let Some(ship) = &mut ship {
             ship.offer(&batch);
         }
-        if log_ok && let Err(e) = log.write_all(&batch).await {
+        if log_ok && let Err(e) = log.write_all(&batch) {
             warn!(job = %label, error = %e, "cannot write the step's log; output goes to the runner's log only");
             log_ok = false;
         }
-        // Streamed: whenever the output is caught up, the log file is too.
-        if log_ok && rx.is_empty() && log.flush().await.is_err() {
-            log_ok = false;
+    }
+    Written {
+        tail: tail.lines(),
+        lines,
+        bytes,
+        ship,
+    }
+}
+
+/// The last [`TAIL_LINES`] lines of the output, as bytes (each line with its `\n`): kept
+/// without an allocation per batch, since a step printing fast sends thousands of batches.
+#[derive(Debug, Default)]
+struct Tail {
+    buf: Vec<u8>,
+}
+
+impl Tail {
+    /// Keeps the last lines of `batch` (complete lines, each ending in `\n`).
+    fn keep(&mut self, batch: &[u8]) {
+        let Some(body) = batch.strip_suffix(b"\n") else {
+            return;
+        };
+        // Where the batch's own last TAIL_LINES lines start.
+        match memchr::memrchr_iter(b'\n', body).nth(TAIL_LINES - 1) {
+            Some(nl) => {
+                self.buf.clear();
+                self.buf.extend_from_slice(&batch[nl + 1..]);
+            }
+            None => {
+                self.buf.extend_from_slice(batch);
+                let kept = &self.buf[..self.buf.len() - 1];
+                if let Some(nl) = memchr::memrchr_iter(b'\n', kept).nth(TAIL_LINES - 1) {
+                    self.buf.drain(..=nl);
+                }
+            }
         }
     }
-    let _ = log.flush().await;
-    if let Some(ship) = ship {
-        ship.finish(SHIP_LAST_LINES).await;
+
+    /// The lines, each cut to [`TAIL_LINE_CHARS`] characters.
+    fn lines(&self) -> Vec<String> {
+        let body = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+        if body.is_empty() && self.buf.is_empty() {
+            return Vec::new();
+        }
+        body.split(|b| *b == b'\n')
+            .map(|l| {
+                String::from_utf8_lossy(&l[..l.len().min(TAIL_LINE_CHARS * 4)])
+                    .chars()
+                    .take(TAIL_LINE_CHARS)
+                    .collect()
+            })
+            .collect()
     }
-    let tail = tail
-        .into_iter()
-        .map(|l| {
-            String::from_utf8_lossy(&l)
-                .chars()
-                .take(TAIL_LINE_CHARS)
-                .collect()
-        })
-        .collect();
-    (tail, lines, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(n: std::ops::Range<usize>) -> Vec<u8> {
+        n.map(|i| format!("line {i}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn the_tail_holds_the_last_lines_whatever_the_batches() {
+        for batch in [1, 3, TAIL_LINES - 1, TAIL_LINES, TAIL_LINES + 7, 500] {
+            let mut tail = Tail::default();
+            let mut at = 0;
+            while at < 1000 {
+                tail.keep(&lines(at..(at + batch).min(1000)));
+                at += batch;
+            }
+            let want: Vec<String> = (1000 - TAIL_LINES..1000)
+                .map(|i| format!("line {i}"))
+                .collect();
+            assert_eq!(tail.lines(), want, "batches of {batch} lines");
+        }
+        let mut short = Tail::default();
+        short.keep(b"one\n");
+        short.keep(b"\n");
+        short.keep(b"two\n");
+        assert_eq!(short.lines(), ["one", "", "two"]);
+        assert!(Tail::default().lines().is_empty());
+    }
+
+    #[test]
+    fn a_tail_line_is_cut_to_its_character_limit() {
+        let mut tail = Tail::default();
+        let long = format!("{}\n", "é".repeat(TAIL_LINE_CHARS * 3));
+        tail.keep(long.as_bytes());
+        assert_eq!(tail.lines()[0].chars().count(), TAIL_LINE_CHARS);
+    }
 }

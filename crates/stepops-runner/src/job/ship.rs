@@ -96,8 +96,8 @@ impl LogSink for CloudWatchSink {
 const MAX_EVENTS: usize = 10_000;
 const MAX_BATCH_BYTES: usize = 1_048_576;
 const EVENT_OVERHEAD: usize = 26;
-/// Batches of masked output waiting to be shipped (each up to one 64 KiB read).
-const QUEUE: usize = 64;
+/// Batches of masked output waiting to be shipped (each up to one read of 1 MiB).
+const QUEUE: usize = 16;
 /// The longest a line waits before it is sent.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
