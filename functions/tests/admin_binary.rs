@@ -192,6 +192,18 @@ fn start_binary(addr: &str, settings: &[(&str, String)]) -> KillOnDrop {
     KillOnDrop(cmd.spawn().expect("start stepops-fn-admin"))
 }
 
+/// The binary as a dev stack deploys it: the service and Secrets Manager are `addr`.
+fn start_dev_binary(addr: &str) -> KillOnDrop {
+    start_binary(
+        addr,
+        &[
+            ("STEPOPS_ENVIRONMENT", "dev".into()),
+            ("STEPOPS_SYNAPSE_ENDPOINT", format!("http://{addr}")),
+            ("STEPOPS_ADMIN_SECRET", SECRET_NAME.into()),
+        ],
+    )
+}
+
 async fn wait_for_answers(world: &Mutex<World>, n: usize) {
     let start = Instant::now();
     while world.lock().unwrap().answers.len() < n {
@@ -215,14 +227,7 @@ async fn the_binary_runs_tasks_with_the_secret_and_names_its_errors() {
         json!({"action": "run", "request": {"environment": "dev", "task": "reenable-user", "args": {"userId": "5"}}}),
     ]);
     let addr = serve(world.clone()).await;
-    let mut child = start_binary(
-        &addr,
-        &[
-            ("STEPOPS_ENVIRONMENT", "dev".into()),
-            ("STEPOPS_SYNAPSE_ENDPOINT", format!("http://{addr}")),
-            ("STEPOPS_ADMIN_SECRET", SECRET_NAME.into()),
-        ],
-    );
+    let mut child = start_dev_binary(&addr);
     wait_for_answers(&world, 4).await;
     let _ = child.0.kill();
     let output = child.0.wait_with_output_ref();
@@ -385,14 +390,7 @@ async fn a_slow_401_and_retry_end_transient_before_the_invocation_deadline() {
         "request": {"environment": "dev", "task": "reenable-user", "args": {"userId": "66"}}
     }));
     let addr = serve(world.clone()).await;
-    let mut child = start_binary(
-        &addr,
-        &[
-            ("STEPOPS_ENVIRONMENT", "dev".into()),
-            ("STEPOPS_SYNAPSE_ENDPOINT", format!("http://{addr}")),
-            ("STEPOPS_ADMIN_SECRET", SECRET_NAME.into()),
-        ],
-    );
+    let mut child = start_dev_binary(&addr);
     wait_for_answers(&world, 1).await;
     let took = world.lock().unwrap().handed_out.unwrap().elapsed();
     let _ = child.0.kill();

@@ -19,13 +19,14 @@ pub fn runner_binary() -> PathBuf {
         .ok()
         .or_else(|| option_env!("CARGO").map(str::to_owned))
         .unwrap_or_else(|| "cargo".into());
-    // The same package and target selection as `cargo nextest run --workspace` (the README's
-    // test command): the same dependency features, so after that build this one only checks
-    // that the binary is fresh. `-p stepops-runner` alone would resolve other features and
-    // rebuild the AWS SDK crates (minutes on 2 cores, with two test slots waiting).
+    // Exactly the build `cargo nextest run --workspace` (the README's test command) made before
+    // running the tests (`cargo test --no-run --workspace`): the same units, so this only checks
+    // that the binary is fresh. Any other selection (`cargo build -p stepops-runner`, or
+    // `cargo build --workspace --tests`) resolves other features or profiles and rebuilds the
+    // dependencies, or every test binary, while two test slots wait.
     let mut build = Command::new(&cargo);
     build
-        .args(["build", "--workspace", "--tests", "--bin", "stepops-runner"])
+        .args(["test", "--no-run", "--workspace"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -35,7 +36,7 @@ pub fn runner_binary() -> PathBuf {
     let status = build
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cargo} to build stepops-runner: {e}"));
-    assert!(status.success(), "cargo build --bin stepops-runner failed");
+    assert!(status.success(), "cargo test --no-run --workspace failed");
     let bin = profile_dir.join("stepops-runner");
     assert!(
         bin.exists(),
