@@ -12,6 +12,8 @@ use stepops_error::{ErrorName, Named, TaskFailure};
 use stepops_store::{AnyStore, Encryption, LocalFolderStore, ObjectStore};
 
 /// A bundle as the service returns it, every part filled with personal data.
+/// The profile's values are strings no log line holds by chance: a short number ("5566") was
+/// found inside a log line's timestamp ("…52.755566Z") and failed the test once in a while.
 fn bundle() -> Value {
     json!({
         "userId": "3350396",
@@ -29,12 +31,12 @@ fn bundle() -> Value {
             "industry": "Biotechnology",
             "url": "https://janet.example.org",
             "summary": "Works on rare diseases in Springfield",
-            "profilePicureFileHandleId": "998877",
+            "profilePicureFileHandleId": "fh-998877",
             "etag": "etag-profile-1"
         },
         "ORCID": "https://orcid.org/0000-0002-1825-0097",
         "verificationSubmission": {
-            "id": "5566",
+            "id": "vs-5566",
             "createdBy": "3350396",
             "firstName": "Janet",
             "lastName": "Doerington",

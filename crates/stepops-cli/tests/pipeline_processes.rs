@@ -15,9 +15,8 @@
 //! of any process nor in the execution history.
 //!
 //! The `stepops-runner` binary belongs to another package, so Cargo does not hand this test its
-//! path: [`runner_binary`] builds it with the workspace test build's own selection into this
-//! test's target directory (a no-op after `cargo nextest run --workspace`), or takes
-//! `STEPOPS_TEST_RUNNER_BIN`.
+//! path: [`runner_binary`] builds it with `cargo build -p stepops-runner` into this test's target
+//! directory (a no-op when up to date), or takes `STEPOPS_TEST_RUNNER_BIN`.
 #![allow(unsafe_code)] // libc: signals to the processes under test (kill).
 
 mod common;

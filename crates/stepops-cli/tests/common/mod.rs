@@ -19,14 +19,9 @@ pub fn runner_binary() -> PathBuf {
         .ok()
         .or_else(|| option_env!("CARGO").map(str::to_owned))
         .unwrap_or_else(|| "cargo".into());
-    // Exactly the build `cargo nextest run --workspace` (the README's test command) made before
-    // running the tests (`cargo test --no-run --workspace`): the same units, so this only checks
-    // that the binary is fresh. Any other selection (`cargo build -p stepops-runner`, or
-    // `cargo build --workspace --tests`) resolves other features or profiles and rebuilds the
-    // dependencies, or every test binary, while two test slots wait.
     let mut build = Command::new(&cargo);
     build
-        .args(["test", "--no-run", "--workspace"])
+        .args(["build", "-p", "stepops-runner", "--bin", "stepops-runner"])
         .arg("--target-dir")
         .arg(target_dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -36,7 +31,7 @@ pub fn runner_binary() -> PathBuf {
     let status = build
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cargo} to build stepops-runner: {e}"));
-    assert!(status.success(), "cargo test --no-run --workspace failed");
+    assert!(status.success(), "cargo build -p stepops-runner failed");
     let bin = profile_dir.join("stepops-runner");
     assert!(
         bin.exists(),
