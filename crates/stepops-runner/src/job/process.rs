@@ -4,9 +4,9 @@
 //! bounded tail; stopped as a group (TERM, grace,
 //! KILL) at its timeout, and by [`GroupGuard`] when the step's future is dropped. Memory stays
 //! bounded whatever the output: lines are read from 1 MiB pipes ([`super::pipe`]) in reads of
-//! at most 1 MiB, pieces of at most [`MAX_LINE_BYTES`], through a bounded channel. The log file is written by a blocking thread
-//! of its own with plain writes, one per batch (an async file would hand every write to the
-//! blocking pool and wait for it: a round trip per 64 KiB read).
+//! at most 1 MiB, pieces of at most [`MAX_LINE_BYTES`], through a bounded channel. The log
+//! file is written by a thread of its own with plain writes, one per batch (an async file
+//! would hand every write to the blocking pool and wait for it: a round trip per read).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -276,8 +276,8 @@ struct Written {
 
 /// Writes each batch of masked lines to the log file (and, when the runner logs at `info`, to
 /// its log line by line), keeping the last [`TAIL_LINES`]. Blocking: runs on a thread of its
-/// own until every reader has ended (or the readers are aborted). Each batch is one plain write, so whenever the output is
-/// caught up, the log file is too.
+/// own until every reader has ended (or the readers are aborted). Each batch is one plain
+/// write, so whenever the output is caught up, the log file is too.
 fn write_output(
     mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
     mut log: std::fs::File,
@@ -345,10 +345,10 @@ impl Tail {
 
     /// The lines, each cut to [`TAIL_LINE_CHARS`] characters.
     fn lines(&self) -> Vec<String> {
-        let body = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
-        if body.is_empty() && self.buf.is_empty() {
+        if self.buf.is_empty() {
             return Vec::new();
         }
+        let body = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
         body.split(|b| *b == b'\n')
             .map(|l| {
                 String::from_utf8_lossy(&l[..l.len().min(TAIL_LINE_CHARS * 4)])
