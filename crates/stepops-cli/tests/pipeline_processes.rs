@@ -15,8 +15,9 @@
 //! of any process nor in the execution history.
 //!
 //! The `stepops-runner` binary belongs to another package, so Cargo does not hand this test its
-//! path: [`runner_binary`] builds it with `cargo build -p stepops-runner` into this test's target
-//! directory (a no-op when up to date), or takes `STEPOPS_TEST_RUNNER_BIN`.
+//! path: [`runner_binary`] builds it with the workspace's test build into this test's target
+//! directory (a freshness check after `cargo nextest run --workspace`), or takes
+//! `STEPOPS_TEST_RUNNER_BIN`.
 #![allow(unsafe_code)] // libc: signals to the processes under test (kill).
 
 mod common;
