@@ -9,11 +9,14 @@
 //! - [`measure`]: one child process, its wall time and peak memory.
 //! - `harness`: the servers, the steps and the rows of the report.
 //! - `report`: the report's rendering.
+//! - [`relationalize`]: `stepops relationalize bench`, beside DuckDB.
+//! - [`reposync`]: `stepops repo-sync bench`, against moto's S3 server, beside `aws s3 sync`.
 
 mod harness;
 pub mod measure;
 pub mod relationalize;
 mod report;
+pub mod reposync;
 
 use std::path::PathBuf;
 

@@ -19,11 +19,17 @@ impl Drop for Moto {
     }
 }
 
-/// Starts moto's server and waits until it answers (at most 10 s).
+/// Starts moto's server and waits until it answers (at most 10 s); panics, saying how to
+/// install moto, when it cannot (a test that needs S3 fails rather than skips).
 pub async fn moto() -> Moto {
+    try_moto().await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts moto's server and waits until it answers (at most 10 s), or says why it could not.
+pub async fn try_moto() -> Result<Moto, String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .expect("a free port on 127.0.0.1")
+        .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
         .port();
     let child = Command::new("python3")
         .args([
@@ -38,28 +44,34 @@ pub async fn moto() -> Moto {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("python3 is needed to run moto's S3 server (scripts/install-deps.sh)");
+        .map_err(|e| {
+            format!("cannot run python3 for moto's S3 server (scripts/install-deps.sh): {e}")
+        })?;
     let mut moto = Moto {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if let Some(status) = moto.child.try_wait().expect("moto's process") {
-            panic!(
-                "moto's server exited ({status}): install it with `pip install \"moto[server]\" awscrt` (scripts/install-deps.sh)"
-            );
+        match moto.child.try_wait() {
+            Ok(Some(status)) => {
+                return Err(format!(
+                    "moto's server exited ({status}): install it with `pip install \"moto[server]\" awscrt` (scripts/install-deps.sh)"
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("moto's process: {e}")),
         }
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return moto;
+            return Ok(moto);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!(
+    Err(format!(
         "moto's server did not answer within 10 s on {}",
         moto.endpoint
-    );
+    ))
 }

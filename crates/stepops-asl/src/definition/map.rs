@@ -3,6 +3,18 @@
 
 use super::*;
 
+/// The Map fields only a Distributed Map accepts.
+pub(super) const DISTRIBUTED_ONLY: [&str; 8] = [
+    "ItemReader",
+    "ItemBatcher",
+    "ToleratedFailurePercentage",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCount",
+    "ToleratedFailureCountPath",
+    "ResultWriter",
+    "Label",
+];
+
 pub(super) fn parse_map(
     obj: &Map<String, Value>,
     name: &str,
@@ -73,17 +85,7 @@ pub(super) fn parse_map(
         None => template(obj, "Parameters", name)?,
     };
     let max_concurrency = int_or_path(obj, "MaxConcurrency", "MaxConcurrencyPath", name, 0)?;
-    let distributed_only = [
-        "ItemReader",
-        "ItemBatcher",
-        "ToleratedFailurePercentage",
-        "ToleratedFailurePercentagePath",
-        "ToleratedFailureCount",
-        "ToleratedFailureCountPath",
-        "ResultWriter",
-        "Label",
-    ];
-    if !distributed && let Some(k) = distributed_only.iter().find(|k| obj.contains_key(**k)) {
+    if !distributed && let Some(k) = DISTRIBUTED_ONLY.iter().find(|k| obj.contains_key(**k)) {
         return Err(invalid(format!(
             "Map state '{name}': {k} is only valid with ProcessorConfig.Mode DISTRIBUTED"
         )));

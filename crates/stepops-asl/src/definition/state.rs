@@ -83,20 +83,13 @@ pub(super) fn parse_state(name: &str, body: &Value) -> Result<State, LoadError> 
                 "Parameters",
                 "MaxConcurrency",
                 "MaxConcurrencyPath",
-                "ItemReader",
-                "ItemBatcher",
-                "ToleratedFailurePercentage",
-                "ToleratedFailurePercentagePath",
-                "ToleratedFailureCount",
-                "ToleratedFailureCountPath",
-                "ResultWriter",
-                "Label",
                 "ResultSelector",
                 "ResultPath",
                 "Retry",
                 "Catch",
                 "Assign",
             ]);
+            allowed.extend(super::map::DISTRIBUTED_ONLY);
         }
         other => {
             return Err(invalid(format!(
