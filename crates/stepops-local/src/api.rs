@@ -292,14 +292,19 @@ fn required<'a>(input: &'a Value, key: &str) -> Result<&'a str, ApiError> {
     })
 }
 
-/// Offset pagination: `(start, page size)`.
-fn page(input: &Value) -> Result<(usize, usize), ApiError> {
-    let size = input
+/// `maxResults`: 100 when absent or 0, at most 1000.
+fn page_size(input: &Value) -> usize {
+    input
         .get("maxResults")
         .and_then(Value::as_u64)
         .filter(|n| *n > 0)
         .unwrap_or(100)
-        .min(1000) as usize;
+        .min(1000) as usize
+}
+
+/// Offset pagination: `(start, page size)`.
+fn page(input: &Value) -> Result<(usize, usize), ApiError> {
+    let size = page_size(input);
     let start = match str_field(input, "nextToken") {
         None | Some("") => 0,
         Some(t) => t.parse().map_err(|_| {
@@ -545,12 +550,7 @@ async fn call(engine: &Arc<Engine>, op: &str, input: &Value) -> Result<Value, Ap
         "GetExecutionHistory" => {
             let arn = required(input, "executionArn")?;
             engine.execution(arn)?;
-            let size = input
-                .get("maxResults")
-                .and_then(Value::as_u64)
-                .filter(|n| *n > 0)
-                .unwrap_or(100)
-                .min(1000) as usize;
+            let size = page_size(input);
             let reverse = input
                 .get("reverseOrder")
                 .and_then(Value::as_bool)
