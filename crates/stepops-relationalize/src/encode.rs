@@ -27,8 +27,8 @@ fn data_type(t: ColType) -> DataType {
     }
 }
 
-/// A cell as text, for a column written as strings.
-fn text(c: &Cell) -> Option<Cow<'_, str>> {
+/// A cell of `column` as text, for a column written as strings.
+fn text<'a>(column: &'a Column, c: &Cell) -> Option<Cow<'a, str>> {
     match c {
         Cell::Null => None,
         Cell::Bool(b) => Some(b.to_string().into()),
@@ -38,7 +38,7 @@ fn text(c: &Cell) -> Option<Cow<'_, str>> {
                 .map_or_else(|| f.to_string(), |n| n.to_string())
                 .into(),
         ),
-        Cell::Str(s) => Some(Cow::Borrowed(s)),
+        Cell::Str(s) => Some(Cow::Borrowed(column.text(*s))),
     }
 }
 
@@ -80,7 +80,7 @@ fn array(column: &Column, t: ColType) -> ArrayRef {
             let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
             for c in &column.cells {
                 b.append_option(match c {
-                    Cell::Str(s) => timestamp_micros(s),
+                    Cell::Str(s) => timestamp_micros(column.text(*s)),
                     _ => None,
                 });
             }
@@ -89,7 +89,7 @@ fn array(column: &Column, t: ColType) -> ArrayRef {
         ColType::Utf8 => {
             let mut b = StringBuilder::with_capacity(n, n * 16);
             for c in &column.cells {
-                b.append_option(text(c));
+                b.append_option(text(column, c));
             }
             Arc::new(b.finish())
         }

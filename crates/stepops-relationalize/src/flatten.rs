@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::table::{Cell, Place, Tables};
+use crate::table::{Cell, Place, Scalar, Tables};
 
 /// The name of a column or table part for field `key` under `prefix`.
 pub fn join_name(prefix: &str, key: &str) -> String {
@@ -48,8 +48,8 @@ pub fn child_names(table: &str, col: &str, part: &str) -> (String, String, Strin
 /// Flattens documents into tables, numbering join keys per archive.
 #[derive(Debug)]
 pub struct Flattener {
-    /// The `recordid` cell of every row.
-    record_id: Cell,
+    /// The `recordid` of every row.
+    record_id: String,
     next_id: i64,
 }
 
@@ -57,7 +57,7 @@ impl Flattener {
     /// A flattener for the record `record_id` (its `recordid` column).
     pub fn new(record_id: &str) -> Self {
         Flattener {
-            record_id: Cell::Str(record_id.into()),
+            record_id: record_id.to_owned(),
             next_id: 1,
         }
     }
@@ -73,7 +73,7 @@ impl Flattener {
     /// Starts a row at `row` with its `recordid` and `meta` (`id` and `index` of a child row).
     fn row(&self, tables: &mut Tables, row: Place, meta: &[(&str, i64)]) {
         let at = tables.field(row, "recordid");
-        tables.set(at, self.record_id.clone());
+        tables.set(at, Scalar::Str(&self.record_id));
         for (name, v) in meta {
             let at = tables.field(row, name);
             tables.set(at, Cell::Int(*v));
@@ -106,7 +106,7 @@ impl Flattener {
                     tables.end_row(child.row);
                 }
             }
-            scalar => tables.set(at, Cell::of(scalar)),
+            scalar => tables.set(at, Scalar::of(scalar)),
         }
     }
 }

@@ -2,17 +2,17 @@
 //! columns were first seen, every column as long as the table (a row without a field holds
 //! [`Cell::Null`] there). [`Tables`] also remembers where each flattened path of a document
 //! goes ([`Place`]), so that a document's values are written straight into their columns
-//! without building a name per value.
+//! without building a name per value. A column's strings are kept end to end in one buffer of
+//! its own ([`Text`]): no allocation per string cell.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::flatten::{child_names, field_names};
 
 /// One value of a row, before the column is typed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Cell {
     /// JSON `null`, or a field the row does not have.
     Null,
@@ -22,33 +22,92 @@ pub enum Cell {
     Int(i64),
     /// Any other number.
     Float(f64),
-    /// A string (shared: every row's `recordid` is one string).
-    Str(Arc<str>),
+    /// A string, in its column's text ([`Column::text`]).
+    Str(Text),
     /// The join key of an array's child rows (the array itself).
     Key(i64),
 }
 
-impl Cell {
-    /// A JSON scalar as a cell (objects and arrays are flattened before they get here).
-    pub fn of(v: &Value) -> Cell {
-        match v {
+/// Where a string cell's bytes are in its column's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Text {
+    start: usize,
+    len: u32,
+}
+
+/// A JSON value to put in a cell: a scalar (objects and arrays are flattened before they get
+/// here) or a string.
+#[derive(Debug, Clone, Copy)]
+pub enum Scalar<'a> {
+    /// Anything but a string, as its cell.
+    Cell(Cell),
+    /// A string, copied into the column's text.
+    Str(&'a str),
+}
+
+impl Scalar<'_> {
+    /// A JSON scalar (objects and arrays, flattened elsewhere, are null here).
+    pub fn of(v: &Value) -> Scalar<'_> {
+        Scalar::Cell(match v {
             Value::Null | Value::Object(_) | Value::Array(_) => Cell::Null,
             Value::Bool(b) => Cell::Bool(*b),
             Value::Number(n) => n
                 .as_i64()
                 .map_or_else(|| Cell::Float(n.as_f64().unwrap_or(f64::NAN)), Cell::Int),
-            Value::String(s) => Cell::Str(s.as_str().into()),
-        }
+            Value::String(s) => return Scalar::Str(s),
+        })
     }
 }
 
-/// A column: its name and one cell per row.
-#[derive(Debug, Clone, PartialEq)]
+impl From<Cell> for Scalar<'_> {
+    fn from(c: Cell) -> Self {
+        Scalar::Cell(c)
+    }
+}
+
+/// A column: its name, one cell per row, and the text its string cells point into.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Column {
     /// The column's name.
     pub name: String,
     /// One cell per row of the table.
     pub cells: Vec<Cell>,
+    text: String,
+}
+
+impl Column {
+    /// An empty column called `name`.
+    pub fn new(name: &str) -> Column {
+        Column {
+            name: name.to_owned(),
+            ..Column::default()
+        }
+    }
+
+    /// The string of a [`Cell::Str`] of this column.
+    pub fn text(&self, t: Text) -> &str {
+        &self.text[t.start..t.start + t.len as usize]
+    }
+
+    /// `v` as a cell of this column (a string is copied into its text).
+    pub fn cell(&mut self, v: Scalar<'_>) -> Cell {
+        match v {
+            Scalar::Cell(c) => c,
+            Scalar::Str(s) => {
+                let start = self.text.len();
+                self.text.push_str(s);
+                // A string is at most one document (16 MiB by default), far below u32::MAX.
+                let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+                Cell::Str(Text { start, len })
+            }
+        }
+    }
+
+    /// Appends a row holding `v`.
+    pub fn push(&mut self, v: Scalar<'_>) {
+        let c = self.cell(v);
+        self.cells.push(c);
+    }
 }
 
 /// A table being filled, one row at a time: [`Table::set`] the row's cells, then
@@ -69,20 +128,21 @@ impl Table {
             return *i;
         }
         self.columns.push(Column {
-            name: name.to_owned(),
             cells: vec![Cell::Null; self.rows],
+            ..Column::new(name)
         });
         self.index.insert(name.to_owned(), self.columns.len() - 1);
         self.columns.len() - 1
     }
 
     /// Sets the cell of column `i` in the current row; a column set twice keeps its last cell.
-    pub fn set(&mut self, i: usize, cell: Cell) {
-        let cells = &mut self.columns[i].cells;
-        if cells.len() > self.rows {
-            cells[self.rows] = cell;
+    pub fn set(&mut self, i: usize, v: Scalar<'_>) {
+        let column = &mut self.columns[i];
+        let cell = column.cell(v);
+        if column.cells.len() > self.rows {
+            column.cells[self.rows] = cell;
         } else {
-            cells.push(cell);
+            column.cells.push(cell);
         }
     }
 
@@ -244,11 +304,11 @@ impl Tables {
     }
 
     /// Sets the cell of `at`'s column in the current row of its table.
-    pub fn set(&mut self, at: Place, cell: Cell) {
+    pub fn set<'a>(&mut self, at: Place, v: impl Into<Scalar<'a>>) {
         let n = &mut self.nodes[at.0];
         let table = &mut self.tables[n.table];
         let i = *n.column.get_or_insert_with(|| table.declare(&n.col));
-        table.set(i, cell);
+        table.set(i, v.into());
     }
 
     /// Ends the current row of `at`'s table.

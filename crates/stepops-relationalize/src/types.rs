@@ -173,7 +173,7 @@ pub fn resolve(
         ColType::Timestamp => {
             k & !STR == 0
                 && column.cells.iter().all(|c| match c {
-                    Cell::Str(s) => timestamp_micros(s).is_some(),
+                    Cell::Str(s) => timestamp_micros(column.text(*s)).is_some(),
                     _ => true,
                 })
         }

@@ -3,13 +3,12 @@
 use serde_json::json;
 
 use super::*;
-use crate::table::{Cell, Column};
+use crate::table::{Cell, Column, Scalar};
 
-fn col(cells: Vec<Cell>) -> Column {
-    Column {
-        name: "c".into(),
-        cells,
-    }
+fn col(values: Vec<Scalar<'_>>) -> Column {
+    let mut column = Column::new("c");
+    values.into_iter().for_each(|v| column.push(v));
+    column
 }
 
 #[test]
@@ -66,12 +65,12 @@ fn a_schema_declares_types_with_the_same_names_as_the_flattening() {
 fn types_are_inferred_when_no_schema_declares_them() {
     use Cell::*;
     for (cells, want) in [
-        (vec![Int(1), Null], ColType::Int64),
-        (vec![Int(1), Float(2.5)], ColType::Float64),
-        (vec![Bool(true)], ColType::Boolean),
-        (vec![Str("2024-01-01T00:00:00Z".into())], ColType::Utf8),
-        (vec![Null, Null], ColType::Utf8),
-        (vec![Key(1), Null], ColType::Int64),
+        (vec![Int(1).into(), Null.into()], ColType::Int64),
+        (vec![Int(1).into(), Float(2.5).into()], ColType::Float64),
+        (vec![Bool(true).into()], ColType::Boolean),
+        (vec![Scalar::Str("2024-01-01T00:00:00Z")], ColType::Utf8),
+        (vec![Null.into(), Null.into()], ColType::Utf8),
+        (vec![Key(1).into(), Null.into()], ColType::Int64),
     ] {
         assert_eq!(
             resolve("t", &col(cells.clone()), None),
@@ -84,11 +83,15 @@ fn types_are_inferred_when_no_schema_declares_them() {
 #[test]
 fn conflicting_values_are_strings_and_reported() {
     use Cell::*;
-    let (t, c) = resolve("t", &col(vec![Int(1), Str("x".into()), Bool(true)]), None);
+    let (t, c) = resolve(
+        "t",
+        &col(vec![Int(1).into(), Scalar::Str("x"), Bool(true).into()]),
+        None,
+    );
     assert_eq!(t, ColType::Utf8);
     assert_eq!(c.unwrap().found, ["boolean", "integer", "string"]);
     // A scalar in one document and an array in another.
-    let (t, c) = resolve("t", &col(vec![Int(1), Key(2)]), None);
+    let (t, c) = resolve("t", &col(vec![Int(1).into(), Key(2).into()]), None);
     assert_eq!(t, ColType::Utf8);
     assert_eq!(c.unwrap().found, ["integer", "array"]);
 }
@@ -97,22 +100,22 @@ fn conflicting_values_are_strings_and_reported() {
 fn declared_types_win_and_values_that_do_not_fit_are_a_conflict() {
     use Cell::*;
     assert_eq!(
-        resolve("t", &col(vec![Int(1)]), Some(ColType::Float64)),
+        resolve("t", &col(vec![Int(1).into()]), Some(ColType::Float64)),
         (ColType::Float64, None)
     );
-    let ts = col(vec![Str("2024-03-05T10:00:00+01:00".into()), Null]);
+    let ts = col(vec![Scalar::Str("2024-03-05T10:00:00+01:00"), Null.into()]);
     assert_eq!(
         resolve("t", &ts, Some(ColType::Timestamp)),
         (ColType::Timestamp, None)
     );
     let (t, c) = resolve(
         "t",
-        &col(vec![Str("yesterday".into())]),
+        &col(vec![Scalar::Str("yesterday")]),
         Some(ColType::Timestamp),
     );
     assert_eq!(t, ColType::Utf8);
     assert_eq!(c.unwrap().declared, Some(ColType::Timestamp));
-    let (t, c) = resolve("t", &col(vec![Float(1.5)]), Some(ColType::Int64));
+    let (t, c) = resolve("t", &col(vec![Float(1.5).into()]), Some(ColType::Int64));
     assert_eq!((t, c.is_some()), (ColType::Utf8, true));
 }
 

@@ -108,6 +108,23 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
         })?
         .into_std()
         .await;
+    // Each batch is one read (up to 1 MiB): 8 of them bound what waits for the writer.
+    let (tx, rx) = mpsc::channel::<(&'static str, Vec<u8>)>(8);
+    // The log's writer, a thread of its own (not the blocking pool: it lives as long as the
+    // step), started before the process so that no process runs with nobody to read it.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (label, execution) = (spec.label.clone(), spec.execution.clone());
+    let ship = spec.ship;
+    std::thread::Builder::new()
+        .name("stepops-job-output".into())
+        .spawn(move || {
+            let _ = done_tx.send(write_output(rx, log, ship, &label, &execution));
+        })
+        .map_err(|e| {
+            SpawnError(format!(
+                "cannot start the thread that writes the step's log: {e}"
+            ))
+        })?;
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
         .env_clear()
@@ -126,8 +143,6 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
     let mut guard = GroupGuard::new(pgid, spec.grace);
     info!(job = %spec.label, pid = pgid, latency_us = start_latency.as_micros() as u64, "job process started");
 
-    // Each batch is one read (up to 1 MiB): 8 of them bound what waits for the writer.
-    let (tx, rx) = mpsc::channel::<(&'static str, Vec<u8>)>(8);
     let mut readers = Vec::new();
     for widened in [
         child.stdout.as_ref().map(super::pipe::widen),
@@ -193,19 +208,6 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
         }
         (status, timed_out)
     };
-    let label = spec.label.clone();
-    let execution = spec.execution.clone();
-    // A thread of its own (not the blocking pool): it lives as long as the step.
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let ship = spec.ship;
-    let writer = std::thread::Builder::new()
-        .name("stepops-job-output".into())
-        .spawn(move || {
-            let _ = done_tx.send(write_output(rx, log, ship, &label, &execution));
-        });
-    if let Err(e) = &writer {
-        warn!(job = %spec.label, error = %e, "cannot start the thread that writes the step's log");
-    }
     let sink = async move {
         match done_rx.await {
             Ok(w) => {
