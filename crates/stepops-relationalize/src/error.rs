@@ -36,6 +36,14 @@ pub enum RelzError {
         /// Why it does not compile.
         reason: String,
     },
+    /// The archive holds more than one Parquet string column can (2 GiB of text in a column).
+    #[error("archive {archive}: {reason}")]
+    TooLarge {
+        /// The archive's location.
+        archive: String,
+        /// Which column, and what to do.
+        reason: String,
+    },
     /// An input or output location is not a folder or `s3://BUCKET/PREFIX`, or an argument
     /// is out of range.
     #[error("{0}")]
@@ -62,6 +70,7 @@ impl Named for RelzError {
             RelzError::CorruptArchive { .. }
             | RelzError::BadMetadata { .. }
             | RelzError::BadSchema { .. }
+            | RelzError::TooLarge { .. }
             | RelzError::InvalidArgument(_) => ErrorName::InvalidInput,
             RelzError::Store(e) => e.error_name(),
             RelzError::Io(_) => ErrorName::Transient,

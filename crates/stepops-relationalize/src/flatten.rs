@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::table::{Cell, Place, Scalar, Tables};
+use crate::table::{Cell, ColumnFull, Place, Scalar, Tables};
 
 /// The name of a column or table part for field `key` under `prefix`.
 pub fn join_name(prefix: &str, key: &str) -> String {
@@ -63,48 +63,62 @@ impl Flattener {
     }
 
     /// Adds `doc` as one row of `root` (and its arrays' rows to the child tables).
-    pub fn document(&mut self, tables: &mut Tables, root: &str, doc: &Map<String, Value>) {
+    pub fn document(
+        &mut self,
+        tables: &mut Tables,
+        root: &str,
+        doc: &Map<String, Value>,
+    ) -> Result<(), ColumnFull> {
         let row = tables.root(root);
-        self.row(tables, row, &[]);
-        self.object(tables, row, doc);
+        self.row(tables, row, &[])?;
+        self.object(tables, row, doc)?;
         tables.end_row(row);
+        Ok(())
     }
 
     /// Starts a row at `row` with its `recordid` and `meta` (`id` and `index` of a child row).
-    fn row(&self, tables: &mut Tables, row: Place, meta: &[(&str, i64)]) {
+    fn row(&self, tables: &mut Tables, row: Place, meta: &[(&str, i64)]) -> Result<(), ColumnFull> {
         let at = tables.field(row, "recordid");
-        tables.set(at, Scalar::Str(&self.record_id));
+        tables.set(at, Scalar::Str(&self.record_id))?;
         for (name, v) in meta {
             let at = tables.field(row, name);
-            tables.set(at, Cell::Int(*v));
+            tables.set(at, Cell::Int(*v))?;
         }
+        Ok(())
     }
 
-    fn object(&mut self, tables: &mut Tables, at: Place, m: &Map<String, Value>) {
+    fn object(
+        &mut self,
+        tables: &mut Tables,
+        at: Place,
+        m: &Map<String, Value>,
+    ) -> Result<(), ColumnFull> {
         for (k, v) in m {
             let field = tables.field(at, k);
-            self.value(tables, field, v);
+            self.value(tables, field, v)?;
         }
+        Ok(())
     }
 
     /// Puts `v` at `at`: a scalar in its column, an object's fields under it, an array's join
     /// key in it and its elements in the child table.
-    fn value(&mut self, tables: &mut Tables, at: Place, v: &Value) {
+    fn value(&mut self, tables: &mut Tables, at: Place, v: &Value) -> Result<(), ColumnFull> {
         match v {
             Value::Object(m) => self.object(tables, at, m),
             Value::Array(items) => {
                 let id = self.next_id;
                 self.next_id += 1;
-                tables.set(at, Cell::Key(id));
+                tables.set(at, Cell::Key(id))?;
                 let child = tables.child(at);
                 for (index, item) in items.iter().enumerate() {
-                    self.row(tables, child.row, &[("id", id), ("index", index as i64)]);
+                    self.row(tables, child.row, &[("id", id), ("index", index as i64)])?;
                     match item {
-                        Value::Object(m) => self.object(tables, child.row, m),
-                        other => self.value(tables, child.scalar, other),
+                        Value::Object(m) => self.object(tables, child.row, m)?,
+                        other => self.value(tables, child.scalar, other)?,
                     }
                     tables.end_row(child.row);
                 }
+                Ok(())
             }
             scalar => tables.set(at, Scalar::of(scalar)),
         }

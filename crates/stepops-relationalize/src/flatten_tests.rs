@@ -21,7 +21,8 @@ fn run(docs: &[Value]) -> Tables {
     let mut tables = Tables::new();
     let mut f = Flattener::new("r1");
     for d in docs {
-        f.document(&mut tables, "survey", d.as_object().unwrap());
+        f.document(&mut tables, "survey", d.as_object().unwrap())
+            .unwrap();
     }
     tables
 }

@@ -230,7 +230,12 @@ impl Relationalizer {
                         return quarantine(&member, line, Some(&dataset), json!(violations), doc);
                     }
                     if let Value::Object(m) = &doc {
-                        flattener.document(&mut tables, &dataset, m);
+                        flattener.document(&mut tables, &dataset, m).map_err(|e| {
+                            RelzError::TooLarge {
+                                archive: name.to_owned(),
+                                reason: format!("table {dataset}: {e}"),
+                            }
+                        })?;
                     }
                     Ok(())
                 }

@@ -28,11 +28,31 @@ pub enum Cell {
     Key(i64),
 }
 
-/// Where a string cell's bytes are in its column's text.
+/// Where a string cell's bytes are in its column's text (8 bytes, so that a cell is 16).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Text {
-    start: usize,
+    start: u32,
     len: u32,
+}
+
+/// The most text one column of one archive holds: what a Parquet string column written in one
+/// piece can hold (Arrow's 32-bit offsets).
+pub const MAX_COLUMN_TEXT: usize = i32::MAX as usize;
+
+/// Whether a column holding `used` bytes of text can take `more`.
+fn has_room(used: usize, more: usize) -> bool {
+    used.checked_add(more)
+        .is_some_and(|total| total <= MAX_COLUMN_TEXT)
+}
+
+/// A column would hold more than [`MAX_COLUMN_TEXT`] bytes of strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "column {column} holds more than {MAX_COLUMN_TEXT} bytes of strings in this archive; split the archive into smaller ones"
+)]
+pub struct ColumnFull {
+    /// The column.
+    pub column: String,
 }
 
 /// A JSON value to put in a cell: a scalar (objects and arrays are flattened before they get
@@ -86,27 +106,36 @@ impl Column {
 
     /// The string of a [`Cell::Str`] of this column.
     pub fn text(&self, t: Text) -> &str {
-        &self.text[t.start..t.start + t.len as usize]
+        let start = t.start as usize;
+        &self.text[start..start + t.len as usize]
     }
 
     /// `v` as a cell of this column (a string is copied into its text).
-    pub fn cell(&mut self, v: Scalar<'_>) -> Cell {
+    pub fn cell(&mut self, v: Scalar<'_>) -> Result<Cell, ColumnFull> {
         match v {
-            Scalar::Cell(c) => c,
+            Scalar::Cell(c) => Ok(c),
             Scalar::Str(s) => {
                 let start = self.text.len();
+                if !has_room(start, s.len()) {
+                    return Err(ColumnFull {
+                        column: self.name.clone(),
+                    });
+                }
                 self.text.push_str(s);
-                // A string is at most one document (16 MiB by default), far below u32::MAX.
-                let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-                Cell::Str(Text { start, len })
+                // Both below MAX_COLUMN_TEXT, so below u32::MAX.
+                Ok(Cell::Str(Text {
+                    start: start as u32,
+                    len: s.len() as u32,
+                }))
             }
         }
     }
 
     /// Appends a row holding `v`.
-    pub fn push(&mut self, v: Scalar<'_>) {
-        let c = self.cell(v);
+    pub fn push(&mut self, v: Scalar<'_>) -> Result<(), ColumnFull> {
+        let c = self.cell(v)?;
         self.cells.push(c);
+        Ok(())
     }
 }
 
@@ -136,14 +165,15 @@ impl Table {
     }
 
     /// Sets the cell of column `i` in the current row; a column set twice keeps its last cell.
-    pub fn set(&mut self, i: usize, v: Scalar<'_>) {
+    pub fn set(&mut self, i: usize, v: Scalar<'_>) -> Result<(), ColumnFull> {
         let column = &mut self.columns[i];
-        let cell = column.cell(v);
+        let cell = column.cell(v)?;
         if column.cells.len() > self.rows {
             column.cells[self.rows] = cell;
         } else {
             column.cells.push(cell);
         }
+        Ok(())
     }
 
     /// Ends the current row: the columns it did not set are null there.
@@ -304,11 +334,11 @@ impl Tables {
     }
 
     /// Sets the cell of `at`'s column in the current row of its table.
-    pub fn set<'a>(&mut self, at: Place, v: impl Into<Scalar<'a>>) {
+    pub fn set<'a>(&mut self, at: Place, v: impl Into<Scalar<'a>>) -> Result<(), ColumnFull> {
         let n = &mut self.nodes[at.0];
         let table = &mut self.tables[n.table];
         let i = *n.column.get_or_insert_with(|| table.declare(&n.col));
-        table.set(i, v.into());
+        table.set(i, v.into())
     }
 
     /// Ends the current row of `at`'s table.
@@ -323,5 +353,36 @@ impl std::ops::Index<&str> for Tables {
     fn index(&self, name: &str) -> &Table {
         self.get(name)
             .unwrap_or_else(|| panic!("there is no table {name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Cell>(), 16);
+    }
+
+    #[test]
+    fn strings_are_kept_in_their_column_up_to_what_parquet_can_hold() {
+        let mut c = Column::new("name");
+        c.push(Scalar::Str("ab")).unwrap();
+        c.push(Scalar::Cell(Cell::Null)).unwrap();
+        c.push(Scalar::Str("")).unwrap();
+        c.push(Scalar::Str("cd")).unwrap();
+        let texts: Vec<_> = c
+            .cells
+            .iter()
+            .map(|x| match x {
+                Cell::Str(t) => Some(c.text(*t)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, [Some("ab"), None, Some(""), Some("cd")]);
+        assert!(has_room(MAX_COLUMN_TEXT - 2, 2));
+        assert!(!has_room(MAX_COLUMN_TEXT - 1, 2));
+        assert!(!has_room(usize::MAX, 1));
     }
 }

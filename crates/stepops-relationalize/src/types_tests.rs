@@ -7,7 +7,7 @@ use crate::table::{Cell, Column, Scalar};
 
 fn col(values: Vec<Scalar<'_>>) -> Column {
     let mut column = Column::new("c");
-    values.into_iter().for_each(|v| column.push(v));
+    values.into_iter().for_each(|v| column.push(v).unwrap());
     column
 }
 
