@@ -16,7 +16,7 @@ use stepops_local::{EngineConfig, ExecutionOutcome, LocalEngine, TemplateOptions
 use stepops_runner::{JobSettings, RunReport, RunnerOptions};
 use stepops_secrets::MemorySecretSource;
 
-use crate::{ENVIRONMENT, EmbeddedError, write_template};
+use crate::{ENVIRONMENT, EmbeddedError, served_endpoint, write_template};
 
 /// The template's logical id of the job state machine.
 pub const JOB_STATE_MACHINE: &str = "JobStateMachine";
@@ -102,9 +102,7 @@ impl LocalJobs {
             }),
         );
         let engine = LocalEngine::start(config).await?;
-        let endpoint = engine
-            .endpoint()
-            .ok_or_else(|| EmbeddedError::Invalid("the local engine serves no endpoint".into()))?;
+        let endpoint = served_endpoint(&engine)?;
         let activity_arn = engine.activity_arn(JOB_ACTIVITY);
         let mut jobs = LocalJobs {
             engine,

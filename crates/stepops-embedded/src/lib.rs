@@ -215,9 +215,7 @@ impl LocalPipeline {
         let (config, hooks) = with_pipeline_lambdas(config, ENVIRONMENT, &options.allowed_targets)?;
         let engine = LocalEngine::start(config).await?;
         hooks.engine_started(&engine);
-        let endpoint = engine
-            .endpoint()
-            .ok_or_else(|| EmbeddedError::Invalid("the local engine serves no endpoint".into()))?;
+        let endpoint = served_endpoint(&engine)?;
         let activity_arn = engine.activity_arn(ACTIVITY);
         let mut pipeline = LocalPipeline {
             engine,
@@ -508,4 +506,11 @@ pub fn write_template(dir: &Path) -> Result<PathBuf, EmbeddedError> {
         std::fs::write(path, text).map_err(io)?;
     }
     Ok(template)
+}
+
+/// The Step Functions endpoint a started engine serves (its in-process workers poll it).
+fn served_endpoint(engine: &LocalEngine) -> Result<String, EmbeddedError> {
+    engine
+        .endpoint()
+        .ok_or_else(|| EmbeddedError::Invalid("the local engine serves no endpoint".into()))
 }
