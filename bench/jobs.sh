@@ -29,24 +29,26 @@ command: [sh, -c, 'yes "stepops job bench: a line of output of sixty-four bytes,
 timeout_seconds: 3600
 idempotent: true
 YAML
+# The outputs of the step results the local engine kept under a state dir, one JSON per line.
+results() {
+  python3 - "$1" <<'PY'
+import json, os, sys
+for d, _, files in os.walk(os.path.join(sys.argv[1], "s3")):
+    for f in sorted(files):
+        if f.endswith(".result"):
+            print(json.dumps(json.load(open(os.path.join(d, f))).get("output", {})))
+PY
+}
 export STEPOPS_LOG=warn
 echo "== start latency ($runs runs)"
 for i in $(seq "$runs"); do
   "$bin" local job run noop --env dev --jobs-dir "$work/jobs" --dir "$work/state" >/dev/null 2>&1
 done
-python3 - "$work/state" <<'PY'
-import json, os, sys, statistics
-root = os.path.join(sys.argv[1], "s3")
-lat = []
-for d, _, files in os.walk(root):
-    for f in files:
-        if f.endswith(".result"):
-            out = json.load(open(os.path.join(d, f))).get("output", {})
-            if "startLatencyUs" in out:
-                lat.append(out["startLatencyUs"] / 1000)
-lat.sort()
+results "$work/state" | python3 -c '
+import json, statistics, sys
+lat = sorted(o["startLatencyUs"] / 1000 for o in map(json.loads, sys.stdin) if "startLatencyUs" in o)
 print(f"task arrival -> process start: median {statistics.median(lat):.2f} ms, max {lat[-1]:.2f} ms over {len(lat)} runs")
-PY
+'
 echo "== 1 GiB of output"
 /usr/bin/time -f "alone, to /dev/null: %e s wall, peak RSS %M KiB" sh -c 'yes "stepops job bench: a line of output of sixty-four bytes, ok!!" | head -c 1073741824 > /dev/null'
 /usr/bin/time -f "alone, to a file: %e s wall" sh -c 'yes "stepops job bench: a line of output of sixty-four bytes, ok!!" | head -c 1073741824 > "$0/alone.log"' "$work"
@@ -54,12 +56,10 @@ rm -f "$work/alone.log"
 /usr/bin/time -f "through stepops local job run (logs to file): %e s wall, peak RSS %M KiB" \
   "$bin" local job run print --env dev --jobs-dir "$work/jobs" --dir "$work/state2" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
 tail -n 1 "$work/err"
-python3 - "$work/state2" <<'PY'
-import json, os, sys
-for d, _, files in os.walk(os.path.join(sys.argv[1], "s3")):
-    for f in files:
-        if f.endswith(".result"):
-            out = json.load(open(os.path.join(d, f))).get("output", {})
-            if "durationMs" in out:
-                print(f"the step as the runner timed it (spawn to output drained): {out['durationMs'] / 1000:.2f} s, {out['bytes']} bytes, {out['lines']} lines")
-PY
+results "$work/state2" | python3 -c '
+import json, sys
+for o in map(json.loads, sys.stdin):
+    if "durationMs" in o:
+        secs, size, lines = o["durationMs"] / 1000, o["bytes"], o["lines"]
+        print(f"the step as the runner timed it (spawn to output drained): {secs:.2f} s, {size} bytes, {lines} lines")
+'
