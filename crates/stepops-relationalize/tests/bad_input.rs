@@ -83,11 +83,14 @@ async fn non_json_members_are_quarantined_and_the_rest_is_written() {
             ("notes.txt", b"hello".to_vec()),
             ("list.json", b"[1, 2]".to_vec()),
             ("walk.jsonl", b"{\"n\": 1}\nnope\n".to_vec()),
+            // Bytes that are not UTF-8 inside a string: said where, as any JSON error.
+            ("run.jsonl", b"{\"n\": 2}\n{\"s\": \"a\xffb\"}\n".to_vec()),
         ]),
     );
     let report = d.run(&d.relz(false), "r1.zip").await.unwrap();
-    assert_eq!((report.documents, report.invalid), (5, 4));
+    assert_eq!((report.documents, report.invalid), (7, 5));
     assert_eq!(report.tables["walk"], 1);
+    assert_eq!(report.tables["run"], 1);
     let q = quarantined(&d);
     let reason = |file: &str| {
         q.iter()
@@ -102,6 +105,10 @@ async fn non_json_members_are_quarantined_and_the_rest_is_written() {
     assert!(reason("/r1/notes.txt.json").contains("not a JSON member"));
     assert!(reason("/r1/list.json.json").contains("not a JSON object"));
     assert!(reason("/r1/walk.jsonl.line2.json").starts_with("not valid JSON"));
+    assert_eq!(
+        reason("/r1/run.jsonl.line2.json"),
+        "not valid JSON: invalid unicode code point at line 1 column 9"
+    );
     assert!(q.iter().any(|(f, _)| f
         == "_quarantine/survey/assessmentid=a1/year=2024/month=3/day=5/r1/survey.json.json"));
 }
