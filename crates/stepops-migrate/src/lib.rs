@@ -458,44 +458,13 @@ impl Migration {
                 ))
             })?;
         let started = Instant::now();
-        if table.key != KeyKind::Integer {
+        let (deleted, inserted) = if table.key == KeyKind::Integer {
+            let ranges = checked_integer_ranges(table, chunk)?;
+            with_stacks!(self, |s, d| d.copy_ranges(s, table, &ranges).await?)
+        } else {
             let ranges = checked_key_ranges(table, chunk)?;
-            let (deleted, inserted) =
-                with_stacks!(self, |s, d| d.copy_keys(s, table, ranges).await?);
-            return Ok(CopyReport {
-                table: chunk.table.clone(),
-                min: chunk.min,
-                max: chunk.max,
-                rows_deleted: deleted,
-                rows_inserted: inserted,
-                duration_ms: started.elapsed().as_millis() as u64,
-            });
-        }
-        if chunk.whole_table || !chunk.keys.is_empty() {
-            return Err(MigrateError::InvalidInput(format!(
-                "chunk of {} carries key ranges or wholeTable, but {} is keyed by the integer column {}: the manifest was made for another schema; plan again",
-                chunk.table, chunk.table, table.range_key
-            )));
-        }
-        if chunk.min > chunk.max {
-            return Err(MigrateError::InvalidInput(format!(
-                "chunk of {} has min {} > max {}",
-                chunk.table, chunk.min, chunk.max
-            )));
-        }
-        let ranges = chunk.key_ranges();
-        let mut prev: Option<i64> = None;
-        for &(lo, hi) in &ranges {
-            if lo > hi || lo < chunk.min || hi > chunk.max || prev.is_some_and(|p| lo <= p) {
-                return Err(MigrateError::InvalidInput(format!(
-                    "chunk of {} ({}..{}) has range [{lo}, {hi}] that is empty, outside the chunk or not after the previous one: ranges must be disjoint and ascending",
-                    chunk.table, chunk.min, chunk.max
-                )));
-            }
-            prev = Some(hi);
-        }
-        let (deleted, inserted) =
-            with_stacks!(self, |s, d| d.copy_ranges(s, table, &ranges).await?);
+            with_stacks!(self, |s, d| d.copy_keys(s, table, ranges).await?)
+        };
         Ok(CopyReport {
             table: chunk.table.clone(),
             min: chunk.min,
@@ -578,6 +547,35 @@ impl Migration {
             compared_copied_only: false,
         })
     }
+}
+
+/// The ranges of a chunk of a table with an integer key: inside the chunk, disjoint and
+/// ascending, and no key ranges of another kind of table.
+fn checked_integer_ranges(table: &TableSpec, chunk: &Chunk) -> Result<Vec<(i64, i64)>> {
+    if chunk.whole_table || !chunk.keys.is_empty() {
+        return Err(MigrateError::InvalidInput(format!(
+            "chunk of {} carries key ranges or wholeTable, but {} is keyed by the integer column {}: the manifest was made for another schema; plan again",
+            chunk.table, chunk.table, table.range_key
+        )));
+    }
+    if chunk.min > chunk.max {
+        return Err(MigrateError::InvalidInput(format!(
+            "chunk of {} has min {} > max {}",
+            chunk.table, chunk.min, chunk.max
+        )));
+    }
+    let ranges = chunk.key_ranges();
+    let mut prev: Option<i64> = None;
+    for &(lo, hi) in &ranges {
+        if lo > hi || lo < chunk.min || hi > chunk.max || prev.is_some_and(|p| lo <= p) {
+            return Err(MigrateError::InvalidInput(format!(
+                "chunk of {} ({}..{}) has range [{lo}, {hi}] that is empty, outside the chunk or not after the previous one: ranges must be disjoint and ascending",
+                chunk.table, chunk.min, chunk.max
+            )));
+        }
+        prev = Some(hi);
+    }
+    Ok(ranges)
 }
 
 /// The key ranges of a chunk of a table without an integer key, checked against the table:
