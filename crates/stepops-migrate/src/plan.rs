@@ -195,14 +195,8 @@ pub async fn plan_ranges<S: Stack>(
                 (lo, hi, span)
             })
             .collect();
-        let (a, b) = futures::try_join!(
-            source.bins_multi(table, salt, &specs),
-            dest.bins_multi(table, salt, &specs)
-        )?;
-        let diffs = differing(
-            a.iter().map(|(i, b)| (*i, b)),
-            b.iter().map(|(i, b)| (*i, b)),
-        );
+        let (a, b) = bins_of_both(source, dest, table, salt, &specs).await?;
+        let diffs = differing_ranges(&a, &b);
         for ((i, _), x, y) in diffs {
             let (lo, hi, _) = specs[i];
             let seg = Segment {
@@ -377,6 +371,31 @@ fn rows_of(x: Option<&Bin>, y: Option<&Bin>) -> u64 {
     x.map_or(0, |b| b.count).max(y.map_or(0, |b| b.count))
 }
 
+/// The bins of `specs` (`(lo, hi, width)` ranges) on both sides, queried at once.
+async fn bins_of_both<S: Stack>(
+    source: &S,
+    dest: &S,
+    table: &TableSpec,
+    salt: &str,
+    specs: &[(i64, i64, i64)],
+) -> Result<(RangeBins, RangeBins)> {
+    futures::try_join!(
+        source.bins_multi(table, salt, specs),
+        dest.bins_multi(table, salt, specs)
+    )
+}
+
+/// Bins with the index of the range each belongs to, as [`Stack::bins_multi`] gives them.
+type RangeBins = Vec<(usize, Bin)>;
+
+/// The bins that differ between the two sides' [`RangeBins`].
+fn differing_ranges<'a>(a: &'a RangeBins, b: &'a RangeBins) -> Vec<Difference<'a>> {
+    differing(
+        a.iter().map(|(i, b)| (*i, b)),
+        b.iter().map(|(i, b)| (*i, b)),
+    )
+}
+
 /// A differing bin pair: `((range index, bin), source bin, destination bin)`.
 type Difference<'a> = ((usize, i64), Option<&'a Bin>, Option<&'a Bin>);
 
@@ -446,14 +465,8 @@ async fn refine<S: Stack>(
                     (s.min, s.max, span.div_ceil(fanout).max(1) as i64)
                 })
                 .collect();
-            let (a, b) = futures::try_join!(
-                source.bins_multi(table, salt, &specs),
-                dest.bins_multi(table, salt, &specs)
-            )?;
-            let diffs = differing(
-                a.iter().map(|(i, b)| (*i, b)),
-                b.iter().map(|(i, b)| (*i, b)),
-            );
+            let (a, b) = bins_of_both(source, dest, table, salt, &specs).await?;
+            let diffs = differing_ranges(&a, &b);
             let mut k = 0;
             for (i, (seg, &(lo, hi, width))) in batch.iter().zip(&specs).enumerate() {
                 let start_k = k;
