@@ -233,7 +233,7 @@ impl Relationalizer {
                         flattener.document(&mut tables, &dataset, m).map_err(|e| {
                             RelzError::TooLarge {
                                 archive: name.to_owned(),
-                                reason: format!("table {dataset}: {e}"),
+                                reason: e.to_string(),
                             }
                         })?;
                     }

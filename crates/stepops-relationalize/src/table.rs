@@ -51,7 +51,7 @@ fn has_room(used: usize, more: usize) -> bool {
     "column {column} holds more than {MAX_COLUMN_TEXT} bytes of strings in this archive; split the archive into smaller ones"
 )]
 pub struct ColumnFull {
-    /// The column.
+    /// The column (`table.column` once it has passed through [`Tables::set`]).
     pub column: String,
 }
 
@@ -338,7 +338,10 @@ impl Tables {
         let n = &mut self.nodes[at.0];
         let table = &mut self.tables[n.table];
         let i = *n.column.get_or_insert_with(|| table.declare(&n.col));
-        table.set(i, v.into())
+        let t = n.table;
+        table.set(i, v.into()).map_err(|e| ColumnFull {
+            column: format!("{}.{}", self.names[t], e.column),
+        })
     }
 
     /// Ends the current row of `at`'s table.
