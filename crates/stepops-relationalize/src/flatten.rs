@@ -16,8 +16,7 @@
 //! named once per archive ([`Tables::field`], [`Tables::child`]), with [`field_names`] and
 //! [`child_names`].
 
-use serde_json::{Map, Value};
-
+use crate::doc::{NodeRef, ObjectRef, View};
 use crate::table::{Cell, ColumnFull, Place, Scalar, Tables};
 
 /// The name of a column or table part for field `key` under `prefix`.
@@ -67,7 +66,7 @@ impl Flattener {
         &mut self,
         tables: &mut Tables,
         root: &str,
-        doc: &Map<String, Value>,
+        doc: ObjectRef<'_>,
     ) -> Result<(), ColumnFull> {
         let row = tables.root(root);
         self.row(tables, row, &[])?;
@@ -91,9 +90,9 @@ impl Flattener {
         &mut self,
         tables: &mut Tables,
         at: Place,
-        m: &Map<String, Value>,
+        m: ObjectRef<'_>,
     ) -> Result<(), ColumnFull> {
-        for (k, v) in m {
+        for (k, v) in m.iter() {
             let field = tables.field(at, k);
             self.value(tables, field, v)?;
         }
@@ -102,19 +101,19 @@ impl Flattener {
 
     /// Puts `v` at `at`: a scalar in its column, an object's fields under it, an array's join
     /// key in it and its elements in the child table.
-    fn value(&mut self, tables: &mut Tables, at: Place, v: &Value) -> Result<(), ColumnFull> {
-        match v {
-            Value::Object(m) => self.object(tables, at, m),
-            Value::Array(items) => {
+    fn value(&mut self, tables: &mut Tables, at: Place, v: NodeRef<'_>) -> Result<(), ColumnFull> {
+        match v.view() {
+            View::Object(m) => self.object(tables, at, m),
+            View::Array(items) => {
                 let id = self.next_id;
                 self.next_id += 1;
                 tables.set(at, Cell::Key(id))?;
                 let child = tables.child(at);
                 for (index, item) in items.iter().enumerate() {
                     self.row(tables, child.row, &[("id", id), ("index", index as i64)])?;
-                    match item {
-                        Value::Object(m) => self.object(tables, child.row, m)?,
-                        other => self.value(tables, child.scalar, other)?,
+                    match item.view() {
+                        View::Object(m) => self.object(tables, child.row, m)?,
+                        _ => self.value(tables, child.scalar, item)?,
                     }
                     tables.end_row(child.row);
                 }

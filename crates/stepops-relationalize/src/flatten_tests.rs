@@ -21,7 +21,9 @@ fn run(docs: &[Value]) -> Tables {
     let mut tables = Tables::new();
     let mut f = Flattener::new("r1");
     for d in docs {
-        f.document(&mut tables, "survey", d.as_object().unwrap())
+        let text = d.to_string();
+        let doc = crate::doc::Doc::parse(&text).unwrap();
+        f.document(&mut tables, "survey", doc.root_object().unwrap())
             .unwrap();
     }
     tables

@@ -5,6 +5,8 @@
 //! `docs/relationalize.md`.
 //!
 //! - [`archive`]: the archive's layout (`metadata.json`, `NAME.json`, `NAME.jsonl`), streamed.
+//! - [`doc`]: a document parsed once into a flat vector of nodes, read by the validator and
+//!   the flattener.
 //! - [`flatten`]: the naming rules (structs → `a_b`, arrays → child tables `T_c` with `id`
 //!   and `index`).
 //! - [`types`]: column types from the JSON Schema or inferred; conflicts → strings, reported.
@@ -17,6 +19,7 @@
 //! - [`generate`]: made-up archives and documents (tests, the benchmark).
 
 pub mod archive;
+pub mod doc;
 pub mod encode;
 mod error;
 pub mod flatten;

@@ -214,23 +214,29 @@ impl Relationalizer {
                     dataset,
                     doc,
                 } => {
-                    let violations = match schemas.get(&dataset) {
+                    let violations = match schemas.get(dataset) {
                         Some(Some(schema)) => schema.violations(&doc),
                         _ if self.schemas.configured() => vec![crate::schema::Violation {
                             path: String::new(),
                             message: format!(
                                 "unknown dataset {dataset:?}: there is no schema {}",
-                                self.schemas.describe(&dataset, meta.schema_version)
+                                self.schemas.describe(dataset, meta.schema_version)
                             ),
                         }],
                         _ => Vec::new(),
                     };
                     if !violations.is_empty() {
                         report.invalid += 1;
-                        return quarantine(&member, line, Some(&dataset), json!(violations), doc);
+                        return quarantine(
+                            member,
+                            line,
+                            Some(dataset),
+                            json!(violations),
+                            doc.to_value(),
+                        );
                     }
-                    if let Value::Object(m) = &doc {
-                        flattener.document(&mut tables, &dataset, m).map_err(|e| {
+                    if let Some(m) = doc.root_object() {
+                        flattener.document(&mut tables, dataset, m).map_err(|e| {
                             RelzError::TooLarge {
                                 archive: name.to_owned(),
                                 reason: e.to_string(),

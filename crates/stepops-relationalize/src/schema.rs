@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use stepops_store::{AnyStore, ObjectStore, StoreError};
 
+use crate::doc::{Doc, Tape};
 use crate::error::RelzError;
 use crate::location::Location;
 use crate::types::{Declared, declared_types};
@@ -24,7 +25,7 @@ pub struct Violation {
 
 /// A compiled schema and the column types it declares.
 pub struct Compiled {
-    validator: jsonschema::Validator,
+    validator: jsonschema::Validator<Tape>,
     /// The declared columns of the dataset's tables.
     pub declared: Declared,
     /// Where it was read.
@@ -42,7 +43,7 @@ impl std::fmt::Debug for Compiled {
 impl Compiled {
     /// Compiles `schema` (read at `location`) for the dataset `dataset`.
     pub fn new(dataset: &str, location: &str, schema: &Value) -> Result<Self, RelzError> {
-        let validator = jsonschema::options()
+        let validator = jsonschema::options_for::<Tape>()
             .should_validate_formats(true)
             .build(schema)
             .map_err(|e| RelzError::BadSchema {
@@ -57,13 +58,13 @@ impl Compiled {
     }
 
     /// Every way `doc` fails the schema (none: valid), at most 20.
-    pub fn violations(&self, doc: &Value) -> Vec<Violation> {
+    pub fn violations(&self, doc: &Doc<'_>) -> Vec<Violation> {
         // Most documents are valid: the yes/no check is cheaper than collecting errors.
-        if self.validator.is_valid(doc) {
+        if self.validator.is_valid(doc.root()) {
             return Vec::new();
         }
         self.validator
-            .iter_errors(doc)
+            .iter_errors(doc.root())
             .take(20)
             .map(|e| Violation {
                 path: e.instance_path().to_string(),

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
+use crate::doc::View;
 
 use crate::flatten::{child_names, field_names};
 
@@ -67,14 +67,14 @@ pub enum Scalar<'a> {
 
 impl Scalar<'_> {
     /// A JSON scalar (objects and arrays, flattened elsewhere, are null here).
-    pub fn of(v: &Value) -> Scalar<'_> {
+    pub fn of(v: View<'_>) -> Scalar<'_> {
         Scalar::Cell(match v {
-            Value::Null | Value::Object(_) | Value::Array(_) => Cell::Null,
-            Value::Bool(b) => Cell::Bool(*b),
-            Value::Number(n) => n
+            View::Null | View::Object(_) | View::Array(_) => Cell::Null,
+            View::Bool(b) => Cell::Bool(b),
+            View::Number(n) => n
                 .as_i64()
                 .map_or_else(|| Cell::Float(n.as_f64().unwrap_or(f64::NAN)), Cell::Int),
-            Value::String(s) => return Scalar::Str(s),
+            View::Str(s) => return Scalar::Str(s),
         })
     }
 }
@@ -206,7 +206,8 @@ struct Node {
     fields: Vec<(Box<str>, Place)>,
     /// The position in `fields` of each field.
     by_key: HashMap<Box<str>, usize>,
-    /// The field after the one last looked up: documents usually repeat their key order.
+    /// The field after the one last looked up: documents usually repeat their key order
+    /// (after the last field, the first).
     next: usize,
     child: Option<Child>,
 }
@@ -298,6 +299,10 @@ impl Tables {
     /// The place of field `key` of an object at `at` (named by [`field_names`]).
     pub fn field(&mut self, at: Place, key: &str) -> Place {
         let n = &mut self.nodes[at.0];
+        // The next row of a table starts again at its first field.
+        if n.next == n.fields.len() {
+            n.next = 0;
+        }
         if let Some((k, p)) = n.fields.get(n.next)
             && **k == *key
         {

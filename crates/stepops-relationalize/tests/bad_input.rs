@@ -85,10 +85,15 @@ async fn non_json_members_are_quarantined_and_the_rest_is_written() {
             ("walk.jsonl", b"{\"n\": 1}\nnope\n".to_vec()),
             // Bytes that are not UTF-8 inside a string: said where, as any JSON error.
             ("run.jsonl", b"{\"n\": 2}\n{\"s\": \"a\xffb\"}\n".to_vec()),
+            // A key twice in one object: refused, not the first value silently dropped.
+            (
+                "twice.jsonl",
+                b"{\"n\": 3}\n{\"m\": {\"k\": 1, \"k\": 2}}\n".to_vec(),
+            ),
         ]),
     );
     let report = d.run(&d.relz(false), "r1.zip").await.unwrap();
-    assert_eq!((report.documents, report.invalid), (7, 5));
+    assert_eq!((report.documents, report.invalid), (9, 6));
     assert_eq!(report.tables["walk"], 1);
     assert_eq!(report.tables["run"], 1);
     let q = quarantined(&d);
@@ -108,6 +113,10 @@ async fn non_json_members_are_quarantined_and_the_rest_is_written() {
     assert_eq!(
         reason("/r1/run.jsonl.line2.json"),
         "not valid JSON: invalid unicode code point at line 1 column 9"
+    );
+    assert_eq!(
+        reason("/r1/twice.jsonl.line2.json"),
+        "not valid JSON: duplicate key \"k\" (a document's keys must be unique within an object) at line 1 column 22"
     );
     assert!(q.iter().any(|(f, _)| f
         == "_quarantine/survey/assessmentid=a1/year=2024/month=3/day=5/r1/survey.json.json"));

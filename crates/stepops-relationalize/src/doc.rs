@@ -1,0 +1,672 @@
+//! A parsed JSON document as one flat vector of nodes, its strings borrowed from the text
+//! where they have no escapes: what schema validation ([`Tape`], jsonschema's custom
+//! representation) and flattening ([`crate::flatten`]) both read, so that a document is
+//! parsed once without a map, a `String` or a `Vec` per value (`serde_json::Value` spent
+//! more time than the rest of the run together).
+//!
+//! Layout: an object is `Object { len, end }` followed by its members, each a `Key` then the
+//! value's nodes; an array is `Array { len, end }` followed by its elements; `end` is the index
+//! just past the container's last node, so a reader skips a subtree in one step. Parsing is
+//! serde_json's (same errors, same numbers, same depth limit). Keys must be unique within an
+//! object: `serde_json::Value` kept the last of duplicate keys and silently dropped the others.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use jsonschema::JsonType;
+use jsonschema::json::{Array, Json, Node, NodeIdentity, Object};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// One node of a [`Doc`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item<'t> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number, as serde_json reads it.
+    Number(Number),
+    /// A string value.
+    Str(Cow<'t, str>),
+    /// An object of `len` members; its nodes end before `end`.
+    Object { len: u32, end: u32 },
+    /// An array of `len` elements; its nodes end before `end`.
+    Array { len: u32, end: u32 },
+    /// A member's name, followed by the member's value.
+    Key(Cow<'t, str>),
+}
+
+/// A parsed document: its nodes in document order, the root first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc<'t> {
+    items: Vec<Item<'t>>,
+}
+
+impl<'t> Doc<'t> {
+    /// Parses `text` (one JSON value, whitespace around it allowed).
+    pub fn parse(text: &'t str) -> Result<Doc<'t>, serde_json::Error> {
+        Self::parse_with(serde_json::Deserializer::from_str(text), text.len())
+    }
+
+    /// Parses bytes that may not be UTF-8 (the error then says where).
+    pub fn parse_slice(bytes: &'t [u8]) -> Result<Doc<'t>, serde_json::Error> {
+        Self::parse_with(serde_json::Deserializer::from_slice(bytes), bytes.len())
+    }
+
+    fn parse_with<R: serde_json::de::Read<'t>>(
+        mut de: serde_json::Deserializer<R>,
+        size: usize,
+    ) -> Result<Doc<'t>, serde_json::Error> {
+        // About one node per 16 bytes of text in the bench's documents.
+        let mut items = Vec::with_capacity(size / 16 + 1);
+        Build(&mut items).deserialize(&mut de)?;
+        de.end()?;
+        Ok(Doc { items })
+    }
+
+    /// The root node.
+    pub fn root(&self) -> NodeRef<'_> {
+        NodeRef {
+            items: &self.items,
+            at: 0,
+        }
+    }
+
+    /// The root node when it is an object.
+    pub fn root_object(&self) -> Option<ObjectRef<'_>> {
+        match self.root().view() {
+            View::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The document as a `serde_json::Value` (for quarantine records and messages).
+    pub fn to_value(&self) -> Value {
+        self.root().value()
+    }
+}
+
+/// Builds the nodes of one value, appending them.
+struct Build<'v, 't>(&'v mut Vec<Item<'t>>);
+
+impl<'de> DeserializeSeed<'de> for Build<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Index of the next node, as stored in a container's `end`.
+fn next_index<E: de::Error>(items: &[Item<'_>]) -> Result<u32, E> {
+    u32::try_from(items.len())
+        .map_err(|_| E::custom("the document has more than 4,294,967,295 values"))
+}
+
+impl<'de> Visitor<'de> for Build<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.push(Item::Null);
+        Ok(())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.push(Item::Bool(v));
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.push(Item::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.push(Item::Number(v.into()));
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // As `serde_json::Value`: a number that is not finite is null.
+        self.0
+            .push(Number::from_f64(v).map_or(Item::Null, Item::Number));
+        Ok(())
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.0.push(Item::Str(Cow::Borrowed(v)));
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push(Item::Str(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.0.push(Item::Str(Cow::Owned(v)));
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let items = self.0;
+        let at = items.len();
+        items.push(Item::Array { len: 0, end: 0 });
+        let mut len = 0u32;
+        while seq.next_element_seed(Build(&mut *items))?.is_some() {
+            len += 1;
+        }
+        let end = next_index(items)?;
+        items[at] = Item::Array { len, end };
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let items = self.0;
+        let at = items.len();
+        items.push(Item::Object { len: 0, end: 0 });
+        let mut keys = Vec::new();
+        while map.next_key_seed(KeySeed(&mut *items))?.is_some() {
+            keys.push(items.len() - 1);
+            map.next_value_seed(Build(&mut *items))?;
+        }
+        if let Some(key) = duplicate_key(items, &keys) {
+            return Err(de::Error::custom(format_args!(
+                "duplicate key {key:?} (a document's keys must be unique within an object)"
+            )));
+        }
+        let len = u32::try_from(keys.len()).map_err(de::Error::custom)?;
+        let end = next_index(items)?;
+        items[at] = Item::Object { len, end };
+        Ok(())
+    }
+}
+
+/// The first name that appears twice among the `Key` nodes at `keys`.
+fn duplicate_key<'a>(items: &'a [Item<'_>], keys: &[usize]) -> Option<&'a str> {
+    let name = |i: &usize| match &items[*i] {
+        Item::Key(k) => k.as_ref(),
+        _ => unreachable!("a key index points at a Key"),
+    };
+    if keys.len() <= 32 {
+        for (n, a) in keys.iter().enumerate() {
+            if keys[..n].iter().any(|b| name(b) == name(a)) {
+                return Some(name(a));
+            }
+        }
+        None
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        keys.iter().map(name).find(|k| !seen.insert(*k))
+    }
+}
+
+/// Reads one member name into a `Key` node.
+struct KeySeed<'v, 't>(&'v mut Vec<Item<'t>>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.0.push(Item::Key(Cow::Borrowed(v)));
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push(Item::Key(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.0.push(Item::Key(Cow::Owned(v)));
+        Ok(())
+    }
+}
+
+/// A node of a [`Doc`]: cheap to copy.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeRef<'a> {
+    items: &'a [Item<'a>],
+    at: u32,
+}
+
+/// What a node is, for readers that match on it.
+#[derive(Debug, Clone, Copy)]
+pub enum View<'a> {
+    /// `null`.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Number(&'a Number),
+    /// A string.
+    Str(&'a str),
+    /// An object.
+    Object(ObjectRef<'a>),
+    /// An array.
+    Array(ArrayRef<'a>),
+}
+
+impl<'a> NodeRef<'a> {
+    fn item(&self) -> &'a Item<'a> {
+        &self.items[self.at as usize]
+    }
+
+    /// Index just past this node's subtree.
+    fn end(&self) -> u32 {
+        match self.item() {
+            Item::Object { end, .. } | Item::Array { end, .. } => *end,
+            _ => self.at + 1,
+        }
+    }
+
+    /// What the node is.
+    pub fn view(&self) -> View<'a> {
+        match self.item() {
+            Item::Null => View::Null,
+            Item::Bool(b) => View::Bool(*b),
+            Item::Number(n) => View::Number(n),
+            Item::Str(s) | Item::Key(s) => View::Str(s),
+            Item::Object { len, .. } => View::Object(ObjectRef {
+                node: *self,
+                len: *len,
+            }),
+            Item::Array { len, .. } => View::Array(ArrayRef {
+                node: *self,
+                len: *len,
+            }),
+        }
+    }
+
+    /// The node as a `serde_json::Value`, member order kept.
+    pub fn value(&self) -> Value {
+        match self.view() {
+            View::Null => Value::Null,
+            View::Bool(b) => Value::Bool(b),
+            View::Number(n) => Value::Number(n.clone()),
+            View::Str(s) => Value::String(s.to_owned()),
+            View::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.to_owned(), v.value()))
+                    .collect::<Map<_, _>>(),
+            ),
+            View::Array(a) => Value::Array(a.iter().map(|v| v.value()).collect()),
+        }
+    }
+}
+
+/// An object node.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectRef<'a> {
+    node: NodeRef<'a>,
+    len: u32,
+}
+
+impl<'a> ObjectRef<'a> {
+    /// Its members in document order.
+    pub fn iter(&self) -> Members<'a> {
+        Members {
+            items: self.node.items,
+            next: self.node.at + 1,
+            left: self.len,
+        }
+    }
+}
+
+/// The members of an object: `(name, value)`.
+#[derive(Debug, Clone)]
+pub struct Members<'a> {
+    items: &'a [Item<'a>],
+    next: u32,
+    left: u32,
+}
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, NodeRef<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let Item::Key(name) = &self.items[self.next as usize] else {
+            unreachable!("an object's member starts with its Key");
+        };
+        let value = NodeRef {
+            items: self.items,
+            at: self.next + 1,
+        };
+        self.next = value.end();
+        Some((name, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+/// An array node.
+#[derive(Debug, Clone, Copy)]
+pub struct ArrayRef<'a> {
+    node: NodeRef<'a>,
+    len: u32,
+}
+
+impl<'a> ArrayRef<'a> {
+    /// Its elements in order.
+    pub fn iter(&self) -> Elements<'a> {
+        Elements {
+            items: self.node.items,
+            next: self.node.at + 1,
+            left: self.len,
+        }
+    }
+}
+
+/// The elements of an array.
+#[derive(Debug, Clone)]
+pub struct Elements<'a> {
+    items: &'a [Item<'a>],
+    next: u32,
+    left: u32,
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = NodeRef<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let node = NodeRef {
+            items: self.items,
+            at: self.next,
+        };
+        self.next = node.end();
+        Some(node)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+/// [`Doc`] as a jsonschema instance representation: validators built with
+/// `jsonschema::options_for::<Tape>()` read documents in place.
+#[derive(Debug)]
+pub struct Tape;
+
+impl Json for Tape {
+    type Node<'a> = NodeRef<'a>;
+    type PreparedKey = Box<str>;
+    type StringBuffer = ();
+
+    // A lookup scans the members: a pass over them all is cheaper past a few lookups.
+    const KEYS_PER_LOOKUP: usize = 4;
+    const ACYCLIC: bool = true;
+
+    fn prepare_key(key: &str) -> Box<str> {
+        key.into()
+    }
+
+    fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(NodeRef<'_>) -> T) -> T {
+        let items = [Item::Str(Cow::Borrowed(string))];
+        f(NodeRef {
+            items: &items,
+            at: 0,
+        })
+    }
+}
+
+impl<'a> Node<'a, Tape> for NodeRef<'a> {
+    type Object = ObjectRef<'a>;
+    type Array = ArrayRef<'a>;
+    type Number = &'a Number;
+
+    fn as_object(&self) -> Option<ObjectRef<'a>> {
+        match self.view() {
+            View::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn as_array(&self) -> Option<ArrayRef<'a>> {
+        match self.view() {
+            View::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn as_string(&self) -> Option<Cow<'a, str>> {
+        match self.view() {
+            View::Str(s) => Some(Cow::Borrowed(s)),
+            _ => None,
+        }
+    }
+
+    fn as_number(&self) -> Option<&'a Number> {
+        match self.item() {
+            Item::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn as_boolean(&self) -> Option<bool> {
+        match self.item() {
+            Item::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self.item(), Item::Null)
+    }
+
+    fn json_type(&self) -> JsonType {
+        match self.item() {
+            Item::Null => JsonType::Null,
+            Item::Bool(_) => JsonType::Boolean,
+            Item::Number(_) => JsonType::Number,
+            Item::Str(_) | Item::Key(_) => JsonType::String,
+            Item::Object { .. } => JsonType::Object,
+            Item::Array { .. } => JsonType::Array,
+        }
+    }
+
+    fn equals_value(&self, expected: &Value) -> bool {
+        match (self.view(), expected) {
+            (View::Str(s), Value::String(e)) => s == e,
+            (View::Bool(b), Value::Bool(e)) => b == *e,
+            (View::Null, Value::Null) => true,
+            (View::Number(n), Value::Number(e)) => jsonschema::json::cmp::equal_numbers(&n, e),
+            (View::Object(_) | View::Array(_), Value::Object(_) | Value::Array(_)) => {
+                jsonschema::json::cmp::equal(&self.value(), expected)
+            }
+            _ => false,
+        }
+    }
+
+    fn to_value(&self) -> Cow<'a, Value> {
+        Cow::Owned(self.value())
+    }
+
+    fn identity(&self) -> Option<NodeIdentity> {
+        Some(NodeIdentity::new(std::ptr::from_ref(self.item()) as usize))
+    }
+}
+
+impl<'a> Object<'a, Tape> for ObjectRef<'a> {
+    type Node = NodeRef<'a>;
+    type MemberName = &'a str;
+    type MembersIter = Members<'a>;
+
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    fn get(&self, key: &Box<str>) -> Option<NodeRef<'a>> {
+        self.iter()
+            .find(|(name, _)| *name == key.as_ref())
+            .map(|(_, v)| v)
+    }
+
+    fn members(&self) -> Members<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> Array<'a, Tape> for ArrayRef<'a> {
+    type Node = NodeRef<'a>;
+    type ElementsIter = Elements<'a>;
+
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    fn elements(&self) -> Elements<'a> {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_reads_back_as_the_value_serde_json_parses() {
+        let text = r#"{"b": [1, -2, 3.5, 18446744073709551615, "x\"y", true, null, {}, []],
+            "a": {"z": {"y": "é"}, "k": "v"}, "c": 1e300}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(Doc::parse(text).unwrap().to_value(), value);
+        assert_eq!(Doc::parse_slice(text.as_bytes()).unwrap().to_value(), value);
+    }
+
+    #[test]
+    fn unescaped_strings_are_borrowed_and_escaped_ones_owned() {
+        let doc = Doc::parse(r#"{"plain": "text", "esc\n": "a\tb"}"#).unwrap();
+        let borrowed = |i: &Item<'_>| match i {
+            Item::Key(s) | Item::Str(s) => matches!(s, Cow::Borrowed(_)),
+            _ => panic!("not a string: {i:?}"),
+        };
+        let flags: Vec<bool> = doc.items[1..].iter().map(borrowed).collect();
+        assert_eq!(flags, [true, true, false, false]);
+    }
+
+    #[test]
+    fn errors_are_serde_json_s_and_duplicate_keys_are_refused() {
+        let e = Doc::parse(r#"{"a": 1,}"#).unwrap_err().to_string();
+        assert_eq!(e, "trailing comma at line 1 column 9");
+        let e = Doc::parse(r#"{"a": 1} x"#).unwrap_err().to_string();
+        assert_eq!(e, "trailing characters at line 1 column 10");
+        let e = Doc::parse(r#"{"a": 1, "b": {"c": 2, "c": 3}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(r#"duplicate key "c" (a document's keys must be unique"#),
+            "{e}"
+        );
+        assert!(e.ends_with("at line 1 column 30"), "{e}");
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{}\": {i}", i % 39)).collect();
+        let e = Doc::parse(&format!("{{{}}}", many.join(",")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(r#"duplicate key "k0""#), "{e}");
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        let e = Doc::parse(&deep).unwrap_err().to_string();
+        assert!(e.starts_with("recursion limit exceeded"), "{e}");
+    }
+
+    #[test]
+    fn the_representation_meets_jsonschema_s_contract() {
+        let text = jsonschema::json::conformance::document().to_string();
+        let doc = Doc::parse(&text).unwrap();
+        jsonschema::json::conformance::assert_conformance::<Tape>(&doc.root());
+    }
+
+    #[test]
+    fn validation_on_the_tape_agrees_with_validation_on_values() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "required": ["id", "answers"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "kind": {"enum": ["a", "b", 3, {"x": [1]}]},
+                "when": {"type": "string", "format": "date-time"},
+                "name": {"type": "string", "minLength": 2, "maxLength": 3},
+                "answers": {"type": "array", "uniqueItems": true, "items": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {"q": {"type": "string"}, "v": {"type": ["number", "null"]}}}},
+                "tags": {"propertyNames": {"pattern": "^[a-z]+$"}}
+            }
+        });
+        let on_values = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap();
+        let on_tape = jsonschema::options_for::<Tape>()
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap();
+        for text in [
+            r#"{"id": 1, "answers": []}"#,
+            r#"{"id": 0, "answers": []}"#,
+            r#"{"id": 1.5, "answers": []}"#,
+            r#"{"id": 2, "answers": [{"q": "a", "v": 1}, {"q": "a", "v": 1.0}]}"#,
+            r#"{"id": 2, "answers": [{"q": "a", "v": null}, {"q": "b", "w": 1}]}"#,
+            r#"{"id": 3, "kind": "b", "answers": []}"#,
+            r#"{"id": 3, "kind": 3.0, "answers": []}"#,
+            r#"{"id": 3, "kind": {"x": [1]}, "answers": []}"#,
+            r#"{"id": 3, "kind": "c", "answers": []}"#,
+            r#"{"id": 4, "when": "2026-12-06T10:00:00Z", "answers": []}"#,
+            r#"{"id": 4, "when": "yesterday", "answers": []}"#,
+            r#"{"id": 5, "name": "ab", "answers": []}"#,
+            r#"{"id": 5, "name": "éééé", "answers": []}"#,
+            r#"{"id": 6, "tags": {"ok": 1, "NO": 2}, "answers": []}"#,
+            r#"{"answers": 7}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let doc = Doc::parse(text).unwrap();
+            let errors = |e: Vec<String>| e;
+            let expected = errors(
+                on_values
+                    .iter_errors(&value)
+                    .map(|e| format!("{}: {e}", e.instance_path()))
+                    .collect(),
+            );
+            let got = errors(
+                on_tape
+                    .iter_errors(doc.root())
+                    .map(|e| format!("{}: {e}", e.instance_path()))
+                    .collect(),
+            );
+            assert_eq!(got, expected, "{text}");
+            assert_eq!(on_tape.is_valid(doc.root()), expected.is_empty(), "{text}");
+        }
+    }
+}
