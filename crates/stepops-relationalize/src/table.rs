@@ -93,6 +93,9 @@ pub struct Column {
     /// One cell per row of the table.
     pub cells: Vec<Cell>,
     text: String,
+    /// The last string copied into `text`: a repeated value (the `recordid` of every row, an
+    /// answer chosen from a list) points at it again instead of growing the text.
+    last: Option<Text>,
 }
 
 impl Column {
@@ -115,6 +118,11 @@ impl Column {
         match v {
             Scalar::Cell(c) => Ok(c),
             Scalar::Str(s) => {
+                if let Some(last) = self.last
+                    && self.text(last) == s
+                {
+                    return Ok(Cell::Str(last));
+                }
                 let start = self.text.len();
                 if !has_room(start, s.len()) {
                     return Err(ColumnFull {
@@ -123,10 +131,12 @@ impl Column {
                 }
                 self.text.push_str(s);
                 // Both below MAX_COLUMN_TEXT, so below u32::MAX.
-                Ok(Cell::Str(Text {
+                let text = Text {
                     start: start as u32,
                     len: s.len() as u32,
-                }))
+                };
+                self.last = Some(text);
+                Ok(Cell::Str(text))
             }
         }
     }
@@ -392,5 +402,23 @@ mod tests {
         assert!(has_room(MAX_COLUMN_TEXT - 2, 2));
         assert!(!has_room(MAX_COLUMN_TEXT - 1, 2));
         assert!(!has_room(usize::MAX, 1));
+    }
+
+    #[test]
+    fn a_string_repeated_from_the_row_before_is_not_copied_again() {
+        let mut c = Column::new("recordid");
+        for v in ["rec-1", "rec-1", "x", "rec-1", "rec-1"] {
+            c.push(Scalar::Str(v)).unwrap();
+        }
+        assert_eq!(c.text, "rec-1xrec-1");
+        let texts: Vec<&str> = c
+            .cells
+            .iter()
+            .map(|x| match x {
+                Cell::Str(t) => c.text(*t),
+                other => panic!("not a string: {other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, ["rec-1", "rec-1", "x", "rec-1", "rec-1"]);
     }
 }
