@@ -44,6 +44,7 @@ pub use stepops_error::{DatabaseUrl, redact};
 pub use steps::{copy_chunk, migrate, plan, stop_tracking, tracking_status, verify, verify_copied};
 pub use track::{TrackingConfig, TrackingState, TrackingStatus};
 
+use plan::TablePair;
 use postgres::PgStack;
 use serde::{Deserialize, Serialize};
 use sqlite::SqliteStack;
@@ -306,7 +307,7 @@ impl Migration {
         let mut chunks = Vec::new();
         for table in &self.tables {
             let (tp, mut cs) = with_stacks!(self, |s, d| {
-                ordered::plan_any(s, d, table, &salt, options.chunk_rows).await?
+                ordered::plan_any(TablePair::new(s, d, table, &salt, options.chunk_rows)).await?
             });
             tracing::debug!(table = %table.name, chunks = cs.len(), rows = tp.estimated_rows, "planned");
             tables.push(tp);
@@ -431,11 +432,16 @@ impl Migration {
                     n.saturating_add(hi.abs_diff(lo).saturating_add(1))
                 });
                 with_stacks!(self, |s, d| {
-                    plan::plan_ranges(s, d, table, &salt, &ranges, keys, chunk_rows).await?
+                    plan::plan_ranges(
+                        TablePair::new(s, d, table, &salt, chunk_rows),
+                        &ranges,
+                        keys,
+                    )
+                    .await?
                 })
             } else {
                 with_stacks!(self, |s, d| {
-                    ordered::plan_any(s, d, table, &salt, chunk_rows).await?
+                    ordered::plan_any(TablePair::new(s, d, table, &salt, chunk_rows)).await?
                 })
             };
             out.tables.push(tp);

@@ -17,7 +17,7 @@
 
 use crate::error::Result;
 use crate::model::{Bin, Chunk, KeyKind, KeyRange, KeyStats, KeyValue, TablePlan, TableSpec};
-use crate::plan::{FINE_BIN_ROWS, MAX_BINS, MAX_RANGES_PER_CHUNK};
+use crate::plan::{FINE_BIN_ROWS, MAX_BINS, MAX_RANGES_PER_CHUNK, TablePair};
 use crate::stack::Stack;
 use std::collections::HashMap;
 
@@ -33,12 +33,14 @@ struct Segment {
 }
 
 /// Plans a table without a key: one whole-table chunk when the two sides differ.
-pub async fn plan_whole<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
-) -> Result<(TablePlan, Vec<Chunk>)> {
+pub async fn plan_whole<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, Vec<Chunk>)> {
+    let TablePair {
+        source,
+        dest,
+        table,
+        salt,
+        ..
+    } = pair;
     let ((sc, ss), (dc, ds)) =
         futures::try_join!(source.table_sum(table, salt), dest.table_sum(table, salt))?;
     let chunks = if sc == dc && ss == ds {
@@ -58,14 +60,14 @@ pub async fn plan_whole<S: Stack>(
 }
 
 /// Plans a table with an ordered (non-integer) key.
-pub async fn plan_ordered<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
-    target: u64,
-) -> Result<(TablePlan, Vec<Chunk>)> {
-    let target = target.max(1);
+pub async fn plan_ordered<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, Vec<Chunk>)> {
+    let TablePair {
+        source,
+        dest,
+        table,
+        target,
+        ..
+    } = pair;
     let (sc, dc) = futures::try_join!(source.row_count(table), dest.row_count(table))?;
     let mut segments = Vec::new();
     if sc == 0 && dc > 0 {
@@ -82,7 +84,7 @@ pub async fn plan_ordered<S: Stack>(
             rows: target.min(sc),
         }));
     } else if sc > 0 {
-        compare(source, dest, table, salt, sc.max(dc), target, &mut segments).await?;
+        compare(pair, sc.max(dc), &mut segments).await?;
     }
     let chunks = pack(&table.name, segments, target);
     Ok((table_plan(table, sc, dc, &chunks), chunks))
@@ -104,14 +106,17 @@ fn bin_span(cuts: &[KeyValue], b: i64) -> KeyRange {
 
 /// Compares both sides bin by bin and appends the differing ranges.
 async fn compare<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
+    pair: TablePair<'_, S>,
     rows_hint: u64,
-    target: u64,
     out: &mut Vec<Segment>,
 ) -> Result<()> {
+    let TablePair {
+        source,
+        dest,
+        table,
+        salt,
+        target,
+    } = pair;
     let fine = FINE_BIN_ROWS
         .min(target)
         .max(rows_hint.div_ceil(MAX_BINS))
@@ -139,7 +144,7 @@ async fn compare<S: Stack>(
         batch.push(*item);
         rows += item.1;
         if rows >= REFINE_ROWS || i + 1 == refine.len() {
-            refine_bins(source, dest, table, salt, &cuts, &batch, out).await?;
+            refine_bins(pair, &cuts, &batch, out).await?;
             batch.clear();
             rows = 0;
         }
@@ -168,18 +173,16 @@ fn differing<'a>(a: &'a [Bin], b: &'a [Bin]) -> Vec<(i64, Option<&'a Bin>, Optio
 /// Lists the rows of differing bins on both sides and appends the keys that differ (or the
 /// whole bin when most of it differs).
 async fn refine_bins<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
+    pair: TablePair<'_, S>,
     cuts: &[KeyValue],
     bins: &[(i64, u64)],
     out: &mut Vec<Segment>,
 ) -> Result<()> {
     let numbers: Vec<i64> = bins.iter().map(|b| b.0).collect();
+    let (table, salt) = (pair.table, pair.salt);
     let (a, b) = futures::try_join!(
-        source.key_rows(table, salt, cuts, &numbers),
-        dest.key_rows(table, salt, cuts, &numbers)
+        pair.source.key_rows(table, salt, cuts, &numbers),
+        pair.dest.key_rows(table, salt, cuts, &numbers)
     )?;
     // Per bin, per key: the sorted row hashes of each side (a non-unique key holds several).
     type Side = HashMap<KeyValue, Vec<i64>>;
@@ -280,17 +283,11 @@ fn table_plan(table: &TableSpec, sc: u64, dc: u64, chunks: &[Chunk]) -> TablePla
 }
 
 /// Plans any table: integer keys by [`crate::plan::plan_table`], the others here.
-pub async fn plan_any<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
-    target: u64,
-) -> Result<(TablePlan, Vec<Chunk>)> {
-    match table.key {
-        KeyKind::Integer => crate::plan::plan_table(source, dest, table, salt, target).await,
-        KeyKind::Ordered => plan_ordered(source, dest, table, salt, target).await,
-        KeyKind::Whole => plan_whole(source, dest, table, salt).await,
+pub async fn plan_any<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, Vec<Chunk>)> {
+    match pair.table.key {
+        KeyKind::Integer => crate::plan::plan_table(pair).await,
+        KeyKind::Ordered => plan_ordered(pair).await,
+        KeyKind::Whole => plan_whole(pair).await,
     }
 }
 

@@ -41,15 +41,65 @@ struct Segment {
     rows: u64,
 }
 
+/// One table to compare and plan: both sides, the table, the salt of every checksum and the
+/// rows a chunk aims at (at least 1).
+pub struct TablePair<'a, S> {
+    /// The side rows are copied from.
+    pub source: &'a S,
+    /// The side rows are copied to.
+    pub dest: &'a S,
+    /// The table.
+    pub table: &'a TableSpec,
+    /// Salts every checksum of the run.
+    pub salt: &'a str,
+    /// Rows per chunk.
+    pub target: u64,
+}
+
+impl<S> Clone for TablePair<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for TablePair<'_, S> {}
+
+impl<'a, S: Stack> TablePair<'a, S> {
+    /// The pair, with a target of at least one row.
+    pub fn new(
+        source: &'a S,
+        dest: &'a S,
+        table: &'a TableSpec,
+        salt: &'a str,
+        target: u64,
+    ) -> Self {
+        TablePair {
+            source,
+            dest,
+            table,
+            salt,
+            target: target.max(1),
+        }
+    }
+
+    /// The bins of `specs` (`(lo, hi, width)` ranges) on both sides, queried at once.
+    async fn bins_of_both(&self, specs: &[(i64, i64, i64)]) -> Result<(RangeBins, RangeBins)> {
+        futures::try_join!(
+            self.source.bins_multi(self.table, self.salt, specs),
+            self.dest.bins_multi(self.table, self.salt, specs)
+        )
+    }
+}
+
 /// Plans one table: its statistics and its chunks.
-pub async fn plan_table<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
-    target: u64,
-) -> Result<(TablePlan, Vec<Chunk>)> {
-    let target = target.max(1);
+pub async fn plan_table<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, Vec<Chunk>)> {
+    let TablePair {
+        source,
+        dest,
+        table,
+        target,
+        ..
+    } = pair;
     // The bounds, and counts that may be estimates: the exact counts come out of the
     // comparison itself (every row is in a bin or in a range one side holds alone).
     let (s, d) = futures::try_join!(source.bounds(table), dest.bounds(table))?;
@@ -89,18 +139,7 @@ pub async fn plan_table<S: Stack>(
                     dest_rows += rows;
                 }
                 let hint = s.count.max(d.count);
-                let (a, b) = compare(
-                    source,
-                    dest,
-                    table,
-                    salt,
-                    lo,
-                    hi,
-                    hint,
-                    target,
-                    &mut segments,
-                )
-                .await?;
+                let (a, b) = compare(pair, lo, hi, hint, &mut segments).await?;
                 source_rows += a;
                 dest_rows += b;
                 if sb > hi {
@@ -176,15 +215,11 @@ pub async fn plan_changed_ranges<S: Stack>(
 /// packed into chunks. `ranges` are disjoint and ascending; `changed_keys` is reported in the
 /// [`TablePlan`] (whose `source`/`dest` statistics stay empty).
 pub async fn plan_ranges<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
+    pair: TablePair<'_, S>,
     ranges: &[(i64, i64)],
     changed_keys: u64,
-    target: u64,
 ) -> Result<(TablePlan, Vec<Chunk>)> {
-    let target = target.max(1);
+    let table = pair.table;
     let mut out = Vec::new();
     let mut todo = Vec::new();
     for batch in ranges.chunks(REFINE_BATCH) {
@@ -195,7 +230,7 @@ pub async fn plan_ranges<S: Stack>(
                 (lo, hi, span)
             })
             .collect();
-        let (a, b) = bins_of_both(source, dest, table, salt, &specs).await?;
+        let (a, b) = pair.bins_of_both(&specs).await?;
         let diffs = differing_ranges(&a, &b);
         for ((i, _), x, y) in diffs {
             let (lo, hi, _) = specs[i];
@@ -211,8 +246,8 @@ pub async fn plan_ranges<S: Stack>(
             }
         }
     }
-    refine(source, dest, table, salt, todo, target, &mut out).await?;
-    let chunks = coalesce(&table.name, &mut out, target);
+    refine(pair, todo, &mut out).await?;
+    let chunks = coalesce(&table.name, &mut out, pair.target);
     let plan = TablePlan {
         changed_keys: Some(changed_keys),
         ..TablePlan::new(table, KeyStats::default(), KeyStats::default(), &chunks)
@@ -278,63 +313,41 @@ async fn split<S: Stack>(
 
 /// Compares `[lo, hi]` (both sides have rows around it) by bin checksums, then refines the
 /// differing bins; appends the differing segments (not necessarily in key order).
-#[allow(clippy::too_many_arguments)]
 async fn compare<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
+    pair: TablePair<'_, S>,
     lo: i64,
     hi: i64,
     rows_hint: u64,
-    target: u64,
     out: &mut Vec<Segment>,
 ) -> Result<(u64, u64)> {
     let mut todo = Vec::new();
-    let rows = first_level(
-        source, dest, table, salt, lo, hi, rows_hint, target, &mut todo, out,
-    )
-    .await?;
-    refine(source, dest, table, salt, todo, target, out).await?;
+    let rows = first_level(pair, (lo, hi), rows_hint, &mut todo, out).await?;
+    refine(pair, todo, out).await?;
     Ok(rows)
 }
 
 /// The first level: bins over all of `[lo, hi]`. Differing bins go to `todo` (to refine) or,
 /// when already small, to `out`. Returns the rows of `[lo, hi]` on each side.
-#[allow(clippy::too_many_arguments)]
 async fn first_level<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
-    lo: i64,
-    hi: i64,
+    pair: TablePair<'_, S>,
+    (lo, hi): (i64, i64),
     rows_hint: u64,
-    target: u64,
     todo: &mut Vec<Segment>,
     out: &mut Vec<Segment>,
 ) -> Result<(u64, u64)> {
+    let TablePair {
+        source,
+        dest,
+        table,
+        salt,
+        target,
+    } = pair;
     let span = hi as i128 - lo as i128 + 1;
     if span > i64::MAX as i128 {
         // (key - lo) must fit an i64 in both engines: halve the range first.
         let mid = ((lo as i128 + hi as i128) / 2) as i64;
-        let (a, b) = Box::pin(first_level(
-            source, dest, table, salt, lo, mid, rows_hint, target, todo, out,
-        ))
-        .await?;
-        let (c, d) = Box::pin(first_level(
-            source,
-            dest,
-            table,
-            salt,
-            mid + 1,
-            hi,
-            rows_hint,
-            target,
-            todo,
-            out,
-        ))
-        .await?;
+        let (a, b) = Box::pin(first_level(pair, (lo, mid), rows_hint, todo, out)).await?;
+        let (c, d) = Box::pin(first_level(pair, (mid + 1, hi), rows_hint, todo, out)).await?;
         return Ok((a + c, b + d));
     }
     let fine = FINE_BIN_ROWS
@@ -369,20 +382,6 @@ async fn first_level<S: Stack>(
 /// The larger side's row count of a bin pair.
 fn rows_of(x: Option<&Bin>, y: Option<&Bin>) -> u64 {
     x.map_or(0, |b| b.count).max(y.map_or(0, |b| b.count))
-}
-
-/// The bins of `specs` (`(lo, hi, width)` ranges) on both sides, queried at once.
-async fn bins_of_both<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
-    specs: &[(i64, i64, i64)],
-) -> Result<(RangeBins, RangeBins)> {
-    futures::try_join!(
-        source.bins_multi(table, salt, specs),
-        dest.bins_multi(table, salt, specs)
-    )
 }
 
 /// Bins with the index of the range each belongs to, as [`Stack::bins_multi`] gives them.
@@ -444,14 +443,11 @@ fn differing<'a>(
 /// Refines differing ranges level by level (one `bins_multi` query per side, level and batch)
 /// until each is at most [`LEAF_ROWS`] rows or one key wide; appends them to `out`.
 async fn refine<S: Stack>(
-    source: &S,
-    dest: &S,
-    table: &TableSpec,
-    salt: &str,
+    pair: TablePair<'_, S>,
     mut todo: Vec<Segment>,
-    target: u64,
     out: &mut Vec<Segment>,
 ) -> Result<()> {
+    let (table, target) = (pair.table, pair.target);
     let mut level = 0;
     while !todo.is_empty() {
         level += 1;
@@ -465,7 +461,7 @@ async fn refine<S: Stack>(
                     (s.min, s.max, span.div_ceil(fanout).max(1) as i64)
                 })
                 .collect();
-            let (a, b) = bins_of_both(source, dest, table, salt, &specs).await?;
+            let (a, b) = pair.bins_of_both(&specs).await?;
             let diffs = differing_ranges(&a, &b);
             let mut k = 0;
             for (i, (seg, &(lo, hi, width))) in batch.iter().zip(&specs).enumerate() {

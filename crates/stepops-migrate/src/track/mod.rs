@@ -48,6 +48,7 @@ pub use snapshot::{Snapshot, format_lsn, parse_lsn};
 
 use crate::error::{MigrateError, Result};
 use crate::model::{Plan, TableSpec};
+use crate::plan::TablePair;
 use crate::postgres::PgStack;
 use crate::{PlanOptions, plan as planner};
 use decode::{Change, Op, Value};
@@ -437,7 +438,9 @@ pub(crate) async fn plan(
     }
     for (spec, why) in full {
         tracing::debug!(table = %spec.name, reason = %why, "comparing every row");
-        planned.push(crate::ordered::plan_any(source, dest, spec, salt, chunk_rows).await?);
+        planned.push(
+            crate::ordered::plan_any(TablePair::new(source, dest, spec, salt, chunk_rows)).await?,
+        );
     }
     // Back to dependency order (parents first).
     let position = |name: &str| tables.iter().position(|t| t.name == name);
@@ -495,16 +498,8 @@ async fn plan_changed(
         return planner::plan_changed_ranges(source, spec, &ranges, keys.len() as u64, chunk_rows)
             .await;
     }
-    planner::plan_ranges(
-        source,
-        dest,
-        spec,
-        salt,
-        &ranges,
-        keys.len() as u64,
-        chunk_rows,
-    )
-    .await
+    let pair = TablePair::new(source, dest, spec, salt, chunk_rows);
+    planner::plan_ranges(pair, &ranges, keys.len() as u64).await
 }
 
 /// A plan that compares every table in full (no tracking).
@@ -524,7 +519,8 @@ async fn full_plan(
     };
     for spec in tables {
         let (tp, mut chunks) =
-            crate::ordered::plan_any(source, dest, spec, salt, options.chunk_rows).await?;
+            crate::ordered::plan_any(TablePair::new(source, dest, spec, salt, options.chunk_rows))
+                .await?;
         plan.tables.push(tp);
         plan.chunks.append(&mut chunks);
     }
