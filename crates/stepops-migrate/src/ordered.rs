@@ -34,13 +34,7 @@ struct Segment {
 
 /// Plans a table without a key: one whole-table chunk when the two sides differ.
 pub async fn plan_whole<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, Vec<Chunk>)> {
-    let TablePair {
-        source,
-        dest,
-        table,
-        salt,
-        ..
-    } = pair;
+    let (source, dest, table, salt) = (pair.source, pair.dest, pair.table, pair.salt);
     let ((sc, ss), (dc, ds)) =
         futures::try_join!(source.table_sum(table, salt), dest.table_sum(table, salt))?;
     let chunks = if sc == dc && ss == ds {
@@ -61,13 +55,7 @@ pub async fn plan_whole<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, 
 
 /// Plans a table with an ordered (non-integer) key.
 pub async fn plan_ordered<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, Vec<Chunk>)> {
-    let TablePair {
-        source,
-        dest,
-        table,
-        target,
-        ..
-    } = pair;
+    let (source, dest, table, target) = (pair.source, pair.dest, pair.table, pair.target);
     let (sc, dc) = futures::try_join!(source.row_count(table), dest.row_count(table))?;
     let mut segments = Vec::new();
     if sc == 0 && dc > 0 {
@@ -110,13 +98,8 @@ async fn compare<S: Stack>(
     rows_hint: u64,
     out: &mut Vec<Segment>,
 ) -> Result<()> {
-    let TablePair {
-        source,
-        dest,
-        table,
-        salt,
-        target,
-    } = pair;
+    let (source, dest, table, salt, target) =
+        (pair.source, pair.dest, pair.table, pair.salt, pair.target);
     let fine = FINE_BIN_ROWS
         .min(target)
         .max(rows_hint.div_ceil(MAX_BINS))

@@ -93,13 +93,7 @@ impl<'a, S: Stack> TablePair<'a, S> {
 
 /// Plans one table: its statistics and its chunks.
 pub async fn plan_table<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, Vec<Chunk>)> {
-    let TablePair {
-        source,
-        dest,
-        table,
-        target,
-        ..
-    } = pair;
+    let (source, dest, table, target) = (pair.source, pair.dest, pair.table, pair.target);
     // The bounds, and counts that may be estimates: the exact counts come out of the
     // comparison itself (every row is in a bin or in a range one side holds alone).
     let (s, d) = futures::try_join!(source.bounds(table), dest.bounds(table))?;
@@ -335,13 +329,8 @@ async fn first_level<S: Stack>(
     todo: &mut Vec<Segment>,
     out: &mut Vec<Segment>,
 ) -> Result<(u64, u64)> {
-    let TablePair {
-        source,
-        dest,
-        table,
-        salt,
-        target,
-    } = pair;
+    let (source, dest, table, salt, target) =
+        (pair.source, pair.dest, pair.table, pair.salt, pair.target);
     let span = hi as i128 - lo as i128 + 1;
     if span > i64::MAX as i128 {
         // (key - lo) must fit an i64 in both engines: halve the range first.
