@@ -16,7 +16,7 @@ use stepops_local::{EngineConfig, ExecutionOutcome, LocalEngine, TemplateOptions
 use stepops_runner::{JobSettings, RunReport, RunnerOptions};
 use stepops_secrets::MemorySecretSource;
 
-use crate::{ENVIRONMENT, EmbeddedError, served_endpoint, write_template};
+use crate::{ENVIRONMENT, EmbeddedError, Served, write_template};
 
 /// The template's logical id of the job state machine.
 pub const JOB_STATE_MACHINE: &str = "JobStateMachine";
@@ -68,9 +68,7 @@ impl JobOptions {
 
 /// The local engine with the job machine, its Lambda and runner workers, running.
 pub struct LocalJobs {
-    engine: LocalEngine,
-    endpoint: String,
-    activity_arn: String,
+    served: Served,
     options: JobOptions,
     workers: Vec<Worker>,
 }
@@ -101,13 +99,8 @@ impl LocalJobs {
                 }
             }),
         );
-        let engine = LocalEngine::start(config).await?;
-        let endpoint = served_endpoint(&engine)?;
-        let activity_arn = engine.activity_arn(JOB_ACTIVITY);
         let mut jobs = LocalJobs {
-            engine,
-            endpoint,
-            activity_arn,
+            served: Served::start(config, JOB_ACTIVITY).await?,
             options,
             workers: Vec::new(),
         };
@@ -120,14 +113,14 @@ impl LocalJobs {
     /// Starts one more in-process runner worker.
     pub fn add_worker(&mut self) {
         let name = format!("local-job-worker-{}", self.workers.len() + 1);
-        let mut options = RunnerOptions::new(vec![self.activity_arn.clone()]);
+        let mut options = RunnerOptions::new(vec![self.served.activity_arn.clone()]);
         options.concurrency = 2;
         options.heartbeat_interval = self.options.heartbeat_interval;
         options.drain_timeout = Duration::from_secs(5);
         options.worker_name = name.clone();
         options.environment = Some(Environment::Dev);
         let log_sink = self.options.log_group.as_ref().map(|group| {
-            let client = stepops_runner::local_logs_client(&self.endpoint);
+            let client = stepops_runner::local_logs_client(&self.served.endpoint);
             Arc::new(stepops_runner::CloudWatchSink::new(client, group))
                 as Arc<dyn stepops_runner::LogSink>
         });
@@ -138,9 +131,9 @@ impl LocalJobs {
             ..JobSettings::new(self.options.catalog.clone(), self.job_root())
         };
         let runner = stepops_runner::local_runner_with_jobs(
-            &self.endpoint,
+            &self.served.endpoint,
             options,
-            self.engine.s3_root(),
+            self.served.engine.s3_root(),
             settings,
             self.options.secrets.clone(),
         );
@@ -158,7 +151,7 @@ impl LocalJobs {
 
     /// The job activity's ARN (for runners started separately).
     pub fn activity_arn(&self) -> &str {
-        &self.activity_arn
+        &self.served.activity_arn
     }
 
     /// Where step logs and working directories go (`logs/`, `work/`).
@@ -176,30 +169,31 @@ impl LocalJobs {
 
     /// The engine's Step Functions endpoint.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.served.endpoint
     }
 
     /// The engine (describe, stop, redrive, history).
     pub fn engine(&self) -> &LocalEngine {
-        &self.engine
+        &self.served.engine
     }
 
     /// Starts the job machine with `request` (`{"job", "environment", "params"}`).
     pub fn start_job(&self, request: &Value) -> Result<String, EmbeddedError> {
         Ok(self
+            .served
             .engine
             .start_execution(JOB_STATE_MACHINE, request, None)?)
     }
 
     /// Waits for the execution to end.
     pub async fn wait(&self, execution_arn: &str) -> Result<ExecutionOutcome, EmbeddedError> {
-        Ok(self.engine.wait(execution_arn).await?)
+        Ok(self.served.engine.wait(execution_arn).await?)
     }
 
     /// Stops the workers (running steps get a few seconds) and the engine.
     pub async fn shutdown(self) -> Vec<RunReport> {
         let reports = crate::workers::stop_all(self.workers).await;
-        self.engine.shutdown().await;
+        self.served.engine.shutdown().await;
         reports
     }
 }

@@ -133,9 +133,7 @@ impl PipelineOptions {
 
 /// The local engine with the pipeline's Lambdas and runner workers, running.
 pub struct LocalPipeline {
-    engine: LocalEngine,
-    endpoint: String,
-    activity_arn: String,
+    served: Served,
     s3_root: PathBuf,
     options: PipelineOptions,
     workers: Vec<Worker>,
@@ -213,14 +211,10 @@ impl LocalPipeline {
             ..EngineConfig::new(options.state_dir.join("engine"))
         };
         let (config, hooks) = with_pipeline_lambdas(config, ENVIRONMENT, &options.allowed_targets)?;
-        let engine = LocalEngine::start(config).await?;
-        hooks.engine_started(&engine);
-        let endpoint = served_endpoint(&engine)?;
-        let activity_arn = engine.activity_arn(ACTIVITY);
+        let served = Served::start(config, ACTIVITY).await?;
+        hooks.engine_started(&served.engine);
         let mut pipeline = LocalPipeline {
-            engine,
-            endpoint,
-            activity_arn,
+            served,
             s3_root,
             options,
             workers: Vec::new(),
@@ -237,22 +231,22 @@ impl LocalPipeline {
 
     /// The engine's Step Functions endpoint (`http://127.0.0.1:PORT`).
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        &self.served.endpoint
     }
 
     /// The engine (history, describe, redrive, …).
     pub fn engine(&self) -> &LocalEngine {
-        &self.engine
+        &self.served.engine
     }
 
     /// The migration state machine's ARN.
     pub fn state_machine_arn(&self) -> Result<String, EmbeddedError> {
-        Ok(self.engine.state_machine_arn(STATE_MACHINE)?)
+        Ok(self.served.engine.state_machine_arn(STATE_MACHINE)?)
     }
 
     /// The activity the workers poll.
     pub fn activity_arn(&self) -> &str {
-        &self.activity_arn
+        &self.served.activity_arn
     }
 
     /// Live counters of the steps the workers ran (plan, copy, verify).
@@ -264,14 +258,14 @@ impl LocalPipeline {
     pub fn add_worker(&mut self) -> String {
         self.next_worker += 1;
         let name = format!("embedded-worker-{}", self.next_worker);
-        let mut options = RunnerOptions::new(vec![self.activity_arn.clone()]);
+        let mut options = RunnerOptions::new(vec![self.served.activity_arn.clone()]);
         options.concurrency = self.options.concurrency_per_worker;
         options.heartbeat_interval = self.options.heartbeat_interval;
         options.drain_timeout = Duration::from_secs(5);
         options.worker_name = name.clone();
         options.environment = stepops_error::Environment::parse(ENVIRONMENT);
         let runner = counting::counted_runner(
-            &self.endpoint,
+            &self.served.endpoint,
             options,
             &self.s3_root,
             self.progress.clone(),
@@ -301,7 +295,10 @@ impl LocalPipeline {
     /// Starts the `migrate` state machine with `input` (see docs/execution-input.md); returns the
     /// execution ARN.
     pub fn start_migration(&self, input: &Value) -> Result<String, EmbeddedError> {
-        let arn = self.engine.start_execution(STATE_MACHINE, input, None)?;
+        let arn = self
+            .served
+            .engine
+            .start_execution(STATE_MACHINE, input, None)?;
         self.started
             .lock()
             .expect("start times")
@@ -318,8 +315,8 @@ impl LocalPipeline {
     /// Waits for the execution to end (and its status change to reach the notify function) and
     /// sums it up.
     pub async fn wait(&self, execution_arn: &str) -> Result<RunSummary, EmbeddedError> {
-        let outcome = self.engine.wait(execution_arn).await?;
-        self.engine.deliveries_settled().await;
+        let outcome = self.served.engine.wait(execution_arn).await?;
+        self.served.engine.deliveries_settled().await;
         let started = self
             .started
             .lock()
@@ -390,7 +387,7 @@ impl LocalPipeline {
     /// engine; returns the workers' reports.
     pub async fn shutdown(self) -> Vec<RunReport> {
         let reports = workers::stop_all(self.workers).await;
-        self.engine.shutdown().await;
+        self.served.engine.shutdown().await;
         reports
     }
 }
@@ -508,9 +505,26 @@ pub fn write_template(dir: &Path) -> Result<PathBuf, EmbeddedError> {
     Ok(template)
 }
 
-/// The Step Functions endpoint a started engine serves (its in-process workers poll it).
-fn served_endpoint(engine: &LocalEngine) -> Result<String, EmbeddedError> {
-    engine
-        .endpoint()
-        .ok_or_else(|| EmbeddedError::Invalid("the local engine serves no endpoint".into()))
+/// A started local engine, the Step Functions endpoint it serves and the activity its
+/// in-process workers poll.
+struct Served {
+    engine: LocalEngine,
+    endpoint: String,
+    activity_arn: String,
+}
+
+impl Served {
+    /// Starts the engine of `config`; its workers poll `activity`.
+    async fn start(config: EngineConfig, activity: &str) -> Result<Served, EmbeddedError> {
+        let engine = LocalEngine::start(config).await?;
+        let endpoint = engine
+            .endpoint()
+            .ok_or_else(|| EmbeddedError::Invalid("the local engine serves no endpoint".into()))?;
+        let activity_arn = engine.activity_arn(activity);
+        Ok(Served {
+            engine,
+            endpoint,
+            activity_arn,
+        })
+    }
 }
