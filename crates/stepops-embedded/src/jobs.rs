@@ -12,11 +12,11 @@ use crate::workers::Worker;
 use serde_json::Value;
 use stepops_error::Environment;
 use stepops_jobs::Catalog;
-use stepops_local::{EngineConfig, ExecutionOutcome, LocalEngine, TemplateOptions};
+use stepops_local::{ExecutionOutcome, LocalEngine};
 use stepops_runner::{JobSettings, RunReport, RunnerOptions};
 use stepops_secrets::MemorySecretSource;
 
-use crate::{ENVIRONMENT, EmbeddedError, Served, write_template};
+use crate::{EmbeddedError, Served, embedded_engine_config};
 
 /// The template's logical id of the job state machine.
 pub const JOB_STATE_MACHINE: &str = "JobStateMachine";
@@ -76,29 +76,18 @@ pub struct LocalJobs {
 impl LocalJobs {
     /// Starts the engine on the embedded template (environment `dev`) and the workers.
     pub async fn start(options: JobOptions) -> Result<LocalJobs, EmbeddedError> {
-        let template = write_template(&options.state_dir.join("template"))?;
         let catalog = Arc::new(options.catalog.clone());
-        let config = EngineConfig {
-            port: Some(options.port),
-            template: Some(template),
-            template_options: TemplateOptions {
-                parameter_overrides: [("Environment".to_string(), ENVIRONMENT.to_string())].into(),
-                ..TemplateOptions::default()
-            },
-            s3_root: Some(options.state_dir.join("s3")),
-            time_scale: options.time_scale,
-            ..EngineConfig::new(options.state_dir.join("engine"))
-        }
-        .with_lambda(
-            JOB_VALIDATE_FUNCTION,
-            stepops_local::handler(move |event: Value| {
-                let catalog = catalog.clone();
-                async move {
-                    stepops_jobs::validate_event(&catalog, &event, Environment::Dev)
-                        .map_err(|e| stepops_local::LambdaError::from_named(&e))
-                }
-            }),
-        );
+        let config = embedded_engine_config(&options.state_dir, options.port, options.time_scale)?
+            .with_lambda(
+                JOB_VALIDATE_FUNCTION,
+                stepops_local::handler(move |event: Value| {
+                    let catalog = catalog.clone();
+                    async move {
+                        stepops_jobs::validate_event(&catalog, &event, Environment::Dev)
+                            .map_err(|e| stepops_local::LambdaError::from_named(&e))
+                    }
+                }),
+            );
         let mut jobs = LocalJobs {
             served: Served::start(config, JOB_ACTIVITY).await?,
             options,

@@ -197,19 +197,8 @@ impl LocalPipeline {
                 "workers and concurrency per worker must be at least 1".into(),
             ));
         }
-        let template = write_template(&options.state_dir.join("template"))?;
         let s3_root = options.state_dir.join("s3");
-        let config = EngineConfig {
-            port: Some(options.port),
-            template: Some(template),
-            template_options: TemplateOptions {
-                parameter_overrides: [("Environment".to_string(), ENVIRONMENT.to_string())].into(),
-                ..TemplateOptions::default()
-            },
-            time_scale: options.time_scale,
-            s3_root: Some(s3_root.clone()),
-            ..EngineConfig::new(options.state_dir.join("engine"))
-        };
+        let config = embedded_engine_config(&options.state_dir, options.port, options.time_scale)?;
         let (config, hooks) = with_pipeline_lambdas(config, ENVIRONMENT, &options.allowed_targets)?;
         let served = Served::start(config, ACTIVITY).await?;
         hooks.engine_started(&served.engine);
@@ -503,6 +492,27 @@ pub fn write_template(dir: &Path) -> Result<PathBuf, EmbeddedError> {
         std::fs::write(path, text).map_err(io)?;
     }
     Ok(template)
+}
+
+/// The local engine's configuration for the embedded template (environment `dev`): its
+/// state, the template and the S3 stand-in (`s3/`) under `state_dir`.
+fn embedded_engine_config(
+    state_dir: &Path,
+    port: u16,
+    time_scale: f64,
+) -> Result<EngineConfig, EmbeddedError> {
+    let template = write_template(&state_dir.join("template"))?;
+    Ok(EngineConfig {
+        port: Some(port),
+        template: Some(template),
+        template_options: TemplateOptions {
+            parameter_overrides: [("Environment".to_string(), ENVIRONMENT.to_string())].into(),
+            ..TemplateOptions::default()
+        },
+        time_scale,
+        s3_root: Some(state_dir.join("s3")),
+        ..EngineConfig::new(state_dir.join("engine"))
+    })
 }
 
 /// A started local engine, the Step Functions endpoint it serves and the activity its
