@@ -275,6 +275,15 @@ impl<'a> NodeRef<'a> {
         }
     }
 
+    /// The `len` members or elements after this container's head.
+    fn children(&self, len: u32) -> Children<'a> {
+        Children {
+            items: self.items,
+            next: self.at + 1,
+            left: len,
+        }
+    }
+
     /// What the node is.
     pub fn view(&self) -> View<'a> {
         match self.item() {
@@ -320,43 +329,56 @@ pub struct ObjectRef<'a> {
 impl<'a> ObjectRef<'a> {
     /// Its members in document order.
     pub fn iter(&self) -> Members<'a> {
-        Members {
-            items: self.node.items,
-            next: self.node.at + 1,
-            left: self.len,
-        }
+        Members(self.node.children(self.len))
     }
 }
 
-/// The members of an object: `(name, value)`.
+/// The nodes after a container's head, one subtree at a time.
 #[derive(Debug, Clone)]
-pub struct Members<'a> {
+struct Children<'a> {
     items: &'a [Item<'a>],
     next: u32,
     left: u32,
 }
 
+impl<'a> Children<'a> {
+    /// The next child (a member's name counts as one, then its value), or none after `left`.
+    fn next_node(&mut self) -> NodeRef<'a> {
+        let node = NodeRef {
+            items: self.items,
+            at: self.next,
+        };
+        self.next = node.end();
+        node
+    }
+
+    /// Counts one member or element off; false when none is left.
+    fn take_one(&mut self) -> bool {
+        let any = self.left > 0;
+        self.left = self.left.saturating_sub(1);
+        any
+    }
+}
+
+/// The members of an object: `(name, value)`.
+#[derive(Debug, Clone)]
+pub struct Members<'a>(Children<'a>);
+
 impl<'a> Iterator for Members<'a> {
     type Item = (&'a str, NodeRef<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
+        if !self.0.take_one() {
             return None;
         }
-        self.left -= 1;
-        let Item::Key(name) = &self.items[self.next as usize] else {
+        let Item::Key(name) = self.0.next_node().item() else {
             unreachable!("an object's member starts with its Key");
         };
-        let value = NodeRef {
-            items: self.items,
-            at: self.next + 1,
-        };
-        self.next = value.end();
-        Some((name, value))
+        Some((name, self.0.next_node()))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left as usize, Some(self.left as usize))
+        (self.0.left as usize, Some(self.0.left as usize))
     }
 }
 
@@ -370,40 +392,23 @@ pub struct ArrayRef<'a> {
 impl<'a> ArrayRef<'a> {
     /// Its elements in order.
     pub fn iter(&self) -> Elements<'a> {
-        Elements {
-            items: self.node.items,
-            next: self.node.at + 1,
-            left: self.len,
-        }
+        Elements(self.node.children(self.len))
     }
 }
 
 /// The elements of an array.
 #[derive(Debug, Clone)]
-pub struct Elements<'a> {
-    items: &'a [Item<'a>],
-    next: u32,
-    left: u32,
-}
+pub struct Elements<'a>(Children<'a>);
 
 impl<'a> Iterator for Elements<'a> {
     type Item = NodeRef<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        let node = NodeRef {
-            items: self.items,
-            at: self.next,
-        };
-        self.next = node.end();
-        Some(node)
+        self.0.take_one().then(|| self.0.next_node())
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left as usize, Some(self.left as usize))
+        (self.0.left as usize, Some(self.0.left as usize))
     }
 }
 
