@@ -275,15 +275,6 @@ impl<'a> NodeRef<'a> {
         }
     }
 
-    /// The `len` members or elements after this container's head.
-    fn children(&self, len: u32) -> Children<'a> {
-        Children {
-            items: self.items,
-            next: self.at + 1,
-            left: len,
-        }
-    }
-
     /// What the node is.
     pub fn view(&self) -> View<'a> {
         match self.item() {
@@ -329,56 +320,43 @@ pub struct ObjectRef<'a> {
 impl<'a> ObjectRef<'a> {
     /// Its members in document order.
     pub fn iter(&self) -> Members<'a> {
-        Members(self.node.children(self.len))
-    }
-}
-
-/// The nodes after a container's head, one subtree at a time.
-#[derive(Debug, Clone)]
-struct Children<'a> {
-    items: &'a [Item<'a>],
-    next: u32,
-    left: u32,
-}
-
-impl<'a> Children<'a> {
-    /// The next child (a member's name counts as one, then its value), or none after `left`.
-    fn next_node(&mut self) -> NodeRef<'a> {
-        let node = NodeRef {
-            items: self.items,
-            at: self.next,
-        };
-        self.next = node.end();
-        node
-    }
-
-    /// Counts one member or element off; false when none is left.
-    fn take_one(&mut self) -> bool {
-        let any = self.left > 0;
-        self.left = self.left.saturating_sub(1);
-        any
+        Members {
+            items: self.node.items,
+            next: self.node.at + 1,
+            left: self.len,
+        }
     }
 }
 
 /// The members of an object: `(name, value)`.
 #[derive(Debug, Clone)]
-pub struct Members<'a>(Children<'a>);
+pub struct Members<'a> {
+    items: &'a [Item<'a>],
+    next: u32,
+    left: u32,
+}
 
 impl<'a> Iterator for Members<'a> {
     type Item = (&'a str, NodeRef<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if !self.0.take_one() {
+        if self.left == 0 {
             return None;
         }
-        let Item::Key(name) = self.0.next_node().item() else {
+        self.left -= 1;
+        let Item::Key(name) = &self.items[self.next as usize] else {
             unreachable!("an object's member starts with its Key");
         };
-        Some((name, self.0.next_node()))
+        let value = NodeRef {
+            items: self.items,
+            at: self.next + 1,
+        };
+        self.next = value.end();
+        Some((name, value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.0.left as usize, Some(self.0.left as usize))
+        (self.left as usize, Some(self.left as usize))
     }
 }
 
@@ -392,23 +370,40 @@ pub struct ArrayRef<'a> {
 impl<'a> ArrayRef<'a> {
     /// Its elements in order.
     pub fn iter(&self) -> Elements<'a> {
-        Elements(self.node.children(self.len))
+        Elements {
+            items: self.node.items,
+            next: self.node.at + 1,
+            left: self.len,
+        }
     }
 }
 
 /// The elements of an array.
 #[derive(Debug, Clone)]
-pub struct Elements<'a>(Children<'a>);
+pub struct Elements<'a> {
+    items: &'a [Item<'a>],
+    next: u32,
+    left: u32,
+}
 
 impl<'a> Iterator for Elements<'a> {
     type Item = NodeRef<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.take_one().then(|| self.0.next_node())
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let node = NodeRef {
+            items: self.items,
+            at: self.next,
+        };
+        self.next = node.end();
+        Some(node)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.0.left as usize, Some(self.0.left as usize))
+        (self.left as usize, Some(self.left as usize))
     }
 }
 
