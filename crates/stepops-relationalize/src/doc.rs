@@ -60,7 +60,7 @@ impl<'t> Doc<'t> {
     ) -> Result<Doc<'t>, serde_json::Error> {
         // About one node per 16 bytes of text in the bench's documents.
         let mut items = Vec::with_capacity(size / 16 + 1);
-        Build::value(&mut items).deserialize(&mut de)?;
+        Build(&mut items).deserialize(&mut de)?;
         de.end()?;
         Ok(Doc { items })
     }
@@ -87,32 +87,14 @@ impl<'t> Doc<'t> {
     }
 }
 
-/// Builds the nodes of one value, appending them; a member name (`key`) becomes a `Key` node.
-struct Build<'v, 't> {
-    items: &'v mut Vec<Item<'t>>,
-    key: bool,
-}
-
-impl<'v, 't> Build<'v, 't> {
-    fn value(items: &'v mut Vec<Item<'t>>) -> Self {
-        Build { items, key: false }
-    }
-
-    fn push_str(self, s: Cow<'t, str>) {
-        self.items
-            .push(if self.key { Item::Key(s) } else { Item::Str(s) });
-    }
-}
+/// Builds the nodes of one value, appending them.
+struct Build<'v, 't>(&'v mut Vec<Item<'t>>);
 
 impl<'de> DeserializeSeed<'de> for Build<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        if self.key {
-            d.deserialize_str(self)
-        } else {
-            d.deserialize_any(self)
-        }
+        d.deserialize_any(self)
     }
 }
 
@@ -130,7 +112,7 @@ impl<'de> Visitor<'de> for Build<'_, 'de> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.items.push(Item::Null);
+        self.0.push(Item::Null);
         Ok(())
     }
 
@@ -143,48 +125,48 @@ impl<'de> Visitor<'de> for Build<'_, 'de> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.items.push(Item::Bool(v));
+        self.0.push(Item::Bool(v));
         Ok(())
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.items.push(Item::Number(v.into()));
+        self.0.push(Item::Number(v.into()));
         Ok(())
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.items.push(Item::Number(v.into()));
+        self.0.push(Item::Number(v.into()));
         Ok(())
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         // As `serde_json::Value`: a number that is not finite is null.
-        self.items
+        self.0
             .push(Number::from_f64(v).map_or(Item::Null, Item::Number));
         Ok(())
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.push_str(Cow::Borrowed(v));
+        self.0.push(Item::Str(Cow::Borrowed(v)));
         Ok(())
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.push_str(Cow::Owned(v.to_owned()));
+        self.0.push(Item::Str(Cow::Owned(v.to_owned())));
         Ok(())
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.push_str(Cow::Owned(v));
+        self.0.push(Item::Str(Cow::Owned(v)));
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let items = self.items;
+        let items = self.0;
         let at = items.len();
         items.push(Item::Array { len: 0, end: 0 });
         let mut len = 0u32;
-        while seq.next_element_seed(Build::value(&mut *items))?.is_some() {
+        while seq.next_element_seed(Build(&mut *items))?.is_some() {
             len += 1;
         }
         let end = next_index(items)?;
@@ -193,19 +175,13 @@ impl<'de> Visitor<'de> for Build<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let items = self.items;
+        let items = self.0;
         let at = items.len();
         items.push(Item::Object { len: 0, end: 0 });
         let mut keys = Vec::new();
-        while map
-            .next_key_seed(Build {
-                items: &mut *items,
-                key: true,
-            })?
-            .is_some()
-        {
+        while map.next_key_seed(KeySeed(&mut *items))?.is_some() {
             keys.push(items.len() - 1);
-            map.next_value_seed(Build::value(&mut *items))?;
+            map.next_value_seed(Build(&mut *items))?;
         }
         if let Some(key) = duplicate_key(items, &keys) {
             return Err(de::Error::custom(format_args!(
@@ -235,6 +211,40 @@ fn duplicate_key<'a>(items: &'a [Item<'_>], keys: &[usize]) -> Option<&'a str> {
     } else {
         let mut seen = std::collections::HashSet::with_capacity(keys.len());
         keys.iter().map(name).find(|k| !seen.insert(*k))
+    }
+}
+
+/// Reads one member name into a `Key` node.
+struct KeySeed<'v, 't>(&'v mut Vec<Item<'t>>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        self.0.push(Item::Key(Cow::Borrowed(v)));
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push(Item::Key(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.0.push(Item::Key(Cow::Owned(v)));
+        Ok(())
     }
 }
 
