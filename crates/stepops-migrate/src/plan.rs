@@ -42,18 +42,18 @@ struct Segment {
 }
 
 /// One table to compare and plan: both sides, the table, the salt of every checksum and the
-/// rows a chunk aims at (at least 1).
+/// rows a chunk aims at (at least 1: built by [`TablePair::new`]).
 pub struct TablePair<'a, S> {
     /// The side rows are copied from.
-    pub source: &'a S,
+    pub(crate) source: &'a S,
     /// The side rows are copied to.
-    pub dest: &'a S,
+    pub(crate) dest: &'a S,
     /// The table.
-    pub table: &'a TableSpec,
+    pub(crate) table: &'a TableSpec,
     /// Salts every checksum of the run.
-    pub salt: &'a str,
+    pub(crate) salt: &'a str,
     /// Rows per chunk.
-    pub target: u64,
+    pub(crate) target: u64,
 }
 
 impl<S> Clone for TablePair<'_, S> {

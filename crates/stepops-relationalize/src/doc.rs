@@ -58,7 +58,7 @@ impl<'t> Doc<'t> {
         mut de: serde_json::Deserializer<R>,
         size: usize,
     ) -> Result<Doc<'t>, serde_json::Error> {
-        // About one node per 16 bytes of text in the bench's documents.
+        // A first guess at the nodes (one per 16 bytes of text), so most documents never regrow.
         let mut items = Vec::with_capacity(size / 16 + 1);
         Build(&mut items).deserialize(&mut de)?;
         de.end()?;
@@ -178,39 +178,28 @@ impl<'de> Visitor<'de> for Build<'_, 'de> {
         let items = self.0;
         let at = items.len();
         items.push(Item::Object { len: 0, end: 0 });
-        let mut keys = Vec::new();
+        let mut len = 0u32;
         while map.next_key_seed(KeySeed(&mut *items))?.is_some() {
-            keys.push(items.len() - 1);
             map.next_value_seed(Build(&mut *items))?;
+            len = len
+                .checked_add(1)
+                .ok_or_else(|| de::Error::custom("too many members"))?;
         }
-        if let Some(key) = duplicate_key(items, &keys) {
+        let end = next_index(items)?;
+        items[at] = Item::Object { len, end };
+        let object = ObjectRef {
+            node: NodeRef {
+                items,
+                at: at as u32,
+            },
+            len,
+        };
+        if let Some(key) = object.duplicate_key() {
             return Err(de::Error::custom(format_args!(
                 "duplicate key {key:?} (a document's keys must be unique within an object)"
             )));
         }
-        let len = u32::try_from(keys.len()).map_err(de::Error::custom)?;
-        let end = next_index(items)?;
-        items[at] = Item::Object { len, end };
         Ok(())
-    }
-}
-
-/// The first name that appears twice among the `Key` nodes at `keys`.
-fn duplicate_key<'a>(items: &'a [Item<'_>], keys: &[usize]) -> Option<&'a str> {
-    let name = |i: &usize| match &items[*i] {
-        Item::Key(k) => k.as_ref(),
-        _ => unreachable!("a key index points at a Key"),
-    };
-    if keys.len() <= 32 {
-        for (n, a) in keys.iter().enumerate() {
-            if keys[..n].iter().any(|b| name(b) == name(a)) {
-                return Some(name(a));
-            }
-        }
-        None
-    } else {
-        let mut seen = std::collections::HashSet::with_capacity(keys.len());
-        keys.iter().map(name).find(|k| !seen.insert(*k))
     }
 }
 
@@ -328,6 +317,19 @@ pub struct ObjectRef<'a> {
 }
 
 impl<'a> ObjectRef<'a> {
+    /// The first member name that repeats an earlier one.
+    fn duplicate_key(&self) -> Option<&'a str> {
+        if self.len <= 32 {
+            self.iter()
+                .enumerate()
+                .find(|(n, (a, _))| self.iter().take(*n).any(|(b, _)| b == *a))
+                .map(|(_, (a, _))| a)
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(self.len as usize);
+            self.iter().map(|(k, _)| k).find(|k| !seen.insert(*k))
+        }
+    }
+
     /// Its members in document order.
     pub fn iter(&self) -> Members<'a> {
         Members {
@@ -652,19 +654,14 @@ mod tests {
         ] {
             let value: Value = serde_json::from_str(text).unwrap();
             let doc = Doc::parse(text).unwrap();
-            let errors = |e: Vec<String>| e;
-            let expected = errors(
-                on_values
-                    .iter_errors(&value)
-                    .map(|e| format!("{}: {e}", e.instance_path()))
-                    .collect(),
-            );
-            let got = errors(
-                on_tape
-                    .iter_errors(doc.root())
-                    .map(|e| format!("{}: {e}", e.instance_path()))
-                    .collect(),
-            );
+            let expected: Vec<String> = on_values
+                .iter_errors(&value)
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
+            let got: Vec<String> = on_tape
+                .iter_errors(doc.root())
+                .map(|e| format!("{}: {e}", e.instance_path()))
+                .collect();
             assert_eq!(got, expected, "{text}");
             assert_eq!(on_tape.is_valid(doc.root()), expected.is_empty(), "{text}");
         }
