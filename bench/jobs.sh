@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Ops job figures (docs/jobs.md, "Measured"), on the local engine with the in-process runner:
 #   1. task arrival -> process start: the median and max `startLatencyUs` of N one-step runs;
-#   2. a step printing 1 GiB: the stepops process's peak RSS, its wall time, and the step's own
-#      duration as the runner timed it, beside the same command alone (output to /dev/null, and
-#      to a file).
-#   bench/jobs.sh [STEPOPS_BINARY] [RUNS]   (default: target/release/stepops, 20 runs)
+#   2. a step printing 1 GiB, without and with a secret to mask: the stepops process's peak RSS
+#      and the step's own duration as the runner timed it, against the same command alone
+#      writing to a file, in ROUNDS interleaved rounds (this machine's speed drifts: each
+#      round's ratio is taken against the command alone run just before it).
+#   bench/jobs.sh [STEPOPS_BINARY] [RUNS] [ROUNDS]   (default: target/release/stepops, 20, 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-target/release/stepops}"
 runs="${2:-20}"
+rounds="${3:-3}"
 [ -x "$bin" ] || { echo "build it first: cargo build --release --bin stepops" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -29,6 +31,8 @@ command: [sh, -c, 'yes "stepops job bench: a line of output of sixty-four bytes,
 timeout_seconds: 3600
 idempotent: true
 YAML
+sed -e 's/^name: print$/name: printmasked/' -e 's/^environments: \[dev\]$/environments: [dev]\nsecrets:\n  TOKEN:\n    dev: {secret: stepops\/dev\/bench-token}/' \
+  "$work/jobs/print.yaml" > "$work/jobs/printmasked.yaml"
 # The outputs of the step results the local engine kept under a state dir, one JSON per line.
 results() {
   python3 - "$1" <<'PY'
@@ -49,17 +53,25 @@ import json, statistics, sys
 lat = sorted(o["startLatencyUs"] / 1000 for o in map(json.loads, sys.stdin) if "startLatencyUs" in o)
 print(f"task arrival -> process start: median {statistics.median(lat):.2f} ms, max {lat[-1]:.2f} ms over {len(lat)} runs")
 '
-echo "== 1 GiB of output"
-/usr/bin/time -f "alone, to /dev/null: %e s wall, peak RSS %M KiB" sh -c 'yes "stepops job bench: a line of output of sixty-four bytes, ok!!" | head -c 1073741824 > /dev/null'
-/usr/bin/time -f "alone, to a file: %e s wall" sh -c 'yes "stepops job bench: a line of output of sixty-four bytes, ok!!" | head -c 1073741824 > "$0/alone.log"' "$work"
-rm -f "$work/alone.log"
-/usr/bin/time -f "through stepops local job run (logs to file): %e s wall, peak RSS %M KiB" \
-  "$bin" local job run print --env dev --jobs-dir "$work/jobs" --dir "$work/state2" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
-tail -n 1 "$work/err"
-results "$work/state2" | python3 -c '
+echo "== 1 GiB of output ($rounds rounds)"
+line="stepops job bench: a line of output of sixty-four bytes, ok!!"
+/usr/bin/time -f "alone, to /dev/null: %e s wall, peak RSS %M KiB" sh -c 'yes "$0" | head -c 1073741824 > /dev/null' "$line"
+step_seconds() {
+  results "$1" | python3 -c '
 import json, sys
-for o in map(json.loads, sys.stdin):
-    if "durationMs" in o:
-        secs, size, lines = o["durationMs"] / 1000, o["bytes"], o["lines"]
-        print(f"the step as the runner timed it (spawn to output drained): {secs:.2f} s, {size} bytes, {lines} lines")
-'
+print(next(o["durationMs"] / 1000 for o in map(json.loads, sys.stdin) if "durationMs" in o))'
+}
+for round in $(seq "$rounds"); do
+  /usr/bin/time -f "%e" -o "$work/alone" sh -c 'yes "$0" | head -c 1073741824 > "$1"' "$line" "$work/alone.log"
+  alone=$(cat "$work/alone")
+  rm -f "$work/alone.log"
+  for job in print printmasked; do
+    rm -rf "$work/state2"
+    /usr/bin/time -f "%M" -o "$work/rss" "$bin" local job run "$job" --env dev --jobs-dir "$work/jobs" \
+      --dir "$work/state2" --secret stepops/dev/bench-token=s3cr3t-t0ken-value >/dev/null 2>"$work/err" \
+      || { cat "$work/err"; exit 1; }
+    step=$(step_seconds "$work/state2")
+    echo "round $round $job: the step $step s (spawn to output drained), the command alone to a file $alone s," \
+      "ratio $(python3 -c "print(f'{$step / $alone:.2f}')"), stepops peak RSS $(cat "$work/rss") KiB"
+  done
+done

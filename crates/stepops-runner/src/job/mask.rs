@@ -70,6 +70,11 @@ impl Masker {
         }
     }
 
+    /// Whether any value (or line of a value) occurs in `buf`.
+    fn occurs_in(&self, buf: &[u8]) -> bool {
+        self.finder.as_ref().is_some_and(|f| f.is_match(buf))
+    }
+
     /// `buf` with every value replaced by [`MASK`].
     pub fn mask(&self, buf: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(buf.len());
@@ -164,6 +169,38 @@ impl LineSplitter {
         }
     }
 
+    /// Feeds the bytes of one read and hands the complete masked lines (each with its `\n`)
+    /// to `emit`, in order. The line carried from the previous read is finished through
+    /// `scratch`; the read's complete lines then go straight from `bytes` when nothing in them
+    /// is masked or stripped (no copy, and one search for the values over the whole block
+    /// rather than one per line), otherwise through `scratch` too, which is cleared after each
+    /// use (one buffer per reader: no allocation per read).
+    pub fn feed(&mut self, bytes: &[u8], scratch: &mut Vec<u8>, mut emit: impl FnMut(&[u8])) {
+        let mut rest = bytes;
+        if !self.pending.is_empty() {
+            let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |nl| nl + 1);
+            self.push(&rest[..end], scratch);
+            rest = &rest[end..];
+        }
+        // No value occurring anywhere in the block means none occurs in any of its lines.
+        if let Some(last) = memchr::memrchr(b'\n', rest)
+            && memchr::memchr(b'\r', &rest[..last]).is_none()
+            && !self.masker.occurs_in(&rest[..last])
+        {
+            if !scratch.is_empty() {
+                emit(scratch);
+                scratch.clear();
+            }
+            emit(&rest[..=last]);
+            rest = &rest[last + 1..];
+        }
+        self.push(rest, scratch);
+        if !scratch.is_empty() {
+            emit(scratch);
+            scratch.clear();
+        }
+    }
+
     /// Appends one complete line (without its `\n`, a final `\r` dropped), masked, and `\n`.
     fn line(&self, line: &[u8], out: &mut Vec<u8>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -187,9 +224,13 @@ mod tests {
 
     fn lines(masker: Masker, max: usize, reads: &[&[u8]]) -> Vec<String> {
         let mut s = LineSplitter::new(masker, max);
-        let mut out = Vec::new();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
         for r in reads {
-            s.push(r, &mut out);
+            s.feed(r, &mut scratch, |batch| {
+                assert!(batch.ends_with(b"\n"), "a batch of complete lines");
+                out.extend_from_slice(batch);
+            });
+            assert!(scratch.is_empty());
         }
         s.finish(&mut out);
         String::from_utf8(out)
@@ -211,6 +252,34 @@ mod tests {
                 "split at {split}"
             );
         }
+    }
+
+    /// Reads without any value pass straight through; a read with one is masked line by line,
+    /// and the lines around it come out in order.
+    #[test]
+    fn reads_with_and_without_values_keep_their_order() {
+        let m = Masker::new(["hunter2-secret"]);
+        let clean = b"a clean line\nanother\n";
+        let dirty = b"x hunter2-secret y\nafter\n";
+        let out = lines(
+            m,
+            4096,
+            &[clean, dirty, clean, b"hunter2-", b"secret\n", clean],
+        );
+        assert_eq!(
+            out,
+            [
+                "a clean line",
+                "another",
+                "x *** y",
+                "after",
+                "a clean line",
+                "another",
+                "***",
+                "a clean line",
+                "another"
+            ]
+        );
     }
 
     #[test]
@@ -262,6 +331,24 @@ mod tests {
         };
         assert_eq!(m.spans(text), naive);
         assert_eq!(m.mask(text), b"*********g ***d ****** ***".to_vec());
+    }
+
+    /// Whatever the read boundaries, the lines come out whole and in order, whether a read's
+    /// lines are passed straight through or go through the scratch buffer (a `\r`, a line
+    /// carried over from the previous read, a line cut in pieces).
+    #[test]
+    fn lines_pass_through_in_order_whatever_the_reads() {
+        let text = b"one\ntwo\r\nthree three three three\nfour\n\nfive";
+        let want = ["one", "two", "three three three three", "four", "", "five"];
+        for a in 0..text.len() {
+            for b in a..text.len() {
+                let reads = [&text[..a], &text[a..b], &text[b..]];
+                assert_eq!(lines(Masker::new([]), 4096, &reads), want, "reads {a}/{b}");
+            }
+        }
+        // An unfinished line longer than the limit is emitted as a piece of its own.
+        let cut = lines(Masker::new([]), 8, &[b"0123456789abcdefghij", b"klm\nok\n"]);
+        assert_eq!(cut, ["0123456789abcdefghij", "klm", "ok"]);
     }
 
     #[test]

@@ -1,22 +1,23 @@
 //! One step's process: started in a process group of its own with exactly the environment it
 //! is given, stdout and stderr read line by line (masked) into the step's log file, the
 //! runner's log (`stepops_job` lines), CloudWatch Logs when configured ([`super::ship`]) and a
-//! bounded tail; stopped as a group (TERM, grace,
-//! KILL) at its timeout, and by [`GroupGuard`] when the step's future is dropped. Memory stays
-//! bounded whatever the output: lines are read from 1 MiB pipes ([`super::pipe`]) in reads of
-//! at most 1 MiB, pieces of at most [`MAX_LINE_BYTES`], through a bounded channel. The log
-//! file is written by a thread of its own with plain writes, one per batch (an async file
-//! would hand every write to the blocking pool and wait for it: a round trip per read).
+//! bounded tail; stopped as a group (TERM, grace, KILL) at its timeout, and by [`GroupGuard`]
+//! when the step's future is dropped. Each stream is read by a thread of its own that writes
+//! what it reads with plain writes (an async file would hand every write to the blocking pool
+//! and wait for it), a read's complete lines written straight from the read buffer when there
+//! is nothing to mask. Memory stays bounded whatever the output: reads of at most 1 MiB from
+//! 1 MiB pipes ([`super::pipe`]), unfinished lines carried in pieces of at most
+//! [`MAX_LINE_BYTES`].
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::group::{GroupGuard, signal_group, stop_group_in_background};
@@ -95,36 +96,26 @@ pub struct SpawnError(pub String);
 
 /// Runs `spec` to its end (or its timeout). Dropping the future stops the process group.
 pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError> {
-    let log = tokio::fs::OpenOptions::new()
+    let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&spec.log_path)
-        .await
         .map_err(|e| {
             SpawnError(format!(
                 "cannot open the log {}: {e}",
                 spec.log_path.display()
             ))
-        })?
-        .into_std()
-        .await;
-    // Each batch is one read (up to 1 MiB): 8 of them bound what waits for the writer.
-    let (tx, rx) = mpsc::channel::<(&'static str, Vec<u8>)>(8);
-    // The log's writer, a thread of its own (not the blocking pool: it lives as long as the
-    // step), started before the process so that no process runs with nobody to read it.
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let (label, execution) = (spec.label.clone(), spec.execution.clone());
-    let ship = spec.ship;
-    std::thread::Builder::new()
-        .name("stepops-job-output".into())
-        .spawn(move || {
-            let _ = done_tx.send(write_output(rx, log, ship, &label, &execution));
-        })
-        .map_err(|e| {
-            SpawnError(format!(
-                "cannot start the thread that writes the step's log: {e}"
-            ))
         })?;
+    let sink = Arc::new(Mutex::new(Sink {
+        log,
+        log_ok: true,
+        tail: Tail::default(),
+        lines: 0,
+        bytes: 0,
+        ship: spec.ship,
+        label: spec.label.clone(),
+        execution: spec.execution.clone(),
+    }));
     let mut cmd = tokio::process::Command::new(&spec.argv[0]);
     cmd.args(&spec.argv[1..])
         .env_clear()
@@ -143,83 +134,80 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
     let mut guard = GroupGuard::new(pgid, spec.grace);
     info!(job = %spec.label, pid = pgid, latency_us = start_latency.as_micros() as u64, "job process started");
 
+    // Each stream is read by a thread of its own (not the blocking pool: it lives as long as
+    // the step), which masks and writes what it reads, so a read's bytes are written while
+    // they are still in that core's cache, without a hop to another thread.
+    let stop = StopOnDrop::default();
     let mut readers = Vec::new();
-    for widened in [
-        child.stdout.as_ref().map(super::pipe::widen),
-        child.stderr.as_ref().map(super::pipe::widen),
-    ] {
-        if widened == Some(false) {
-            tracing::debug!(job = %spec.label, "the output pipe keeps its size");
+    let pipes = [
+        ("stdout", child.stdout.take().map(|p| p.into_owned_fd())),
+        ("stderr", child.stderr.take().map(|p| p.into_owned_fd())),
+    ];
+    for (stream, pipe) in pipes {
+        let Some(pipe) = pipe else { continue };
+        let pipe = pipe.map_err(|e| SpawnError(format!("cannot read the step's {stream}: {e}")))?;
+        if !super::pipe::widen(&pipe) {
+            tracing::debug!(job = %spec.label, stream, "the output pipe keeps its size");
         }
+        super::pipe::set_nonblocking(&pipe)
+            .map_err(|e| SpawnError(format!("cannot read the step's {stream}: {e}")))?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (masker, sink, stop) = (spec.masker.clone(), sink.clone(), stop.0.clone());
+        std::thread::Builder::new()
+            .name(format!("stepops-job-{stream}"))
+            .spawn(move || {
+                read_stream(std::fs::File::from(pipe), stream, masker, &sink, &stop);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| {
+                SpawnError(format!(
+                    "cannot start the thread that reads the step's {stream}: {e}"
+                ))
+            })?;
+        readers.push(done_rx);
     }
-    if let Some(out) = child.stdout.take() {
-        readers.push(tokio::spawn(read_stream(
-            out,
-            "stdout",
-            spec.masker.clone(),
-            tx.clone(),
-        )));
-    }
-    if let Some(err) = child.stderr.take() {
-        readers.push(tokio::spawn(read_stream(
-            err,
-            "stderr",
-            spec.masker.clone(),
-            tx.clone(),
-        )));
-    }
-    drop(tx);
 
-    let supervise = async {
-        let mut timed_out = false;
-        let status = tokio::select! {
-            s = child.wait() => s,
-            _ = tokio::time::sleep(spec.timeout) => {
-                timed_out = true;
-                warn!(job = %spec.label, timeout_s = spec.timeout.as_secs(), "job step timed out: SIGTERM to its process group");
-                signal_group(pgid, libc::SIGTERM);
-                match tokio::time::timeout(spec.grace, child.wait()).await {
-                    Ok(s) => s,
-                    Err(_) => {
-                        warn!(job = %spec.label, "still running after the grace period: SIGKILL to its process group");
-                        signal_group(pgid, libc::SIGKILL);
-                        child.wait().await
-                    }
+    let mut timed_out = false;
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = tokio::time::sleep(spec.timeout) => {
+            timed_out = true;
+            warn!(job = %spec.label, timeout_s = spec.timeout.as_secs(), "job step timed out: SIGTERM to its process group");
+            signal_group(pgid, libc::SIGTERM);
+            match tokio::time::timeout(spec.grace, child.wait()).await {
+                Ok(s) => s,
+                Err(_) => {
+                    warn!(job = %spec.label, "still running after the grace period: SIGKILL to its process group");
+                    signal_group(pgid, libc::SIGKILL);
+                    child.wait().await
                 }
             }
-        };
-        // Whatever the leader left behind in its group goes too (as CI systems end a job).
-        if timed_out {
-            signal_group(pgid, libc::SIGKILL);
-        } else {
-            stop_group_in_background(pgid, spec.grace);
-        }
-        guard.disarm();
-        let aborts: Vec<_> = readers.iter().map(|r| r.abort_handle()).collect();
-        let drained = tokio::time::timeout(DRAIN_OUTPUT, async {
-            for r in readers {
-                let _ = r.await;
-            }
-        })
-        .await;
-        if drained.is_err() {
-            warn!(job = %spec.label, "output still open after the process ended (a process outside its group holds it): stopped reading");
-            aborts.iter().for_each(|a| a.abort());
-        }
-        (status, timed_out)
-    };
-    let sink = async move {
-        match done_rx.await {
-            Ok(w) => {
-                if let Some(ship) = w.ship {
-                    ship.finish(SHIP_LAST_LINES).await;
-                }
-                (w.tail, w.lines, w.bytes)
-            }
-            Err(_) => (Vec::new(), 0, 0),
         }
     };
-    let ((status, timed_out), (tail, lines, bytes)) = tokio::join!(supervise, sink);
+    // Whatever the leader left behind in its group goes too (as CI systems end a job).
+    if timed_out {
+        signal_group(pgid, libc::SIGKILL);
+    } else {
+        stop_group_in_background(pgid, spec.grace);
+    }
+    guard.disarm();
+    let drained = tokio::time::timeout(DRAIN_OUTPUT, async {
+        for r in readers {
+            let _ = r.await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        warn!(job = %spec.label, "output still open after the process ended (a process outside its group holds it): stopped reading");
+    }
+    drop(stop);
+    let (tail, lines, bytes, ship) = {
+        let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
+        (sink.tail.lines(), sink.lines, sink.bytes, sink.ship.take())
+    };
+    if let Some(ship) = ship {
+        ship.finish(SHIP_LAST_LINES).await;
+    }
     let exit = match status {
         Ok(s) => match (s.code(), s.signal()) {
             (Some(code), _) => Exit::Code(code),
@@ -242,77 +230,89 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
     })
 }
 
-async fn read_stream(
-    mut pipe: impl AsyncRead + Unpin,
-    stream: &'static str,
-    masker: Masker,
-    tx: mpsc::Sender<(&'static str, Vec<u8>)>,
-) {
-    let mut splitter = LineSplitter::new(masker, MAX_LINE_BYTES);
-    let mut buf = vec![0u8; super::pipe::PIPE_BYTES as usize];
-    loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let mut lines = Vec::with_capacity(n + 64);
-        splitter.push(&buf[..n], &mut lines);
-        if !lines.is_empty() && tx.send((stream, lines)).await.is_err() {
-            return;
-        }
-    }
-    let mut last = Vec::new();
-    splitter.finish(&mut last);
-    if !last.is_empty() {
-        let _ = tx.send((stream, last)).await;
+/// How often a reader with nothing to read checks whether it is asked to stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// Asks the readers to stop when dropped: at the step's end, and when its future is dropped
+/// (a process outside the group may hold the pipes open).
+#[derive(Default)]
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
-/// What [`write_output`] leaves: the masked tail, the counts, and the shipping to finish.
-struct Written {
-    tail: Vec<String>,
+/// Reads one stream to its end (or until `stop`), in reads of up to the pipe's size, handing
+/// the masked lines to the sink. Blocking: runs on a thread of its own.
+fn read_stream(
+    mut pipe: std::fs::File,
+    stream: &'static str,
+    masker: Masker,
+    sink: &Mutex<Sink>,
+    stop: &AtomicBool,
+) {
+    let mut splitter = LineSplitter::new(masker, MAX_LINE_BYTES);
+    let mut buf = vec![0u8; super::pipe::PIPE_BYTES];
+    let mut scratch = Vec::new();
+    let mut emit = |batch: &[u8]| {
+        sink.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write(stream, batch)
+    };
+    while !stop.load(Ordering::Relaxed) {
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => splitter.feed(&buf[..n], &mut scratch, &mut emit),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                super::pipe::wait_readable(&pipe, STOP_CHECK)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    splitter.finish(&mut scratch);
+    if !scratch.is_empty() {
+        emit(&scratch);
+    }
+}
+
+/// Where both streams' masked lines go: the step's log file (one plain write per batch, so
+/// whenever the output is caught up, the log file is too), the runner's log line by line when
+/// it logs at `info`, CloudWatch Logs when configured, and the last [`TAIL_LINES`].
+struct Sink {
+    log: std::fs::File,
+    log_ok: bool,
+    tail: Tail,
     lines: u64,
     bytes: u64,
     ship: Option<Shipper>,
+    label: String,
+    execution: String,
 }
 
-/// Writes each batch of masked lines to the log file (and, when the runner logs at `info`, to
-/// its log line by line), keeping the last [`TAIL_LINES`]. Blocking: runs on a thread of its
-/// own until every reader has ended (or the readers are aborted). Each batch is one plain
-/// write, so whenever the output is caught up, the log file is too.
-fn write_output(
-    mut rx: mpsc::Receiver<(&'static str, Vec<u8>)>,
-    mut log: std::fs::File,
-    mut ship: Option<Shipper>,
-    label: &str,
-    execution: &str,
-) -> Written {
-    let mut tail = Tail::default();
-    let (mut lines, mut bytes) = (0u64, 0u64);
-    let mut log_ok = true;
-    while let Some((stream, batch)) = rx.blocking_recv() {
-        bytes += batch.len() as u64;
-        let body = batch.strip_suffix(b"\n").unwrap_or(&batch);
-        lines += memchr::memchr_iter(b'\n', body).count() as u64 + 1;
+impl Sink {
+    /// Takes one batch of complete lines, each ending in `\n`.
+    fn write(&mut self, stream: &'static str, batch: &[u8]) {
+        self.bytes += batch.len() as u64;
+        let body = batch.strip_suffix(b"\n").unwrap_or(batch);
+        self.lines += memchr::memchr_iter(b'\n', body).count() as u64 + 1;
         if tracing::enabled!(target: "stepops_job", tracing::Level::INFO) {
             for line in body.split(|b| *b == b'\n') {
-                info!(target: "stepops_job", job = %label, execution = %execution, stream, line = %String::from_utf8_lossy(line));
+                info!(target: "stepops_job", job = %self.label, execution = %self.execution, stream, line = %String::from_utf8_lossy(line));
             }
         }
-        tail.keep(&batch);
-        if let Some(ship) = &mut ship {
-            ship.offer(&batch);
+        self.tail.keep(batch);
+        if let Some(ship) = &mut self.ship {
+            ship.offer(batch);
         }
-        if log_ok && let Err(e) = log.write_all(&batch) {
-            warn!(job = %label, error = %e, "cannot write the step's log; output goes to the runner's log only");
-            log_ok = false;
+        if self.log_ok
+            && let Err(e) = self.log.write_all(batch)
+        {
+            warn!(job = %self.label, error = %e, "cannot write the step's log; output goes to the runner's log only");
+            self.log_ok = false;
         }
-    }
-    Written {
-        tail: tail.lines(),
-        lines,
-        bytes,
-        ship,
     }
 }
 
@@ -392,6 +392,66 @@ mod tests {
         short.keep(b"two\n");
         assert_eq!(short.lines(), ["one", "", "two"]);
         assert!(Tail::default().lines().is_empty());
+    }
+
+    fn spec(script: &str, dir: &std::path::Path) -> ProcessSpec {
+        ProcessSpec {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: BTreeMap::from([("PATH".into(), std::env::var("PATH").unwrap_or_default())]),
+            dir: dir.to_owned(),
+            timeout: Duration::from_secs(60),
+            grace: Duration::from_secs(1),
+            log_path: dir.join("step.log"),
+            masker: Masker::new(["hunter2"]),
+            label: "test/step".into(),
+            execution: "machine/name".into(),
+            arrived: Instant::now(),
+            ship: None,
+        }
+    }
+
+    /// Both streams reach the log, masked, each line whole; the counts and the tail agree.
+    #[tokio::test]
+    async fn both_streams_are_logged_masked_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "i=0; while [ $i -lt 500 ]; do echo \"out $i hunter2\"; echo \"err $i\" >&2; \
+                      i=$((i+1)); done; printf 'no newline at the end'";
+        let outcome = run_process(spec(script, dir.path())).await.unwrap();
+        assert_eq!(outcome.exit, Exit::Code(0));
+        assert_eq!(outcome.lines, 1001);
+        let log = std::fs::read_to_string(dir.path().join("step.log")).unwrap();
+        assert_eq!(log.len() as u64, outcome.bytes);
+        assert!(!log.contains("hunter2"));
+        let mut logged: Vec<&str> = log.lines().collect();
+        logged.sort();
+        let mut want: Vec<String> = (0..500)
+            .flat_map(|i| [format!("out {i} ***"), format!("err {i}")])
+            .chain(["no newline at the end".to_owned()])
+            .collect();
+        want.sort();
+        assert_eq!(logged, want);
+        assert_eq!(outcome.tail.len(), TAIL_LINES);
+        assert!(outcome.tail.iter().any(|l| l == "no newline at the end"));
+    }
+
+    /// A process that left the group (`setsid`) and keeps the output open does not hold the
+    /// step: reading stops a few seconds after the group ended, with what was read kept.
+    #[tokio::test]
+    async fn output_held_open_outside_the_group_stops_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // The daemon writes its pid once it has left the group; the step waits for that.
+        let script = "setsid sh -c 'echo $$ > daemon.tmp; mv daemon.tmp daemon.pid; exec sleep 60' & \
+                      while [ ! -e daemon.pid ]; do sleep 0.01; done; echo done";
+        let outcome = run_process(spec(script, dir.path()));
+        let outcome = tokio::time::timeout(DRAIN_OUTPUT + Duration::from_secs(5), outcome).await;
+        let pid = std::fs::read_to_string(dir.path().join("daemon.pid")).unwrap();
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        let outcome = outcome
+            .expect("the step ends although its output is still open")
+            .unwrap();
+        assert_eq!(outcome.exit, Exit::Code(0));
+        assert_eq!(outcome.tail, ["done"]);
+        assert!(outcome.duration >= DRAIN_OUTPUT, "{:?}", outcome.duration);
     }
 
     #[test]
