@@ -8,13 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
-use stepops_store::Encryption;
 
 use crate::archive::LocalFile;
 use crate::definition::Definition;
 use crate::digest::digest_file;
 use crate::error::{SyncError, local};
-use crate::store::{Body, Head, Listed, SyncTarget, WriteFailure};
+use crate::store::{Head, Listed, PutRequest, SyncTarget, WriteFailure};
 use crate::sync::compare_and_apply;
 
 /// Requests by kind.
@@ -80,19 +79,9 @@ impl<T: SyncTarget> SyncTarget for Counted<'_, T> {
         self.requests.head.fetch_add(1, Ordering::SeqCst);
         self.inner.head(bucket, key, part).await
     }
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Body<'_>,
-        content_type: &str,
-        sha256_b64: &str,
-        encryption: &Encryption,
-    ) -> Result<String, WriteFailure> {
+    async fn put(&self, put: &PutRequest<'_>) -> Result<String, WriteFailure> {
         self.requests.put.fetch_add(1, Ordering::SeqCst);
-        self.inner
-            .put(bucket, key, body, content_type, sha256_b64, encryption)
-            .await
+        self.inner.put(put).await
     }
     async fn delete(&self, bucket: &str, keys: &[String]) -> Vec<WriteFailure> {
         self.requests.delete.fetch_add(1, Ordering::SeqCst);

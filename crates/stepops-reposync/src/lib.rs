@@ -28,7 +28,7 @@ pub use error::SyncError;
 pub use github::{AppKey, GitHubApp};
 pub use manifest::Manifest;
 pub use secret::read_secret;
-pub use store::{S3Target, SyncTarget};
+pub use store::{Body, PutRequest, S3Target, SyncTarget};
 pub use sync::{SyncReport, compare_and_apply, run_sync};
 
 /// Reads the app's private key for `def`: its `private_key_file`, or the value `secret` read

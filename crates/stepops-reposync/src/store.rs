@@ -69,15 +69,10 @@ pub trait SyncTarget: Send + Sync {
         key: &str,
         part: Option<i32>,
     ) -> impl Future<Output = Result<Head, SyncError>> + Send;
-    /// Uploads `body` (a file, or bytes) in one `PutObject` with its SHA-256; returns the ETag.
+    /// Uploads one object in one `PutObject` with its SHA-256; returns the ETag.
     fn put(
         &self,
-        bucket: &str,
-        key: &str,
-        body: Body<'_>,
-        content_type: &str,
-        sha256_b64: &str,
-        encryption: &Encryption,
+        put: &PutRequest<'_>,
     ) -> impl Future<Output = Result<String, WriteFailure>> + Send;
     /// Deletes at most [`DELETE_BATCH`] keys in one `DeleteObjects`; returns every key's failure.
     fn delete(
@@ -85,6 +80,23 @@ pub trait SyncTarget: Send + Sync {
         bucket: &str,
         keys: &[String],
     ) -> impl Future<Output = Vec<WriteFailure>> + Send;
+}
+
+/// One `PutObject`: where, what, and how it is checked and encrypted.
+#[derive(Debug, Clone, Copy)]
+pub struct PutRequest<'a> {
+    /// The bucket.
+    pub bucket: &'a str,
+    /// The object's key.
+    pub key: &'a str,
+    /// The object's bytes.
+    pub body: Body<'a>,
+    /// Its `Content-Type`.
+    pub content_type: &'a str,
+    /// Its SHA-256, base64, which S3 checks on receipt.
+    pub sha256_b64: &'a str,
+    /// How the bucket encrypts it.
+    pub encryption: &'a Encryption,
 }
 
 /// What a `PutObject` sends.
@@ -150,40 +162,32 @@ impl SyncTarget for S3Target {
         })
     }
 
-    async fn put(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Body<'_>,
-        content_type: &str,
-        sha256_b64: &str,
-        encryption: &Encryption,
-    ) -> Result<String, WriteFailure> {
+    async fn put(&self, put: &PutRequest<'_>) -> Result<String, WriteFailure> {
         let fail = |code: &str, message: String| WriteFailure {
-            key: key.to_owned(),
+            key: put.key.to_owned(),
             code: code.to_owned(),
             message,
         };
-        let stream = match body {
+        let stream = match put.body {
             Body::File(p) => ByteStream::from_path(p)
                 .await
                 .map_err(|e| fail("LocalFile", e.to_string()))?,
             Body::Bytes(b) => ByteStream::from(b.to_vec()),
         };
-        let mut put = self
+        let mut request = self
             .client()
             .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type(content_type)
-            .checksum_sha256(sha256_b64)
+            .bucket(put.bucket)
+            .key(put.key)
+            .content_type(put.content_type)
+            .checksum_sha256(put.sha256_b64)
             .body(stream);
-        if let Encryption::Kms { key_id } = encryption {
-            put = put
+        if let Encryption::Kms { key_id } = put.encryption {
+            request = request
                 .server_side_encryption(ServerSideEncryption::AwsKms)
                 .set_ssekms_key_id(key_id.clone());
         }
-        let out = put.send().await.map_err(|e| {
+        let out = request.send().await.map_err(|e| {
             fail(
                 e.code().unwrap_or("Unknown"),
                 DisplayErrorContext(&e).to_string(),

@@ -17,7 +17,7 @@ use crate::digest::{digest_file, multipart_etag};
 use crate::error::{SyncError, local};
 use crate::github::GitHubApp;
 use crate::manifest::{Entry, MANIFEST_VERSION, Manifest};
-use crate::store::{Body, DELETE_BATCH, Head, Listed, SyncTarget, WriteFailure};
+use crate::store::{Body, DELETE_BATCH, Head, Listed, PutRequest, SyncTarget, WriteFailure};
 
 /// Requests in flight at once (HEADs, uploads).
 const CONCURRENCY: usize = 16;
@@ -234,14 +234,14 @@ pub async fn compare_and_apply<T: SyncTarget>(
         let results: Vec<_> = futures::stream::iter(uploads.iter())
             .map(|(key, f, _)| async move {
                 let r = target
-                    .put(
+                    .put(&PutRequest {
                         bucket,
                         key,
-                        Body::File(&f.path),
-                        content_type(&f.rel),
-                        &f.digests.sha256_b64,
-                        &def.encryption,
-                    )
+                        body: Body::File(&f.path),
+                        content_type: content_type(&f.rel),
+                        sha256_b64: &f.digests.sha256_b64,
+                        encryption: &def.encryption,
+                    })
                     .await;
                 (key, f, r)
             })
@@ -281,14 +281,14 @@ pub async fn compare_and_apply<T: SyncTarget>(
             let body = manifest.to_bytes();
             let sha = crate::digest::sha256_b64(&body);
             if let Err(e) = target
-                .put(
+                .put(&PutRequest {
                     bucket,
-                    &manifest_key,
-                    Body::Bytes(&body),
-                    "application/json",
-                    &sha,
-                    &def.encryption,
-                )
+                    key: &manifest_key,
+                    body: Body::Bytes(&body),
+                    content_type: "application/json",
+                    sha256_b64: &sha,
+                    encryption: &def.encryption,
+                })
                 .await
             {
                 report.manifest_written = false;

@@ -19,20 +19,42 @@ pub struct TableDigest {
     pub hash: u64,
 }
 
-struct Fnv(u64);
+/// A table's digest as its rows are read: FNV-1a over each value, and the rows counted.
+struct Running {
+    hash: u64,
+    rows: u64,
+}
 
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl Running {
+    fn new() -> Running {
+        Running {
+            hash: 0xcbf2_9ce4_8422_2325,
+            rows: 0,
+        }
     }
+
+    /// Adds one value of the current row.
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            self.hash ^= u64::from(b);
+            self.hash = self.hash.wrapping_mul(0x0100_0000_01b3);
         }
         // Separator so that ("ab","c") and ("a","bc") differ.
-        self.0 ^= 0xff;
-        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        self.hash ^= 0xff;
+        self.hash = self.hash.wrapping_mul(0x0100_0000_01b3);
+    }
+
+    /// Ends the current row.
+    fn end_row(&mut self) {
+        self.rows += 1;
+    }
+
+    fn done(self, table: &str) -> TableDigest {
+        TableDigest {
+            table: table.to_owned(),
+            rows: self.rows,
+            hash: self.hash,
+        }
     }
 }
 
@@ -59,21 +81,17 @@ pub async fn digest(url: &str) -> Result<Vec<TableDigest>> {
                     .await
                     .map_err(SampleError::pg(sql.clone()))?;
                 futures::pin_mut!(stream);
-                let (mut h, mut n) = (Fnv::new(), 0u64);
+                let mut digest = Running::new();
                 while let Some(row) = stream
                     .try_next()
                     .await
                     .map_err(SampleError::pg(sql.clone()))?
                 {
                     let text: String = row.get(0);
-                    h.write(text.as_bytes());
-                    n += 1;
+                    digest.write(text.as_bytes());
+                    digest.end_row();
                 }
-                out.push(TableDigest {
-                    table: t.to_owned(),
-                    rows: n,
-                    hash: h.0,
-                });
+                out.push(digest.done(t));
             }
             Ok(out)
         }
@@ -90,19 +108,15 @@ pub async fn digest(url: &str) -> Result<Vec<TableDigest>> {
                 let mut stmt = conn.prepare(&sql).map_err(ctx())?;
                 let ncols = stmt.column_count();
                 let mut rows = stmt.query([]).map_err(ctx())?;
-                let (mut h, mut n) = (Fnv::new(), 0u64);
+                let mut digest = Running::new();
                 while let Some(row) = rows.next().map_err(ctx())? {
                     for i in 0..ncols {
                         let v: rusqlite::types::Value = row.get(i).map_err(ctx())?;
-                        h.write(format!("{v:?}").as_bytes());
+                        digest.write(format!("{v:?}").as_bytes());
                     }
-                    n += 1;
+                    digest.end_row();
                 }
-                out.push(TableDigest {
-                    table: t.to_owned(),
-                    rows: n,
-                    hash: h.0,
-                });
+                out.push(digest.done(t));
             }
             Ok(out)
         })
