@@ -14,8 +14,8 @@ use serde_json::Value;
 use stepops_migrate::{Config, PlanOptions, StatusMechanism, TrackingState};
 
 use crate::migration::{
-    ChunkSpec, CopiedRound, CopyOutcome, MigrationEngine, PlanOutcome, PlanRequest, StatusOutcome,
-    TableSummary, VerifyOutcome,
+    ChunkSpec, CopyOutcome, MigrationEngine, PlanOutcome, PlanRequest, Stacks, StatusOutcome,
+    TableSummary, VerifyOutcome, VerifyRequest,
 };
 use crate::secrets::Secret;
 use crate::step::StepError;
@@ -51,18 +51,16 @@ fn baseline(value: Option<&Value>) -> Result<Option<TrackingState>, StepError> {
 impl MigrationEngine for LibraryEngine {
     async fn plan(
         &self,
-        source: &Secret,
-        dest: &Secret,
-        config_value: &Value,
+        stacks: Stacks<'_>,
         request: &PlanRequest,
     ) -> Result<PlanOutcome, StepError> {
-        if synapse_engine::is_synapse(source, dest)? {
-            return synapse_engine::plan(source, dest, config_value, request).await;
+        if synapse_engine::is_synapse(stacks)? {
+            return synapse_engine::plan(stacks, request).await;
         }
-        let config = config(config_value)?;
+        let config = config(stacks.config)?;
         let plan = stepops_migrate::plan(
-            source.expose(),
-            dest.expose(),
+            stacks.source.expose(),
+            stacks.dest.expose(),
             &config,
             &PlanOptions {
                 chunk_rows: request.chunk_rows,
@@ -93,18 +91,16 @@ impl MigrationEngine for LibraryEngine {
 
     async fn copy_chunk(
         &self,
-        source: &Secret,
-        dest: &Secret,
-        config_value: &Value,
+        stacks: Stacks<'_>,
         chunk: &ChunkSpec,
     ) -> Result<CopyOutcome, StepError> {
-        if synapse_engine::is_synapse(source, dest)? {
+        if synapse_engine::is_synapse(stacks)? {
             let journal = stepops_synapse::MemoryJournal::default();
-            return synapse_engine::copy(source, dest, config_value, chunk, &journal).await;
+            return synapse_engine::copy(stacks, chunk, &journal).await;
         }
-        let config = config(config_value)?;
-        let report =
-            stepops_migrate::copy_chunk(source.expose(), dest.expose(), &config, chunk).await?;
+        let config = config(stacks.config)?;
+        let (source, dest) = (stacks.source.expose(), stacks.dest.expose());
+        let report = stepops_migrate::copy_chunk(source, dest, &config, chunk).await?;
         Ok(CopyOutcome {
             rows_deleted: report.rows_deleted,
             rows_inserted: report.rows_inserted,
@@ -113,34 +109,29 @@ impl MigrationEngine for LibraryEngine {
 
     async fn copy_chunk_resumable<J: stepops_synapse::Journal>(
         &self,
-        source: &Secret,
-        dest: &Secret,
-        config_value: &Value,
+        stacks: Stacks<'_>,
         chunk: &ChunkSpec,
         journal: &J,
     ) -> Result<CopyOutcome, StepError> {
-        if synapse_engine::is_synapse(source, dest)? {
-            return synapse_engine::copy(source, dest, config_value, chunk, journal).await;
+        if synapse_engine::is_synapse(stacks)? {
+            return synapse_engine::copy(stacks, chunk, journal).await;
         }
-        self.copy_chunk(source, dest, config_value, chunk).await
+        self.copy_chunk(stacks, chunk).await
     }
 
     async fn verify(
         &self,
-        source: &Secret,
-        dest: &Secret,
-        config_value: &Value,
-        round: u32,
-        baseline_value: Option<&Value>,
-        copied: Option<&CopiedRound>,
+        stacks: Stacks<'_>,
+        request: VerifyRequest<'_>,
     ) -> Result<VerifyOutcome, StepError> {
-        if synapse_engine::is_synapse(source, dest)? {
-            return synapse_engine::verify(source, dest, config_value).await;
+        if synapse_engine::is_synapse(stacks)? {
+            return synapse_engine::verify(stacks).await;
         }
-        let config = config(config_value)?;
-        let baseline = baseline(baseline_value)?;
+        let config = config(stacks.config)?;
+        let baseline = baseline(request.baseline)?;
+        let (source, dest, round) = (stacks.source, stacks.dest, request.round);
         // The round limit is the handler's business: never fail here.
-        let report = match copied {
+        let report = match request.copied {
             Some(copied) => {
                 let plan = stepops_migrate::Plan {
                     round,

@@ -109,6 +109,45 @@ pub struct StatusOutcome {
     pub changed: bool,
 }
 
+/// The two stacks a migration step works on, resolved, and the migration's config as given.
+#[derive(Debug, Clone, Copy)]
+pub struct Stacks<'a> {
+    /// The source's URL.
+    pub source: &'a Secret,
+    /// The destination's URL.
+    pub dest: &'a Secret,
+    /// The `config` argument.
+    pub config: &'a Value,
+}
+
+/// A step's stacks once resolved, and its config: what [`Stacks`] borrows.
+struct Resolved {
+    source: Secret,
+    dest: Secret,
+    config: Value,
+}
+
+impl Resolved {
+    fn stacks(&self) -> Stacks<'_> {
+        Stacks {
+            source: &self.source,
+            dest: &self.dest,
+            config: &self.config,
+        }
+    }
+}
+
+/// What a verify step compares, beyond the stacks.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyRequest<'a> {
+    /// The round.
+    pub round: u32,
+    /// With change tracking, the round's plan's `tracking`.
+    pub baseline: Option<&'a Value>,
+    /// In cut-over mode, the round's plan: only its ranges are compared.
+    pub copied: Option<&'a CopiedRound>,
+}
+
 /// The database work of a migration, over resolved URLs. Implemented over `stepops-migrate` by
 /// [`crate::library_engine::LibraryEngine`] and by tests. Futures must be cancel-safe: `copy_chunk`'s
 /// destination transaction must roll back when its future is dropped.
@@ -116,18 +155,14 @@ pub trait MigrationEngine: Send + Sync + 'static {
     /// Plans one round: chunks of about `chunk_rows` rows wherever the two sides differ.
     fn plan(
         &self,
-        source: &Secret,
-        dest: &Secret,
-        config: &Value,
+        stacks: Stacks<'_>,
         request: &PlanRequest,
     ) -> impl Future<Output = Result<PlanOutcome, StepError>> + Send;
 
     /// Makes the destination's rows of the chunk equal to the source's, in one transaction.
     fn copy_chunk(
         &self,
-        source: &Secret,
-        dest: &Secret,
-        config: &Value,
+        stacks: Stacks<'_>,
         chunk: &ChunkSpec,
     ) -> impl Future<Output = Result<CopyOutcome, StepError>> + Send;
 
@@ -135,26 +170,19 @@ pub trait MigrationEngine: Send + Sync + 'static {
     /// Synapse stack's: its jobs and backups per range); others ignore `journal`.
     fn copy_chunk_resumable<J: stepops_synapse::Journal>(
         &self,
-        source: &Secret,
-        dest: &Secret,
-        config: &Value,
+        stacks: Stacks<'_>,
         chunk: &ChunkSpec,
         _journal: &J,
     ) -> impl Future<Output = Result<CopyOutcome, StepError>> + Send {
-        self.copy_chunk(source, dest, config, chunk)
+        self.copy_chunk(stacks, chunk)
     }
 
     /// The tables that still differ (empty: converged, and then the destination's sequences
-    /// are synced). `baseline`: with change tracking, the round's plan's `tracking`;
-    /// `copied`: in cut-over mode, the round's plan (only its ranges are compared).
+    /// are synced).
     fn verify(
         &self,
-        source: &Secret,
-        dest: &Secret,
-        config: &Value,
-        round: u32,
-        baseline: Option<&Value>,
-        copied: Option<&CopiedRound>,
+        stacks: Stacks<'_>,
+        request: VerifyRequest<'_>,
     ) -> impl Future<Output = Result<VerifyOutcome, StepError>> + Send;
 
     /// Puts a stack read-only (or back read-write), through the status table of `config`
@@ -233,6 +261,15 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
 
     /// `sourceStamp` given (a string): the round's plan read back from its
     /// manifest (`manifest`: `{bucket, key}`); `None` otherwise.
+    /// Resolves the step's `source` and `dest`, beside its `config`.
+    async fn resolve(&self, args: &Value, config: Value) -> Result<Resolved, StepError> {
+        Ok(Resolved {
+            source: self.target(args, "source").await?,
+            dest: self.target(args, "dest").await?,
+            config,
+        })
+    }
+
     async fn copied_round(&self, args: &Value) -> Result<Option<CopiedRound>, StepError> {
         let source_stamp = match args.get("sourceStamp") {
             None | Some(Value::Null) => return Ok(None),
@@ -287,10 +324,8 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
             dry_run: bool_arg(&args, "dryRun")?,
             baseline: baseline_arg(&args)?,
         };
-        let source = self.target(&args, "source").await?;
-        let dest = self.target(&args, "dest").await?;
-
-        let plan = self.engine.plan(&source, &dest, &config, &request).await?;
+        let resolved = self.resolve(&args, config).await?;
+        let plan = self.engine.plan(resolved.stacks(), &request).await?;
         let mut body = String::new();
         for chunk in &plan.chunks {
             body.push_str(&serde_json::to_string(chunk).expect("a chunk serialises"));
@@ -336,14 +371,14 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
                 chunk.min, chunk.max
             )));
         }
-        let source = self.target(&args, "source").await?;
-        let dest = self.target(&args, "dest").await?;
+        let resolved = self.resolve(&args, config).await?;
+        let stacks = resolved.stacks();
         let started = Instant::now();
         let done = match args.get("journal") {
             None | Some(Value::Null) => {
                 let journal = stepops_synapse::MemoryJournal::default();
                 self.engine
-                    .copy_chunk_resumable(&source, &dest, &config, &chunk, &journal)
+                    .copy_chunk_resumable(stacks, &chunk, &journal)
                     .await?
             }
             Some(j) => {
@@ -353,7 +388,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
                 })?;
                 let journal = StoreJournal::new(self.store.clone(), bucket, prefix);
                 self.engine
-                    .copy_chunk_resumable(&source, &dest, &config, &chunk, &journal)
+                    .copy_chunk_resumable(stacks, &chunk, &journal)
                     .await?
             }
         };
@@ -377,8 +412,7 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         let config = config_arg(&args)?;
         let round = u64_arg(&args, "round", 1, 10_000)? as u32;
         let max_rounds = u64_arg(&args, "maxRounds", 1, 10_000)? as u32;
-        let source = self.target(&args, "source").await?;
-        let dest = self.target(&args, "dest").await?;
+        let resolved = self.resolve(&args, config).await?;
         let results = results_arg(&args)?;
         let previous = totals_arg(&args)?;
         let baseline = baseline_arg(&args)?;
@@ -390,12 +424,12 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         } = self
             .engine
             .verify(
-                &source,
-                &dest,
-                &config,
-                round,
-                baseline.as_ref(),
-                copied.as_ref(),
+                resolved.stacks(),
+                VerifyRequest {
+                    round,
+                    baseline: baseline.as_ref(),
+                    copied: copied.as_ref(),
+                },
             )
             .await?;
         let converged = differing.is_empty();

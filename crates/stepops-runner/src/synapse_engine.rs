@@ -7,7 +7,8 @@ use serde_json::Value;
 use stepops_synapse::{Journal, SynapseConfig, is_synapse_url};
 
 use crate::migration::{
-    ChunkSpec, CopyOutcome, PlanOutcome, PlanRequest, StatusOutcome, TableSummary, VerifyOutcome,
+    ChunkSpec, CopyOutcome, PlanOutcome, PlanRequest, Stacks, StatusOutcome, TableSummary,
+    VerifyOutcome,
 };
 use crate::secrets::Secret;
 use crate::step::StepError;
@@ -16,10 +17,10 @@ use crate::step::StepError;
 const VERIFY_BIN_WIDTH: u64 = 50_000;
 
 /// Whether this step runs on Synapse stacks: both targets, or neither (mixed: refused).
-pub fn is_synapse(source: &Secret, dest: &Secret) -> Result<bool, StepError> {
+pub fn is_synapse(stacks: Stacks<'_>) -> Result<bool, StepError> {
     match (
-        is_synapse_url(source.expose()),
-        is_synapse_url(dest.expose()),
+        is_synapse_url(stacks.source.expose()),
+        is_synapse_url(stacks.dest.expose()),
     ) {
         (true, true) => Ok(true),
         (false, false) => Ok(false),
@@ -35,15 +36,10 @@ fn config(value: &Value) -> Result<SynapseConfig, StepError> {
 }
 
 /// The plan step.
-pub async fn plan(
-    source: &Secret,
-    dest: &Secret,
-    config_value: &Value,
-    request: &PlanRequest,
-) -> Result<PlanOutcome, StepError> {
-    let config = config(config_value)?;
-    let diffs =
-        stepops_synapse::plan(source.expose(), dest.expose(), &config, request.chunk_rows).await?;
+pub async fn plan(stacks: Stacks<'_>, request: &PlanRequest) -> Result<PlanOutcome, StepError> {
+    let config = config(stacks.config)?;
+    let (source, dest) = (stacks.source.expose(), stacks.dest.expose());
+    let diffs = stepops_synapse::plan(source, dest, &config, request.chunk_rows).await?;
     let mut outcome = PlanOutcome::default();
     for d in diffs {
         let (Some(first), Some(last)) = (d.ranges.first(), d.ranges.last()) else {
@@ -69,21 +65,19 @@ pub async fn plan(
 
 /// The copy step, recording its progress in `journal`.
 pub async fn copy<J: Journal>(
-    source: &Secret,
-    dest: &Secret,
-    config_value: &Value,
+    stacks: Stacks<'_>,
     chunk: &ChunkSpec,
     journal: &J,
 ) -> Result<CopyOutcome, StepError> {
-    let config = config(config_value)?;
+    let config = config(stacks.config)?;
     let ranges: Vec<(i64, i64)> = if chunk.ranges.is_empty() {
         vec![(chunk.min, chunk.max)]
     } else {
         chunk.ranges.iter().map(|r| (r[0], r[1])).collect()
     };
     let report = stepops_synapse::copy_chunk(
-        source.expose(),
-        dest.expose(),
+        stacks.source.expose(),
+        stacks.dest.expose(),
         &config,
         &chunk.table,
         &ranges,
@@ -101,14 +95,10 @@ pub async fn copy<J: Journal>(
 }
 
 /// The verify step.
-pub async fn verify(
-    source: &Secret,
-    dest: &Secret,
-    config_value: &Value,
-) -> Result<VerifyOutcome, StepError> {
-    let config = config(config_value)?;
-    let differing =
-        stepops_synapse::verify(source.expose(), dest.expose(), &config, VERIFY_BIN_WIDTH).await?;
+pub async fn verify(stacks: Stacks<'_>) -> Result<VerifyOutcome, StepError> {
+    let config = config(stacks.config)?;
+    let (source, dest) = (stacks.source.expose(), stacks.dest.expose());
+    let differing = stepops_synapse::verify(source, dest, &config, VERIFY_BIN_WIDTH).await?;
     Ok(VerifyOutcome {
         differing_tables: differing,
         sequences_synced: 0,

@@ -22,17 +22,11 @@ struct FakeEngine {
     differing: Vec<String>,
 }
 impl MigrationEngine for FakeEngine {
-    async fn plan(
-        &self,
-        source: &Secret,
-        dest: &Secret,
-        _config: &Value,
-        r: &PlanRequest,
-    ) -> Result<PlanOutcome, StepError> {
+    async fn plan(&self, stacks: Stacks<'_>, r: &PlanRequest) -> Result<PlanOutcome, StepError> {
         self.calls.lock().unwrap().push(format!(
             "plan {} {} {} {} dry={} baseline={}",
-            source.expose(),
-            dest.expose(),
+            stacks.source.expose(),
+            stacks.dest.expose(),
             r.chunk_rows,
             r.round,
             r.dry_run,
@@ -71,13 +65,7 @@ impl MigrationEngine for FakeEngine {
             source_stamp: None,
         })
     }
-    async fn copy_chunk(
-        &self,
-        _s: &Secret,
-        _d: &Secret,
-        _c: &Value,
-        chunk: &ChunkSpec,
-    ) -> Result<CopyOutcome, StepError> {
+    async fn copy_chunk(&self, _: Stacks<'_>, chunk: &ChunkSpec) -> Result<CopyOutcome, StepError> {
         self.calls
             .lock()
             .unwrap()
@@ -89,12 +77,8 @@ impl MigrationEngine for FakeEngine {
     }
     async fn verify(
         &self,
-        _s: &Secret,
-        _d: &Secret,
-        _c: &Value,
-        _round: u32,
-        _baseline: Option<&Value>,
-        _copied: Option<&CopiedRound>,
+        _: Stacks<'_>,
+        _: VerifyRequest<'_>,
     ) -> Result<VerifyOutcome, StepError> {
         Ok(VerifyOutcome {
             differing_tables: self.differing.clone(),
