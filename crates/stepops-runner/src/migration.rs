@@ -20,7 +20,10 @@ use crate::secrets::{Resolver, Secret, SecretSource, target_arg};
 use crate::step::{StepError, StepHandler};
 use crate::store::ObjectStore;
 
+mod args;
 mod status_record;
+
+use args::{baseline_arg, bool_arg, config_arg, results_arg, str_field, totals_arg, u64_arg};
 
 /// One chunk: a manifest line and the `copy` step's `chunk` argument (the engine's own type,
 /// so a field the planner adds is carried without a second edit).
@@ -596,110 +599,6 @@ pub fn manifest_key(prefix: &str, round: u32) -> String {
     } else {
         format!("{prefix}/round-{round}.jsonl")
     }
-}
-
-/// `results`: where the copy Map's `ResultWriter` put the round's manifest
-/// (`{Bucket, Key}` as in the Map's `ResultWriterDetails`, or `{bucket, key}`); optional.
-fn results_arg(args: &Value) -> Result<Option<(String, String)>, StepError> {
-    let v = match args.get("results") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v,
-    };
-    let field = |upper: &str, lower: &str| {
-        v.get(upper)
-            .or_else(|| v.get(lower))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    match (field("Bucket", "bucket"), field("Key", "key")) {
-        (Some(b), Some(k)) => Ok(Some((b, k))),
-        _ => Err(StepError::invalid_input(format!(
-            "argument `results` must be {{Bucket, Key}} (the copy Map's ResultWriterDetails), got {v}"
-        ))),
-    }
-}
-
-/// `totals`: the run's copy counts before this round (`{chunksCopied, rowsCopied, rowsDeleted}`,
-/// other fields ignored, missing ones 0); optional.
-fn totals_arg(args: &Value) -> Result<RoundTotals, StepError> {
-    let v = match args.get("totals") {
-        None | Some(Value::Null) => return Ok(RoundTotals::default()),
-        Some(v @ Value::Object(_)) => v,
-        Some(other) => {
-            return Err(StepError::invalid_input(format!(
-                "argument `totals` must be an object {{chunksCopied, rowsCopied, rowsDeleted}}, got {other}"
-            )));
-        }
-    };
-    let n = |k: &str| match v.get(k) {
-        None | Some(Value::Null) => Ok(0),
-        Some(x) => x.as_u64().ok_or_else(|| {
-            StepError::invalid_input(format!(
-                "argument `totals.{k}` must be a whole number, got {x}"
-            ))
-        }),
-    };
-    Ok(RoundTotals {
-        chunks_copied: n("chunksCopied")?,
-        rows_copied: n("rowsCopied")?,
-        rows_deleted: n("rowsDeleted")?,
-    })
-}
-
-/// An optional boolean argument (absent or `null`: false).
-fn bool_arg(args: &Value, name: &str) -> Result<bool, StepError> {
-    match args.get(name) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(StepError::invalid_input(format!(
-            "argument `{name}` must be true or false, got {other}"
-        ))),
-    }
-}
-
-/// `baseline`: the previous plan's `tracking` (an object), or absent / `null`.
-fn baseline_arg(args: &Value) -> Result<Option<Value>, StepError> {
-    match args.get("baseline") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
-        Some(other) => Err(StepError::invalid_input(format!(
-            "argument `baseline` must be the previous plan's `tracking` object or null, got {other}"
-        ))),
-    }
-}
-
-fn config_arg(args: &Value) -> Result<Value, StepError> {
-    match args.get("config") {
-        None | Some(Value::Null) => Ok(json!({})),
-        Some(v @ Value::Object(_)) => Ok(v.clone()),
-        Some(_) => Err(StepError::invalid_input(
-            "argument `config` must be an object ({include, exclude, tables})",
-        )),
-    }
-}
-
-fn u64_arg(args: &Value, name: &str, min: u64, max: u64) -> Result<u64, StepError> {
-    let v = args
-        .get(name)
-        .ok_or_else(|| StepError::invalid_input(format!("missing argument `{name}`")))?;
-    v.as_u64()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| {
-            StepError::invalid_input(format!(
-                "argument `{name}` must be a whole number from {min} to {max}, got {v}"
-            ))
-        })
-}
-
-fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, StepError> {
-    let key = name.rsplit('.').next().unwrap_or(name);
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            StepError::invalid_input(format!("argument `{name}` must be a non-empty string"))
-        })
 }
 
 #[cfg(test)]
