@@ -343,6 +343,15 @@ impl Migration {
         }
     }
 
+    /// The cut-over check's patience with late write statistics: [`Self::cut_over_settle`],
+    /// waited for or not.
+    fn settle(&self, wait: bool) -> stack::Settle {
+        stack::Settle {
+            within: self.cut_over_settle,
+            wait,
+        }
+    }
+
     /// The comparison after a round's copies (`plan`: the round's plan, its chunks all
     /// copied). Only the copied ranges are compared again ([`Migration::compare_copied`])
     /// when the source is known not to have been written since `plan`'s comparison began:
@@ -359,7 +368,7 @@ impl Migration {
         }
         let quiet = match &plan.source_stamp {
             Some(before) => !with_stacks!(self, |s, _d| s
-                .written_since(&self.tables, before, self.cut_over_settle, false)
+                .written_since(&self.tables, before, self.settle(false))
                 .await?),
             None => false,
         };
@@ -395,7 +404,7 @@ impl Migration {
             ));
         };
         let written = with_stacks!(self, |s, _d| s
-            .written_since(&self.tables, before, self.cut_over_settle, true)
+            .written_since(&self.tables, before, self.settle(true))
             .await?);
         if written {
             return Err(MigrateError::Conflict(

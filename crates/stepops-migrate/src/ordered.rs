@@ -34,9 +34,11 @@ struct Segment {
 
 /// Plans a table without a key: one whole-table chunk when the two sides differ.
 pub async fn plan_whole<S: Stack>(pair: TablePair<'_, S>) -> Result<(TablePlan, Vec<Chunk>)> {
-    let (source, dest, table, salt) = (pair.source, pair.dest, pair.table, pair.salt);
-    let ((sc, ss), (dc, ds)) =
-        futures::try_join!(source.table_sum(table, salt), dest.table_sum(table, salt))?;
+    let (source, dest, table) = (pair.source, pair.dest, pair.table);
+    let ((sc, ss), (dc, ds)) = futures::try_join!(
+        source.table_sum(pair.salted()),
+        dest.table_sum(pair.salted())
+    )?;
     let chunks = if sc == dc && ss == ds {
         Vec::new()
     } else {
@@ -98,16 +100,15 @@ async fn compare<S: Stack>(
     rows_hint: u64,
     out: &mut Vec<Segment>,
 ) -> Result<()> {
-    let (source, dest, table, salt, target) =
-        (pair.source, pair.dest, pair.table, pair.salt, pair.target);
+    let (source, dest, table, target) = (pair.source, pair.dest, pair.table, pair.target);
     let fine = FINE_BIN_ROWS
         .min(target)
         .max(rows_hint.div_ceil(MAX_BINS))
         .max(1);
     let cuts = source.key_cuts(table, fine).await?;
     let (a, b) = futures::try_join!(
-        source.key_bins(table, salt, &cuts),
-        dest.key_bins(table, salt, &cuts)
+        source.key_bins(pair.salted(), &cuts),
+        dest.key_bins(pair.salted(), &cuts)
     )?;
     // Differing bins: held by one side only (copied whole) or by both (refined).
     let mut refine: Vec<(i64, u64)> = Vec::new();
@@ -162,10 +163,9 @@ async fn refine_bins<S: Stack>(
     out: &mut Vec<Segment>,
 ) -> Result<()> {
     let numbers: Vec<i64> = bins.iter().map(|b| b.0).collect();
-    let (table, salt) = (pair.table, pair.salt);
     let (a, b) = futures::try_join!(
-        pair.source.key_rows(table, salt, cuts, &numbers),
-        pair.dest.key_rows(table, salt, cuts, &numbers)
+        pair.source.key_rows(pair.salted(), cuts, &numbers),
+        pair.dest.key_rows(pair.salted(), cuts, &numbers)
     )?;
     // Per bin, per key: the sorted row hashes of each side (a non-unique key holds several).
     type Side = HashMap<KeyValue, Vec<i64>>;

@@ -18,7 +18,7 @@
 
 use crate::error::Result;
 use crate::model::{Bin, Chunk, KeyStats, TablePlan, TableSpec};
-use crate::stack::Stack;
+use crate::stack::{Salted, Stack};
 
 /// Rows per first-level checksum bin aimed at.
 pub const FINE_BIN_ROWS: u64 = 100;
@@ -65,6 +65,14 @@ impl<S> Clone for TablePair<'_, S> {
 impl<S> Copy for TablePair<'_, S> {}
 
 impl<'a, S: Stack> TablePair<'a, S> {
+    /// The table under the run's salt, as the checksum queries take it.
+    pub(crate) fn salted(&self) -> Salted<'a> {
+        Salted {
+            table: self.table,
+            salt: self.salt,
+        }
+    }
+
     /// The pair, with a target of at least one row.
     pub fn new(
         source: &'a S,
@@ -85,8 +93,8 @@ impl<'a, S: Stack> TablePair<'a, S> {
     /// The bins of `specs` (`(lo, hi, width)` ranges) on both sides, queried at once.
     async fn bins_of_both(&self, specs: &[(i64, i64, i64)]) -> Result<(RangeBins, RangeBins)> {
         futures::try_join!(
-            self.source.bins_multi(self.table, self.salt, specs),
-            self.dest.bins_multi(self.table, self.salt, specs)
+            self.source.bins_multi(self.salted(), specs),
+            self.dest.bins_multi(self.salted(), specs)
         )
     }
 }
@@ -329,8 +337,7 @@ async fn first_level<S: Stack>(
     todo: &mut Vec<Segment>,
     out: &mut Vec<Segment>,
 ) -> Result<(u64, u64)> {
-    let (source, dest, table, salt, target) =
-        (pair.source, pair.dest, pair.table, pair.salt, pair.target);
+    let (source, dest, target) = (pair.source, pair.dest, pair.target);
     let span = hi as i128 - lo as i128 + 1;
     if span > i64::MAX as i128 {
         // (key - lo) must fit an i64 in both engines: halve the range first.
@@ -346,8 +353,8 @@ async fn first_level<S: Stack>(
     let bins_wanted = (rows_hint / fine).clamp(1, MAX_BINS) as i128;
     let width = ((span + bins_wanted - 1) / bins_wanted).max(1) as i64;
     let (a, b) = futures::try_join!(
-        source.bins(table, salt, lo, hi, width),
-        dest.bins(table, salt, lo, hi, width)
+        source.bins(pair.salted(), lo, hi, width),
+        dest.bins(pair.salted(), lo, hi, width)
     )?;
     let rows = |bins: &[Bin]| bins.iter().map(|b| b.count).sum::<u64>();
     let totals = (rows(&a), rows(&b));

@@ -3,6 +3,24 @@
 use crate::error::Result;
 use crate::model::{Bin, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
 
+/// A table's rows as the checksum queries see them: hashed under the run's salt.
+#[derive(Debug, Clone, Copy)]
+pub struct Salted<'a> {
+    /// The table.
+    pub table: &'a TableSpec,
+    /// The salt every row hash of the run is seeded with.
+    pub salt: &'a str,
+}
+
+/// How [`Stack::written_since`] treats write statistics that may still be on their way.
+#[derive(Debug, Clone, Copy)]
+pub struct Settle {
+    /// How long they may take to arrive.
+    pub within: std::time::Duration,
+    /// Wait for them (or answer at once that a write is not ruled out).
+    pub wait: bool,
+}
+
 /// One side of a migration (a *stack*). Implementations: [`crate::postgres::PgStack`] and
 /// [`crate::sqlite::SqliteStack`]. Keys are compared as `i64`; every range is inclusive.
 #[allow(async_fn_in_trait)]
@@ -56,29 +74,21 @@ pub trait Stack: Send + Sync {
     -> Result<Vec<i64>>;
 
     /// Bin checksums over the whole rows with key in `[lo, hi]`, grouped by
-    /// `(key - lo) / width`, salted with `salt`, ordered by bin. `hi - lo` fits an `i64`.
-    async fn bins(
-        &self,
-        table: &TableSpec,
-        salt: &str,
-        lo: i64,
-        hi: i64,
-        width: i64,
-    ) -> Result<Vec<Bin>>;
+    /// `(key - lo) / width`, ordered by bin. `hi - lo` fits an `i64`.
+    async fn bins(&self, on: Salted<'_>, lo: i64, hi: i64, width: i64) -> Result<Vec<Bin>>;
 
     /// Bin checksums over several disjoint key ranges at once (one query where the engine
     /// allows): for each `(lo, hi, width)` of `ranges`, the bins of [`Stack::bins`], returned
     /// as `(index into ranges, bin)` ordered by index then bin. Each `hi - lo` fits an `i64`.
     async fn bins_multi(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         ranges: &[(i64, i64, i64)],
     ) -> Result<Vec<(usize, Bin)>> {
         let mut out = Vec::new();
         for (i, &(lo, hi, width)) in ranges.iter().enumerate() {
             out.extend(
-                self.bins(table, salt, lo, hi, width)
+                self.bins(on, lo, hi, width)
                     .await?
                     .into_iter()
                     .map(|b| (i, b)),
@@ -122,22 +132,15 @@ pub trait Stack: Send + Sync {
     async fn write_stamp(&self, tables: &[TableSpec]) -> Result<String>;
 
     /// Whether `tables` were written since `stamp` (a [`Stack::write_stamp`]) was taken.
-    /// `settle`: how long late write statistics may take to arrive when the stamps alone
-    /// cannot tell (PostgreSQL; other engines answer at once); `wait`: wait for them, or
-    /// answer `true` (a write is not ruled out) instead of waiting.
-    async fn written_since(
-        &self,
-        tables: &[TableSpec],
-        stamp: &str,
-        _settle: std::time::Duration,
-        _wait: bool,
-    ) -> Result<bool> {
+    /// `settle`: what to do when the stamps alone cannot tell (PostgreSQL, whose write
+    /// statistics may arrive late; other engines answer at once).
+    async fn written_since(&self, tables: &[TableSpec], stamp: &str, _: Settle) -> Result<bool> {
         Ok(self.write_stamp(tables).await? != stamp)
     }
 
     /// A table without a key ([`crate::KeyKind::Whole`]): its row count and an
     /// order-independent checksum (the sum of the salted row hashes, so duplicate rows count).
-    async fn table_sum(&self, table: &TableSpec, salt: &str) -> Result<(u64, String)>;
+    async fn table_sum(&self, on: Salted<'_>) -> Result<(u64, String)>;
 
     /// [`crate::KeyKind::Ordered`]: the keys of the rows numbered `every`, `2 * every`, … in
     /// key order (where to cut the table into bins or chunks of `every` rows).
@@ -146,14 +149,13 @@ pub trait Stack: Send + Sync {
     /// [`crate::KeyKind::Ordered`]: bin checksums over the whole table, bin 0 holding the keys
     /// below `cuts[0]` and bin `i` those in `[cuts[i-1], cuts[i])`; ordered by bin, empty bins
     /// left out (`min`/`max` of each bin are 0).
-    async fn key_bins(&self, table: &TableSpec, salt: &str, cuts: &[KeyValue]) -> Result<Vec<Bin>>;
+    async fn key_bins(&self, on: Salted<'_>, cuts: &[KeyValue]) -> Result<Vec<Bin>>;
 
     /// [`crate::KeyKind::Ordered`]: the key and salted hash of every row in the given bins of
     /// [`Stack::key_bins`] (ascending bin numbers), as `(bin, key, hash)`.
     async fn key_rows(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         cuts: &[KeyValue],
         bins: &[i64],
     ) -> Result<Vec<(i64, KeyValue, i64)>>;

@@ -4,7 +4,7 @@
 use super::{PgStack, t};
 use crate::error::{MigrateError, Result};
 use crate::model::{Column, ForeignKey, TableSchema, TableSpec};
-use crate::stack::{Stack, quote_ident};
+use crate::stack::{Settle, Stack, quote_ident};
 use stepops_error::names;
 
 /// Privileges the destination role needs, for messages and docs.
@@ -84,8 +84,7 @@ impl PgStack {
         &self,
         tables: &[TableSpec],
         stamp: &str,
-        settle: std::time::Duration,
-        wait: bool,
+        settle: Settle,
     ) -> Result<bool> {
         let (horizon_then, writes_then) = stamp.split_once(';').unwrap_or(("", stamp));
         let horizon_now = self.horizon().await?;
@@ -99,9 +98,9 @@ impl PgStack {
         if quiet_then && xmax(&horizon_now) == xmax(horizon_then) {
             return Ok(false);
         }
-        let pending = self.pending_counts_wait(settle).await?;
+        let pending = self.pending_counts_wait(settle.within).await?;
         if !pending.is_zero() {
-            if !wait {
+            if !settle.wait {
                 return Ok(true);
             }
             tracing::info!(

@@ -12,7 +12,7 @@
 use super::{PgStack, Tuning, t};
 use crate::error::Result;
 use crate::model::{Bin, KeyColumn, KeyKind, KeyRange, KeyValue, TableSpec};
-use crate::stack::{column_list, quote_ident};
+use crate::stack::{Salted, column_list, quote_ident};
 
 /// An SQL string literal (standard_conforming_strings is on in every session).
 fn literal(text: &str) -> String {
@@ -207,11 +207,8 @@ pub(super) fn ranges_condition(table: &TableSpec, ranges: &[KeyRange]) -> String
 }
 
 impl PgStack {
-    pub(super) async fn pg_table_sum(
-        &self,
-        table: &TableSpec,
-        salt: &str,
-    ) -> Result<(u64, String)> {
+    pub(super) async fn pg_table_sum(&self, on: Salted<'_>) -> Result<(u64, String)> {
+        let (table, salt) = (on.table, on.salt);
         let sql = format!(
             "SELECT count(*), COALESCE(sum({hash}), 0)::text FROM {t}",
             hash = self.hash_expr(table, salt),
@@ -238,12 +235,8 @@ impl PgStack {
         self.query_with(&sql, |r| key_of(r, 0, width)).await
     }
 
-    pub(super) async fn pg_key_bins(
-        &self,
-        table: &TableSpec,
-        salt: &str,
-        cuts: &[KeyValue],
-    ) -> Result<Vec<Bin>> {
+    pub(super) async fn pg_key_bins(&self, on: Salted<'_>, cuts: &[KeyValue]) -> Result<Vec<Bin>> {
+        let (table, salt) = (on.table, on.salt);
         let hash = self.hash_expr(table, salt);
         let sql = match single_native(table) {
             // One fixed-width column: width_bucket's binary search, no sort.
@@ -291,11 +284,11 @@ impl PgStack {
 
     pub(super) async fn pg_key_rows(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         cuts: &[KeyValue],
         bins: &[i64],
     ) -> Result<Vec<(i64, KeyValue, i64)>> {
+        let (table, salt) = (on.table, on.salt);
         if let Some(c) = single_native(table)
             && !cuts.is_empty()
         {

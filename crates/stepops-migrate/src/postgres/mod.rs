@@ -14,7 +14,7 @@
 
 use crate::error::{MigrateError, Result};
 use crate::model::{Bin, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
-use crate::stack::{Stack, column_list, quote_ident};
+use crate::stack::{Salted, Settle, Stack, column_list, quote_ident};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use stepops_error::redact as redact_url;
@@ -394,14 +394,8 @@ impl Stack for PgStack {
         self.query_with(&sql, |r| r.try_get::<_, i64>(0)).await
     }
 
-    async fn bins(
-        &self,
-        table: &TableSpec,
-        salt: &str,
-        lo: i64,
-        hi: i64,
-        width: i64,
-    ) -> Result<Vec<Bin>> {
+    async fn bins(&self, on: Salted<'_>, lo: i64, hi: i64, width: i64) -> Result<Vec<Bin>> {
+        let (table, salt) = (on.table, on.salt);
         let hash = self.hash_expr(table, salt);
         let sql = format!(
             "SELECT ({k}::bigint - ({lo})::bigint) / {width} AS b, count(*), min({k})::bigint, max({k})::bigint,
@@ -436,10 +430,10 @@ impl Stack for PgStack {
 
     async fn bins_multi(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         ranges: &[(i64, i64, i64)],
     ) -> Result<Vec<(usize, Bin)>> {
+        let (table, salt) = (on.table, on.salt);
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
@@ -548,8 +542,8 @@ impl Stack for PgStack {
         Ok(rows.first().copied().unwrap_or(0) as u64)
     }
 
-    async fn table_sum(&self, table: &TableSpec, salt: &str) -> Result<(u64, String)> {
-        self.pg_table_sum(table, salt).await
+    async fn table_sum(&self, on: Salted<'_>) -> Result<(u64, String)> {
+        self.pg_table_sum(on).await
     }
 
     async fn write_stamp(&self, tables: &[TableSpec]) -> Result<String> {
@@ -560,28 +554,26 @@ impl Stack for PgStack {
         &self,
         tables: &[TableSpec],
         stamp: &str,
-        settle: std::time::Duration,
-        wait: bool,
+        settle: Settle,
     ) -> Result<bool> {
-        self.pg_written_since(tables, stamp, settle, wait).await
+        self.pg_written_since(tables, stamp, settle).await
     }
 
     async fn key_cuts(&self, table: &TableSpec, every: u64) -> Result<Vec<KeyValue>> {
         self.pg_key_cuts(table, every).await
     }
 
-    async fn key_bins(&self, table: &TableSpec, salt: &str, cuts: &[KeyValue]) -> Result<Vec<Bin>> {
-        self.pg_key_bins(table, salt, cuts).await
+    async fn key_bins(&self, on: Salted<'_>, cuts: &[KeyValue]) -> Result<Vec<Bin>> {
+        self.pg_key_bins(on, cuts).await
     }
 
     async fn key_rows(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         cuts: &[KeyValue],
         bins: &[i64],
     ) -> Result<Vec<(i64, KeyValue, i64)>> {
-        self.pg_key_rows(table, salt, cuts, bins).await
+        self.pg_key_rows(on, cuts, bins).await
     }
 
     async fn copy_keys(

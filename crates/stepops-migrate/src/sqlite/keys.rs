@@ -10,7 +10,7 @@
 use super::{SqliteStack, t};
 use crate::error::Result;
 use crate::model::{Bin, KeyRange, KeyValue, TableSpec};
-use crate::stack::{column_list, quote_ident};
+use crate::stack::{Salted, column_list, quote_ident};
 
 /// An SQL string literal.
 fn literal(text: &str) -> String {
@@ -124,11 +124,8 @@ impl SqliteStack {
         .await
     }
 
-    pub(super) async fn sqlite_table_sum(
-        &self,
-        table: &TableSpec,
-        salt: &str,
-    ) -> Result<(u64, String)> {
+    pub(super) async fn sqlite_table_sum(&self, on: Salted<'_>) -> Result<(u64, String)> {
+        let (table, salt) = (on.table, on.salt);
         let sql = format!(
             "SELECT count(*), stepops_rowsum(?1, {cols}) FROM {t}",
             cols = column_list(table),
@@ -177,10 +174,10 @@ impl SqliteStack {
 
     pub(super) async fn sqlite_key_bins(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         cuts: &[KeyValue],
     ) -> Result<Vec<Bin>> {
+        let (table, salt) = (on.table, on.salt);
         let sql = format!(
             "SELECT stepops_bin, count(*), stepops_rowsum(?1, {cols}) FROM ({binned})
              WHERE stepops_cut = 0 GROUP BY stepops_bin ORDER BY stepops_bin",
@@ -206,11 +203,11 @@ impl SqliteStack {
 
     pub(super) async fn sqlite_key_rows(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         cuts: &[KeyValue],
         bins: &[i64],
     ) -> Result<Vec<(i64, KeyValue, i64)>> {
+        let (table, salt) = (on.table, on.salt);
         let n = table.key_columns.len();
         let texts: Vec<String> = (0..n)
             .map(|i| format!("CAST(stepops_k{i} AS TEXT)"))

@@ -8,7 +8,7 @@
 
 use crate::error::{MigrateError, Result};
 use crate::model::{Bin, Column, ForeignKey, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
-use crate::stack::{Stack, column_list, quote_ident};
+use crate::stack::{Salted, Stack, column_list, quote_ident};
 use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -400,43 +400,17 @@ impl Stack for SqliteStack {
         .await
     }
 
-    async fn bins(
-        &self,
-        table: &TableSpec,
-        salt: &str,
-        lo: i64,
-        hi: i64,
-        width: i64,
-    ) -> Result<Vec<Bin>> {
-        let sql = format!(
-            "SELECT ({k} - ?1) / ?3 AS b, count(*), min({k}), max({k}), stepops_rowsum(?4, {cols}) FROM {t} WHERE {k} BETWEEN ?1 AND ?2 GROUP BY 1 ORDER BY 1",
-            k = k(table),
-            t = t(table),
-            cols = column_list(table)
-        );
-        let salt = salt.to_owned();
-        self.blocking(false, move |conn, _| {
-            conn.prepare(&sql)?
-                .query_map(rusqlite::params![lo, hi, width, salt], |r| {
-                    Ok(Bin {
-                        bin: r.get(0)?,
-                        count: r.get::<_, i64>(1)? as u64,
-                        min: r.get(2)?,
-                        max: r.get(3)?,
-                        checksum: r.get::<_, i64>(4)?.to_string(),
-                    })
-                })?
-                .collect()
-        })
-        .await
+    async fn bins(&self, on: Salted<'_>, lo: i64, hi: i64, width: i64) -> Result<Vec<Bin>> {
+        let bins = self.bins_multi(on, &[(lo, hi, width)]).await?;
+        Ok(bins.into_iter().map(|(_, bin)| bin).collect())
     }
 
     async fn bins_multi(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         ranges: &[(i64, i64, i64)],
     ) -> Result<Vec<(usize, Bin)>> {
+        let (table, salt) = (on.table, on.salt);
         let sql = format!(
             "SELECT ({k} - ?1) / ?3 AS b, count(*), min({k}), max({k}), stepops_rowsum(?4, {cols}) FROM {t} WHERE {k} BETWEEN ?1 AND ?2 GROUP BY 1 ORDER BY 1",
             k = k(table),
@@ -544,8 +518,8 @@ impl Stack for SqliteStack {
         self.sqlite_row_count(table).await
     }
 
-    async fn table_sum(&self, table: &TableSpec, salt: &str) -> Result<(u64, String)> {
-        self.sqlite_table_sum(table, salt).await
+    async fn table_sum(&self, on: Salted<'_>) -> Result<(u64, String)> {
+        self.sqlite_table_sum(on).await
     }
 
     async fn write_stamp(&self, _tables: &[TableSpec]) -> Result<String> {
@@ -569,18 +543,17 @@ impl Stack for SqliteStack {
         self.sqlite_key_cuts(table, every).await
     }
 
-    async fn key_bins(&self, table: &TableSpec, salt: &str, cuts: &[KeyValue]) -> Result<Vec<Bin>> {
-        self.sqlite_key_bins(table, salt, cuts).await
+    async fn key_bins(&self, on: Salted<'_>, cuts: &[KeyValue]) -> Result<Vec<Bin>> {
+        self.sqlite_key_bins(on, cuts).await
     }
 
     async fn key_rows(
         &self,
-        table: &TableSpec,
-        salt: &str,
+        on: Salted<'_>,
         cuts: &[KeyValue],
         bins: &[i64],
     ) -> Result<Vec<(i64, KeyValue, i64)>> {
-        self.sqlite_key_rows(table, salt, cuts, bins).await
+        self.sqlite_key_rows(on, cuts, bins).await
     }
 
     async fn copy_keys(
