@@ -97,25 +97,14 @@ pub trait Stack: Send + Sync {
         Ok(out)
     }
 
-    /// Like [`Stack::copy_range`] for several disjoint, ascending key ranges, all in one
-    /// destination transaction. Returns `(deleted, inserted)`.
+    /// In one transaction on this (destination) stack: delete the rows whose range key is in
+    /// one of `ranges` (disjoint, ascending, each `[lo, hi]`) and insert `source`'s rows of
+    /// those ranges. Returns `(deleted, inserted)`.
     async fn copy_ranges(
         &self,
         source: &Self,
         table: &TableSpec,
         ranges: &[(i64, i64)],
-    ) -> Result<(u64, u64)>
-    where
-        Self: Sized;
-
-    /// In one transaction on this (destination) stack: delete the rows with range key in
-    /// `[lo, hi]` and insert `source`'s rows of that range. Returns `(deleted, inserted)`.
-    async fn copy_range(
-        &self,
-        source: &Self,
-        table: &TableSpec,
-        lo: i64,
-        hi: i64,
     ) -> Result<(u64, u64)>
     where
         Self: Sized;

@@ -490,7 +490,10 @@ impl Stack for PgStack {
     ) -> Result<(u64, u64)> {
         match ranges {
             [] => Ok((0, 0)),
-            [(lo, hi)] => self.copy_range(source, table, *lo, *hi).await,
+            [(lo, hi)] => {
+                let cond = format!("{k} BETWEEN {lo} AND {hi}", k = k(table));
+                self.copy_where(source, table, &cond).await
+            }
             _ => {
                 // The ranges as two literal arrays (COPY takes no parameters), joined by index
                 // range scans: a nested loop whatever the statistics (a long `OR` list can
@@ -523,17 +526,6 @@ impl Stack for PgStack {
                 self.copy_with(source, table, &delete, &select, true).await
             }
         }
-    }
-
-    async fn copy_range(
-        &self,
-        source: &Self,
-        table: &TableSpec,
-        lo: i64,
-        hi: i64,
-    ) -> Result<(u64, u64)> {
-        let cond = format!("{k} BETWEEN {lo} AND {hi}", k = k(table));
-        self.copy_where(source, table, &cond).await
     }
 
     async fn row_count(&self, table: &TableSpec) -> Result<u64> {

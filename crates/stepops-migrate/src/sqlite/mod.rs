@@ -442,16 +442,6 @@ impl Stack for SqliteStack {
         .await
     }
 
-    async fn copy_range(
-        &self,
-        source: &Self,
-        table: &TableSpec,
-        lo: i64,
-        hi: i64,
-    ) -> Result<(u64, u64)> {
-        self.copy_ranges(source, table, &[(lo, hi)]).await
-    }
-
     async fn copy_ranges(
         &self,
         source: &Self,
