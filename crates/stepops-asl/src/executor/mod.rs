@@ -323,6 +323,8 @@ pub(crate) struct StateContext {
     pub vars: Map<String, Value>,
     /// Variables visible to child frames (outer + this frame's).
     pub outer: Arc<Map<String, Value>>,
+    /// Cancelled when the state's execution or branch stops.
+    pub cancel: CancellationToken,
 }
 
 impl StateContext {

@@ -75,8 +75,9 @@ impl Exec {
                     entered,
                     vars,
                     outer: child_outer,
+                    cancel: cancel.clone(),
                 };
-                let result = self.clone().run_state(&cx, input, cancel.clone()).await;
+                let result = self.clone().run_state(&cx, input).await;
                 let result = match result {
                     Ok(step) => {
                         let size = serde_json::to_vec(&step.output)
@@ -176,9 +177,8 @@ impl Exec {
         self: Arc<Self>,
         cx: &StateContext,
         raw: Value,
-        cancel: CancellationToken,
     ) -> Result<Step, Stop> {
-        let state = cx.state.clone();
+        let state = &cx.state;
         match &state.kind {
             Kind::Pass { result } => {
                 let eff = cx.input_path(&raw)?;
@@ -271,7 +271,7 @@ impl Exec {
             Kind::Wait(spec) => {
                 let eff = cx.input_path(&raw)?;
                 let d = self.wait_duration(cx, spec, &eff)?;
-                self.sleep(d, &cancel).await?;
+                self.sleep(d, &cx.cancel).await?;
                 let out = cx.output_path(eff.clone())?;
                 let assigned = cx.assign(state.assign.as_ref(), &eff)?;
                 Ok(Step {
@@ -281,7 +281,7 @@ impl Exec {
                 })
             }
             Kind::Task(_) | Kind::Parallel { .. } | Kind::Map(_) => {
-                self.run_with_retry(cx, raw, cancel).await
+                self.run_with_retry(cx, raw).await
             }
         }
     }
@@ -344,17 +344,16 @@ impl Exec {
         self: Arc<Self>,
         cx: &StateContext,
         raw: Value,
-        cancel: CancellationToken,
     ) -> Result<Step, Stop> {
-        let state = cx.state.clone();
+        let (state, cancel) = (&cx.state, &cx.cancel);
         let eff = cx.input_path(&raw)?;
         loop {
             let attempt = match &state.kind {
-                Kind::Task(spec) => self.clone().run_task(cx, spec, &eff, &cancel).await,
+                Kind::Task(spec) => self.clone().run_task(cx, spec, &eff, cancel).await,
                 Kind::Parallel { branches } => {
-                    self.clone().run_parallel(cx, branches, &eff, &cancel).await
+                    self.clone().run_parallel(cx, branches, &eff, cancel).await
                 }
-                Kind::Map(spec) => self.clone().run_map(cx, spec, &eff, &cancel).await,
+                Kind::Map(spec) => self.clone().run_map(cx, spec, &eff, cancel).await,
                 _ => unreachable!("only Task, Parallel and Map retry"),
             };
             match attempt {
@@ -385,7 +384,7 @@ impl Exec {
                             }
                         }
                         self.dirty.notify_one();
-                        self.sleep(delay, &cancel).await?;
+                        self.sleep(delay, cancel).await?;
                         continue;
                     }
                     if let Some(c) = state
