@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ops job figures (docs/jobs.md, "Measured"), on the local engine with the in-process runner:
 #   1. task arrival -> process start: the median and max `startLatencyUs` of N one-step runs;
-#   2. a step printing 1 GiB, without and with a secret to mask: the stepops process's peak RSS
+#   2. a step printing 1 GiB, without and with a secret injected (not in the output: the search
+#      for it is what costs): the stepops process's peak RSS
 #      and the step's own duration as the runner timed it, against the same command alone
 #      writing to a file, in ROUNDS interleaved rounds (this machine's speed drifts: each
 #      round's ratio is taken against the command alone run just before it).
@@ -25,7 +26,7 @@ idempotent: true
 YAML
 cat > "$work/jobs/print.yaml" <<'YAML'
 name: print
-description: Prints 1 GiB of 64-byte lines.
+description: Prints 1 GiB of 62-byte lines.
 environments: [dev]
 command: [sh, -c, 'yes "stepops job bench: a line of output of sixty-four bytes, ok!!" | head -c 1073741824']
 timeout_seconds: 3600

@@ -262,8 +262,6 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         Ok(Secret::new(joined))
     }
 
-    /// `sourceStamp` given (a string): the round's plan read back from its
-    /// manifest (`manifest`: `{bucket, key}`); `None` otherwise.
     /// Resolves the step's `source` and `dest`, beside its `config`.
     async fn resolve(&self, args: &Value, config: Value) -> Result<Resolved, StepError> {
         Ok(Resolved {
@@ -273,6 +271,8 @@ impl<E: MigrationEngine, S: SecretSource, O: ObjectStore> MigrationHandler<E, S,
         })
     }
 
+    /// `sourceStamp` given (a string): the round's plan read back from its
+    /// manifest (`manifest`: `{bucket, key}`); `None` otherwise.
     async fn copied_round(&self, args: &Value) -> Result<Option<CopiedRound>, StepError> {
         let source_stamp = match args.get("sourceStamp") {
             None | Some(Value::Null) => return Ok(None),

@@ -24,7 +24,8 @@ use super::group::{GroupGuard, signal_group, stop_group_in_background};
 use super::mask::{LineSplitter, Masker};
 use super::ship::Shipper;
 
-/// The longest line kept whole; longer ones are logged in pieces.
+/// The longest unfinished line carried from one read to the next; beyond it, the line is
+/// logged in pieces (a complete line within one read, up to 1 MiB, is logged whole).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Lines kept for the step's output or failure cause.
 pub const TAIL_LINES: usize = 40;
@@ -90,7 +91,8 @@ pub struct ProcessOutcome {
     pub duration: Duration,
 }
 
-/// The process could not be started (no such program, not executable).
+/// The process could not be started (no such program, not executable), or its output could
+/// not be read (then the process, if it had started, was stopped as a group at once).
 #[derive(Debug)]
 pub struct SpawnError(pub String);
 
@@ -191,16 +193,15 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
         stop_group_in_background(pgid, spec.grace);
     }
     guard.disarm();
-    let drained = tokio::time::timeout(DRAIN_OUTPUT, async {
-        for r in readers {
-            let _ = r.await;
-        }
-    })
-    .await;
-    if drained.is_err() {
+    if tokio::time::timeout(DRAIN_OUTPUT, all_done(&mut readers))
+        .await
+        .is_err()
+    {
         warn!(job = %spec.label, "output still open after the process ended (a process outside its group holds it): stopped reading");
+        // The readers notice within STOP_CHECK; what they read until then is still counted.
+        drop(stop);
+        let _ = tokio::time::timeout(STOP_CHECK * 3, all_done(&mut readers)).await;
     }
-    drop(stop);
     let (tail, lines, bytes, ship) = {
         let mut sink = sink.lock().unwrap_or_else(PoisonError::into_inner);
         (sink.tail.lines(), sink.lines, sink.bytes, sink.ship.take())
@@ -228,6 +229,14 @@ pub async fn run_process(spec: ProcessSpec) -> Result<ProcessOutcome, SpawnError
         start_latency,
         duration: started.elapsed(),
     })
+}
+
+/// Waits for each reader to say it is done (a reader's channel is dropped once awaited).
+async fn all_done(readers: &mut Vec<tokio::sync::oneshot::Receiver<()>>) {
+    while let Some(r) = readers.last_mut() {
+        let _ = r.await;
+        readers.pop();
+    }
 }
 
 /// How often a reader with nothing to read checks whether it is asked to stop.
@@ -269,7 +278,11 @@ fn read_stream(
                 super::pipe::wait_readable(&pipe, STOP_CHECK)
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            Err(e) => {
+                let label = sink.lock().map(|s| s.label.clone()).unwrap_or_default();
+                warn!(job = %label, stream, error = %e, "cannot read the step's output: stopped reading it");
+                break;
+            }
         }
     }
     splitter.finish(&mut scratch);
@@ -423,6 +436,7 @@ mod tests {
         assert_eq!(log.len() as u64, outcome.bytes);
         assert!(!log.contains("hunter2"));
         let mut logged: Vec<&str> = log.lines().collect();
+        assert_eq!(logged.len(), 1001);
         logged.sort();
         let mut want: Vec<String> = (0..500)
             .flat_map(|i| [format!("out {i} ***"), format!("err {i}")])
@@ -430,8 +444,9 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(logged, want);
-        assert_eq!(outcome.tail.len(), TAIL_LINES);
-        assert!(outcome.tail.iter().any(|l| l == "no newline at the end"));
+        // The tail is the log's last lines, in the order they were written.
+        let last: Vec<&str> = log.lines().skip(1001 - TAIL_LINES).collect();
+        assert_eq!(outcome.tail, last);
     }
 
     /// A process that left the group (`setsid`) and keeps the output open does not hold the

@@ -96,6 +96,9 @@ impl LogSink for CloudWatchSink {
 const MAX_EVENTS: usize = 10_000;
 const MAX_BATCH_BYTES: usize = 1_048_576;
 const EVENT_OVERHEAD: usize = 26;
+/// The largest event `PutLogEvents` takes everywhere (256 KiB with its overhead): a longer
+/// line is shipped as several events.
+const MAX_EVENT_BYTES: usize = 256 * 1024 - EVENT_OVERHEAD;
 /// Batches of masked output waiting to be shipped (each up to one read of 1 MiB).
 const QUEUE: usize = 16;
 /// The longest a line waits before it is sent.
@@ -172,21 +175,36 @@ async fn ship(sink: Arc<dyn LogSink>, stream: String, mut rx: mpsc::Receiver<Vec
         let at = now_ms();
         let body = batch.strip_suffix(b"\n").unwrap_or(&batch);
         for line in body.split(|b| *b == b'\n') {
-            let message = if line.is_empty() {
-                // CloudWatch refuses an empty message.
-                " ".to_owned()
-            } else {
-                String::from_utf8_lossy(line).into_owned()
-            };
-            let size = message.len() + EVENT_OVERHEAD;
-            if events.len() == MAX_EVENTS || bytes + size > MAX_BATCH_BYTES {
-                flush(sink.as_ref(), &stream, &mut events, &mut bytes).await;
+            let line = String::from_utf8_lossy(line);
+            for message in event_messages(&line, MAX_EVENT_BYTES) {
+                let size = message.len() + EVENT_OVERHEAD;
+                if events.len() == MAX_EVENTS || bytes + size > MAX_BATCH_BYTES {
+                    flush(sink.as_ref(), &stream, &mut events, &mut bytes).await;
+                }
+                bytes += size;
+                events.push((at, message.to_owned()));
             }
-            bytes += size;
-            events.push((at, message));
         }
     }
     flush(sink.as_ref(), &stream, &mut events, &mut bytes).await;
+}
+
+/// One line's event messages: the line in pieces of at most `max` bytes, cut between
+/// characters; an empty line is one space (CloudWatch refuses an empty message).
+fn event_messages(line: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = if line.is_empty() { " " } else { line };
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut cut = rest.len().min(max);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
 }
 
 async fn flush(sink: &dyn LogSink, stream: &str, events: &mut Vec<LogEvent>, bytes: &mut usize) {
@@ -198,4 +216,31 @@ async fn flush(sink: &dyn LogSink, stream: &str, events: &mut Vec<LogEvent>, byt
         warn!(stream = %stream, events = n, error = %e, "CloudWatch Logs refused a batch of the step's output");
     }
     *bytes = 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_becomes_events_of_at_most_the_limit_cut_between_characters() {
+        assert_eq!(event_messages("", 8).collect::<Vec<_>>(), [" "]);
+        assert_eq!(event_messages("short", 8).collect::<Vec<_>>(), ["short"]);
+        assert_eq!(
+            event_messages("abcdefgh", 8).collect::<Vec<_>>(),
+            ["abcdefgh"]
+        );
+        assert_eq!(
+            event_messages("abcdefghij", 4).collect::<Vec<_>>(),
+            ["abcd", "efgh", "ij"]
+        );
+        // "é" is two bytes: a piece never ends inside it.
+        let pieces: Vec<_> = event_messages("aéééb", 4).collect();
+        assert_eq!(pieces, ["aé", "éé", "b"]);
+        let long = "x".repeat(MAX_EVENT_BYTES * 2 + 5);
+        let sizes: Vec<usize> = event_messages(&long, MAX_EVENT_BYTES)
+            .map(str::len)
+            .collect();
+        assert_eq!(sizes, [MAX_EVENT_BYTES, MAX_EVENT_BYTES, 5]);
+    }
 }
