@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Ops job figures (docs/jobs.md, "Measured"), on the local engine with the in-process runner:
 #   1. task arrival -> process start: the median and max `startLatencyUs` of N one-step runs;
-#   2. a step printing 1 GiB, without and with a secret injected (not in the output: the search
-#      for it is what costs): the stepops process's peak RSS
+#   2. a step printing 1 GiB, without a secret, with a secret injected that the output does not
+#      hold (the search for it is what costs), and with the secret on every line (worst case): the stepops process's peak RSS
 #      and the step's own duration as the runner timed it, against the same command alone
 #      writing to a file, in ROUNDS interleaved rounds (this machine's speed drifts: each
 #      round's ratio is taken against the command alone run just before it).
@@ -34,6 +34,9 @@ idempotent: true
 YAML
 sed -e 's/^name: print$/name: printmasked/' -e 's/^environments: \[dev\]$/environments: [dev]\nsecrets:\n  TOKEN:\n    dev: {secret: stepops\/dev\/bench-token}/' \
   "$work/jobs/print.yaml" > "$work/jobs/printmasked.yaml"
+# The worst case: the injected secret on every line (each line masked).
+sed -e 's/^name: printmasked$/name: printsecret/' -e 's/stepops job bench: a line of output of sixty-four bytes, ok!!/stepops job bench: every line holds s3cr3t-t0ken-value, ok!!!/' \
+  "$work/jobs/printmasked.yaml" > "$work/jobs/printsecret.yaml"
 # The outputs of the step results the local engine kept under a state dir, one JSON per line.
 results() {
   python3 - "$1" <<'PY'
@@ -63,10 +66,12 @@ import json, sys
 print(next(o["durationMs"] / 1000 for o in map(json.loads, sys.stdin) if "durationMs" in o))'
 }
 for round in $(seq "$rounds"); do
-  /usr/bin/time -f "%e" -o "$work/alone" sh -c 'yes "$0" | head -c 1073741824 > "$1"' "$line" "$work/alone.log"
-  alone=$(cat "$work/alone")
-  rm -f "$work/alone.log"
-  for job in print printmasked; do
+  for job in print printmasked printsecret; do
+    text=$line
+    [ "$job" = printsecret ] && text="stepops job bench: every line holds s3cr3t-t0ken-value, ok!!!"
+    /usr/bin/time -f "%e" -o "$work/alone" sh -c 'yes "$0" | head -c 1073741824 > "$1"' "$text" "$work/alone.log"
+    alone=$(cat "$work/alone")
+    rm -f "$work/alone.log"
     rm -rf "$work/state2"
     /usr/bin/time -f "%M" -o "$work/rss" "$bin" local job run "$job" --env dev --jobs-dir "$work/jobs" \
       --dir "$work/state2" --secret stepops/dev/bench-token=s3cr3t-t0ken-value >/dev/null 2>"$work/err" \

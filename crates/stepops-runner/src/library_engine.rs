@@ -94,19 +94,11 @@ impl MigrationEngine for LibraryEngine {
         stacks: Stacks<'_>,
         chunk: &ChunkSpec,
     ) -> Result<CopyOutcome, StepError> {
-        if synapse_engine::is_synapse(stacks)? {
-            let journal = stepops_synapse::MemoryJournal::default();
-            return synapse_engine::copy(stacks, chunk, &journal).await;
-        }
-        let config = config(stacks.config)?;
-        let (source, dest) = (stacks.source.expose(), stacks.dest.expose());
-        let report = stepops_migrate::copy_chunk(source, dest, &config, chunk).await?;
-        Ok(CopyOutcome {
-            rows_deleted: report.rows_deleted,
-            rows_inserted: report.rows_inserted,
-        })
+        let journal = stepops_synapse::MemoryJournal::default();
+        self.copy_chunk_resumable(stacks, chunk, &journal).await
     }
 
+    /// Synapse stacks resume from `journal`; the others' chunks are one transaction each.
     async fn copy_chunk_resumable<J: stepops_synapse::Journal>(
         &self,
         stacks: Stacks<'_>,
@@ -116,7 +108,13 @@ impl MigrationEngine for LibraryEngine {
         if synapse_engine::is_synapse(stacks)? {
             return synapse_engine::copy(stacks, chunk, journal).await;
         }
-        self.copy_chunk(stacks, chunk).await
+        let config = config(stacks.config)?;
+        let (source, dest) = (stacks.source.expose(), stacks.dest.expose());
+        let report = stepops_migrate::copy_chunk(source, dest, &config, chunk).await?;
+        Ok(CopyOutcome {
+            rows_deleted: report.rows_deleted,
+            rows_inserted: report.rows_inserted,
+        })
     }
 
     async fn verify(

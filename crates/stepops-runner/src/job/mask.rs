@@ -129,9 +129,9 @@ impl LineSplitter {
         }
     }
 
-    /// Feeds the bytes of one read; appends each complete masked line, with its `\n`, to `out`
-    /// (one buffer per read: no allocation per line).
-    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+    /// Feeds bytes ([`LineSplitter::feed`] passes the lines that need nothing straight
+    /// through); appends each complete masked line, with its `\n`, to `out`.
+    fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         let mut rest = bytes;
         // The line the previous read left unfinished.
         if !self.pending.is_empty()
@@ -144,19 +144,14 @@ impl LineSplitter {
             self.pending.clear();
             rest = &rest[nl + 1..];
         }
-        // The complete lines of this read: one copy when there is nothing to mask or strip.
+        // The complete lines of these bytes, each masked and stripped.
         if self.pending.is_empty()
             && let Some(last) = memchr::memrchr(b'\n', rest)
         {
-            let block = &rest[..=last];
-            if self.masker.is_empty() && memchr::memchr(b'\r', block).is_none() {
-                out.extend_from_slice(block);
-            } else {
-                let mut from = 0;
-                for nl in memchr::memchr_iter(b'\n', block) {
-                    self.line(&block[from..nl], out);
-                    from = nl + 1;
-                }
+            let mut from = 0;
+            for nl in memchr::memchr_iter(b'\n', &rest[..=last]) {
+                self.line(&rest[from..nl], out);
+                from = nl + 1;
             }
             rest = &rest[last + 1..];
         }
