@@ -6,7 +6,7 @@
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use stepops_error::{ErrorName, Named};
-use stepops_store::{AnyStore, Encryption, ObjectStore, PutOptions};
+use stepops_store::{AnyStore, Encryption, ObjectStore, PutOptions, PutRequest};
 
 use crate::error::AdminError;
 use crate::handler::AuditContext;
@@ -88,7 +88,12 @@ impl ProfileRecords {
         };
         let location = format!("s3://{}/{key}", self.bucket);
         self.store
-            .put_with(&self.bucket, &key, body.to_string().into_bytes(), options)
+            .put_with(PutRequest {
+                bucket: &self.bucket,
+                key: &key,
+                body: body.to_string().into_bytes(),
+                options,
+            })
             .await
             .map_err(|e| {
                 let what = format!(

@@ -292,7 +292,14 @@ impl Relationalizer {
                     content_type: Some(out.content_type.to_owned()),
                     ..PutOptions::default()
                 };
-                store.put_with(&bucket, &out.key, out.body, options).await
+                store
+                    .put_with(stepops_store::PutRequest {
+                        bucket: &bucket,
+                        key: &out.key,
+                        body: out.body,
+                        options,
+                    })
+                    .await
             });
         }
         while let Some(done) = running.join_next().await {

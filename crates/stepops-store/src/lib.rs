@@ -1,10 +1,11 @@
 //! The object store stepops writes through, addressed by bucket and key: the runner's plan
 //! manifests and copy results, the admin tasks' kept records. [`LocalFolderStore`] stands in for
 //! S3 on a laptop (the local engine reads and writes `<root>/<bucket>/<key>`); `S3Store` (cargo
-//! feature `s3`, on by default) uses S3 in AWS. [`PutOptions`] say how an object is written (its
-//! content type, server-side encryption with KMS); the local folder keeps what was asked beside
-//! the object ([`LocalFolderStore::options_of`]) so that tests can check it. A store also lists
-//! a prefix and streams an object into a local file (relationalize's archives).
+//! feature `s3`, on by default) uses S3 in AWS. A [`PutRequest`] is one write: where, what, and
+//! the [`PutOptions`] that say how (its content type, server-side encryption with KMS); the local
+//! folder keeps what was asked beside the object ([`LocalFolderStore::options_of`]) so that tests
+//! can check it. A store also lists a prefix and streams an object into a local file
+//! (relationalize's archives).
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
@@ -122,16 +123,24 @@ impl PutOptions {
     }
 }
 
+/// One write for [`ObjectStore::put_with`]: `body` at `bucket`/`key`, written as `options` say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRequest<'a> {
+    /// Bucket.
+    pub bucket: &'a str,
+    /// Key.
+    pub key: &'a str,
+    /// The object's content.
+    pub body: Vec<u8>,
+    /// How it is written.
+    pub options: PutOptions,
+}
+
 /// Stores objects by bucket and key (S3's model). Cheap to clone: clones share one connection.
 pub trait ObjectStore: Clone + Send + Sync + 'static {
-    /// Writes `body` at `bucket`/`key` as `options` say, replacing any previous object.
-    fn put_with(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        options: PutOptions,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Writes `put.body` at `put.bucket`/`put.key` as `put.options` say, replacing any previous
+    /// object.
+    fn put_with(&self, put: PutRequest<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Writes `body` at `bucket`/`key` with the default [`PutOptions`], replacing any previous
     /// object.
@@ -141,7 +150,18 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         key: &str,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.put_with(bucket, key, body, PutOptions::default())
+        let options = PutOptions::default();
+        // An async block: the future borrows `bucket` and `key` each for its own lifetime (the
+        // request borrows both for one, which the returned type could not name).
+        async move {
+            let put = PutRequest {
+                bucket,
+                key,
+                body,
+                options,
+            };
+            self.put_with(put).await
+        }
     }
 
     /// Reads the object at `bucket`/`key` ([`StoreError::Missing`] when there is none).
@@ -276,13 +296,8 @@ async fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
 }
 
 impl ObjectStore for LocalFolderStore {
-    async fn put_with(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        options: PutOptions,
-    ) -> Result<(), StoreError> {
+    async fn put_with(&self, put: PutRequest<'_>) -> Result<(), StoreError> {
+        let (bucket, key) = (put.bucket, put.key);
         let path = self.path_of(bucket, key)?;
         let options_path = self.options_path(bucket, key)?;
         let io = |path: &Path, source| StoreError::Io {
@@ -291,7 +306,7 @@ impl ObjectStore for LocalFolderStore {
             path: path.to_owned(),
             source,
         };
-        if options == PutOptions::default() {
+        if put.options == PutOptions::default() {
             match tokio::fs::remove_file(&options_path).await {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(io(&options_path, e));
@@ -299,7 +314,7 @@ impl ObjectStore for LocalFolderStore {
                 _ => {}
             }
         } else {
-            let text = serde_json::to_vec(&options).map_err(|e| {
+            let text = serde_json::to_vec(&put.options).map_err(|e| {
                 io(
                     &options_path,
                     std::io::Error::new(std::io::ErrorKind::InvalidData, e),
@@ -309,7 +324,7 @@ impl ObjectStore for LocalFolderStore {
                 .await
                 .map_err(|e| io(&options_path, e))?;
         }
-        write_atomically(&path, &body)
+        write_atomically(&path, &put.body)
             .await
             .map_err(|e| io(&path, e))
     }
@@ -410,13 +425,7 @@ fn is_temporary(key: &str) -> bool {
 pub struct NoStore;
 
 impl ObjectStore for NoStore {
-    async fn put_with(
-        &self,
-        _: &str,
-        _: &str,
-        _: Vec<u8>,
-        _: PutOptions,
-    ) -> Result<(), StoreError> {
+    async fn put_with(&self, _: PutRequest<'_>) -> Result<(), StoreError> {
         Err(StoreError::NotConfigured)
     }
 
@@ -455,18 +464,12 @@ pub enum AnyStore {
 }
 
 impl ObjectStore for AnyStore {
-    async fn put_with(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        options: PutOptions,
-    ) -> Result<(), StoreError> {
+    async fn put_with(&self, put: PutRequest<'_>) -> Result<(), StoreError> {
         match self {
-            AnyStore::Local(s) => s.put_with(bucket, key, body, options).await,
-            AnyStore::None(s) => s.put_with(bucket, key, body, options).await,
+            AnyStore::Local(s) => s.put_with(put).await,
+            AnyStore::None(s) => s.put_with(put).await,
             #[cfg(feature = "s3")]
-            AnyStore::S3(s) => s.put_with(bucket, key, body, options).await,
+            AnyStore::S3(s) => s.put_with(put).await,
         }
     }
 
@@ -551,7 +554,12 @@ mod tests {
             encryption: Encryption::Kms { key_id: None },
         };
         store
-            .put_with("bucket", "t/a.parquet", b"x".to_vec(), kms)
+            .put_with(PutRequest {
+                bucket: "bucket",
+                key: "t/a.parquet",
+                body: b"x".to_vec(),
+                options: kms,
+            })
             .await
             .unwrap();
         store
@@ -619,34 +627,19 @@ mod tests {
                 key_id: Some("alias/stepops".into()),
             },
         };
-        store
-            .put_with(
-                "bucket",
-                "admin-records/a.json",
-                b"{}".to_vec(),
-                kms.clone(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .options_of("bucket", "admin-records/a.json")
-                .await
-                .unwrap(),
-            kms
-        );
+        let (bucket, key) = ("bucket", "admin-records/a.json");
+        let put = PutRequest {
+            bucket,
+            key,
+            body: b"{}".to_vec(),
+            options: kms.clone(),
+        };
+        store.put_with(put).await.unwrap();
+        assert_eq!(store.options_of(bucket, key).await.unwrap(), kms);
         // Written again with the defaults: the options written before are gone.
-        store
-            .put("bucket", "admin-records/a.json", b"{}".to_vec())
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .options_of("bucket", "admin-records/a.json")
-                .await
-                .unwrap(),
-            PutOptions::default()
-        );
+        store.put(bucket, key, b"{}".to_vec()).await.unwrap();
+        let options = store.options_of(bucket, key).await.unwrap();
+        assert_eq!(options, PutOptions::default());
         let missing = store.options_of("bucket", "none").await.unwrap_err();
         assert_eq!(missing.error_name(), ErrorName::NotFound);
         // The options live outside every bucket: no object read can reach them.

@@ -5,7 +5,7 @@ use std::path::Path;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 
-use crate::{Encryption, ObjectStore, PutOptions, StoreError};
+use crate::{Encryption, ObjectStore, PutRequest, StoreError};
 
 /// S3 through the AWS SDK (feature `s3`).
 #[derive(Debug, Clone)]
@@ -107,26 +107,24 @@ fn get_error(bucket: &str, key: &str, e: SdkError<GetObjectError>) -> StoreError
 }
 
 impl ObjectStore for S3Store {
-    async fn put_with(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Vec<u8>,
-        options: PutOptions,
-    ) -> Result<(), StoreError> {
-        let mut put = self
+    async fn put_with(&self, put: PutRequest<'_>) -> Result<(), StoreError> {
+        let (bucket, key) = (put.bucket, put.key);
+        let mut request = self
             .client
             .put_object()
             .bucket(bucket)
             .key(key)
-            .content_type(options.content_type())
-            .body(aws_sdk_s3::primitives::ByteStream::from(body));
-        if let Encryption::Kms { key_id } = options.encryption {
-            put = put
+            .content_type(put.options.content_type())
+            .body(aws_sdk_s3::primitives::ByteStream::from(put.body));
+        if let Encryption::Kms { key_id } = put.options.encryption {
+            request = request
                 .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
                 .set_ssekms_key_id(key_id);
         }
-        put.send().await.map_err(|e| sdk_error(bucket, key, &e))?;
+        request
+            .send()
+            .await
+            .map_err(|e| sdk_error(bucket, key, &e))?;
         Ok(())
     }
 

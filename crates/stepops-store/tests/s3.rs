@@ -4,7 +4,7 @@
 
 #![cfg(feature = "s3")]
 
-use stepops_store::{Encryption, ObjectStore, PutOptions, S3Store};
+use stepops_store::{Encryption, ObjectStore, PutOptions, PutRequest, S3Store};
 use stepops_testkit::http::{HttpServer, Reply};
 
 /// A server that answers every request 200 with an empty body and records it.
@@ -29,28 +29,28 @@ fn store(endpoint: &str) -> S3Store {
 async fn put_object_asks_for_sse_kms_when_told_and_not_otherwise() {
     let server = recording_s3().await;
     let s3 = store(server.url());
-    s3.put_with(
-        "stack-bucket",
-        "admin-records/prod/x.json",
-        b"{}".to_vec(),
-        PutOptions {
+    s3.put_with(PutRequest {
+        bucket: "stack-bucket",
+        key: "admin-records/prod/x.json",
+        body: b"{}".to_vec(),
+        options: PutOptions {
             content_type: Some("application/json".into()),
             encryption: Encryption::Kms {
                 key_id: Some("alias/stepops-prod".into()),
             },
         },
-    )
+    })
     .await
     .unwrap();
-    s3.put_with(
-        "stack-bucket",
-        "admin-records/prod/y.json",
-        b"{}".to_vec(),
-        PutOptions {
+    s3.put_with(PutRequest {
+        bucket: "stack-bucket",
+        key: "admin-records/prod/y.json",
+        body: b"{}".to_vec(),
+        options: PutOptions {
             content_type: None,
             encryption: Encryption::Kms { key_id: None },
         },
-    )
+    })
     .await
     .unwrap();
     s3.put("stack-bucket", "manifests/m.jsonl", b"{}\n".to_vec())
