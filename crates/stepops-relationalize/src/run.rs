@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ use crate::flatten::Flattener;
 use crate::location::Location;
 use crate::records;
 use crate::schema::{Compiled, Schemas};
-use crate::table::Tables;
+use crate::table::{Spare, Tables};
 use crate::types::{ColType, Conflict};
 
 /// The default document size limit: 16 MiB.
@@ -65,6 +65,8 @@ pub struct Relationalizer {
     pub max_document_bytes: u64,
     /// Where archives are downloaded while they are read.
     pub temp_dir: PathBuf,
+    /// The last archive's column memory, for the next archive's columns.
+    spare: Arc<Mutex<Spare>>,
 }
 
 /// An object to publish.
@@ -90,6 +92,7 @@ impl Relationalizer {
             schemas,
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             temp_dir: std::env::temp_dir(),
+            spare: Arc::default(),
         }
     }
 
@@ -148,7 +151,8 @@ impl Relationalizer {
         schemas: &HashMap<String, Option<Arc<Compiled>>>,
     ) -> Result<Read, RelzError> {
         let partition = meta.partition();
-        let mut tables = Tables::new();
+        let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut tables = Tables::with_spare(spare);
         let mut flattener = Flattener::new(&meta.record_id);
         let mut outputs = Vec::new();
         let mut report = ArchiveReport {
@@ -253,16 +257,13 @@ impl Relationalizer {
                 declared.insert(table, cols);
             }
         }
-        for (table, mut rows) in tables.into_sorted() {
+        for (table, rows) in tables.sorted_mut() {
             if rows.rows == 0 {
                 continue;
             }
-            let (body, conflicts) = encode(
-                &table,
-                &mut rows,
-                declared.get(table.as_str()).copied().unwrap_or(&[]),
-            )?;
-            report.tables.insert(table.clone(), rows.rows);
+            let (body, conflicts) =
+                encode(table, rows, declared.get(table).copied().unwrap_or(&[]))?;
+            report.tables.insert(table.to_owned(), rows.rows);
             report.conflicts.extend(conflicts);
             outputs.push(Output {
                 key: self
@@ -273,6 +274,7 @@ impl Relationalizer {
             });
         }
         report.files = outputs.len();
+        *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = tables.into_spare();
         Ok(Read { report, outputs })
     }
 

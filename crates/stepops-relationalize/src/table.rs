@@ -3,7 +3,9 @@
 //! [`Cell::Null`] there). [`Tables`] also remembers where each flattened path of a document
 //! goes ([`Place`]), so that a document's values are written straight into their columns
 //! without building a name per value. A column's strings are kept end to end in one buffer of
-//! its own ([`Text`]): no allocation per string cell.
+//! its own ([`Text`]): no allocation per string cell. The buffers of one archive's columns are
+//! handed to the next archive's columns of the same names ([`Spare`]), so that its cells are
+//! written into memory already in place instead of grown (and faulted in) again.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -163,11 +165,19 @@ pub struct Table {
 impl Table {
     /// The position of column `name`, created (all nulls so far) when new.
     pub fn declare(&mut self, name: &str) -> usize {
+        self.declare_with(name, Buffers::default)
+    }
+
+    /// [`Table::declare`], a new column's memory taken from `buffers`.
+    fn declare_with(&mut self, name: &str, buffers: impl FnOnce() -> Buffers) -> usize {
         if let Some(i) = self.index.get(name) {
             return *i;
         }
+        let Buffers { mut cells, text } = buffers();
+        cells.resize(self.rows, Cell::Null);
         self.columns.push(Column {
-            cells: vec![Cell::Null; self.rows],
+            cells,
+            text,
             ..Column::new(name)
         });
         self.index.insert(name.to_owned(), self.columns.len() - 1);
@@ -237,6 +247,21 @@ pub struct Child {
     pub scalar: Place,
 }
 
+/// A column's memory, emptied: its cells' and its text's.
+#[derive(Debug, Default)]
+struct Buffers {
+    cells: Vec<Cell>,
+    text: String,
+}
+
+/// The emptied buffers of an earlier archive's columns, by table and column name: the next
+/// archive's column of the same name starts with that capacity. Holds at most one archive's
+/// columns (what [`Tables::into_spare`] returns replaces the previous ones).
+#[derive(Debug, Default)]
+pub struct Spare {
+    buffers: HashMap<(String, String), Buffers>,
+}
+
 /// Every table of one archive, by name, and the [`Place`] each path of its documents goes to.
 #[derive(Debug, Default)]
 pub struct Tables {
@@ -245,12 +270,46 @@ pub struct Tables {
     by_name: BTreeMap<String, usize>,
     nodes: Vec<Node>,
     roots: HashMap<String, Place>,
+    spare: Spare,
 }
 
 impl Tables {
     /// No tables.
     pub fn new() -> Self {
         Tables::default()
+    }
+
+    /// No tables; new columns reuse the memory of `spare`'s columns of the same names.
+    pub fn with_spare(spare: Spare) -> Self {
+        Tables {
+            spare,
+            ..Tables::default()
+        }
+    }
+
+    /// The tables' names and tables, sorted by name.
+    pub fn sorted_mut(&mut self) -> impl Iterator<Item = (&str, &mut Table)> {
+        let mut tables: Vec<Option<&mut Table>> = self.tables.iter_mut().map(Some).collect();
+        self.by_name
+            .iter()
+            .filter_map(move |(name, i)| Some((name.as_str(), tables[*i].take()?)))
+    }
+
+    /// The columns' memory, emptied, for the next archive's tables ([`Tables::with_spare`]).
+    pub fn into_spare(self) -> Spare {
+        let mut buffers = HashMap::new();
+        for (table, name) in self.tables.into_iter().zip(self.names) {
+            for mut column in table.columns {
+                column.cells.clear();
+                column.text.clear();
+                let b = Buffers {
+                    cells: column.cells,
+                    text: column.text,
+                };
+                buffers.insert((name.clone(), column.name), b);
+            }
+        }
+        Spare { buffers }
     }
 
     /// The tables' names, sorted.
@@ -261,14 +320,6 @@ impl Tables {
     /// The table called `name`.
     pub fn get(&self, name: &str) -> Option<&Table> {
         self.by_name.get(name).map(|i| &self.tables[*i])
-    }
-
-    /// The tables with their names, sorted by name.
-    pub fn into_sorted(self) -> impl Iterator<Item = (String, Table)> {
-        let mut tables: Vec<Option<Table>> = self.tables.into_iter().map(Some).collect();
-        self.by_name
-            .into_iter()
-            .map(move |(name, i)| (name, tables[i].take().unwrap_or_default()))
     }
 
     fn table(&mut self, name: String) -> usize {
@@ -352,8 +403,18 @@ impl Tables {
     pub fn set<'a>(&mut self, at: Place, v: impl Into<Scalar<'a>>) -> Result<(), ColumnFull> {
         let n = &mut self.nodes[at.0];
         let table = &mut self.tables[n.table];
-        let i = *n.column.get_or_insert_with(|| table.declare(&n.col));
         let t = n.table;
+        let i = match n.column {
+            Some(i) => i,
+            None => {
+                let (spare, name) = (&mut self.spare, &self.names[t]);
+                let i = table.declare_with(&n.col, || {
+                    let key = (name.clone(), n.col.clone());
+                    spare.buffers.remove(&key).unwrap_or_default()
+                });
+                *n.column.insert(i)
+            }
+        };
         table.set(i, v.into()).map_err(|e| ColumnFull {
             column: format!("{}.{}", self.names[t], e.column),
         })
@@ -420,5 +481,34 @@ mod tests {
             })
             .collect();
         assert_eq!(texts, ["rec-1", "rec-1", "x", "rec-1", "rec-1"]);
+    }
+
+    #[test]
+    fn the_next_archive_reuses_the_columns_memory_and_starts_empty() {
+        let fill = |tables: &mut Tables, rows: i64, name: &str| {
+            let root = tables.root("t");
+            for i in 0..rows {
+                let (a, b) = (tables.field(root, "a"), tables.field(root, name));
+                tables.set(a, Cell::Int(i)).unwrap();
+                tables.set(b, Scalar::Str("text")).unwrap();
+                tables.end_row(root);
+            }
+        };
+        let mut first = Tables::new();
+        fill(&mut first, 1000, "b");
+        let capacity = first["t"].column("a").unwrap().cells.capacity();
+        let mut second = Tables::with_spare(first.into_spare());
+        fill(&mut second, 2, "c");
+        let t = &second["t"];
+        let a = t.column("a").unwrap();
+        assert_eq!(a.cells, [Cell::Int(0), Cell::Int(1)]);
+        assert_eq!(a.cells.capacity(), capacity, "column a's memory is reused");
+        let c = t.column("c").unwrap();
+        assert_eq!(c.text, "text", "a new column's text starts empty");
+        assert!(t.column("b").is_none(), "only the columns this archive has");
+        assert!(
+            second.into_spare().buffers.len() == 2,
+            "the spare holds one archive's columns"
+        );
     }
 }
