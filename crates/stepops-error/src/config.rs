@@ -38,9 +38,8 @@ pub const DEFAULT_CUT_OVER_SETTLE_SECONDS: u64 = 11;
 
 /// Which tables to migrate and how to cut them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[serde(
-    deny_unknown_fields,
-    rename_all = "camelCase",
     expecting = "an object {schemas, include, exclude, tables, status, changeTracking, deferIndexes, cutOver, cutOverSettleSeconds, statementTimeouts, wholeTableWarnRows, synapse}"
 )]
 pub struct MigrationConfig {
@@ -103,11 +102,8 @@ pub struct MigrationConfig {
 /// Per-step statement timeouts in seconds (`statementTimeouts: {plan, copy, verify}`); a key
 /// left out keeps its default, 0 means none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "camelCase",
-    expecting = "an object such as {\"plan\": 21600, \"copy\": 3600, \"verify\": 21600}"
-)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(expecting = "an object such as {\"plan\": 21600, \"copy\": 3600, \"verify\": 21600}")]
 pub struct StatementTimeouts {
     /// A plan's statements (bin checksums over whole tables): 6 hours, the Plan state's limit.
     #[serde(default = "six_hours")]
@@ -140,11 +136,8 @@ impl Default for StatementTimeouts {
 
 /// Settings of one table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "camelCase",
-    expecting = "an object such as {\"rangeKey\": \"id\"}"
-)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(expecting = "an object such as {\"rangeKey\": \"id\"}")]
 pub struct TableConfig {
     /// The integer column whose ranges make the chunks (default: the single integer primary
     /// key, or the leading integer column of the primary key when it references a keyed table).
@@ -155,11 +148,8 @@ pub struct TableConfig {
 /// An application status table that says whether the stack is read-only (`status:` in the
 /// migration config).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "camelCase",
-    expecting = "an object {table, column, readOnly, readWrite}"
-)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(expecting = "an object {table, column, readOnly, readWrite}")]
 pub struct StatusConfig {
     /// The table (in the connection's current schema on PostgreSQL).
     pub table: String,
@@ -175,11 +165,8 @@ pub struct StatusConfig {
 
 /// `changeTracking` in the migration config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    rename_all = "camelCase",
-    expecting = "an object {slot, fullCheck}"
-)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(expecting = "an object {slot, fullCheck}")]
 pub struct TrackingConfig {
     /// Name of the logical replication slot on the source (created on first use): lower-case
     /// letters, digits and underscores, at most 63. One per migration (source → destination).
@@ -473,6 +460,10 @@ mod tests {
             (
                 json!({"include": ["s"], "status": {"table": "s", "column": "c", "readOnly": "A", "readWrite": "B"}}),
                 "names the status table `s`",
+            ),
+            (
+                json!({"status": "s"}),
+                "expected an object {table, column, readOnly, readWrite}",
             ),
             (
                 json!({"changeTracking": {"slot": "Bad-Slot"}}),
