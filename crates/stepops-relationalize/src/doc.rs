@@ -6,16 +6,18 @@
 //!
 //! Layout: an object is `Object { len, end }` followed by its members, each a `Key` then the
 //! value's nodes; an array is `Array { len, end }` followed by its elements; `end` is the index
-//! just past the container's last node, so a reader skips a subtree in one step. Parsing is
-//! serde_json's (same errors, same numbers, same depth limit). Keys must be unique within an
-//! object: `serde_json::Value` kept the last of duplicate keys and silently dropped the others.
+//! just past the container's last node, so a reader skips a subtree in one step. Parsing
+//! ([`parse`]) accepts what serde_json accepts, with the same numbers and depth limit, and a
+//! refused text gets serde_json's error. Keys must be unique within an object:
+//! `serde_json::Value` kept the last of duplicate keys and silently dropped the others.
+
+mod parse;
 
 use std::borrow::Cow;
-use std::fmt;
 
 use jsonschema::JsonType;
 use jsonschema::json::{Array, Json, Node, NodeIdentity, Object};
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::de::Error as _;
 use serde_json::{Map, Number, Value};
 
 /// One node of a [`Doc`].
@@ -46,23 +48,20 @@ pub struct Doc<'t> {
 impl<'t> Doc<'t> {
     /// Parses `text` (one JSON value, whitespace around it allowed).
     pub fn parse(text: &'t str) -> Result<Doc<'t>, serde_json::Error> {
-        Self::parse_with(serde_json::Deserializer::from_str(text), text.len())
+        // A first guess at the nodes (one per 16 bytes of text), so most documents never regrow.
+        let mut items = Vec::with_capacity(text.len() / 16 + 1);
+        match parse::parse(text, &mut items) {
+            Ok(()) => Ok(Doc { items }),
+            Err(refused) => Err(refusal(text.as_bytes(), refused)),
+        }
     }
 
     /// Parses bytes that may not be UTF-8 (the error then says where).
     pub fn parse_slice(bytes: &'t [u8]) -> Result<Doc<'t>, serde_json::Error> {
-        Self::parse_with(serde_json::Deserializer::from_slice(bytes), bytes.len())
-    }
-
-    fn parse_with<R: serde_json::de::Read<'t>>(
-        mut de: serde_json::Deserializer<R>,
-        size: usize,
-    ) -> Result<Doc<'t>, serde_json::Error> {
-        // A first guess at the nodes (one per 16 bytes of text), so most documents never regrow.
-        let mut items = Vec::with_capacity(size / 16 + 1);
-        Build(&mut items).deserialize(&mut de)?;
-        de.end()?;
-        Ok(Doc { items })
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::parse(text),
+            Err(_) => Err(refusal(bytes, parse::Refused::Syntax)),
+        }
     }
 
     /// The root node.
@@ -87,154 +86,31 @@ impl<'t> Doc<'t> {
     }
 }
 
-/// Builds the nodes of one value, appending them.
-struct Build<'v, 't>(&'v mut Vec<Item<'t>>);
-
-impl<'de> DeserializeSeed<'de> for Build<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// Index of the next node, as stored in a container's `end`.
-fn next_index<E: de::Error>(items: &[Item<'_>]) -> Result<u32, E> {
-    u32::try_from(items.len())
-        .map_err(|_| E::custom("the document has more than 4,294,967,295 values"))
-}
-
-impl<'de> Visitor<'de> for Build<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.0.push(Item::Null);
-        Ok(())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.visit_unit()
-    }
-
-    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.0.push(Item::Bool(v));
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.0.push(Item::Number(v.into()));
-        Ok(())
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.0.push(Item::Number(v.into()));
-        Ok(())
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        // As `serde_json::Value`: a number that is not finite is null.
-        self.0
-            .push(Number::from_f64(v).map_or(Item::Null, Item::Number));
-        Ok(())
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.0.push(Item::Str(Cow::Borrowed(v)));
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.push(Item::Str(Cow::Owned(v.to_owned())));
-        Ok(())
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.0.push(Item::Str(Cow::Owned(v)));
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let items = self.0;
-        let at = items.len();
-        items.push(Item::Array { len: 0, end: 0 });
-        let mut len = 0u32;
-        while seq.next_element_seed(Build(&mut *items))?.is_some() {
-            len += 1;
+/// The error of a refused text: serde_json's for what is not JSON (its message, line and
+/// column), stepops' own for a duplicate key (where its object ends) and for too many nodes.
+fn refusal(text: &[u8], refused: parse::Refused) -> serde_json::Error {
+    let message = match refused {
+        parse::Refused::Syntax => match serde_json::from_slice::<Value>(text) {
+            Err(e) => return e,
+            Ok(_) => "refused by stepops' JSON reader though serde_json reads it".to_owned(),
+        },
+        parse::Refused::DuplicateKey { key, at } => {
+            let before = &text[..at];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let column = before.len()
+                - before
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
+            format!(
+                "duplicate key {key:?} (a document's keys must be unique within an object) at line {line} column {column}"
+            )
         }
-        let end = next_index(items)?;
-        items[at] = Item::Array { len, end };
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let items = self.0;
-        let at = items.len();
-        items.push(Item::Object { len: 0, end: 0 });
-        let mut len = 0u32;
-        while map.next_key_seed(KeySeed(&mut *items))?.is_some() {
-            map.next_value_seed(Build(&mut *items))?;
-            len = len
-                .checked_add(1)
-                .ok_or_else(|| de::Error::custom("too many members"))?;
+        parse::Refused::TooManyNodes => {
+            "the document has more than 4,294,967,295 values".to_owned()
         }
-        let end = next_index(items)?;
-        items[at] = Item::Object { len, end };
-        let object = ObjectRef {
-            node: NodeRef {
-                items,
-                at: at as u32,
-            },
-            len,
-        };
-        if let Some(key) = object.duplicate_key() {
-            return Err(de::Error::custom(format_args!(
-                "duplicate key {key:?} (a document's keys must be unique within an object)"
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Reads one member name into a `Key` node.
-struct KeySeed<'v, 't>(&'v mut Vec<Item<'t>>);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        self.0.push(Item::Key(Cow::Borrowed(v)));
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.0.push(Item::Key(Cow::Owned(v.to_owned())));
-        Ok(())
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
-        self.0.push(Item::Key(Cow::Owned(v)));
-        Ok(())
-    }
+    };
+    serde_json::Error::custom(message)
 }
 
 /// A node of a [`Doc`]: cheap to copy.

@@ -1,0 +1,519 @@
+//! JSON text straight into a document's nodes: one pass over the bytes, no visitor per value,
+//! strings borrowed where they have no escapes. It accepts exactly what serde_json accepts
+//! (RFC 8259; numbers as serde_json reads them, with `float_roundtrip`; the same nesting limit);
+//! what it refuses is then described by serde_json, so that a quarantine reason is serde_json's
+//! message with its line and column.
+
+use std::borrow::Cow;
+
+use serde_json::Number;
+
+use super::Item;
+
+/// The deepest nesting accepted: serde_json's recursion limit (128 containers fail).
+const MAX_DEPTH: u32 = 127;
+
+/// Why a text was refused.
+#[derive(Debug, PartialEq)]
+pub(super) enum Refused {
+    /// Not JSON, or nested too deep, or a number out of range: serde_json says where.
+    Syntax,
+    /// An object has the member name `key` twice; `at` is the byte just past the object.
+    DuplicateKey { key: String, at: usize },
+    /// More nodes than a `u32` counts.
+    TooManyNodes,
+}
+
+/// Parses `text` (one JSON value, whitespace around it allowed) into `items`.
+pub(super) fn parse<'t>(text: &'t str, items: &mut Vec<Item<'t>>) -> Result<(), Refused> {
+    let mut p = Parser {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        depth: 0,
+        items,
+    };
+    p.value()?;
+    p.skip_whitespace();
+    if p.at == p.bytes.len() {
+        Ok(())
+    } else {
+        Err(Refused::Syntax)
+    }
+}
+
+struct Parser<'t, 'v> {
+    text: &'t str,
+    bytes: &'t [u8],
+    at: usize,
+    depth: u32,
+    items: &'v mut Vec<Item<'t>>,
+}
+
+impl<'t> Parser<'t, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// Skips whitespace, then takes `b` or refuses.
+    fn expect(&mut self, b: u8) -> Result<(), Refused> {
+        self.skip_whitespace();
+        if self.peek() == Some(b) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(Refused::Syntax)
+        }
+    }
+
+    fn value(&mut self) -> Result<(), Refused> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b'{') => self.object(),
+            Some(b'[') => self.array(),
+            Some(b'"') => {
+                let s = self.string()?;
+                self.items.push(Item::Str(s));
+                Ok(())
+            }
+            Some(b't') => self.literal(b"true", Item::Bool(true)),
+            Some(b'f') => self.literal(b"false", Item::Bool(false)),
+            Some(b'n') => self.literal(b"null", Item::Null),
+            Some(b'-' | b'0'..=b'9') => {
+                let n = self.number()?;
+                self.items.push(Item::Number(n));
+                Ok(())
+            }
+            _ => Err(Refused::Syntax),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], item: Item<'t>) -> Result<(), Refused> {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            self.items.push(item);
+            Ok(())
+        } else {
+            Err(Refused::Syntax)
+        }
+    }
+
+    /// Enters a container at `[` or `{`: its placeholder node's index.
+    fn open(&mut self, placeholder: Item<'t>) -> Result<usize, Refused> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Refused::Syntax);
+        }
+        self.at += 1;
+        self.items.push(placeholder);
+        Ok(self.items.len() - 1)
+    }
+
+    /// Index just past the last node, as a container's `end`.
+    fn end(&self) -> Result<u32, Refused> {
+        u32::try_from(self.items.len()).map_err(|_| Refused::TooManyNodes)
+    }
+
+    fn array(&mut self) -> Result<(), Refused> {
+        let at = self.open(Item::Array { len: 0, end: 0 })?;
+        let mut len = 0u32;
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+        } else {
+            loop {
+                self.value()?;
+                len += 1;
+                self.skip_whitespace();
+                match self.peek() {
+                    Some(b',') => self.at += 1,
+                    Some(b']') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return Err(Refused::Syntax),
+                }
+            }
+        }
+        self.items[at] = Item::Array {
+            len,
+            end: self.end()?,
+        };
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn object(&mut self) -> Result<(), Refused> {
+        let at = self.open(Item::Object { len: 0, end: 0 })?;
+        let mut len = 0u32;
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+        } else {
+            loop {
+                self.skip_whitespace();
+                if self.peek() != Some(b'"') {
+                    return Err(Refused::Syntax);
+                }
+                let key = self.string()?;
+                self.items.push(Item::Key(key));
+                self.expect(b':')?;
+                self.value()?;
+                len += 1;
+                self.skip_whitespace();
+                match self.peek() {
+                    Some(b',') => self.at += 1,
+                    Some(b'}') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return Err(Refused::Syntax),
+                }
+            }
+        }
+        let end = self.end()?;
+        self.items[at] = Item::Object { len, end };
+        let object = super::ObjectRef {
+            node: super::NodeRef {
+                items: self.items,
+                at: at as u32,
+            },
+            len,
+        };
+        if let Some(key) = object.duplicate_key() {
+            return Err(Refused::DuplicateKey {
+                key: key.to_owned(),
+                at: self.at,
+            });
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// A string at its opening quote: borrowed from the text when it has no escape.
+    fn string(&mut self) -> Result<Cow<'t, str>, Refused> {
+        self.at += 1;
+        let start = self.at;
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(Cow::Borrowed(&self.text[start..self.at - 1]));
+                }
+                Some(b'\\') => break,
+                Some(0..=0x1f) | None => return Err(Refused::Syntax),
+                Some(_) => self.at += 1,
+            }
+        }
+        let mut owned = String::from(&self.text[start..self.at]);
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(Cow::Owned(owned));
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    let c = match self.peek() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.at += 1;
+                            owned.push(self.unicode_escape()?);
+                            continue;
+                        }
+                        _ => return Err(Refused::Syntax),
+                    };
+                    self.at += 1;
+                    owned.push(c);
+                }
+                Some(0..=0x1f) | None => return Err(Refused::Syntax),
+                Some(_) => {
+                    // Up to the next quote, escape or control character, whole (the text is
+                    // UTF-8 and those are ASCII, so the run ends on a character boundary).
+                    let run = self.bytes[self.at..]
+                        .iter()
+                        .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))
+                        .unwrap_or(self.bytes.len() - self.at);
+                    owned.push_str(&self.text[self.at..self.at + run]);
+                    self.at += run;
+                }
+            }
+        }
+    }
+
+    /// Four hex digits after `\u`, and the low half of a surrogate pair after a high half.
+    fn unicode_escape(&mut self) -> Result<char, Refused> {
+        let high = self.hex4()?;
+        let code = match high {
+            0xD800..=0xDBFF => {
+                if !self.bytes[self.at..].starts_with(b"\\u") {
+                    return Err(Refused::Syntax);
+                }
+                self.at += 2;
+                let low = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return Err(Refused::Syntax);
+                }
+                0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(Refused::Syntax),
+            other => other,
+        };
+        char::from_u32(code).ok_or(Refused::Syntax)
+    }
+
+    fn hex4(&mut self) -> Result<u32, Refused> {
+        let digits = self
+            .bytes
+            .get(self.at..self.at + 4)
+            .ok_or(Refused::Syntax)?;
+        let mut n = 0;
+        for d in digits {
+            n = n * 16 + (*d as char).to_digit(16).ok_or(Refused::Syntax)?;
+        }
+        self.at += 4;
+        Ok(n)
+    }
+
+    /// Digits from here; whether there was at least one.
+    fn digits(&mut self) -> bool {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at > start
+    }
+
+    /// A number as serde_json reads it: an integer without fraction or exponent is `u64`
+    /// (positive) or `i64` (negative) when it fits, anything else (and `-0`) an `f64`; a
+    /// number beyond `f64`'s range is refused.
+    fn number(&mut self) -> Result<Number, Refused> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let mut significand: u64 = 0;
+        let mut fits = true;
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    let next = significand
+                        .checked_mul(10)
+                        .and_then(|s| s.checked_add(u64::from(d - b'0')));
+                    match next {
+                        Some(s) => significand = s,
+                        None => fits = false,
+                    }
+                    self.at += 1;
+                }
+            }
+            _ => return Err(Refused::Syntax),
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            integer = false;
+            if !self.digits() {
+                return Err(Refused::Syntax);
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            integer = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if !self.digits() {
+                return Err(Refused::Syntax);
+            }
+        }
+        if integer && fits {
+            if !negative {
+                return Ok(significand.into());
+            }
+            // serde_json: `-0` and what is below i64's range are floats.
+            let n = (significand as i64).wrapping_neg();
+            if n < 0 {
+                return Ok(n.into());
+            }
+        }
+        let f: f64 = self.text[start..self.at]
+            .parse()
+            .map_err(|_| Refused::Syntax)?;
+        Number::from_f64(f).ok_or(Refused::Syntax)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::doc::Doc;
+
+    /// What serde_json makes of `text`: the value, or that it refuses it.
+    fn serde(text: &str) -> Option<Value> {
+        serde_json::from_str(text).ok()
+    }
+
+    fn ours(text: &str) -> Option<Value> {
+        let mut items = Vec::new();
+        parse(text, &mut items).ok()?;
+        Some(Doc { items }.to_value())
+    }
+
+    #[test]
+    fn it_accepts_and_refuses_what_serde_json_does_with_the_same_values() {
+        let cases = [
+            // Numbers: integers, their limits, floats, exponents, malformed ones.
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "12345678901234567890",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "-18446744073709551616",
+            "1.5",
+            "-0.0",
+            "1e2",
+            "1E+2",
+            "1e-2",
+            "0.1",
+            "2.5e-308",
+            "1.7976931348623157e308",
+            "1e309",
+            "-1e309",
+            "4.9e-324",
+            "1e-400",
+            "123456789012345678901234567890",
+            "0.30000000000000004",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "+1",
+            "1e",
+            "1e+",
+            "0x10",
+            "1.2.3",
+            "--1",
+            "NaN",
+            "Infinity",
+            // Strings and escapes.
+            r#""""#,
+            r#""a""#,
+            r#""é 漢字 🎉""#,
+            r#""\"\\\/\b\f\n\r\t""#,
+            r#""\u00e9""#,
+            r#""\uD83C\uDF89""#,
+            r#""\uD83C""#,
+            r#""\uDF89""#,
+            r#""\uD83Cx""#,
+            r#""\uD83C\u0041""#,
+            r#""\u12""#,
+            r#""\u12G4""#,
+            r#""\x""#,
+            "\"a\tb\"",
+            "\"a\nb\"",
+            "\"\u{7f}\"",
+            r#""unterminated"#,
+            r#""a\"#,
+            // Literals, containers, whitespace.
+            "true",
+            "false",
+            "null",
+            "tru",
+            "nul",
+            "truex",
+            "[]",
+            "{}",
+            " [ 1 , 2 ] ",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{a:1}",
+            "{\"a\":1 \"b\":2}",
+            "{\"a\":[{\"b\":{}}],\"c\":[[],[null]]}",
+            "",
+            " ",
+            "[1] [2]",
+            "{}x",
+            "\t\r\n{}\n",
+            "{\"a\":1}\u{a0}",
+            "[1e3, -0, 0.5, \"x\\u0000y\"]",
+        ];
+        for text in cases {
+            assert_eq!(ours(text), serde(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_the_same_kind_as_serde_json_s() {
+        for text in [
+            "1",
+            "-1",
+            "-0",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1.0",
+        ] {
+            let (a, b) = (ours(text).unwrap(), serde(text).unwrap());
+            assert_eq!(
+                (a.is_u64(), a.is_i64(), a.is_f64()),
+                (b.is_u64(), b.is_i64(), b.is_f64())
+            );
+            assert_eq!(a.to_string(), b.to_string(), "{text}");
+        }
+    }
+
+    #[test]
+    fn nesting_stops_where_serde_json_s_does() {
+        for depth in [126, 127, 128, 129] {
+            let text = "[".repeat(depth) + &"]".repeat(depth);
+            assert_eq!(
+                ours(&text).is_some(),
+                serde(&text).is_some(),
+                "depth {depth}"
+            );
+            let text = "{\"a\":".repeat(depth) + "1" + &"}".repeat(depth);
+            assert_eq!(
+                ours(&text).is_some(),
+                serde(&text).is_some(),
+                "depth {depth}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_duplicate_key_is_refused_where_its_object_ends() {
+        let mut items = Vec::new();
+        let refused = parse(r#"{"a": {"b": 1, "b": 2}, "c": 3}"#, &mut items);
+        assert_eq!(
+            refused,
+            Err(Refused::DuplicateKey {
+                key: "b".into(),
+                at: 22
+            })
+        );
+    }
+}
