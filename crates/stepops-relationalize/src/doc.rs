@@ -113,6 +113,23 @@ fn refusal(text: &[u8], refused: parse::Refused) -> serde_json::Error {
     serde_json::Error::custom(message)
 }
 
+/// Whether two strings are equal, without a call for the short ones (member names, the
+/// repeated values of a column) that most comparisons here are about.
+#[inline]
+pub fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |x: &[u8], i: usize| u64::from_le_bytes(x[i..i + 8].try_into().unwrap_or([0; 8]));
+    match n {
+        0..8 => a.iter().zip(b).all(|(x, y)| x == y),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// A node of a [`Doc`]: cheap to copy.
 #[derive(Debug, Clone, Copy)]
 pub struct NodeRef<'a> {
@@ -198,7 +215,7 @@ impl<'a> ObjectRef<'a> {
         if self.len <= 32 {
             self.iter()
                 .enumerate()
-                .find(|(n, (a, _))| self.iter().take(*n).any(|(b, _)| b == *a))
+                .find(|(n, (a, _))| self.iter().take(*n).any(|(b, _)| same_text(a, b)))
                 .map(|(_, (a, _))| a)
         } else {
             let mut seen = std::collections::HashSet::with_capacity(self.len as usize);
@@ -478,6 +495,21 @@ mod tests {
         let deep = "[".repeat(200) + &"]".repeat(200);
         let e = Doc::parse(&deep).unwrap_err().to_string();
         assert!(e.starts_with("recursion limit exceeded"), "{e}");
+    }
+
+    #[test]
+    fn same_text_agrees_with_string_equality_at_every_length_and_position() {
+        for n in 0..40 {
+            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            assert!(same_text(&a, &a.clone()), "{a}");
+            assert!(!same_text(&a, &format!("{a}x")), "{a}");
+            for i in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[i] = b'#';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_text(&a, &b), "{a} {b}");
+            }
+        }
     }
 
     #[test]

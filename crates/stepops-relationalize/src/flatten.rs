@@ -78,10 +78,10 @@ impl Flattener {
     /// Starts a row at `row` with its `recordid` and `meta` (`id` and `index` of a child row).
     fn row(&self, tables: &mut Tables, row: Place, meta: &[(&str, i64)]) -> Result<(), ColumnFull> {
         let at = tables.field(row, "recordid");
-        tables.set(at, Scalar::Str(&self.record_id))?;
+        tables.set_str(at, &self.record_id)?;
         for (name, v) in meta {
             let at = tables.field(row, name);
-            tables.set(at, Cell::Int(*v))?;
+            tables.set_cell(at, Cell::Int(*v));
         }
         Ok(())
     }
@@ -107,7 +107,7 @@ impl Flattener {
             View::Array(items) => {
                 let id = self.next_id;
                 self.next_id += 1;
-                tables.set(at, Cell::Key(id))?;
+                tables.set_cell(at, Cell::Key(id));
                 let child = tables.child(at);
                 for (index, item) in items.iter().enumerate() {
                     self.row(tables, child.row, &[("id", id), ("index", index as i64)])?;
@@ -119,7 +119,11 @@ impl Flattener {
                 }
                 Ok(())
             }
-            scalar => tables.set(at, Scalar::of(scalar)),
+            View::Str(s) => tables.set_str(at, s),
+            scalar => {
+                tables.set_cell(at, Scalar::cell_of(scalar));
+                Ok(())
+            }
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::doc::View;
+use crate::doc::{View, same_text};
 
 use crate::flatten::{child_names, field_names};
 
@@ -70,14 +70,23 @@ pub enum Scalar<'a> {
 impl Scalar<'_> {
     /// A JSON scalar (objects and arrays, flattened elsewhere, are null here).
     pub fn of(v: View<'_>) -> Scalar<'_> {
-        Scalar::Cell(match v {
-            View::Null | View::Object(_) | View::Array(_) => Cell::Null,
+        match v {
+            View::Str(s) => Scalar::Str(s),
+            other => Scalar::Cell(Scalar::cell_of(other)),
+        }
+    }
+
+    /// The cell of a JSON scalar that is not a string (a string, an object or an array is
+    /// null here).
+    #[inline]
+    pub fn cell_of(v: View<'_>) -> Cell {
+        match v {
+            View::Null | View::Object(_) | View::Array(_) | View::Str(_) => Cell::Null,
             View::Bool(b) => Cell::Bool(b),
             View::Number(n) => n
                 .as_i64()
                 .map_or_else(|| Cell::Float(n.as_f64().unwrap_or(f64::NAN)), Cell::Int),
-            View::Str(s) => return Scalar::Str(s),
-        })
+        }
     }
 }
 
@@ -119,27 +128,45 @@ impl Column {
     pub fn cell(&mut self, v: Scalar<'_>) -> Result<Cell, ColumnFull> {
         match v {
             Scalar::Cell(c) => Ok(c),
-            Scalar::Str(s) => {
-                if let Some(last) = self.last
-                    && self.text(last) == s
-                {
-                    return Ok(Cell::Str(last));
-                }
-                let start = self.text.len();
-                if !has_room(start, s.len()) {
-                    return Err(ColumnFull {
-                        column: self.name.clone(),
-                    });
-                }
-                self.text.push_str(s);
-                // Both below MAX_COLUMN_TEXT, so below u32::MAX.
-                let text = Text {
-                    start: start as u32,
-                    len: s.len() as u32,
-                };
-                self.last = Some(text);
-                Ok(Cell::Str(text))
-            }
+            Scalar::Str(s) => self.string(s),
+        }
+    }
+
+    /// The cell of string `s`, copied into the column's text unless it repeats the last one.
+    #[inline]
+    fn string(&mut self, s: &str) -> Result<Cell, ColumnFull> {
+        if let Some(last) = self.last
+            && same_text(self.text(last), s)
+        {
+            return Ok(Cell::Str(last));
+        }
+        let start = self.text.len();
+        if !has_room(start, s.len()) {
+            return Err(self.full());
+        }
+        self.text.push_str(s);
+        // Both below MAX_COLUMN_TEXT, so below u32::MAX.
+        let text = Text {
+            start: start as u32,
+            len: s.len() as u32,
+        };
+        self.last = Some(text);
+        Ok(Cell::Str(text))
+    }
+
+    #[cold]
+    fn full(&self) -> ColumnFull {
+        ColumnFull {
+            column: self.name.clone(),
+        }
+    }
+
+    /// Puts `c` in row `row` (the table's current row, set or not yet).
+    #[inline]
+    fn put(&mut self, row: usize, c: Cell) {
+        match self.cells.get_mut(row) {
+            Some(cell) => *cell = c,
+            None => self.cells.push(c),
         }
     }
 
@@ -188,11 +215,7 @@ impl Table {
     pub fn set(&mut self, i: usize, v: Scalar<'_>) -> Result<(), ColumnFull> {
         let column = &mut self.columns[i];
         let cell = column.cell(v)?;
-        if column.cells.len() > self.rows {
-            column.cells[self.rows] = cell;
-        } else {
-            column.cells.push(cell);
-        }
+        column.put(self.rows, cell);
         Ok(())
     }
 
@@ -221,7 +244,6 @@ struct Node {
     col: String,
     /// What a child table of an array here is named after.
     part: String,
-    column: Option<usize>,
     /// The places of an object's fields here, in the order first seen.
     fields: Vec<(Box<str>, Place)>,
     /// The position in `fields` of each field.
@@ -230,6 +252,19 @@ struct Node {
     /// (after the last field, the first).
     next: usize,
     child: Option<Child>,
+}
+
+/// Where a [`Place`]'s cells go: its table, and its column there once declared (the first
+/// cell set declares it). Kept apart from [`Node`], small, for the cell stores.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    table: u32,
+    column: u32,
+}
+
+impl Slot {
+    /// `column` of a place whose column is not declared yet.
+    const UNDECLARED: u32 = u32::MAX;
 }
 
 /// A place of [`Tables`]: a flattened path of a document ([`crate::flatten`]), resolved to
@@ -269,6 +304,8 @@ pub struct Tables {
     names: Vec<String>,
     by_name: BTreeMap<String, usize>,
     nodes: Vec<Node>,
+    /// Each node's [`Slot`], by the same index.
+    slots: Vec<Slot>,
     roots: HashMap<String, Place>,
     spare: Spare,
 }
@@ -333,11 +370,14 @@ impl Tables {
     }
 
     fn node(&mut self, table: usize, col: String, part: String) -> Place {
+        self.slots.push(Slot {
+            table: table as u32,
+            column: Slot::UNDECLARED,
+        });
         self.nodes.push(Node {
             table,
             col,
             part,
-            column: None,
             fields: Vec::new(),
             by_key: HashMap::new(),
             next: 0,
@@ -365,7 +405,7 @@ impl Tables {
             n.next = 0;
         }
         if let Some((k, p)) = n.fields.get(n.next)
-            && **k == *key
+            && same_text(k, key)
         {
             n.next += 1;
             return *p;
@@ -401,23 +441,71 @@ impl Tables {
 
     /// Sets the cell of `at`'s column in the current row of its table.
     pub fn set<'a>(&mut self, at: Place, v: impl Into<Scalar<'a>>) -> Result<(), ColumnFull> {
-        let n = &mut self.nodes[at.0];
-        let table = &mut self.tables[n.table];
-        let t = n.table;
-        let i = match n.column {
-            Some(i) => i,
-            None => {
-                let (spare, name) = (&mut self.spare, &self.names[t]);
-                let i = table.declare_with(&n.col, || {
-                    let key = (name.clone(), n.col.clone());
-                    spare.buffers.remove(&key).unwrap_or_default()
-                });
-                *n.column.insert(i)
+        match v.into() {
+            Scalar::Cell(c) => {
+                self.set_cell(at, c);
+                Ok(())
             }
+            Scalar::Str(s) => self.set_str(at, s),
+        }
+    }
+
+    /// Sets a cell that is not a string.
+    #[inline]
+    pub fn set_cell(&mut self, at: Place, c: Cell) {
+        let (table, column) = self.column_of(at);
+        let rows = table.rows;
+        table.columns[column].put(rows, c);
+    }
+
+    /// Sets a string cell (copied into its column's text).
+    #[inline]
+    pub fn set_str(&mut self, at: Place, s: &str) -> Result<(), ColumnFull> {
+        let (table, column) = self.column_of(at);
+        let rows = table.rows;
+        let column = &mut table.columns[column];
+        match column.string(s) {
+            Ok(c) => {
+                column.put(rows, c);
+                Ok(())
+            }
+            Err(e) => Err(self.full_at(at, e)),
+        }
+    }
+
+    #[cold]
+    fn full_at(&self, at: Place, e: ColumnFull) -> ColumnFull {
+        ColumnFull {
+            column: format!(
+                "{}.{}",
+                self.names[self.slots[at.0].table as usize], e.column
+            ),
+        }
+    }
+
+    /// The table of `at` and its column there (declared when it has none yet).
+    #[inline]
+    fn column_of(&mut self, at: Place) -> (&mut Table, usize) {
+        let slot = self.slots[at.0];
+        let column = if slot.column == Slot::UNDECLARED {
+            self.declare(at)
+        } else {
+            slot.column as usize
         };
-        table.set(i, v.into()).map_err(|e| ColumnFull {
-            column: format!("{}.{}", self.names[t], e.column),
-        })
+        (&mut self.tables[slot.table as usize], column)
+    }
+
+    /// Declares the column of `at` in its table, its memory from the spare buffers.
+    #[cold]
+    fn declare(&mut self, at: Place) -> usize {
+        let n = &self.nodes[at.0];
+        let (spare, name) = (&mut self.spare, &self.names[n.table]);
+        let column = self.tables[n.table].declare_with(&n.col, || {
+            let key = (name.clone(), n.col.clone());
+            spare.buffers.remove(&key).unwrap_or_default()
+        });
+        self.slots[at.0].column = column as u32;
+        column
     }
 
     /// Ends the current row of `at`'s table.
