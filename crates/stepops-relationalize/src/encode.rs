@@ -15,7 +15,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::error::RelzError;
 use crate::table::{Cell, Column, Table};
-use crate::types::{ColType, Conflict, resolve, timestamp_micros};
+use crate::types::{ColType, Conflict, resolve_checked, timestamp_micros};
 
 fn data_type(t: ColType) -> DataType {
     match t {
@@ -40,6 +40,18 @@ fn text<'a>(column: &'a Column, c: &Cell) -> Option<Cow<'a, str>> {
         ),
         Cell::Str(s) => Some(Cow::Borrowed(column.text(*s))),
     }
+}
+
+/// The column as timestamps, or `None` when one of its strings is not one.
+fn timestamps(column: &Column) -> Option<ArrayRef> {
+    let mut b = TimestampMicrosecondBuilder::with_capacity(column.cells.len()).with_timezone("UTC");
+    for c in &column.cells {
+        match c {
+            Cell::Str(s) => b.append_value(timestamp_micros(column.text(*s))?),
+            _ => b.append_null(),
+        }
+    }
+    Some(Arc::new(b.finish()))
 }
 
 fn array(column: &Column, t: ColType) -> ArrayRef {
@@ -76,6 +88,7 @@ fn array(column: &Column, t: ColType) -> ArrayRef {
             }
             Arc::new(b.finish())
         }
+        // Reached only when the caller has not converted the column already.
         ColType::Timestamp => {
             let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
             for c in &column.cells {
@@ -114,11 +127,18 @@ pub fn encode(
             .iter()
             .find(|(c, _)| *c == column.name)
             .map(|(_, t)| *t);
-        let (t, conflict) = resolve(name, column, want);
+        let mut converted = None;
+        let (t, conflict) = resolve_checked(name, column, want, |c| {
+            converted = timestamps(c);
+            converted.is_some()
+        });
         conflicts.extend(conflict);
         let required = matches!(column.name.as_str(), "recordid");
         fields.push(Field::new(&column.name, data_type(t), !required));
-        arrays.push(array(column, t));
+        arrays.push(match (t, converted) {
+            (ColType::Timestamp, Some(a)) => a,
+            _ => array(column, t),
+        });
     }
     let err = |e: &dyn std::fmt::Display| RelzError::Parquet {
         table: name.to_owned(),

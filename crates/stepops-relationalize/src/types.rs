@@ -164,19 +164,31 @@ pub fn resolve(
     column: &Column,
     declared: Option<ColType>,
 ) -> (ColType, Option<Conflict>) {
+    let all_timestamps = |c: &Column| {
+        c.cells.iter().all(|cell| match cell {
+            Cell::Str(s) => timestamp_micros(c.text(*s)).is_some(),
+            _ => true,
+        })
+    };
+    resolve_checked(table, column, declared, all_timestamps)
+}
+
+/// [`resolve`], asking `all_timestamps` whether every string of the column is a timestamp
+/// only when that decides the type (the encoder answers while it converts them, so that each
+/// is parsed once).
+pub fn resolve_checked(
+    table: &str,
+    column: &Column,
+    declared: Option<ColType>,
+    all_timestamps: impl FnOnce(&Column) -> bool,
+) -> (ColType, Option<Conflict>) {
     let k = kinds(column);
     let fits = |t: ColType| match t {
         ColType::Int64 => k & !(INT | KEY) == 0 && k != (INT | KEY),
         ColType::Float64 => k & !(INT | FLOAT) == 0,
         ColType::Boolean => k & !BOOL == 0,
         ColType::Utf8 => k & !STR == 0,
-        ColType::Timestamp => {
-            k & !STR == 0
-                && column.cells.iter().all(|c| match c {
-                    Cell::Str(s) => timestamp_micros(column.text(*s)).is_some(),
-                    _ => true,
-                })
-        }
+        ColType::Timestamp => k & !STR == 0,
     };
     let chosen = declared.or(match k {
         0 | STR => Some(ColType::Utf8),
@@ -187,7 +199,10 @@ pub fn resolve(
         _ => None,
     });
     match chosen {
-        Some(t) if fits(t) => (t, None),
+        Some(ColType::Timestamp) if fits(ColType::Timestamp) && all_timestamps(column) => {
+            (ColType::Timestamp, None)
+        }
+        Some(t) if t != ColType::Timestamp && fits(t) => (t, None),
         _ => (
             ColType::Utf8,
             Some(Conflict {

@@ -197,6 +197,7 @@ impl<'t> Parser<'t, '_> {
     }
 
     /// A string at its opening quote: borrowed from the text when it has no escape.
+    #[inline]
     fn string(&mut self) -> Result<Cow<'t, str>, Refused> {
         self.at += 1;
         let start = self.at;
@@ -206,11 +207,16 @@ impl<'t> Parser<'t, '_> {
                     self.at += 1;
                     return Ok(Cow::Borrowed(&self.text[start..self.at - 1]));
                 }
-                Some(b'\\') => break,
+                Some(b'\\') => return self.escaped(start),
                 Some(0..=0x1f) | None => return Err(Refused::Syntax),
                 Some(_) => self.at += 1,
             }
         }
+    }
+
+    /// The rest of a string that began at `start` and has an escape here, unescaped.
+    #[cold]
+    fn escaped(&mut self, start: usize) -> Result<Cow<'t, str>, Refused> {
         let mut owned = String::from(&self.text[start..self.at]);
         loop {
             match self.peek() {
