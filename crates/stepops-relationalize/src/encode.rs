@@ -10,8 +10,9 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
+use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::error::RelzError;
 use crate::table::{Cell, Column, Table};
@@ -109,6 +110,17 @@ fn array(column: &Column, t: ColType) -> ArrayRef {
     }
 }
 
+/// Whether `column` holds join keys: a child table's `id`, or an array's column in its
+/// parent. Keys rise by one per array in document order, so they are written as deltas
+/// (`DELTA_BINARY_PACKED`: a few bits a value, no dictionary, which could not shrink them).
+fn is_join_key(column: &Column, is_child: bool) -> bool {
+    (is_child && column.name == "id")
+        || column
+            .cells
+            .iter()
+            .all(|c| matches!(c, Cell::Key(_) | Cell::Null))
+}
+
 /// Encodes `table` (named `name`) as Parquet with the types `declared` gives (the others
 /// inferred); returns the file and the columns written as strings for a conflict.
 pub fn encode(
@@ -122,6 +134,8 @@ pub fn encode(
     let mut fields = Vec::with_capacity(table.columns.len());
     let mut arrays = Vec::with_capacity(table.columns.len());
     let mut conflicts = Vec::new();
+    let mut props = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    let is_child = table.column("index").is_some();
     for column in &table.columns {
         let want = declared
             .iter()
@@ -139,6 +153,12 @@ pub fn encode(
             (ColType::Timestamp, Some(a)) => a,
             _ => array(column, t),
         });
+        if t == ColType::Int64 && is_join_key(column, is_child) {
+            let path = ColumnPath::from(column.name.as_str());
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
     }
     let err = |e: &dyn std::fmt::Display| RelzError::Parquet {
         table: name.to_owned(),
@@ -146,9 +166,7 @@ pub fn encode(
     };
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(&e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
+    let props = props.build();
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| err(&e))?;
     writer.write(&batch).map_err(|e| err(&e))?;
