@@ -173,3 +173,59 @@ pub fn encode(
     writer.close().map_err(|e| err(&e))?;
     Ok((out, conflicts))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+    use crate::doc::Doc;
+    use crate::flatten::Flattener;
+    use crate::table::Tables;
+
+    /// Each column of a Parquet file with its encodings.
+    fn encodings(body: &[u8]) -> Vec<(String, Vec<Encoding>)> {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(body).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let group = reader.metadata().row_group(0);
+        group
+            .columns()
+            .iter()
+            .map(|c| {
+                let encodings = c.encodings().collect();
+                (c.column_path().string(), encodings)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn join_keys_are_deltas_and_other_columns_dictionaries() {
+        let mut tables = Tables::new();
+        let mut f = Flattener::new("r1");
+        for i in 0..50 {
+            let text = format!(r#"{{"n": {i}, "steps": [{{"v": {i}}}, {{"v": 2}}]}}"#);
+            let doc = Doc::parse(&text).unwrap();
+            f.document(&mut tables, "s", doc.root_object().unwrap())
+                .unwrap();
+        }
+        for (name, table) in tables.sorted_mut() {
+            let (body, _) = encode(name, table, &[]).unwrap();
+            for (column, used) in encodings(&body) {
+                let key = matches!((name, column.as_str()), ("s", "steps") | ("s_steps", "id"));
+                assert_eq!(
+                    used.contains(&Encoding::DELTA_BINARY_PACKED),
+                    key,
+                    "{name}.{column}: {used:?}"
+                );
+                assert_eq!(
+                    used.contains(&Encoding::RLE_DICTIONARY),
+                    !key,
+                    "{name}.{column}: {used:?}"
+                );
+            }
+        }
+    }
+}
