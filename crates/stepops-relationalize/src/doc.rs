@@ -4,7 +4,8 @@
 //! parsed once without a map, a `String` or a `Vec` per value (`serde_json::Value` spent
 //! more time than the rest of the run together).
 //!
-//! Layout: an object is `Object { len, end }` followed by its members, each a `Key` then the
+//! Layout: an object is `Object { len, end }` followed by its members, each a `Str` (the
+//! member's name) then the
 //! value's nodes; an array is `Array { len, end }` followed by its elements; `end` is the index
 //! just past the container's last node, so a reader skips a subtree in one step. Parsing
 //! ([`parse`]) accepts what serde_json accepts, with the same numbers and depth limit, and a
@@ -29,14 +30,12 @@ pub enum Item<'t> {
     Bool(bool),
     /// A number, as serde_json reads it.
     Number(Number),
-    /// A string value.
+    /// A string value, or a member's name (the node before the member's value).
     Str(Cow<'t, str>),
     /// An object of `len` members; its nodes end before `end`.
     Object { len: u32, end: u32 },
     /// An array of `len` elements; its nodes end before `end`.
     Array { len: u32, end: u32 },
-    /// A member's name, followed by the member's value.
-    Key(Cow<'t, str>),
 }
 
 /// A parsed document: its nodes in document order, the root first.
@@ -173,7 +172,7 @@ impl<'a> NodeRef<'a> {
             Item::Null => View::Null,
             Item::Bool(b) => View::Bool(*b),
             Item::Number(n) => View::Number(n),
-            Item::Str(s) | Item::Key(s) => View::Str(s),
+            Item::Str(s) => View::Str(s),
             Item::Object { len, .. } => View::Object(ObjectRef {
                 node: *self,
                 len: *len,
@@ -249,8 +248,8 @@ impl<'a> Iterator for Members<'a> {
             return None;
         }
         self.left -= 1;
-        let Item::Key(name) = &self.items[self.next as usize] else {
-            unreachable!("an object's member starts with its Key");
+        let Item::Str(name) = &self.items[self.next as usize] else {
+            unreachable!("an object's member starts with its name");
         };
         let value = NodeRef {
             items: self.items,
@@ -388,7 +387,7 @@ impl<'a> Node<'a, Tape> for NodeRef<'a> {
             Item::Null => JsonType::Null,
             Item::Bool(_) => JsonType::Boolean,
             Item::Number(_) => JsonType::Number,
-            Item::Str(_) | Item::Key(_) => JsonType::String,
+            Item::Str(_) => JsonType::String,
             Item::Object { .. } => JsonType::Object,
             Item::Array { .. } => JsonType::Array,
         }
@@ -463,10 +462,15 @@ mod tests {
     }
 
     #[test]
+    fn a_node_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Item<'_>>(), 24);
+    }
+
+    #[test]
     fn unescaped_strings_are_borrowed_and_escaped_ones_owned() {
         let doc = Doc::parse(r#"{"plain": "text", "esc\n": "a\tb"}"#).unwrap();
         let borrowed = |i: &Item<'_>| match i {
-            Item::Key(s) | Item::Str(s) => matches!(s, Cow::Borrowed(_)),
+            Item::Str(s) => matches!(s, Cow::Borrowed(_)),
             _ => panic!("not a string: {i:?}"),
         };
         let flags: Vec<bool> = doc.items[1..].iter().map(borrowed).collect();

@@ -69,20 +69,10 @@ impl Flattener {
         doc: ObjectRef<'_>,
     ) -> Result<(), ColumnFull> {
         let row = tables.root(root);
-        self.row(tables, row, &[])?;
-        self.object(tables, row, doc)?;
-        tables.end_row(row);
-        Ok(())
-    }
-
-    /// Starts a row at `row` with its `recordid` and `meta` (`id` and `index` of a child row).
-    fn row(&self, tables: &mut Tables, row: Place, meta: &[(&str, i64)]) -> Result<(), ColumnFull> {
         let at = tables.field(row, "recordid");
         tables.set_str(at, &self.record_id)?;
-        for (name, v) in meta {
-            let at = tables.field(row, name);
-            tables.set_cell(at, Cell::Int(*v));
-        }
+        self.object(tables, row, doc)?;
+        tables.end_row(row);
         Ok(())
     }
 
@@ -109,8 +99,11 @@ impl Flattener {
                 self.next_id += 1;
                 tables.set_cell(at, Cell::Key(id));
                 let child = tables.child(at);
+                let [record, key, position] = child.meta;
                 for (index, item) in items.iter().enumerate() {
-                    self.row(tables, child.row, &[("id", id), ("index", index as i64)])?;
+                    tables.set_str(record, &self.record_id)?;
+                    tables.set_cell(key, Cell::Int(id));
+                    tables.set_cell(position, Cell::Int(index as i64));
                     match item.view() {
                         View::Object(m) => self.object(tables, child.row, m)?,
                         _ => self.value(tables, child.scalar, item)?,

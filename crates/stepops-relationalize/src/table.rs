@@ -249,8 +249,11 @@ struct Node {
     /// The position in `fields` of each field.
     by_key: HashMap<Box<str>, usize>,
     /// The field after the one last looked up: documents usually repeat their key order
-    /// (after the last field, the first).
+    /// (after the last field, the first looked up by name: `restart`).
     next: usize,
+    /// The first field a row looks up by name (a child row's first three are set through
+    /// [`Child::meta`]).
+    restart: usize,
     child: Option<Child>,
 }
 
@@ -273,13 +276,16 @@ impl Slot {
 pub struct Place(usize);
 
 /// The places of an array's elements: the row of its child table (an object element's
-/// fields, without prefix) and the place of a scalar element.
+/// fields, without prefix), the place of a scalar element, and the row's `recordid`, `id`
+/// and `index`.
 #[derive(Debug, Clone, Copy)]
 pub struct Child {
     /// The child table's row.
     pub row: Place,
     /// A scalar element (or an array's join key) of that row.
     pub scalar: Place,
+    /// The row's `recordid`, `id` and `index`, its first three fields.
+    pub meta: [Place; 3],
 }
 
 /// A column's memory, emptied: its cells' and its text's.
@@ -381,6 +387,7 @@ impl Tables {
             fields: Vec::new(),
             by_key: HashMap::new(),
             next: 0,
+            restart: 0,
             child: None,
         });
         Place(self.nodes.len() - 1)
@@ -400,9 +407,9 @@ impl Tables {
     /// The place of field `key` of an object at `at` (named by [`field_names`]).
     pub fn field(&mut self, at: Place, key: &str) -> Place {
         let n = &mut self.nodes[at.0];
-        // The next row of a table starts again at its first field.
+        // The next row of a table starts again at its first field looked up by name.
         if n.next == n.fields.len() {
-            n.next = 0;
+            n.next = n.restart;
         }
         if let Some((k, p)) = n.fields.get(n.next)
             && same_text(k, key)
@@ -434,7 +441,9 @@ impl Tables {
         let table = self.table(name);
         let row = self.node(table, String::new(), String::new());
         let scalar = self.node(table, scalar_col, scalar_part);
-        let c = Child { row, scalar };
+        let meta = ["recordid", "id", "index"].map(|name| self.field(row, name));
+        self.nodes[row.0].restart = meta.len();
+        let c = Child { row, scalar, meta };
         self.nodes[at.0].child = Some(c);
         c
     }

@@ -162,7 +162,7 @@ impl<'t> Parser<'t, '_> {
                     return Err(Refused::Syntax);
                 }
                 let key = self.string()?;
-                self.items.push(Item::Key(key));
+                self.items.push(Item::Str(key));
                 self.expect(b':')?;
                 self.value()?;
                 len += 1;
