@@ -42,6 +42,20 @@ pub(super) fn parse<'t>(text: &'t str, items: &mut Vec<Item<'t>>) -> Result<(), 
     }
 }
 
+/// The high bit of each byte of `w` (little-endian) that is a quote, a backslash or a control
+/// character, and maybe of bytes after the first such one (never before it: the lowest bit
+/// set is exact).
+#[inline]
+fn special_bytes(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_in(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(w ^ (ONES * u64::from(b'\\')));
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    quote | backslash | control
+}
+
 struct Parser<'t, 'v> {
     text: &'t str,
     bytes: &'t [u8],
@@ -202,6 +216,15 @@ impl<'t> Parser<'t, '_> {
         self.at += 1;
         let start = self.at;
         loop {
+            // Eight bytes at a time up to the first that ends the plain run.
+            if let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
+                let ends = special_bytes(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
+                if ends == 0 {
+                    self.at += 8;
+                    continue;
+                }
+                self.at += (ends.trailing_zeros() / 8) as usize;
+            }
             match self.peek() {
                 Some(b'"') => {
                     self.at += 1;
@@ -429,6 +452,12 @@ mod tests {
             r#""é 漢字 🎉""#,
             r#""\"\\\/\b\f\n\r\t""#,
             r#""\u00e9""#,
+            r#""exactly8""#,
+            r#""seven77""#,
+            r#""a long string of 24 bytes""#,
+            r#""0123456789abcdef\"q""#,
+            "\"0123456\u{1}89\"",
+            r#""é漢字é漢字é漢字é漢字""#,
             r#""\uD83C\uDF89""#,
             r#""\uD83C""#,
             r#""\uDF89""#,
@@ -470,6 +499,27 @@ mod tests {
         ];
         for text in cases {
             assert_eq!(ours(text), serde(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_special_byte_of_eight_is_found_exactly() {
+        for at in 0..8 {
+            for special in [b'"', b'\\', 0, 0x1f, b'\n'] {
+                for filler in [b'a', 0x7f, 0x80, 0xff, b' ', b'!', b'#', b'[', b']'] {
+                    let mut w = [filler; 8];
+                    w[at] = special;
+                    // Bytes after the first special one may be anything.
+                    for later in (at + 1)..8 {
+                        w[later] = [b'"', 0, 0x21, 0xc3][later % 4];
+                    }
+                    let ends = special_bytes(u64::from_le_bytes(w));
+                    assert_eq!(ends.trailing_zeros() / 8, at as u32, "{w:?}");
+                }
+                assert_eq!(special_bytes(u64::from_le_bytes([b'a'; 8])), 0);
+                let plain = u64::from_le_bytes(*b"\x7f\x80\xff #[]!");
+                assert_eq!(special_bytes(plain), 0);
+            }
         }
     }
 
