@@ -69,7 +69,11 @@ impl PgStack {
                    AND (x.indkey[0] = 0 OR (SELECT a.attname::text FROM pg_attribute a
                         WHERE a.attrelid = c.oid AND a.attnum = x.indkey[0]) <> $2)
                  ORDER BY 1",
-                &[&table.relname, &table.range_key, &table.schema],
+                &[
+                    &table.relation.relname,
+                    &table.range_key,
+                    &table.relation.schema,
+                ],
             )
             .await
             .map_err(|e| self.err(e))?;
@@ -112,7 +116,7 @@ impl PgStack {
                 .await?;
                 tx.batch_execute(&format!(
                     "DROP INDEX {}.{}",
-                    crate::quote_ident(&table.schema),
+                    crate::quote_ident(&table.relation.schema),
                     crate::quote_ident(&ix.name)
                 ))
                 .await?;

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::config::TableConfig;
 use crate::error::{MigrateError, Result};
-use crate::model::{KeyColumn, KeyKind, TableSchema, TableSpec};
+use crate::model::{KeyColumn, KeyKind, Relation, TableSchema, TableSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use stepops_error::names::Pattern;
 
@@ -30,7 +30,7 @@ pub fn resolve(
         Pattern::parse(pattern).is_ok_and(|p| {
             source
                 .iter()
-                .any(|t| p.matches(&t.schema, &t.relname, default_schema))
+                .any(|t| p.matches(&t.relation.schema, &t.relation.relname, default_schema))
         })
     };
     // An exclusion that matches nothing excludes nothing: worth a warning only (a
@@ -58,7 +58,7 @@ pub fn resolve(
             searched(source, config, default_schema)
         )));
     }
-    let present: BTreeSet<&str> = source.iter().map(|t| t.schema.as_str()).collect();
+    let present: BTreeSet<&str> = source.iter().map(|t| t.relation.schema.as_str()).collect();
     let missing_schemas: Vec<&str> = config
         .schemas
         .iter()
@@ -83,7 +83,11 @@ pub fn resolve(
     let mut problems = Vec::new();
     let mut specs = Vec::new();
     for (&name, &table) in &src {
-        if !config.selects(&table.schema, &table.relname, default_schema) {
+        if !config.selects(
+            &table.relation.schema,
+            &table.relation.relname,
+            default_schema,
+        ) {
             continue;
         }
         let Some(&other) = dst.get(name) else {
@@ -102,7 +106,11 @@ pub fn resolve(
             ));
             continue;
         }
-        let settings = config.table(&table.schema, &table.relname, default_schema);
+        let settings = config.table(
+            &table.relation.schema,
+            &table.relation.relname,
+            default_schema,
+        );
         let key = match choose_key(table, &src, settings, is_integer) {
             Ok(key) => key,
             Err(KeyProblem::Config(why)) => {
@@ -159,8 +167,10 @@ pub fn resolve(
         };
         specs.push(TableSpec {
             name: name.to_owned(),
-            schema: table.schema.clone(),
-            relname: table.relname.clone(),
+            relation: Relation {
+                schema: table.relation.schema.clone(),
+                relname: table.relation.relname.clone(),
+            },
             key: key.kind,
             key_columns,
             range_key: key.columns.join(", "),
@@ -204,7 +214,7 @@ pub fn resolve(
 /// What was searched, for messages: the schemas holding tables, the default schema and the
 /// config's patterns.
 fn searched(source: &[TableSchema], config: &Config, default_schema: &str) -> String {
-    let schemas: BTreeSet<&str> = source.iter().map(|t| t.schema.as_str()).collect();
+    let schemas: BTreeSet<&str> = source.iter().map(|t| t.relation.schema.as_str()).collect();
     let schemas: Vec<&str> = schemas.into_iter().filter(|s| !s.is_empty()).collect();
     let mut parts = vec![format!("{} table(s) found", source.len())];
     if !schemas.is_empty() || !config.schemas.is_empty() {
@@ -452,8 +462,10 @@ mod tests {
     fn t(name: &str, cols: &[(&str, &str)], pk: &[&str], fks: &[(&str, &str)]) -> TableSchema {
         TableSchema {
             name: name.into(),
-            schema: String::new(),
-            relname: name.into(),
+            relation: Relation {
+                schema: String::new(),
+                relname: name.into(),
+            },
             in_default_schema: true,
             large_object_columns: Vec::new(),
             columns: cols
@@ -619,7 +631,7 @@ mod tests {
     #[test]
     fn config_that_selects_nothing_or_names_nothing_is_refused() {
         let mut json = t("j", &[("id", "int"), ("doc", "json")], &["id"], &[]);
-        json.schema = "app".into();
+        json.relation.schema = "app".into();
         json.name = "app.j".into();
         let schema = vec![json, t("x", &[("id", "int")], &["id"], &[])];
         let err = |yaml: &str| {

@@ -32,18 +32,27 @@ pub struct ForeignKey {
     pub ref_table: String,
 }
 
-/// A table as discovered in one stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableSchema {
-    /// Display name: `schema.table` on PostgreSQL, the bare name on SQLite
-    /// ([`stepops_error::names::display`]).
-    pub name: String,
+/// Where a table lives: its schema and its own name there (`schema` and `relname` in the
+/// JSON of the tables that hold it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relation {
     /// The schema (empty on SQLite).
     #[serde(default)]
     pub schema: String,
     /// The table's own name within its schema.
     #[serde(default)]
     pub relname: String,
+}
+
+/// A table as discovered in one stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSchema {
+    /// Display name: `schema.table` on PostgreSQL, the bare name on SQLite
+    /// ([`stepops_error::names::display`]).
+    pub name: String,
+    /// Where it lives: its schema and its own name there.
+    #[serde(flatten)]
+    pub relation: Relation,
     /// Whether the source's default schema (the first of its search path) holds it.
     #[serde(default)]
     pub in_default_schema: bool,
@@ -98,12 +107,9 @@ pub struct KeyColumn {
 pub struct TableSpec {
     /// Display name (`schema.table` on PostgreSQL, [`stepops_error::names`]).
     pub name: String,
-    /// The schema (empty on SQLite).
-    #[serde(default)]
-    pub schema: String,
-    /// The table's own name within its schema.
-    #[serde(default)]
-    pub relname: String,
+    /// Where it lives: its schema and its own name there.
+    #[serde(flatten)]
+    pub relation: Relation,
     /// How rows are cut into ranges.
     #[serde(default)]
     pub key: KeyKind,

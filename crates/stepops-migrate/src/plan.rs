@@ -549,6 +549,7 @@ fn coalesce(table: &str, segments: &mut [Segment], target: u64) -> Vec<Chunk> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Relation;
 
     /// Each chunk's bounds, estimate and ranges, for comparing with the expected plan.
     fn outlines(chunks: &[Chunk]) -> Vec<(i64, i64, u64, Vec<[i64; 2]>)> {
@@ -587,8 +588,10 @@ mod tests {
     async fn unique_changed_keys_become_chunks_of_at_most_target_rows() {
         let table = TableSpec {
             name: "t".into(),
-            schema: String::new(),
-            relname: "t".into(),
+            relation: Relation {
+                schema: String::new(),
+                relname: "t".into(),
+            },
             key: crate::model::KeyKind::Integer,
             key_columns: Vec::new(),
             range_key: "id".into(),

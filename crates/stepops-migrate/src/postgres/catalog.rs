@@ -3,7 +3,7 @@
 
 use super::{PgStack, t};
 use crate::error::{MigrateError, Result};
-use crate::model::{Column, ForeignKey, TableSchema, TableSpec};
+use crate::model::{Column, ForeignKey, Relation, TableSchema, TableSpec};
 use crate::stack::{Settle, Stack, quote_ident};
 use stepops_error::names;
 
@@ -208,8 +208,10 @@ impl PgStack {
             if out.last().is_none_or(|t| t.name != name) {
                 out.push(TableSchema {
                     name,
-                    schema: r.get(0),
-                    relname: r.get(1),
+                    relation: Relation {
+                        schema: r.get(0),
+                        relname: r.get(1),
+                    },
                     in_default_schema: r.get(7),
                     large_object_columns: Vec::new(),
                     columns: Vec::new(),
@@ -324,7 +326,7 @@ impl PgStack {
         source: &Self,
         tables: &[TableSpec],
     ) -> Result<u32> {
-        let mut schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+        let mut schemas: Vec<&str> = tables.iter().map(|t| t.relation.schema.as_str()).collect();
         schemas.sort();
         schemas.dedup();
         let owned = source

@@ -249,13 +249,13 @@ fn hashes_exactly(sql_type: &str) -> bool {
 
 /// The table's qualified, quoted name for SQL.
 pub(crate) fn t(table: &TableSpec) -> String {
-    if table.schema.is_empty() {
+    if table.relation.schema.is_empty() {
         quote_ident(&table.name)
     } else {
         format!(
             "{}.{}",
-            quote_ident(&table.schema),
-            quote_ident(&table.relname)
+            quote_ident(&table.relation.schema),
+            quote_ident(&table.relation.relname)
         )
     }
 }

@@ -7,7 +7,9 @@
 //! foreign-key enforcement off for that connection: rows never pass through Rust.
 
 use crate::error::{MigrateError, Result};
-use crate::model::{Bin, Column, ForeignKey, KeyRange, KeyStats, KeyValue, TableSchema, TableSpec};
+use crate::model::{
+    Bin, Column, ForeignKey, KeyRange, KeyStats, KeyValue, Relation, TableSchema, TableSpec,
+};
 use crate::stack::{Salted, Stack, column_list, quote_ident};
 use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::ValueRef;
@@ -316,8 +318,7 @@ impl Stack for SqliteStack {
                     }
                 }
                 out.push(TableSchema {
-                    schema: String::new(),
-                    relname: name.clone(),
+                    relation: Relation { schema: String::new(), relname: name.clone() },
                     in_default_schema: true,
                     large_object_columns: Vec::new(),
                     name,

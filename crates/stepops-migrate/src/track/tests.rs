@@ -1,11 +1,14 @@
 //! Unit tests of the change collector and the baseline checks.
 use super::*;
+use crate::model::Relation;
 
 fn spec(name: &str, range_key: &str, pk: &[&str]) -> TableSpec {
     TableSpec {
         name: format!("public.{name}"),
-        schema: "public".into(),
-        relname: name.into(),
+        relation: Relation {
+            schema: "public".into(),
+            relname: name.into(),
+        },
         key: crate::model::KeyKind::Integer,
         key_columns: Vec::new(),
         range_key: range_key.into(),
