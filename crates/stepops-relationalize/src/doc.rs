@@ -5,9 +5,8 @@
 //! more time than the rest of the run together).
 //!
 //! Layout: an object is `Object { len, end }` followed by its members, each a `Str` (the
-//! member's name) then the
-//! value's nodes; an array is `Array { len, end }` followed by its elements; `end` is the index
-//! just past the container's last node, so a reader skips a subtree in one step. Parsing
+//! member's name) then the value's nodes; an array is `Array { len, end }` followed by its
+//! elements; `end` is the index just past the container's last node, so a reader skips a subtree in one step. Parsing
 //! ([`parse`]) accepts what serde_json accepts, with the same numbers and depth limit, and a
 //! refused text gets serde_json's error. Keys must be unique within an object:
 //! `serde_json::Value` kept the last of duplicate keys and silently dropped the others.

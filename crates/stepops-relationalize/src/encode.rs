@@ -89,16 +89,9 @@ fn array(column: &Column, t: ColType) -> ArrayRef {
             }
             Arc::new(b.finish())
         }
-        // Reached only when the caller has not converted the column already.
+        // Chosen only when every string is a timestamp (types::resolve), so never null here.
         ColType::Timestamp => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-            for c in &column.cells {
-                b.append_option(match c {
-                    Cell::Str(s) => timestamp_micros(column.text(*s)),
-                    _ => None,
-                });
-            }
-            Arc::new(b.finish())
+            timestamps(column).unwrap_or_else(|| arrow_array::new_null_array(&data_type(t), n))
         }
         ColType::Utf8 => {
             let mut b = StringBuilder::with_capacity(n, n * 16);

@@ -68,14 +68,6 @@ pub enum Scalar<'a> {
 }
 
 impl Scalar<'_> {
-    /// A JSON scalar (objects and arrays, flattened elsewhere, are null here).
-    pub fn of(v: View<'_>) -> Scalar<'_> {
-        match v {
-            View::Str(s) => Scalar::Str(s),
-            other => Scalar::Cell(Scalar::cell_of(other)),
-        }
-    }
-
     /// The cell of a JSON scalar that is not a string (a string, an object or an array is
     /// null here).
     #[inline]
@@ -211,14 +203,6 @@ impl Table {
         self.columns.len() - 1
     }
 
-    /// Sets the cell of column `i` in the current row; a column set twice keeps its last cell.
-    pub fn set(&mut self, i: usize, v: Scalar<'_>) -> Result<(), ColumnFull> {
-        let column = &mut self.columns[i];
-        let cell = column.cell(v)?;
-        column.put(self.rows, cell);
-        Ok(())
-    }
-
     /// Ends the current row: the columns it did not set are null there.
     pub fn end_row(&mut self) {
         self.rows += 1;
@@ -239,7 +223,6 @@ impl Table {
 /// set), the places of an object's fields under it, and an array's child table.
 #[derive(Debug)]
 struct Node {
-    table: usize,
     /// The column's name.
     col: String,
     /// What a child table of an array here is named after.
@@ -381,7 +364,6 @@ impl Tables {
             column: Slot::UNDECLARED,
         });
         self.nodes.push(Node {
-            table,
             col,
             part,
             fields: Vec::new(),
@@ -421,7 +403,8 @@ impl Tables {
             n.next = i + 1;
             return n.fields[i].1;
         }
-        let (table, (col, part)) = (n.table, field_names(&n.col, &n.part, key));
+        let table = self.slots[at.0].table as usize;
+        let (col, part) = field_names(&n.col, &n.part, key);
         let p = self.node(table, col, part);
         let n = &mut self.nodes[at.0];
         n.by_key.insert(key.into(), n.fields.len());
@@ -437,7 +420,8 @@ impl Tables {
             return c;
         }
         let n = &self.nodes[at.0];
-        let (name, scalar_col, scalar_part) = child_names(&self.names[n.table], &n.col, &n.part);
+        let parent = &self.names[self.slots[at.0].table as usize];
+        let (name, scalar_col, scalar_part) = child_names(parent, &n.col, &n.part);
         let table = self.table(name);
         let row = self.node(table, String::new(), String::new());
         let scalar = self.node(table, scalar_col, scalar_part);
@@ -507,9 +491,9 @@ impl Tables {
     /// Declares the column of `at` in its table, its memory from the spare buffers.
     #[cold]
     fn declare(&mut self, at: Place) -> usize {
-        let n = &self.nodes[at.0];
-        let (spare, name) = (&mut self.spare, &self.names[n.table]);
-        let column = self.tables[n.table].declare_with(&n.col, || {
+        let (n, table) = (&self.nodes[at.0], self.slots[at.0].table as usize);
+        let (spare, name) = (&mut self.spare, &self.names[table]);
+        let column = self.tables[table].declare_with(&n.col, || {
             let key = (name.clone(), n.col.clone());
             spare.buffers.remove(&key).unwrap_or_default()
         });
@@ -519,7 +503,7 @@ impl Tables {
 
     /// Ends the current row of `at`'s table.
     pub fn end_row(&mut self, at: Place) {
-        self.tables[self.nodes[at.0].table].end_row();
+        self.tables[self.slots[at.0].table as usize].end_row();
     }
 }
 
@@ -603,8 +587,10 @@ mod tests {
         let c = t.column("c").unwrap();
         assert_eq!(c.text, "text", "a new column's text starts empty");
         assert!(t.column("b").is_none(), "only the columns this archive has");
-        assert!(
-            second.into_spare().buffers.len() == 2,
+        let spare = second.into_spare();
+        assert_eq!(
+            spare.buffers.len(),
+            2,
             "the spare holds one archive's columns"
         );
     }

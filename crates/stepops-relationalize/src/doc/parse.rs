@@ -134,24 +134,40 @@ impl<'t> Parser<'t, '_> {
         u32::try_from(self.items.len()).map_err(|_| Refused::TooManyNodes)
     }
 
+    /// Right after `[` or `{`: whether the container closes at once with `close` (taken).
+    fn closes(&mut self, close: u8) -> bool {
+        self.skip_whitespace();
+        let closes = self.peek() == Some(close);
+        self.at += usize::from(closes);
+        closes
+    }
+
+    /// After an element or member: `true` at a comma (another follows), `false` at `close`
+    /// (taken); anything else is refused.
+    fn another(&mut self, close: u8) -> Result<bool, Refused> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                Ok(true)
+            }
+            Some(b) if b == close => {
+                self.at += 1;
+                Ok(false)
+            }
+            _ => Err(Refused::Syntax),
+        }
+    }
+
     fn array(&mut self) -> Result<(), Refused> {
         let at = self.open(Item::Array { len: 0, end: 0 })?;
         let mut len = 0u32;
-        self.skip_whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-        } else {
+        if !self.closes(b']') {
             loop {
                 self.value()?;
                 len += 1;
-                self.skip_whitespace();
-                match self.peek() {
-                    Some(b',') => self.at += 1,
-                    Some(b']') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err(Refused::Syntax),
+                if !self.another(b']')? {
+                    break;
                 }
             }
         }
@@ -166,10 +182,7 @@ impl<'t> Parser<'t, '_> {
     fn object(&mut self) -> Result<(), Refused> {
         let at = self.open(Item::Object { len: 0, end: 0 })?;
         let mut len = 0u32;
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-        } else {
+        if !self.closes(b'}') {
             loop {
                 self.skip_whitespace();
                 if self.peek() != Some(b'"') {
@@ -180,14 +193,8 @@ impl<'t> Parser<'t, '_> {
                 self.expect(b':')?;
                 self.value()?;
                 len += 1;
-                self.skip_whitespace();
-                match self.peek() {
-                    Some(b',') => self.at += 1,
-                    Some(b'}') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err(Refused::Syntax),
+                if !self.another(b'}')? {
+                    break;
                 }
             }
         }
@@ -216,7 +223,8 @@ impl<'t> Parser<'t, '_> {
         self.at += 1;
         let start = self.at;
         loop {
-            // Eight bytes at a time up to the first that ends the plain run.
+            // Eight bytes at a time up to the first that ends the plain run ([`plain_run`]'s
+            // scan, kept inline here: this loop is the parser's hottest).
             if let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
                 let ends = special_bytes(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
                 if ends == 0 {
@@ -235,6 +243,26 @@ impl<'t> Parser<'t, '_> {
                 Some(_) => self.at += 1,
             }
         }
+    }
+
+    /// How many bytes from here precede the first quote, backslash or control character (or
+    /// the end): eight bytes at a time, then one by one. The run ends on a character boundary
+    /// (the text is UTF-8 and those are ASCII).
+    fn plain_run(&self) -> usize {
+        let rest = &self.bytes[self.at..];
+        let mut n = 0;
+        while let Some(chunk) = rest.get(n..n + 8) {
+            let ends = special_bytes(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
+            if ends != 0 {
+                return n + (ends.trailing_zeros() / 8) as usize;
+            }
+            n += 8;
+        }
+        let tail = &rest[n..];
+        n + tail
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))
+            .unwrap_or(tail.len())
     }
 
     /// The rest of a string that began at `start` and has an escape here, unescaped.
@@ -270,12 +298,7 @@ impl<'t> Parser<'t, '_> {
                 }
                 Some(0..=0x1f) | None => return Err(Refused::Syntax),
                 Some(_) => {
-                    // Up to the next quote, escape or control character, whole (the text is
-                    // UTF-8 and those are ASCII, so the run ends on a character boundary).
-                    let run = self.bytes[self.at..]
-                        .iter()
-                        .position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f))
-                        .unwrap_or(self.bytes.len() - self.at);
+                    let run = self.plain_run();
                     owned.push_str(&self.text[self.at..self.at + run]);
                     self.at += run;
                 }
