@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::config::TableConfig;
 use crate::error::{MigrateError, Result};
-use crate::model::{KeyColumn, KeyKind, Relation, TableSchema, TableSpec};
+use crate::model::{KeyColumn, KeyKind, TableSchema, TableSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use stepops_error::names::Pattern;
 
@@ -167,10 +167,7 @@ pub fn resolve(
         };
         specs.push(TableSpec {
             name: name.to_owned(),
-            relation: Relation {
-                schema: table.relation.schema.clone(),
-                relname: table.relation.relname.clone(),
-            },
+            relation: table.relation.clone(),
             key: key.kind,
             key_columns,
             range_key: key.columns.join(", "),
@@ -456,7 +453,7 @@ fn order(specs: Vec<TableSpec>) -> Vec<TableSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Column, ForeignKey};
+    use crate::model::{Column, ForeignKey, Relation};
     use stepops_error::Named;
 
     fn t(name: &str, cols: &[(&str, &str)], pk: &[&str], fks: &[(&str, &str)]) -> TableSchema {

@@ -525,3 +525,30 @@ pub struct Summary {
     /// Wall-clock seconds.
     pub duration_seconds: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relation_is_written_as_top_level_schema_and_relname() {
+        let json = serde_json::json!({
+            "name": "app.users", "schema": "app", "relname": "users", "rangeKey": "id",
+            "keyIsUnique": true, "columns": ["id"], "parents": []
+        });
+        let spec: TableSpec = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(
+            spec.relation,
+            Relation {
+                schema: "app".into(),
+                relname: "users".into()
+            }
+        );
+        let back = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            (&back["schema"], &back["relname"]),
+            (&json["schema"], &json["relname"])
+        );
+        assert!(back.get("relation").is_none(), "{back}");
+    }
+}
