@@ -310,6 +310,8 @@ impl<'a> Iterator for Elements<'a> {
     }
 }
 
+impl ExactSizeIterator for Elements<'_> {}
+
 /// [`Doc`] as a jsonschema instance representation: validators built with
 /// `jsonschema::options_for::<Tape>()` read documents in place.
 #[derive(Debug)]
@@ -474,6 +476,34 @@ mod tests {
         };
         let flags: Vec<bool> = doc.items[1..].iter().map(borrowed).collect();
         assert_eq!(flags, [true, true, false, false]);
+    }
+
+    #[test]
+    fn duplicate_names_are_found_at_every_length_and_position() {
+        for len in 0..24 {
+            // Names of one length that differ in one byte only, at each position.
+            let base = "abcdefghijklmnopqrstuvwxyz"[..len].to_owned();
+            let mut names: Vec<String> = (0..len)
+                .map(|at| {
+                    let mut b = base.clone().into_bytes();
+                    b[at] = b'_';
+                    String::from_utf8(b).unwrap()
+                })
+                .collect();
+            names.push(base.clone());
+            let members = |names: &[String]| {
+                let body: Vec<String> = names.iter().map(|n| format!("{n:?}: 0")).collect();
+                format!("{{{}}}", body.join(", "))
+            };
+            assert!(Doc::parse(&members(&names)).is_ok(), "length {len}");
+            for again in 0..names.len() {
+                let mut twice = names.clone();
+                twice.push(names[again].clone());
+                let e = Doc::parse(&members(&twice)).unwrap_err().to_string();
+                let expected = format!("duplicate key {:?}", names[again]);
+                assert!(e.starts_with(&expected), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -4,10 +4,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
@@ -15,7 +16,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::RelzError;
-use crate::table::{Cell, Column, Table};
+use crate::table::{Cell, Column, Table, kind};
 use crate::types::{ColType, Conflict, resolve_checked, timestamp_micros};
 
 fn data_type(t: ColType) -> DataType {
@@ -29,89 +30,104 @@ fn data_type(t: ColType) -> DataType {
 }
 
 /// A cell of `column` as text, for a column written as strings.
-fn text<'a>(column: &'a Column, c: &Cell) -> Option<Cow<'a, str>> {
+fn text(column: &Column, c: Cell) -> Option<Cow<'_, str>> {
     match c {
         Cell::Null => None,
         Cell::Bool(b) => Some(b.to_string().into()),
         Cell::Int(i) | Cell::Key(i) => Some(i.to_string().into()),
         Cell::Float(f) => Some(
-            serde_json::Number::from_f64(*f)
+            serde_json::Number::from_f64(f)
                 .map_or_else(|| f.to_string(), |n| n.to_string())
                 .into(),
         ),
-        Cell::Str(s) => Some(Cow::Borrowed(column.text(*s))),
+        Cell::Str(s) => Some(Cow::Borrowed(column.text(s))),
     }
+}
+
+/// The rows of `column` that hold one of `kinds` as valid, the others null (`None` when none is).
+fn valid_where(column: &Column, kinds: u8) -> Option<NullBuffer> {
+    let rows = column.kind_of_rows();
+    let valid = BooleanBuffer::collect_bool(rows.len(), |i| rows[i] & kinds != 0);
+    Some(NullBuffer::new(valid)).filter(|n| n.null_count() > 0)
 }
 
 /// The column as timestamps, or `None` when one of its strings is not one.
 fn timestamps(column: &Column) -> Option<ArrayRef> {
-    let mut b = TimestampMicrosecondBuilder::with_capacity(column.cells.len()).with_timezone("UTC");
-    for c in &column.cells {
-        match c {
-            Cell::Str(s) => b.append_value(timestamp_micros(column.text(*s))?),
-            _ => b.append_null(),
-        }
-    }
-    Some(Arc::new(b.finish()))
+    let rows = column.kind_of_rows().iter().zip(column.values());
+    let micros = rows
+        .map(|(k, v)| match *k {
+            kind::STR => timestamp_micros(column.str_of(*v)),
+            _ => Some(0),
+        })
+        .collect::<Option<Vec<i64>>>()?;
+    let array = TimestampMicrosecondArray::new(micros.into(), valid_where(column, kind::STR));
+    Some(Arc::new(array.with_timezone("UTC")))
 }
 
-fn array(column: &Column, t: ColType) -> ArrayRef {
-    let n = column.cells.len();
-    match t {
-        ColType::Int64 => {
-            let mut b = Int64Builder::with_capacity(n);
-            for c in &column.cells {
-                b.append_option(match c {
-                    Cell::Int(i) | Cell::Key(i) => Some(*i),
-                    _ => None,
-                });
+/// The column's strings (any other value as its text) as one Arrow string array.
+fn strings(column: &Column) -> Result<StringArray, String> {
+    let too_long = || {
+        "a string column would hold more than 2 GiB of text in this archive; split the archive into smaller ones".to_owned()
+    };
+    let mut offsets = Vec::with_capacity(column.len() + 1);
+    let mut bytes = Vec::new();
+    offsets.push(0i32);
+    for (k, v) in column.kind_of_rows().iter().zip(column.values()) {
+        match *k {
+            kind::STR => bytes.extend_from_slice(column.str_of(*v).as_bytes()),
+            kind::NULL => {}
+            other => {
+                let cell = text(column, Cell::join(other, *v));
+                bytes.extend_from_slice(cell.unwrap_or_default().as_bytes());
             }
-            Arc::new(b.finish())
+        }
+        offsets.push(i32::try_from(bytes.len()).map_err(|_| too_long())?);
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    let nulls = valid_where(column, !kind::NULL);
+    StringArray::try_new(offsets, Buffer::from_vec(bytes), nulls).map_err(|e| e.to_string())
+}
+
+/// `column` as an Arrow array of type `t` (which [`resolve_checked`] chose: its values fit).
+fn array(column: &Column, t: ColType) -> Result<ArrayRef, String> {
+    let values = column.values();
+    Ok(match t {
+        ColType::Int64 => {
+            // Integers and join keys are their own 8 bytes; a null row holds 0.
+            let ints = ScalarBuffer::new(Buffer::from_slice_ref(values), 0, values.len());
+            let nulls = valid_where(column, kind::INT | kind::KEY);
+            Arc::new(Int64Array::new(ints, nulls))
         }
         ColType::Float64 => {
-            let mut b = Float64Builder::with_capacity(n);
-            for c in &column.cells {
-                b.append_option(match c {
-                    Cell::Int(i) => Some(*i as f64),
-                    Cell::Float(f) => Some(*f),
-                    _ => None,
-                });
-            }
-            Arc::new(b.finish())
+            let floats = if column.kinds() & kind::INT == 0 {
+                ScalarBuffer::new(Buffer::from_slice_ref(values), 0, values.len())
+            } else {
+                let rows = column.kind_of_rows().iter().zip(values);
+                rows.map(|(k, v)| match *k {
+                    kind::INT => *v as i64 as f64,
+                    _ => f64::from_bits(*v),
+                })
+                .collect()
+            };
+            let nulls = valid_where(column, kind::INT | kind::FLOAT);
+            Arc::new(Float64Array::new(floats, nulls))
         }
         ColType::Boolean => {
-            let mut b = BooleanBuilder::with_capacity(n);
-            for c in &column.cells {
-                b.append_option(match c {
-                    Cell::Bool(v) => Some(*v),
-                    _ => None,
-                });
-            }
-            Arc::new(b.finish())
+            let bools = BooleanBuffer::collect_bool(values.len(), |i| values[i] != 0);
+            Arc::new(BooleanArray::new(bools, valid_where(column, kind::BOOL)))
         }
         // Chosen only when every string is a timestamp (types::resolve), so never null here.
-        ColType::Timestamp => {
-            timestamps(column).unwrap_or_else(|| arrow_array::new_null_array(&data_type(t), n))
-        }
-        ColType::Utf8 => {
-            let mut b = StringBuilder::with_capacity(n, n * 16);
-            for c in &column.cells {
-                b.append_option(text(column, c));
-            }
-            Arc::new(b.finish())
-        }
-    }
+        ColType::Timestamp => timestamps(column)
+            .unwrap_or_else(|| arrow_array::new_null_array(&data_type(t), column.len())),
+        ColType::Utf8 => Arc::new(strings(column)?),
+    })
 }
 
 /// Whether `column` holds join keys: a child table's `id`, or an array's column in its
 /// parent. Keys rise by one per array in document order, so they are written as deltas
 /// (`DELTA_BINARY_PACKED`: a few bits a value, no dictionary, which could not shrink them).
 fn is_join_key(column: &Column, is_child: bool) -> bool {
-    (is_child && column.name == "id")
-        || column
-            .cells
-            .iter()
-            .all(|c| matches!(c, Cell::Key(_) | Cell::Null))
+    (is_child && column.name == "id") || column.kinds() & !kind::KEY == 0
 }
 
 /// Encodes `table` (named `name`) as Parquet with the types `declared` gives (the others
@@ -124,9 +140,14 @@ pub fn encode(
     for (col, _) in declared {
         table.declare(col);
     }
+    table.fill();
     let mut fields = Vec::with_capacity(table.columns.len());
     let mut arrays = Vec::with_capacity(table.columns.len());
     let mut conflicts = Vec::new();
+    let err = |e: &dyn std::fmt::Display| RelzError::Parquet {
+        table: name.to_owned(),
+        reason: e.to_string(),
+    };
     let mut props = WriterProperties::builder().set_compression(Compression::SNAPPY);
     let is_child = table.column("index").is_some();
     for column in &table.columns {
@@ -144,7 +165,7 @@ pub fn encode(
         fields.push(Field::new(&column.name, data_type(t), !required));
         arrays.push(match (t, converted) {
             (ColType::Timestamp, Some(a)) => a,
-            _ => array(column, t),
+            _ => array(column, t).map_err(|e| err(&e))?,
         });
         if t == ColType::Int64 && is_join_key(column, is_child) {
             let path = ColumnPath::from(column.name.as_str());
@@ -153,10 +174,6 @@ pub fn encode(
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
         }
     }
-    let err = |e: &dyn std::fmt::Display| RelzError::Parquet {
-        table: name.to_owned(),
-        reason: e.to_string(),
-    };
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(&e))?;
     let props = props.build();

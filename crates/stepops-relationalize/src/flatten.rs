@@ -99,11 +99,9 @@ impl Flattener {
                 self.next_id += 1;
                 tables.set_cell(at, Cell::Key(id));
                 let child = tables.child(at);
-                let [record, key, position] = child.meta;
-                for (index, item) in items.iter().enumerate() {
-                    tables.set_str(record, &self.record_id)?;
-                    tables.set_cell(key, Cell::Int(id));
-                    tables.set_cell(position, Cell::Int(index as i64));
+                let elements = items.iter();
+                tables.child_rows(child, &self.record_id, id, elements.len())?;
+                for item in elements {
                     match item.view() {
                         View::Object(m) => self.object(tables, child.row, m)?,
                         _ => self.value(tables, child.scalar, item)?,

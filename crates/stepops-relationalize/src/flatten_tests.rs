@@ -38,13 +38,12 @@ fn names(tables: &Tables, table: &str) -> Vec<String> {
 }
 
 fn cells(tables: &Tables, table: &str, column: &str) -> Vec<Expected> {
+    let rows = tables[table].rows;
     let column = tables[table]
         .column(column)
         .unwrap_or_else(|| panic!("{table} has no column {column}"));
-    column
-        .cells
-        .iter()
-        .map(|c| match *c {
+    (0..rows)
+        .map(|row| match column.get(row) {
             Cell::Null => Null,
             Cell::Bool(b) => Expected::Bool(b),
             Cell::Int(i) => Int(i),
@@ -176,4 +175,21 @@ fn numbers_keep_integer_and_float_apart() {
         cells(&t, "survey", "n"),
         [Int(1), Float(1.5), Float(18446744073709551615.0)]
     );
+}
+
+#[test]
+fn a_field_named_like_a_column_already_set_in_its_row_replaces_that_value() {
+    // Two paths that flatten to one name, and element fields named like the child columns.
+    let t = run(&[
+        json!({"a_b": 1, "a": {"b": "x"}, "steps": [{"id": "own", "v": 1}, {"v": 2}]}),
+        json!({"a_b": 2, "steps": [{"index": 7, "recordid": "r9"}]}),
+    ]);
+    assert_eq!(cells(&t, "survey", "a_b"), [s("x"), Int(2)]);
+    assert_eq!(cells(&t, "survey_steps", "id"), [s("own"), Int(1), Int(2)]);
+    assert_eq!(cells(&t, "survey_steps", "index"), [Int(0), Int(1), Int(7)]);
+    assert_eq!(
+        cells(&t, "survey_steps", "recordid"),
+        [s("r1"), s("r1"), s("r9")]
+    );
+    assert_eq!(cells(&t, "survey_steps", "v"), [Int(1), Int(2), Null]);
 }

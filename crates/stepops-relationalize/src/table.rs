@@ -1,17 +1,38 @@
-//! Tables as they are filled: one [`Column`] of [`Cell`]s per column name, in the order the
-//! columns were first seen, every column as long as the table (a row without a field holds
-//! [`Cell::Null`] there). [`Tables`] also remembers where each flattened path of a document
-//! goes ([`Place`]), so that a document's values are written straight into their columns
-//! without building a name per value. A column's strings are kept end to end in one buffer of
-//! its own ([`Text`]): no allocation per string cell. The buffers of one archive's columns are
-//! handed to the next archive's columns of the same names ([`Spare`]), so that its cells are
-//! written into memory already in place instead of grown (and faulted in) again.
+//! Tables as they are filled: one [`Column`] per column name, in the order the columns were
+//! first seen. A column keeps two vectors a row: the kind of its value (one byte: [`kind`])
+//! and the value itself (8 bytes: an integer, a float's bits, a boolean, or where a string is
+//! in the column's text), so that an integer column is already the buffer Arrow writes. A row
+//! without a field is null there (a column set in a later row is filled with nulls up to it;
+//! [`Table::fill`] fills the rest). [`Tables`] also remembers where each flattened path of a
+//! document goes ([`Place`]), so that a document's values are written straight into their
+//! columns without building a name per value. A column's strings are kept end to end in one
+//! buffer of its own ([`Text`]): no allocation per string cell. The buffers of one archive's
+//! columns are handed to the next archive's columns of the same names ([`Spare`]), so that
+//! its cells are written into memory already in place instead of grown (and faulted in)
+//! again.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::doc::{View, same_text};
 
 use crate::flatten::{child_names, field_names};
+
+/// The kinds of values a column holds, one bit each, so that the kinds of a whole column are
+/// one byte ([`Column::kinds`]).
+pub mod kind {
+    /// `null`, or a field the row does not have.
+    pub const NULL: u8 = 0;
+    /// A boolean.
+    pub const BOOL: u8 = 1;
+    /// An integer that fits `i64`.
+    pub const INT: u8 = 2;
+    /// Any other number.
+    pub const FLOAT: u8 = 4;
+    /// A string.
+    pub const STR: u8 = 8;
+    /// The join key of an array's child rows.
+    pub const KEY: u8 = 16;
+}
 
 /// One value of a row, before the column is typed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,11 +51,53 @@ pub enum Cell {
     Key(i64),
 }
 
-/// Where a string cell's bytes are in its column's text (8 bytes, so that a cell is 16).
+impl Cell {
+    /// The cell as its [`kind`] and its 8 bytes.
+    #[inline]
+    fn split(self) -> (u8, u64) {
+        match self {
+            Cell::Null => (kind::NULL, 0),
+            Cell::Bool(b) => (kind::BOOL, u64::from(b)),
+            Cell::Int(i) => (kind::INT, i as u64),
+            Cell::Float(f) => (kind::FLOAT, f.to_bits()),
+            Cell::Str(t) => (kind::STR, t.packed()),
+            Cell::Key(k) => (kind::KEY, k as u64),
+        }
+    }
+
+    /// The cell [`Cell::split`] gave `kind` and `value`.
+    pub fn join(kind: u8, value: u64) -> Cell {
+        match kind {
+            kind::BOOL => Cell::Bool(value != 0),
+            kind::INT => Cell::Int(value as i64),
+            kind::FLOAT => Cell::Float(f64::from_bits(value)),
+            kind::STR => Cell::Str(Text::unpack(value)),
+            kind::KEY => Cell::Key(value as i64),
+            _ => Cell::Null,
+        }
+    }
+}
+
+/// Where a string cell's bytes are in its column's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Text {
     start: u32,
     len: u32,
+}
+
+impl Text {
+    /// The text as one value: its start in the high half, its length in the low half.
+    #[inline]
+    fn packed(self) -> u64 {
+        u64::from(self.start) << 32 | u64::from(self.len)
+    }
+
+    fn unpack(value: u64) -> Text {
+        Text {
+            start: (value >> 32) as u32,
+            len: value as u32,
+        }
+    }
 }
 
 /// The most text one column of one archive holds: what a Parquet string column written in one
@@ -53,7 +116,7 @@ fn has_room(used: usize, more: usize) -> bool {
     "column {column} holds more than {MAX_COLUMN_TEXT} bytes of strings in this archive; split the archive into smaller ones"
 )]
 pub struct ColumnFull {
-    /// The column (`table.column` once it has passed through [`Tables::set`]).
+    /// The column (`table.column` once it has passed through [`Tables::set_str`]).
     pub column: String,
 }
 
@@ -88,13 +151,19 @@ impl From<Cell> for Scalar<'_> {
     }
 }
 
-/// A column: its name, one cell per row, and the text its string cells point into.
+/// A column: its name, each row's kind and value, and the text its strings point into.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Column {
     /// The column's name.
     pub name: String,
-    /// One cell per row of the table.
-    pub cells: Vec<Cell>,
+    /// Each row's [`kind`].
+    kinds: Vec<u8>,
+    /// Each row's value ([`Cell::split`]); 0 where null.
+    values: Vec<u64>,
+    /// Every kind stored, nulls aside (a value replaced in its row, which [`Column::replace`]
+    /// records in `replaced`, may have left its kind here).
+    seen: u8,
+    replaced: bool,
     text: String,
     /// The last string copied into `text`: a repeated value (the `recordid` of every row, an
     /// answer chosen from a list) points at it again instead of growing the text.
@@ -110,27 +179,78 @@ impl Column {
         }
     }
 
+    /// The rows set so far (or filled with nulls).
+    pub fn len(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// Whether no row is set yet.
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+
+    /// The cell of row `row` (null past the rows set).
+    pub fn get(&self, row: usize) -> Cell {
+        match self.kinds.get(row) {
+            Some(k) => Cell::join(*k, self.values[row]),
+            None => Cell::Null,
+        }
+    }
+
+    /// The cells of the rows set, in order.
+    pub fn cells(&self) -> impl Iterator<Item = Cell> + '_ {
+        self.kinds
+            .iter()
+            .zip(&self.values)
+            .map(|(k, v)| Cell::join(*k, *v))
+    }
+
+    /// Each row's [`kind`].
+    pub fn kind_of_rows(&self) -> &[u8] {
+        &self.kinds
+    }
+
+    /// Each row's value: an integer or join key as `i64` bits, a float's bits, a boolean as
+    /// 0 or 1, a string as [`Column::str_of`] reads it, 0 where null.
+    pub fn values(&self) -> &[u64] {
+        &self.values
+    }
+
+    /// The kinds of the values the column holds, one [`kind`] bit each.
+    pub fn kinds(&self) -> u8 {
+        if self.replaced {
+            self.kinds.iter().fold(0, |k, x| k | x)
+        } else {
+            self.seen
+        }
+    }
+
     /// The string of a [`Cell::Str`] of this column.
     pub fn text(&self, t: Text) -> &str {
         let start = t.start as usize;
         &self.text[start..start + t.len as usize]
     }
 
+    /// The string of a [`kind::STR`] row's value ([`Column::values`]).
+    pub fn str_of(&self, value: u64) -> &str {
+        self.text(Text::unpack(value))
+    }
+
     /// `v` as a cell of this column (a string is copied into its text).
     pub fn cell(&mut self, v: Scalar<'_>) -> Result<Cell, ColumnFull> {
         match v {
             Scalar::Cell(c) => Ok(c),
-            Scalar::Str(s) => self.string(s),
+            Scalar::Str(s) => self.string(s).map(Cell::Str),
         }
     }
 
-    /// The cell of string `s`, copied into the column's text unless it repeats the last one.
+    /// Where string `s` is in the column's text, copied there unless it repeats the last one.
     #[inline]
-    fn string(&mut self, s: &str) -> Result<Cell, ColumnFull> {
+    fn string(&mut self, s: &str) -> Result<Text, ColumnFull> {
         if let Some(last) = self.last
             && same_text(self.text(last), s)
         {
-            return Ok(Cell::Str(last));
+            return Ok(last);
         }
         let start = self.text.len();
         if !has_room(start, s.len()) {
@@ -143,7 +263,7 @@ impl Column {
             len: s.len() as u32,
         };
         self.last = Some(text);
-        Ok(Cell::Str(text))
+        Ok(text)
     }
 
     #[cold]
@@ -153,25 +273,68 @@ impl Column {
         }
     }
 
-    /// Puts `c` in row `row` (the table's current row, set or not yet).
+    /// Puts a value of `kind` in row `row` (the table's current row, set or not yet).
     #[inline]
-    fn put(&mut self, row: usize, c: Cell) {
-        match self.cells.get_mut(row) {
-            Some(cell) => *cell = c,
-            None => self.cells.push(c),
+    fn put(&mut self, row: usize, kind: u8, value: u64) {
+        if row == self.kinds.len() {
+            self.seen |= kind;
+            self.kinds.push(kind);
+            self.values.push(value);
+        } else {
+            self.put_apart(row, kind, value);
+        }
+    }
+
+    /// [`Column::put`] into a row that is not the next one: after rows left null, or again.
+    #[cold]
+    fn put_apart(&mut self, row: usize, kind: u8, value: u64) {
+        if row < self.kinds.len() {
+            self.replace(row, kind, value);
+        } else {
+            self.fill(row);
+            self.put(row, kind, value);
+        }
+    }
+
+    /// Sets row `row` again (two paths of a document named alike): the last value stays.
+    fn replace(&mut self, row: usize, kind: u8, value: u64) {
+        self.replaced = true;
+        self.seen |= kind;
+        self.kinds[row] = kind;
+        self.values[row] = value;
+    }
+
+    /// Nulls up to `rows` rows.
+    fn fill(&mut self, rows: usize) {
+        if self.kinds.len() < rows {
+            self.kinds.resize(rows, kind::NULL);
+            self.values.resize(rows, 0);
+        }
+    }
+
+    /// Appends `values`, all of `kind`, as the rows from `row` on (the column has none of
+    /// them yet).
+    fn extend(&mut self, row: usize, kind: u8, values: impl Iterator<Item = u64>) {
+        self.fill(row);
+        debug_assert_eq!(self.kinds.len(), row, "rows from {row} are not set yet");
+        let before = self.values.len();
+        self.values.extend(values);
+        self.kinds.resize(self.values.len(), kind);
+        if self.values.len() > before {
+            self.seen |= kind;
         }
     }
 
     /// Appends a row holding `v`.
     pub fn push(&mut self, v: Scalar<'_>) -> Result<(), ColumnFull> {
-        let c = self.cell(v)?;
-        self.cells.push(c);
+        let (kind, value) = self.cell(v)?.split();
+        self.put(self.kinds.len(), kind, value);
         Ok(())
     }
 }
 
-/// A table being filled, one row at a time: [`Table::set`] the row's cells, then
-/// [`Table::end_row`].
+/// A table being filled, one row at a time: [`Tables::set_cell`] and [`Tables::set_str`] the
+/// row's cells, then [`Tables::end_row`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
     /// The columns, in the order they were first seen.
@@ -192,10 +355,14 @@ impl Table {
         if let Some(i) = self.index.get(name) {
             return *i;
         }
-        let Buffers { mut cells, text } = buffers();
-        cells.resize(self.rows, Cell::Null);
+        let Buffers {
+            kinds,
+            values,
+            text,
+        } = buffers();
         self.columns.push(Column {
-            cells,
+            kinds,
+            values,
             text,
             ..Column::new(name)
         });
@@ -204,12 +371,16 @@ impl Table {
     }
 
     /// Ends the current row: the columns it did not set are null there.
+    #[inline]
     pub fn end_row(&mut self) {
         self.rows += 1;
+    }
+
+    /// Fills every column with nulls up to the table's rows, so that each holds every row (a
+    /// column is otherwise only as long as its last row set).
+    pub fn fill(&mut self) {
         for column in &mut self.columns {
-            if column.cells.len() < self.rows {
-                column.cells.push(Cell::Null);
-            }
+            column.fill(self.rows);
         }
     }
 
@@ -271,10 +442,11 @@ pub struct Child {
     pub meta: [Place; 3],
 }
 
-/// A column's memory, emptied: its cells' and its text's.
+/// A column's memory, emptied: its kinds', values' and text's.
 #[derive(Debug, Default)]
 struct Buffers {
-    cells: Vec<Cell>,
+    kinds: Vec<u8>,
+    values: Vec<u64>,
     text: String,
 }
 
@@ -326,10 +498,12 @@ impl Tables {
         let mut buffers = HashMap::new();
         for (table, name) in self.tables.into_iter().zip(self.names) {
             for mut column in table.columns {
-                column.cells.clear();
+                column.kinds.clear();
+                column.values.clear();
                 column.text.clear();
                 let b = Buffers {
-                    cells: column.cells,
+                    kinds: column.kinds,
+                    values: column.values,
                     text: column.text,
                 };
                 buffers.insert((name.clone(), column.name), b);
@@ -448,7 +622,8 @@ impl Tables {
     pub fn set_cell(&mut self, at: Place, c: Cell) {
         let (table, column) = self.column_of(at);
         let rows = table.rows;
-        table.columns[column].put(rows, c);
+        let (kind, value) = c.split();
+        table.columns[column].put(rows, kind, value);
     }
 
     /// Sets a string cell (copied into its column's text).
@@ -458,12 +633,41 @@ impl Tables {
         let rows = table.rows;
         let column = &mut table.columns[column];
         match column.string(s) {
-            Ok(c) => {
-                column.put(rows, c);
+            Ok(text) => {
+                column.put(rows, kind::STR, text.packed());
                 Ok(())
             }
             Err(e) => Err(self.full_at(at, e)),
         }
+    }
+
+    /// Fills the `recordid`, `id` and `index` of the `elements` rows an array is about to add
+    /// to `child`'s table, all at once (what the elements set themselves replaces these).
+    pub fn child_rows(
+        &mut self,
+        child: Child,
+        record_id: &str,
+        id: i64,
+        elements: usize,
+    ) -> Result<(), ColumnFull> {
+        if elements == 0 {
+            return Ok(());
+        }
+        let [record, key, index] = child.meta;
+        let (table, column) = self.column_of(record);
+        let rows = table.rows;
+        let column = &mut table.columns[column];
+        let text = match column.string(record_id) {
+            Ok(text) => text.packed(),
+            Err(e) => return Err(self.full_at(record, e)),
+        };
+        column.extend(rows, kind::STR, std::iter::repeat_n(text, elements));
+        let (table, column) = self.column_of(key);
+        let values = std::iter::repeat_n(id as u64, elements);
+        table.columns[column].extend(rows, kind::INT, values);
+        let (table, column) = self.column_of(index);
+        table.columns[column].extend(rows, kind::INT, 0..elements as u64);
+        Ok(())
     }
 
     #[cold]
@@ -520,9 +724,41 @@ impl std::ops::Index<&str> for Tables {
 mod tests {
     use super::*;
 
+    fn texts(c: &Column) -> Vec<Option<&str>> {
+        c.cells()
+            .map(|x| match x {
+                Cell::Str(t) => Some(c.text(t)),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_cell_is_16_bytes() {
-        assert_eq!(std::mem::size_of::<Cell>(), 16);
+    fn every_cell_comes_back_as_it_was_stored() {
+        let mut c = Column::new("c");
+        let cells = [
+            Cell::Null,
+            Cell::Bool(true),
+            Cell::Bool(false),
+            Cell::Int(i64::MIN),
+            Cell::Int(-1),
+            Cell::Float(-0.0),
+            Cell::Float(f64::MAX),
+            Cell::Key(i64::MAX),
+        ];
+        for cell in cells {
+            c.push(cell.into()).unwrap();
+        }
+        c.push(Scalar::Str("s")).unwrap();
+        let back: Vec<Cell> = c.cells().collect();
+        assert_eq!(back[..cells.len()], cells);
+        assert_eq!(texts(&c)[cells.len()], Some("s"));
+        assert_eq!(c.get(100), Cell::Null, "null past the rows set");
+        assert_eq!(
+            c.kinds(),
+            kind::BOOL | kind::INT | kind::FLOAT | kind::KEY | kind::STR
+        );
+        assert!(matches!(c.get(5), Cell::Float(z) if z.is_sign_negative()));
     }
 
     #[test]
@@ -532,15 +768,7 @@ mod tests {
         c.push(Scalar::Cell(Cell::Null)).unwrap();
         c.push(Scalar::Str("")).unwrap();
         c.push(Scalar::Str("cd")).unwrap();
-        let texts: Vec<_> = c
-            .cells
-            .iter()
-            .map(|x| match x {
-                Cell::Str(t) => Some(c.text(*t)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(texts, [Some("ab"), None, Some(""), Some("cd")]);
+        assert_eq!(texts(&c), [Some("ab"), None, Some(""), Some("cd")]);
         assert!(has_room(MAX_COLUMN_TEXT - 2, 2));
         assert!(!has_room(MAX_COLUMN_TEXT - 1, 2));
         assert!(!has_room(usize::MAX, 1));
@@ -554,14 +782,41 @@ mod tests {
         }
         assert_eq!(c.text, "rec-1xrec-1");
         let texts: Vec<&str> = c
-            .cells
-            .iter()
+            .cells()
             .map(|x| match x {
-                Cell::Str(t) => c.text(*t),
+                Cell::Str(t) => c.text(t),
                 other => panic!("not a string: {other:?}"),
             })
             .collect();
         assert_eq!(texts, ["rec-1", "rec-1", "x", "rec-1", "rec-1"]);
+    }
+
+    #[test]
+    fn rows_left_out_are_null_and_a_cell_set_twice_keeps_the_last_value() {
+        let mut tables = Tables::new();
+        let root = tables.root("t");
+        let (a, b) = (tables.field(root, "a"), tables.field(root, "b"));
+        tables.set(a, Cell::Int(1)).unwrap();
+        tables.end_row(root);
+        tables.end_row(root);
+        // Row 2 sets b (never set before) once, and a twice with another kind.
+        tables.set(b, Cell::Bool(true)).unwrap();
+        tables.set(a, Cell::Int(2)).unwrap();
+        tables.set(a, Scalar::Str("two")).unwrap();
+        tables.end_row(root);
+        tables.end_row(root);
+        let t = tables.tables.first_mut().unwrap();
+        assert_eq!(t.column("b").unwrap().len(), 3, "filled up to the row set");
+        t.fill();
+        let a = t.column("a").unwrap();
+        let b = t.column("b").unwrap();
+        assert_eq!((a.len(), b.len()), (4, 4));
+        let bs: Vec<Cell> = b.cells().collect();
+        assert_eq!(bs, [Cell::Null, Cell::Null, Cell::Bool(true), Cell::Null]);
+        assert_eq!(texts(a), [None, None, Some("two"), None]);
+        assert_eq!(a.get(0), Cell::Int(1));
+        assert_eq!(a.kinds(), kind::INT | kind::STR, "the replaced 2 is gone");
+        assert_eq!(b.kinds(), kind::BOOL);
     }
 
     #[test]
@@ -577,13 +832,13 @@ mod tests {
         };
         let mut first = Tables::new();
         fill(&mut first, 1000, "b");
-        let capacity = first["t"].column("a").unwrap().cells.capacity();
+        let capacity = first["t"].column("a").unwrap().values.capacity();
         let mut second = Tables::with_spare(first.into_spare());
         fill(&mut second, 2, "c");
         let t = &second["t"];
         let a = t.column("a").unwrap();
-        assert_eq!(a.cells, [Cell::Int(0), Cell::Int(1)]);
-        assert_eq!(a.cells.capacity(), capacity, "column a's memory is reused");
+        assert_eq!(a.cells().collect::<Vec<_>>(), [Cell::Int(0), Cell::Int(1)]);
+        assert_eq!(a.values.capacity(), capacity, "column a's memory is reused");
         let c = t.column("c").unwrap();
         assert_eq!(c.text, "text", "a new column's text starts empty");
         assert!(t.column("b").is_none(), "only the columns this archive has");

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::flatten::join_name;
+use crate::table::kind::{BOOL, FLOAT, INT, KEY, STR};
 use crate::table::{Cell, Column};
 
 /// The Parquet/Arrow type a column is written with.
@@ -117,25 +118,6 @@ fn walk(out: &mut Declared, table: &str, col: &str, part: &str, schema: &Value) 
     }
 }
 
-const BOOL: u8 = 1;
-const INT: u8 = 2;
-const FLOAT: u8 = 4;
-const STR: u8 = 8;
-const KEY: u8 = 16;
-
-fn kinds(column: &Column) -> u8 {
-    column.cells.iter().fold(0, |k, c| {
-        k | match c {
-            Cell::Null => 0,
-            Cell::Bool(_) => BOOL,
-            Cell::Int(_) => INT,
-            Cell::Float(_) => FLOAT,
-            Cell::Str(_) => STR,
-            Cell::Key(_) => KEY,
-        }
-    })
-}
-
 fn kind_names(k: u8) -> Vec<&'static str> {
     [
         (BOOL, "boolean"),
@@ -165,8 +147,8 @@ pub fn resolve(
     declared: Option<ColType>,
 ) -> (ColType, Option<Conflict>) {
     let all_timestamps = |c: &Column| {
-        c.cells.iter().all(|cell| match cell {
-            Cell::Str(s) => timestamp_micros(c.text(*s)).is_some(),
+        c.cells().all(|cell| match cell {
+            Cell::Str(s) => timestamp_micros(c.text(s)).is_some(),
             _ => true,
         })
     };
@@ -182,7 +164,7 @@ pub fn resolve_checked(
     declared: Option<ColType>,
     all_timestamps: impl FnOnce(&Column) -> bool,
 ) -> (ColType, Option<Conflict>) {
-    let k = kinds(column);
+    let k = column.kinds();
     let fits = |t: ColType| match t {
         ColType::Int64 => k & !(INT | KEY) == 0 && k != (INT | KEY),
         ColType::Float64 => k & !(INT | FLOAT) == 0,
