@@ -504,6 +504,18 @@ mod tests {
                 assert!(e.starts_with(&expected), "{e}");
             }
         }
+        // Escaped names compare unescaped; in a large object, a repeat among the first names
+        // and one after them are both found.
+        let e = Doc::parse(r#"{"a\n": 1, "b": 2, "a\u000a": 3}"#).unwrap_err();
+        assert!(e.to_string().starts_with(r#"duplicate key "a\n""#), "{e}");
+        for (first, again) in [(2, 5), (33, 38)] {
+            let mut names: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+            names[again] = names[first].clone();
+            let body: Vec<String> = names.iter().map(|n| format!("{n:?}: 0")).collect();
+            let e = Doc::parse(&format!("{{{}}}", body.join(", "))).unwrap_err();
+            let expected = format!("duplicate key \"k{first}\"");
+            assert!(e.to_string().starts_with(&expected), "{e}");
+        }
     }
 
     #[test]
