@@ -427,7 +427,7 @@ impl<'a> Object<'a, Tape> for ObjectRef<'a> {
 
     fn get(&self, key: &Box<str>) -> Option<NodeRef<'a>> {
         self.iter()
-            .find(|(name, _)| *name == key.as_ref())
+            .find(|(name, _)| same_text(name, key))
             .map(|(_, v)| v)
     }
 
