@@ -9,9 +9,12 @@
 //! ranges already restored. A FAILED job is forgotten (the next attempt starts a new one).
 //!
 //! Starting a job and recording its id run as one spawned task, so a chunk that is stopped
-//! (its task cancelled, a sibling range failed) never leaves a started job unrecorded. Only a
-//! process killed inside that window (one request and one journal write) can: the journal's
-//! `starting` mark, written before the request, makes the next attempt say so in its log.
+//! (its task cancelled, a sibling range failed) never leaves a started job unrecorded, and a
+//! chunk that returns (an error included) has waited for those tasks ([`Starts`]): when it
+//! returns, every job it started is in the journal, even if the process then stops. Only a
+//! process killed inside that window (one request and one journal write) can leave one out:
+//! the journal's `starting` mark, written before the request, makes the next attempt say so
+//! in its log.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -116,6 +119,28 @@ pub struct CopyReport {
     pub restores_started: usize,
 }
 
+/// The tasks a chunk spawned to start jobs ([`start_and_record`]): each holds a clone of the
+/// sender, so that the chunk can wait until none is running ([`Starts::finished`]).
+#[derive(Debug, Clone)]
+struct Starts {
+    /// Never sent on: held for its drop, which the receiver sees when the last one goes.
+    _held: tokio::sync::mpsc::Sender<()>,
+}
+
+impl Starts {
+    /// The tracker, and the receiver that [`Starts::finished`] waits on.
+    fn new() -> (Starts, tokio::sync::mpsc::Receiver<()>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        (Starts { _held: tx }, rx)
+    }
+
+    /// Waits until every task holding a clone of `self` has ended.
+    async fn finished(self, mut rx: tokio::sync::mpsc::Receiver<()>) {
+        drop(self);
+        while rx.recv().await.is_some() {}
+    }
+}
+
 /// Copies `ranges` (inclusive, ascending) of `type_name` from `source` to `dest`.
 pub async fn copy_type<J: Journal>(
     source: &SynapseClient,
@@ -127,19 +152,25 @@ pub async fn copy_type<J: Journal>(
 ) -> Result<CopyReport> {
     let (tx, mut rx) =
         tokio::sync::mpsc::channel::<Result<((i64, i64), RangeState, bool)>>(config.backups_ahead);
-    let producer = async move {
-        let mut backups = futures::stream::iter(ranges.iter().copied())
-            .map(|r| backup(source, config, type_name, r, journal))
-            .buffered(config.backups_ahead);
-        while let Some(done) = backups.next().await {
-            let failed = done.is_err();
-            if tx.send(done).await.is_err() || failed {
-                break;
+    let (starts, running) = Starts::new();
+    let producer = {
+        let starts = starts.clone();
+        async move {
+            let mut backups = futures::stream::iter(ranges.iter().copied())
+                .map(|r| backup(source, config, type_name, r, journal, &starts))
+                .buffered(config.backups_ahead);
+            while let Some(done) = backups.next().await {
+                let failed = done.is_err();
+                if tx.send(done).await.is_err() || failed {
+                    break;
+                }
             }
         }
     };
     // Owns the receiver: when a restore fails it is dropped, and the producer stops.
+    let consumer_starts = starts.clone();
     let consumer = async move {
+        let starts = consumer_starts;
         let mut report = CopyReport {
             ranges: ranges.len(),
             ..CopyReport::default()
@@ -147,13 +178,16 @@ pub async fn copy_type<J: Journal>(
         while let Some(done) = rx.recv().await {
             let (range, state, started) = done?;
             report.backups_started += usize::from(started);
-            let (rows, started) = restore(dest, config, type_name, range, state, journal).await?;
+            let (rows, started) =
+                restore(dest, config, type_name, range, state, journal, &starts).await?;
             report.restores_started += usize::from(started);
             report.restored_rows += rows.max(0) as u64;
         }
         Ok(report)
     };
     let ((), report) = tokio::join!(producer, consumer);
+    // A failed range stopped its siblings: the jobs they were starting get recorded first.
+    starts.finished(running).await;
     let report: CopyReport = report?;
     if report.ranges > 0 && report.backups_started + report.restores_started == 0 {
         info!(
@@ -175,6 +209,7 @@ async fn resume_or_start<J: Journal>(
     key: &str,
     state: &RangeState,
     journal: &J,
+    starts: &Starts,
 ) -> Result<(AdminResponse, bool)> {
     let what = describe_request(request);
     let mut base = state.clone();
@@ -202,7 +237,7 @@ async fn resume_or_start<J: Journal>(
     let (first, started) = match resumed {
         Some(s) => (s, false),
         None => (
-            start_and_record(client, request, kind, key, base.clone(), journal).await?,
+            start_and_record(client, request, kind, key, base.clone(), journal, starts).await?,
             true,
         ),
     };
@@ -230,14 +265,17 @@ async fn start_and_record<J: Journal>(
     key: &str,
     base: RangeState,
     journal: &J,
+    starts: &Starts,
 ) -> Result<JobStatus> {
-    let (client, request, key, journal) = (
+    let (client, request, key, journal, running) = (
         client.clone(),
         request.clone(),
         key.to_owned(),
         journal.clone(),
+        starts.clone(),
     );
     let task = tokio::spawn(async move {
+        let _running = running;
         let mut state = base;
         state.starting = Some(kind);
         journal.save(&key, &state).await?;
@@ -262,6 +300,7 @@ async fn backup<J: Journal>(
     type_name: &str,
     (lo, hi): (i64, i64),
     journal: &J,
+    starts: &Starts,
 ) -> Result<((i64, i64), RangeState, bool)> {
     let key = range_key(type_name, lo, hi);
     let mut state = journal.load(&key).await?.unwrap_or_default();
@@ -275,8 +314,16 @@ async fn backup<J: Journal>(
         minimum_id: lo,
         maximum_id: hi.saturating_add(1),
     };
-    let (answer, started) =
-        resume_or_start(source, &request, JobKind::Backup, &key, &state, journal).await?;
+    let (answer, started) = resume_or_start(
+        source,
+        &request,
+        JobKind::Backup,
+        &key,
+        &state,
+        journal,
+        starts,
+    )
+    .await?;
     let AdminResponse::Backup { backup_file_key } = answer else {
         return Err(SynapseError::Malformed {
             stack: source.describe().into(),
@@ -298,6 +345,7 @@ async fn restore<J: Journal>(
     (lo, hi): (i64, i64),
     mut state: RangeState,
     journal: &J,
+    starts: &Starts,
 ) -> Result<(i64, bool)> {
     if let Some(rows) = state.restored_rows {
         return Ok((rows, false));
@@ -311,8 +359,16 @@ async fn restore<J: Journal>(
         minimum_row_id: lo,
         maximum_row_id: hi.saturating_add(1),
     };
-    let (answer, started) =
-        resume_or_start(dest, &request, JobKind::Restore, &key, &state, journal).await?;
+    let (answer, started) = resume_or_start(
+        dest,
+        &request,
+        JobKind::Restore,
+        &key,
+        &state,
+        journal,
+        starts,
+    )
+    .await?;
     let AdminResponse::Restore { restored_row_count } = answer else {
         return Err(SynapseError::Malformed {
             stack: dest.describe().into(),

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use stepops_error::{ErrorName, Named};
 use stepops_synapse::protocol::{AdminRequest, AdminResponse};
-use stepops_synapse::{ClientOptions, MemoryJournal, SynapseClient, SynapseConfig, SynapseError};
+use stepops_synapse::{
+    ClientOptions, Journal, MemoryJournal, SynapseClient, SynapseConfig, SynapseError,
+};
 use stepops_synapse_fake::{FakeOptions, FakeStack, Fault};
 
 async fn pair(dir: &std::path::Path) -> (FakeStack, FakeStack) {
@@ -174,7 +176,17 @@ async fn a_failed_restore_is_named_and_the_retry_reuses_the_backups() {
     .unwrap_err();
     assert_eq!(e.error_name(), ErrorName::ServiceFailed);
     assert!(e.to_string().contains("Deadlock found"), "{e}");
+    // When the failed chunk returns, every backup it started is in the journal, none of them
+    // still being started.
     let backups = s.jobs_of("backup");
+    let mut recorded = 0;
+    for (lo, hi) in &node.ranges {
+        let key = stepops_synapse::range_key("NODE", *lo, *hi);
+        let state = journal.load(&key).await.unwrap().unwrap_or_default();
+        assert_eq!(state.starting, None, "{key} is still being started");
+        recorded += usize::from(state.backup_job_id.is_some() || state.backup_file_key.is_some());
+    }
+    assert_eq!(recorded, backups, "backups started and recorded");
     let r = stepops_synapse::copy_chunk(
         &s.url(),
         &d.url(),
