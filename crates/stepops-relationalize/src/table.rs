@@ -160,8 +160,8 @@ pub struct Column {
     kinds: Vec<u8>,
     /// Each row's value ([`Cell::split`]); 0 where null.
     values: Vec<u64>,
-    /// Every kind stored, nulls aside (a value replaced in its row, which [`Column::replace`]
-    /// records in `replaced`, may have left its kind here).
+    /// Every kind stored, nulls aside; not kept up once a value was replaced in its row
+    /// (`replaced`: [`Column::kinds`] then reads the rows).
     seen: u8,
     replaced: bool,
     text: String,
@@ -299,7 +299,6 @@ impl Column {
     /// Sets row `row` again (two paths of a document named alike): the last value stays.
     fn replace(&mut self, row: usize, kind: u8, value: u64) {
         self.replaced = true;
-        self.seen |= kind;
         self.kinds[row] = kind;
         self.values[row] = value;
     }
@@ -655,19 +654,21 @@ impl Tables {
         }
         let [record, key, index] = child.meta;
         let (table, column) = self.column_of(record);
-        let rows = table.rows;
-        let column = &mut table.columns[column];
-        let text = match column.string(record_id) {
+        let text = match table.columns[column].string(record_id) {
             Ok(text) => text.packed(),
             Err(e) => return Err(self.full_at(record, e)),
         };
-        column.extend(rows, kind::STR, std::iter::repeat_n(text, elements));
-        let (table, column) = self.column_of(key);
-        let values = std::iter::repeat_n(id as u64, elements);
-        table.columns[column].extend(rows, kind::INT, values);
-        let (table, column) = self.column_of(index);
-        table.columns[column].extend(rows, kind::INT, 0..elements as u64);
+        self.extend(record, kind::STR, std::iter::repeat_n(text, elements));
+        self.extend(key, kind::INT, std::iter::repeat_n(id as u64, elements));
+        self.extend(index, kind::INT, 0..elements as u64);
         Ok(())
+    }
+
+    /// Appends `values` to `at`'s column, as the rows from its table's current row on.
+    fn extend(&mut self, at: Place, kind: u8, values: impl Iterator<Item = u64>) {
+        let (table, column) = self.column_of(at);
+        let rows = table.rows;
+        table.columns[column].extend(rows, kind, values);
     }
 
     #[cold]

@@ -153,24 +153,21 @@ pub async fn copy_type<J: Journal>(
     let (tx, mut rx) =
         tokio::sync::mpsc::channel::<Result<((i64, i64), RangeState, bool)>>(config.backups_ahead);
     let (starts, running) = Starts::new();
-    let producer = {
-        let starts = starts.clone();
-        async move {
-            let mut backups = futures::stream::iter(ranges.iter().copied())
-                .map(|r| backup(source, config, type_name, r, journal, &starts))
-                .buffered(config.backups_ahead);
-            while let Some(done) = backups.next().await {
-                let failed = done.is_err();
-                if tx.send(done).await.is_err() || failed {
-                    break;
-                }
+    // Both borrow `starts`, so that they are gone before the wait below.
+    let tracker = &starts;
+    let producer = async move {
+        let mut backups = futures::stream::iter(ranges.iter().copied())
+            .map(|r| backup(source, config, type_name, r, journal, tracker))
+            .buffered(config.backups_ahead);
+        while let Some(done) = backups.next().await {
+            let failed = done.is_err();
+            if tx.send(done).await.is_err() || failed {
+                break;
             }
         }
     };
     // Owns the receiver: when a restore fails it is dropped, and the producer stops.
-    let consumer_starts = starts.clone();
     let consumer = async move {
-        let starts = consumer_starts;
         let mut report = CopyReport {
             ranges: ranges.len(),
             ..CopyReport::default()
@@ -179,7 +176,7 @@ pub async fn copy_type<J: Journal>(
             let (range, state, started) = done?;
             report.backups_started += usize::from(started);
             let (rows, started) =
-                restore(dest, config, type_name, range, state, journal, &starts).await?;
+                restore(dest, config, type_name, range, state, journal, tracker).await?;
             report.restores_started += usize::from(started);
             report.restored_rows += rows.max(0) as u64;
         }
