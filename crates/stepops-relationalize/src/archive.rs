@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 
-use crate::doc::Doc;
+use crate::doc::{Doc, Reader};
 use crate::error::RelzError;
 
 /// The record an archive holds (its `metadata.json`).
@@ -78,7 +78,7 @@ pub enum Item<'a> {
         /// The dataset (the member's file name without extension).
         dataset: &'a str,
         /// The document (its root is an object).
-        doc: Doc<'a>,
+        doc: &'a Doc<'a>,
     },
     /// Not a usable document.
     Bad {
@@ -223,6 +223,7 @@ impl Archive {
         max_bytes: u64,
         mut f: impl FnMut(Item<'_>) -> Result<(), RelzError>,
     ) -> Result<(), RelzError> {
+        let mut docs = Reader::default();
         for i in 0..self.zip.len() {
             let entry = self
                 .zip
@@ -260,7 +261,7 @@ impl Archive {
                         f(bad(None, too_big(buf.len() as u64, max_bytes), None))?;
                         continue;
                     }
-                    f(parse(&member, None, dataset.as_deref(), &buf))?;
+                    parse(&mut docs, &member, None, dataset.as_deref(), &buf, &mut f)?;
                 }
                 Ok(Kind::Lines) => {
                     let mut reader = BufReader::new(entry);
@@ -302,7 +303,14 @@ impl Archive {
                         if buf.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
-                        f(parse(&member, Some(line), dataset.as_deref(), &buf))?;
+                        parse(
+                            &mut docs,
+                            &member,
+                            Some(line),
+                            dataset.as_deref(),
+                            &buf,
+                            &mut f,
+                        )?;
                     }
                 }
             }
@@ -322,12 +330,16 @@ fn corrupt_member(archive: &str, member: &str, e: std::io::Error) -> RelzError {
     }
 }
 
-fn parse<'a>(
-    member: &'a str,
+/// Parses the document `buf` with `reader` and hands it (or why it is not one) to `f`; its
+/// nodes' memory goes back to `reader` for the next document.
+fn parse(
+    reader: &mut Reader,
+    member: &str,
     line: Option<usize>,
-    dataset: Option<&'a str>,
-    buf: &'a [u8],
-) -> Item<'a> {
+    dataset: Option<&str>,
+    buf: &[u8],
+    f: &mut impl FnMut(Item<'_>) -> Result<(), RelzError>,
+) -> Result<(), RelzError> {
     let bad = |reason: String| Item::Bad {
         member: member.to_owned(),
         line,
@@ -338,20 +350,23 @@ fn parse<'a>(
     // Text checked as UTF-8 once is parsed faster than bytes (which check every string);
     // bytes that are not UTF-8 are parsed as bytes for the error's position.
     let parsed = match std::str::from_utf8(buf) {
-        Ok(text) => Doc::parse(text),
-        Err(_) => Doc::parse_slice(buf),
+        Ok(text) => reader.parse(text),
+        Err(_) => reader.parse_slice(buf),
     };
-    match parsed {
-        Ok(doc) if doc.root_object().is_some() => match dataset {
-            Some(dataset) => Item::Doc {
-                member,
-                line,
-                dataset,
-                doc,
-            },
-            None => bad("no usable dataset name".into()),
-        },
-        Ok(_) => bad("the document is not a JSON object".into()),
-        Err(e) => bad(format!("not valid JSON: {e}")),
-    }
+    let doc = match parsed {
+        Ok(doc) => doc,
+        Err(e) => return f(bad(format!("not valid JSON: {e}"))),
+    };
+    let done = match (doc.root_object(), dataset) {
+        (Some(_), Some(dataset)) => f(Item::Doc {
+            member,
+            line,
+            dataset,
+            doc: &doc,
+        }),
+        (Some(_), None) => f(bad("no usable dataset name".into())),
+        (None, _) => f(bad("the document is not a JSON object".into())),
+    };
+    reader.recycle(doc);
+    done
 }

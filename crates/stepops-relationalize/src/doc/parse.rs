@@ -25,13 +25,18 @@ pub(super) enum Refused {
 }
 
 /// Parses `text` (one JSON value, whitespace around it allowed) into `items`.
-pub(super) fn parse<'t>(text: &'t str, items: &mut Vec<Item<'t>>) -> Result<(), Refused> {
+pub(super) fn parse<'t>(
+    text: &'t str,
+    items: &mut Vec<Item<'t>>,
+    shapes: &mut Shapes,
+) -> Result<(), Refused> {
     let mut p = Parser {
         text,
         bytes: text.as_bytes(),
         at: 0,
         depth: 0,
         items,
+        shapes,
     };
     p.value()?;
     p.skip_whitespace();
@@ -56,12 +61,59 @@ fn special_bytes(w: u64) -> u64 {
     quote | backslash | control
 }
 
+/// The member names of the last object of each size (from [`Shapes::FEWEST`] to
+/// [`Shapes::MOST`] members) found without a duplicate name: documents of one dataset repeat
+/// their objects' names, and comparing them in order to those is cheaper than comparing every
+/// pair (12 comparisons instead of 66 for 12 members).
+#[derive(Debug, Default)]
+pub(super) struct Shapes {
+    by_len: Vec<Vec<String>>,
+}
+
+impl Shapes {
+    /// Below this many members, the pairwise check is as cheap.
+    const FEWEST: usize = 4;
+    /// Objects larger than this are checked with a hash set ([`super::ObjectRef`]).
+    const MOST: usize = 32;
+
+    /// The first member name of `object` that repeats an earlier one.
+    fn duplicate_key<'a>(&mut self, object: super::ObjectRef<'a>) -> Option<&'a str> {
+        let len = object.len as usize;
+        if !(Self::FEWEST..=Self::MOST).contains(&len) {
+            return object.duplicate_key();
+        }
+        if let Some(known) = self.by_len.get(len)
+            && known.len() == len
+            && known
+                .iter()
+                .zip(object.iter())
+                .all(|(a, (b, _))| super::same_text(a, b))
+        {
+            return None;
+        }
+        let duplicate = object.duplicate_key();
+        if duplicate.is_none() {
+            if self.by_len.len() <= len {
+                self.by_len.resize_with(len + 1, Vec::new);
+            }
+            let known = &mut self.by_len[len];
+            known.resize_with(len, String::new);
+            for (name, (key, _)) in known.iter_mut().zip(object.iter()) {
+                name.clear();
+                name.push_str(key);
+            }
+        }
+        duplicate
+    }
+}
+
 struct Parser<'t, 'v> {
     text: &'t str,
     bytes: &'t [u8],
     at: usize,
     depth: u32,
     items: &'v mut Vec<Item<'t>>,
+    shapes: &'v mut Shapes,
 }
 
 impl<'t> Parser<'t, '_> {
@@ -207,7 +259,7 @@ impl<'t> Parser<'t, '_> {
             },
             len,
         };
-        if let Some(key) = object.duplicate_key() {
+        if let Some(key) = self.shapes.duplicate_key(object) {
             return Err(Refused::DuplicateKey {
                 key: key.to_owned(),
                 at: self.at,
@@ -456,7 +508,7 @@ mod tests {
 
     fn ours(text: &str) -> Option<Value> {
         let mut items = Vec::new();
-        parse(text, &mut items).ok()?;
+        parse(text, &mut items, &mut Shapes::default()).ok()?;
         Some(Doc { items }.to_value())
     }
 
@@ -666,7 +718,8 @@ mod tests {
     #[test]
     fn a_duplicate_key_is_refused_where_its_object_ends() {
         let mut items = Vec::new();
-        let refused = parse(r#"{"a": {"b": 1, "b": 2}, "c": 3}"#, &mut items);
+        let text = r#"{"a": {"b": 1, "b": 2}, "c": 3}"#;
+        let refused = parse(text, &mut items, &mut Shapes::default());
         assert_eq!(
             refused,
             Err(Refused::DuplicateKey {
