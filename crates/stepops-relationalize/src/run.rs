@@ -219,7 +219,7 @@ impl Relationalizer {
                     doc,
                 } => {
                     let violations = match schemas.get(dataset) {
-                        Some(Some(schema)) => schema.violations(&doc),
+                        Some(Some(schema)) => schema.violations(doc),
                         _ if self.schemas.configured() => vec![crate::schema::Violation {
                             path: String::new(),
                             message: format!(

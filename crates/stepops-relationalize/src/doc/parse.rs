@@ -468,10 +468,11 @@ impl<'t> Parser<'t, '_> {
                 return Ok(n.into());
             }
         }
-        if fits && !exponent {
-            if let Some(f) = exact_decimal(significand, fraction) {
-                return Number::from_f64(if negative { -f } else { f }).ok_or(Refused::Syntax);
-            }
+        if fits
+            && !exponent
+            && let Some(f) = exact_decimal(significand, fraction)
+        {
+            return Number::from_f64(if negative { -f } else { f }).ok_or(Refused::Syntax);
         }
         let f: f64 = self.text[start..self.at]
             .parse()
