@@ -324,6 +324,16 @@ impl Column {
         }
     }
 
+    /// Appends `n` rows holding `value`, of `kind`, from row `row` on (the column has none of
+    /// them yet).
+    fn repeat(&mut self, row: usize, kind: u8, value: u64, n: usize) {
+        self.fill(row);
+        debug_assert_eq!(self.kinds.len(), row, "rows from {row} are not set yet");
+        self.values.resize(row + n, value);
+        self.kinds.resize(row + n, kind);
+        self.seen |= kind;
+    }
+
     /// Appends a row holding `v`.
     pub fn push(&mut self, v: Scalar<'_>) -> Result<(), ColumnFull> {
         let (kind, value) = self.cell(v)?.split();
@@ -652,23 +662,21 @@ impl Tables {
         if elements == 0 {
             return Ok(());
         }
-        let [record, key, index] = child.meta;
-        let (table, column) = self.column_of(record);
-        let text = match table.columns[column].string(record_id) {
-            Ok(text) => text.packed(),
-            Err(e) => return Err(self.full_at(record, e)),
-        };
-        self.extend(record, kind::STR, std::iter::repeat_n(text, elements));
-        self.extend(key, kind::INT, std::iter::repeat_n(id as u64, elements));
-        self.extend(index, kind::INT, 0..elements as u64);
-        Ok(())
-    }
-
-    /// Appends `values` to `at`'s column, as the rows from its table's current row on.
-    fn extend(&mut self, at: Place, kind: u8, values: impl Iterator<Item = u64>) {
-        let (table, column) = self.column_of(at);
+        let columns = child.meta.map(|at| self.column_of(at).1);
+        let table = &mut self.tables[self.slots[child.row.0].table as usize];
         let rows = table.rows;
-        table.columns[column].extend(rows, kind, values);
+        let [record, key, index] = table
+            .columns
+            .get_disjoint_mut(columns)
+            .expect("a child table's recordid, id and index are three columns");
+        let text = match record.string(record_id) {
+            Ok(text) => text.packed(),
+            Err(e) => return Err(self.full_at(child.meta[0], e)),
+        };
+        record.repeat(rows, kind::STR, text, elements);
+        key.repeat(rows, kind::INT, id as u64, elements);
+        index.extend(rows, kind::INT, 0..elements as u64);
+        Ok(())
     }
 
     #[cold]
