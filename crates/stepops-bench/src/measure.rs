@@ -1,5 +1,6 @@
-//! Running one tool as a child process and measuring it: wall time and the child's peak
-//! resident memory (`wait4`'s `ru_maxrss`), with its stdout kept and its stderr in a log file.
+//! Running one tool as a child process and measuring it: wall time, the child's CPU time and
+//! peak resident memory (`wait4`'s `ru_utime`, `ru_stime` and `ru_maxrss`), with its stdout
+//! kept and its stderr in a log file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,6 +12,9 @@ use anyhow::{Context as _, bail};
 pub struct Run {
     /// Wall time.
     pub seconds: f64,
+    /// CPU time of the child (user and system, its own children included): steadier than
+    /// wall time on a shared machine.
+    pub cpu_seconds: f64,
     /// Peak resident memory of the child, in KiB.
     pub max_rss_kb: i64,
     /// Whether it exited 0.
@@ -22,7 +26,7 @@ pub struct Run {
 }
 
 /// Runs `cmd` to completion (stdout to a file we return, stderr to `log`), measuring wall time
-/// and the child's peak resident memory (`wait4`).
+/// and the child's CPU time and peak resident memory (`wait4`).
 #[allow(unsafe_code)] // wait4: the only way to read a child's peak memory (ru_maxrss).
 pub fn measure(mut cmd: Command, log: &Path) -> anyhow::Result<Run> {
     let out_path = log.with_extension("out");
@@ -43,8 +47,10 @@ pub fn measure(mut cmd: Command, log: &Path) -> anyhow::Result<Run> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let time = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Run {
         seconds,
+        cpu_seconds: time(usage.ru_utime) + time(usage.ru_stime),
         max_rss_kb: usage.ru_maxrss,
         ok,
         stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),

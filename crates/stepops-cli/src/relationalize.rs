@@ -50,8 +50,9 @@ pub struct RelationalizeArgs {
 #[derive(clap::Subcommand, Debug)]
 pub enum RelationalizeCommand {
     /// Benchmark beside DuckDB (read_json_auto → COPY … (FORMAT parquet)) on the same nested
-    /// NDJSON, both on one core: wall time, its ratio, peak memory; then half the archives, for
-    /// linearity. Run it in a release build: cargo run --release --bin stepops -- relationalize bench
+    /// NDJSON, both on one core, in alternation for --rounds rounds: the median wall and CPU
+    /// time of each and their ratios, peak memory, and half the archives, for linearity. Run it
+    /// in a release build: cargo run --release --bin stepops -- relationalize bench
     Bench(stepops_bench::relationalize::BenchArgs),
 }
 
