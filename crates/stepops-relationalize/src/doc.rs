@@ -559,6 +559,19 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_reuses_a_document_s_node_memory() {
+        let mut reader = Reader::default();
+        let text = format!("[{}]", vec!["1"; 1000].join(","));
+        let doc = reader.parse(&text).unwrap();
+        let capacity = doc.items.capacity();
+        reader.recycle(doc);
+        assert_eq!(reader.nodes.capacity(), capacity);
+        let doc = reader.parse("[2]").unwrap();
+        assert_eq!(doc.items.capacity(), capacity, "the same memory");
+        assert_eq!(doc.to_value(), serde_json::json!([2]));
+    }
+
+    #[test]
     fn a_reader_finds_duplicates_in_objects_named_like_earlier_ones() {
         let mut reader = Reader::default();
         let text = |names: &[String]| {
