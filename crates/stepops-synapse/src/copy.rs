@@ -10,7 +10,7 @@
 //!
 //! Starting a job and recording its id run as one spawned task, so a chunk that is stopped
 //! (its task cancelled, a sibling range failed) never leaves a started job unrecorded, and a
-//! chunk that returns (an error included) has waited for those tasks ([`Starts`]): when it
+//! chunk that returns (an error included) has waited for those tasks (a [`TaskTracker`]): when it
 //! returns, every job it started is in the journal, even if the process then stops. Only a
 //! process killed inside that window (one request and one journal write) can leave one out:
 //! the journal's `starting` mark, written before the request, makes the next attempt say so
@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::client::{SynapseClient, describe_request};
@@ -119,28 +120,6 @@ pub struct CopyReport {
     pub restores_started: usize,
 }
 
-/// The tasks a chunk spawned to start jobs ([`start_and_record`]): each holds a clone of the
-/// sender, so that the chunk can wait until none is running ([`Starts::finished`]).
-#[derive(Debug, Clone)]
-struct Starts {
-    /// Never sent on: held for its drop, which the receiver sees when the last one goes.
-    _held: tokio::sync::mpsc::Sender<()>,
-}
-
-impl Starts {
-    /// The tracker, and the receiver that [`Starts::finished`] waits on.
-    fn new() -> (Starts, tokio::sync::mpsc::Receiver<()>) {
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        (Starts { _held: tx }, rx)
-    }
-
-    /// Waits until every task holding a clone of `self` has ended.
-    async fn finished(self, mut rx: tokio::sync::mpsc::Receiver<()>) {
-        drop(self);
-        while rx.recv().await.is_some() {}
-    }
-}
-
 /// Copies `ranges` (inclusive, ascending) of `type_name` from `source` to `dest`.
 pub async fn copy_type<J: Journal>(
     source: &SynapseClient,
@@ -152,8 +131,9 @@ pub async fn copy_type<J: Journal>(
 ) -> Result<CopyReport> {
     let (tx, mut rx) =
         tokio::sync::mpsc::channel::<Result<((i64, i64), RangeState, bool)>>(config.backups_ahead);
-    let (starts, running) = Starts::new();
-    // Both borrow `starts`, so that they are gone before the wait below.
+    // The tasks starting jobs ([`start_and_record`]), waited for before the chunk returns; the
+    // `async move` blocks below take this reference, not the tracker.
+    let starts = TaskTracker::new();
     let tracker = &starts;
     let producer = async move {
         let mut backups = futures::stream::iter(ranges.iter().copied())
@@ -184,7 +164,8 @@ pub async fn copy_type<J: Journal>(
     };
     let ((), report) = tokio::join!(producer, consumer);
     // A failed range stopped its siblings: the jobs they were starting get recorded first.
-    starts.finished(running).await;
+    starts.close();
+    starts.wait().await;
     let report: CopyReport = report?;
     if report.ranges > 0 && report.backups_started + report.restores_started == 0 {
         info!(
@@ -206,7 +187,7 @@ async fn resume_or_start<J: Journal>(
     key: &str,
     state: &RangeState,
     journal: &J,
-    starts: &Starts,
+    starts: &TaskTracker,
 ) -> Result<(AdminResponse, bool)> {
     let what = describe_request(request);
     let mut base = state.clone();
@@ -262,17 +243,15 @@ async fn start_and_record<J: Journal>(
     key: &str,
     base: RangeState,
     journal: &J,
-    starts: &Starts,
+    starts: &TaskTracker,
 ) -> Result<JobStatus> {
-    let (client, request, key, journal, running) = (
+    let (client, request, key, journal) = (
         client.clone(),
         request.clone(),
         key.to_owned(),
         journal.clone(),
-        starts.clone(),
     );
-    let task = tokio::spawn(async move {
-        let _running = running;
+    let task = starts.spawn(async move {
         let mut state = base;
         state.starting = Some(kind);
         journal.save(&key, &state).await?;
@@ -297,7 +276,7 @@ async fn backup<J: Journal>(
     type_name: &str,
     (lo, hi): (i64, i64),
     journal: &J,
-    starts: &Starts,
+    starts: &TaskTracker,
 ) -> Result<((i64, i64), RangeState, bool)> {
     let key = range_key(type_name, lo, hi);
     let mut state = journal.load(&key).await?.unwrap_or_default();
@@ -342,7 +321,7 @@ async fn restore<J: Journal>(
     (lo, hi): (i64, i64),
     mut state: RangeState,
     journal: &J,
-    starts: &Starts,
+    starts: &TaskTracker,
 ) -> Result<(i64, bool)> {
     if let Some(rows) = state.restored_rows {
         return Ok((rows, false));

@@ -666,11 +666,7 @@ mod tests {
             let text = format!("{significand:0digits$}");
             let point = (next() % (digits as u64 + 1)) as usize;
             let (whole, fraction) = text.split_at(point);
-            let whole = if whole.is_empty() {
-                "0"
-            } else {
-                whole.trim_start_matches('0')
-            };
+            let whole = whole.trim_start_matches('0');
             let whole = if whole.is_empty() { "0" } else { whole };
             let sign = if next() % 2 == 0 { "-" } else { "" };
             let text = if fraction.is_empty() {
