@@ -86,6 +86,7 @@ impl Relationalizer {
     /// Writes to `output` (in `output_store`) with `schemas`, the default document limit and
     /// the system's temporary folder.
     pub fn new(output: Location, output_store: AnyStore, schemas: Schemas) -> Self {
+        reuse_freed_memory();
         Relationalizer {
             output,
             output_store,
@@ -139,7 +140,6 @@ impl Relationalizer {
                 "removed the files an earlier run of this record wrote and this one did not"
             );
         }
-        release_freed_memory();
         Ok(report)
     }
 
@@ -319,15 +319,38 @@ async fn blocking<T: Send + 'static>(
         .map_err(std::io::Error::other)?
 }
 
-/// Hands the memory one archive freed back to the system. glibc keeps freed memory in one arena
-/// per thread that allocated it, and the reading runs on tokio's blocking threads: without this,
-/// a run's peak memory grew with the number of archives read (8 archives of 4 MiB: 239 MiB
-/// peak, 77 MiB with one arena). Other C libraries return memory by themselves.
-fn release_freed_memory() {
+/// Sets glibc's allocator up for reading one archive after another, once per process: one
+/// arena, and no block returned to the system as it is freed, so that each archive's columns,
+/// nodes and Parquet buffers reuse the memory the archive before freed instead of taking new
+/// pages from the kernel and faulting them in again.
+///
+/// Left alone, glibc keeps one arena per thread that allocates, and the reading runs on tokio's
+/// blocking threads: a run's peak memory grew with the number of archives read (8 archives of
+/// 4 MiB: 239 MiB). Handing freed memory back after every archive (`malloc_trim`, until
+/// 2026-12-07) bounded it but faulted every page in again: 320,000 page faults for 1 GiB of
+/// NDJSON, 10,000 with this setup, and a lower peak (docs/benchmarks.md). Blocks over
+/// [`MMAP_THRESHOLD`] are still mapped and unmapped on their own, and free memory at the top
+/// of the heap over [`TRIM_THRESHOLD`] is still handed back, so that an archive far larger than
+/// the rest does not keep its memory after it is read. Other C libraries are left as they are.
+fn reuse_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: malloc_trim only releases free pages of glibc's heaps; it takes no pointer.
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            #[allow(unsafe_code)]
+            // SAFETY: mallopt only changes glibc's allocation parameters; it takes no pointer,
+            // and these three are documented as safe to change while the process runs.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+            }
+        });
     }
 }
+
+/// Blocks larger than this are mapped on their own and unmapped when freed (glibc's most).
+const MMAP_THRESHOLD: i32 = 32 << 20;
+
+/// Free memory at the top of the heap beyond this is handed back to the system.
+const TRIM_THRESHOLD: i32 = 128 << 20;
