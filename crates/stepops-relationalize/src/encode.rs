@@ -5,16 +5,17 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
+use crate::constant;
 use crate::error::RelzError;
 use crate::table::{Cell, Column, Table, kind};
 use crate::types::{ColType, Conflict, resolve_checked, timestamp_micros};
@@ -143,6 +144,19 @@ fn is_join_key(column: &Column, is_child: bool) -> bool {
     (is_child && column.name == "id") || column.kinds() & !kind::KEY == 0
 }
 
+/// The string every row of `column` holds, when it holds one and the same in each (no null,
+/// no other kind): the `recordid` of an archive's rows.
+fn constant_string(column: &Column) -> Option<&str> {
+    let (kinds, values) = (column.kind_of_rows(), column.values());
+    let first = *values.first()?;
+    let same = |(k, v): (&[u8], &[u64])| {
+        k.iter().fold(true, |all, k| all & (*k == kind::STR))
+            & v.iter().fold(true, |all, v| all & (*v == first))
+    };
+    let mut chunks = kinds.chunks(64).zip(values.chunks(64));
+    chunks.all(same).then(|| column.str_of(first))
+}
+
 /// Encodes `table` (named `name`) as Parquet with the types `declared` gives (the others
 /// inferred); returns the file and the columns written as strings for a conflict.
 pub fn encode(
@@ -150,18 +164,43 @@ pub fn encode(
     table: &mut Table,
     declared: &[(String, ColType)],
 ) -> Result<(Vec<u8>, Vec<Conflict>), RelzError> {
+    encode_with(name, table, declared, Constants::Apart, None)
+}
+
+/// How [`encode_with`] writes a column holding one string in every row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Constants {
+    /// As its chunk, by [`constant`].
+    Apart,
+    /// Through the Arrow writer, as any other column (what the tests compare with).
+    #[cfg(test)]
+    Arrow,
+}
+
+/// [`encode`], writing constant columns as `constants` says, in row groups of at most
+/// `group_rows` rows (parquet's default when `None`).
+fn encode_with(
+    name: &str,
+    table: &mut Table,
+    declared: &[(String, ColType)],
+    constants: Constants,
+    group_rows: Option<usize>,
+) -> Result<(Vec<u8>, Vec<Conflict>), RelzError> {
     for (col, _) in declared {
         table.declare(col);
     }
     table.fill();
     let mut fields = Vec::with_capacity(table.columns.len());
-    let mut arrays = Vec::with_capacity(table.columns.len());
+    let mut typed = Vec::with_capacity(table.columns.len());
     let mut conflicts = Vec::new();
     let err = |e: &dyn std::fmt::Display| RelzError::Parquet {
         table: name.to_owned(),
         reason: e.to_string(),
     };
     let mut props = WriterProperties::builder().set_compression(Compression::SNAPPY);
+    if group_rows.is_some() {
+        props = props.set_max_row_group_row_count(group_rows);
+    }
     let is_child = table.column("index").is_some();
     for column in &table.columns {
         let want = declared
@@ -176,10 +215,7 @@ pub fn encode(
         conflicts.extend(conflict);
         let required = matches!(column.name.as_str(), "recordid");
         fields.push(Field::new(&column.name, data_type(t), !required));
-        arrays.push(match (t, converted) {
-            (ColType::Timestamp, Some(a)) => a,
-            _ => array(column, t).map_err(|e| err(&e))?,
-        });
+        typed.push((t, converted));
         if t == ColType::Int64 && is_join_key(column, is_child) {
             let path = ColumnPath::from(column.name.as_str());
             props = props
@@ -188,12 +224,58 @@ pub fn encode(
         }
     }
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(&e))?;
-    let props = props.build();
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props)).map_err(|e| err(&e))?;
-    writer.write(&batch).map_err(|e| err(&e))?;
-    writer.close().map_err(|e| err(&e))?;
+    let writer =
+        ArrowWriter::try_new(&mut out, schema.clone(), Some(props.build())).map_err(|e| err(&e))?;
+    let (mut file, factory) = writer.into_serialized_writer().map_err(|e| err(&e))?;
+    let descriptors = file.schema_descr().columns().to_vec();
+    // Each column as an Arrow array, or as the one string it holds in every row.
+    let mut columns = Vec::with_capacity(typed.len());
+    for ((column, (t, converted)), descr) in table.columns.iter().zip(typed).zip(&descriptors) {
+        let constant = constant_string(column).filter(|v| {
+            constants == Constants::Apart && t == ColType::Utf8 && constant::fits(descr, v)
+        });
+        columns.push(match (constant, t, converted) {
+            (Some(value), ..) => Err(value),
+            (None, ColType::Timestamp, Some(a)) => Ok(a),
+            (None, ..) => Ok(array(column, t).map_err(|e| err(&e))?),
+        });
+    }
+    // Row groups of at most the writer's row limit, as `ArrowWriter::write` splits a batch.
+    let per_group = file
+        .properties()
+        .max_row_group_row_count()
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let (mut start, mut group_index) = (0, 0);
+    while start < table.rows {
+        let rows = per_group.min(table.rows - start);
+        let writers = factory
+            .create_column_writers(group_index)
+            .map_err(|e| err(&e))?;
+        let mut group = file.next_row_group().map_err(|e| err(&e))?;
+        let parts = columns
+            .iter()
+            .zip(writers)
+            .zip(schema.fields())
+            .zip(&descriptors);
+        for (((column, mut writer), field), descr) in parts {
+            match column {
+                Err(value) => constant::append(&mut group, descr.clone(), value, rows),
+                Ok(array) => (|| {
+                    for leaf in compute_leaves(field, &array.slice(start, rows))? {
+                        writer.write(&leaf)?;
+                    }
+                    writer.close()?.append_to_row_group(&mut group)
+                })(),
+            }
+            .map_err(|e| err(&e))?;
+        }
+        group.close().map_err(|e| err(&e))?;
+        start += rows;
+        group_index += 1;
+    }
+    file.close().map_err(|e| err(&e))?;
     Ok((out, conflicts))
 }
 
@@ -248,6 +330,101 @@ mod tests {
                     !key,
                     "{name}.{column}: {used:?}"
                 );
+            }
+        }
+    }
+    /// What a reader sees of each column chunk of `body` apart from where it lies and its
+    /// size: types, encodings, statistics, page index; and the rows, read back.
+    fn described(body: &[u8]) -> (Vec<String>, Vec<arrow_array::RecordBatch>) {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use parquet::file::serialized_reader::ReadOptionsBuilder;
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(body).unwrap();
+        let options = ReadOptionsBuilder::new().with_page_index().build();
+        let reader = SerializedFileReader::new_with_options(file, options).unwrap();
+        let meta = reader.metadata();
+        let mut chunks = Vec::new();
+        for (g, group) in meta.row_groups().iter().enumerate() {
+            let index = meta.page_index_for_row_group(g);
+            for (i, c) in group.columns().iter().enumerate() {
+                let offsets = index.offset_index(i).unwrap();
+                let first_rows: Vec<i64> = offsets
+                    .page_locations()
+                    .iter()
+                    .map(|p| p.first_row_index)
+                    .collect();
+                chunks.push(format!(
+                    "{g} {} {} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {} {:?} {first_rows:?} {:?}",
+                    c.column_path(),
+                    c.num_values(),
+                    c.compression_codec(),
+                    c.encodings().collect::<Vec<_>>(),
+                    c.page_encoding_stats(),
+                    c.page_encoding_stats_mask(),
+                    c.statistics(),
+                    c.unencoded_byte_array_data_bytes(),
+                    c.definition_level_histogram(),
+                    c.repetition_level_histogram(),
+                    c.dictionary_page_offset().is_some(),
+                    index.column_index(i),
+                    offsets.unencoded_byte_array_data_bytes(),
+                ));
+            }
+        }
+        let rows = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(body.to_vec()))
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        (chunks, rows)
+    }
+
+    #[test]
+    fn a_column_with_one_string_in_every_row_is_written_as_the_arrow_writer_writes_it() {
+        let longest = "r".repeat(constant::MAX_LEN);
+        let too_long = "r".repeat(constant::MAX_LEN + 1);
+        for record in ["rec-1", &longest, &too_long] {
+            let mut tables = Tables::new();
+            let mut f = Flattener::new(record);
+            for i in 0..2500 {
+                let steps: Vec<String> = (0..10).map(|s| format!(r#"{{"v": "a{s}"}}"#)).collect();
+                let text = format!(
+                    r#"{{"n": {i}, "same": "x", "when": "2024-03-05T10:00:00Z", "steps": [{}]}}"#,
+                    steps.join(",")
+                );
+                let doc = Doc::parse(&text).unwrap();
+                f.document(&mut tables, "s", doc.root_object().unwrap())
+                    .unwrap();
+            }
+            let declared = [("when".to_owned(), ColType::Timestamp)];
+            for (name, table) in tables.sorted_mut() {
+                let declared = if name == "s" { &declared[..] } else { &[] };
+                let rows = table.rows;
+                for group_rows in [Some(1000), None] {
+                    let mut copy = table.clone();
+                    let (apart, _) =
+                        encode_with(name, &mut copy, declared, Constants::Apart, group_rows)
+                            .unwrap();
+                    let mut copy = table.clone();
+                    let (arrow, _) =
+                        encode_with(name, &mut copy, declared, Constants::Arrow, group_rows)
+                            .unwrap();
+                    let ((chunks, batches), expected) = (described(&apart), described(&arrow));
+                    assert_eq!(batches, expected.1, "{name}: the same rows");
+                    let groups = rows.div_ceil(group_rows.unwrap_or(rows));
+                    assert_eq!(chunks.len(), groups * batches[0].num_columns(), "{name}");
+                    // Up to 20,000 rows (the Arrow writer's page), the file is the same byte for
+                    // byte; past it, the Arrow writer starts another page of the same value, and
+                    // a short record id's column is one page.
+                    let apart_is_shorter = rows > 20_000 && group_rows.is_none();
+                    if apart_is_shorter && record.len() <= constant::MAX_LEN {
+                        assert!(apart.len() < arrow.len(), "{name}");
+                    } else {
+                        assert_eq!(chunks, expected.0, "{name}");
+                        assert!(apart == arrow, "{name}, {group_rows:?}: byte for byte");
+                    }
+                }
             }
         }
     }

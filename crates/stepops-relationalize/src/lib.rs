@@ -11,7 +11,7 @@
 //!   and `index`).
 //! - [`types`]: column types from the JSON Schema or inferred; conflicts → strings, reported.
 //! - [`schema`]: schemas by dataset and version, from a folder or an S3 prefix.
-//! - [`encode`]: a table as Parquet.
+//! - [`encode`]: a table as Parquet; `constant`: a column with one string in every row.
 //! - [`run`]: one archive end to end, published whole ([`Relationalizer`]).
 //! - [`location`]: `s3://BUCKET/PREFIX` or a folder, through `stepops_store`.
 //! - [`records`]: which files each record's last run wrote; the stale ones are deleted.
@@ -19,6 +19,7 @@
 //! - [`generate`]: made-up archives and documents (tests, the benchmark).
 
 pub mod archive;
+mod constant;
 pub mod doc;
 pub mod encode;
 mod error;
