@@ -10,9 +10,10 @@ use arrow_array::{
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::compute_leaves;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, compute_leaves};
 use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedRowGroupWriter;
 use parquet::schema::types::ColumnPath;
 
 use crate::constant;
@@ -157,6 +158,27 @@ fn constant_string(column: &Column) -> Option<&str> {
     chunks.all(same).then(|| column.str_of(first))
 }
 
+/// A column ready to be written.
+enum Prepared<'c> {
+    /// As an Arrow array, through the Arrow writer.
+    Array(ArrayRef),
+    /// As the one string it holds in every row, by [`constant`].
+    Constant(&'c str),
+}
+
+/// Writes `array` (the rows of `field` in `group`) with `writer`, and appends the chunk.
+fn write_array<W: std::io::Write + Send>(
+    group: &mut SerializedRowGroupWriter<'_, W>,
+    mut writer: ArrowColumnWriter,
+    field: &Field,
+    array: &ArrayRef,
+) -> parquet::errors::Result<()> {
+    for leaf in compute_leaves(field, array)? {
+        writer.write(&leaf)?;
+    }
+    writer.close()?.append_to_row_group(group)
+}
+
 /// Encodes `table` (named `name`) as Parquet with the types `declared` gives (the others
 /// inferred); returns the file and the columns written as strings for a conflict.
 pub fn encode(
@@ -229,16 +251,15 @@ fn encode_with(
         ArrowWriter::try_new(&mut out, schema.clone(), Some(props.build())).map_err(|e| err(&e))?;
     let (mut file, factory) = writer.into_serialized_writer().map_err(|e| err(&e))?;
     let descriptors = file.schema_descr().columns().to_vec();
-    // Each column as an Arrow array, or as the one string it holds in every row.
     let mut columns = Vec::with_capacity(typed.len());
     for ((column, (t, converted)), descr) in table.columns.iter().zip(typed).zip(&descriptors) {
         let constant = constant_string(column).filter(|v| {
             constants == Constants::Apart && t == ColType::Utf8 && constant::fits(descr, v)
         });
         columns.push(match (constant, t, converted) {
-            (Some(value), ..) => Err(value),
-            (None, ColType::Timestamp, Some(a)) => Ok(a),
-            (None, ..) => Ok(array(column, t).map_err(|e| err(&e))?),
+            (Some(value), ..) => Prepared::Constant(value),
+            (None, ColType::Timestamp, Some(a)) => Prepared::Array(a),
+            (None, ..) => Prepared::Array(array(column, t).map_err(|e| err(&e))?),
         });
     }
     // Row groups of at most the writer's row limit, as `ArrowWriter::write` splits a batch.
@@ -259,15 +280,15 @@ fn encode_with(
             .zip(writers)
             .zip(schema.fields())
             .zip(&descriptors);
-        for (((column, mut writer), field), descr) in parts {
+        for (((column, writer), field), descr) in parts {
             match column {
-                Err(value) => constant::append(&mut group, descr.clone(), value, rows),
-                Ok(array) => (|| {
-                    for leaf in compute_leaves(field, &array.slice(start, rows))? {
-                        writer.write(&leaf)?;
-                    }
-                    writer.close()?.append_to_row_group(&mut group)
-                })(),
+                Prepared::Constant(value) => {
+                    constant::append(&mut group, descr.clone(), value, rows)
+                }
+                Prepared::Array(array) => {
+                    let part = array.slice(start, rows);
+                    write_array(&mut group, writer, field, &part)
+                }
             }
             .map_err(|e| err(&e))?;
         }
@@ -333,6 +354,7 @@ mod tests {
             }
         }
     }
+
     /// What a reader sees of each column chunk of `body` apart from where it lies and its
     /// size: types, encodings, statistics, page index; and the rows, read back.
     fn described(body: &[u8]) -> (Vec<String>, Vec<arrow_array::RecordBatch>) {
