@@ -327,7 +327,7 @@ async fn blocking<T: Send + 'static>(
 /// Left alone, glibc keeps one arena per thread that allocates, and the reading runs on tokio's
 /// blocking threads: a run's peak memory grew with the number of archives read (8 archives of
 /// 4 MiB: 239 MiB). Handing freed memory back after every archive (`malloc_trim`, until
-/// 2026-12-07) bounded it but faulted every page in again: 320,000 page faults for 1 GiB of
+/// 2026-12-06) bounded it but faulted every page in again: 320,000 page faults for 1 GiB of
 /// NDJSON, 10,000 with this setup, and a lower peak (docs/benchmarks.md). Blocks over
 /// [`MMAP_THRESHOLD`] are still mapped and unmapped on their own, and free memory at the top
 /// of the heap over [`TRIM_THRESHOLD`] is still handed back, so that an archive far larger than
