@@ -103,6 +103,16 @@ pub(crate) struct Inner {
     pub started: Mutex<HashMap<(String, String, i64, i64), usize>>,
     pub restoring: Mutex<HashMap<String, usize>>,
     pub violations: Mutex<Vec<String>>,
+    pub late_starts: Mutex<Option<LateStarts>>,
+}
+
+/// Job starts answered late ([`FakeStack::answer_job_starts_late`]).
+#[derive(Debug, Clone)]
+pub(crate) struct LateStarts {
+    pub kind: String,
+    pub after: usize,
+    pub count: usize,
+    pub by: Duration,
 }
 
 impl Inner {
@@ -140,6 +150,7 @@ impl FakeStack {
             started: Mutex::default(),
             restoring: Mutex::default(),
             violations: Mutex::default(),
+            late_starts: Mutex::default(),
         });
         let i = inner.clone();
         let http =
@@ -303,6 +314,18 @@ impl FakeStack {
     /// The next admin job of `kind` (`backup`, `restore`, …) ends FAILED with `message`.
     pub fn fail_next_job(&self, kind: &str, message: &str) {
         lock(&self.inner.fail_jobs).push((kind.into(), message.into()));
+    }
+
+    /// Answers `count` starts of jobs of `kind`, those after the first `after` of them, late:
+    /// the n-th of them `n × by` late (each job itself starts at once), so that a client's later
+    /// start requests are still in flight, one after another, when an earlier job has ended.
+    pub fn answer_job_starts_late(&self, kind: &str, after: usize, count: usize, by: Duration) {
+        *lock(&self.inner.late_starts) = Some(LateStarts {
+            kind: kind.into(),
+            after,
+            count,
+            by,
+        });
     }
 
     /// Jobs started, by `(kind, type, minimumId, maximumId)`.

@@ -163,6 +163,11 @@ async fn a_failed_restore_is_named_and_the_retry_reuses_the_backups() {
     let node = &plan[0];
     assert_eq!(node.ranges.len(), 10);
     d.fail_next_job("restore", "Deadlock found when trying to get lock");
+    // The chunk backs up two ranges ahead. The second and third backups' starts are answered
+    // 300 and 600 ms late: the first restore fails, the chunk stops once the second backup has
+    // ended, and the third's start is still in flight then: the chunk waits for it to be
+    // recorded before it returns.
+    s.answer_job_starts_late("backup", 1, 2, Duration::from_millis(300));
     let journal = MemoryJournal::default();
     let e = stepops_synapse::copy_chunk(
         &s.url(),
