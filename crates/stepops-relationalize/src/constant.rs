@@ -25,17 +25,16 @@ use parquet::schema::types::ColumnDescPtr;
 /// index (longer values would have truncated ones, as the Arrow writer makes them).
 pub const MAX_LEN: usize = 64;
 
-/// Whether a column of type `descr` holding `value` in every row can be written this way: a
-/// required (not nullable, not repeated) string column and a value within [`MAX_LEN`].
-pub fn fits(descr: &ColumnDescPtr, value: &str) -> bool {
+/// Whether a column of type `descr` can be written this way: a required (not nullable, not
+/// repeated) string column.
+pub fn fits(descr: &ColumnDescPtr) -> bool {
     descr.physical_type() == Type::BYTE_ARRAY
         && descr.max_def_level() == 0
         && descr.max_rep_level() == 0
-        && value.len() <= MAX_LEN
 }
 
-/// Appends to `group` the column `descr` (which [`fits`]) holding `value` in each of its `rows`
-/// rows, snappy-compressed.
+/// Appends to `group` the column `descr` (which [`fits`]) holding `value` (at most [`MAX_LEN`]
+/// bytes) in each of its `rows` rows, snappy-compressed.
 pub fn append<W: std::io::Write + Send>(
     group: &mut SerializedRowGroupWriter<'_, W>,
     descr: ColumnDescPtr,

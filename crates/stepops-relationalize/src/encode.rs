@@ -49,10 +49,9 @@ fn text(column: &Column, c: Cell) -> Option<Cow<'_, str>> {
 /// The rows of `column` that hold one of `kinds` as valid, the others null (`None` when none is).
 fn valid_where(column: &Column, kinds: u8) -> Option<NullBuffer> {
     let rows = column.kind_of_rows();
-    // Most columns have no null: a pass of byte comparisons, 64 rows at a time, says so
-    // without packing a bit per row.
-    let all_valid = |chunk: &[u8]| chunk.iter().fold(true, |all, k| all & (k & kinds != 0));
-    if rows.chunks(64).all(all_valid) {
+    // Most columns have no null: a pass of byte comparisons says so without packing a bit
+    // per row.
+    if every(rows, |k| k & kinds != 0) {
         return None;
     }
     let valid = BooleanBuffer::collect_bool(rows.len(), |i| rows[i] & kinds != 0);
@@ -148,14 +147,17 @@ fn is_join_key(column: &Column, is_child: bool) -> bool {
 /// The string every row of `column` holds, when it holds one and the same in each (no null,
 /// no other kind): the `recordid` of an archive's rows.
 fn constant_string(column: &Column) -> Option<&str> {
-    let (kinds, values) = (column.kind_of_rows(), column.values());
-    let first = *values.first()?;
-    let same = |(k, v): (&[u8], &[u64])| {
-        k.iter().fold(true, |all, k| all & (*k == kind::STR))
-            & v.iter().fold(true, |all, v| all & (*v == first))
-    };
-    let mut chunks = kinds.chunks(64).zip(values.chunks(64));
-    chunks.all(same).then(|| column.str_of(first))
+    let first = *column.values().first()?;
+    let same =
+        every(column.kind_of_rows(), |k| k == kind::STR) && every(column.values(), |v| v == first);
+    same.then(|| column.str_of(first))
+}
+
+/// Whether `test` holds for every row: 64 rows at a time without a branch per row, so that
+/// the compiler can compare them as vectors.
+fn every<T: Copy>(rows: &[T], test: impl Fn(T) -> bool) -> bool {
+    rows.chunks(64)
+        .all(|chunk| chunk.iter().fold(true, |all, v| all & test(*v)))
 }
 
 /// A column ready to be written.
@@ -253,9 +255,12 @@ fn encode_with(
     let descriptors = file.schema_descr().columns().to_vec();
     let mut columns = Vec::with_capacity(typed.len());
     for ((column, (t, converted)), descr) in table.columns.iter().zip(typed).zip(&descriptors) {
-        let constant = constant_string(column).filter(|v| {
-            constants == Constants::Apart && t == ColType::Utf8 && constant::fits(descr, v)
-        });
+        // Only a required string column is looked at (a pass over its rows).
+        let apart = constants == Constants::Apart && t == ColType::Utf8 && constant::fits(descr);
+        let constant = apart
+            .then(|| constant_string(column))
+            .flatten()
+            .filter(|v| v.len() <= constant::MAX_LEN);
         columns.push(match (constant, t, converted) {
             (Some(value), ..) => Prepared::Constant(value),
             (None, ColType::Timestamp, Some(a)) => Prepared::Array(a),
@@ -266,8 +271,7 @@ fn encode_with(
     let per_group = file
         .properties()
         .max_row_group_row_count()
-        .unwrap_or(usize::MAX)
-        .max(1);
+        .unwrap_or(usize::MAX);
     let (mut start, mut group_index) = (0, 0);
     while start < table.rows {
         let rows = per_group.min(table.rows - start);
@@ -309,7 +313,7 @@ mod tests {
     use super::*;
     use crate::doc::Doc;
     use crate::flatten::Flattener;
-    use crate::table::Tables;
+    use crate::table::{Scalar, Tables};
 
     /// Each column of a Parquet file with its encodings.
     fn encodings(body: &[u8]) -> Vec<(String, Vec<Encoding>)> {
@@ -353,6 +357,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_column_is_constant_only_when_every_row_holds_the_same_string() {
+        let column = |cells: &[Scalar<'_>]| {
+            let mut c = Column::new("c");
+            for cell in cells {
+                c.push(*cell).unwrap();
+            }
+            c
+        };
+        let (a, b) = (Scalar::Str("a"), Scalar::Str("b"));
+        let null = Scalar::Cell(Cell::Null);
+        let many: Vec<Scalar<'_>> = std::iter::repeat_n(a, 200).collect();
+        assert_eq!(constant_string(&column(&many)), Some("a"));
+        // A different value, a null or a number at the start, in the middle (past the first
+        // 64 rows) or at the end.
+        for other in [b, null, Scalar::Cell(Cell::Int(1))] {
+            for at in [0, 100, 199] {
+                let mut cells = many.clone();
+                cells[at] = other;
+                assert_eq!(constant_string(&column(&cells)), None, "{other:?} at {at}");
+            }
+        }
+        // The same text copied again (not the row before's) is another value here: the
+        // column then goes through the Arrow writer, which writes it right.
+        assert_eq!(constant_string(&column(&[a, b, a])), None);
+        assert_eq!(constant_string(&column(&[])), None);
     }
 
     /// What a reader sees of each column chunk of `body` apart from where it lies and its

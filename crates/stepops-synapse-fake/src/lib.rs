@@ -122,6 +122,14 @@ impl Inner {
     pub fn def(&self, t: &str) -> Option<TypeDef> {
         self.opts.types.iter().find(|d| d.name == t).cloned()
     }
+    /// Jobs of `kind` started.
+    pub fn jobs_of(&self, kind: &str) -> usize {
+        lock(&self.started)
+            .iter()
+            .filter(|(k, _)| k.0 == kind)
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -335,11 +343,7 @@ impl FakeStack {
 
     /// Jobs of `kind` started.
     pub fn jobs_of(&self, kind: &str) -> usize {
-        lock(&self.inner.started)
-            .iter()
-            .filter(|(k, _)| k.0 == kind)
-            .map(|(_, n)| n)
-            .sum()
+        self.inner.jobs_of(kind)
     }
 
     /// Jobs of `kind` still PROCESSING.

@@ -124,20 +124,13 @@ fn start_job(inner: &Arc<Inner>, body: &[u8]) -> Reply {
         );
     }
     let (lo, hi) = (lo.unwrap_or(0), hi.unwrap_or(0));
-    let started_of_kind = {
-        let mut started = lock(&inner.started);
-        *started
-            .entry((kind.to_owned(), t.clone(), lo, hi))
-            .or_default() += 1;
-        started
-            .iter()
-            .filter(|(k, _)| k.0 == kind)
-            .map(|(_, n)| n)
-            .sum::<usize>()
-    };
-    let late = lock(&inner.late_starts).as_ref().and_then(|l| {
-        let n = started_of_kind.checked_sub(l.after)?;
-        (l.kind == kind && (1..=l.count).contains(&n)).then(|| l.by * n as u32)
+    *lock(&inner.started)
+        .entry((kind.to_owned(), t.clone(), lo, hi))
+        .or_default() += 1;
+    let late_starts = lock(&inner.late_starts).clone();
+    let late = late_starts.filter(|l| l.kind == kind).and_then(|l| {
+        let n = inner.jobs_of(kind).checked_sub(l.after)?;
+        (1..=l.count).contains(&n).then(|| l.by * n as u32)
     });
     let id = inner.next_job.fetch_add(1, Ordering::SeqCst).to_string();
     let status = json!({"jobId": id, "jobState": "PROCESSING", "etag": "x", "startedOn": "now"});
